@@ -1,0 +1,80 @@
+// Speed of the planner (Google Benchmark). Targets (issue: the working core):
+//   BM_DpBottleneck/10000/64  dp on 10,000 layers x 64 stages under 1 s on one core;
+//   BM_PlanGpt2Xl             the whole `plan` job on GPT-2 XL (load, analytic profile, dp,
+//                             simulate) well under 50 ms (the CLI's wall time adds start-up).
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "core/model.h"
+#include "executor/schedule.h"
+#include "partitioner/methods.h"
+#include "partitioner/planner.h"
+#include "profiler/analytic.h"
+#include "profiler/device_table.h"
+
+namespace pp {
+namespace {
+
+Profile RandomProfile(int layers, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> ms(0.1, 10.0);
+  std::uniform_int_distribution<uint64_t> bytes(1 << 20, 1 << 28);
+  Profile p;
+  p.model = "random";
+  p.backend = "analytic";
+  p.device = {"bench", uint64_t{80} << 30};
+  p.micro_batch_size = 1;
+  p.link = {4.5e11, 0.01};
+  for (int i = 0; i < layers; ++i) {
+    LayerProfile l;
+    l.name = "l" + std::to_string(i);
+    l.forward_ms = ms(rng);
+    l.backward_ms = 2 * ms(rng);
+    l.param_bytes = bytes(rng);
+    l.activation_bytes = bytes(rng);
+    l.output_bytes = bytes(rng);
+    p.layers.push_back(std::move(l));
+  }
+  return p;
+}
+
+void BM_DpBottleneck(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int p = static_cast<int>(state.range(1));
+  const Profile profile = RandomProfile(n, 7);
+  const CostModel cost(profile, Optimizer::kAdam);
+  const Schedule schedule = *BuildSchedule("1f1b", p, 2 * p);
+  SplitContext ctx;
+  ctx.cost = &cost;
+  ctx.num_stages = p;
+  ctx.in_flight = InFlightMicroBatches(schedule);
+  ctx.memory_limit = uint64_t{1} << 52;
+  for (auto _ : state) {
+    Result<std::vector<int>> split = DpBottleneckSplit(ctx);
+    benchmark::DoNotOptimize(split);
+  }
+}
+BENCHMARK(BM_DpBottleneck)->Args({1000, 16})->Args({10000, 64})->Unit(benchmark::kMillisecond);
+
+void BM_PlanGpt2Xl(benchmark::State& state) {
+  for (auto _ : state) {
+    Result<Model> model = LoadModel(PP_SOURCE_DIR "/models/gpt2-xl.json");
+    Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
+    PlanRequest request;
+    request.profile = *profile;
+    request.model = *model;
+    request.num_stages = 4;
+    request.num_micro_batches = 32;
+    request.memory_limit = profile->device.memory_bytes;
+    Result<Plan> plan = MakePlan(request);
+    if (!plan.ok()) state.SkipWithError(plan.message().c_str());
+    benchmark::DoNotOptimize(plan);
+  }
+}
+BENCHMARK(BM_PlanGpt2Xl)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace pp
+
+BENCHMARK_MAIN();

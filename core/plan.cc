@@ -1,0 +1,187 @@
+#include "core/plan.h"
+
+namespace pp {
+namespace {
+
+constexpr std::pair<Optimizer, std::string_view> kOptimizers[] = {
+    {Optimizer::kAdam, "adam"}, {Optimizer::kSgd, "sgd"}, {Optimizer::kNone, "none"}};
+
+Json StageToJson(const StagePlan& s) {
+  Json j;
+  j["index"] = s.index;
+  j["first_layer"] = s.first_layer;
+  j["last_layer"] = s.last_layer;
+  j["layer_names"] = s.layer_names;
+  j["forward_ms"] = s.forward_ms;
+  j["backward_ms"] = s.backward_ms;
+  j["param_bytes"] = s.param_bytes;
+  j["peak_memory_bytes"] = s.peak_memory_bytes;
+  j["send_bytes"] = s.send_bytes;
+  return j;
+}
+
+}  // namespace
+
+std::string_view OptimizerName(Optimizer o) {
+  for (const auto& [value, name] : kOptimizers) {
+    if (value == o) return name;
+  }
+  return "?";
+}
+
+std::optional<Optimizer> ParseOptimizer(std::string_view name) {
+  for (const auto& [value, n] : kOptimizers) {
+    if (n == name) return value;
+  }
+  return std::nullopt;
+}
+
+Result<Plan> PlanFromJson(const Json& doc) {
+  FieldReader r(doc, "");
+  r.Format(kPlanFormat);
+  Plan p;
+  p.tool_version = r.OptString("tool_version").value_or("");
+  p.model = r.Name("model");
+  p.schedule = r.String("schedule");
+  p.num_stages = static_cast<int>(r.Int("num_stages", 1, kMaxLayers));
+  p.num_micro_batches = static_cast<int>(r.Int("num_micro_batches", 1, kMaxMicroBatches));
+  p.micro_batch_size = r.Int("micro_batch_size", 1, int64_t{1} << 20);
+  p.method = r.String("method");
+  p.objective = r.String("objective");
+  const std::string optimizer = r.OptString("optimizer").value_or("adam");
+  if (r.ok()) {
+    if (auto o = ParseOptimizer(optimizer)) p.optimizer = *o;
+    else r.Fail("optimizer", "must be adam, sgd or none (got " + DescribeValue(Json(optimizer)) + ")");
+  }
+  if (const Json* limit = r.Find("memory_limit_bytes"); limit != nullptr && !limit->is_null()) {
+    p.memory_limit_bytes = r.Bytes("memory_limit_bytes");
+  }
+  const Json* boundaries = r.Array("boundaries");
+  const Json* stages = r.Array("stages");
+  const Json* predicted = r.Object("predicted");
+  const Json* profile = r.Object("profile");
+  if (!r.ok()) return r.status();
+
+  Result<Profile> prof = ProfileFromJson(*profile, "profile");
+  if (!prof.ok()) return prof.status();
+  p.profile = std::move(*prof);
+  const int n = static_cast<int>(p.profile.layers.size());
+
+  if (const Json* spec = r.Find("model_spec"); spec != nullptr) {
+    Result<Model> m = ModelFromJson(*spec);
+    if (!m.ok()) return m.status().Prefixed("model_spec");
+    if (m->layers.size() != p.profile.layers.size()) {
+      return Status::Error("model_spec: has " + std::to_string(m->layers.size()) +
+                           " layers but the profile has " + std::to_string(n));
+    }
+    p.model_spec = std::move(*m);
+  }
+
+  if (p.num_stages > n) {
+    return Status::Error("num_stages: " + std::to_string(p.num_stages) +
+                         " stages are more than the " + std::to_string(n) + " layers");
+  }
+  if (static_cast<int>(boundaries->size()) != p.num_stages - 1) {
+    return Status::Error("boundaries: has " + std::to_string(boundaries->size()) +
+                         " entries; num_stages " + std::to_string(p.num_stages) + " needs " +
+                         std::to_string(p.num_stages - 1));
+  }
+  int previous = 0;
+  for (size_t i = 0; i < boundaries->size(); ++i) {
+    const Json& b = (*boundaries)[i];
+    const std::string at = "boundaries[" + std::to_string(i) + "]";
+    if (!b.is_number_integer()) return Status::Error(at + ": must be an integer layer index");
+    const int64_t v = b.get<int64_t>();
+    if (v <= previous || v >= n) {
+      return Status::Error(at + ": " + std::to_string(v) + " must be greater than " +
+                           std::to_string(previous) + " and less than " + std::to_string(n) +
+                           " (boundaries increase and every stage holds a layer)");
+    }
+    previous = static_cast<int>(v);
+    p.boundaries.push_back(previous);
+  }
+
+  if (static_cast<int>(stages->size()) != p.num_stages) {
+    return Status::Error("stages: has " + std::to_string(stages->size()) +
+                         " entries; num_stages is " + std::to_string(p.num_stages));
+  }
+  for (int s = 0; s < p.num_stages; ++s) {
+    FieldReader sr((*stages)[s], "stages[" + std::to_string(s) + "]");
+    StagePlan st;
+    st.index = static_cast<int>(sr.Int("index", 0, kMaxLayers));
+    st.first_layer = static_cast<int>(sr.Int("first_layer", 0, kMaxLayers));
+    st.last_layer = static_cast<int>(sr.Int("last_layer", 0, kMaxLayers));
+    st.forward_ms = sr.NonNegative("forward_ms");
+    st.backward_ms = sr.NonNegative("backward_ms");
+    st.param_bytes = sr.Bytes("param_bytes");
+    st.peak_memory_bytes = sr.Bytes("peak_memory_bytes");
+    st.send_bytes = sr.Bytes("send_bytes");
+    if (const Json* names = sr.Array("layer_names"); names != nullptr) {
+      for (const Json& name : *names) {
+        if (!name.is_string()) {
+          sr.Fail("layer_names", "must hold strings");
+          break;
+        }
+        st.layer_names.push_back(name.get<std::string>());
+      }
+    }
+    if (!sr.ok()) return sr.status();
+    const int first = s == 0 ? 0 : p.boundaries[s - 1];
+    const int last = s + 1 == p.num_stages ? n - 1 : p.boundaries[s] - 1;
+    if (st.index != s || st.first_layer != first || st.last_layer != last) {
+      return Status::Error(sr.PathOf("first_layer") + ": stage " + std::to_string(st.index) +
+                           " covers layers " + std::to_string(st.first_layer) + "-" +
+                           std::to_string(st.last_layer) + " but the boundaries give stage " +
+                           std::to_string(s) + " layers " + std::to_string(first) + "-" +
+                           std::to_string(last));
+    }
+    p.stages.push_back(std::move(st));
+  }
+
+  FieldReader pr(*predicted, "predicted");
+  p.predicted.step_time_ms = pr.NonNegative("step_time_ms");
+  p.predicted.bubble_ratio = pr.NonNegative("bubble_ratio");
+  p.predicted.throughput_samples_per_s = pr.NonNegative("throughput_samples_per_s");
+  p.predicted.bottleneck_stage = static_cast<int>(pr.Int("bottleneck_stage", 0, p.num_stages - 1));
+  p.predicted.max_stage_ms = pr.NonNegative("max_stage_ms");
+  if (!pr.ok()) return pr.status();
+  return p;
+}
+
+Result<Plan> LoadPlan(const std::string& path) {
+  Result<Json> doc = ReadJsonFile(path);
+  if (!doc.ok()) return doc.status();
+  Result<Plan> p = PlanFromJson(*doc);
+  if (!p.ok()) return p.status().Prefixed(path);
+  return p;
+}
+
+Json PlanToJson(const Plan& p) {
+  Json doc;
+  doc["format"] = kPlanFormat;
+  doc["tool_version"] = p.tool_version;
+  doc["model"] = p.model;
+  doc["schedule"] = p.schedule;
+  doc["num_stages"] = p.num_stages;
+  doc["num_micro_batches"] = p.num_micro_batches;
+  doc["micro_batch_size"] = p.micro_batch_size;
+  doc["method"] = p.method;
+  doc["objective"] = p.objective;
+  doc["optimizer"] = OptimizerName(p.optimizer);
+  doc["memory_limit_bytes"] =
+      p.memory_limit_bytes ? Json(*p.memory_limit_bytes) : Json(nullptr);
+  doc["boundaries"] = p.boundaries;
+  Json stages = Json::array();
+  for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));
+  doc["stages"] = std::move(stages);
+  doc["predicted"] = {{"step_time_ms", p.predicted.step_time_ms},
+                      {"bubble_ratio", p.predicted.bubble_ratio},
+                      {"throughput_samples_per_s", p.predicted.throughput_samples_per_s},
+                      {"bottleneck_stage", p.predicted.bottleneck_stage},
+                      {"max_stage_ms", p.predicted.max_stage_ms}};
+  doc["profile"] = ProfileToJson(p.profile);
+  if (p.model_spec) doc["model_spec"] = ModelToJson(*p.model_spec);
+  return doc;
+}
+
+}  // namespace pp

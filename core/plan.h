@@ -1,0 +1,69 @@
+// Plan: the chosen stage boundaries and what the cost model predicts for them
+// (format "pp-partition.plan/v1", see DESIGN.md). A plan is self-contained: it embeds the
+// profile it was planned from and, when planned from a model file, the model (model_spec).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_util.h"
+#include "core/model.h"
+#include "core/profile.h"
+#include "core/status.h"
+
+namespace pp {
+
+inline constexpr std::string_view kPlanFormat = "pp-partition.plan/v1";
+inline constexpr int64_t kMaxMicroBatches = 1 << 20;
+
+enum class Optimizer { kAdam, kSgd, kNone };
+std::string_view OptimizerName(Optimizer o);
+std::optional<Optimizer> ParseOptimizer(std::string_view name);
+
+struct StagePlan {
+  int index = 0;
+  int first_layer = 0;  // inclusive
+  int last_layer = 0;   // inclusive
+  std::vector<std::string> layer_names;
+  double forward_ms = 0;   // one micro-batch
+  double backward_ms = 0;  // one micro-batch
+  uint64_t param_bytes = 0;
+  uint64_t peak_memory_bytes = 0;
+  uint64_t send_bytes = 0;  // to the next stage per micro-batch (0 for the last stage)
+};
+
+struct Prediction {
+  double step_time_ms = 0;
+  double bubble_ratio = 0;  // 1 - sum(busy) / (stages * step time)
+  double throughput_samples_per_s = 0;
+  int bottleneck_stage = 0;
+  double max_stage_ms = 0;  // largest stage forward + backward
+};
+
+struct Plan {
+  std::string tool_version;
+  std::string model;
+  std::string schedule;  // "gpipe" or "1f1b"
+  int num_stages = 0;
+  int num_micro_batches = 0;
+  int64_t micro_batch_size = 0;
+  std::string method;     // "dp", "uniform", "parameters", "greedy", "given"
+  std::string objective;  // "bottleneck" or "step"
+  Optimizer optimizer = Optimizer::kAdam;
+  std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
+  std::vector<int> boundaries;                 // first layer of stages 1..p-1
+  std::vector<StagePlan> stages;
+  Prediction predicted;
+  Profile profile;
+  std::optional<Model> model_spec;
+};
+
+// Parses and validates the plan's own consistency (boundaries against stages and the
+// profile's layer count). Does not recompute costs.
+Result<Plan> PlanFromJson(const Json& doc);
+Result<Plan> LoadPlan(const std::string& path);
+Json PlanToJson(const Plan& plan);
+
+}  // namespace pp

@@ -1,0 +1,128 @@
+#include "core/profile.h"
+
+#include <unordered_map>
+
+namespace pp {
+
+Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
+  auto at = [&](const std::string& p) { return base.empty() ? p : base + "." + p; };
+  FieldReader r(doc, base);
+  r.Format(kProfileFormat);
+  Profile p;
+  p.model = r.Name("model");
+  p.backend = r.String("backend");
+  p.micro_batch_size = r.Int("micro_batch_size", 1, int64_t{1} << 20);
+  const std::string dtype = r.String("dtype");
+  if (r.ok()) {
+    if (auto d = ParseDType(dtype)) p.dtype = *d;
+    else r.Fail("dtype", "must be \"bf16\" or \"fp32\" (got " + DescribeValue(Json(dtype)) + ")");
+  }
+  if (r.ok() && p.backend != "analytic" && p.backend != "cpu" && p.backend != "cuda") {
+    r.Fail("backend", "must be \"analytic\", \"cpu\" or \"cuda\" (got " +
+                          DescribeValue(Json(p.backend)) + ")");
+  }
+  p.measured_at = r.OptString("measured_at");
+  p.driver = r.OptString("driver");
+  p.tool_version = r.OptString("tool_version");
+  if (r.Has("sm_share")) {
+    p.sm_share = r.Positive("sm_share");
+    if (r.ok() && *p.sm_share > 1) r.Fail("sm_share", "must be in (0, 1]");
+  }
+  const Json* device = r.Object("device");
+  const Json* link = r.Object("link");
+  const Json* layers = r.Array("layers");
+  if (!r.ok()) return r.status();
+
+  FieldReader d(*device, at("device"));
+  p.device.name = d.Name("name");
+  p.device.memory_bytes = d.Bytes("memory_bytes");
+  if (!d.ok()) return d.status();
+
+  FieldReader k(*link, at("link"));
+  p.link.bandwidth_bytes_per_s = k.Positive("bandwidth_bytes_per_s");
+  p.link.latency_ms = k.NonNegative("latency_ms");
+  if (!k.ok()) return k.status();
+
+  if (layers->empty()) return Status::Error(at("layers") + ": the profile has no layers");
+  if (layers->size() > static_cast<size_t>(kMaxLayers)) {
+    return Status::Error(at("layers") + ": more than " + std::to_string(kMaxLayers) + " layers");
+  }
+  std::unordered_map<std::string, size_t> seen;
+  p.layers.reserve(layers->size());
+  for (size_t i = 0; i < layers->size(); ++i) {
+    FieldReader l((*layers)[i], at("layers[" + std::to_string(i) + "]"));
+    LayerProfile lp;
+    lp.name = l.Name("name");
+    lp.op = l.OptString("op").value_or("");
+    lp.forward_ms = l.NonNegative("forward_ms");
+    lp.backward_ms = l.NonNegative("backward_ms");
+    lp.param_bytes = l.Bytes("param_bytes");
+    lp.activation_bytes = l.Bytes("activation_bytes");
+    lp.output_bytes = l.Bytes("output_bytes");
+    lp.backward_input_ms = l.OptNonNegative("backward_input_ms");
+    lp.backward_weight_ms = l.OptNonNegative("backward_weight_ms");
+    lp.kernel_ms = l.OptNonNegative("kernel_ms");
+    lp.kernel_count = l.OptInt("kernel_count", 0, INT64_MAX);
+    lp.workspace_bytes = l.OptBytes("workspace_bytes");
+    lp.forward_p95_ms = l.OptNonNegative("forward_p95_ms");
+    if (l.ok() && !lp.op.empty() && !ParseOp(lp.op)) {
+      l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
+    }
+    if (l.ok()) {
+      auto [it, inserted] = seen.emplace(lp.name, i);
+      if (!inserted) {
+        l.Fail("name", "duplicate layer name " + DescribeValue(Json(lp.name)) +
+                           " (also layers[" + std::to_string(it->second) + "])");
+      }
+    }
+    if (!l.ok()) return l.status();
+    p.layers.push_back(std::move(lp));
+  }
+  return p;
+}
+
+Result<Profile> LoadProfile(const std::string& path) {
+  Result<Json> doc = ReadJsonFile(path);
+  if (!doc.ok()) return doc.status();
+  Result<Profile> p = ProfileFromJson(*doc);
+  if (!p.ok()) return p.status().Prefixed(path);
+  return p;
+}
+
+Json ProfileToJson(const Profile& p) {
+  Json doc;
+  doc["format"] = kProfileFormat;
+  doc["model"] = p.model;
+  doc["backend"] = p.backend;
+  doc["device"] = {{"name", p.device.name}, {"memory_bytes", p.device.memory_bytes}};
+  doc["micro_batch_size"] = p.micro_batch_size;
+  doc["dtype"] = DTypeName(p.dtype);
+  doc["link"] = {{"bandwidth_bytes_per_s", p.link.bandwidth_bytes_per_s},
+                 {"latency_ms", p.link.latency_ms}};
+  if (p.measured_at) doc["measured_at"] = *p.measured_at;
+  if (p.driver) doc["driver"] = *p.driver;
+  if (p.tool_version) doc["tool_version"] = *p.tool_version;
+  if (p.sm_share) doc["sm_share"] = *p.sm_share;
+  Json layers = Json::array();
+  for (const LayerProfile& lp : p.layers) {
+    Json l;
+    l["name"] = lp.name;
+    if (!lp.op.empty()) l["op"] = lp.op;
+    l["forward_ms"] = lp.forward_ms;
+    l["backward_ms"] = lp.backward_ms;
+    if (lp.backward_input_ms) l["backward_input_ms"] = *lp.backward_input_ms;
+    if (lp.backward_weight_ms) l["backward_weight_ms"] = *lp.backward_weight_ms;
+    l["param_bytes"] = lp.param_bytes;
+    l["activation_bytes"] = lp.activation_bytes;
+    l["output_bytes"] = lp.output_bytes;
+    if (lp.kernel_ms) l["kernel_ms"] = *lp.kernel_ms;
+    if (lp.kernel_count) l["kernel_count"] = *lp.kernel_count;
+    if (lp.workspace_bytes) l["workspace_bytes"] = *lp.workspace_bytes;
+    if (lp.forward_p95_ms) l["forward_p95_ms"] = *lp.forward_p95_ms;
+    layers.push_back(std::move(l));
+  }
+  doc["layers"] = std::move(layers);
+  return doc;
+}
+
+}  // namespace pp

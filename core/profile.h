@@ -1,0 +1,71 @@
+// Profile: per-layer time and memory of one model at one micro-batch size on one device
+// (format "pp-partition.profile/v1", see DESIGN.md). Times in ms, sizes in bytes, all per
+// micro-batch.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_util.h"
+#include "core/model.h"
+#include "core/status.h"
+
+namespace pp {
+
+inline constexpr std::string_view kProfileFormat = "pp-partition.profile/v1";
+
+struct DeviceInfo {
+  std::string name;
+  uint64_t memory_bytes = 0;
+};
+
+// Point-to-point link between neighbouring stages: a transfer of b bytes takes
+// latency_ms + 1000 * b / bandwidth_bytes_per_s milliseconds.
+struct Link {
+  double bandwidth_bytes_per_s = 0;
+  double latency_ms = 0;
+  double TransferMs(uint64_t bytes) const {
+    return latency_ms + 1000.0 * static_cast<double>(bytes) / bandwidth_bytes_per_s;
+  }
+};
+
+struct LayerProfile {
+  std::string name;
+  std::string op;  // optional in files ("" when absent)
+  double forward_ms = 0;
+  double backward_ms = 0;
+  uint64_t param_bytes = 0;
+  uint64_t activation_bytes = 0;  // kept for the backward, per micro-batch
+  uint64_t output_bytes = 0;      // sent to the next stage, per micro-batch
+  std::optional<double> backward_input_ms;
+  std::optional<double> backward_weight_ms;
+  std::optional<double> kernel_ms;
+  std::optional<int64_t> kernel_count;
+  std::optional<uint64_t> workspace_bytes;
+  std::optional<double> forward_p95_ms;
+};
+
+struct Profile {
+  std::string model;
+  std::string backend;  // "analytic", "cpu" or "cuda"
+  DeviceInfo device;
+  int64_t micro_batch_size = 0;
+  DType dtype = DType::kBf16;
+  Link link;
+  std::vector<LayerProfile> layers;
+  // Provenance (optional).
+  std::optional<std::string> measured_at;
+  std::optional<std::string> driver;
+  std::optional<std::string> tool_version;
+  std::optional<double> sm_share;
+};
+
+// Parses and validates. Errors name the JSON path below `base` ("profile" when the profile is
+// embedded in a plan, "" for a profile file).
+Result<Profile> ProfileFromJson(const Json& doc, const std::string& base = "");
+Result<Profile> LoadProfile(const std::string& path);
+Json ProfileToJson(const Profile& profile);
+
+}  // namespace pp

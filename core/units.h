@@ -1,0 +1,33 @@
+// Units used everywhere: times in milliseconds (double), sizes in bytes (uint64_t).
+// Parsing and formatting of the human forms the CLI accepts ("80GiB", "2%").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace pp {
+
+// Largest byte count a document may hold: every such integer reads back exactly as a double.
+inline constexpr uint64_t kMaxBytes = uint64_t{1} << 53;
+
+// Parses "85520809984", "80GiB", "80 GB", "512MiB", "1.5TiB" (binary and decimal suffixes,
+// B optional). "none" (any case) returns std::nullopt meaning "no limit".
+Result<std::optional<uint64_t>> ParseByteSize(std::string_view text);
+
+// Parses "2%", "2.5 %" or "0.02" into a fraction (0.02). Must be finite and >= 0.
+Result<double> ParseFraction(std::string_view text);
+
+// "1.50 GiB", "512.0 MiB", "12 B": three significant digits, binary units.
+std::string FormatBytes(uint64_t bytes);
+
+// "12.345 ms" style with `digits` decimals.
+std::string FormatMs(double ms, int digits = 3);
+
+// Shortens `text` for an error message: at most `max_chars`, with "..." when cut.
+std::string Abbreviate(std::string_view text, size_t max_chars = 48);
+
+}  // namespace pp

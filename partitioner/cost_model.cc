@@ -1,0 +1,50 @@
+#include "partitioner/cost_model.h"
+
+namespace pp {
+
+int64_t StateMultiplier(Optimizer optimizer, DType dtype) {
+  switch (optimizer) {
+    case Optimizer::kAdam:
+      return 16 / DTypeBytes(dtype);
+    case Optimizer::kSgd:
+      return 2;
+    case Optimizer::kNone:
+      return 1;
+  }
+  return 1;
+}
+
+CostModel::CostModel(const Profile& profile, Optimizer optimizer)
+    : profile_(profile),
+      layers_(profile.layers.size()),
+      multiplier_(StateMultiplier(optimizer, profile.dtype)) {
+  // Prefix sums; long double accumulation keeps range sums close to direct sums. Prefix values
+  // never decrease, so a larger range never costs less (the solvers rely on this).
+  forward_.assign(layers_ + 1, 0.0);
+  backward_.assign(layers_ + 1, 0.0);
+  total_.assign(layers_ + 1, 0.0);
+  params_.assign(layers_ + 1, 0);
+  activations_.assign(layers_ + 1, 0);
+  long double f = 0, b = 0, t = 0;
+  for (size_t i = 0; i < layers_; ++i) {
+    const LayerProfile& l = profile.layers[i];
+    f += l.forward_ms;
+    b += l.backward_ms;
+    t += static_cast<long double>(l.forward_ms) + l.backward_ms;
+    forward_[i + 1] = static_cast<double>(f);
+    backward_[i + 1] = static_cast<double>(b);
+    total_[i + 1] = static_cast<double>(t);
+    params_[i + 1] = params_[i] + l.param_bytes;
+    activations_[i + 1] = activations_[i] + l.activation_bytes;
+  }
+}
+
+uint64_t CostModel::SendBytes(int last) const {
+  return last + 1 < static_cast<int>(layers_) ? profile_.layers[last].output_bytes : 0;
+}
+
+double CostModel::TransferMs(int last) const {
+  return profile_.link.TransferMs(profile_.layers[last].output_bytes);
+}
+
+}  // namespace pp

@@ -1,0 +1,109 @@
+#include "partitioner/methods.h"
+
+#include <algorithm>
+
+#include "core/units.h"
+#include "partitioner/split_search.h"
+
+namespace pp {
+namespace {
+
+std::string WideToString(WideBytes v) {
+  if (v <= WideBytes{kMaxBytes}) return FormatBytes(static_cast<uint64_t>(v)) + " (" +
+                                          std::to_string(static_cast<uint64_t>(v)) + " bytes)";
+  return "more than 8 PiB";
+}
+
+}  // namespace
+
+const std::vector<PartitionMethod>& PartitionMethods() {
+  static const std::vector<PartitionMethod> kMethods = {
+      {"dp", "exact least bottleneck stage under the memory limit", DpBottleneckSplit},
+      {"uniform", "equal layer counts per stage", UniformSplit},
+      {"parameters", "balanced parameter bytes per stage", ParameterSplit},
+      {"greedy", "one pass, closing a stage at the average load", GreedySplit},
+  };
+  return kMethods;
+}
+
+const PartitionMethod* FindPartitionMethod(std::string_view name) {
+  for (const PartitionMethod& m : PartitionMethods()) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+std::string PartitionMethodNames() {
+  std::string names;
+  for (const PartitionMethod& m : PartitionMethods()) {
+    names += (names.empty() ? "" : ", ") + std::string(m.name);
+  }
+  return names;
+}
+
+Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx) {
+  const SplitSearch search(*ctx.cost, ctx.in_flight, ctx.memory_limit);
+  if (!search.MemoryFeasible()) {
+    return Status::Error("no split of the " + std::to_string(ctx.cost->num_layers()) +
+                         " layers into " + std::to_string(ctx.num_stages) +
+                         " stages fits the memory limit of " + WideToString(*ctx.memory_limit) +
+                         "; the smallest limit that fits is " +
+                         WideToString(search.SmallestMemoryLimit()));
+  }
+  const double best = search.MinBottleneckMs();
+  // Equally good splits differ in transfers and in how the schedule overlaps them: simulate a
+  // few cheap candidates and keep the fastest (the first on a tie, for reproducible plans).
+  std::optional<std::vector<int>> chosen;
+  double chosen_step = 0;
+  for (SplitTie tie : {SplitTie::kFewestTransferMs, SplitTie::kEarly, SplitTie::kLate}) {
+    std::optional<std::vector<int>> candidate = search.Split(best, tie);
+    if (!candidate) continue;
+    const double step = ctx.step_time_ms ? ctx.step_time_ms(*candidate) : 0;
+    if (!chosen || step < chosen_step) {
+      chosen = std::move(candidate);
+      chosen_step = step;
+    }
+  }
+  if (!chosen) return Status::Error("internal error: the bottleneck search found no split");
+  return *chosen;
+}
+
+Result<std::vector<int>> UniformSplit(const SplitContext& ctx) {
+  const int n = ctx.cost->num_layers(), p = ctx.num_stages;
+  std::vector<int> boundaries;
+  int first = 0;
+  for (int s = 0; s + 1 < p; ++s) {
+    first += n / p + (s < n % p ? 1 : 0);
+    boundaries.push_back(first);
+  }
+  return boundaries;
+}
+
+Result<std::vector<int>> ParameterSplit(const SplitContext& ctx) {
+  const int n = ctx.cost->num_layers();
+  std::vector<uint64_t> weights(n);
+  for (int i = 0; i < n; ++i) weights[i] = static_cast<uint64_t>(ctx.cost->ParamBytes(i, i));
+  return MinMaxWeightSplit(weights, ctx.num_stages);
+}
+
+Result<std::vector<int>> GreedySplit(const SplitContext& ctx) {
+  const int n = ctx.cost->num_layers(), p = ctx.num_stages;
+  const double target = ctx.cost->StageMs(0, n - 1) / p;
+  std::vector<int> boundaries;
+  int first = 0;
+  for (int s = 0; s + 1 < p; ++s) {
+    // Leave at least one layer for each later stage.
+    const int last_allowed = n - (p - s);
+    int last = first;
+    while (last < last_allowed && ctx.cost->StageMs(first, last) < target) ++last;
+    // Close before the layer that overshot when that lands nearer the target.
+    if (last > first && ctx.cost->StageMs(first, last) - target > target - ctx.cost->StageMs(first, last - 1)) {
+      --last;
+    }
+    boundaries.push_back(last + 1);
+    first = last + 1;
+  }
+  return boundaries;
+}
+
+}  // namespace pp

@@ -1,0 +1,47 @@
+// Partition methods: each chooses the p-1 stage boundaries for a cost model. They implement
+// one small signature and register in methods.cc's table.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "partitioner/cost_model.h"
+
+namespace pp {
+
+struct SplitContext {
+  const CostModel* cost = nullptr;
+  int num_stages = 0;
+  std::vector<int> in_flight;              // per stage, from the schedule
+  std::optional<uint64_t> memory_limit;    // nullopt: none
+  // Simulated step time of a split (ms); used to choose among equally good splits.
+  std::function<double(const std::vector<int>&)> step_time_ms;
+};
+
+struct PartitionMethod {
+  std::string_view name;
+  std::string_view summary;  // one line for --help
+  Result<std::vector<int>> (*split)(const SplitContext&);
+};
+
+const std::vector<PartitionMethod>& PartitionMethods();
+const PartitionMethod* FindPartitionMethod(std::string_view name);
+std::string PartitionMethodNames();
+
+// The methods (methods.cc).
+// dp: exact least max_stage_ms under the memory limit; among the splits that reach it, the
+// one with the least simulated step time of a few cheap candidates. An infeasible memory
+// limit is an error naming the smallest limit that fits.
+Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx);
+// uniform: equal layer counts (the first n mod p stages take one more layer).
+Result<std::vector<int>> UniformSplit(const SplitContext& ctx);
+// parameters: least largest per-stage parameter bytes (exact).
+Result<std::vector<int>> ParameterSplit(const SplitContext& ctx);
+// greedy: one pass, closing a stage once it reaches the average load total / p.
+Result<std::vector<int>> GreedySplit(const SplitContext& ctx);
+
+}  // namespace pp

@@ -1,0 +1,194 @@
+#include "partitioner/split_search.h"
+
+#include <bit>
+#include <cstdint>
+#include <deque>
+#include <limits>
+
+namespace pp {
+namespace {
+
+// Non-negative doubles order like their bit patterns.
+uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
+double FromBits(uint64_t b) { return std::bit_cast<double>(b); }
+
+// Feasible end sets for a monotone `fits(s, i, j)` predicate (see split_search.h).
+template <typename FitsFn>
+bool ReachEnd(int n, int p, FitsFn fits, std::vector<std::vector<int>>* lo_out,
+              std::vector<std::vector<char>>* reach_out) {
+  std::vector<char> prev(n, 0), cur(n, 0);
+  std::vector<int> count(n + 1, 0);  // prefix counts of prev
+  std::vector<int> lo_row(n);
+  if (lo_out) lo_out->assign(p, std::vector<int>(n));
+  if (reach_out) reach_out->assign(p, std::vector<char>(n, 0));
+  for (int s = 0; s < p; ++s) {
+    int lo = 0;
+    bool any = false;
+    for (int j = 0; j < n; ++j) {
+      while (lo <= j && !fits(s, lo, j)) ++lo;
+      lo_row[j] = lo;
+      bool ok = false;
+      if (lo <= j) {
+        if (s == 0) {
+          ok = lo == 0;
+        } else {
+          // Some e in [lo - 1, j - 1] where stage s-1 can end.
+          const int a = lo - 1 < 0 ? 0 : lo - 1;
+          ok = j >= 1 && count[j] - count[a] > 0;
+        }
+      }
+      cur[j] = ok;
+      any |= ok;
+    }
+    if (lo_out) (*lo_out)[s] = lo_row;
+    if (reach_out) (*reach_out)[s] = cur;
+    if (!any) return false;
+    count[0] = 0;
+    for (int j = 0; j < n; ++j) count[j + 1] = count[j] + cur[j];
+    prev.swap(cur);
+  }
+  return prev[n - 1] != 0;
+}
+
+}  // namespace
+
+SplitSearch::SplitSearch(const CostModel& cost, std::vector<int> in_flight,
+                         std::optional<uint64_t> memory_limit)
+    : cost_(cost), in_flight_(std::move(in_flight)), memory_limit_(memory_limit) {}
+
+bool SplitSearch::Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
+                       std::vector<std::vector<char>>* reach) const {
+  const CostModel& c = cost_;
+  const std::vector<int>& in_flight = in_flight_;
+  auto fits = [&](int s, int i, int j) {
+    if (c.StageMs(i, j) > limits.time_ms) return false;
+    return !limits.limit_memory || c.PeakMemory(i, j, in_flight[s]) <= limits.memory;
+  };
+  return ReachEnd(c.num_layers(), num_stages(), fits, lo, reach);
+}
+
+SplitSearch::Limits SplitSearch::MemoryOnly(WideBytes memory) const {
+  return {std::numeric_limits<double>::infinity(), memory, true};
+}
+
+bool SplitSearch::MemoryFeasible() const {
+  if (!memory_limit_) return num_stages() <= cost_.num_layers();
+  return Fits(MemoryOnly(*memory_limit_), nullptr, nullptr);
+}
+
+WideBytes SplitSearch::SmallestMemoryLimit() const {
+  const int n = cost_.num_layers();
+  int max_in_flight = 0;
+  for (int f : in_flight_) max_in_flight = std::max(max_in_flight, f);
+  WideBytes lo = 0, hi = cost_.PeakMemory(0, n - 1, max_in_flight);  // hi always fits
+  if (!Fits(MemoryOnly(hi), nullptr, nullptr)) return hi;  // only when p > n
+  while (lo < hi) {
+    const WideBytes mid = lo + (hi - lo) / 2;
+    if (Fits(MemoryOnly(mid), nullptr, nullptr)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+double SplitSearch::MinBottleneckMs() const {
+  const int n = cost_.num_layers();
+  const WideBytes memory = memory_limit_ ? *memory_limit_ : 0;
+  auto fits = [&](double t) { return Fits({t, memory, memory_limit_.has_value()}, nullptr, nullptr); };
+  // Every stage is at most the whole model, so the total always fits the time limit.
+  uint64_t lo = 0, hi = Bits(cost_.StageMs(0, n - 1));
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (fits(FromBits(mid))) hi = mid;
+    else lo = mid + 1;
+  }
+  return FromBits(lo);
+}
+
+std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTie tie) const {
+  const int n = cost_.num_layers();
+  const int p = num_stages();
+  std::vector<std::vector<int>> lo;
+  std::vector<std::vector<char>> reach;
+  const Limits limits{bottleneck_ms, memory_limit_ ? WideBytes{*memory_limit_} : WideBytes{0},
+                      memory_limit_.has_value()};
+  if (!Fits(limits, &lo, &reach)) return std::nullopt;
+  if (p == 1) return std::vector<int>();
+
+  // best[s][j]: least summed boundary cost of a fitting split of layers [0, j] into s + 1
+  // stages; choice[s][j]: where stage s - 1 ends in it. Window minimum with a monotone deque:
+  // for stage s ending at j the previous end e ranges over [lo - 1, j - 1], both ends rising.
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  auto boundary_cost = [&](int e) {
+    return tie == SplitTie::kFewestTransferMs ? cost_.TransferMs(e) : 0.0;
+  };
+  std::vector<double> prev(n, kInf), cur(n, kInf);
+  std::vector<std::vector<int>> choice(p, std::vector<int>(n, -1));
+  for (int j = 0; j < n; ++j) {
+    if (reach[0][j]) prev[j] = 0;
+  }
+  for (int s = 1; s < p; ++s) {
+    std::deque<int> window;  // candidate ends e, increasing; values non-decreasing from front
+    int pushed = 0;          // next e to consider
+    auto value = [&](int e) { return prev[e] + boundary_cost(e); };
+    for (int j = 0; j < n; ++j) {
+      cur[j] = kInf;
+      while (pushed <= j - 1) {
+        const int e = pushed++;
+        if (prev[e] == kInf) continue;
+        const double v = value(e);
+        // kLate keeps the later of equal candidates; the others keep the earlier.
+        if (tie == SplitTie::kLate) {
+          while (!window.empty() && value(window.back()) >= v) window.pop_back();
+        } else {
+          while (!window.empty() && value(window.back()) > v) window.pop_back();
+        }
+        window.push_back(e);
+      }
+      const int first_end = lo[s][j] - 1;
+      while (!window.empty() && window.front() < first_end) window.pop_front();
+      if (!reach[s][j] || window.empty()) continue;
+      cur[j] = value(window.front());
+      choice[s][j] = window.front();
+    }
+    prev.swap(cur);
+  }
+  std::vector<int> boundaries(p - 1);
+  int end = n - 1;
+  for (int s = p - 1; s >= 1; --s) {
+    end = choice[s][end];
+    boundaries[s - 1] = end + 1;
+  }
+  return boundaries;
+}
+
+std::vector<int> MinMaxWeightSplit(const std::vector<uint64_t>& weights, int p) {
+  const int n = static_cast<int>(weights.size());
+  std::vector<WideBytes> prefix(n + 1, 0);
+  for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + weights[i];
+  auto fits_under = [&](WideBytes limit, std::vector<std::vector<int>>* lo,
+                        std::vector<std::vector<char>>* reach) {
+    auto fits = [&](int, int i, int j) { return prefix[j + 1] - prefix[i] <= limit; };
+    return ReachEnd(n, p, fits, lo, reach);
+  };
+  WideBytes lo = 0, hi = prefix[n];
+  while (lo < hi) {
+    const WideBytes mid = lo + (hi - lo) / 2;
+    if (fits_under(mid, nullptr, nullptr)) hi = mid;
+    else lo = mid + 1;
+  }
+  std::vector<std::vector<int>> first;
+  std::vector<std::vector<char>> reach;
+  fits_under(lo, &first, &reach);
+  // Working back from the last stage, end each earlier stage as early as it may.
+  std::vector<int> boundaries(p - 1);
+  int end = n - 1;
+  for (int s = p - 1; s >= 1; --s) {
+    int e = std::max(first[s][end] - 1, 0);
+    while (!reach[s - 1][e]) ++e;
+    boundaries[s - 1] = e + 1;
+    end = e;
+  }
+  return boundaries;
+}
+
+}  // namespace pp

@@ -1,0 +1,68 @@
+// Exact search over contiguous splits of n layers into p non-empty stages.
+//
+// A split "fits" a limit pair (T, L) when every stage s covering layers [i, j] has
+// StageMs(i, j) <= T and PeakMemory(i, j, in_flight[s]) <= L. Both quantities grow with the
+// range, so for a fixed stage and last layer j the fitting first layers form a suffix
+// [lo_s(j), j] with lo_s non-decreasing in j. The set of layers at which stage s can end is
+// then computed from stage s-1's set in O(n) with two pointers and prefix counts, and the
+// whole test costs O(p n). The least T (or L) for which a split exists is found by bisection
+// over the ordered bit patterns of non-negative doubles (or over integers), so it is exact:
+// the answer is the smallest representable value that fits, which is some stage's cost.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "partitioner/cost_model.h"
+
+namespace pp {
+
+// Which split to return among those that meet the limits.
+enum class SplitTie {
+  kFewestTransferMs,  // least total transfer time over the p-1 boundaries
+  kEarly,             // each boundary as early as possible (working from the last stage)
+  kLate,              // each boundary as late as possible
+};
+
+class SplitSearch {
+ public:
+  // `cost` must outlive the search. `in_flight` has one entry per stage (p entries).
+  // No memory limit when `memory_limit` is empty.
+  SplitSearch(const CostModel& cost, std::vector<int> in_flight,
+              std::optional<uint64_t> memory_limit);
+
+  int num_stages() const { return static_cast<int>(in_flight_.size()); }
+
+  // Whether some split meets the memory limit (any stage time).
+  bool MemoryFeasible() const;
+  // The least memory limit under which some split fits: min over splits of the largest stage
+  // peak memory.
+  WideBytes SmallestMemoryLimit() const;
+  // The least max_stage_ms over splits that meet the memory limit. Requires MemoryFeasible().
+  double MinBottleneckMs() const;
+  // A split whose stages all take <= `bottleneck_ms` and meet the memory limit, chosen by
+  // `tie`, as its p-1 boundaries; nullopt when none exists.
+  std::optional<std::vector<int>> Split(double bottleneck_ms, SplitTie tie) const;
+
+ private:
+  struct Limits {
+    double time_ms;
+    WideBytes memory;
+    bool limit_memory;
+  };
+  // Fills `lo` (p x n; lo[s][j] = first layer of the widest fitting stage s ending at j, or
+  // j + 1 when none) and `reach` (p x n; whether stage s can end at j) when given.
+  bool Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
+            std::vector<std::vector<char>>* reach) const;
+  Limits MemoryOnly(WideBytes memory) const;
+
+  const CostModel& cost_;
+  std::vector<int> in_flight_;
+  std::optional<uint64_t> memory_limit_;
+};
+
+// Boundaries that minimise the largest per-stage sum of `weights` (exact; ties toward early
+// boundaries). Used by the parameter-count baseline. Requires 1 <= p <= weights.size().
+std::vector<int> MinMaxWeightSplit(const std::vector<uint64_t>& weights, int p);
+
+}  // namespace pp

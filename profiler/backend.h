@@ -1,0 +1,43 @@
+// Profiler backends: each turns a model into a Profile (per-layer time and memory, see
+// core/profile.h) in its own way, behind one small interface, and is registered in one table
+// (backend.cc). "analytic" computes a roofline from the device table; "cpu" and "cuda" will
+// measure, and until they do they return an error rather than a made-up profile.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+#include "core/profile.h"
+#include "core/status.h"
+
+namespace pp {
+
+struct ProfileRequest {
+  const Model* model = nullptr;             // not owned; must outlive the call
+  std::string device = "h100";              // analytic: a key of the device table (device_table.h)
+  std::optional<int64_t> micro_batch_size;  // replaces the model's when set
+  std::optional<DType> dtype;               // replaces the model's when set
+  std::string gpus;  // measuring backends: which GPUs ("0", "0x4"); "" for the default
+};
+
+class ProfilerBackend {
+ public:
+  virtual ~ProfilerBackend() = default;
+  // The name --backend selects ("analytic", "cpu", "cuda").
+  virtual std::string_view name() const = 0;
+  // Profiles request.model. Errors are one line meant for the user. Safe to call from
+  // several threads at once.
+  virtual Result<Profile> Run(const ProfileRequest& request) const = 0;
+};
+
+// The registered backend called `name`, or nullptr. Backends live for the whole program.
+const ProfilerBackend* FindBackend(std::string_view name);
+
+// The registered names, in a fixed order ("analytic", "cpu", "cuda").
+std::vector<std::string_view> BackendNames();
+
+}  // namespace pp

@@ -1,0 +1,345 @@
+// The analytic backend against closed forms: GEMM work, the two roofline regimes, the
+// transformer block's flops (Narayanan et al. 2021) and activation memory (Korthikanti et
+// al. 2022), and the profile it assembles.
+#include "profiler/analytic.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/profile.h"
+#include "core/units.h"
+#include "profiler/backend.h"
+#include "profiler/device_table.h"
+#include "profiler/kernels.h"
+
+namespace pp {
+namespace {
+
+const DeviceSpec& H100() { return *FindDevice("h100"); }
+
+Model LoadOrFail(const std::string& name) {
+  Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
+  if (!m.ok()) {
+    ADD_FAILURE() << m.message();
+    return Model();
+  }
+  return std::move(m).value();
+}
+
+Model ModelOrFail(const std::string& text) {
+  Result<Json> doc = ParseJsonText(text);
+  if (!doc.ok()) {
+    ADD_FAILURE() << doc.message();
+    return Model();
+  }
+  Result<Model> m = ModelFromJson(*doc);
+  if (!m.ok()) {
+    ADD_FAILURE() << m.message();
+    return Model();
+  }
+  return std::move(m).value();
+}
+
+// A one-block token model with GPT-2 small's shapes (b = 8, s = 1024, h = 768, a = 12).
+Model Gpt2Block(const std::string& dtype, const std::string& norm, const std::string& mlp,
+                int64_t ffn) {
+  return ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "one-block", "dtype": ")" +
+                     dtype + R"(", "input": {"micro_batch_size": 8, "seq_len": 1024},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 50257, "hidden": 768},
+                 {"name": "block", "op": "transformer_block", "hidden": 768, "heads": 12,
+                  "ffn": )" +
+                     std::to_string(ffn) + R"(, "norm": ")" + norm + R"(", "mlp": ")" + mlp +
+                     R"(", "causal": true}]})");
+}
+
+const Layer* FindLayer(const Model& m, const std::string& name) {
+  for (const Layer& l : m.layers) {
+    if (l.name == name) return &l;
+  }
+  ADD_FAILURE() << "no layer " << name;
+  return nullptr;
+}
+
+TEST(AnalyticTest, GemmWorkIsTheClosedForm) {
+  // [3 x 5] . [5 x 7]: 3*5*7 multiply-adds; reads 15 + 35 elements and writes 21.
+  const Kernel k = GemmKernel("g", 3, 5, 7, 2);
+  EXPECT_EQ(k.flops, 2.0 * 3 * 5 * 7);
+  EXPECT_EQ(k.bytes, (15.0 + 35 + 21) * 2);
+  const Kernel batched = BatchedGemmKernel("b", 96, 3, 5, 7, 4);
+  EXPECT_EQ(batched.flops, 96 * 2.0 * 3 * 5 * 7);
+  EXPECT_EQ(batched.bytes, 96 * (15.0 + 35 + 21) * 4);
+}
+
+TEST(AnalyticTest, BigGemmRunsAtPeakFlops) {
+  const double n = 8192;
+  const Kernel k = GemmKernel("g", n, n, n, 2);
+  EXPECT_DOUBLE_EQ(KernelMs(k, H100(), DType::kBf16), 1000 * 2 * n * n * n / 989.4e12);
+  // In fp32 the same product runs at the non-tensor fp32 peak instead.
+  const Kernel k32 = GemmKernel("g", n, n, n, 4);
+  EXPECT_DOUBLE_EQ(KernelMs(k32, H100(), DType::kFp32), 1000 * 2 * n * n * n / 66.9e12);
+}
+
+TEST(AnalyticTest, LayerNormRunsAtMemoryBandwidth) {
+  const Model m = LoadOrFail("gpt2-small");
+  const Layer* ln = FindLayer(m, "ln_f");
+  ASSERT_NE(ln, nullptr);
+  const double rows = 8 * 1024, h = 768;
+  for (DType dtype : {DType::kBf16, DType::kFp32}) {
+    const double e = static_cast<double>(DTypeBytes(dtype));
+    const LayerKernels k = ListKernels(*ln, m.input, dtype);
+    ASSERT_EQ(k.forward.size(), 1u);
+    // Reads x, gain and bias; writes y plus fp32 mean and rstd per row.
+    const double bytes = rows * h * e + 2 * h * e + rows * h * e + rows * 8;
+    EXPECT_EQ(k.forward[0].bytes, bytes);
+    EXPECT_DOUBLE_EQ(KernelMs(k.forward[0], H100(), dtype), 1000 * bytes / 3.35e12);
+  }
+}
+
+TEST(AnalyticTest, BlockFlopsMatchTheMegatronCount) {
+  // Narayanan et al. 2021 ("Efficient Large-Scale Language Model Training on GPU Clusters
+  // Using Megatron-LM"): a GPT layer's forward does 24bsh^2 + 4bs^2h flops (ffn = 4h), the
+  // backward twice that; the weight gradients are the weight GEMMs' share, 24bsh^2.
+  const Model m = Gpt2Block("bf16", "layernorm", "gelu", 4 * 768);
+  const Layer* block = FindLayer(m, "block");
+  ASSERT_NE(block, nullptr);
+  const double b = 8, s = 1024, h = 768;
+  const LayerKernels k = ListKernels(*block, m.input, DType::kBf16);
+  const double forward = 24 * b * s * h * h + 4 * b * s * s * h;
+  EXPECT_EQ(TotalFlops(k.forward), forward);
+  EXPECT_EQ(TotalFlops(k.backward_input) + TotalFlops(k.backward_weight), 2 * forward);
+  EXPECT_EQ(TotalFlops(k.backward_weight), 24 * b * s * h * h);
+
+  // SwiGLU (three h x f matrices) without biases: 2bs(4h^2 + 3hf) + 4bs^2h.
+  const double f = 2048;
+  const Model sw = Gpt2Block("bf16", "rmsnorm", "swiglu", 2048);
+  const Layer* swb = FindLayer(sw, "block");
+  ASSERT_NE(swb, nullptr);
+  const LayerKernels ks = ListKernels(*swb, sw.input, DType::kBf16);
+  EXPECT_EQ(TotalFlops(ks.forward), 2 * b * s * (4 * h * h + 3 * h * f) + 4 * b * s * s * h);
+}
+
+TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {
+  // Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer
+  // Models"): a layer keeps 34sbh + 5as^2b bytes in 16-bit precision. That includes two
+  // 1-byte dropout masks of sbh (after attention and after the MLP), the attention dropout's
+  // 1-byte mask (as^2b) and its 16-bit output (2as^2b); this block has no dropout. Each of
+  // the two layernorms adds its fp32 mean and rstd (8 bytes a row).
+  const double b = 8, s = 1024, h = 768, a = 12;
+  const double published = 34 * s * b * h + 5 * a * s * s * b;
+  const double dropout = 2 * s * b * h + a * s * s * b + 2 * a * s * s * b;
+  const double stats = 2 * 8 * s * b;
+  const Model m = Gpt2Block("bf16", "layernorm", "gelu", 4 * 768);
+  const Layer* block = FindLayer(m, "block");
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16).activation_bytes,
+            published - dropout + stats);
+  // In fp32 every tensor doubles; the statistics were fp32 already.
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kFp32).activation_bytes,
+            2 * (published - dropout) + stats);
+  // The same count through the profile, as an integer.
+  Result<LayerCost> cost = AnalyticLayerCost(*block, m.input, DType::kBf16, H100());
+  ASSERT_TRUE(cost.ok()) << cost.message();
+  EXPECT_EQ(cost->activation_bytes, static_cast<uint64_t>(published - dropout + stats));
+}
+
+TEST(AnalyticTest, LinearAndEmbeddingMemory) {
+  const Model m = LoadOrFail("gpt2-small");
+  const Layer* head = FindLayer(m, "lm_head");
+  const Layer* embed = FindLayer(m, "embed");
+  ASSERT_NE(head, nullptr);
+  ASSERT_NE(embed, nullptr);
+  const double rows = 8 * 1024;
+  const LayerMemory hm = AnalyticLayerMemory(*head, m.input, DType::kBf16);
+  EXPECT_EQ(hm.param_bytes, 768.0 * 50257 * 2);    // its own copy of the tied matrix
+  EXPECT_EQ(hm.activation_bytes, rows * 768 * 2);  // its input, for the weight gradient
+  EXPECT_EQ(hm.output_bytes, rows * 50257 * 2);    // the logits
+  const LayerMemory em = AnalyticLayerMemory(*embed, m.input, DType::kBf16);
+  EXPECT_EQ(em.param_bytes, (50257.0 + 1024) * 768 * 2);
+  EXPECT_EQ(em.activation_bytes, rows * 4);  // int32 token ids
+  EXPECT_EQ(em.output_bytes, rows * 768 * 2);
+  const LayerMemory loss = AnalyticLayerMemory(*FindLayer(m, "loss"), m.input, DType::kBf16);
+  EXPECT_EQ(loss.output_bytes, 4);                     // one fp32 scalar
+  EXPECT_EQ(loss.activation_bytes, rows * 50257 * 2);  // the softmax of the logits
+}
+
+TEST(AnalyticTest, Fp32DoublesTensorsAndUsesTheFp32Rate) {
+  const Model m = LoadOrFail("mlp-2gpu");
+  const Layer* fc1 = FindLayer(m, "fc1");
+  ASSERT_NE(fc1, nullptr);
+  const LayerMemory bf = AnalyticLayerMemory(*fc1, m.input, DType::kBf16);
+  const LayerMemory fp = AnalyticLayerMemory(*fc1, m.input, DType::kFp32);
+  EXPECT_EQ(fp.param_bytes, 2 * bf.param_bytes);
+  EXPECT_EQ(fp.activation_bytes, 2 * bf.activation_bytes);
+  EXPECT_EQ(fp.output_bytes, 2 * bf.output_bytes);
+  EXPECT_EQ(bf.param_bytes, (1024.0 * 2048 + 2048) * 2);
+  // A compute-bound GEMM slows by the ratio of the peaks.
+  const Kernel k = GemmKernel("g", 4096, 4096, 4096, 2);
+  const Kernel k32 = GemmKernel("g", 4096, 4096, 4096, 4);
+  EXPECT_DOUBLE_EQ(KernelMs(k32, H100(), DType::kFp32) / KernelMs(k, H100(), DType::kBf16),
+                   989.4 / 66.9);
+}
+
+TEST(AnalyticTest, EachLayerOfTheProfileHasItsOwnShape) {
+  // mlp-2gpu's layers all differ: a profile must not reuse one layer's numbers for another.
+  const Model m = LoadOrFail("mlp-2gpu");
+  Result<Profile> p = AnalyticProfile(m, H100(), AnalyticOptions());
+  ASSERT_TRUE(p.ok()) << p.message();
+  ASSERT_EQ(p->layers.size(), 4u);
+  const double rows = 32;
+  EXPECT_EQ(p->layers[0].param_bytes, (1024u * 2048 + 2048) * 2);
+  EXPECT_EQ(p->layers[2].param_bytes, (2048u * 1024 + 1024) * 2);
+  EXPECT_EQ(p->layers[0].output_bytes, rows * 2048 * 2);
+  EXPECT_EQ(p->layers[1].output_bytes, rows * 2048 * 2);
+  EXPECT_EQ(p->layers[2].output_bytes, rows * 1024 * 2);
+  EXPECT_EQ(p->layers[2].activation_bytes, rows * 2048 * 2);  // fc2 keeps its input
+  EXPECT_EQ(p->layers[3].activation_bytes, rows * 1024 * 2);  // mse keeps the difference
+  EXPECT_EQ(p->layers[3].op, "mse");
+}
+
+TEST(AnalyticTest, EveryDeviceHasRatesAndASource) {
+  std::set<std::string_view> keys;
+  ASSERT_GE(AllDevices().size(), 4u);
+  for (const DeviceSpec& d : AllDevices()) {
+    EXPECT_TRUE(keys.insert(d.key).second) << "duplicate key " << d.key;
+    for (char c : d.key) EXPECT_FALSE(c >= 'A' && c <= 'Z') << d.key << " is not lowercase";
+    EXPECT_FALSE(d.name.empty()) << d.key;
+    EXPECT_GT(d.bf16_flops_per_s, d.fp32_flops_per_s) << d.key << ": tensor cores are faster";
+    EXPECT_GT(d.fp32_flops_per_s, 0) << d.key;
+    EXPECT_GT(d.memory_bytes_per_s, 0) << d.key;
+    EXPECT_GT(d.memory_bytes, 0u) << d.key;
+    EXPECT_LE(d.memory_bytes, kMaxBytes) << d.key;
+    EXPECT_GT(d.link_bytes_per_s, 0) << d.key;
+    EXPECT_GE(d.link_latency_ms, 0) << d.key;
+    EXPECT_GT(d.source.size(), 20u) << d.key << " should say where its numbers come from";
+    EXPECT_EQ(FindDevice(d.key), &d);
+  }
+  for (std::string_view k : {"h100", "h200", "a100", "l40s"}) EXPECT_NE(FindDevice(k), nullptr);
+  EXPECT_EQ(FindDevice("tpu"), nullptr);
+}
+
+TEST(AnalyticTest, Gpt2SmallProfile) {
+  const Model m = LoadOrFail("gpt2-small");
+  Result<Profile> p = AnalyticProfile(m, H100(), AnalyticOptions());
+  ASSERT_TRUE(p.ok()) << p.message();
+  std::vector<std::string> names = {"embed"};
+  for (int i = 0; i < 12; ++i) names.push_back("block." + std::to_string(i));
+  for (const char* n : {"ln_f", "lm_head", "loss"}) names.push_back(n);
+  ASSERT_EQ(p->layers.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const LayerProfile& l = p->layers[i];
+    EXPECT_EQ(l.name, names[i]);
+    ASSERT_TRUE(l.backward_input_ms && l.backward_weight_ms) << l.name;
+    EXPECT_EQ(l.backward_ms, *l.backward_input_ms + *l.backward_weight_ms) << l.name;
+    EXPECT_GT(l.forward_ms, 0) << l.name;
+  }
+  EXPECT_EQ(p->layers[1].op, "transformer_block");
+  EXPECT_EQ(p->layers[0].op, "embedding");
+  EXPECT_EQ(*p->layers[0].backward_input_ms, 0);  // token ids have no gradient
+  EXPECT_EQ(p->layers[15].output_bytes, 4u);
+  EXPECT_EQ(p->model, "gpt2-small");
+  EXPECT_EQ(p->backend, "analytic");
+  EXPECT_EQ(p->device.name, H100().name);
+  EXPECT_EQ(p->device.memory_bytes, H100().memory_bytes);
+  EXPECT_EQ(p->link.bandwidth_bytes_per_s, H100().link_bytes_per_s);
+  EXPECT_EQ(p->micro_batch_size, 8);
+  EXPECT_EQ(p->dtype, DType::kBf16);
+  EXPECT_TRUE(p->tool_version.has_value());
+  // The document it writes passes core's validation and reads back the same.
+  Result<Profile> back = ProfileFromJson(ProfileToJson(*p));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->layers[3].forward_ms, p->layers[3].forward_ms);
+  EXPECT_EQ(back->layers[3].activation_bytes, p->layers[3].activation_bytes);
+}
+
+TEST(AnalyticTest, MicroBatchSizeScalesActivationsLinearly) {
+  const Model m = LoadOrFail("gpt2-small");
+  AnalyticOptions two, six;
+  two.micro_batch_size = 2;
+  six.micro_batch_size = 6;
+  Result<Profile> p2 = AnalyticProfile(m, H100(), two);
+  Result<Profile> p6 = AnalyticProfile(m, H100(), six);
+  ASSERT_TRUE(p2.ok() && p6.ok());
+  EXPECT_EQ(p6->micro_batch_size, 6);
+  for (size_t i = 0; i + 1 < p2->layers.size(); ++i) {
+    const LayerProfile& a = p2->layers[i];
+    const LayerProfile& b = p6->layers[i];
+    EXPECT_EQ(b.activation_bytes, 3 * a.activation_bytes) << a.name;
+    EXPECT_EQ(b.output_bytes, 3 * a.output_bytes) << a.name;
+    EXPECT_EQ(b.param_bytes, a.param_bytes) << a.name;
+  }
+  AnalyticOptions zero;
+  zero.micro_batch_size = 0;
+  EXPECT_FALSE(AnalyticProfile(m, H100(), zero).ok());
+}
+
+TEST(AnalyticTest, DtypeOverride) {
+  const Model m = LoadOrFail("gpt2-small");
+  AnalyticOptions fp32;
+  fp32.dtype = DType::kFp32;
+  Result<Profile> bf = AnalyticProfile(m, H100(), AnalyticOptions());
+  Result<Profile> fp = AnalyticProfile(m, H100(), fp32);
+  ASSERT_TRUE(bf.ok() && fp.ok());
+  EXPECT_EQ(fp->dtype, DType::kFp32);
+  EXPECT_EQ(fp->layers[0].param_bytes, 2 * bf->layers[0].param_bytes);
+  EXPECT_GT(fp->layers[1].forward_ms, 5 * bf->layers[1].forward_ms);  // 989.4 / 66.9 peak
+}
+
+TEST(AnalyticTest, BackendsAndUnknownDevice) {
+  const Model m = LoadOrFail("gpt2-small");
+  const ProfilerBackend* analytic = FindBackend("analytic");
+  ASSERT_NE(analytic, nullptr);
+  ProfileRequest request;
+  request.model = &m;
+  Result<Profile> p = analytic->Run(request);
+  ASSERT_TRUE(p.ok()) << p.message();
+  EXPECT_EQ(p->device.name, H100().name);  // the default device
+
+  request.device = "tpu-v9";
+  Result<Profile> bad = analytic->Run(request);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("tpu-v9"), std::string::npos) << bad.message();
+  for (const DeviceSpec& d : AllDevices()) {
+    EXPECT_NE(bad.message().find(d.key), std::string::npos) << bad.message();
+  }
+
+  request.device = "a100";
+  for (std::string_view name : {"cpu", "cuda"}) {
+    const ProfilerBackend* b = FindBackend(name);
+    ASSERT_NE(b, nullptr) << name;
+    Result<Profile> r = b->Run(request);
+    ASSERT_FALSE(r.ok()) << name << " must not invent a profile";
+    EXPECT_NE(r.message().find("not available"), std::string::npos) << r.message();
+  }
+  EXPECT_EQ(BackendNames(), (std::vector<std::string_view>{"analytic", "cpu", "cuda"}));
+  EXPECT_EQ(FindBackend("tpu"), nullptr);
+}
+
+TEST(AnalyticTest, HugeShapesAreAnErrorNotACrash) {
+  // 2^20 x 2^24 rows of 2^24 bf16 values: 2^69 bytes of embedding output.
+  const Model m = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "huge",
+      "input": {"micro_batch_size": 1048576, "seq_len": 16777216},
+      "layers": [{"name": "wide_embed", "op": "embedding", "vocab": 16777216,
+                  "hidden": 16777216},
+                 {"name": "loss", "op": "cross_entropy"}]})");
+  Result<Profile> p = AnalyticProfile(m, H100(), AnalyticOptions());
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.message().find("wide_embed"), std::string::npos) << p.message();
+  EXPECT_NE(p.message().find("2^53"), std::string::npos) << p.message();
+  // Attention scores alone overflow: b * a * s^2 * 2 bytes = 2^1 * 2^4 * 2^48 * 2 = 2^54.
+  const Model attn = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "long",
+      "input": {"micro_batch_size": 2, "seq_len": 16777216},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 100, "hidden": 64},
+                 {"name": "blk", "op": "transformer_block", "hidden": 64, "heads": 16,
+                  "ffn": 64}]})");
+  Result<Profile> pa = AnalyticProfile(attn, H100(), AnalyticOptions());
+  ASSERT_FALSE(pa.ok());
+  EXPECT_NE(pa.message().find("blk"), std::string::npos) << pa.message();
+}
+
+}  // namespace
+}  // namespace pp

@@ -1,0 +1,189 @@
+// The pp-partition binary end to end: exit codes, documents that parse and carry DESIGN.md's
+// fields, hostile input, and output files that are never left half-written.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/json_util.h"
+#include "core/plan.h"
+#include "tests/test_util.h"
+
+namespace pp {
+namespace {
+
+using testing::ReadText;
+using testing::RunTool;
+using testing::TempDir;
+using testing::WriteText;
+
+// Runs with `args`, expects exit 2 and one line on stderr containing `expect`.
+void ExpectUsageError(const std::string& args, const std::string& expect) {
+  const testing::CommandResult r = RunTool(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find(expect), std::string::npos) << args << "\nstderr: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\nstderr: " << r.err;
+}
+
+TEST(Cli, VersionAndHelp) {
+  testing::CommandResult r = RunTool("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("pp-partition 0."), std::string::npos) << r.out;
+  r = RunTool("plan --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("Example:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--memory-limit"), std::string::npos);
+}
+
+TEST(Cli, PlanWritesDesignFields) {
+  const std::string dir = TempDir();
+  const std::string out = dir + "/plan.json";
+  const testing::CommandResult r =
+      RunTool("plan models/gpt2-small.json --stages 4 --micro-batches 8 -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("predicted step time"), std::string::npos) << r.out;
+  const Json doc = Json::parse(ReadText(out));
+  EXPECT_EQ(doc["format"], "pp-partition.plan/v1");
+  for (const char* key : {"model", "schedule", "num_stages", "num_micro_batches",
+                          "micro_batch_size", "method", "objective", "boundaries", "stages",
+                          "memory_limit_bytes", "predicted", "profile", "model_spec"}) {
+    EXPECT_TRUE(doc.contains(key)) << key;
+  }
+  EXPECT_EQ(doc["num_stages"], 4);
+  EXPECT_EQ(doc["boundaries"].size(), 3u);
+  EXPECT_EQ(doc["schedule"], "1f1b");
+  EXPECT_EQ(doc["method"], "dp");
+  for (const Json& s : doc["stages"]) {
+    for (const char* key : {"index", "first_layer", "last_layer", "layer_names", "forward_ms",
+                            "backward_ms", "param_bytes", "peak_memory_bytes", "send_bytes"}) {
+      EXPECT_TRUE(s.contains(key)) << key;
+    }
+  }
+  for (const char* key : {"step_time_ms", "bubble_ratio", "throughput_samples_per_s",
+                          "bottleneck_stage", "max_stage_ms"}) {
+    EXPECT_TRUE(doc["predicted"].contains(key)) << key;
+  }
+  EXPECT_TRUE(PlanFromJson(doc).ok());
+  // Throughput is 1000 * m * micro-batch size / step time.
+  EXPECT_DOUBLE_EQ(doc["predicted"]["throughput_samples_per_s"].get<double>(),
+                   1000.0 * 8 * doc["micro_batch_size"].get<double>() /
+                       doc["predicted"]["step_time_ms"].get<double>());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, DashOutputIsOnlyTheDocumentAndRunsAreReproducible) {
+  const std::string args = "plan models/mlp-2gpu.json --stages 2 --micro-batches 4 -o -";
+  const testing::CommandResult a = RunTool(args), b = RunTool(args);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(Json::parse(a.out)["num_stages"], 2);
+  EXPECT_EQ(a.out, b.out);  // byte-identical
+}
+
+TEST(Cli, ProfileThenPlanFromProfileMatchesPlanFromModel) {
+  const std::string dir = TempDir();
+  testing::CommandResult r = RunTool("profile models/gpt2-medium.json --backend analytic "
+                                     "--device a100 -o " + dir + "/p.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json profile = Json::parse(ReadText(dir + "/p.json"));
+  EXPECT_EQ(profile["format"], "pp-partition.profile/v1");
+  EXPECT_EQ(profile["backend"], "analytic");
+  const testing::CommandResult from_profile =
+      RunTool("plan " + dir + "/p.json --stages 3 --micro-batches 6 --format json");
+  const testing::CommandResult from_model = RunTool(
+      "plan models/gpt2-medium.json --device a100 --stages 3 --micro-batches 6 --format json");
+  ASSERT_EQ(from_profile.exit_code, 0) << from_profile.err;
+  ASSERT_EQ(from_model.exit_code, 0) << from_model.err;
+  EXPECT_EQ(Json::parse(from_profile.out)["boundaries"], Json::parse(from_model.out)["boundaries"]);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, SimulateReproducesThePrediction) {
+  const std::string dir = TempDir();
+  ASSERT_EQ(RunTool("plan models/gpt2-small.json --stages 3 --micro-batches 5 --schedule gpipe -o " +
+                    dir + "/plan.json").exit_code, 0);
+  const Json plan = Json::parse(ReadText(dir + "/plan.json"));
+  const testing::CommandResult r =
+      RunTool("simulate " + dir + "/plan.json --format json --trace " + dir + "/trace.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json sim = Json::parse(r.out);
+  EXPECT_EQ(sim["step_time_ms"], plan["predicted"]["step_time_ms"]);
+  EXPECT_EQ(sim["bubble_ratio"], plan["predicted"]["bubble_ratio"]);
+  EXPECT_EQ(sim["ops"].size(), 3u * 5u * 2u);
+  const Json trace = Json::parse(ReadText(dir + "/trace.json"));
+  EXPECT_GT(trace["traceEvents"].size(), 30u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, GivenBoundariesAndBaselines) {
+  testing::CommandResult r = RunTool(
+      "plan models/gpt2-small.json --boundaries 4,8,12 --micro-batches 8 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json doc = Json::parse(r.out);
+  EXPECT_EQ(doc["boundaries"], Json::parse("[4, 8, 12]"));
+  EXPECT_EQ(doc["method"], "given");
+  for (const char* method : {"uniform", "parameters", "greedy"}) {
+    r = RunTool(std::string("plan models/gpt2-small.json --stages 4 --micro-batches 8 "
+                            "--format json --method ") + method);
+    ASSERT_EQ(r.exit_code, 0) << method << r.err;
+    EXPECT_EQ(Json::parse(r.out)["method"], method);
+  }
+}
+
+TEST(Cli, BadInputExitsTwoWithOneLineAndNoOutputFile) {
+  const std::string dir = TempDir();
+  const std::string out = dir + "/out.json";
+  auto model_with = [&](const std::string& name, const std::string& text) {
+    WriteText(dir + "/" + name, text);
+    return dir + "/" + name;
+  };
+  const std::string base = ReadText(std::string(PP_SOURCE_DIR) + "/models/gpt2-small.json");
+  struct Case {
+    std::string file;
+    std::string expect;
+  } cases[] = {
+      {model_with("truncated.json", base.substr(0, base.size() / 2)), "invalid JSON at line"},
+      {model_with("repeat.json", R"({"format":"pp-partition.model/v1","name":"x",
+          "input":{"micro_batch_size":1,"seq_len":8},
+          "layers":[{"name":"e","op":"embedding","vocab":10,"hidden":8},
+                    {"name":"b","op":"transformer_block","hidden":8,"heads":2,"ffn":8,
+                     "repeat":1000000000000}]})"),
+       "layers[1].repeat"},
+      {model_with("negative.json", R"({"format":"pp-partition.model/v1","name":"x",
+          "input":{"micro_batch_size":1,"seq_len":8},
+          "layers":[{"name":"e","op":"embedding","vocab":10,"hidden":-8}]})"),
+       "layers[0].hidden"},
+      {model_with("format.json", R"({"format":"pp-partition.model/v9","name":"x"})"), "format"},
+      {model_with("nested.json", std::string(200000, '[') + std::string(200000, ']')),
+       "nests deeper"},
+      {model_with("huge-name.json", "{\"format\":\"pp-partition.model/v1\",\"name\":\"" +
+                                        std::string(100 << 20, 'a') + "\"}"),
+       "name: name is 104857600 characters long"},
+      {dir + "/missing.json", "cannot open"},
+  };
+  for (const Case& c : cases) {
+    ExpectUsageError("plan '" + c.file + "' --stages 2 --micro-batches 4 -o " + out, c.expect);
+    EXPECT_FALSE(std::filesystem::exists(out)) << c.file;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, BadRequestsExitTwo) {
+  ExpectUsageError("plan models/mlp-2gpu.json --stages 9 --micro-batches 4",
+                   "more than the model's 4 layers");
+  ExpectUsageError("plan models/gpt2-xl.json --stages 2 --micro-batches 32 --memory-limit 10GiB",
+                   "the smallest limit that fits is");
+  ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --schedule zigzag",
+                   "--schedule");
+  ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --memory-limit lots",
+                   "--memory-limit");
+  ExpectUsageError("plan models/gpt2-small.json --micro-batches 4", "--stages is required");
+  ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --bogus", "bogus");
+  ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --device tpu",
+                   "tpu");
+  ExpectUsageError("export plan.json --to megatron", "not available yet");
+  ExpectUsageError("compare a.json b.json", "not available yet");
+  ExpectUsageError("run plan.json", "not available yet");
+  ExpectUsageError("profile models/gpt2-small.json --backend cuda", "not available yet");
+}
+
+}  // namespace
+}  // namespace pp

@@ -1,0 +1,105 @@
+// The schedules and the simulator against closed forms and hand-worked timelines.
+#include <gtest/gtest.h>
+
+#include "executor/schedule.h"
+#include "executor/simulator.h"
+
+namespace pp {
+namespace {
+
+StageTimes Equal(int p, double f, double b, double t) {
+  StageTimes times;
+  times.forward_ms.assign(p, f);
+  times.backward_ms.assign(p, b);
+  times.transfer_ms.assign(p - 1, t);
+  return times;
+}
+
+TEST(Simulator, EqualStagesBubbleIsClosedForm) {
+  for (const char* name : {"gpipe", "1f1b"}) {
+    for (int p = 1; p <= 8; ++p) {
+      for (int m = 1; m <= 16; ++m) {
+        const Schedule s = *BuildSchedule(name, p, m);
+        Result<Timeline> t = Simulate(s, Equal(p, 1.0, 2.0, 0.0));
+        ASSERT_TRUE(t.ok()) << t.message();
+        EXPECT_DOUBLE_EQ(t->step_time_ms, (m + p - 1) * 3.0) << name << " p=" << p << " m=" << m;
+        EXPECT_NEAR(t->bubble_ratio, double(p - 1) / (m + p - 1), 1e-12)
+            << name << " p=" << p << " m=" << m;
+      }
+    }
+  }
+}
+
+TEST(Simulator, GpipeWithTransfersIsClosedForm) {
+  // Forwards ripple down adding one transfer per boundary, backwards ripple back up:
+  // step = (m + p - 1)(f + b) + 2 (p - 1) t.
+  for (int p = 1; p <= 6; ++p) {
+    for (int m = 1; m <= 8; ++m) {
+      Result<Timeline> t = Simulate(*BuildSchedule("gpipe", p, m), Equal(p, 1.5, 2.5, 0.75));
+      ASSERT_TRUE(t.ok());
+      EXPECT_DOUBLE_EQ(t->step_time_ms, (m + p - 1) * 4.0 + 2 * (p - 1) * 0.75);
+    }
+  }
+}
+
+TEST(Simulator, OneFOneBHandWorkedTimeline) {
+  // p = 2, m = 2, F = (1, 2), B = (2, 4), no transfers. Stage 0 runs F0 F1 B0 B1, stage 1
+  // runs F0 B0 F1 B1:
+  //   s0 F0 [0,1]  F1 [1,2]                 B0 [7,9]          B1 [13,15]
+  //   s1      F0 [1,3] B0 [3,7] F1 [7,9] B1 [9,13]
+  StageTimes times{{1, 2}, {2, 4}, {0}};
+  Result<Timeline> t = Simulate(*BuildSchedule("1f1b", 2, 2), times);
+  ASSERT_TRUE(t.ok());
+  EXPECT_DOUBLE_EQ(t->step_time_ms, 15);
+  EXPECT_DOUBLE_EQ(t->busy_ms[0], 6);
+  EXPECT_DOUBLE_EQ(t->busy_ms[1], 12);
+  EXPECT_DOUBLE_EQ(t->bubble_ratio, 1 - 18.0 / 30.0);
+  const double expected[][2] = {{0, 1}, {1, 2}, {7, 9}, {13, 15}, {1, 3}, {3, 7}, {7, 9}, {9, 13}};
+  ASSERT_EQ(t->ops.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) {
+    EXPECT_DOUBLE_EQ(t->ops[i].start_ms, expected[i][0]) << i;
+    EXPECT_DOUBLE_EQ(t->ops[i].end_ms, expected[i][1]) << i;
+  }
+}
+
+TEST(Schedules, OneFOneBOrderAndInFlight) {
+  for (int p = 1; p <= 6; ++p) {
+    for (int m = 1; m <= 9; ++m) {
+      const Schedule s = *BuildSchedule("1f1b", p, m);
+      ASSERT_TRUE(ValidateSchedule(s).ok());
+      const std::vector<int> in_flight = InFlightMicroBatches(s);
+      for (int stage = 0; stage < p; ++stage) {
+        EXPECT_EQ(in_flight[stage], std::min(p - stage, m));
+        // Warm-up forwards first, then strict alternation, then the remaining backwards.
+        const int w = std::min(p - stage - 1, m);
+        const auto& ops = s.stages[stage];
+        for (int i = 0; i < w; ++i) EXPECT_EQ(ops[i], (PipelineOp{OpKind::kForward, i}));
+        for (int k = 0; k < m - w; ++k) {
+          EXPECT_EQ(ops[w + 2 * k], (PipelineOp{OpKind::kForward, w + k}));
+          EXPECT_EQ(ops[w + 2 * k + 1], (PipelineOp{OpKind::kBackward, k}));
+        }
+      }
+      const std::vector<int> gpipe = InFlightMicroBatches(*BuildSchedule("gpipe", p, m));
+      for (int v : gpipe) EXPECT_EQ(v, m);
+    }
+  }
+}
+
+TEST(Simulator, ReportsDeadlockAndBadSchedules) {
+  // Stage 0 waits for B0 from stage 1, which first wants F1 from stage 0.
+  Schedule s{"custom", 2, 2, {}};
+  s.stages = {{{OpKind::kForward, 0}, {OpKind::kBackward, 0}, {OpKind::kForward, 1},
+               {OpKind::kBackward, 1}},
+              {{OpKind::kForward, 0}, {OpKind::kForward, 1}, {OpKind::kBackward, 0},
+               {OpKind::kBackward, 1}}};
+  Result<Timeline> t = Simulate(s, Equal(2, 1, 1, 0));
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.message().find("deadlocks"), std::string::npos) << t.message();
+
+  s.stages[1].pop_back();
+  EXPECT_FALSE(ValidateSchedule(s).ok());
+  EXPECT_FALSE(BuildSchedule("zigzag", 2, 2).ok());
+}
+
+}  // namespace
+}  // namespace pp

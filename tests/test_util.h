@@ -1,0 +1,39 @@
+// Helpers shared by the tests: building documents and running the CLI.
+#pragma once
+
+#include <string>
+
+#include "core/json_util.h"
+
+namespace pp::testing {
+
+// A small valid model document (token model: embed, 2 blocks, ln_f, head, loss) to mutate.
+inline Json SmallModelJson() {
+  return Json::parse(R"({
+    "format": "pp-partition.model/v1", "name": "tiny", "source": "test", "dtype": "bf16",
+    "input": {"micro_batch_size": 2, "seq_len": 16},
+    "layers": [
+      {"name": "embed", "op": "embedding", "vocab": 100, "hidden": 32, "positions": 16},
+      {"name": "block", "op": "transformer_block", "hidden": 32, "heads": 4, "ffn": 128,
+       "norm": "layernorm", "mlp": "gelu", "causal": true, "repeat": 2},
+      {"name": "ln_f", "op": "layernorm", "hidden": 32},
+      {"name": "lm_head", "op": "linear", "in": 32, "out": 100, "bias": false, "tied_to": "embed"},
+      {"name": "loss", "op": "cross_entropy"}]})");
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the pp-partition binary with `args` (a shell-quoted string) from the source folder.
+CommandResult RunTool(const std::string& args);
+
+// A fresh empty folder under the system temp folder.
+std::string TempDir();
+
+void WriteText(const std::string& path, const std::string& text);
+std::string ReadText(const std::string& path);
+
+}  // namespace pp::testing

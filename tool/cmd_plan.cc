@@ -1,0 +1,158 @@
+// pp-partition plan MODEL.json|PROFILE.json --stages P --micro-batches M [...]
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "core/units.h"
+#include "executor/schedule.h"
+#include "partitioner/methods.h"
+#include "partitioner/planner.h"
+#include "tool/command.h"
+#include "tool/inputs.h"
+#include "tool/report.h"
+
+namespace pp {
+namespace {
+
+struct PlanFlags {
+  std::string input;
+  int stages = 0;
+  int micro_batches = 0;
+  std::string schedule = "1f1b";
+  std::string method = "dp";
+  std::string objective = "bottleneck";
+  std::string boundaries;
+  std::string optimizer = "adam";
+  std::string memory_limit;
+  std::string format = "text";
+  std::string output;
+  std::string device = "h100";
+  CLI::Option* device_option = nullptr;
+  int64_t micro_batch_size = 0;
+  std::string dtype;
+};
+
+Result<std::vector<int>> ParseBoundaries(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    long value = -1;
+    try {
+      value = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || value < 1 || value > kMaxLayers) {
+      return Status::Error("--boundaries: \"" + Abbreviate(item) +
+                           "\" is not a layer index (example: --boundaries 5,10,15)");
+    }
+    out.push_back(static_cast<int>(value));
+  }
+  if (out.empty()) return Status::Error("--boundaries: give at least one layer index");
+  return out;
+}
+
+int RunPlan(const PlanFlags& f) {
+  ProfileOptions po;
+  po.device = f.device;
+  po.device_given = f.device_option->count() > 0;
+  if (f.micro_batch_size > 0) po.micro_batch_size = f.micro_batch_size;
+  if (!f.dtype.empty()) po.dtype = f.dtype;
+  Result<ProfileSource> source = LoadProfileSource(f.input, po);
+  if (!source.ok()) return Fail(source.status());
+
+  PlanRequest request;
+  request.profile = source->profile;
+  request.model = source->model;
+  request.schedule = f.schedule;
+  request.num_micro_batches = f.micro_batches;
+  request.method = f.method;
+  request.objective = f.objective;
+  if (auto o = ParseOptimizer(f.optimizer)) request.optimizer = *o;
+  else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
+  if (!FindScheduleKind(f.schedule)) {
+    return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+                ScheduleNames() + ")");
+  }
+  if (f.memory_limit.empty()) {
+    request.memory_limit = request.profile.device.memory_bytes;
+  } else {
+    Result<std::optional<uint64_t>> limit = ParseByteSize(f.memory_limit);
+    if (!limit.ok()) return Fail("--memory-limit: " + limit.message());
+    request.memory_limit = *limit;
+  }
+  if (!f.boundaries.empty()) {
+    Result<std::vector<int>> b = ParseBoundaries(f.boundaries);
+    if (!b.ok()) return Fail(b.status());
+    if (f.stages != 0 && f.stages != static_cast<int>(b->size()) + 1) {
+      return Fail("--boundaries gives " + std::to_string(b->size() + 1) +
+                  " stages but --stages is " + std::to_string(f.stages));
+    }
+    request.boundaries = *b;
+    request.num_stages = static_cast<int>(b->size()) + 1;
+    request.method = "given";
+  } else {
+    if (f.stages == 0) return Fail("--stages is required (or give --boundaries)");
+    request.num_stages = f.stages;
+  }
+
+  Result<Plan> plan = MakePlan(request);
+  if (!plan.ok()) return Fail(plan.status());
+
+  std::unique_ptr<Plan> baseline;
+  if (request.method != "uniform" && f.format != "json") {
+    PlanRequest uniform = request;
+    uniform.method = "uniform";
+    Result<Plan> u = MakePlan(uniform);
+    if (u.ok()) baseline = std::make_unique<Plan>(std::move(*u));
+  }
+  for (int s : StagesOverLimit(*plan)) {
+    std::cerr << "pp-partition: warning: stage " << s << " needs "
+              << FormatBytes(plan->stages[s].peak_memory_bytes) << ", over the limit of "
+              << FormatBytes(*plan->memory_limit_bytes) << "\n";
+  }
+
+  return Deliver(f.output, f.format, DumpJson(PlanToJson(*plan)), [&](const std::string& format) {
+    return format == "md" ? PlanMarkdown(*plan, baseline.get())
+                          : PlanText(*plan, baseline.get(), source->origin);
+  });
+}
+
+}  // namespace
+
+Handler SetupPlan(CLI::App& sub) {
+  auto f = std::make_shared<PlanFlags>();
+  sub.add_option("input", f->input, "A model file (profiled on the fly) or a profile file")
+      ->required();
+  sub.add_option("--stages", f->stages, "Number of pipeline stages P")->check(CLI::Range(1, 100000));
+  sub.add_option("--micro-batches", f->micro_batches, "Micro-batches per step M")
+      ->required()
+      ->check(CLI::Range(1, 1 << 20));
+  sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
+      ->capture_default_str();
+  sub.add_option("--method", f->method, "Partition method: " + PartitionMethodNames())
+      ->capture_default_str();
+  sub.add_option("--objective", f->objective, "bottleneck (least max_stage_ms) | step")
+      ->capture_default_str();
+  sub.add_option("--boundaries", f->boundaries,
+                 "Evaluate this split: first layer index of stages 1..P-1, e.g. 5,10,15");
+  sub.add_option("--optimizer", f->optimizer, "Training state per parameter: adam | sgd | none")
+      ->capture_default_str();
+  sub.add_option("--memory-limit", f->memory_limit,
+                 "Per-stage memory limit, e.g. 80GiB, or none (default: the device's memory)");
+  f->device_option =
+      sub.add_option("--device", f->device, "Device for the analytic profile: h100, h200, a100, l40s")
+          ->capture_default_str();
+  sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32");
+  sub.add_option("--format", f->format, "Report format: text | json | md")
+      ->check(CLI::IsMember({"text", "json", "md"}))
+      ->capture_default_str();
+  sub.add_option("-o,--output", f->output, "Write the plan document here ('-' for stdout only)");
+  return [f] { return RunPlan(*f); };
+}
+
+}  // namespace pp

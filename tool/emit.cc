@@ -1,0 +1,23 @@
+#include <iostream>
+
+#include "core/json_util.h"
+#include "tool/command.h"
+
+namespace pp {
+
+int Deliver(const std::string& output, const std::string& format, const std::string& document,
+            const std::function<std::string(const std::string& format)>& render) {
+  if (!output.empty()) {
+    if (Status s = WriteFileAtomic(output, document); !s.ok()) return Fail(s);
+    if (output == "-") return 0;
+    std::cerr << "pp-partition: wrote " << output << "\n";
+  }
+  if (format == "json") {
+    if (output.empty()) std::cout << document;
+    return 0;
+  }
+  std::cout << render(format);
+  return 0;
+}
+
+}  // namespace pp

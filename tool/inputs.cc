@@ -1,0 +1,72 @@
+#include "tool/inputs.h"
+
+#include <filesystem>
+
+#include "profiler/backend.h"
+
+namespace pp {
+namespace {
+
+// A measured profile matches when it names the model, has the same layer names, and was
+// taken at the requested micro-batch size and dtype.
+bool Matches(const Profile& p, const Model& m, int64_t micro_batch_size, DType dtype) {
+  if (p.model != m.name || p.layers.size() != m.layers.size()) return false;
+  if (p.micro_batch_size != micro_batch_size || p.dtype != dtype) return false;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    if (p.layers[i].name != m.layers[i].name) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOptions& options) {
+  Result<Json> doc = ReadJsonFile(path);
+  if (!doc.ok()) return doc.status();
+  const Json* format = doc->is_object() && doc->contains("format") ? &(*doc)["format"] : nullptr;
+  if (format != nullptr && format->is_string() && *format == kProfileFormat) {
+    if (options.device_given || options.micro_batch_size || options.dtype) {
+      return Status::Error(path + ": is a profile; --device, --micro-batch-size and --dtype "
+                                  "apply to model files only");
+    }
+    Result<Profile> profile = ProfileFromJson(*doc);
+    if (!profile.ok()) return profile.status().Prefixed(path);
+    return ProfileSource{std::move(*profile), std::nullopt, "profile file " + path};
+  }
+  if (format == nullptr || !format->is_string() || *format != kModelFormat) {
+    return Status::Error(path + ": format: expected \"" + std::string(kModelFormat) +
+                         "\" or \"" + std::string(kProfileFormat) + "\"" +
+                         (format == nullptr ? " (the field is missing)"
+                                            : " (got " + DescribeValue(*format) + ")"));
+  }
+  Result<Model> model = ModelFromJson(*doc);
+  if (!model.ok()) return model.status().Prefixed(path);
+
+  ProfileRequest request;
+  request.model = &*model;
+  request.device = options.device;
+  request.micro_batch_size = options.micro_batch_size;
+  if (options.dtype) {
+    std::optional<DType> d = ParseDType(*options.dtype);
+    if (!d) return Status::Error("--dtype must be bf16 or fp32 (got \"" + *options.dtype + "\")");
+    request.dtype = d;
+  }
+
+  const std::filesystem::path measured = std::filesystem::path(path).parent_path() / "profiles" /
+                                         options.device / (model->name + ".profile.json");
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(measured, ec)) {
+    Result<Profile> p = LoadProfile(measured.string());
+    if (!p.ok()) return p.status();
+    const int64_t mbs = options.micro_batch_size.value_or(model->input.micro_batch_size);
+    if (Matches(*p, *model, mbs, request.dtype.value_or(model->dtype))) {
+      return ProfileSource{std::move(*p), std::move(*model), "measured " + measured.string()};
+    }
+  }
+  const ProfilerBackend* analytic = FindBackend("analytic");
+  Result<Profile> p = analytic->Run(request);
+  if (!p.ok()) return p.status();
+  return ProfileSource{std::move(*p), std::move(*model), "analytic " + options.device};
+}
+
+}  // namespace pp

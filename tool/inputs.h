@@ -1,0 +1,30 @@
+// Turning the CLI's input file into a profile: a profile file is used as it is; a model file
+// is profiled on the fly, from the measured profile models/profiles/<device>/<model>.profile.json
+// beside the model file when one matches, otherwise analytically for --device.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/model.h"
+#include "core/profile.h"
+#include "core/status.h"
+
+namespace pp {
+
+struct ProfileSource {
+  Profile profile;
+  std::optional<Model> model;  // when the input was a model file
+  std::string origin;          // "analytic h100", "measured models/profiles/h100/x.profile.json", "file"
+};
+
+struct ProfileOptions {
+  std::string device = "h100";
+  std::optional<int64_t> micro_batch_size;
+  std::optional<std::string> dtype;
+  bool device_given = false;
+};
+
+Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOptions& options);
+
+}  // namespace pp

@@ -1,0 +1,258 @@
+#include "tool/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "core/units.h"
+#include "partitioner/planner.h"
+
+namespace pp {
+namespace {
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string Pad(const std::string& s, size_t width, bool right = false) {
+  // Width counts UTF-8 code points so bars line up.
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  if (chars >= width) return s;
+  const std::string fill(width - chars, ' ');
+  return right ? fill + s : s + fill;
+}
+
+std::string Names(const StagePlan& s) {
+  const auto& n = s.layer_names;
+  if (n.size() <= 3) {
+    std::string out;
+    for (size_t i = 0; i < n.size(); ++i) out += (i ? ", " : "") + n[i];
+    return out;
+  }
+  return n.front() + ", " + n[1] + " … " + n.back();
+}
+
+std::string Range(const StagePlan& s) {
+  return std::to_string(s.first_layer) + "-" + std::to_string(s.last_layer) + " (" +
+         std::to_string(s.last_layer - s.first_layer + 1) + ")";
+}
+
+std::string Bar(double load, int width) {
+  const int full = static_cast<int>(std::lround(std::clamp(load, 0.0, 1.0) * width));
+  std::string bar;
+  for (int i = 0; i < width; ++i) bar += i < full ? "█" : "·";
+  return bar;
+}
+
+std::string Memory(const StagePlan& s, const Plan& plan) {
+  std::string m = FormatBytes(s.peak_memory_bytes);
+  if (plan.memory_limit_bytes) {
+    m += " / " + FormatBytes(*plan.memory_limit_bytes);
+    if (s.peak_memory_bytes > *plan.memory_limit_bytes) m += " OVER";
+  }
+  return m;
+}
+
+std::string Percent(double ratio) { return Fmt("%.2f %%", 100.0 * ratio); }
+
+std::string Change(double from, double to) {
+  if (from <= 0) return "";
+  return Fmt("%+.1f%%", 100.0 * (to - from) / from);
+}
+
+std::string Header(const Plan& plan) {
+  std::ostringstream out;
+  out << plan.model << " on " << plan.num_stages << " stages, " << plan.schedule << ", "
+      << plan.num_micro_batches << " micro-batches of " << plan.micro_batch_size << " ("
+      << plan.profile.backend << " profile, " << plan.profile.device.name << ", "
+      << DTypeName(plan.profile.dtype) << ")";
+  return out.str();
+}
+
+}  // namespace
+
+std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& origin) {
+  std::ostringstream out;
+  out << "plan: " << Header(plan) << "\n";
+  out << "method " << plan.method << ", objective " << plan.objective << ", optimizer "
+      << OptimizerName(plan.optimizer) << ", memory limit "
+      << (plan.memory_limit_bytes ? FormatBytes(*plan.memory_limit_bytes) : std::string("none"))
+      << "; profile: " << origin << "\n\n";
+  const double bottleneck = plan.predicted.max_stage_ms;
+  out << Pad("stage", 6) << Pad("layers", 14) << Pad("names", 34) << Pad("fwd ms", 11, true)
+      << Pad("bwd ms", 11, true) << "  " << Pad("peak memory / limit", 26) << "load\n";
+  for (const StagePlan& s : plan.stages) {
+    const double load = bottleneck > 0 ? (s.forward_ms + s.backward_ms) / bottleneck : 0;
+    out << Pad(std::to_string(s.index), 6) << Pad(Range(s), 14) << Pad(Names(s), 34)
+        << Pad(Fmt("%.3f", s.forward_ms), 11, true) << Pad(Fmt("%.3f", s.backward_ms), 11, true)
+        << "  " << Pad(Memory(s, plan), 26) << Bar(load, 20) << Fmt(" %3.0f%%", 100 * load)
+        << "\n";
+  }
+  const Prediction& p = plan.predicted;
+  out << "\npredicted step time  " << Fmt("%.3f ms", p.step_time_ms) << "\n";
+  out << "bubble ratio         " << Percent(p.bubble_ratio) << "\n";
+  out << "throughput           " << Fmt("%.1f samples/s", p.throughput_samples_per_s) << "\n";
+  out << "bottleneck           stage " << p.bottleneck_stage << ", "
+      << Fmt("%.3f ms", p.max_stage_ms) << " forward + backward per micro-batch\n";
+  if (baseline != nullptr) {
+    const Prediction& b = baseline->predicted;
+    out << "versus uniform       bottleneck " << Fmt("%.3f", b.max_stage_ms) << " -> "
+        << Fmt("%.3f ms", p.max_stage_ms) << " (" << Change(b.max_stage_ms, p.max_stage_ms)
+        << "), step time " << Fmt("%.3f", b.step_time_ms) << " -> "
+        << Fmt("%.3f ms", p.step_time_ms) << " (" << Change(b.step_time_ms, p.step_time_ms)
+        << ")";
+    if (!StagesOverLimit(*baseline).empty()) out << "; uniform exceeds the memory limit";
+    out << "\n";
+  }
+  const std::vector<int> over = StagesOverLimit(plan);
+  if (!over.empty()) {
+    out << "warning              " << over.size() << " stage(s) exceed the memory limit\n";
+  }
+  return out.str();
+}
+
+std::string PlanMarkdown(const Plan& plan, const Plan* baseline) {
+  std::ostringstream out;
+  out << "**pp-partition plan**: " << Header(plan) << "; method `" << plan.method
+      << "`, objective `" << plan.objective << "`\n\n";
+  out << "| stage | layers | names | fwd ms | bwd ms | peak memory | load |\n";
+  out << "|---:|---|---|---:|---:|---|---:|\n";
+  for (const StagePlan& s : plan.stages) {
+    const double load = plan.predicted.max_stage_ms > 0
+                            ? (s.forward_ms + s.backward_ms) / plan.predicted.max_stage_ms
+                            : 0;
+    out << "| " << s.index << " | " << Range(s) << " | " << Names(s) << " | "
+        << Fmt("%.3f", s.forward_ms) << " | " << Fmt("%.3f", s.backward_ms) << " | "
+        << Memory(s, plan) << " | " << Fmt("%.0f%%", 100 * load) << " |\n";
+  }
+  const Prediction& p = plan.predicted;
+  out << "\n| figure | value |\n|---|---:|\n";
+  out << "| step time | " << Fmt("%.3f ms", p.step_time_ms) << " |\n";
+  out << "| bubble ratio | " << Percent(p.bubble_ratio) << " |\n";
+  out << "| throughput | " << Fmt("%.1f samples/s", p.throughput_samples_per_s) << " |\n";
+  out << "| bottleneck | stage " << p.bottleneck_stage << ", " << Fmt("%.3f ms", p.max_stage_ms)
+      << " |\n";
+  if (baseline != nullptr) {
+    out << "| uniform step time | " << Fmt("%.3f ms", baseline->predicted.step_time_ms) << " ("
+        << Change(baseline->predicted.step_time_ms, p.step_time_ms) << ") |\n";
+  }
+  return out.str();
+}
+
+std::string ProfileText(const Profile& profile) {
+  std::ostringstream out;
+  out << "profile: " << profile.model << ", " << profile.backend << " backend, "
+      << profile.device.name << " (" << FormatBytes(profile.device.memory_bytes) << "), "
+      << DTypeName(profile.dtype) << ", micro-batch " << profile.micro_batch_size << "\n";
+  out << "link: " << Fmt("%.3g", profile.link.bandwidth_bytes_per_s / 1e9) << " GB/s, "
+      << Fmt("%.3f ms", profile.link.latency_ms) << " latency\n\n";
+  out << Pad("#", 6) << Pad("layer", 20) << Pad("op", 19) << Pad("fwd ms", 11, true)
+      << Pad("bwd ms", 11, true) << Pad("params", 12, true) << Pad("activations", 13, true)
+      << Pad("output", 12, true) << "\n";
+  double f = 0, b = 0;
+  for (size_t i = 0; i < profile.layers.size(); ++i) {
+    const LayerProfile& l = profile.layers[i];
+    out << Pad(std::to_string(i), 6) << Pad(Abbreviate(l.name, 18), 20) << Pad(l.op, 19)
+        << Pad(Fmt("%.4f", l.forward_ms), 11, true) << Pad(Fmt("%.4f", l.backward_ms), 11, true)
+        << Pad(FormatBytes(l.param_bytes), 12, true)
+        << Pad(FormatBytes(l.activation_bytes), 13, true)
+        << Pad(FormatBytes(l.output_bytes), 12, true) << "\n";
+    f += l.forward_ms;
+    b += l.backward_ms;
+  }
+  out << "\ntotal forward " << Fmt("%.3f ms", f) << ", backward " << Fmt("%.3f ms", b)
+      << " per micro-batch\n";
+  return out.str();
+}
+
+std::string TimelineText(const Plan& plan, const Timeline& t) {
+  std::ostringstream out;
+  out << "simulate: " << Header(plan) << "\n\n";
+  out << Pad("stage", 6) << Pad("busy ms", 12, true) << Pad("idle ms", 12, true)
+      << Pad("bubble", 10, true) << "  ops\n";
+  std::vector<std::string> orders(t.num_stages);
+  for (const TimedOp& op : t.ops) {
+    std::string& o = orders[op.stage];
+    if (o.size() < 60) o += std::string(o.empty() ? "" : " ") + OpKindLetter(op.op.kind) +
+                            std::to_string(op.op.micro_batch);
+    else if (o.back() != '.') o += " ...";
+  }
+  for (int s = 0; s < t.num_stages; ++s) {
+    const double idle = t.step_time_ms - t.busy_ms[s];
+    out << Pad(std::to_string(s), 6) << Pad(Fmt("%.3f", t.busy_ms[s]), 12, true)
+        << Pad(Fmt("%.3f", idle), 12, true)
+        << Pad(Percent(t.step_time_ms > 0 ? idle / t.step_time_ms : 0), 10, true) << "  "
+        << orders[s] << "\n";
+  }
+  out << "\nstep time     " << Fmt("%.3f ms", t.step_time_ms) << "\n";
+  out << "bubble ratio  " << Percent(t.bubble_ratio) << "\n";
+  out << "throughput    "
+      << Fmt("%.1f samples/s", t.step_time_ms > 0 ? 1000.0 * plan.num_micro_batches *
+                                                        plan.micro_batch_size / t.step_time_ms
+                                                  : 0)
+      << "\n";
+  return out.str();
+}
+
+Json TimelineJson(const Plan& plan, const Timeline& t) {
+  Json doc;
+  doc["model"] = plan.model;
+  doc["schedule"] = plan.schedule;
+  doc["num_stages"] = plan.num_stages;
+  doc["num_micro_batches"] = plan.num_micro_batches;
+  doc["step_time_ms"] = t.step_time_ms;
+  doc["bubble_ratio"] = t.bubble_ratio;
+  doc["throughput_samples_per_s"] =
+      t.step_time_ms > 0
+          ? 1000.0 * plan.num_micro_batches * plan.micro_batch_size / t.step_time_ms
+          : 0.0;
+  Json stages = Json::array();
+  for (int s = 0; s < t.num_stages; ++s) {
+    stages.push_back({{"index", s},
+                      {"busy_ms", t.busy_ms[s]},
+                      {"bubble_ratio", t.step_time_ms > 0 ? 1 - t.busy_ms[s] / t.step_time_ms : 0.0}});
+  }
+  doc["stages"] = std::move(stages);
+  Json ops = Json::array();
+  for (const TimedOp& op : t.ops) {
+    ops.push_back({{"stage", op.stage},
+                   {"op", std::string(1, OpKindLetter(op.op.kind))},
+                   {"micro_batch", op.op.micro_batch},
+                   {"ready_ms", op.ready_ms},
+                   {"start_ms", op.start_ms},
+                   {"end_ms", op.end_ms}});
+  }
+  doc["ops"] = std::move(ops);
+  return doc;
+}
+
+Json TimelineTrace(const Plan& plan, const Timeline& t, const std::string& process) {
+  Json events = Json::array();
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0},
+                    {"args", {{"name", process + ": " + plan.model}}}});
+  for (int s = 0; s < t.num_stages; ++s) {
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", s},
+                      {"args", {{"name", "stage " + std::to_string(s)}}}});
+  }
+  for (const TimedOp& op : t.ops) {
+    events.push_back({{"name", std::string(1, OpKindLetter(op.op.kind)) +
+                                   std::to_string(op.op.micro_batch)},
+                      {"cat", op.op.kind == OpKind::kForward ? "forward" : "backward"},
+                      {"ph", "X"},
+                      {"pid", 0},
+                      {"tid", op.stage},
+                      {"ts", op.start_ms * 1000.0},
+                      {"dur", (op.end_ms - op.start_ms) * 1000.0},
+                      {"args", {{"micro_batch", op.op.micro_batch}}}});
+  }
+  Json doc;
+  doc["traceEvents"] = std::move(events);
+  doc["displayTimeUnit"] = "ms";
+  return doc;
+}
+
+}  // namespace pp
