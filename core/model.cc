@@ -1,5 +1,6 @@
 #include "core/model.h"
 
+#include <tuple>
 #include <unordered_map>
 
 namespace pp {
@@ -214,7 +215,7 @@ Result<Model> ModelFromJson(const Json& doc) {
   if (!r.ok()) return r.status();
 
   FieldReader in(*input, "input");
-  m.input.micro_batch_size = in.Int("micro_batch_size", 1, int64_t{1} << 20);
+  m.input.micro_batch_size = in.Int("micro_batch_size", 1, kMaxMicroBatchSize);
   m.input.seq_len = in.OptInt("seq_len", 1, kMaxDim).value_or(0);
   m.input.features = in.OptInt("features", 1, kMaxDim).value_or(0);
   if (in.ok() && (m.input.seq_len > 0) == (m.input.features > 0)) {
@@ -343,6 +344,14 @@ int64_t LayerParamCount(const Layer& l) {
     default:
       return 0;
   }
+}
+
+bool SameShape(const Layer& a, const Layer& b) {
+  auto fields = [](const Layer& l) {
+    return std::tie(l.op, l.vocab, l.hidden, l.positions, l.token_types, l.in, l.out, l.heads,
+                    l.ffn, l.bias, l.norm, l.mlp, l.causal, l.rotary, l.in_width, l.out_width);
+  };
+  return fields(a) == fields(b);
 }
 
 int64_t ModelParamCount(const Model& m) {

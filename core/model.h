@@ -17,6 +17,7 @@ namespace pp {
 inline constexpr std::string_view kModelFormat = "pp-partition.model/v1";
 inline constexpr int64_t kMaxLayers = 100000;
 inline constexpr int64_t kMaxDim = int64_t{1} << 24;  // any width, vocabulary or length
+inline constexpr int64_t kMaxMicroBatchSize = int64_t{1} << 20;
 
 enum class Op {
   kEmbedding,
@@ -97,6 +98,10 @@ Json ModelToJson(const Model& model);
 // Parameters one layer holds. A tied linear holds its own copy of the shared weight (as a
 // pipeline stage must when the embedding lives elsewhere), so this counts it in full.
 int64_t LayerParamCount(const Layer& layer);
+// Whether two layers compute the same function of the same shapes (a block's repeats, say), so
+// that one's measured or estimated cost stands for the other's. Names and ties do not matter.
+bool SameShape(const Layer& a, const Layer& b);
+
 // Parameters of the model: a tied weight counts once.
 int64_t ModelParamCount(const Model& model);
 

@@ -1,5 +1,7 @@
 #include "core/plan.h"
 
+#include "core/content_hash.h"
+
 namespace pp {
 namespace {
 
@@ -18,6 +20,28 @@ Json StageToJson(const StagePlan& s) {
   j["peak_memory_bytes"] = s.peak_memory_bytes;
   j["send_bytes"] = s.send_bytes;
   return j;
+}
+
+// Reads predicted's keys from `object` at `path`.
+Result<Prediction> PredictionFromJson(const Json& object, const std::string& path,
+                                      int num_stages) {
+  FieldReader pr(object, path);
+  Prediction out;
+  out.step_time_ms = pr.NonNegative("step_time_ms");
+  out.bubble_ratio = pr.NonNegative("bubble_ratio");
+  out.throughput_samples_per_s = pr.NonNegative("throughput_samples_per_s");
+  out.bottleneck_stage = static_cast<int>(pr.Int("bottleneck_stage", 0, num_stages - 1));
+  out.max_stage_ms = pr.NonNegative("max_stage_ms");
+  if (!pr.ok()) return pr.status();
+  return out;
+}
+
+Json PredictionToJson(const Prediction& p) {
+  return {{"step_time_ms", p.step_time_ms},
+          {"bubble_ratio", p.bubble_ratio},
+          {"throughput_samples_per_s", p.throughput_samples_per_s},
+          {"bottleneck_stage", p.bottleneck_stage},
+          {"max_stage_ms", p.max_stage_ms}};
 }
 
 }  // namespace
@@ -41,6 +65,8 @@ Result<Plan> PlanFromJson(const Json& doc) {
   r.Format(kPlanFormat);
   Plan p;
   p.tool_version = r.OptString("tool_version").value_or("");
+  p.model_hash = r.OptString("model_hash").value_or("");
+  p.profile_hash = r.OptString("profile_hash").value_or("");
   p.model = r.Name("model");
   p.schedule = r.String("schedule");
   p.num_stages = static_cast<int>(r.Int("num_stages", 1, kMaxLayers));
@@ -138,13 +164,15 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.stages.push_back(std::move(st));
   }
 
-  FieldReader pr(*predicted, "predicted");
-  p.predicted.step_time_ms = pr.NonNegative("step_time_ms");
-  p.predicted.bubble_ratio = pr.NonNegative("bubble_ratio");
-  p.predicted.throughput_samples_per_s = pr.NonNegative("throughput_samples_per_s");
-  p.predicted.bottleneck_stage = static_cast<int>(pr.Int("bottleneck_stage", 0, p.num_stages - 1));
-  p.predicted.max_stage_ms = pr.NonNegative("max_stage_ms");
-  if (!pr.ok()) return pr.status();
+  Result<Prediction> prediction = PredictionFromJson(*predicted, "predicted", p.num_stages);
+  if (!prediction.ok()) return prediction.status();
+  p.predicted = *prediction;
+  if (const Json* measured = r.Find("measured"); measured != nullptr && !measured->is_null()) {
+    if (!measured->is_object()) return Status::Error("measured: must be an object");
+    Result<Prediction> m = PredictionFromJson(*measured, "measured", p.num_stages);
+    if (!m.ok()) return m.status();
+    p.measured = *m;
+  }
   return p;
 }
 
@@ -160,6 +188,8 @@ Json PlanToJson(const Plan& p) {
   Json doc;
   doc["format"] = kPlanFormat;
   doc["tool_version"] = p.tool_version;
+  if (p.model_spec) doc["model_hash"] = ModelHash(*p.model_spec);
+  doc["profile_hash"] = ProfileHash(p.profile);
   doc["model"] = p.model;
   doc["schedule"] = p.schedule;
   doc["num_stages"] = p.num_stages;
@@ -174,11 +204,8 @@ Json PlanToJson(const Plan& p) {
   Json stages = Json::array();
   for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));
   doc["stages"] = std::move(stages);
-  doc["predicted"] = {{"step_time_ms", p.predicted.step_time_ms},
-                      {"bubble_ratio", p.predicted.bubble_ratio},
-                      {"throughput_samples_per_s", p.predicted.throughput_samples_per_s},
-                      {"bottleneck_stage", p.predicted.bottleneck_stage},
-                      {"max_stage_ms", p.predicted.max_stage_ms}};
+  doc["predicted"] = PredictionToJson(p.predicted);
+  if (p.measured) doc["measured"] = PredictionToJson(*p.measured);
   doc["profile"] = ProfileToJson(p.profile);
   if (p.model_spec) doc["model_spec"] = ModelToJson(*p.model_spec);
   return doc;

@@ -44,6 +44,10 @@ struct Prediction {
 
 struct Plan {
   std::string tool_version;
+  // Content hashes (core/content_hash.h) of model_spec and profile as read from a file; ""
+  // when the file had none. PlanToJson always writes freshly computed ones.
+  std::string model_hash;
+  std::string profile_hash;
   std::string model;
   std::string schedule;  // "gpipe" or "1f1b"
   int num_stages = 0;
@@ -56,14 +60,20 @@ struct Plan {
   std::vector<int> boundaries;                 // first layer of stages 1..p-1
   std::vector<StagePlan> stages;
   Prediction predicted;
+  // Present when the plan was run: the same figures measured (read with predicted's keys;
+  // other measured keys are ignored).
+  std::optional<Prediction> measured;
   Profile profile;
   std::optional<Model> model_spec;
 };
 
 // Parses and validates the plan's own consistency (boundaries against stages and the
-// profile's layer count). Does not recompute costs.
+// profile's layer count). Does not recompute costs. "model_hash", "profile_hash" and
+// "measured" are optional; the hashes are kept as read, not checked.
 Result<Plan> PlanFromJson(const Json& doc);
 Result<Plan> LoadPlan(const std::string& path);
+// Writes "model_hash" (when model_spec is present) and "profile_hash" computed from the
+// embedded documents, so equal inputs give byte-identical plans.
 Json PlanToJson(const Plan& plan);
 
 }  // namespace pp

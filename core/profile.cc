@@ -3,6 +3,13 @@
 #include <unordered_map>
 
 namespace pp {
+namespace {
+
+// A layer slower than this (11.6 days per micro-batch) is a unit mistake; the bound also keeps
+// sums over 100,000 layers finite.
+constexpr double kMaxLayerMs = 1e9;
+
+}  // namespace
 
 Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
   auto at = [&](const std::string& p) { return base.empty() ? p : base + "." + p; };
@@ -11,7 +18,7 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
   Profile p;
   p.model = r.Name("model");
   p.backend = r.String("backend");
-  p.micro_batch_size = r.Int("micro_batch_size", 1, int64_t{1} << 20);
+  p.micro_batch_size = r.Int("micro_batch_size", 1, kMaxMicroBatchSize);
   const std::string dtype = r.String("dtype");
   if (r.ok()) {
     if (auto d = ParseDType(dtype)) p.dtype = *d;
@@ -65,6 +72,10 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     lp.kernel_count = l.OptInt("kernel_count", 0, INT64_MAX);
     lp.workspace_bytes = l.OptBytes("workspace_bytes");
     lp.forward_p95_ms = l.OptNonNegative("forward_p95_ms");
+    for (const char* key : {"forward_ms", "backward_ms"}) {
+      const double ms = std::string_view(key) == "forward_ms" ? lp.forward_ms : lp.backward_ms;
+      if (l.ok() && ms > kMaxLayerMs) l.Fail(key, "is over 1e9 ms; check the units (milliseconds)");
+    }
     if (l.ok() && !lp.op.empty() && !ParseOp(lp.op)) {
       l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
     }

@@ -12,7 +12,6 @@ namespace pp {
 namespace {
 
 // Largest micro-batch a profile document accepts (see core/profile.cc).
-constexpr int64_t kMaxMicroBatchSize = int64_t{1} << 20;
 
 // Bytes a transformer block keeps for its backward, per micro-batch.
 double BlockActivationBytes(const Layer& l, double n, double b, double s, double e) {
@@ -67,15 +66,6 @@ Status CheckedBytes(const Layer& l, const char* what, double bytes, uint64_t* ou
   }
   *out = static_cast<uint64_t>(bytes);
   return Status::Ok();
-}
-
-// Whether two layers have the same op and shapes (so the same cost), whatever their names.
-bool SameShape(const Layer& x, const Layer& y) {
-  auto fields = [](const Layer& l) {
-    return std::tie(l.op, l.vocab, l.hidden, l.positions, l.token_types, l.in, l.out, l.heads,
-                    l.ffn, l.bias, l.norm, l.mlp, l.causal, l.rotary, l.in_width, l.out_width);
-  };
-  return fields(x) == fields(y);
 }
 
 }  // namespace

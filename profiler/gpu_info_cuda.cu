@@ -26,7 +26,7 @@ bool CountDevices(int* count, std::string* why) {
   *count = 0;
   const cudaError_t err = cudaGetDeviceCount(count);
   if (err != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky error so later calls start clean
+    (void)cudaGetLastError();  // clears the recorded error; its value is `err` above
     *count = 0;
     *why = CudaError("cudaGetDeviceCount", err);
     return false;
