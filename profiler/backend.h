@@ -1,7 +1,7 @@
 // Profiler backends: each turns a model into a Profile (per-layer time and memory, see
 // core/profile.h) in its own way, behind one small interface, and is registered in one table
-// (backend.cc). "analytic" computes a roofline from the device table; "cpu" and "cuda" will
-// measure, and until they do they return an error rather than a made-up profile.
+// (backend.cc). "analytic" computes a roofline from the device table; "cpu" measures the CPU
+// reference layers; "cuda" measures the CUDA layers on a GPU.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,9 @@ struct ProfileRequest {
   std::optional<int64_t> micro_batch_size;  // replaces the model's when set
   std::optional<DType> dtype;               // replaces the model's when set
   std::string gpus;  // measuring backends: which GPUs ("0", "0x4"); "" for the default
+  bool dedupe = true;  // measuring backends: time one of each group of identical layers
+  int repeats = 0;     // measuring backends: timed repeats per op (0: the backend's default)
+  bool progress = false;  // measuring backends: draw a progress bar on stderr
 };
 
 class ProfilerBackend {

@@ -179,10 +179,36 @@ TEST(Cli, BadRequestsExitTwo) {
   ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --bogus", "bogus");
   ExpectUsageError("plan models/gpt2-small.json --stages 2 --micro-batches 4 --device tpu",
                    "tpu");
-  ExpectUsageError("export plan.json --to megatron", "not available yet");
-  ExpectUsageError("compare a.json b.json", "not available yet");
+  ExpectUsageError("export missing.json --to megatron", "missing.json");
+  ExpectUsageError("export models/gpt2-small.json --to bogus", "--to \"bogus\" is unknown");
+  ExpectUsageError("compare missing.json missing.json", "missing.json");
+  ExpectUsageError("import missing.json", "missing.json");
   ExpectUsageError("run plan.json", "not available yet");
-  ExpectUsageError("profile models/gpt2-small.json --backend cuda", "not available yet");
+  // No GPU on the test machines: either no CUDA GPU is visible or CUDA was not built in.
+  ExpectUsageError("profile models/gpt2-small.json --backend cuda", "CUDA");
+}
+
+TEST(Cli, ExportWritesFilesAndRefusesWhatATargetCannotExpress) {
+  const std::string dir = TempDir();
+  ASSERT_EQ(RunTool("plan models/gpt2-small.json --boundaries 14 --micro-batches 4 -o " + dir +
+                    "/cut.json").exit_code, 0);
+  ASSERT_EQ(RunTool("plan models/gpt2-small.json --stages 2 --micro-batches 4 -o " + dir +
+                    "/plan.json").exit_code, 0);
+  testing::CommandResult r = RunTool("export " + dir + "/plan.json --to gpipe -o " + dir +
+                                     "/balance.py");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(ReadText(dir + "/balance.py").find("balance = ["), std::string::npos);
+  r = RunTool("export " + dir + "/plan.json --to json");
+  EXPECT_EQ(r.out, ReadText(dir + "/plan.json"));  // the plan document itself
+  r = RunTool("export " + dir + "/plan.json --to torch --module-prefix block=transformer.h "
+              "--module-prefix embed=transformer.wte");
+  EXPECT_NE(r.out.find("\"transformer.h."), std::string::npos) << r.out << r.err;
+  ExpectUsageError("export " + dir + "/cut.json --to megatron -o " + dir + "/m.txt",
+                   "cannot be expressed");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/m.txt"));
+  ExpectUsageError("export " + dir + "/plan.json --to torch --module-prefix oops",
+                   "--module-prefix");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

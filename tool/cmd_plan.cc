@@ -1,13 +1,16 @@
 // pp-partition plan MODEL.json|PROFILE.json --stages P --micro-batches M [...]
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "core/units.h"
 #include "executor/schedule.h"
+#include "partitioner/compare.h"
 #include "partitioner/methods.h"
 #include "partitioner/planner.h"
 #include "tool/command.h"
+#include "tool/compare_report.h"
 #include "tool/inputs.h"
 #include "tool/report.h"
 
@@ -30,6 +33,8 @@ struct PlanFlags {
   CLI::Option* device_option = nullptr;
   int64_t micro_batch_size = 0;
   std::string dtype;
+  std::string compare_to;
+  std::string tolerance = "2%";
 };
 
 Result<std::vector<int>> ParseBoundaries(const std::string& text) {
@@ -62,6 +67,16 @@ int RunPlan(const PlanFlags& f) {
   if (!f.dtype.empty()) po.dtype = f.dtype;
   Result<ProfileSource> source = LoadProfileSource(f.input, po);
   if (!source.ok()) return Fail(source.status());
+  std::unique_ptr<Plan> compare_base;
+  double tolerance = 0;
+  if (!f.compare_to.empty()) {
+    Result<double> t = ParseFraction(f.tolerance);
+    if (!t.ok()) return Fail("--tolerance: " + t.message());
+    tolerance = *t;
+    Result<Plan> base = LoadPlan(f.compare_to);
+    if (!base.ok()) return Fail(base.status());
+    compare_base = std::make_unique<Plan>(std::move(*base));
+  }
 
   PlanRequest request;
   request.profile = source->profile;
@@ -114,10 +129,24 @@ int RunPlan(const PlanFlags& f) {
               << FormatBytes(*plan->memory_limit_bytes) << "\n";
   }
 
-  return Deliver(f.output, f.format, DumpJson(PlanToJson(*plan)), [&](const std::string& format) {
-    return format == "md" ? PlanMarkdown(*plan, baseline.get())
-                          : PlanText(*plan, baseline.get(), source->origin);
-  });
+  // Judged before anything is written, so "not comparable" leaves no output file.
+  std::optional<PlanComparison> comparison;
+  if (compare_base) {
+    Result<PlanComparison> c = ComparePlans(*compare_base, *plan, tolerance);
+    if (!c.ok()) return Fail("--compare-to " + f.compare_to + ": " + c.message());
+    comparison = std::move(*c);
+  }
+  const int status =
+      Deliver(f.output, f.format, DumpJson(PlanToJson(*plan)), [&](const std::string& format) {
+        return format == "md" ? PlanMarkdown(*plan, baseline.get())
+                              : PlanText(*plan, baseline.get(), source->origin);
+      });
+  if (status != 0 || !comparison) return status;
+  // Stdout carries only the plan document with -o - or --format json without -o.
+  const bool stdout_is_document = f.output == "-" || (f.output.empty() && f.format == "json");
+  const std::string format = f.format == "md" ? "md" : "text";
+  if (!stdout_is_document) std::cout << "\n";
+  return ReportComparison(*comparison, format, stdout_is_document ? std::cerr : std::cout);
 }
 
 }  // namespace
@@ -152,6 +181,11 @@ Handler SetupPlan(CLI::App& sub) {
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();
   sub.add_option("-o,--output", f->output, "Write the plan document here ('-' for stdout only)");
+  sub.add_option("--compare-to", f->compare_to,
+                 "Compare the new plan with this BASE plan as 'compare' does (exit 1 on a "
+                 "regression)");
+  sub.add_option("--tolerance", f->tolerance, "With --compare-to: allowed step-time increase")
+      ->capture_default_str();
   return [f] { return RunPlan(*f); };
 }
 

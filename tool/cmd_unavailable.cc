@@ -9,7 +9,7 @@ namespace {
 
 struct Args {
   std::vector<std::string> positional;
-  std::string backend, gpus, trace, svg, output, to, tolerance, format, module_prefix;
+  std::string backend, gpus, trace, svg, output;
   int steps = 0;
 };
 
@@ -29,22 +29,6 @@ Handler SetupRun(CLI::App& sub) {
   sub.add_option("--svg", a->svg, "Gantt charts of predicted and measured timelines");
   sub.add_option("-o,--output", a->output, "Write the plan with its measured block");
   return Unavailable("pp-partition run (measuring a plan on devices)");
-}
-
-Handler SetupExport(CLI::App& sub) {
-  auto a = std::make_shared<Args>();
-  sub.add_option("plan", a->positional, "Plan file");
-  sub.add_option("--to", a->to, "megatron | deepspeed | torch | gpipe | torchtitan | json | md");
-  sub.add_option("-o,--output", a->output, "Output file");
-  return Unavailable("pp-partition export");
-}
-
-Handler SetupCompare(CLI::App& sub) {
-  auto a = std::make_shared<Args>();
-  sub.add_option("plans", a->positional, "BASE.plan.json NEW.plan.json");
-  sub.add_option("--tolerance", a->tolerance, "Allowed slow-down, e.g. 2%");
-  sub.add_option("--format", a->format, "text | md | json");
-  return Unavailable("pp-partition compare");
 }
 
 }  // namespace pp

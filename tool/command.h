@@ -41,5 +41,6 @@ Handler SetupSimulate(CLI::App& sub);
 Handler SetupRun(CLI::App& sub);
 Handler SetupExport(CLI::App& sub);
 Handler SetupCompare(CLI::App& sub);
+Handler SetupImport(CLI::App& sub);
 
 }  // namespace pp

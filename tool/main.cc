@@ -19,10 +19,12 @@ const std::vector<Command>& Commands() {
        "pp-partition simulate plan.json --format json", SetupSimulate},
       {"run", "Run a plan on devices and measure it (not available yet)",
        "pp-partition run plan.json --backend cuda --gpus 0x4 --steps 20", SetupRun},
-      {"export", "Write a plan for a training framework (not available yet)",
-       "pp-partition export plan.json --to megatron", SetupExport},
-      {"compare", "Compare two plans and fail on a regression (not available yet)",
+      {"export", "Write a plan in the form a training framework takes",
+       "pp-partition export plan.json --to torch --module-prefix block=transformer.h", SetupExport},
+      {"compare", "Compare two plans and fail (exit 1) on a regression",
        "pp-partition compare base.plan.json new.plan.json --tolerance 2%", SetupCompare},
+      {"import", "Turn a Hugging Face config.json (gpt2, bert, llama) into a model file",
+       "pp-partition import config.json --name gpt2-xl -o models/gpt2-xl.json", SetupImport},
   };
   return kCommands;
 }

@@ -1,0 +1,155 @@
+// ReLU and GELU (tanh approximation) as a layer, plus the elementwise kernels the transformer
+// block's MLPs use (GELU, SwiGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
+// params; saved: the input.
+#include "layers/cuda_check.h"
+#include "layers/cuda_device.h"
+#include "layers/cuda_kernels.h"
+#include "layers/cuda_layers.h"
+
+namespace pp {
+namespace {
+
+using cuda::Blocks;
+using cuda::FromFloat;
+using cuda::kThreads;
+using cuda::ToFloat;
+
+constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
+constexpr float kGeluC = 0.044715f;
+
+__device__ __forceinline__ float Gelu(float x) {
+  return 0.5f * x * (1.0f + tanhf(kGeluK * (x + kGeluC * x * x * x)));
+}
+__device__ __forceinline__ float GeluGrad(float x) {
+  const float t = tanhf(kGeluK * (x + kGeluC * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kGeluK * (1.0f + 3.0f * kGeluC * x * x);
+}
+__device__ __forceinline__ float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+#define PP_GRID_LOOP(i, count)                                                         \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (count); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+template <typename T>
+__global__ void ActivationForwardKernel(bool gelu, const T* x, int64_t count, T* y) {
+  PP_GRID_LOOP(i, count) {
+    const float v = ToFloat(x[i]);
+    y[i] = FromFloat<T>(gelu ? Gelu(v) : fmaxf(v, 0.0f));
+  }
+}
+
+template <typename T>
+__global__ void ActivationBackwardKernel(bool gelu, const T* x, const T* dy, int64_t count,
+                                         T* dx) {
+  PP_GRID_LOOP(i, count) {
+    const float v = ToFloat(x[i]);
+    const float grad = gelu ? GeluGrad(v) : (v > 0.0f ? 1.0f : 0.0f);
+    dx[i] = FromFloat<T>(ToFloat(dy[i]) * grad);
+  }
+}
+
+template <typename T>
+__global__ void SwigluForwardKernel(const T* gate, const T* up, int64_t count, T* out) {
+  PP_GRID_LOOP(i, count) {
+    const float g = ToFloat(gate[i]);
+    out[i] = FromFloat<T>(g * Sigmoid(g) * ToFloat(up[i]));
+  }
+}
+
+template <typename T>
+__global__ void SwigluBackwardKernel(const T* gate, const T* up, const T* dout, int64_t count,
+                                     T* dgate, T* dup) {
+  PP_GRID_LOOP(i, count) {
+    const float g = ToFloat(gate[i]), u = ToFloat(up[i]), d = ToFloat(dout[i]);
+    const float s = Sigmoid(g);
+    dgate[i] = FromFloat<T>(d * u * s * (1.0f + g * (1.0f - s)));
+    dup[i] = FromFloat<T>(d * g * s);
+  }
+}
+
+#undef PP_GRID_LOOP
+
+template <typename T>
+class ActivationCuda final : public CudaLayer<T> {
+ public:
+  explicit ActivationCuda(const CudaActivationSpec& s) : gelu_(s.gelu) {
+    this->SetShape(s.rows, s.width, s.width);
+  }
+  int64_t param_count() const override { return 0; }
+  int64_t saved_count() const override { return count(); }
+
+  Status Forward(CudaContext& ctx, const T*, const T* x, const CudaMicroBatch&, T* y, T* saved,
+                 T*) const override {
+    PP_CUDA_CHECK(cudaMemcpyAsync(saved, x, sizeof(T) * count(), cudaMemcpyDeviceToDevice,
+                                  ctx.stream()));
+    return ActivationForward<T>(ctx, gelu_, x, count(), y);
+  }
+  Status BackwardInput(CudaContext& ctx, const T*, const T* dy, const T* saved,
+                       const CudaMicroBatch&, T* dx, T*, T*) const override {
+    return ActivationBackward<T>(ctx, gelu_, saved, dy, count(), dx);
+  }
+  Status BackwardWeight(CudaContext&, const T*, const T*, const T*, const T*,
+                        const CudaMicroBatch&, T*, T*) const override {
+    return Status::Ok();
+  }
+
+ private:
+  int64_t count() const { return this->rows() * this->in_width(); }
+  bool gelu_;
+};
+
+}  // namespace
+
+template <typename T>
+Status ActivationForward(CudaContext& ctx, bool gelu, const T* x, int64_t count, T* y) {
+  NvtxRange range(gelu ? "Gelu.Forward" : "Relu.Forward");
+  ActivationForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gelu, x, count, y);
+  PP_CUDA_CHECK_LAUNCH("ActivationForwardKernel");
+  return Status::Ok();
+}
+
+template <typename T>
+Status ActivationBackward(CudaContext& ctx, bool gelu, const T* x, const T* dy, int64_t count,
+                          T* dx) {
+  NvtxRange range(gelu ? "Gelu.Backward" : "Relu.Backward");
+  ActivationBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gelu, x, dy, count,
+                                                                             dx);
+  PP_CUDA_CHECK_LAUNCH("ActivationBackwardKernel");
+  return Status::Ok();
+}
+
+template <typename T>
+Status SwigluForward(CudaContext& ctx, const T* gate, const T* up, int64_t count, T* out) {
+  NvtxRange range("Swiglu.Forward");
+  SwigluForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gate, up, count, out);
+  PP_CUDA_CHECK_LAUNCH("SwigluForwardKernel");
+  return Status::Ok();
+}
+
+template <typename T>
+Status SwigluBackward(CudaContext& ctx, const T* gate, const T* up, const T* dout,
+                      int64_t count, T* dgate, T* dup) {
+  NvtxRange range("Swiglu.Backward");
+  SwigluBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gate, up, dout, count,
+                                                                         dgate, dup);
+  PP_CUDA_CHECK_LAUNCH("SwigluBackwardKernel");
+  return Status::Ok();
+}
+
+template <typename T>
+std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const CudaActivationSpec& s) {
+  return std::make_unique<ActivationCuda<T>>(s);
+}
+
+#define PP_INSTANTIATE(T)                                                                    \
+  template Status ActivationForward<T>(CudaContext&, bool, const T*, int64_t, T*);           \
+  template Status ActivationBackward<T>(CudaContext&, bool, const T*, const T*, int64_t, T*); \
+  template Status SwigluForward<T>(CudaContext&, const T*, const T*, int64_t, T*);           \
+  template Status SwigluBackward<T>(CudaContext&, const T*, const T*, const T*, int64_t, T*, \
+                                    T*);                                                     \
+  template std::unique_ptr<CudaLayer<T>> MakeCudaActivation<T>(const CudaActivationSpec&);
+PP_INSTANTIATE(float)
+PP_INSTANTIATE(__nv_bfloat16)
+#undef PP_INSTANTIATE
+
+}  // namespace pp

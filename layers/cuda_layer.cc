@@ -1,0 +1,90 @@
+// MakeCudaLayer: reads a model Layer into the plain spec of its kind (cuda_layers.h), and the
+// host-side parts of CudaLayer (parameter upload). Compiled by the host compiler.
+#include <cuda_bf16.h>
+
+#include <vector>
+
+#include "core/model.h"
+#include "layers/cuda_check.h"
+#include "layers/cuda_layers.h"
+#include "layers/layer.h"
+
+namespace pp {
+namespace {
+
+template <typename T>
+T FromFloatHost(float v) {
+  if constexpr (sizeof(T) == 4) {
+    return v;
+  } else {
+    return __float2bfloat16(v);
+  }
+}
+
+template <typename T>
+std::unique_ptr<CudaLayer<T>> MakeKind(const Layer& l, const ModelInput& in) {
+  const int64_t rows = in.rows();
+  switch (l.op) {
+    case Op::kEmbedding:
+      return MakeCudaEmbedding<T>(
+          {in.micro_batch_size, in.seq_len, l.vocab, l.hidden, l.positions, l.token_types});
+    case Op::kLinear:
+      return MakeCudaLinear<T>({rows, l.in, l.out, l.bias});
+    case Op::kRelu:
+    case Op::kGelu:
+      return MakeCudaActivation<T>({rows, l.in_width, l.op == Op::kGelu});
+    case Op::kLayerNorm:
+    case Op::kRmsNorm:
+      return MakeCudaNorm<T>({rows, l.hidden, l.op == Op::kRmsNorm});
+    case Op::kTransformerBlock:
+      return MakeCudaTransformerBlock<T>(
+          {in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
+           l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary});
+    case Op::kCrossEntropy:
+    case Op::kMse:
+      return MakeCudaLoss<T>({rows, l.in_width, l.op == Op::kCrossEntropy});
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+template <typename T>
+Status CudaLayer<T>::Init(CudaContext& ctx, T* params, const float* host_values) const {
+  const int64_t count = param_count();
+  if (count == 0) return Status::Ok();
+  std::vector<T> staged(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) staged[i] = FromFloatHost<T>(host_values[i]);
+  PP_CUDA_CHECK(cudaMemcpyAsync(params, staged.data(), sizeof(T) * count, cudaMemcpyHostToDevice,
+                                ctx.stream()));
+  return ctx.Synchronize();  // `staged` must outlive the copy
+}
+
+template <typename T>
+Status CudaLayer<T>::Init(CudaContext& ctx, T* params, uint64_t seed) const {
+  if (!host_init_) return Status::Error("CudaLayer::Init: the layer has no initialiser");
+  std::vector<float> values(static_cast<size_t>(param_count()));
+  host_init_(values.data(), seed);
+  return Init(ctx, params, values.data());
+}
+
+template <typename T>
+Result<std::unique_ptr<CudaLayer<T>>> MakeCudaLayer(const Layer& layer, const ModelInput& input) {
+  // The reference checks the shapes and supplies the initial values.
+  Result<std::unique_ptr<CpuLayer<float>>> ref = MakeCpuLayer<float>(layer, input);
+  if (!ref.ok()) return ref.status();
+  std::unique_ptr<CudaLayer<T>> made = MakeKind<T>(layer, input);
+  if (made == nullptr) return Status::Error("layer \"" + layer.name + "\": unknown op");
+  std::shared_ptr<const CpuLayer<float>> init(std::move(*ref));
+  made->set_host_init([init](float* params, uint64_t seed) { init->Init(params, seed); });
+  return made;
+}
+
+template class CudaLayer<float>;
+template class CudaLayer<__nv_bfloat16>;
+template Result<std::unique_ptr<CudaLayer<float>>> MakeCudaLayer<float>(const Layer&,
+                                                                        const ModelInput&);
+template Result<std::unique_ptr<CudaLayer<__nv_bfloat16>>> MakeCudaLayer<__nv_bfloat16>(
+    const Layer&, const ModelInput&);
+
+}  // namespace pp

@@ -1,0 +1,124 @@
+#include "partitioner/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/content_hash.h"
+#include "core/units.h"
+
+namespace pp {
+namespace {
+
+std::string Percent(double fraction) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f%%", 100 * fraction);
+  return buf;
+}
+
+uint64_t PeakMemory(const Plan& plan) {
+  uint64_t peak = 0;
+  for (const StagePlan& s : plan.stages) peak = std::max(peak, s.peak_memory_bytes);
+  return peak;
+}
+
+bool OverLimit(const Plan& plan, int stage) {
+  return plan.memory_limit_bytes &&
+         plan.stages[stage].peak_memory_bytes > *plan.memory_limit_bytes;
+}
+
+// Adds the step time, bubble ratio and throughput of one kind ("predicted" or "measured").
+void AddTimeFigures(const std::string& kind, const Prediction& base, const Prediction& next,
+                    bool judge_step, std::vector<FigureComparison>* out) {
+  out->push_back({"step_time_ms", kind + " step time", "ms", base.step_time_ms,
+                  next.step_time_ms, judge_step, false});
+  out->push_back({"bubble_ratio", kind + " bubble ratio", "ratio", base.bubble_ratio,
+                  next.bubble_ratio, false, false});
+  out->push_back({"throughput_samples_per_s", kind + " throughput", "samples/s",
+                  base.throughput_samples_per_s, next.throughput_samples_per_s, false, false});
+}
+
+}  // namespace
+
+Result<PlanComparison> ComparePlans(const Plan& base, const Plan& next, double tolerance) {
+  if (!std::isfinite(tolerance) || tolerance < 0) {
+    return Status::Error("--tolerance must be a finite fraction >= 0");
+  }
+  if (base.model != next.model) {
+    return Status::Error("not comparable: BASE plans model \"" + base.model +
+                         "\" and NEW plans \"" + next.model + "\"");
+  }
+  const std::vector<LayerProfile>& bl = base.profile.layers;
+  const std::vector<LayerProfile>& nl = next.profile.layers;
+  if (bl.size() != nl.size()) {
+    return Status::Error("not comparable: BASE has " + std::to_string(bl.size()) +
+                         " layers and NEW " + std::to_string(nl.size()) + " (model " +
+                         base.model + ")");
+  }
+  PlanComparison c;
+  c.model = base.model;
+  c.tolerance = tolerance;
+  for (size_t i = 0; i < bl.size(); ++i) {
+    if (bl[i].name != nl[i].name) {
+      return Status::Error("not comparable: layer " + std::to_string(i) + " is \"" +
+                           bl[i].name + "\" in BASE and \"" + nl[i].name + "\" in NEW");
+    }
+    c.layer_names.push_back(bl[i].name);
+  }
+  c.inputs_changed = ProfileHash(base.profile) != ProfileHash(next.profile) ||
+                     (base.model_spec && next.model_spec &&
+                      ModelHash(*base.model_spec) != ModelHash(*next.model_spec));
+
+  const bool measured = base.measured && next.measured;
+  AddTimeFigures("predicted", base.predicted, next.predicted, !measured, &c.overall);
+  if (measured) AddTimeFigures("measured", *base.measured, *next.measured, true, &c.overall);
+  c.overall.push_back({"max_stage_ms", "predicted largest stage", "ms",
+                       base.predicted.max_stage_ms, next.predicted.max_stage_ms, false, false});
+  c.overall.push_back({"peak_memory_bytes", "predicted peak memory", "bytes",
+                       static_cast<double>(PeakMemory(base)),
+                       static_cast<double>(PeakMemory(next)), false, false});
+  for (FigureComparison& f : c.overall) {
+    if (!f.judged) continue;
+    const double limit = f.base * (1 + tolerance);
+    if (f.next > limit) {
+      f.regressed = true;
+      const double over = f.base > 0 ? f.next / f.base - 1 : 0;
+      c.regressions.push_back(f.label + ": " + FormatMs(f.next) + " is " +
+                              (f.base > 0 ? Percent(over) : std::string("more than 0")) +
+                              " over BASE's " + FormatMs(f.base) + " (tolerance " +
+                              Percent(tolerance) + ")");
+    }
+  }
+
+  const int stages = std::max(base.num_stages, next.num_stages);
+  for (int s = 0; s < stages; ++s) {
+    StageComparison sc;
+    sc.index = s;
+    if (s < base.num_stages) {
+      sc.base = base.stages[s];
+      sc.base_over_limit = OverLimit(base, s);
+    }
+    if (s < next.num_stages) {
+      sc.next = next.stages[s];
+      sc.next_over_limit = OverLimit(next, s);
+    }
+    if (sc.next_over_limit && !sc.base_over_limit) {
+      sc.memory_regressed = true;
+      c.regressions.push_back("stage " + std::to_string(s) + " peak memory: " +
+                              FormatBytes(sc.next->peak_memory_bytes) + " exceeds NEW's limit "
+                              "of " + FormatBytes(*next.memory_limit_bytes) +
+                              (sc.base ? "; BASE's stage fit" : "; BASE has no such stage"));
+    }
+    c.stages.push_back(std::move(sc));
+  }
+
+  const size_t boundaries = std::max(base.boundaries.size(), next.boundaries.size());
+  for (size_t i = 0; i < boundaries; ++i) {
+    const int b = i < base.boundaries.size() ? base.boundaries[i] : -1;
+    const int n = i < next.boundaries.size() ? next.boundaries[i] : -1;
+    if (b != n) c.moved.push_back({static_cast<int>(i), b, n});
+  }
+  return c;
+}
+
+}  // namespace pp

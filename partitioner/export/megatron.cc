@@ -1,0 +1,144 @@
+// Megatron-LM: --pipeline-model-parallel-size, --num-layers, and either the first/last stage
+// layer counts or a --pipeline-model-parallel-layout string.
+//
+// Layer kinds: the embedding is E and must be the first layer, alone of its kind; every
+// transformer block is t; everything after the last block (final norm, head, loss) is one L
+// that must stay in the last stage. Any other layer before the last block has no letter.
+// The layout lists chunks in order, "|" between them, "t*k" for k blocks (plain "t" for one),
+// so "Et*3|t*4|t*4|t*2L". The first/last flags are used when every stage but the first
+// and/or last holds the same number of blocks and the first and last hold at least one;
+// Megatron-LM then gives the first stage A blocks, the last B and divides the rest evenly.
+#include "partitioner/export/targets.h"
+
+namespace pp {
+namespace {
+
+Status CannotExpress(const std::string& why) {
+  return Status::Error("this plan cannot be expressed for Megatron-LM: " + why);
+}
+
+std::string Letters(bool embedding, int blocks, bool tail) {
+  std::string s = embedding ? "E" : "";
+  if (blocks == 1) s += "t";
+  if (blocks > 1) s += "t*" + std::to_string(blocks);
+  if (tail) s += "L";
+  return s;
+}
+
+class Megatron final : public Exporter {
+ public:
+  std::string_view name() const override { return "megatron"; }
+  std::string_view summary() const override {
+    return "Megatron-LM arguments: pipeline size, first/last stage layers or a layout";
+  }
+
+  Result<std::string> Export(const Plan& plan, const ExportOptions&) const override {
+    const std::vector<std::string> ops = LayerOps(plan);
+    const std::vector<LayerProfile>& layers = plan.profile.layers;
+    const int n = static_cast<int>(ops.size());
+    for (int i = 0; i < n; ++i) {
+      if (ops[i].empty()) {
+        return CannotExpress("layer " + layers[i].name + " has no known kind (the plan has no "
+                             "model_spec and its profile gives no \"op\"); plan from the model "
+                             "file to record the kinds");
+      }
+    }
+    int last_block = -1;
+    for (int i = 0; i < n; ++i) {
+      if (ops[i] == "transformer_block") last_block = i;
+    }
+    if (last_block < 0) return CannotExpress("the model has no transformer blocks (t)");
+    if (ops[0] != "embedding") {
+      return CannotExpress("the first layer " + layers[0].name + " is " + ops[0] +
+                           ", not an embedding; a layout starts with exactly one E");
+    }
+    for (int i = 1; i < last_block; ++i) {
+      if (ops[i] == "transformer_block") continue;
+      if (ops[i] == "embedding") {
+        return CannotExpress("layer " + layers[i].name + " is a second embedding; a layout "
+                             "has exactly one E, at the front");
+      }
+      return CannotExpress("layer " + layers[i].name + " (" + ops[i] + ") comes before the "
+                           "last transformer block and Megatron-LM has no letter for it");
+    }
+    if (last_block == n - 1) {
+      return CannotExpress("no layers follow the last transformer block; a layout ends with "
+                           "one L (final norm, head and loss)");
+    }
+    const std::vector<Chunk> chunks = ChunksOf(plan);
+    std::vector<int> blocks;
+    std::string layout;
+    for (const Chunk& c : chunks) {
+      if (c.first_layer > last_block + 1) {
+        return CannotExpress("the stage boundary between " + layers[c.first_layer - 1].name +
+                             " and " + layers[c.first_layer].name + " cuts the layers after "
+                             "the last transformer block, which Megatron-LM keeps together "
+                             "as L in the last stage");
+      }
+      int t = 0;
+      for (int i = c.first_layer; i <= c.last_layer && i <= last_block; ++i) {
+        t += ops[i] == "transformer_block" ? 1 : 0;
+      }
+      blocks.push_back(t);
+      if (!layout.empty()) layout += "|";
+      layout += Letters(c.first_layer == 0, t, c.last_layer == n - 1);
+    }
+
+    int total = 0;
+    for (int t : blocks) total += t;
+    std::string out = HeaderComment(plan, "Megatron-LM");
+    if (plan.schedule != "1f1b") {
+      out += "# Megatron-LM runs its own 1F1B schedule; this plan was predicted for " +
+             plan.schedule + "\n";
+    }
+    for (size_t s = 0; s < chunks.size(); ++s) {
+      out += "# stage " + std::to_string(s) + ": " + layers[chunks[s].first_layer].name +
+             " .. " + layers[chunks[s].last_layer].name + " (" + std::to_string(blocks[s]) +
+             " transformer layers)\n";
+    }
+    out += "--pipeline-model-parallel-size " + std::to_string(plan.num_stages) + "\n";
+    out += "--num-layers " + std::to_string(total) + "\n";
+    // Interleaved plans (more chunks than stages) need the layout's virtual stages.
+    out += chunks.size() == static_cast<size_t>(plan.num_stages)
+               ? ShapeFlags(blocks, layout)
+               : "--pipeline-model-parallel-layout \"" + layout + "\"\n";
+    return out;
+  }
+
+ private:
+  // The first/last flags when the split has that shape, else the layout.
+  static std::string ShapeFlags(const std::vector<int>& blocks, const std::string& layout) {
+    const int p = static_cast<int>(blocks.size());
+    const std::string layout_flag = "--pipeline-model-parallel-layout \"" + layout + "\"\n";
+    if (p == 1) return "";
+    bool all_equal = true;
+    for (int t : blocks) all_equal = all_equal && t == blocks[0];
+    if (all_equal) return "";  // Megatron-LM's default even split
+    const int first = blocks.front(), last = blocks.back();
+    if (first == 0 || last == 0) return layout_flag;
+    if (p == 2) {
+      return "--decoder-first-pipeline-num-layers " + std::to_string(first) + "\n" +
+             "--decoder-last-pipeline-num-layers " + std::to_string(last) + "\n";
+    }
+    for (int s = 2; s + 1 < p; ++s) {
+      if (blocks[s] != blocks[1]) return layout_flag;
+    }
+    std::string out;
+    if (first != blocks[1]) {
+      out += "--decoder-first-pipeline-num-layers " + std::to_string(first) + "\n";
+    }
+    if (last != blocks[1]) {
+      out += "--decoder-last-pipeline-num-layers " + std::to_string(last) + "\n";
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+const Exporter& MegatronExporter() {
+  static const Megatron kMegatron;
+  return kMegatron;
+}
+
+}  // namespace pp

@@ -1,0 +1,303 @@
+// Export targets on real plans (GPT-2 XL and Llama-7B at 2, 4 and 8 stages, analytic h100
+// profiles): the Megatron-LM layout is re-parsed here with the documented rules, Python
+// snippets must compile, balance lists must add up, and splits Megatron-LM cannot express
+// must be refused.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+#include "core/model.h"
+#include "partitioner/export/exporter.h"
+#include "partitioner/planner.h"
+#include "profiler/analytic.h"
+#include "profiler/device_table.h"
+#include "tests/test_util.h"
+
+namespace pp {
+namespace {
+
+Plan MakeTestPlan(const std::string& model_file, int stages, const std::string& method = "dp",
+                  std::vector<int> boundaries = {}) {
+  Result<Model> model = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + model_file);
+  EXPECT_TRUE(model.ok()) << model.message();
+  Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
+  EXPECT_TRUE(profile.ok()) << profile.message();
+  PlanRequest request;
+  request.profile = *profile;
+  request.model = *model;
+  request.num_stages = stages;
+  request.num_micro_batches = 4 * stages;
+  request.method = boundaries.empty() ? method : "given";
+  request.boundaries = boundaries;
+  Result<Plan> plan = MakePlan(request);
+  EXPECT_TRUE(plan.ok()) << plan.message();
+  return *plan;
+}
+
+std::string Export(const Plan& plan, const std::string& target, ExportOptions options = {}) {
+  Result<std::string> text = FindExporter(target)->Export(plan, options);
+  EXPECT_TRUE(text.ok()) << target << ": " << text.message();
+  return text.ok() ? *text : "";
+}
+
+bool HavePython() { return std::system("python3 --version >/dev/null 2>&1") == 0; }
+
+// True when python3 -m py_compile accepts `source`.
+bool PyCompiles(const std::string& source) {
+  const std::string dir = testing::TempDir();
+  testing::WriteText(dir + "/snippet.py", source);
+  const int rc = std::system(("python3 -m py_compile '" + dir + "/snippet.py'").c_str());
+  std::filesystem::remove_all(dir);
+  return rc == 0;
+}
+
+// The value after `flag ` on its own line, or -1.
+int FlagValue(const std::string& text, const std::string& flag) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("(^|\n)" + flag + " (\\d+)\n"))) return -1;
+  return std::stoi(m[2]);
+}
+
+// Blocks per stage as Megatron-LM reads the arguments: a layout ("|" between stages, E
+// first and only there, L last and only there, t or t*k), else the first/last stage
+// counts with the rest divided evenly, else an even split. Fails the test on a rule broken.
+std::vector<int> MegatronBlocks(const std::string& text) {
+  const int p = FlagValue(text, "--pipeline-model-parallel-size");
+  const int n = FlagValue(text, "--num-layers");
+  EXPECT_GT(p, 0);
+  EXPECT_GT(n, 0);
+  std::vector<int> blocks;
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex("--pipeline-model-parallel-layout \"([^\"]*)\""))) {
+    const std::string layout = m[1];
+    std::stringstream in(layout);
+    std::string stage;
+    int e_count = 0, l_count = 0;
+    while (std::getline(in, stage, '|')) {
+      const bool first = blocks.empty();
+      size_t i = 0;
+      if (i < stage.size() && stage[i] == 'E') {
+        ++e_count;
+        ++i;
+        EXPECT_TRUE(first) << layout;
+      }
+      int t = 0;
+      if (i < stage.size() && stage[i] == 't') {
+        ++i;
+        t = 1;
+        if (i < stage.size() && stage[i] == '*') {
+          size_t used = 0;
+          t = std::stoi(stage.substr(i + 1), &used);
+          i += 1 + used;
+        }
+      }
+      if (i < stage.size() && stage[i] == 'L') {
+        ++l_count;
+        ++i;
+      }
+      EXPECT_EQ(i, stage.size()) << "bad stage \"" << stage << "\" in " << layout;
+      blocks.push_back(t);
+    }
+    EXPECT_EQ(e_count, 1) << layout;
+    EXPECT_EQ(l_count, 1) << layout;
+    EXPECT_EQ(layout.front(), 'E');
+    EXPECT_EQ(layout.back(), 'L');
+    EXPECT_EQ(static_cast<int>(blocks.size()), p) << layout;
+  } else {
+    const int a = FlagValue(text, "--decoder-first-pipeline-num-layers");
+    const int b = FlagValue(text, "--decoder-last-pipeline-num-layers");
+    int rest = n, middle = p;
+    if (a >= 0) rest -= a, --middle;
+    if (b >= 0) rest -= b, --middle;
+    if (middle > 0) EXPECT_EQ(rest % middle, 0) << text;
+    else EXPECT_EQ(rest, 0) << text;
+    for (int s = 0; s < p; ++s) {
+      if (s == 0 && a >= 0) blocks.push_back(a);
+      else if (s == p - 1 && b >= 0) blocks.push_back(b);
+      else blocks.push_back(middle > 0 ? rest / middle : 0);
+    }
+  }
+  int sum = 0;
+  for (int t : blocks) sum += t;
+  EXPECT_EQ(sum, n) << text;
+  return blocks;
+}
+
+// Blocks per stage counted from the plan's layer names ("block.K").
+std::vector<int> PlanBlocks(const Plan& plan) {
+  std::vector<int> blocks;
+  for (const StagePlan& s : plan.stages) {
+    int t = 0;
+    for (const std::string& name : s.layer_names) t += name.rfind("block.", 0) == 0 ? 1 : 0;
+    blocks.push_back(t);
+  }
+  return blocks;
+}
+
+struct Case {
+  std::string model;
+  int stages;
+};
+
+class EachPlan : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EachPlan, MegatronArgumentsGiveThePlansBlockCounts) {
+  const Plan plan = MakeTestPlan(GetParam().model, GetParam().stages);
+  const std::string text = Export(plan, "megatron");
+  EXPECT_EQ(MegatronBlocks(text), PlanBlocks(plan)) << text;
+}
+
+TEST_P(EachPlan, PythonSnippetsCompile) {
+  if (!HavePython()) GTEST_SKIP() << "python3 is not installed";
+  const Plan plan = MakeTestPlan(GetParam().model, GetParam().stages);
+  ExportOptions options;
+  options.module_prefixes = {{"block", "transformer.h"}, {"embed", "transformer.wte"}};
+  for (const char* target : {"deepspeed", "torch", "gpipe", "torchtitan"}) {
+    EXPECT_TRUE(PyCompiles(Export(plan, target, options))) << target;
+  }
+}
+
+TEST_P(EachPlan, BalanceAndPartsMatchTheStages) {
+  const Plan plan = MakeTestPlan(GetParam().model, GetParam().stages);
+  const int n = static_cast<int>(plan.profile.layers.size());
+  std::smatch m;
+  const std::string gpipe = Export(plan, "gpipe");
+  ASSERT_TRUE(std::regex_search(gpipe, m, std::regex("\nbalance = \\[([0-9, ]+)\\]\n")));
+  std::stringstream in(m[1].str());
+  std::string item;
+  int sum = 0;
+  size_t s = 0;
+  while (std::getline(in, item, ',')) {
+    const int v = std::stoi(item);
+    EXPECT_GT(v, 0);
+    ASSERT_LT(s, plan.stages.size());
+    EXPECT_EQ(v, static_cast<int>(plan.stages[s++].layer_names.size()));
+    sum += v;
+  }
+  EXPECT_EQ(sum, n);
+  EXPECT_EQ(s, plan.stages.size());
+
+  std::string parts = "0";
+  for (int b : plan.boundaries) parts += ", " + std::to_string(b);
+  parts += ", " + std::to_string(n);
+  EXPECT_NE(Export(plan, "deepspeed").find("PLAN_PARTS = [" + parts + "]\n"), std::string::npos);
+}
+
+TEST_P(EachPlan, TorchSplitPointsAreTheStagesFirstModules) {
+  const Plan plan = MakeTestPlan(GetParam().model, GetParam().stages);
+  ExportOptions options;
+  options.module_prefixes = {{"block", "model.layers"}};
+  const std::string text = Export(plan, "torch", options);
+  const std::regex point("\"([^\"]+)\": SplitPoint\\.BEGINNING");
+  std::vector<std::string> names;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), point);
+       it != std::sregex_iterator(); ++it) {
+    names.push_back((*it)[1]);
+  }
+  ASSERT_EQ(names.size(), plan.stages.size() - 1) << text;
+  for (size_t s = 1; s < plan.stages.size(); ++s) {
+    std::string expect = plan.stages[s].layer_names.front();
+    if (expect.rfind("block.", 0) == 0) expect = "model.layers." + expect.substr(6);
+    EXPECT_EQ(names[s - 1], expect);
+  }
+  EXPECT_NE(text.find("schedule_class = Schedule1F1B"), std::string::npos);
+  const std::string titan = Export(plan, "torchtitan", options);
+  EXPECT_EQ(std::count(titan.begin(), titan.end(), '['),
+            static_cast<long>(plan.stages.size()) + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Plans, EachPlan,
+                         ::testing::Values(Case{"gpt2-xl.json", 2}, Case{"gpt2-xl.json", 4},
+                                           Case{"gpt2-xl.json", 8}, Case{"llama-7b.json", 2},
+                                           Case{"llama-7b.json", 4}, Case{"llama-7b.json", 8}),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param.model.substr(0, 5) + "_p" +
+                                              std::to_string(param_info.param.stages);
+                           for (char& c : name) c = std::isalnum(c) ? c : '_';
+                           return name;
+                         });
+
+// gpt2-small: embed, block.0..11 (layers 1..12), ln_f 13, lm_head 14, loss 15.
+TEST(Megatron, ChoosesTheShortestFormForTheSplit) {
+  // 3 blocks per stage: Megatron-LM's default even split, no extra flags.
+  std::string text = Export(MakeTestPlan("gpt2-small.json", 4, "", {4, 7, 10}), "megatron");
+  EXPECT_EQ(text.find("--decoder-"), std::string::npos) << text;
+  EXPECT_EQ(text.find("layout"), std::string::npos) << text;
+  EXPECT_EQ(MegatronBlocks(text), (std::vector<int>{3, 3, 3, 3}));
+  // 2 | 4 | 4 | 2: first and last differ from the middle.
+  text = Export(MakeTestPlan("gpt2-small.json", 4, "", {3, 7, 11}), "megatron");
+  EXPECT_NE(text.find("--decoder-first-pipeline-num-layers 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("--decoder-last-pipeline-num-layers 2\n"), std::string::npos) << text;
+  // 2 | 3 | 5 | 2: the middle differs, so a layout.
+  text = Export(MakeTestPlan("gpt2-small.json", 4, "", {3, 6, 11}), "megatron");
+  EXPECT_NE(text.find("--pipeline-model-parallel-layout \"Et*2|t*3|t*5|t*2L\""),
+            std::string::npos) << text;
+  // The embedding alone and the tail alone.
+  text = Export(MakeTestPlan("gpt2-small.json", 3, "", {1, 13}), "megatron");
+  EXPECT_NE(text.find("\"E|t*12|L\""), std::string::npos) << text;
+}
+
+TEST(Megatron, RefusesWhatItCannotExpress) {
+  auto refused = [](const Plan& plan, const std::string& why) {
+    Result<std::string> r = FindExporter("megatron")->Export(plan, {});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("cannot be expressed"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find(why), std::string::npos) << r.message();
+  };
+  // A cut between the final norm and the head.
+  refused(MakeTestPlan("gpt2-small.json", 2, "", {14}), "between ln_f and lm_head");
+  // BERT's embedding layernorm has no letter.
+  refused(MakeTestPlan("bert-large.json", 2), "embed_ln");
+  // No model_spec and no profile ops: unknown kinds.
+  Plan plan = MakeTestPlan("gpt2-small.json", 2);
+  plan.model_spec.reset();
+  for (LayerProfile& l : plan.profile.layers) l.op.clear();
+  refused(plan, "no known kind");
+  // Without model_spec the profile's ops suffice.
+  plan = MakeTestPlan("gpt2-small.json", 4, "", {4, 7, 10});
+  plan.model_spec.reset();
+  EXPECT_EQ(MegatronBlocks(Export(plan, "megatron")), (std::vector<int>{3, 3, 3, 3}));
+}
+
+TEST(DeepSpeed, NamesTheBuiltInMethodOnlyWhenItGivesTheSameSplit) {
+  // DeepSpeed's uniform gives the first n mod p stages one more layer: 52 layers on 8
+  // stages are 7,7,7,7,6,6,6,6, so parts 0,7,14,21,28,34,40,46,52.
+  const Plan uniform = MakeTestPlan("gpt2-xl.json", 8, "", {7, 14, 21, 28, 34, 40, 46});
+  EXPECT_NE(Export(uniform, "deepspeed").find("partition_method=\"uniform\""),
+            std::string::npos);
+  const Plan other = MakeTestPlan("gpt2-xl.json", 8, "", {6, 14, 21, 28, 34, 40, 46});
+  const std::string text = Export(other, "deepspeed");
+  EXPECT_EQ(text.find("partition_method=\"uniform\""), std::string::npos);
+}
+
+TEST(Export, JsonIsThePlanAndMarkdownHasARowPerStage) {
+  const Plan plan = MakeTestPlan("llama-7b.json", 4);
+  const std::string json = Export(plan, "json");
+  EXPECT_EQ(json, DumpJson(PlanToJson(plan)));
+  Result<Plan> back = PlanFromJson(Json::parse(json));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->boundaries, plan.boundaries);
+  const std::string md = Export(plan, "md");
+  for (int s = 0; s < 4; ++s) {
+    EXPECT_NE(md.find("\n| " + std::to_string(s) + " | "), std::string::npos) << md;
+  }
+}
+
+TEST(Export, ModulePrefixes) {
+  ExportOptions options;
+  ASSERT_TRUE(ParseModulePrefix("block=transformer.h").ok());
+  options.module_prefixes = {*ParseModulePrefix("block=transformer.h"),
+                             *ParseModulePrefix("block.1=special")};
+  EXPECT_EQ(ModuleName("block.4", options), "transformer.h.4");
+  EXPECT_EQ(ModuleName("block.1", options), "special");  // the longest prefix wins
+  EXPECT_EQ(ModuleName("block.10", options), "transformer.h.10");
+  EXPECT_EQ(ModuleName("blocky", options), "blocky");
+  EXPECT_FALSE(ParseModulePrefix("noequals").ok());
+  EXPECT_FALSE(ParseModulePrefix("a=b c").ok());
+}
+
+}  // namespace
+}  // namespace pp
