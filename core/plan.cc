@@ -1,5 +1,7 @@
 #include "core/plan.h"
 
+#include <cstdint>
+
 #include "core/content_hash.h"
 
 namespace pp {
@@ -19,6 +21,8 @@ Json StageToJson(const StagePlan& s) {
   j["param_bytes"] = s.param_bytes;
   j["peak_memory_bytes"] = s.peak_memory_bytes;
   j["send_bytes"] = s.send_bytes;
+  if (s.device) j["device"] = *s.device;
+  if (s.bubble_ratio) j["bubble_ratio"] = *s.bubble_ratio;
   return j;
 }
 
@@ -32,16 +36,62 @@ Result<Prediction> PredictionFromJson(const Json& object, const std::string& pat
   out.throughput_samples_per_s = pr.NonNegative("throughput_samples_per_s");
   out.bottleneck_stage = static_cast<int>(pr.Int("bottleneck_stage", 0, num_stages - 1));
   out.max_stage_ms = pr.NonNegative("max_stage_ms");
+  out.bubble_over_ideal = pr.OptNonNegative("bubble_over_ideal");
   if (!pr.ok()) return pr.status();
   return out;
 }
 
 Json PredictionToJson(const Prediction& p) {
-  return {{"step_time_ms", p.step_time_ms},
-          {"bubble_ratio", p.bubble_ratio},
-          {"throughput_samples_per_s", p.throughput_samples_per_s},
-          {"bottleneck_stage", p.bottleneck_stage},
-          {"max_stage_ms", p.max_stage_ms}};
+  Json doc = {{"step_time_ms", p.step_time_ms},
+              {"bubble_ratio", p.bubble_ratio},
+              {"throughput_samples_per_s", p.throughput_samples_per_s},
+              {"bottleneck_stage", p.bottleneck_stage},
+              {"max_stage_ms", p.max_stage_ms}};
+  if (p.bubble_over_ideal) doc["bubble_over_ideal"] = *p.bubble_over_ideal;
+  return doc;
+}
+
+// "measured": predicted's keys plus "stages" [{busy_ms, peak_memory_bytes}], "steps",
+// "backend", "device" (all but predicted's keys optional).
+Result<Measurement> MeasurementFromJson(const Json& object, int num_stages) {
+  Result<Prediction> base = PredictionFromJson(object, "measured", num_stages);
+  if (!base.ok()) return base.status();
+  Measurement m;
+  static_cast<Prediction&>(m) = *base;
+  FieldReader r(object, "measured");
+  m.steps = static_cast<int>(r.OptInt("steps", 0, INT32_MAX).value_or(0));
+  m.backend = r.OptString("backend").value_or("");
+  m.device = r.OptString("device").value_or("");
+  if (r.Has("stages")) {
+    const Json* stages = r.Array("stages");
+    if (stages != nullptr) {
+      for (size_t i = 0; i < stages->size(); ++i) {
+        FieldReader sr((*stages)[i], "measured.stages[" + std::to_string(i) + "]");
+        m.stage_busy_ms.push_back(sr.NonNegative("busy_ms"));
+        m.stage_peak_memory_bytes.push_back(sr.Bytes("peak_memory_bytes"));
+        if (!sr.ok()) return sr.status();
+      }
+    }
+  }
+  if (!r.ok()) return r.status();
+  return m;
+}
+
+Json MeasurementToJson(const Measurement& m) {
+  Json doc = PredictionToJson(m);
+  doc["steps"] = m.steps;
+  doc["backend"] = m.backend;
+  doc["device"] = m.device;
+  Json stages = Json::array();
+  for (size_t i = 0; i < m.stage_busy_ms.size(); ++i) {
+    stages.push_back({{"index", i},
+                      {"busy_ms", m.stage_busy_ms[i]},
+                      {"peak_memory_bytes", i < m.stage_peak_memory_bytes.size()
+                                                ? m.stage_peak_memory_bytes[i]
+                                                : uint64_t{0}}});
+  }
+  doc["stages"] = std::move(stages);
+  return doc;
 }
 
 }  // namespace
@@ -70,6 +120,7 @@ Result<Plan> PlanFromJson(const Json& doc) {
   p.model = r.Name("model");
   p.schedule = r.String("schedule");
   p.num_stages = static_cast<int>(r.Int("num_stages", 1, kMaxLayers));
+  p.virtual_stages = static_cast<int>(r.OptInt("virtual_stages", 1, 64).value_or(1));
   p.num_micro_batches = static_cast<int>(r.Int("num_micro_batches", 1, kMaxMicroBatches));
   p.micro_batch_size = r.Int("micro_batch_size", 1, int64_t{1} << 20);
   p.method = r.String("method");
@@ -103,14 +154,15 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.model_spec = std::move(*m);
   }
 
-  if (p.num_stages > n) {
-    return Status::Error("num_stages: " + std::to_string(p.num_stages) +
+  const int chunks = NumChunks(p);
+  if (chunks > n) {
+    return Status::Error("num_stages: " + std::to_string(chunks) +
                          " stages are more than the " + std::to_string(n) + " layers");
   }
-  if (static_cast<int>(boundaries->size()) != p.num_stages - 1) {
+  if (static_cast<int>(boundaries->size()) != chunks - 1) {
     return Status::Error("boundaries: has " + std::to_string(boundaries->size()) +
-                         " entries; num_stages " + std::to_string(p.num_stages) + " needs " +
-                         std::to_string(p.num_stages - 1));
+                         " entries; " + std::to_string(chunks) + " stages need " +
+                         std::to_string(chunks - 1));
   }
   int previous = 0;
   for (size_t i = 0; i < boundaries->size(); ++i) {
@@ -127,11 +179,11 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.boundaries.push_back(previous);
   }
 
-  if (static_cast<int>(stages->size()) != p.num_stages) {
-    return Status::Error("stages: has " + std::to_string(stages->size()) +
-                         " entries; num_stages is " + std::to_string(p.num_stages));
+  if (static_cast<int>(stages->size()) != chunks) {
+    return Status::Error("stages: has " + std::to_string(stages->size()) + " entries; " +
+                         std::to_string(chunks) + " expected");
   }
-  for (int s = 0; s < p.num_stages; ++s) {
+  for (int s = 0; s < chunks; ++s) {
     FieldReader sr((*stages)[s], "stages[" + std::to_string(s) + "]");
     StagePlan st;
     st.index = static_cast<int>(sr.Int("index", 0, kMaxLayers));
@@ -142,6 +194,8 @@ Result<Plan> PlanFromJson(const Json& doc) {
     st.param_bytes = sr.Bytes("param_bytes");
     st.peak_memory_bytes = sr.Bytes("peak_memory_bytes");
     st.send_bytes = sr.Bytes("send_bytes");
+    if (sr.Has("device")) st.device = static_cast<int>(sr.Int("device", 0, p.num_stages - 1));
+    st.bubble_ratio = sr.OptNonNegative("bubble_ratio");
     if (const Json* names = sr.Array("layer_names"); names != nullptr) {
       for (const Json& name : *names) {
         if (!name.is_string()) {
@@ -153,7 +207,7 @@ Result<Plan> PlanFromJson(const Json& doc) {
     }
     if (!sr.ok()) return sr.status();
     const int first = s == 0 ? 0 : p.boundaries[s - 1];
-    const int last = s + 1 == p.num_stages ? n - 1 : p.boundaries[s] - 1;
+    const int last = s + 1 == chunks ? n - 1 : p.boundaries[s] - 1;
     if (st.index != s || st.first_layer != first || st.last_layer != last) {
       return Status::Error(sr.PathOf("first_layer") + ": stage " + std::to_string(st.index) +
                            " covers layers " + std::to_string(st.first_layer) + "-" +
@@ -164,14 +218,14 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.stages.push_back(std::move(st));
   }
 
-  Result<Prediction> prediction = PredictionFromJson(*predicted, "predicted", p.num_stages);
+  Result<Prediction> prediction = PredictionFromJson(*predicted, "predicted", chunks);
   if (!prediction.ok()) return prediction.status();
   p.predicted = *prediction;
   if (const Json* measured = r.Find("measured"); measured != nullptr && !measured->is_null()) {
     if (!measured->is_object()) return Status::Error("measured: must be an object");
-    Result<Prediction> m = PredictionFromJson(*measured, "measured", p.num_stages);
+    Result<Measurement> m = MeasurementFromJson(*measured, chunks);
     if (!m.ok()) return m.status();
-    p.measured = *m;
+    p.measured = std::move(*m);
   }
   return p;
 }
@@ -193,6 +247,7 @@ Json PlanToJson(const Plan& p) {
   doc["model"] = p.model;
   doc["schedule"] = p.schedule;
   doc["num_stages"] = p.num_stages;
+  if (p.virtual_stages != 1) doc["virtual_stages"] = p.virtual_stages;
   doc["num_micro_batches"] = p.num_micro_batches;
   doc["micro_batch_size"] = p.micro_batch_size;
   doc["method"] = p.method;
@@ -205,7 +260,7 @@ Json PlanToJson(const Plan& p) {
   for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));
   doc["stages"] = std::move(stages);
   doc["predicted"] = PredictionToJson(p.predicted);
-  if (p.measured) doc["measured"] = PredictionToJson(*p.measured);
+  if (p.measured) doc["measured"] = MeasurementToJson(*p.measured);
   doc["profile"] = ProfileToJson(p.profile);
   if (p.model_spec) doc["model_spec"] = ModelToJson(*p.model_spec);
   return doc;

@@ -32,6 +32,10 @@ struct StagePlan {
   uint64_t param_bytes = 0;
   uint64_t peak_memory_bytes = 0;
   uint64_t send_bytes = 0;  // to the next stage per micro-batch (0 for the last stage)
+  // Optional (absent in older plans): the device that runs this stage (chunk), written when a
+  // device runs several chunks, and the device's own idle share 1 - busy / step time.
+  std::optional<int> device;
+  std::optional<double> bubble_ratio;
 };
 
 struct Prediction {
@@ -40,6 +44,18 @@ struct Prediction {
   double throughput_samples_per_s = 0;
   int bottleneck_stage = 0;
   double max_stage_ms = 0;  // largest stage forward + backward
+  // (devices * step time - sum(busy)) / sum(busy): idle per unit of work. Optional in JSON.
+  std::optional<double> bubble_over_ideal = std::nullopt;
+};
+
+// What `run` measured: predicted's figures (median over the timed steps) plus per-stage
+// busy time and peak memory, and how it was measured.
+struct Measurement : Prediction {
+  std::vector<double> stage_busy_ms;               // per stage (device), median over steps
+  std::vector<uint64_t> stage_peak_memory_bytes;   // per stage (device)
+  int steps = 0;                                   // timed steps (after warm-up)
+  std::string backend;                             // "cpu" or "cuda"
+  std::string device;                              // what ran it
 };
 
 struct Plan {
@@ -49,20 +65,22 @@ struct Plan {
   std::string model_hash;
   std::string profile_hash;
   std::string model;
-  std::string schedule;  // "gpipe" or "1f1b"
-  int num_stages = 0;
+  std::string schedule;  // an executor/schedule.h kind: "1f1b", "interleaved", ...
+  int num_stages = 0;  // devices p
+  // Model chunks per device (interleaved: --virtual-stages V; zbv: 2); 1 when absent. The
+  // model is cut into num_stages * virtual_stages chunks, listed in `stages`.
+  int virtual_stages = 1;
   int num_micro_batches = 0;
   int64_t micro_batch_size = 0;
   std::string method;     // "dp", "uniform", "parameters", "greedy", "given"
   std::string objective;  // "bottleneck" or "step"
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
-  std::vector<int> boundaries;                 // first layer of stages 1..p-1
+  std::vector<int> boundaries;                 // first layer of chunks 1..p*V-1
   std::vector<StagePlan> stages;
   Prediction predicted;
-  // Present when the plan was run: the same figures measured (read with predicted's keys;
-  // other measured keys are ignored).
-  std::optional<Prediction> measured;
+  // Present when the plan was run.
+  std::optional<Measurement> measured;
   Profile profile;
   std::optional<Model> model_spec;
 };
@@ -75,5 +93,8 @@ Result<Plan> LoadPlan(const std::string& path);
 // Writes "model_hash" (when model_spec is present) and "profile_hash" computed from the
 // embedded documents, so equal inputs give byte-identical plans.
 Json PlanToJson(const Plan& plan);
+
+// num_stages * virtual_stages: how many entries `stages` has.
+inline int NumChunks(const Plan& plan) { return plan.num_stages * plan.virtual_stages; }
 
 }  // namespace pp

@@ -11,7 +11,7 @@ class Gpipe final : public ScheduleKind {
   std::string_view summary() const override {
     return "all forwards, then all backwards; holds m micro-batches per stage";
   }
-  Schedule Build(int stages, int micro_batches) const override {
+  Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
     s.stages.resize(stages);
     for (auto& ops : s.stages) {

@@ -14,7 +14,7 @@ class OneFOneB final : public ScheduleKind {
   std::string_view summary() const override {
     return "warm-up forwards, then alternate one forward and one backward; holds min(p-s, m)";
   }
-  Schedule Build(int stages, int micro_batches) const override {
+  Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
     s.stages.resize(stages);
     for (int stage = 0; stage < stages; ++stage) {

@@ -1,15 +1,53 @@
 #include "executor/schedule.h"
 
 #include <algorithm>
+#include <array>
 
 #include "executor/schedules.h"
 
 namespace pp {
 
-char OpKindLetter(OpKind kind) { return kind == OpKind::kForward ? 'F' : 'B'; }
+char OpKindLetter(OpKind kind) {
+  switch (kind) {
+    case OpKind::kForward:
+      return 'F';
+    case OpKind::kBackward:
+      return 'B';
+    case OpKind::kBackwardInput:
+      return 'I';
+    case OpKind::kBackwardWeight:
+      return 'W';
+  }
+  return '?';
+}
+
+bool OpKindFromLetter(char letter, OpKind* kind) {
+  for (OpKind k :
+       {OpKind::kForward, OpKind::kBackward, OpKind::kBackwardInput, OpKind::kBackwardWeight}) {
+    if (OpKindLetter(k) == letter) {
+      *kind = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+int NumChunks(const Schedule& schedule) {
+  return schedule.chunk_device.empty() ? schedule.num_stages
+                                       : static_cast<int>(schedule.chunk_device.size());
+}
+
+int OpChunk(const Schedule& schedule, int device, const PipelineOp& op) {
+  return schedule.chunk_device.empty() ? device : op.chunk;
+}
+
+int ChunkDevice(const Schedule& schedule, int chunk) {
+  return schedule.chunk_device.empty() ? chunk : schedule.chunk_device[chunk];
+}
 
 const std::vector<const ScheduleKind*>& ScheduleKinds() {
-  static const std::vector<const ScheduleKind*> kKinds = {GpipeSchedule(), OneFOneBSchedule()};
+  static const std::vector<const ScheduleKind*> kKinds = {
+      GpipeSchedule(), OneFOneBSchedule(), InterleavedSchedule(), ZbH1Schedule(), ZbvSchedule()};
   return kKinds;
 }
 
@@ -28,62 +66,122 @@ std::string ScheduleNames() {
   return names;
 }
 
-Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches) {
+Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches,
+                               const ScheduleOptions& options) {
   const ScheduleKind* kind = FindScheduleKind(name);
   if (kind == nullptr) {
-    return Status::Error("unknown schedule \"" + std::string(name) + "\" (known: " +
-                         ScheduleNames() + ")");
+    return Status::Error("unknown schedule \"" + std::string(name) +
+                         "\" (known: " + ScheduleNames() + ")");
   }
   if (stages < 1 || micro_batches < 1) {
     return Status::Error("a schedule needs at least one stage and one micro-batch");
   }
-  return kind->Build(stages, micro_batches);
+  PP_RETURN_IF_ERROR(kind->Check(stages, micro_batches, options));
+  return kind->Build(stages, micro_batches, options);
 }
+
+namespace {
+
+std::string OpName(int chunk, const PipelineOp& op) {
+  return std::to_string(chunk) + OpKindLetter(op.kind) + std::to_string(op.micro_batch);
+}
+
+}  // namespace
 
 Status ValidateSchedule(const Schedule& schedule) {
   const int m = schedule.num_micro_batches;
-  if (static_cast<int>(schedule.stages.size()) != schedule.num_stages) {
+  const int p = schedule.num_stages;
+  if (static_cast<int>(schedule.stages.size()) != p) {
     return Status::Error("schedule lists " + std::to_string(schedule.stages.size()) +
-                         " stages, expected " + std::to_string(schedule.num_stages));
+                         " stages, expected " + std::to_string(p));
   }
-  for (int s = 0; s < schedule.num_stages; ++s) {
-    std::vector<int> forward(m, 0), backward(m, 0);
-    for (const PipelineOp& op : schedule.stages[s]) {
-      if (op.micro_batch < 0 || op.micro_batch >= m) {
-        return Status::Error("stage " + std::to_string(s) + " names micro-batch " +
-                             std::to_string(op.micro_batch) + " of " + std::to_string(m));
-      }
-      if (op.kind == OpKind::kForward) {
-        ++forward[op.micro_batch];
-      } else {
-        if (forward[op.micro_batch] == 0) {
-          return Status::Error("stage " + std::to_string(s) + " runs B" +
-                               std::to_string(op.micro_batch) + " before its F");
-        }
-        ++backward[op.micro_batch];
-      }
+  for (int device : schedule.chunk_device) {
+    if (device < 0 || device >= p) {
+      return Status::Error("schedule places a chunk on device " + std::to_string(device) + " of " +
+                           std::to_string(p));
     }
+  }
+  const int chunks = NumChunks(schedule);
+  // Per (chunk, micro-batch): counts of F, B, I, W in kind order.
+  std::vector<std::array<int, 4>> seen(static_cast<size_t>(chunks) * m, {0, 0, 0, 0});
+  for (int d = 0; d < p; ++d) {
+    for (const PipelineOp& op : schedule.stages[d]) {
+      const int c = OpChunk(schedule, d, op);
+      const std::string where = "device " + std::to_string(d) + " op " + OpName(c, op);
+      if (op.micro_batch < 0 || op.micro_batch >= m) {
+        return Status::Error(where + ": micro-batch out of range (m = " + std::to_string(m) + ")");
+      }
+      if (c < 0 || c >= chunks || ChunkDevice(schedule, c) != d) {
+        return Status::Error(where + ": chunk not placed on this device");
+      }
+      auto& n = seen[static_cast<size_t>(c) * m + op.micro_batch];
+      if (op.kind != OpKind::kForward && n[0] == 0) {
+        return Status::Error(where + " runs before its F");
+      }
+      if (op.kind == OpKind::kBackwardWeight && n[2] == 0) {
+        return Status::Error(where + " runs before its I");
+      }
+      ++n[static_cast<int>(op.kind)];
+    }
+  }
+  for (int c = 0; c < chunks; ++c) {
     for (int i = 0; i < m; ++i) {
-      if (forward[i] != 1 || backward[i] != 1) {
-        return Status::Error("stage " + std::to_string(s) + " must run F" + std::to_string(i) +
-                             " and B" + std::to_string(i) + " exactly once");
+      const auto& n = seen[static_cast<size_t>(c) * m + i];
+      const bool whole = n[1] == 1 && n[2] == 0 && n[3] == 0;
+      const bool split = n[1] == 0 && n[2] == 1 && n[3] == 1;
+      if (n[0] != 1 || !(whole || split)) {
+        return Status::Error("chunk " + std::to_string(c) + " must run F" + std::to_string(i) +
+                             " once and then B" + std::to_string(i) + " once or I" +
+                             std::to_string(i) + " and W" + std::to_string(i) + " once each");
       }
     }
   }
   return Status::Ok();
 }
 
+namespace {
+
+// +1 when an op starts holding a micro-batch's activations, -1 when it frees them.
+int HoldDelta(OpKind kind) {
+  switch (kind) {
+    case OpKind::kForward:
+      return 1;
+    case OpKind::kBackward:
+    case OpKind::kBackwardWeight:
+      return -1;
+    case OpKind::kBackwardInput:
+      return 0;  // the weight gradient still needs the stored inputs
+  }
+  return 0;
+}
+
+}  // namespace
+
 std::vector<int> InFlightMicroBatches(const Schedule& schedule) {
   std::vector<int> in_flight;
   for (const auto& ops : schedule.stages) {
     int now = 0, peak = 0;
     for (const PipelineOp& op : ops) {
-      now += op.kind == OpKind::kForward ? 1 : -1;
+      now += HoldDelta(op.kind);
       peak = std::max(peak, now);
     }
     in_flight.push_back(peak);
   }
   return in_flight;
+}
+
+std::vector<int> InFlightPerChunk(const Schedule& schedule) {
+  const int chunks = NumChunks(schedule);
+  std::vector<int> now(chunks, 0), peak(chunks, 0);
+  for (int d = 0; d < schedule.num_stages; ++d) {
+    for (const PipelineOp& op : schedule.stages[d]) {
+      const int c = OpChunk(schedule, d, op);
+      if (c < 0 || c >= chunks) continue;
+      now[c] += HoldDelta(op.kind);
+      peak[c] = std::max(peak[c], now[c]);
+    }
+  }
+  return peak;
 }
 
 }  // namespace pp

@@ -13,22 +13,47 @@
 namespace pp {
 
 enum class OpKind {
-  kForward,   // F: forward of one micro-batch through the stage's layers
-  kBackward,  // B: full backward (input and weight gradients) of one micro-batch
+  kForward,         // F: forward of one micro-batch through the chunk's layers
+  kBackward,        // B: full backward (input and weight gradients) of one micro-batch
+  kBackwardInput,   // I: input gradient only (zero-bubble schedules); sends to the chunk before
+  kBackwardWeight,  // W: weight gradient only; needs the same chunk's I, sends nothing
 };
-char OpKindLetter(OpKind kind);  // 'F' or 'B'
+// 'F', 'B', 'I' or 'W' (torch.distributed.pipelining writes I as "I" and W as "W" too).
+char OpKindLetter(OpKind kind);
+// The kind for a letter of OpKindLetter; false when the letter is none of them.
+bool OpKindFromLetter(char letter, OpKind* kind);
 
 struct PipelineOp {
   OpKind kind = OpKind::kForward;
   int micro_batch = 0;
+  // The model chunk c the op runs. 0 when every device runs one chunk (gpipe, 1f1b, zb-h1:
+  // the chunk is then the device's own stage). With several chunks per device (interleaved,
+  // zbv) it is the chunk's index in model order, 0 <= c < Schedule::chunk_device.size().
+  int chunk = 0;
   bool operator==(const PipelineOp&) const = default;
 };
 
 struct Schedule {
   std::string name;
-  int num_stages = 0;
+  int num_stages = 0;  // devices p
   int num_micro_batches = 0;
-  std::vector<std::vector<PipelineOp>> stages;  // stages[s] in execution order
+  std::vector<std::vector<PipelineOp>> stages;  // stages[d]: device d's ops in execution order
+  // Empty when each device runs one chunk (chunk d = device d). Otherwise chunk_device[c] is
+  // the device that runs model chunk c: c mod p for interleaved; the V shape of zbv puts
+  // chunk c < p on device c and chunk c >= p on device 2p - 1 - c.
+  std::vector<int> chunk_device = {};
+};
+
+// How many model chunks the schedule cuts the model into (p when chunk_device is empty).
+int NumChunks(const Schedule& schedule);
+// The model chunk that op `op` of device `device` runs.
+int OpChunk(const Schedule& schedule, int device, const PipelineOp& op);
+// The device that runs model chunk `chunk`.
+int ChunkDevice(const Schedule& schedule, int chunk);
+
+// What some kinds need beyond p and m.
+struct ScheduleOptions {
+  int virtual_stages = 2;  // interleaved: model chunks per device (--virtual-stages V)
 };
 
 class ScheduleKind {
@@ -36,8 +61,14 @@ class ScheduleKind {
   virtual ~ScheduleKind() = default;
   virtual std::string_view name() const = 0;
   virtual std::string_view summary() const = 0;  // one line for --help
-  // Builds the op lists for `stages` >= 1 stages and `micro_batches` >= 1 micro-batches.
-  virtual Schedule Build(int stages, int micro_batches) const = 0;
+  // Whether the kind can build for these counts (e.g. interleaved needs m a multiple of p).
+  virtual Status Check(int /*stages*/, int /*micro_batches*/,
+                       const ScheduleOptions& /*options*/) const {
+    return Status::Ok();
+  }
+  // Builds the op lists for `stages` >= 1 devices and `micro_batches` >= 1 micro-batches;
+  // Check must have passed.
+  virtual Schedule Build(int stages, int micro_batches, const ScheduleOptions& options) const = 0;
 };
 
 // The registered kinds, in the order --help lists them.
@@ -46,14 +77,18 @@ const std::vector<const ScheduleKind*>& ScheduleKinds();
 const ScheduleKind* FindScheduleKind(std::string_view name);
 // "gpipe, 1f1b" for messages.
 std::string ScheduleNames();
-// Builds a schedule by name; an unknown name or a count < 1 is an error.
-Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches);
+// Builds a schedule by name; an unknown name, a count < 1 or a failed Check is an error.
+Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches,
+                               const ScheduleOptions& options = {});
 
-// Checks that every stage runs F and B of each micro-batch exactly once, F before B.
+// Checks that every chunk runs, on its own device, F of each micro-batch exactly once and
+// then either B once or I once followed by W once.
 Status ValidateSchedule(const Schedule& schedule);
 
-// The largest number of micro-batches whose forward has run on stage s and whose backward has
-// not: how many micro-batches' activations the stage holds at its peak.
+// Per device: the largest number of (chunk, micro-batch) pairs whose forward has run on the
+// device and whose B (or W) has not: how many micro-batches' activations it holds at its peak.
 std::vector<int> InFlightMicroBatches(const Schedule& schedule);
+// Per chunk: the same count restricted to the chunk's own ops (the chunk's peak).
+std::vector<int> InFlightPerChunk(const Schedule& schedule);
 
 }  // namespace pp

@@ -5,7 +5,10 @@
 
 namespace pp {
 
-const ScheduleKind* GpipeSchedule();     // gpipe.cc
-const ScheduleKind* OneFOneBSchedule();  // one_f_one_b.cc
+const ScheduleKind* GpipeSchedule();        // gpipe.cc
+const ScheduleKind* OneFOneBSchedule();     // one_f_one_b.cc
+const ScheduleKind* InterleavedSchedule();  // interleaved.cc
+const ScheduleKind* ZbH1Schedule();         // zb_h1.cc
+const ScheduleKind* ZbvSchedule();          // zbv.cc
 
 }  // namespace pp

@@ -9,23 +9,47 @@ namespace {
 
 constexpr double kNotYet = std::numeric_limits<double>::quiet_NaN();
 
+bool Known(double t) { return t == t; }
+
 }  // namespace
+
+double OpDurationMs(const StageTimes& times, int chunk, OpKind kind) {
+  const double input = times.backward_input_ms.empty() ? times.backward_ms[chunk] / 2
+                                                       : times.backward_input_ms[chunk];
+  switch (kind) {
+    case OpKind::kForward:
+      return times.forward_ms[chunk];
+    case OpKind::kBackward:
+      return times.backward_ms[chunk];
+    case OpKind::kBackwardInput:
+      return input;
+    case OpKind::kBackwardWeight:
+      return times.backward_ms[chunk] - input;
+  }
+  return 0;
+}
 
 Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
   const int p = schedule.num_stages;
   const int m = schedule.num_micro_batches;
-  if (static_cast<int>(times.forward_ms.size()) != p ||
-      static_cast<int>(times.backward_ms.size()) != p ||
-      static_cast<int>(times.transfer_ms.size()) != std::max(p - 1, 0)) {
+  const int chunks = NumChunks(schedule);
+  const auto n = static_cast<size_t>(chunks);
+  if (times.forward_ms.size() != n || times.backward_ms.size() != n ||
+      times.transfer_ms.size() != (chunks > 0 ? n - 1 : 0) ||
+      (!times.backward_input_ms.empty() && times.backward_input_ms.size() != n)) {
     return Status::Error("simulator: stage times do not match the schedule's " +
-                         std::to_string(p) + " stages");
+                         std::to_string(chunks) + " stages");
   }
   PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
 
-  // End time of F and B of each (stage, micro-batch); NaN until simulated.
-  std::vector<double> f_end(static_cast<size_t>(p) * m, kNotYet);
-  std::vector<double> b_end(static_cast<size_t>(p) * m, kNotYet);
-  auto at = [m](int s, int i) { return static_cast<size_t>(s) * m + i; };
+  // End times per (chunk, micro-batch); NaN until simulated. `grad_end` is when the input
+  // gradient (B or I) is done, `input_end` when I is done.
+  std::vector<double> f_end(n * m, kNotYet), grad_end(n * m, kNotYet), input_end(n * m, kNotYet);
+  auto at = [m](int c, int i) { return static_cast<size_t>(c) * m + i; };
+  // The transfer between chunks c and c+1; nothing moves between two chunks of one device.
+  auto transfer = [&](int c) {
+    return ChunkDevice(schedule, c) == ChunkDevice(schedule, c + 1) ? 0.0 : times.transfer_ms[c];
+  };
 
   std::vector<size_t> next(p, 0);
   std::vector<double> free_at(p, 0.0);
@@ -39,23 +63,30 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
       const auto& ops = schedule.stages[s];
       while (next[s] < ops.size()) {
         const PipelineOp& op = ops[next[s]];
+        const int c = OpChunk(schedule, s, op);
         double ready = 0;
         if (op.kind == OpKind::kForward) {
-          if (s > 0) {
-            const double prev = f_end[at(s - 1, op.micro_batch)];
-            if (prev != prev) break;  // not yet simulated
-            ready = prev + times.transfer_ms[s - 1];
+          if (c > 0) {
+            const double prev = f_end[at(c - 1, op.micro_batch)];
+            if (!Known(prev)) break;
+            ready = prev + transfer(c - 1);
           }
-        } else if (s + 1 < p) {
-          const double prev = b_end[at(s + 1, op.micro_batch)];
-          if (prev != prev) break;
-          ready = prev + times.transfer_ms[s];
+        } else if (op.kind == OpKind::kBackwardWeight) {
+          ready = input_end[at(c, op.micro_batch)];  // validated: I runs earlier on this device
+        } else if (c + 1 < chunks) {
+          const double prev = grad_end[at(c + 1, op.micro_batch)];
+          if (!Known(prev)) break;
+          ready = prev + transfer(c);
+        } else if (ChunkDevice(schedule, c) != s) {
+          break;  // unreachable after validation
         }
         const double start = std::max(ready, free_at[s]);
-        const double duration =
-            op.kind == OpKind::kForward ? times.forward_ms[s] : times.backward_ms[s];
-        const double end = start + duration;
-        (op.kind == OpKind::kForward ? f_end : b_end)[at(s, op.micro_batch)] = end;
+        const double end = start + OpDurationMs(times, c, op.kind);
+        if (op.kind == OpKind::kForward) f_end[at(c, op.micro_batch)] = end;
+        if (op.kind == OpKind::kBackward || op.kind == OpKind::kBackwardInput) {
+          grad_end[at(c, op.micro_batch)] = end;
+        }
+        if (op.kind == OpKind::kBackwardInput) input_end[at(c, op.micro_batch)] = end;
         free_at[s] = end;
         done[s].push_back({s, op, ready, start, end});
         ++next[s];
@@ -67,9 +98,11 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
       for (int s = 0; s < p; ++s) {
         if (next[s] < schedule.stages[s].size()) {
           const PipelineOp& op = schedule.stages[s][next[s]];
-          return Status::Error("schedule " + schedule.name + " deadlocks: stage " +
-                               std::to_string(s) + " waits forever at " +
-                               OpKindLetter(op.kind) + std::to_string(op.micro_batch));
+          return Status::Error(
+              "schedule " + schedule.name + " deadlocks: stage " + std::to_string(s) +
+              " waits forever at " +
+              (schedule.chunk_device.empty() ? std::string() : std::to_string(op.chunk) + ":") +
+              OpKindLetter(op.kind) + std::to_string(op.micro_batch));
         }
       }
     }
@@ -88,6 +121,7 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
     t.ops.insert(t.ops.end(), done[s].begin(), done[s].end());
   }
   t.bubble_ratio = t.step_time_ms > 0 ? 1.0 - busy_total / (p * t.step_time_ms) : 0.0;
+  t.bubble_over_ideal = busy_total > 0 ? (p * t.step_time_ms - busy_total) / busy_total : 0.0;
   return t;
 }
 

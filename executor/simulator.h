@@ -1,7 +1,9 @@
 // Discrete-event simulation of one training step of a pipeline schedule under the default
-// cost model of DESIGN.md: a stage runs its ops in list order; F(s,i) starts once the stage is
-// free and F(s-1,i) has ended plus the s-1 -> s transfer; B(s,i) once B(s+1,i) has ended plus
-// the s+1 -> s transfer. Transfers are pure delays. All times in milliseconds.
+// cost model of DESIGN.md: a device runs its ops in list order; F(c,i) of chunk c starts once
+// the device is free and F(c-1,i) has ended plus the c-1 -> c transfer; B(c,i) or I(c,i) once
+// B or I of (c+1,i) has ended plus the c+1 -> c transfer; W(c,i) once I(c,i) has ended.
+// Transfers are pure delays, zero between two chunks on one device. All times in ms.
+// docs/schedules.md gives the op orders.
 #pragma once
 
 #include <vector>
@@ -11,14 +13,21 @@
 
 namespace pp {
 
+// Indexed by model chunk (= stage when each device runs one chunk).
 struct StageTimes {
-  std::vector<double> forward_ms;   // per stage, one micro-batch
-  std::vector<double> backward_ms;  // per stage, one micro-batch
-  std::vector<double> transfer_ms;  // per boundary s -> s+1 (p-1 entries), either direction
+  std::vector<double> forward_ms;   // per chunk, one micro-batch
+  std::vector<double> backward_ms;  // per chunk, one micro-batch: B = I + W
+  std::vector<double> transfer_ms;  // per boundary c -> c+1 (chunks-1 entries), either direction
+  // Per chunk, the input-gradient part of backward_ms; W takes backward_ms - this. Empty: I and
+  // W each take half of backward_ms (the planner warns when the profile lacks the split).
+  std::vector<double> backward_input_ms = {};
 };
 
+// The duration of `kind` on chunk `chunk`.
+double OpDurationMs(const StageTimes& times, int chunk, OpKind kind);
+
 struct TimedOp {
-  int stage = 0;
+  int stage = 0;  // the device
   PipelineOp op;
   double ready_ms = 0;  // when its input had arrived
   double start_ms = 0;
@@ -26,11 +35,12 @@ struct TimedOp {
 };
 
 struct Timeline {
-  std::vector<TimedOp> ops;     // grouped by stage, in each stage's execution order
-  std::vector<double> busy_ms;  // per stage
-  double step_time_ms = 0;      // end of the last op
-  double bubble_ratio = 0;      // 1 - sum(busy) / (p * step); 0 for an empty step
-  int num_stages = 0;
+  std::vector<TimedOp> ops;      // grouped by stage, in each stage's execution order
+  std::vector<double> busy_ms;   // per device
+  double step_time_ms = 0;       // end of the last op
+  double bubble_ratio = 0;       // 1 - sum(busy) / (p * step); 0 for an empty step
+  double bubble_over_ideal = 0;  // (p * step - sum(busy)) / sum(busy); 0 when nothing is busy
+  int num_stages = 0;            // devices
 };
 
 // Simulates `schedule` (which must pass ValidateSchedule) with `times`. A schedule whose

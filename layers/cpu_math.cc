@@ -26,6 +26,12 @@ void Blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
 
 }  // namespace
 
+int SetBlasThreads(int threads) {
+  const int previous = openblas_get_num_threads();
+  openblas_set_num_threads(threads);
+  return previous;
+}
+
 template <typename T>
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {

@@ -12,6 +12,10 @@ template <typename T>
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
+// Sets how many threads OpenBLAS uses for one matrix product and returns the previous count.
+// The cpu profiler and the cpu runtime use 1: one thread per pipeline stage.
+int SetBlasThreads(int threads);
+
 // x[i] uniform in [-bound, bound] from a seeded generator.
 template <typename T>
 void FillUniform(T* x, int64_t count, T bound, uint64_t seed);

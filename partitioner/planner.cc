@@ -12,12 +12,17 @@
 namespace pp {
 namespace {
 
-Status CheckShape(const Profile& profile, int stages, int micro_batches) {
+Status CheckShape(const Profile& profile, int stages, int micro_batches, int chunks = 0) {
   const int n = static_cast<int>(profile.layers.size());
   if (stages < 1) return Status::Error("--stages must be at least 1");
   if (stages > n) {
     return Status::Error("--stages " + std::to_string(stages) + " is more than the model's " +
                          std::to_string(n) + " layers (every stage needs a layer)");
+  }
+  if (chunks > n) {
+    return Status::Error("the schedule cuts the model into " + std::to_string(chunks) +
+                         " chunks, more than its " + std::to_string(n) +
+                         " layers (every chunk needs a layer)");
   }
   if (micro_batches < 1 || micro_batches > kMaxMicroBatches) {
     return Status::Error("--micro-batches must be between 1 and " +
@@ -45,21 +50,55 @@ Status CheckBoundaries(const std::vector<int>& b, int stages, int layers) {
   return Status::Ok();
 }
 
-// Stage times for the simulator from a split.
-StageTimes TimesOf(const CostModel& cost, const std::vector<int>& boundaries) {
+// Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
+// only when the profile has it for every layer.
+StageTimes TimesOf(const CostModel& cost, const Profile& profile,
+                   const std::vector<int>& boundaries) {
   StageTimes t;
   const int p = static_cast<int>(boundaries.size()) + 1;
+  const bool split = HasBackwardSplit(profile);
   for (int s = 0; s < p; ++s) {
     const int first = s == 0 ? 0 : boundaries[s - 1];
     const int last = s + 1 == p ? cost.num_layers() - 1 : boundaries[s] - 1;
     t.forward_ms.push_back(cost.ForwardMs(first, last));
     t.backward_ms.push_back(cost.BackwardMs(first, last));
     if (s + 1 < p) t.transfer_ms.push_back(cost.TransferMs(last));
+    if (split) {
+      // I's share of the chunk's backward, scaled so that I + W is exactly backward_ms.
+      double input = 0, whole = 0;
+      for (int i = first; i <= last; ++i) {
+        input += *profile.layers[i].backward_input_ms;
+        whole += *profile.layers[i].backward_input_ms + *profile.layers[i].backward_weight_ms;
+      }
+      const double b = t.backward_ms.back();
+      t.backward_input_ms.push_back(whole > 0 ? b * (input / whole) : b / 2);
+    }
   }
   return t;
 }
 
 }  // namespace
+
+Result<Schedule> RequestSchedule(const PlanRequest& request) {
+  return BuildSchedule(request.schedule, request.num_stages, request.num_micro_batches,
+                       ScheduleOptions{request.virtual_stages});
+}
+
+bool HasBackwardSplit(const Profile& profile) {
+  for (const LayerProfile& l : profile.layers) {
+    if (!l.backward_input_ms || !l.backward_weight_ms) return false;
+  }
+  return !profile.layers.empty();
+}
+
+bool SplitsBackward(const Schedule& schedule) {
+  for (const auto& ops : schedule.stages) {
+    for (const PipelineOp& op : ops) {
+      if (op.kind == OpKind::kBackwardInput) return true;
+    }
+  }
+  return false;
+}
 
 Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& boundaries,
                            const std::string& method) {
@@ -67,10 +106,13 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   const int n = static_cast<int>(profile.layers.size());
   const int p = request.num_stages;
   PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches));
-  PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, p, n));
-  Result<Schedule> schedule = BuildSchedule(request.schedule, p, request.num_micro_batches);
+  Result<Schedule> schedule = RequestSchedule(request);
   if (!schedule.ok()) return schedule.status();
-  const std::vector<int> in_flight = InFlightMicroBatches(*schedule);
+  const int chunks = NumChunks(*schedule);
+  const bool chunked = !schedule->chunk_device.empty();
+  PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
+  PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, chunks, n));
+  const std::vector<int> in_flight = InFlightPerChunk(*schedule);
   const CostModel cost(profile, request.optimizer);
 
   Plan plan;
@@ -78,6 +120,7 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   plan.model = profile.model;
   plan.schedule = request.schedule;
   plan.num_stages = p;
+  plan.virtual_stages = chunks / p;
   plan.num_micro_batches = request.num_micro_batches;
   plan.micro_batch_size = profile.micro_batch_size;
   plan.method = method;
@@ -88,11 +131,12 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   plan.profile = profile;
   plan.model_spec = request.model;
 
-  for (int s = 0; s < p; ++s) {
+  for (int s = 0; s < chunks; ++s) {
     StagePlan st;
     st.index = s;
+    if (chunked) st.device = ChunkDevice(*schedule, s);
     st.first_layer = s == 0 ? 0 : boundaries[s - 1];
-    st.last_layer = s + 1 == p ? n - 1 : boundaries[s] - 1;
+    st.last_layer = s + 1 == chunks ? n - 1 : boundaries[s] - 1;
     for (int i = st.first_layer; i <= st.last_layer; ++i) {
       st.layer_names.push_back(profile.layers[i].name);
     }
@@ -115,10 +159,15 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
     plan.stages.push_back(std::move(st));
   }
 
-  Result<Timeline> timeline = Simulate(*schedule, TimesOf(cost, boundaries));
+  Result<Timeline> timeline = Simulate(*schedule, TimesOf(cost, profile, boundaries));
   if (!timeline.ok()) return timeline.status();
   plan.predicted.step_time_ms = timeline->step_time_ms;
   plan.predicted.bubble_ratio = timeline->bubble_ratio;
+  plan.predicted.bubble_over_ideal = timeline->bubble_over_ideal;
+  for (StagePlan& st : plan.stages) {
+    const double busy = timeline->busy_ms[ChunkDevice(*schedule, st.index)];
+    st.bubble_ratio = timeline->step_time_ms > 0 ? 1.0 - busy / timeline->step_time_ms : 0.0;
+  }
   plan.predicted.throughput_samples_per_s =
       timeline->step_time_ms > 0 ? 1000.0 * request.num_micro_batches *
                                        static_cast<double>(profile.micro_batch_size) /
@@ -139,42 +188,89 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   const int p = request.num_stages;
   PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches));
   if (request.method == "given") return EvaluateSplit(request, request.boundaries, "given");
+  Result<Schedule> schedule = RequestSchedule(request);
+  if (!schedule.ok()) return schedule.status();
+  const int chunks = NumChunks(*schedule);
+  const bool chunked = !schedule->chunk_device.empty();
+  PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
 
   const PartitionMethod* method = FindPartitionMethod(request.method);
   if (method == nullptr) {
     return Status::Error("unknown --method \"" + request.method + "\" (known: " +
                          PartitionMethodNames() + ")");
   }
-  Result<Schedule> schedule = BuildSchedule(request.schedule, p, request.num_micro_batches);
-  if (!schedule.ok()) return schedule.status();
   const CostModel cost(profile, request.optimizer);
 
   SplitContext ctx;
   ctx.cost = &cost;
-  ctx.num_stages = p;
-  ctx.in_flight = InFlightMicroBatches(*schedule);
-  ctx.memory_limit = request.memory_limit;
+  ctx.num_stages = chunks;
+  ctx.in_flight = InFlightPerChunk(*schedule);
+  // A device's memory is the sum of its chunks', which the per-stage split search cannot
+  // bound; chunked plans are split without the limit and checked against it afterwards.
+  ctx.memory_limit = chunked ? std::nullopt : request.memory_limit;
   ctx.step_time_ms = [&](const std::vector<int>& boundaries) {
-    Result<Timeline> t = Simulate(*schedule, TimesOf(cost, boundaries));
+    Result<Timeline> t = Simulate(*schedule, TimesOf(cost, profile, boundaries));
     return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
   };
   Result<std::vector<int>> boundaries = method->split(ctx);
   if (!boundaries.ok()) return boundaries.status();
-  return EvaluateSplit(request, *boundaries, request.method);
+  Result<Plan> plan = EvaluateSplit(request, *boundaries, request.method);
+  if (plan.ok() && chunked && !StagesOverLimit(*plan).empty()) {
+    return Status::Error("the " + request.schedule + " plan exceeds --memory-limit on a device " +
+                         "(a device holds several chunks); a memory-aware split for schedules " +
+                         "with several chunks per device is not available yet");
+  }
+  return plan;
+}
+
+Result<Schedule> PlanSchedule(const Plan& plan) {
+  Result<Schedule> schedule =
+      BuildSchedule(plan.schedule, plan.num_stages, plan.num_micro_batches,
+                    ScheduleOptions{plan.virtual_stages > 1 ? plan.virtual_stages : 2});
+  if (!schedule.ok()) return schedule.status();
+  if (NumChunks(*schedule) != NumChunks(plan)) {
+    return Status::Error("plan has " + std::to_string(NumChunks(plan)) + " stages but schedule " +
+                         plan.schedule + " on " + std::to_string(plan.num_stages) +
+                         " devices runs " + std::to_string(NumChunks(*schedule)) + " chunks");
+  }
+  return schedule;
 }
 
 Result<Timeline> SimulatePlan(const Plan& plan) {
-  Result<Schedule> schedule = BuildSchedule(plan.schedule, plan.num_stages, plan.num_micro_batches);
+  Result<Schedule> schedule = PlanSchedule(plan);
   if (!schedule.ok()) return schedule.status();
+  return SimulatePlanWith(plan, *schedule);
+}
+
+Result<Timeline> SimulatePlanWith(const Plan& plan, const Schedule& schedule) {
+  if (schedule.num_stages != plan.num_stages || NumChunks(schedule) != NumChunks(plan)) {
+    return Status::Error("the schedule runs " + std::to_string(NumChunks(schedule)) +
+                         " chunks on " + std::to_string(schedule.num_stages) +
+                         " devices; the plan has " + std::to_string(NumChunks(plan)) +
+                         " stages on " + std::to_string(plan.num_stages));
+  }
   const CostModel cost(plan.profile, plan.optimizer);
-  return Simulate(*schedule, TimesOf(cost, plan.boundaries));
+  return Simulate(schedule, TimesOf(cost, plan.profile, plan.boundaries));
+}
+
+std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
+  std::vector<uint64_t> device(plan.num_stages, 0);
+  for (const StagePlan& s : plan.stages) {
+    const int d = s.device.value_or(s.index);
+    if (d >= 0 && d < plan.num_stages) device[d] += s.peak_memory_bytes;
+  }
+  return device;
 }
 
 std::vector<int> StagesOverLimit(const Plan& plan) {
   std::vector<int> over;
   if (!plan.memory_limit_bytes) return over;
+  const std::vector<uint64_t> device = DevicePeakMemory(plan);
   for (const StagePlan& s : plan.stages) {
-    if (s.peak_memory_bytes > *plan.memory_limit_bytes) over.push_back(s.index);
+    const int d = s.device.value_or(s.index);
+    if (d >= 0 && d < plan.num_stages && device[d] > *plan.memory_limit_bytes) {
+      over.push_back(s.index);
+    }
   }
   return over;
 }

@@ -11,6 +11,7 @@
 #include "core/plan.h"
 #include "core/profile.h"
 #include "core/status.h"
+#include "executor/schedule.h"
 #include "executor/simulator.h"
 
 namespace pp {
@@ -19,14 +20,24 @@ struct PlanRequest {
   Profile profile;
   std::optional<Model> model;  // embedded as model_spec when present
   std::string schedule = "1f1b";
-  int num_stages = 0;
+  int num_stages = 0;     // devices p
+  int virtual_stages = 2;  // interleaved: chunks per device (--virtual-stages V)
   int num_micro_batches = 0;
   std::string method = "dp";  // a PartitionMethods() name, or "given" with `boundaries`
   std::string objective = "bottleneck";
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit;  // nullopt: no limit
-  std::vector<int> boundaries;           // method "given": first layer of stages 1..p-1
+  std::vector<int> boundaries;           // method "given": first layer of chunks 1..chunks-1
 };
+
+// The request's schedule (with its virtual stages).
+Result<Schedule> RequestSchedule(const PlanRequest& request);
+
+// Whether every layer of the profile has backward_input_ms and backward_weight_ms. Schedules
+// that split the backward (zb-h1, zbv) split it evenly when not, and the tool warns.
+bool HasBackwardSplit(const Profile& profile);
+// Whether the schedule runs separate input- and weight-gradient ops.
+bool SplitsBackward(const Schedule& schedule);
 
 // Chooses boundaries with the request's method and evaluates them. Errors: unknown method,
 // schedule or objective; more stages than layers; bad given boundaries; an infeasible memory
@@ -41,8 +52,15 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
 // Re-derives the stage costs from the plan's embedded profile and boundaries and simulates
 // its schedule.
 Result<Timeline> SimulatePlan(const Plan& plan);
+// The plan's schedule, rebuilt from its name, devices, micro-batches and virtual stages.
+Result<Schedule> PlanSchedule(const Plan& plan);
+// Simulates `schedule` (e.g. one read from a CSV) over the plan's stage costs.
+Result<Timeline> SimulatePlanWith(const Plan& plan, const Schedule& schedule);
 
-// Stage indices whose peak memory exceeds the plan's limit.
+// Peak memory per device: the sum of its chunks' peaks (one chunk per device: the stage's).
+std::vector<uint64_t> DevicePeakMemory(const Plan& plan);
+
+// Stage (chunk) indices on a device whose peak memory exceeds the plan's limit.
 std::vector<int> StagesOverLimit(const Plan& plan);
 
 }  // namespace pp

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/version.h"
+#include "layers/cpu_math.h"
 #include "layers/layer.h"
 #include "profiler/backends.h"
 #include "profiler/progress.h"
@@ -160,6 +161,8 @@ class Cpu final : public ProfilerBackend {
     p.tool_version = kToolVersion;
     p.link = MeasureHostLink();
 
+    // Time each layer as a pipeline stage runs it: matrix products on one thread.
+    const int blas_threads = cpu::SetBlasThreads(1);
     ProgressBar bar(request.progress, static_cast<int>(model.layers.size()));
     for (size_t i = 0; i < model.layers.size(); ++i) {
       const Layer& layer = model.layers[i];
@@ -177,10 +180,14 @@ class Cpu final : public ProfilerBackend {
         continue;
       }
       Result<LayerProfile> lp = MeasureLayer(layer, input, repeats, 1000 + i);
-      if (!lp.ok()) return lp.status();
+      if (!lp.ok()) {
+        cpu::SetBlasThreads(blas_threads);
+        return lp.status();
+      }
       p.layers.push_back(std::move(*lp));
     }
     bar.Done();
+    cpu::SetBlasThreads(blas_threads);
     return p;
   }
 };

@@ -183,7 +183,7 @@ TEST(Cli, BadRequestsExitTwo) {
   ExpectUsageError("export models/gpt2-small.json --to bogus", "--to \"bogus\" is unknown");
   ExpectUsageError("compare missing.json missing.json", "missing.json");
   ExpectUsageError("import missing.json", "missing.json");
-  ExpectUsageError("run plan.json", "not available yet");
+  ExpectUsageError("run missing-plan.json --backend cpu", "missing-plan.json: cannot open");
   // No GPU on the test machines: either no CUDA GPU is visible or CUDA was not built in.
   ExpectUsageError("profile models/gpt2-small.json --backend cuda", "CUDA");
 }
@@ -208,6 +208,66 @@ TEST(Cli, ExportWritesFilesAndRefusesWhatATargetCannotExpress) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/m.txt"));
   ExpectUsageError("export " + dir + "/plan.json --to torch --module-prefix oops",
                    "--module-prefix");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace pp
+
+namespace pp {
+namespace {
+
+TEST(Cli, RunTrainsAPlanOnTheCpuAndWritesMeasured) {
+  const std::string dir = testing::TempDir();
+  testing::WriteText(dir + "/m.json", R"({"format": "pp-partition.model/v1", "name": "tiny",
+      "dtype": "fp32", "input": {"micro_batch_size": 2, "seq_len": 8},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 17, "hidden": 16, "positions": 8},
+                 {"name": "block", "op": "transformer_block", "hidden": 16, "heads": 2,
+                  "ffn": 32, "causal": true, "repeat": 2},
+                 {"name": "head", "op": "linear", "in": 16, "out": 17},
+                 {"name": "loss", "op": "cross_entropy"}]})");
+  testing::CommandResult r =
+      testing::RunTool("plan " + dir + "/m.json --stages 2 --micro-batches 4 -o " + dir + "/p.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = testing::RunTool("run " + dir + "/p.json --backend cpu --steps 3 --warmup 1 --trace " + dir +
+                       "/trace.json -o " + dir + "/ran.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("step time"), std::string::npos) << r.out;
+  const Json ran = Json::parse(testing::ReadText(dir + "/ran.json"));
+  ASSERT_TRUE(ran.contains("measured"));
+  const Json& m = ran["measured"];
+  for (const char* key : {"step_time_ms", "bubble_ratio", "throughput_samples_per_s",
+                          "bottleneck_stage", "max_stage_ms", "stages", "steps", "backend"}) {
+    EXPECT_TRUE(m.contains(key)) << key;
+  }
+  EXPECT_EQ(m["steps"], 3);
+  EXPECT_EQ(m["backend"], "cpu");
+  ASSERT_EQ(m["stages"].size(), 2u);
+  for (const Json& s : m["stages"]) {
+    EXPECT_GT(s["busy_ms"].get<double>(), 0);
+    EXPECT_LE(s["busy_ms"].get<double>(), m["step_time_ms"].get<double>() + 1e-9);
+    EXPECT_GT(s["peak_memory_bytes"].get<uint64_t>(), 0u);
+  }
+  EXPECT_TRUE(PlanFromJson(ran).ok());
+  // The trace holds both timelines: predicted (process 0) and measured (process 1), with one
+  // event per op in each.
+  const Json trace = Json::parse(testing::ReadText(dir + "/trace.json"));
+  int ops[2] = {0, 0};
+  for (const Json& e : trace["traceEvents"]) {
+    if (e["ph"] == "X") ++ops[e["pid"].get<int>()];
+  }
+  EXPECT_EQ(ops[0], 2 * 4 * 2);
+  EXPECT_EQ(ops[1], 2 * 4 * 2);
+
+  // Plans without a model, and backends not built yet, are refused with exit 2.
+  ASSERT_EQ(testing::RunTool("profile " + dir + "/m.json -o " + dir + "/prof.json").exit_code, 0);
+  ASSERT_EQ(testing::RunTool("plan " + dir + "/prof.json --stages 2 --micro-batches 4 -o " + dir +
+                             "/noplan.json").exit_code, 0);
+  r = testing::RunTool("run " + dir + "/noplan.json --backend cpu");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("model_spec"), std::string::npos) << r.err;
+  r = testing::RunTool("run " + dir + "/p.json --backend cuda");
+  EXPECT_EQ(r.exit_code, 2);
   std::filesystem::remove_all(dir);
 }
 

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -251,7 +252,11 @@ TEST_F(CudaLayers, Bf16MatchesTheReference) {
 // element-for-element comparison line up, at the shapes of the shipped models.
 TEST(CudaLayerLayout, CountsMatchTheReference) {
   for (const char* name : {"gpt2-small", "llama-7b", "bert-large"}) {
-    Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
+    // The GPU machine runs this binary from another checkout: PP_SOURCE_DIR in the
+    // environment names it.
+    const char* root = std::getenv("PP_SOURCE_DIR");
+    Result<Model> m = LoadModel(std::string(root != nullptr ? root : PP_SOURCE_DIR) + "/models/" +
+                                name + ".json");
     ASSERT_TRUE(m.ok()) << m.message();
     ModelInput in = m->input;
     in.micro_batch_size = 1;

@@ -87,7 +87,7 @@ TEST(Schedules, OneFOneBOrderAndInFlight) {
 
 TEST(Simulator, ReportsDeadlockAndBadSchedules) {
   // Stage 0 waits for B0 from stage 1, which first wants F1 from stage 0.
-  Schedule s{"custom", 2, 2, {}};
+  Schedule s{"custom", 2, 2, {}};  // one chunk per device
   s.stages = {{{OpKind::kForward, 0}, {OpKind::kBackward, 0}, {OpKind::kForward, 1},
                {OpKind::kBackward, 1}},
               {{OpKind::kForward, 0}, {OpKind::kForward, 1}, {OpKind::kBackward, 0},

@@ -21,6 +21,7 @@ struct PlanFlags {
   std::string input;
   int stages = 0;
   int micro_batches = 0;
+  int virtual_stages = 2;
   std::string schedule = "1f1b";
   std::string method = "dp";
   std::string objective = "bottleneck";
@@ -31,6 +32,7 @@ struct PlanFlags {
   std::string output;
   std::string device = "h100";
   CLI::Option* device_option = nullptr;
+  std::string profile_path;
   int64_t micro_batch_size = 0;
   std::string dtype;
   std::string compare_to;
@@ -65,6 +67,7 @@ int RunPlan(const PlanFlags& f) {
   po.device_given = f.device_option->count() > 0;
   if (f.micro_batch_size > 0) po.micro_batch_size = f.micro_batch_size;
   if (!f.dtype.empty()) po.dtype = f.dtype;
+  po.profile_path = f.profile_path;
   Result<ProfileSource> source = LoadProfileSource(f.input, po);
   if (!source.ok()) return Fail(source.status());
   std::unique_ptr<Plan> compare_base;
@@ -82,6 +85,7 @@ int RunPlan(const PlanFlags& f) {
   request.profile = source->profile;
   request.model = source->model;
   request.schedule = f.schedule;
+  request.virtual_stages = f.virtual_stages;
   request.num_micro_batches = f.micro_batches;
   request.method = f.method;
   request.objective = f.objective;
@@ -101,12 +105,19 @@ int RunPlan(const PlanFlags& f) {
   if (!f.boundaries.empty()) {
     Result<std::vector<int>> b = ParseBoundaries(f.boundaries);
     if (!b.ok()) return Fail(b.status());
-    if (f.stages != 0 && f.stages != static_cast<int>(b->size()) + 1) {
-      return Fail("--boundaries gives " + std::to_string(b->size() + 1) +
-                  " stages but --stages is " + std::to_string(f.stages));
+    // Chunks per device of the schedule (1, or V for interleaved, 2 for zbv).
+    Result<Schedule> one = BuildSchedule(f.schedule, 1, 1, ScheduleOptions{f.virtual_stages});
+    if (!one.ok()) return Fail(one.status());
+    const int per_device = NumChunks(*one);
+    const int chunks = static_cast<int>(b->size()) + 1;
+    if ((f.stages != 0 && f.stages * per_device != chunks) || chunks % per_device != 0) {
+      return Fail("--boundaries gives " + std::to_string(chunks) + " stages but " +
+                  (f.stages != 0 ? "--stages " + std::to_string(f.stages) + " with " : "") +
+                  std::to_string(per_device) + " chunk(s) per device needs a multiple" +
+                  (f.stages != 0 ? " of " + std::to_string(f.stages * per_device) : ""));
     }
     request.boundaries = *b;
-    request.num_stages = static_cast<int>(b->size()) + 1;
+    request.num_stages = chunks / per_device;
     request.method = "given";
   } else {
     if (f.stages == 0) return Fail("--stages is required (or give --boundaries)");
@@ -115,6 +126,11 @@ int RunPlan(const PlanFlags& f) {
 
   Result<Plan> plan = MakePlan(request);
   if (!plan.ok()) return Fail(plan.status());
+  if (Result<Schedule> sch = RequestSchedule(request);
+      sch.ok() && SplitsBackward(*sch) && !HasBackwardSplit(request.profile)) {
+    std::cerr << "pp-partition: warning: the profile lacks backward_input_ms/backward_weight_ms; "
+              << f.schedule << " splits each backward evenly into I and W\n";
+  }
 
   std::unique_ptr<Plan> baseline;
   if (request.method != "uniform" && f.format != "json") {
@@ -123,10 +139,13 @@ int RunPlan(const PlanFlags& f) {
     Result<Plan> u = MakePlan(uniform);
     if (u.ok()) baseline = std::make_unique<Plan>(std::move(*u));
   }
+  const std::vector<uint64_t> device_memory = DevicePeakMemory(*plan);
   for (int s : StagesOverLimit(*plan)) {
+    const StagePlan& st = plan->stages[s];
     std::cerr << "pp-partition: warning: stage " << s << " needs "
-              << FormatBytes(plan->stages[s].peak_memory_bytes) << ", over the limit of "
-              << FormatBytes(*plan->memory_limit_bytes) << "\n";
+              << FormatBytes(st.device ? device_memory[*st.device] : st.peak_memory_bytes)
+              << (st.device ? " with its device's other chunks" : "")
+              << ", over the limit of " << FormatBytes(*plan->memory_limit_bytes) << "\n";
   }
 
   // Judged before anything is written, so "not comparable" leaves no output file.
@@ -161,6 +180,10 @@ Handler SetupPlan(CLI::App& sub) {
       ->check(CLI::Range(1, 1 << 20));
   sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
       ->capture_default_str();
+  sub.add_option("--virtual-stages", f->virtual_stages,
+                 "interleaved: model chunks per device V (the model is cut into P*V chunks)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   sub.add_option("--method", f->method, "Partition method: " + PartitionMethodNames())
       ->capture_default_str();
   sub.add_option("--objective", f->objective, "bottleneck (least max_stage_ms) | step")
@@ -177,6 +200,9 @@ Handler SetupPlan(CLI::App& sub) {
   sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32");
+  sub.add_option("--profile", f->profile_path,
+                 "A measured profile of MODEL.json to plan from (the plan keeps the model, so "
+                 "`run` can train it)");
   sub.add_option("--format", f->format, "Report format: text | json | md")
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();

@@ -52,6 +52,26 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
     request.dtype = d;
   }
 
+  if (!options.profile_path.empty()) {
+    Result<Profile> p = LoadProfile(options.profile_path);
+    if (!p.ok()) return p.status();
+    if (p->model != model->name || p->layers.size() != model->layers.size()) {
+      return Status::Error(options.profile_path + ": is a profile of \"" + p->model + "\" with " +
+                           std::to_string(p->layers.size()) + " layers, not of " + path + " (\"" +
+                           model->name + "\", " + std::to_string(model->layers.size()) + " layers)");
+    }
+    for (size_t i = 0; i < model->layers.size(); ++i) {
+      if (p->layers[i].name != model->layers[i].name) {
+        return Status::Error(options.profile_path + ": layers[" + std::to_string(i) + "].name: \"" +
+                             p->layers[i].name + "\" does not match the model's \"" +
+                             model->layers[i].name + "\"");
+      }
+    }
+    if (p->micro_batch_size != model->input.micro_batch_size) {
+      model->input.micro_batch_size = p->micro_batch_size;  // the plan runs what was measured
+    }
+    return ProfileSource{std::move(*p), std::move(*model), "measured " + options.profile_path};
+  }
   const std::filesystem::path measured = std::filesystem::path(path).parent_path() / "profiles" /
                                          options.device / (model->name + ".profile.json");
   std::error_code ec;

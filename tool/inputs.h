@@ -1,6 +1,7 @@
 // Turning the CLI's input file into a profile: a profile file is used as it is; a model file
-// is profiled on the fly, from the measured profile models/profiles/<device>/<model>.profile.json
-// beside the model file when one matches, otherwise analytically for --device.
+// is profiled on the fly: from --profile when given (it must match the model's layers), else
+// the measured profile models/profiles/<device>/<model>.profile.json beside the model file
+// when one matches, otherwise analytically for --device.
 #pragma once
 
 #include <optional>
@@ -23,6 +24,7 @@ struct ProfileOptions {
   std::optional<int64_t> micro_batch_size;
   std::optional<std::string> dtype;
   bool device_given = false;
+  std::string profile_path;  // --profile: a measured profile of the model file to use
 };
 
 Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOptions& options);

@@ -73,6 +73,30 @@ std::string Header(const Plan& plan) {
   return out.str();
 }
 
+// "F3", or "5F3" (chunk 5) when devices run several chunks.
+std::string OpLabel(const Plan& plan, const PipelineOp& op) {
+  return (plan.virtual_stages > 1 ? std::to_string(op.chunk) : std::string()) +
+         OpKindLetter(op.kind) + std::to_string(op.micro_batch);
+}
+
+std::string OpCategory(OpKind kind) {
+  switch (kind) {
+    case OpKind::kForward:
+      return "forward";
+    case OpKind::kBackward:
+      return "backward";
+    case OpKind::kBackwardInput:
+      return "backward_input";
+    case OpKind::kBackwardWeight:
+      return "backward_weight";
+  }
+  return "?";
+}
+
+std::string StageLabel(const StagePlan& s) {
+  return std::to_string(s.index) + (s.device ? "@d" + std::to_string(*s.device) : "");
+}
+
 }  // namespace
 
 std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& origin) {
@@ -87,7 +111,7 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
       << Pad("bwd ms", 11, true) << "  " << Pad("peak memory / limit", 26) << "load\n";
   for (const StagePlan& s : plan.stages) {
     const double load = bottleneck > 0 ? (s.forward_ms + s.backward_ms) / bottleneck : 0;
-    out << Pad(std::to_string(s.index), 6) << Pad(Range(s), 14) << Pad(Names(s), 34)
+    out << Pad(StageLabel(s), 6) << Pad(Range(s), 14) << Pad(Names(s), 34)
         << Pad(Fmt("%.3f", s.forward_ms), 11, true) << Pad(Fmt("%.3f", s.backward_ms), 11, true)
         << "  " << Pad(Memory(s, plan), 26) << Bar(load, 20) << Fmt(" %3.0f%%", 100 * load)
         << "\n";
@@ -95,6 +119,9 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
   const Prediction& p = plan.predicted;
   out << "\npredicted step time  " << Fmt("%.3f ms", p.step_time_ms) << "\n";
   out << "bubble ratio         " << Percent(p.bubble_ratio) << "\n";
+  if (p.bubble_over_ideal) {
+    out << "bubble / ideal       " << Percent(*p.bubble_over_ideal) << " (idle / busy)\n";
+  }
   out << "throughput           " << Fmt("%.1f samples/s", p.throughput_samples_per_s) << "\n";
   out << "bottleneck           stage " << p.bottleneck_stage << ", "
       << Fmt("%.3f ms", p.max_stage_ms) << " forward + backward per micro-batch\n";
@@ -125,7 +152,7 @@ std::string PlanMarkdown(const Plan& plan, const Plan* baseline) {
     const double load = plan.predicted.max_stage_ms > 0
                             ? (s.forward_ms + s.backward_ms) / plan.predicted.max_stage_ms
                             : 0;
-    out << "| " << s.index << " | " << Range(s) << " | " << Names(s) << " | "
+    out << "| " << StageLabel(s) << " | " << Range(s) << " | " << Names(s) << " | "
         << Fmt("%.3f", s.forward_ms) << " | " << Fmt("%.3f", s.backward_ms) << " | "
         << Memory(s, plan) << " | " << Fmt("%.0f%%", 100 * load) << " |\n";
   }
@@ -177,8 +204,7 @@ std::string TimelineText(const Plan& plan, const Timeline& t) {
   std::vector<std::string> orders(t.num_stages);
   for (const TimedOp& op : t.ops) {
     std::string& o = orders[op.stage];
-    if (o.size() < 60) o += std::string(o.empty() ? "" : " ") + OpKindLetter(op.op.kind) +
-                            std::to_string(op.op.micro_batch);
+    if (o.size() < 60) o += std::string(o.empty() ? "" : " ") + OpLabel(plan, op.op);
     else if (o.back() != '.') o += " ...";
   }
   for (int s = 0; s < t.num_stages; ++s) {
@@ -190,6 +216,7 @@ std::string TimelineText(const Plan& plan, const Timeline& t) {
   }
   out << "\nstep time     " << Fmt("%.3f ms", t.step_time_ms) << "\n";
   out << "bubble ratio  " << Percent(t.bubble_ratio) << "\n";
+  out << "bubble/ideal  " << Percent(t.bubble_over_ideal) << "\n";
   out << "throughput    "
       << Fmt("%.1f samples/s", t.step_time_ms > 0 ? 1000.0 * plan.num_micro_batches *
                                                         plan.micro_batch_size / t.step_time_ms
@@ -206,6 +233,7 @@ Json TimelineJson(const Plan& plan, const Timeline& t) {
   doc["num_micro_batches"] = plan.num_micro_batches;
   doc["step_time_ms"] = t.step_time_ms;
   doc["bubble_ratio"] = t.bubble_ratio;
+  doc["bubble_over_ideal"] = t.bubble_over_ideal;
   doc["throughput_samples_per_s"] =
       t.step_time_ms > 0
           ? 1000.0 * plan.num_micro_batches * plan.micro_batch_size / t.step_time_ms
@@ -219,12 +247,14 @@ Json TimelineJson(const Plan& plan, const Timeline& t) {
   doc["stages"] = std::move(stages);
   Json ops = Json::array();
   for (const TimedOp& op : t.ops) {
-    ops.push_back({{"stage", op.stage},
-                   {"op", std::string(1, OpKindLetter(op.op.kind))},
-                   {"micro_batch", op.op.micro_batch},
-                   {"ready_ms", op.ready_ms},
-                   {"start_ms", op.start_ms},
-                   {"end_ms", op.end_ms}});
+    Json o = {{"stage", op.stage},
+              {"op", std::string(1, OpKindLetter(op.op.kind))},
+              {"micro_batch", op.op.micro_batch},
+              {"ready_ms", op.ready_ms},
+              {"start_ms", op.start_ms},
+              {"end_ms", op.end_ms}};
+    if (plan.virtual_stages > 1) o["chunk"] = op.op.chunk;
+    ops.push_back(std::move(o));
   }
   doc["ops"] = std::move(ops);
   return doc;
@@ -239,9 +269,8 @@ Json TimelineTrace(const Plan& plan, const Timeline& t, const std::string& proce
                       {"args", {{"name", "stage " + std::to_string(s)}}}});
   }
   for (const TimedOp& op : t.ops) {
-    events.push_back({{"name", std::string(1, OpKindLetter(op.op.kind)) +
-                                   std::to_string(op.op.micro_batch)},
-                      {"cat", op.op.kind == OpKind::kForward ? "forward" : "backward"},
+    events.push_back({{"name", OpLabel(plan, op.op)},
+                      {"cat", OpCategory(op.op.kind)},
                       {"ph", "X"},
                       {"pid", 0},
                       {"tid", op.stage},

@@ -87,7 +87,11 @@ class Megatron final : public Exporter {
     int total = 0;
     for (int t : blocks) total += t;
     std::string out = HeaderComment(plan, "Megatron-LM");
-    if (plan.schedule != "1f1b") {
+    if (plan.schedule == "zbv") {
+      return Status::Error("this plan cannot be expressed for Megatron-LM: its virtual stages "
+                           "place chunk c on stage c mod p, not in zbv's V shape");
+    }
+    if (plan.schedule != "1f1b" && plan.schedule != "interleaved") {
       out += "# Megatron-LM runs its own 1F1B schedule; this plan was predicted for " +
              plan.schedule + "\n";
     }

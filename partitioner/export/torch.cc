@@ -12,8 +12,11 @@ struct ScheduleClass {
   std::string_view schedule;
   std::string_view python_class;
 };
+// zb-h1 has no torch class of its own (one stage per rank with a split backward).
 constexpr ScheduleClass kScheduleClasses[] = {{"gpipe", "ScheduleGPipe"},
-                                              {"1f1b", "Schedule1F1B"}};
+                                              {"1f1b", "Schedule1F1B"},
+                                              {"interleaved", "ScheduleInterleaved1F1B"},
+                                              {"zbv", "ScheduleZBVZeroBubble"}};
 
 class Torch final : public Exporter {
  public:
@@ -52,7 +55,30 @@ class Torch final : public Exporter {
     out += "split_spec = {\n" + spec + "}\n";
     out += "schedule_class = " + std::string(schedule_class) + "\n";
     out += "n_microbatches = " + std::to_string(plan.num_micro_batches) + "\n";
-    out += "num_stages = " + std::to_string(plan.num_stages) + "\n\n";
+    out += "num_stages = " + std::to_string(chunks.size()) + "\n";
+    if (plan.virtual_stages > 1) {
+      // One rank per device builds its chunks: interleaved loops (c mod p), zbv folds a V.
+      out += "num_ranks = " + std::to_string(plan.num_stages) + "\n";
+      out += "stages_per_rank = [";
+      for (int d = 0; d < plan.num_stages; ++d) {
+        out += std::string(d == 0 ? "" : ", ") + "[";
+        bool first = true;
+        for (const StagePlan& st : plan.stages) {
+          if (st.device.value_or(st.index) != d) continue;
+          out += std::string(first ? "" : ", ") + std::to_string(st.index);
+          first = false;
+        }
+        out += "]";
+      }
+      out += "]\n\n";
+      out += "# pipe = pipeline(model, mb_args=(example_micro_batch,), split_spec=split_spec)\n"
+             "# assert pipe.num_stages == num_stages\n"
+             "# stages = [pipe.build_stage(i, device) for i in stages_per_rank[rank]]\n"
+             "# schedule = schedule_class(stages, n_microbatches=n_microbatches, "
+             "loss_fn=loss_fn)\n";
+      return out;
+    }
+    out += "\n";
     out += "# pipe = pipeline(model, mb_args=(example_micro_batch,), split_spec=split_spec)\n"
            "# assert pipe.num_stages == num_stages\n"
            "# stage = pipe.build_stage(stage_index, device)\n"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the GPU check's binaries for sm_90 in build-gpu/ and packs them, with the non-CUDA
+# shared libraries they need (OpenBLAS, gfortran, gomp, ...), into .carry/ for the GPU machine
+# (which has the CUDA 13 libraries but no compilers or headers). Keep .carry/ under 64 MiB.
+#   bash bench/pack_gpu.sh          (PACK_CMAKE_ARGS="-D..." adds configure options)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build-gpu"
+carry="$root/.carry"
+jobs=${JOBS:-2}
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DPP_BUILD_BENCH=ON -DPP_BUILD_TESTS=ON ${PACK_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j"$jobs" --target pp-partition cuda_layers_test cuda_step_bench
+
+rm -rf "$carry"
+mkdir -p "$carry/bin" "$carry/lib"
+bins=("$build/tool/pp-partition" "$build/tests/cuda_layers_test" "$build/bench/cuda_step_bench")
+for b in "${bins[@]}"; do
+  [[ -x "$b" ]] || { echo "pack_gpu.sh: $b was not built" >&2; exit 1; }
+  strip -o "$carry/bin/$(basename "$b")" "$b"
+done
+# Libraries from the system folders, except glibc's own (present everywhere) and CUDA's
+# (present on the GPU machine, and far too large to carry).
+ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
+  case "$lib" in
+    /usr/local/cuda*|*/libc.so*|*/libm.so*|*/libpthread.so*|*/libdl.so*|*/librt.so*|*/ld-linux*) ;;
+    /usr/lib/*|/lib/*) cp -L "$lib" "$carry/lib/" ;;
+  esac
+done
+git -C "$root" rev-parse --short HEAD > "$carry/COMMIT" 2>/dev/null || true
+echo "packed into $carry:"
+du -sh "$carry"/bin/* "$carry"/lib/* | sed 's/^/  /'
+total=$(du -sm "$carry" | cut -f1)
+echo "total ${total} MiB"
+if (( total >= 64 )); then echo "pack_gpu.sh: .carry is over 64 MiB" >&2; exit 1; fi

@@ -1,0 +1,85 @@
+#include "executor/run_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pp {
+
+Result<Schedule> ScheduleOfPlan(const Plan& plan) {
+  ScheduleOptions options;
+  const int chunks = static_cast<int>(plan.stages.size());
+  if (chunks > plan.num_stages && plan.num_stages > 0) options.virtual_stages = chunks / plan.num_stages;
+  return BuildSchedule(plan.schedule, plan.num_stages, plan.num_micro_batches, options);
+}
+
+Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
+  if (!plan.model_spec) {
+    return Status::Error("the plan carries no model (model_spec): make it with `plan MODEL.json` "
+                         "to run it");
+  }
+  if (options.backend != "cpu") {
+    return Status::Error("the " + options.backend +
+                         " backend of run is not available yet (use --backend cpu)");
+  }
+  if (options.run.steps < 1 || options.run.warmup_steps < 0) {
+    return Status::Error("--steps must be at least 1 and --warmup at least 0");
+  }
+  Model model = *plan.model_spec;
+  model.input.micro_batch_size = plan.micro_batch_size;
+  Result<Schedule> schedule = ScheduleOfPlan(plan);
+  if (!schedule.ok()) return schedule.status();
+  std::vector<ChunkRange> chunks;
+  for (const StagePlan& s : plan.stages) chunks.push_back({s.first_layer, s.last_layer});
+  HostTransport transport;
+  auto runners = MakeCpuRunners(model, chunks, *schedule, options.run, &transport);
+  if (!runners.ok()) return runners.status();
+  Result<RunResult> result = RunPipeline(*schedule, plan.micro_batch_size, std::move(*runners),
+                                         &transport, options.run);
+  if (result.ok()) result->device = "CPU (fp32, one thread per stage)";
+  return result;
+}
+
+Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::string& backend) {
+  Measurement m;
+  m.step_time_ms = run.step_ms;
+  m.bubble_ratio = run.bubble_ratio;
+  m.throughput_samples_per_s = run.throughput_samples_per_s;
+  m.stage_busy_ms = run.busy_ms;
+  m.stage_peak_memory_bytes = run.peak_memory_bytes;
+  m.steps = static_cast<int>(run.steps.size()) - run.warmup_steps;
+  m.backend = backend;
+  m.device = run.device;
+  // The bottleneck is the busiest device; its per-micro-batch busy time is the measured
+  // counterpart of max_stage_ms.
+  for (size_t d = 0; d < run.busy_ms.size(); ++d) {
+    if (run.busy_ms[d] > run.busy_ms[m.bottleneck_stage]) m.bottleneck_stage = static_cast<int>(d);
+  }
+  m.max_stage_ms = run.busy_ms.empty() ? 0 : run.busy_ms[m.bottleneck_stage] /
+                                                 std::max(plan.num_micro_batches, 1);
+  return m;
+}
+
+Timeline MedianStepTimeline(const RunResult& run, int num_devices) {
+  Timeline t;
+  t.num_stages = num_devices;
+  if (static_cast<int>(run.steps.size()) <= run.warmup_steps) return t;
+  const StepTiming* best = nullptr;
+  for (size_t i = run.warmup_steps; i < run.steps.size(); ++i) {
+    const StepTiming& st = run.steps[i];
+    if (best == nullptr ||
+        std::fabs(st.step_ms - run.step_ms) < std::fabs(best->step_ms - run.step_ms)) {
+      best = &st;
+    }
+  }
+  for (const OpTiming& op : best->ops) {
+    t.ops.push_back({op.device, op.op, op.start_ms, op.start_ms, op.end_ms});
+  }
+  std::stable_sort(t.ops.begin(), t.ops.end(),
+                   [](const TimedOp& a, const TimedOp& b) { return a.stage < b.stage; });
+  t.busy_ms = best->busy_ms;
+  t.step_time_ms = best->step_ms;
+  t.bubble_ratio = best->bubble_ratio;
+  return t;
+}
+
+}  // namespace pp

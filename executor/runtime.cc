@@ -1,0 +1,133 @@
+#include "executor/runtime.h"
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <mutex>
+#include <thread>
+
+#include "layers/cpu_math.h"
+
+namespace pp {
+namespace {
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string OpName(const PipelineOp& op, int chunk) {
+  return std::string(1, OpKindLetter(op.kind)) + std::to_string(op.micro_batch) + " of chunk " +
+         std::to_string(chunk);
+}
+
+}  // namespace
+
+Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size,
+                              std::vector<std::unique_ptr<StageRunner>> runners,
+                              Transport* transport, const RunOptions& options) {
+  const int p = schedule.num_stages;
+  if (static_cast<int>(runners.size()) != p) {
+    return Status::Error("the runtime needs one runner per device");
+  }
+  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
+  const int total_steps = options.warmup_steps + options.steps;
+
+  std::mutex error_mu;
+  Status first_error;
+  std::atomic<bool> failed{false};
+  auto fail = [&](const Status& s) {
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (!failed.exchange(true)) {
+      first_error = s;
+      transport->Abort();
+    }
+  };
+
+  std::vector<StepTiming> steps(total_steps);
+  std::vector<std::vector<double>> losses(total_steps, std::vector<double>(p, 0.0));
+  std::vector<std::vector<std::vector<OpTiming>>> timings(
+      total_steps, std::vector<std::vector<OpTiming>>(p));
+  std::barrier sync(p);
+
+  auto device_main = [&](int d) {
+    StageRunner& runner = *runners[d];
+    for (int step = 0; step < total_steps; ++step) {
+      sync.arrive_and_wait();  // every device starts the step together
+      if (failed) continue;
+      Status s = runner.BeginStep(step);
+      if (!s.ok()) {
+        fail(s.Prefixed("device " + std::to_string(d) + ", start of step " + std::to_string(step)));
+        continue;
+      }
+      for (const PipelineOp& op : schedule.stages[d]) {
+        if (failed) break;
+        const int chunk = OpChunk(schedule, d, op);
+        s = runner.Run(op, chunk);
+        if (!s.ok()) {
+          if (!failed) {
+            fail(s.Prefixed("device " + std::to_string(d) + ", " + OpName(op, chunk) +
+                            ", micro-batch " + std::to_string(op.micro_batch)));
+          }
+          break;
+        }
+      }
+      if (failed) continue;
+      s = runner.EndStep(&timings[step][d], &losses[step][d]);
+      if (!s.ok()) fail(s.Prefixed("device " + std::to_string(d) + ", end of step"));
+    }
+  };
+
+  // One thread per device, each doing its own matrix products single-threaded.
+  const int blas_threads = cpu::SetBlasThreads(1);
+  std::vector<std::thread> threads;
+  for (int d = 0; d < p; ++d) threads.emplace_back(device_main, d);
+  for (std::thread& t : threads) t.join();
+  cpu::SetBlasThreads(blas_threads);
+  if (failed) return first_error;
+
+  RunResult result;
+  result.warmup_steps = options.warmup_steps;
+  std::vector<double> step_ms, bubble;
+  std::vector<std::vector<double>> busy(p);
+  for (int step = 0; step < total_steps; ++step) {
+    StepTiming& st = steps[step];
+    st.busy_ms.assign(p, 0.0);
+    double busy_total = 0;
+    for (int d = 0; d < p; ++d) {
+      for (const OpTiming& op : timings[step][d]) {
+        st.ops.push_back(op);
+        st.step_ms = std::max(st.step_ms, op.end_ms);
+        st.busy_ms[d] += op.end_ms - op.start_ms;
+      }
+      busy_total += st.busy_ms[d];
+      st.loss += losses[step][d];
+    }
+    st.loss /= schedule.num_micro_batches;
+    st.bubble_ratio = st.step_ms > 0 ? 1.0 - busy_total / (p * st.step_ms) : 0.0;
+    if (step >= options.warmup_steps) {
+      step_ms.push_back(st.step_ms);
+      bubble.push_back(st.bubble_ratio);
+      for (int d = 0; d < p; ++d) busy[d].push_back(st.busy_ms[d]);
+    }
+  }
+  result.steps = std::move(steps);
+  result.step_ms = Median(step_ms);
+  result.bubble_ratio = Median(bubble);
+  result.throughput_samples_per_s =
+      result.step_ms > 0 ? 1000.0 * schedule.num_micro_batches *
+                               static_cast<double>(micro_batch_size) / result.step_ms
+                         : 0.0;
+  for (int d = 0; d < p; ++d) {
+    result.busy_ms.push_back(Median(busy[d]));
+    result.peak_memory_bytes.push_back(runners[d]->allocated_bytes());
+  }
+  if (options.keep_gradients) {
+    for (const auto& r : runners) r->CopyGradients(&result.gradients, &result.parameters);
+  }
+  return result;
+}
+
+}  // namespace pp

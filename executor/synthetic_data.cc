@@ -1,0 +1,45 @@
+#include "executor/synthetic_data.h"
+
+#include <random>
+
+namespace pp {
+
+SyntheticData::SyntheticData(const ModelInput& input, int64_t vocab, int64_t target_width,
+                             uint64_t seed)
+    : input_(input), vocab_(vocab), target_width_(target_width), seed_(seed) {}
+
+uint64_t SyntheticData::SampleSeed(int step, int micro_batch, int64_t sample) const {
+  // SplitMix64-style mixing of the coordinates.
+  uint64_t z = seed_ ^ (static_cast<uint64_t>(step) << 40) ^
+               (static_cast<uint64_t>(micro_batch) << 20) ^ static_cast<uint64_t>(sample);
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void SyntheticData::Tokens(int step, int micro_batch, int32_t* tokens, int32_t* labels) const {
+  const int64_t seq = input_.seq_len > 0 ? input_.seq_len : 1;
+  const uint64_t a = 5, c = 3;
+  for (int64_t b = 0; b < input_.micro_batch_size; ++b) {
+    uint64_t t = SampleSeed(step, micro_batch, b) % static_cast<uint64_t>(vocab_);
+    for (int64_t s = 0; s < seq; ++s) {
+      const uint64_t next = (a * t + c) % static_cast<uint64_t>(vocab_);
+      tokens[b * seq + s] = static_cast<int32_t>(t);
+      labels[b * seq + s] = static_cast<int32_t>(next);
+      t = next;
+    }
+  }
+}
+
+void SyntheticData::Features(int step, int micro_batch, float* x, float* targets) const {
+  const int64_t f = input_.features;
+  for (int64_t r = 0; r < input_.micro_batch_size; ++r) {
+    std::mt19937_64 rng(SampleSeed(step, micro_batch, r));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t i = 0; i < f; ++i) x[r * f + i] = normal(rng);
+    for (int64_t o = 0; o < target_width_; ++o) targets[r * target_width_ + o] = 0.5f * x[r * f + o % f];
+  }
+}
+
+}  // namespace pp

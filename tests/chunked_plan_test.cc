@@ -1,0 +1,132 @@
+// Plans for schedules with several chunks per device (interleaved, zbv) and split backwards
+// (zb-h1): layout, memory per device, the JSON round trip, and closed-form step times.
+#include <gtest/gtest.h>
+
+#include "core/plan.h"
+#include "executor/schedule.h"
+#include "partitioner/planner.h"
+#include "test_util.h"
+
+namespace pp {
+namespace {
+
+// n equal layers: forward 1, backward 2 (I share `input` of it when >= 0), no transfer cost.
+Profile EqualProfile(int n, double input = -1) {
+  Profile p;
+  p.model = "equal";
+  p.backend = "analytic";
+  p.device = {"test", 1 << 30};
+  p.micro_batch_size = 1;
+  p.link = {1e15, 0};
+  for (int i = 0; i < n; ++i) {
+    LayerProfile l;
+    l.name = "l" + std::to_string(i);
+    l.op = "linear";
+    l.forward_ms = 1;
+    l.backward_ms = 2;
+    if (input >= 0) {
+      l.backward_input_ms = input;
+      l.backward_weight_ms = 2 - input;
+    }
+    l.param_bytes = 10;
+    l.activation_bytes = 100;
+    l.output_bytes = 0;
+    p.layers.push_back(l);
+  }
+  return p;
+}
+
+PlanRequest Request(const Profile& profile, const std::string& schedule, int p, int m) {
+  PlanRequest r;
+  r.profile = profile;
+  r.schedule = schedule;
+  r.num_stages = p;
+  r.num_micro_batches = m;
+  r.optimizer = Optimizer::kNone;
+  return r;
+}
+
+TEST(ChunkedPlan, InterleavedLayoutMemoryAndClosedForm) {
+  // 12 layers, p = 2, V = 3: six chunks of two layers; chunk c on device c mod 2.
+  PlanRequest r = Request(EqualProfile(12), "interleaved", 2, 4);
+  r.virtual_stages = 3;
+  Result<Plan> plan = MakePlan(r);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_EQ(plan->virtual_stages, 3);
+  EXPECT_EQ(plan->boundaries, (std::vector<int>{2, 4, 6, 8, 10}));
+  ASSERT_EQ(plan->stages.size(), 6u);
+  for (const StagePlan& s : plan->stages) EXPECT_EQ(s.device, s.index % 2);
+  // Equal chunks of F = 2, B = 4 ms: step = m (f + b) + (p - 1)(f + b) / V per device stage
+  // of 3 chunks: (4 + 1/3) * 18 = 78.
+  EXPECT_NEAR(plan->predicted.step_time_ms, 4 * 18.0 + 18.0 / 3, 1e-9);
+  EXPECT_NEAR(plan->predicted.bubble_ratio, 1.0 / 13, 1e-12);
+  // Device memory is the sum of its chunks' peaks, each 10 + in_flight * 200 bytes.
+  const std::vector<int> in_flight =
+      InFlightPerChunk(*BuildSchedule("interleaved", 2, 4, ScheduleOptions{3}));
+  std::vector<uint64_t> expected(2, 0);
+  for (int c = 0; c < 6; ++c) expected[c % 2] += 20 + 200 * static_cast<uint64_t>(in_flight[c]);
+  EXPECT_EQ(DevicePeakMemory(*plan), expected);
+
+  // The plan survives JSON and re-simulates to the same step.
+  Result<Plan> back = PlanFromJson(Json::parse(DumpJson(PlanToJson(*plan))));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->virtual_stages, 3);
+  EXPECT_EQ(back->stages[3].device, 1);
+  Result<Timeline> t = SimulatePlan(*back);
+  ASSERT_TRUE(t.ok()) << t.message();
+  EXPECT_DOUBLE_EQ(t->step_time_ms, plan->predicted.step_time_ms);
+  for (const StagePlan& s : plan->stages) {
+    EXPECT_DOUBLE_EQ(*s.bubble_ratio, 1 - t->busy_ms[*s.device] / t->step_time_ms);
+  }
+  // A memory limit below a device's sum is refused, not silently exceeded.
+  r.memory_limit = expected[0] - 1;
+  EXPECT_FALSE(MakePlan(r).ok());
+  // m not a multiple of p.
+  r.memory_limit.reset();
+  r.num_micro_batches = 3;
+  EXPECT_FALSE(MakePlan(r).ok());
+}
+
+TEST(ChunkedPlan, ZbH1UsesTheProfilesSplitAndOneFOneBIsUnchanged) {
+  // Per stage of 3 layers: F = 3, I = 3, W = 3 (input share 1 of 2 per layer); m = 6, p = 2:
+  // step = 3 m t + (p - 1) t with t = 3.
+  Result<Plan> zb = MakePlan(Request(EqualProfile(6, 1.0), "zb-h1", 2, 6));
+  ASSERT_TRUE(zb.ok()) << zb.message();
+  EXPECT_DOUBLE_EQ(zb->predicted.step_time_ms, 3 * 6 * 3.0 + 3.0);
+  EXPECT_FALSE(zb->stages[0].device.has_value());
+  // Without the split, I = W = 3 as well (even split): the same step.
+  Result<Plan> even = MakePlan(Request(EqualProfile(6), "zb-h1", 2, 6));
+  ASSERT_TRUE(even.ok());
+  EXPECT_DOUBLE_EQ(even->predicted.step_time_ms, zb->predicted.step_time_ms);
+  EXPECT_FALSE(HasBackwardSplit(EqualProfile(6)));
+  // 1f1b: (m + p - 1)(f + b) with stages of 9 ms, no virtual_stages key in the document.
+  Result<Plan> base = MakePlan(Request(EqualProfile(6), "1f1b", 2, 6));
+  ASSERT_TRUE(base.ok());
+  EXPECT_DOUBLE_EQ(base->predicted.step_time_ms, 7 * 9.0);
+  EXPECT_FALSE(PlanToJson(*base).contains("virtual_stages"));
+}
+
+TEST(ChunkedPlan, CliPlansAndSimulatesEverySchedule) {
+  const std::string dir = testing::TempDir();
+  for (const char* s : {"interleaved", "zb-h1", "zbv"}) {
+    const std::string plan = dir + "/" + s + ".json";
+    testing::CommandResult r =
+        testing::RunTool(std::string("plan models/gpt2-small.json --stages 2 --micro-batches 4 ") +
+                         "--schedule " + s + " --memory-limit none -o " + plan);
+    ASSERT_EQ(r.exit_code, 0) << s << ": " << r.err;
+    r = testing::RunTool("simulate " + plan + " --trace " + dir + "/t.json");
+    ASSERT_EQ(r.exit_code, 0) << s << ": " << r.err;
+    EXPECT_NE(r.out.find("bubble/ideal"), std::string::npos);
+    const std::string trace = testing::ReadText(dir + "/t.json");
+    if (std::string(s) != "interleaved") {
+      EXPECT_NE(trace.find("backward_weight"), std::string::npos) << s;
+    }
+  }
+  testing::CommandResult bad = testing::RunTool(
+      "plan models/gpt2-small.json --stages 2 --micro-batches 3 --schedule interleaved");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("multiple"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace pp

@@ -1,0 +1,91 @@
+#include "tool/run_report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "core/units.h"
+#include "tool/report.h"
+
+namespace pp {
+namespace {
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string Row(const std::string& name, const std::string& predicted, const std::string& measured,
+                const std::string& error) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%-22s %16s %16s %12s\n", name.c_str(), predicted.c_str(),
+                measured.c_str(), error.c_str());
+  return buf;
+}
+
+std::string RelError(double predicted, double measured) {
+  if (predicted == 0) return "";
+  return Fmt("%+.1f%%", 100.0 * (measured - predicted) / predicted);
+}
+
+}  // namespace
+
+std::string RunText(const Plan& plan, const RunResult& run, const std::string& backend) {
+  std::ostringstream out;
+  const int timed = static_cast<int>(run.steps.size()) - run.warmup_steps;
+  out << "run: " << plan.model << " on " << plan.num_stages << " stages, " << plan.schedule << ", "
+      << plan.num_micro_batches << " micro-batches of " << plan.micro_batch_size << "; " << backend
+      << " backend, " << run.device << "; median of " << timed << " steps after "
+      << run.warmup_steps << " warm-up\n";
+  out << "predicted from the " << plan.profile.backend << " profile (" << plan.profile.device.name
+      << ")\n\n";
+  out << Row("figure", "predicted", "measured", "error");
+  const Prediction& p = plan.predicted;
+  out << Row("step time", Fmt("%.3f ms", p.step_time_ms), Fmt("%.3f ms", run.step_ms),
+             RelError(p.step_time_ms, run.step_ms));
+  out << Row("bubble ratio", Fmt("%.2f %%", 100 * p.bubble_ratio),
+             Fmt("%.2f %%", 100 * run.bubble_ratio),
+             Fmt("%+.1f pt", 100 * (run.bubble_ratio - p.bubble_ratio)));
+  out << Row("throughput", Fmt("%.1f /s", p.throughput_samples_per_s),
+             Fmt("%.1f /s", run.throughput_samples_per_s),
+             RelError(p.throughput_samples_per_s, run.throughput_samples_per_s));
+  out << "\n";
+  char head[160];
+  std::snprintf(head, sizeof head, "%-6s %14s %14s %8s %16s %16s\n", "stage", "busy pred ms",
+                "busy meas ms", "error", "peak mem pred", "peak mem meas");
+  out << head;
+  for (size_t d = 0; d < run.busy_ms.size(); ++d) {
+    double busy = 0;
+    uint64_t peak = 0;
+    for (const StagePlan& s : plan.stages) {
+      // Chunks of an interleaved plan sit on device index mod p.
+      if (static_cast<size_t>(s.index) % run.busy_ms.size() == d) {
+        busy += plan.num_micro_batches * (s.forward_ms + s.backward_ms);
+        peak += s.peak_memory_bytes;
+      }
+    }
+    char line[200];
+    std::snprintf(line, sizeof line, "%-6zu %14.3f %14.3f %8s %16s %16s\n", d, busy,
+                  run.busy_ms[d], RelError(busy, run.busy_ms[d]).c_str(), FormatBytes(peak).c_str(),
+                  FormatBytes(run.peak_memory_bytes[d]).c_str());
+    out << line;
+  }
+  if (!run.steps.empty()) {
+    out << "\nloss " << Fmt("%.4f", run.steps.front().loss) << " (step 1) -> "
+        << Fmt("%.4f", run.steps.back().loss) << " (step " << run.steps.size() << ")\n";
+  }
+  return out.str();
+}
+
+Json RunTrace(const Plan& plan, const Timeline& predicted, const Timeline& measured) {
+  Json doc = TimelineTrace(plan, predicted, "predicted");
+  Json second = TimelineTrace(plan, measured, "measured");
+  for (Json& e : second["traceEvents"]) {
+    e["pid"] = 1;
+    doc["traceEvents"].push_back(std::move(e));
+  }
+  return doc;
+}
+
+}  // namespace pp
