@@ -3,10 +3,10 @@
 #   bash bench/gpu_check.sh PART OUTDIR
 # Runs prebuilt binaries from .carry/ (bash bench/pack_gpu.sh makes it; the GPU machine has no
 # compilers or headers), writes full results as JSON under OUTDIR and prints a summary table
-# last. Parts: profiler (issue 3). Later issues add their own.
+# last. Parts: profiler (issue 3), executor (issue 4), export (issue 5).
 set -uo pipefail
 
-usage() { echo "usage: bash bench/gpu_check.sh profiler OUTDIR" >&2; exit 2; }
+usage() { echo "usage: bash bench/gpu_check.sh profiler|executor|export OUTDIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 part=$1
 out=$2
@@ -136,7 +136,154 @@ PY
   return $(( failures > 0 ))
 }
 
+# Issue 4: the cuda backend of `run`. Gradients against a sequential run, host overhead per op,
+# then GPT-2 medium on four green-context shares of one GPU: predicted against measured.
+part_executor() {
+  step "environment (cheap first)"
+  for b in pp-partition cuda_runtime_test runtime_overhead_bench; do
+    [[ -x "$bin/$b" ]] || { echo "no $bin/$b: run bench/pack_gpu.sh first" >&2; exit 1; }
+  done
+  cat "$carry/COMMIT" 2>/dev/null
+  find_cuda_libs
+  # Four stages with a compute and a copy stream each: more hardware queues than the default 8,
+  # so that independent streams do not serialise behind each other.
+  export CUDA_DEVICE_MAX_CONNECTIONS=32
+  run 30 nvidia-smi nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+
+  step "host overhead per op (target < 20 us)"
+  run 60 overhead-cpu "$bin/runtime_overhead_bench" --stages 4 --micro-batches 64 > "$out/overhead-cpu.json"
+  run 60 overhead-cuda "$bin/runtime_overhead_bench" --cuda --stages 4 --micro-batches 64 > "$out/overhead-cuda.json"
+  cat "$out/overhead-cpu.json" "$out/overhead-cuda.json"
+
+  step "cuda runtime gradients against a sequential run (gpipe, 1f1b; p 1-4; m 1, 4, 8)"
+  run 150 cuda_runtime_test "$bin/cuda_runtime_test" --gtest_output="json:$out/cuda_runtime_test.json"
+
+  step "gpt2-medium, 4 virtual stages (0x4), m = 16: profile on one share, plan, run"
+  local model="$root/models/gpt2-medium.json"
+  run 120 profile-medium-0x4 "$bin/pp-partition" profile "$model" --backend cuda --gpus 0x4 \
+    -o "$out/gpt2-medium.0x4.profile.json"
+  for method in dp uniform; do
+    for sched in gpipe 1f1b; do
+      run 30 "plan-$method-$sched" "$bin/pp-partition" plan "$model" --profile "$out/gpt2-medium.0x4.profile.json" \
+        --stages 4 --micro-batches 16 --schedule "$sched" --method "$method" -o "$out/plan-$method-$sched.json"
+    done
+  done
+  # Back to back, dp then uniform, for each schedule.
+  for sched in gpipe 1f1b; do
+    for method in dp uniform; do
+      run 90 "run-$method-$sched" "$bin/pp-partition" run "$out/plan-$method-$sched.json" --backend cuda \
+        --gpus 0x4 --steps 5 --warmup 2 --trace "$out/run-$method-$sched.trace.json" \
+        -o "$out/ran-$method-$sched.json"
+    done
+  done
+
+  step "gpt2-small: the loss falls over 50 steps (4 virtual stages, 1f1b, m = 4)"
+  run 30 plan-small "$bin/pp-partition" plan "$root/models/gpt2-small.json" --stages 4 --micro-batches 4 \
+    --schedule 1f1b -o "$out/plan-small.json"
+  run 120 run-small "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 \
+    --warmup 0 --lr 3e-4 --format json -o "$out/ran-small.json" > "$out/run-small.txt"
+  # The text report carries "loss A (step 1) -> B (step N)".
+  "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 --warmup 0 \
+    --lr 3e-4 2>&1 | tee "$out/run-small-report.txt" | tail -3
+
+  step "summary (failures: $failures; full results in $out)"
+  python3 - "$out" "$failures" <<'PY'
+import json, os, re, sys
+out, failures = sys.argv[1], int(sys.argv[2])
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+summary = {"failures": failures, "targets": {}, "table": []}
+t = summary["targets"]
+for path in ("cpu", "cuda"):
+    o = load(f"overhead-{path}.json")
+    if o:
+        t[f"host overhead per op, {path} (us, < 20)"] = o["us_per_op"]
+tests = load("cuda_runtime_test.json")
+if tests:
+    t["cuda runtime tests failed"] = tests.get("failures", "?")
+for sched in ("gpipe", "1f1b"):
+    ran = {}
+    for method in ("dp", "uniform"):
+        r = load(f"ran-{method}-{sched}.json")
+        if not r or "measured" not in r:
+            continue
+        p, m = r["predicted"], r["measured"]
+        ran[method] = m
+        peak_err = max((abs(ms["peak_memory_bytes"] - ps["peak_memory_bytes"]) / ps["peak_memory_bytes"]
+                        for ms, ps in zip(m.get("stages", []), r["stages"])), default=float("nan"))
+        row = {"plan": f"{method}/{sched}", "bubble_pred": p["bubble_ratio"], "bubble_meas": m["bubble_ratio"],
+               "step_pred_ms": p["step_time_ms"], "step_meas_ms": m["step_time_ms"],
+               "peak_mem_worst_rel_err": peak_err, "throughput": m["throughput_samples_per_s"]}
+        summary["table"].append(row)
+        if method == "dp":
+            t[f"{sched} bubble error (points, <= 3)"] = 100 * abs(m["bubble_ratio"] - p["bubble_ratio"])
+            t[f"{sched} step time error (<= 10%)"] = abs(m["step_time_ms"] - p["step_time_ms"]) / p["step_time_ms"]
+            t[f"{sched} worst stage peak memory error (<= 10%)"] = peak_err
+    if "dp" in ran and "uniform" in ran:
+        t[f"{sched} dp / uniform throughput (>= 1)"] = ran["dp"]["throughput_samples_per_s"] / ran["uniform"]["throughput_samples_per_s"]
+try:
+    text = open(os.path.join(out, "run-small-report.txt")).read()
+    mt = re.search(r"loss ([0-9.]+) \(step 1\) -> ([0-9.]+) \(step (\d+)\)", text)
+    if mt:
+        t["gpt2-small loss, step 1 -> 50 (falls)"] = f"{mt.group(1)} -> {mt.group(2)}"
+except OSError:
+    pass
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+for k, v in t.items():
+    print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+print()
+print(f"{'plan':<14} {'bubble pred':>11} {'meas':>6} {'step pred ms':>13} {'meas':>9} {'peak err':>9} {'samples/s':>10}")
+for r in summary["table"]:
+    print(f"{r['plan']:<14} {r['bubble_pred']:>11.3f} {r['bubble_meas']:>6.3f} {r['step_pred_ms']:>13.2f} "
+          f"{r['step_meas_ms']:>9.2f} {r['peak_mem_worst_rel_err']:>9.3f} {r['throughput']:>10.1f}")
+PY
+  return $(( failures > 0 ))
+}
+
+# torch.distributed.pipelining accepts the `export --to torch` split points (CPU only, seconds).
+part_export() {
+  step "environment"
+  [[ -x "$bin/pp-partition" ]] || { echo "no $bin/pp-partition: run bench/pack_gpu.sh first" >&2; exit 1; }
+  find_cuda_libs
+  run 30 version "$bin/pp-partition" --version
+  python3 -c "import torch; print('torch', torch.__version__)" | tee "$out/torch_version.txt"
+  step "plans of a small GPT-like model, exported for torch"
+  cat > "$out/export-model.json" <<'JSON'
+{"format": "pp-partition.model/v1", "name": "export-check", "source": "bench/gpu_check.sh export",
+ "dtype": "bf16", "input": {"micro_batch_size": 2, "seq_len": 32},
+ "layers": [{"name": "embed", "op": "embedding", "vocab": 512, "hidden": 64, "positions": 32},
+  {"name": "block", "op": "transformer_block", "hidden": 64, "heads": 4, "ffn": 256,
+   "causal": true, "repeat": 8},
+  {"name": "ln_f", "op": "layernorm", "hidden": 64},
+  {"name": "lm_head", "op": "linear", "in": 64, "out": 512, "bias": false},
+  {"name": "loss", "op": "cross_entropy"}]}
+JSON
+  local snippets=()
+  for p in 2 3 4; do
+    for method in dp uniform; do
+      "$bin/pp-partition" plan "$out/export-model.json" --stages $p --micro-batches 8 \
+        --method $method -o "$out/plan-$p-$method.json" >/dev/null || failures=$((failures + 1))
+      "$bin/pp-partition" export "$out/plan-$p-$method.json" --to torch \
+        -o "$out/split-$p-$method.py" || failures=$((failures + 1))
+      snippets+=("$out/split-$p-$method.py")
+    done
+  done
+  step "pipeline() on each split"
+  run 240 torch_export_check python3 "$root/bench/torch_export_check.py" "$out/export-model.json" \
+    "${snippets[@]}" > "$out/export_check.txt" 2>&1
+  cat "$out/export_check.txt"
+  echo; echo "export part: $failures failure(s)"
+  [[ $failures -eq 0 ]]
+}
+
 case "$part" in
   profiler) part_profiler ;;
+  executor) part_executor ;;
+  export) part_export ;;
   *) usage ;;
 esac

@@ -97,6 +97,12 @@ std::string FormatBytes(uint64_t bytes) {
   return buf;
 }
 
+std::string Printf(const char* format, double value) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
 std::string FormatMs(double ms, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f ms", digits, ms);

@@ -24,6 +24,9 @@ Result<double> ParseFraction(std::string_view text);
 // "1.50 GiB", "512.0 MiB", "12 B": three significant digits, binary units.
 std::string FormatBytes(uint64_t bytes);
 
+// printf-style formatting of one number, e.g. Printf("%.2f %%", 12.3).
+std::string Printf(const char* format, double value);
+
 // "12.345 ms" style with `digits` decimals.
 std::string FormatMs(double ms, int digits = 3);
 

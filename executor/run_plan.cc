@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "executor/cuda_runner.h"
+
 namespace pp {
 
 Result<Schedule> ScheduleOfPlan(const Plan& plan) {
@@ -17,9 +19,8 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
     return Status::Error("the plan carries no model (model_spec): make it with `plan MODEL.json` "
                          "to run it");
   }
-  if (options.backend != "cpu") {
-    return Status::Error("the " + options.backend +
-                         " backend of run is not available yet (use --backend cpu)");
+  if (options.backend != "cpu" && options.backend != "cuda") {
+    return Status::Error("unknown backend \"" + options.backend + "\" (use cpu or cuda)");
   }
   if (options.run.steps < 1 || options.run.warmup_steps < 0) {
     return Status::Error("--steps must be at least 1 and --warmup at least 0");
@@ -30,6 +31,11 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
   if (!schedule.ok()) return schedule.status();
   std::vector<ChunkRange> chunks;
   for (const StagePlan& s : plan.stages) chunks.push_back({s.first_layer, s.last_layer});
+  if (options.backend == "cuda") {
+    // The profile's dtype is what the plan's times and bytes were measured in.
+    return RunOnCuda(model, chunks, *schedule, options.run,
+                     CudaRunRequest{options.gpus, plan.profile.dtype});
+  }
   HostTransport transport;
   auto runners = MakeCpuRunners(model, chunks, *schedule, options.run, &transport);
   if (!runners.ok()) return runners.status();

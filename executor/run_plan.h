@@ -14,7 +14,7 @@ namespace pp {
 
 struct RunPlanOptions {
   RunOptions run;
-  std::string backend = "cpu";  // "cpu" (the cuda backend is not available yet)
+  std::string backend = "cpu";  // "cpu" or "cuda" (executor/cuda_runner.h)
   std::string gpus;             // cuda only
 };
 

@@ -12,6 +12,23 @@ Result<std::unique_ptr<CudaContext>> CudaContext::Create(int device, size_t gemm
   ctx->plans_ = std::make_unique<GemmPlanCache>();
   PP_CUDA_CHECK(cudaSetDevice(device));
   PP_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream_, cudaStreamNonBlocking));
+  PP_RETURN_IF_ERROR(ctx->Init(gemm_workspace_bytes));
+  return Result<std::unique_ptr<CudaContext>>(std::move(ctx));
+}
+
+Result<std::unique_ptr<CudaContext>> CudaContext::CreateOnStream(int device, cudaStream_t stream,
+                                                                 size_t gemm_workspace_bytes) {
+  std::unique_ptr<CudaContext> ctx(new CudaContext());
+  ctx->device_ = device;
+  ctx->plans_ = std::make_unique<GemmPlanCache>();
+  ctx->stream_ = stream;
+  ctx->owns_stream_ = false;
+  PP_RETURN_IF_ERROR(ctx->Init(gemm_workspace_bytes));
+  return Result<std::unique_ptr<CudaContext>>(std::move(ctx));
+}
+
+Status CudaContext::Init(size_t gemm_workspace_bytes) {
+  CudaContext* ctx = this;
   PP_CUBLAS_CHECK(cublasLtCreate(&ctx->lt_));
   PP_CUBLAS_CHECK(cublasCreate(&ctx->blas_));
   PP_CUBLAS_CHECK(cublasSetStream(ctx->blas_, ctx->stream_));
@@ -22,7 +39,7 @@ Result<std::unique_ptr<CudaContext>> CudaContext::Create(int device, size_t gemm
     ctx->gemm_workspace_bytes_ = gemm_workspace_bytes;
     PP_CUBLAS_CHECK(cublasSetWorkspace(ctx->blas_, ctx->gemm_workspace_, gemm_workspace_bytes));
   }
-  return Result<std::unique_ptr<CudaContext>>(std::move(ctx));
+  return Status::Ok();
 }
 
 CudaContext::~CudaContext() {
@@ -32,7 +49,7 @@ CudaContext::~CudaContext() {
   if (blas_ != nullptr) (void)cublasDestroy(blas_);
   if (lt_ != nullptr) (void)cublasLtDestroy(lt_);
   if (gemm_workspace_ != nullptr) (void)cudaFree(gemm_workspace_);
-  if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+  if (stream_ != nullptr && owns_stream_) (void)cudaStreamDestroy(stream_);
 }
 
 Status CudaContext::Synchronize() {

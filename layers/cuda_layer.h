@@ -45,6 +45,11 @@ class CudaContext {
   // Selects `device` on the calling thread and creates the stream, handles and workspace.
   static Result<std::unique_ptr<CudaContext>> Create(
       int device, size_t gemm_workspace_bytes = kDefaultGemmWorkspaceBytes);
+  // The same on a stream the caller owns and destroys after this context (a green-context
+  // share's stream, layers/green_context.h). Does not select a device: the caller has made
+  // the stream's context current on the calling thread.
+  static Result<std::unique_ptr<CudaContext>> CreateOnStream(
+      int device, cudaStream_t stream, size_t gemm_workspace_bytes = kDefaultGemmWorkspaceBytes);
   ~CudaContext();
   CudaContext(const CudaContext&) = delete;
   CudaContext& operator=(const CudaContext&) = delete;
@@ -62,8 +67,10 @@ class CudaContext {
 
  private:
   CudaContext() = default;
+  Status Init(size_t gemm_workspace_bytes);  // handles and workspace on stream_
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
+  bool owns_stream_ = true;
   cublasLtHandle_t lt_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   void* gemm_workspace_ = nullptr;

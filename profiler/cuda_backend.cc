@@ -9,6 +9,8 @@
 //            device-to-device copy: bandwidth from 256 MiB, latency from 4 bytes.
 // Identical layers (SameShape) are measured once unless dedupe is off. Out of memory becomes
 // "layer X does not fit at micro-batch B"; no GPU becomes "no CUDA GPU is visible: ...".
+// --gpus DxK profiles on one green-context share of GPU D (1/K of its SMs) and records the
+// share as sm_share, so that `run --gpus DxK` is predicted from the SMs each stage gets.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -23,6 +25,7 @@
 #include "layers/cuda_arena.h"
 #include "layers/cuda_check.h"
 #include "layers/cuda_layer.h"
+#include "layers/green_context.h"
 #include "profiler/backends.h"
 #include "profiler/cuda_backend_cupti.h"
 #include "profiler/cuda_timing.h"
@@ -47,33 +50,6 @@ std::string NowUtc() {
 
 std::string VersionText(int v) {
   return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
-}
-
-// "" -> {0}; "1" -> {1}; "0,1" -> {0, 1}; "0x4" (a share of a GPU) is a later feature.
-Result<std::vector<int>> ParseGpus(const std::string& text, int count) {
-  if (text.find('x') != std::string::npos) {
-    return Status::Error("--gpus " + text + ": a share of one GPU (green contexts) is not "
-                         "available yet; give device indices such as 0 or 0,1");
-  }
-  std::vector<int> ids;
-  size_t at = 0;
-  while (at <= text.size() && !text.empty()) {
-    const size_t comma = text.find(',', at);
-    const std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 4) {
-      return Status::Error("--gpus " + text + ": expected device indices such as 0 or 0,1");
-    }
-    const int id = std::stoi(item);
-    if (id >= count) {
-      return Status::Error("--gpus " + text + ": GPU " + item + " does not exist (" +
-                           std::to_string(count) + " visible)");
-    }
-    ids.push_back(id);
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  if (ids.empty()) ids.push_back(0);
-  return ids;
 }
 
 // Uploads n host values (fp32) as T.
@@ -262,21 +238,40 @@ class Cuda final : public ProfilerBackend {
   Result<Profile> Run(const ProfileRequest& request) const override {
     if (request.model == nullptr) return Status::Error("no model to profile");
     if (request.repeats < 0) return Status::Error("--repeats must be at least 1");
-    if (request.gpus.find('x') != std::string::npos) {
-      return ParseGpus(request.gpus, 0).status();  // the "not available yet" message
-    }
     int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
-      (void)cudaGetLastError();
-      return Status::Error(std::string("no CUDA GPU is visible: cudaGetDeviceCount: ") +
-                           cudaGetErrorString(err));
-    }
-    if (count == 0) return Status::Error("no CUDA GPU is visible: cudaGetDeviceCount found none");
-    Result<std::vector<int>> gpus = ParseGpus(request.gpus, count);
+    PP_RETURN_IF_ERROR(VisibleGpus(&count));
+    Result<GpuSpec> gpus = ParseGpuSpec(request.gpus, count);
     if (!gpus.ok()) return gpus.status();
-    const int device = gpus->front();
-    const int peer = gpus->size() > 1 ? (*gpus)[1] : (count > 1 ? (device + 1) % count : device);
+    const int device = gpus->gpus.front();
+    const int peer = gpus->virtual_devices() ? device
+                     : gpus->gpus.size() > 1 ? gpus->gpus[1]
+                     : (count > 1 ? (device + 1) % count : device);
+    // --gpus DxK: measure on one green-context share of 1/K of the SMs, the share each
+    // stage of `run --gpus DxK` gets (layers/green_context.h).
+    std::unique_ptr<GreenContexts> shares;
+    cudaStream_t share_stream = nullptr;
+    if (gpus->virtual_devices()) {
+      auto made = GreenContexts::Create(device, gpus->shares);
+      if (made.ok()) {
+        shares = std::move(*made);
+        PP_RETURN_IF_ERROR(shares->MakeCurrent(0));
+        Result<cudaStream_t> stream = shares->CreateStream(0);
+        if (!stream.ok()) return stream.status();
+        share_stream = *stream;
+      } else {
+        std::cerr << "pp-partition: warning: green contexts are unavailable (" << made.message()
+                  << "); profiling on all of GPU " << device << "'s SMs\n";
+      }
+    }
+    // Destroys the share's stream and leaves the primary context current before `shares` goes.
+    struct StreamOwner {
+      cudaStream_t stream;
+      int device;
+      ~StreamOwner() {
+        if (stream != nullptr) (void)cudaStreamDestroy(stream);
+        if (stream != nullptr) (void)cudaSetDevice(device);
+      }
+    } stream_owner{share_stream, device};
 
     const Model& model = *request.model;
     ModelInput input = model.input;
@@ -284,7 +279,8 @@ class Cuda final : public ProfilerBackend {
     const DType dtype = request.dtype ? *request.dtype : model.dtype;
     const int repeats = request.repeats > 0 ? request.repeats : kDefaultRepeats;
 
-    auto ctx_made = CudaContext::Create(device);
+    auto ctx_made = shares ? CudaContext::CreateOnStream(device, share_stream)
+                           : CudaContext::Create(device);
     if (!ctx_made.ok()) return ctx_made.status();
     CudaContext& ctx = **ctx_made;
     cudaDeviceProp prop{};
@@ -304,6 +300,10 @@ class Cuda final : public ProfilerBackend {
     Result<Link> link = MeasureLink(ctx, device, peer);
     if (!link.ok()) return link.status();
     p.link = *link;
+    if (shares) {
+      PP_RETURN_IF_ERROR(shares->MakeCurrent(0));  // MeasureLink selected the primary context
+      p.sm_share = shares->fraction(0);
+    }
 
     bool cupti_ok = true;
     ProgressBar bar(request.progress, static_cast<int>(model.layers.size()));

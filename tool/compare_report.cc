@@ -10,27 +10,21 @@
 namespace pp {
 namespace {
 
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
 std::string Value(const FigureComparison& f, double v) {
   if (f.unit == "ms") return FormatMs(v);
-  if (f.unit == "ratio") return Fmt("%.2f %%", 100 * v);
+  if (f.unit == "ratio") return Printf("%.2f %%", 100 * v);
   if (f.unit == "bytes") return FormatBytes(static_cast<uint64_t>(v));
-  return Fmt("%.1f", v) + " " + f.unit;
+  return Printf("%.1f", v) + " " + f.unit;
 }
 
 std::string Change(double from, double to) {
   if (from == to) return "=";
   if (from <= 0) return "new";
-  return Fmt("%+.2f%%", 100.0 * (to - from) / from);
+  return Printf("%+.2f%%", 100.0 * (to - from) / from);
 }
 
 std::string Verdict(const PlanComparison& c) {
-  return c.regressed() ? "REGRESSION" : "ok (no regression beyond " + Fmt("%.2f%%", 100 * c.tolerance) + ")";
+  return c.regressed() ? "REGRESSION" : "ok (no regression beyond " + Printf("%.2f%%", 100 * c.tolerance) + ")";
 }
 
 std::string Layer(const PlanComparison& c, int index) {
@@ -91,7 +85,7 @@ std::string MovedText(const PlanComparison& c) {
 std::string CompareText(const PlanComparison& c) {
   std::ostringstream out;
   out << "compare: model " << c.model << (c.inputs_changed ? " (inputs changed)" : "")
-      << ", tolerance " << Fmt("%.2f%%", 100 * c.tolerance) << "\n\n";
+      << ", tolerance " << Printf("%.2f%%", 100 * c.tolerance) << "\n\n";
   std::vector<std::vector<std::string>> rows = {
       {"stage", "BASE layers", "fwd+bwd", "peak memory", "NEW layers", "fwd+bwd", "peak memory",
        ""}};

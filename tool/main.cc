@@ -40,7 +40,7 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   CLI::App app{"pp-partition: profile a model's layers, choose pipeline-parallel stage "
-               "boundaries, and predict (and later measure) the pipeline's step time.",
+               "boundaries, predict the pipeline's step time, and measure it.",
                "pp-partition"};
   app.require_subcommand(1);
   bool version = false;

@@ -10,12 +10,6 @@
 namespace pp {
 namespace {
 
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
 std::string Row(const std::string& name, const std::string& predicted, const std::string& measured,
                 const std::string& error) {
   char buf[160];
@@ -26,7 +20,7 @@ std::string Row(const std::string& name, const std::string& predicted, const std
 
 std::string RelError(double predicted, double measured) {
   if (predicted == 0) return "";
-  return Fmt("%+.1f%%", 100.0 * (measured - predicted) / predicted);
+  return Printf("%+.1f%%", 100.0 * (measured - predicted) / predicted);
 }
 
 }  // namespace
@@ -42,13 +36,13 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
       << ")\n\n";
   out << Row("figure", "predicted", "measured", "error");
   const Prediction& p = plan.predicted;
-  out << Row("step time", Fmt("%.3f ms", p.step_time_ms), Fmt("%.3f ms", run.step_ms),
+  out << Row("step time", Printf("%.3f ms", p.step_time_ms), Printf("%.3f ms", run.step_ms),
              RelError(p.step_time_ms, run.step_ms));
-  out << Row("bubble ratio", Fmt("%.2f %%", 100 * p.bubble_ratio),
-             Fmt("%.2f %%", 100 * run.bubble_ratio),
-             Fmt("%+.1f pt", 100 * (run.bubble_ratio - p.bubble_ratio)));
-  out << Row("throughput", Fmt("%.1f /s", p.throughput_samples_per_s),
-             Fmt("%.1f /s", run.throughput_samples_per_s),
+  out << Row("bubble ratio", Printf("%.2f %%", 100 * p.bubble_ratio),
+             Printf("%.2f %%", 100 * run.bubble_ratio),
+             Printf("%+.1f pt", 100 * (run.bubble_ratio - p.bubble_ratio)));
+  out << Row("throughput", Printf("%.1f /s", p.throughput_samples_per_s),
+             Printf("%.1f /s", run.throughput_samples_per_s),
              RelError(p.throughput_samples_per_s, run.throughput_samples_per_s));
   out << "\n";
   char head[160];
@@ -72,8 +66,8 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
     out << line;
   }
   if (!run.steps.empty()) {
-    out << "\nloss " << Fmt("%.4f", run.steps.front().loss) << " (step 1) -> "
-        << Fmt("%.4f", run.steps.back().loss) << " (step " << run.steps.size() << ")\n";
+    out << "\nloss " << Printf("%.4f", run.steps.front().loss) << " (step 1) -> "
+        << Printf("%.4f", run.steps.back().loss) << " (step " << run.steps.size() << ")\n";
   }
   return out.str();
 }

@@ -1,0 +1,141 @@
+// RunOnCuda (cuda_runner.h): picks the GPUs or green-context shares, builds one
+// CudaStageRunner per device, registers the transport's channels and hands everything to the
+// same RunPipeline driver as the cpu backend.
+#include <cuda_bf16.h>
+
+#include <iostream>
+
+#include "executor/cuda_runner.h"
+#include "executor/cuda_stage.h"
+#include "layers/cuda_check.h"
+
+namespace pp {
+namespace {
+
+template <typename T>
+Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& chunks,
+                           const Schedule& schedule, const RunOptions& options,
+                           const GpuSpec& spec, const GreenContexts* shares) {
+  const int p = schedule.num_stages;
+  const int num_chunks = static_cast<int>(chunks.size());
+  bool split = false;
+  for (const auto& ops : schedule.stages) {
+    for (const PipelineOp& op : ops) split |= op.kind == OpKind::kBackwardWeight;
+  }
+  const std::vector<int> slots = InFlightPerChunk(schedule);
+  auto gpu_of = [&](int d) { return spec.virtual_devices() ? spec.gpus[0] : spec.gpus[d]; };
+
+  CudaTransport transport;
+  std::vector<std::unique_ptr<StageRunner>> runners;
+  for (int d = 0; d < p; ++d) {
+    CudaPlace place{d, gpu_of(d), shares, shares != nullptr ? d : -1};
+    auto runner = std::make_unique<CudaStageRunner<T>>(model, options, &transport, place, schedule);
+    std::vector<std::pair<int, ChunkRange>> mine;
+    for (int c = 0; c < num_chunks; ++c) {
+      if (ChunkDevice(schedule, c) == d) mine.push_back({c, chunks[c]});
+    }
+    Status s;
+    {
+      if (shares == nullptr) PP_CUDA_CHECK(cudaSetDevice(place.gpu));
+      ScopedShare scope(shares, d);
+      s = scope.status().ok() ? runner->Setup(mine, num_chunks, slots, split) : scope.status();
+    }
+    if (!s.ok()) return s.Prefixed("device " + std::to_string(d));
+    runners.push_back(std::move(runner));
+  }
+  // Channels: activations c-1 -> c, gradients c -> c-1 (when chunk c's head passes one back).
+  for (int c = 1; c < num_chunks; ++c) {
+    const int from = ChunkDevice(schedule, c - 1), to = ChunkDevice(schedule, c);
+    auto tail = MakeCudaLayer<T>(model.layers[chunks[c - 1].last_layer], model.input);
+    auto head = MakeCudaLayer<T>(model.layers[chunks[c].first_layer], model.input);
+    if (!tail.ok()) return tail.status();
+    if (!head.ok()) return head.status();
+    const int64_t act_bytes = static_cast<int64_t>(sizeof(T)) * (*tail)->output_count();
+    Status s = transport.AddChannel(c, false, act_bytes, schedule.num_micro_batches, from,
+                                    gpu_of(from), to, gpu_of(to));
+    if (s.ok() && (*head)->has_input_gradient()) {
+      const int64_t grad_bytes = static_cast<int64_t>(sizeof(T)) * (*head)->rows() *
+                                 std::max<int64_t>((*head)->in_width(), 1);
+      s = transport.AddChannel(c - 1, true, grad_bytes, schedule.num_micro_batches, to,
+                               gpu_of(to), from, gpu_of(from));
+    }
+    if (!s.ok()) {
+      if (cuda::IsOutOfMemory(s)) {
+        return Status::Error("device " + std::to_string(to) + ": out of memory for the buffers "
+                             "of the messages to chunk " + std::to_string(c) + " (" +
+                             s.message() + ")");
+      }
+      return s;
+    }
+  }
+  AbortForwarder forwarder(&transport);
+  Result<RunResult> result = RunPipeline(schedule, model.input.micro_batch_size,
+                                         std::move(runners), &forwarder, options);
+  if (!result.ok()) return result;
+  cudaDeviceProp prop{};
+  PP_CUDA_CHECK(cudaGetDeviceProperties(&prop, spec.gpus[0]));
+  std::string where = prop.name;
+  if (spec.virtual_devices()) {
+    where += shares != nullptr
+                 ? ", " + std::to_string(p) + " green-context shares of " +
+                       std::to_string(shares->sm_count(0)) + " of " +
+                       std::to_string(shares->total_sm_count()) + " SMs"
+                 : ", " + std::to_string(p) + " plain streams sharing all SMs";
+  } else if (p > 1) {
+    where += " x" + std::to_string(p) + " GPUs";
+  }
+  where += std::string(", ") + (sizeof(T) == 4 ? "fp32" : "bf16") + ", transfers: " +
+           transport.description();
+  result->device = where;
+  return result;
+}
+
+}  // namespace
+
+Status CudaBackendAvailable() {
+  int count = 0;
+  return VisibleGpus(&count);
+}
+
+Result<RunResult> RunOnCuda(const Model& model, const std::vector<ChunkRange>& chunks,
+                            const Schedule& schedule, const RunOptions& options,
+                            const CudaRunRequest& request) {
+  if (static_cast<int>(chunks.size()) != NumChunks(schedule)) {
+    return Status::Error("the plan has " + std::to_string(chunks.size()) +
+                         " chunks but its schedule runs " + std::to_string(NumChunks(schedule)));
+  }
+  int visible = 0;
+  PP_RETURN_IF_ERROR(VisibleGpus(&visible));
+  const int p = schedule.num_stages;
+  std::string gpus = request.gpus;
+  if (gpus.empty()) {
+    gpus = visible >= p ? "" : "0x" + std::to_string(p);
+    for (int d = 0; d < p && visible >= p; ++d) gpus += (d ? "," : "") + std::to_string(d);
+  }
+  Result<GpuSpec> spec = ParseGpuSpec(gpus, visible);
+  if (!spec.ok()) return spec.status();
+  if (spec->count() != p) {
+    return Status::Error("--gpus " + gpus + " gives " + std::to_string(spec->count()) +
+                         " devices but the plan has " + std::to_string(p) + " stages");
+  }
+  std::unique_ptr<GreenContexts> shares;
+  if (spec->virtual_devices() && p > 1) {
+    auto made = GreenContexts::Create(spec->gpus[0], p);
+    if (made.ok()) {
+      shares = std::move(*made);
+    } else {
+      std::cerr << "pp-partition: warning: green contexts are unavailable (" << made.message()
+                << "); the " << p << " virtual devices share GPU " << spec->gpus[0]
+                << "'s SMs through plain streams\n";
+    }
+  }
+  Result<RunResult> result =
+      request.dtype == DType::kBf16
+          ? RunTyped<__nv_bfloat16>(model, chunks, schedule, options, *spec, shares.get())
+          : RunTyped<float>(model, chunks, schedule, options, *spec, shares.get());
+  // Leave the primary context current, not a share that is about to be destroyed.
+  (void)cudaSetDevice(spec->gpus[0]);
+  return result;
+}
+
+}  // namespace pp

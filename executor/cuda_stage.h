@@ -1,0 +1,128 @@
+// The cuda backend's StageRunner (executor/cuda_runner.h is the public face). One per runtime
+// device; created, sized and allocated on the setup thread, then driven by that device's
+// RunPipeline thread only (BeginStep makes the device or its green-context share current).
+//
+// Memory, all from one DeviceArena per device, carved once:
+//   state:   params (T), grads (T), master weights (fp32, bf16 only), AdamW m and v (fp32),
+//            every layer at the same element offset in each block, so that one memset zeroes
+//            the gradients and one launch runs AdamW
+//   slots:   per activation slot and layer, what Forward keeps (saved); with a split backward
+//            (I then W) also the layer's pending values and output gradient
+//   shared:  the largest workspace and pending (unsplit), two activation buffers, the batch
+//            data of every micro-batch (tokens / labels / features / targets), the losses
+// Messages between chunks live in the CudaTransport's buffers (per micro-batch).
+// Streams: `compute` runs every op, `copy` the peer copies this device sends. Events: a
+// start and an end per op of the device's list (timing), a step start; an op's end event is
+// also the ready signal of the message it sends.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/model.h"
+#include "executor/cuda_transport.h"
+#include "executor/runtime.h"
+#include "executor/schedule.h"
+#include "executor/synthetic_data.h"
+#include "layers/cuda_arena.h"
+#include "layers/cuda_layer.h"
+#include "layers/green_context.h"
+
+namespace pp {
+
+// Where a runtime device runs: a GPU, and a green-context share of it or none (-1).
+struct CudaPlace {
+  int device = 0;  // runtime device index (pipeline stage)
+  int gpu = 0;
+  const GreenContexts* shares = nullptr;
+  int share = -1;
+};
+
+template <typename T>
+class CudaStageRunner final : public StageRunner {
+ public:
+  CudaStageRunner(const Model& model, const RunOptions& options, CudaTransport* transport,
+                  const CudaPlace& place, const Schedule& schedule);
+  ~CudaStageRunner() override;
+  CudaStageRunner(const CudaStageRunner&) = delete;
+  CudaStageRunner& operator=(const CudaStageRunner&) = delete;
+
+  // Builds the layers of `chunks` (model chunk index, layer range), sizes and allocates
+  // everything, uploads the initial parameters. Call with the place current (setup thread).
+  Status Setup(const std::vector<std::pair<int, ChunkRange>>& chunks, int num_chunks,
+               const std::vector<int>& slots_per_chunk, bool split);
+  uint64_t device_bytes() const;  // arena + cuBLAS workspace
+
+  Status BeginStep(int step) override;
+  Status Run(const PipelineOp& op, int chunk) override;
+  Status EndStep(std::vector<OpTiming>* timings, double* loss_sum) override;
+  uint64_t allocated_bytes() const override;
+  void CopyGradients(std::vector<std::vector<float>>* gradients,
+                     std::vector<std::vector<float>>* parameters) const override;
+
+ private:
+  struct LayerState {
+    int index = 0;  // in the model
+    std::unique_ptr<CudaLayer<T>> layer;
+    int64_t offset = 0;  // element offset in the state blocks
+    std::vector<T*> saved, pending, dy;  // per slot (pending, dy: split backward only)
+  };
+  struct Chunk {
+    int index = 0;
+    bool first = false, last = false;
+    std::vector<LayerState> layers;
+    int num_slots = 1;
+    std::vector<int> slot_of, free_slots;
+  };
+
+  Status MakeCurrent() const;
+  Status Carve(bool split, size_t* bytes);  // sizes (arena_ null) or takes
+  Status Forward(Chunk& c, int mb, int op_index);
+  Status Backward(Chunk& c, int mb, bool input, bool weight, int op_index);
+  Status PrepareData(int step);  // host side: pinned buffers for `step`
+  CudaMicroBatch BatchOf(int mb) const;
+  Chunk* Find(int chunk);
+
+  const Model& model_;
+  RunOptions options_;
+  CudaTransport* transport_;
+  CudaPlace place_;
+  int micro_batches_ = 0;
+  std::vector<PipelineOp> ops_;  // this device's list, for event indices
+  SyntheticData data_;
+  std::vector<Chunk> chunks_;
+  bool split_ = false;
+
+  cudaStream_t compute_ = nullptr, copy_ = nullptr;
+  std::unique_ptr<CudaContext> ctx_;
+  std::unique_ptr<DeviceArena> arena_;
+  std::vector<cudaEvent_t> start_, end_;
+  cudaEvent_t step_start_ = nullptr;
+  cudaEvent_t step_end_ = nullptr;  // after the optimizer and the loss copy
+
+  // Carved from the arena.
+  int64_t state_count_ = 0;  // elements per state block
+  T *params_ = nullptr, *grads_ = nullptr;
+  float *master_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
+  T *work_ = nullptr, *pending_ = nullptr, *act_a_ = nullptr, *act_b_ = nullptr;
+  T *loss_ = nullptr, *loss_grad_ = nullptr;
+  int32_t *tokens_ = nullptr, *labels_ = nullptr;
+  T *features_ = nullptr, *targets_ = nullptr;
+  int64_t work_count_ = 0, pending_count_ = 0, act_count_ = 0;
+  int64_t rows_ = 0, feature_width_ = 0, target_width_ = 0, loss_stride_ = 0;
+  bool needs_tokens_ = false, needs_features_ = false, needs_targets_ = false;
+
+  // Pinned host mirrors of the batch data and the losses.
+  int32_t* host_ids_ = nullptr;  // tokens then labels, all micro-batches
+  T* host_values_ = nullptr;     // features then targets
+  T* host_loss_ = nullptr;
+  int prepared_step_ = -1;
+
+  int step_ = 0;
+  int adam_steps_ = 0;
+  std::vector<int> op_indices_;  // ops run this step, by index into ops_
+};
+
+}  // namespace pp
