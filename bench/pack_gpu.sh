@@ -11,12 +11,12 @@ jobs=${JOBS:-2}
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DPP_BUILD_BENCH=ON -DPP_BUILD_TESTS=ON ${PACK_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build" -j"$jobs" --target pp-partition cuda_layers_test cuda_step_bench \
+cmake --build "$build" -j"$jobs" --target pp-partition pp_cuda_plugin cuda_layers_test cuda_step_bench \
   cuda_runtime_test runtime_overhead_bench
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/lib"
-bins=("$build/tool/pp-partition" "$build/tests/cuda_layers_test" "$build/bench/cuda_step_bench"
+bins=("$build/tool/pp-partition" "$build/tool/pp-partition-cuda.so" "$build/tests/cuda_layers_test" "$build/bench/cuda_step_bench"
   "$build/tests/cuda_runtime_test" "$build/bench/runtime_overhead_bench")
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "pack_gpu.sh: $b was not built" >&2; exit 1; }

@@ -125,6 +125,17 @@ Result<Plan> PlanFromJson(const Json& doc) {
   p.micro_batch_size = r.Int("micro_batch_size", 1, int64_t{1} << 20);
   p.method = r.String("method");
   p.objective = r.String("objective");
+  if (r.Has("objective_bound")) {
+    const Json* bound = r.Object("objective_bound");
+    if (bound != nullptr) {
+      FieldReader b(*bound, "objective_bound");
+      ObjectiveBound ob;
+      ob.exact = b.Bool("exact", true);
+      ob.lower_bound_ms = b.NonNegative("lower_bound_ms");
+      if (!b.ok()) return b.status();
+      p.objective_bound = ob;
+    }
+  }
   const std::string optimizer = r.OptString("optimizer").value_or("adam");
   if (r.ok()) {
     if (auto o = ParseOptimizer(optimizer)) p.optimizer = *o;
@@ -252,6 +263,10 @@ Json PlanToJson(const Plan& p) {
   doc["micro_batch_size"] = p.micro_batch_size;
   doc["method"] = p.method;
   doc["objective"] = p.objective;
+  if (p.objective_bound) {
+    doc["objective_bound"] = {{"exact", p.objective_bound->exact},
+                              {"lower_bound_ms", p.objective_bound->lower_bound_ms}};
+  }
   doc["optimizer"] = OptimizerName(p.optimizer);
   doc["memory_limit_bytes"] =
       p.memory_limit_bytes ? Json(*p.memory_limit_bytes) : Json(nullptr);

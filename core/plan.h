@@ -58,6 +58,14 @@ struct Measurement : Prediction {
   std::string device;                              // what ran it
 };
 
+// How far --objective step got (optional in JSON as "objective_bound"): whether the least
+// simulated step over all splits was proven, and a proven lower bound on it (equal to the
+// plan's step time when exact; below it when the search ran out of its time budget).
+struct ObjectiveBound {
+  bool exact = true;
+  double lower_bound_ms = 0;
+};
+
 struct Plan {
   std::string tool_version;
   // Content hashes (core/content_hash.h) of model_spec and profile as read from a file; ""
@@ -74,6 +82,7 @@ struct Plan {
   int64_t micro_batch_size = 0;
   std::string method;     // "dp", "uniform", "parameters", "greedy", "given"
   std::string objective;  // "bottleneck" or "step"
+  std::optional<ObjectiveBound> objective_bound;  // written by dp with objective "step"
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
   std::vector<int> boundaries;                 // first layer of chunks 1..p*V-1

@@ -41,7 +41,7 @@ std::string PartitionMethodNames() {
   return names;
 }
 
-Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx) {
+Result<std::vector<std::vector<int>>> BottleneckCandidates(const SplitContext& ctx) {
   const SplitSearch search(*ctx.cost, ctx.in_flight, ctx.memory_limit);
   if (!search.MemoryFeasible()) {
     return Status::Error("no split of the " + std::to_string(ctx.cost->num_layers()) +
@@ -51,21 +51,30 @@ Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx) {
                          WideToString(search.SmallestMemoryLimit()));
   }
   const double best = search.MinBottleneckMs();
-  // Equally good splits differ in transfers and in how the schedule overlaps them: simulate a
-  // few cheap candidates and keep the fastest (the first on a tie, for reproducible plans).
-  std::optional<std::vector<int>> chosen;
-  double chosen_step = 0;
+  std::vector<std::vector<int>> candidates;
   for (SplitTie tie : {SplitTie::kFewestTransferMs, SplitTie::kEarly, SplitTie::kLate}) {
     std::optional<std::vector<int>> candidate = search.Split(best, tie);
-    if (!candidate) continue;
-    const double step = ctx.step_time_ms ? ctx.step_time_ms(*candidate) : 0;
-    if (!chosen || step < chosen_step) {
-      chosen = std::move(candidate);
+    if (candidate) candidates.push_back(std::move(*candidate));
+  }
+  if (candidates.empty()) return Status::Error("internal error: the bottleneck search found no split");
+  return candidates;
+}
+
+Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx) {
+  Result<std::vector<std::vector<int>>> candidates = BottleneckCandidates(ctx);
+  if (!candidates.ok()) return candidates.status();
+  // Equally good splits differ in transfers and in how the schedule overlaps them: simulate a
+  // few cheap candidates and keep the fastest (the first on a tie, for reproducible plans).
+  size_t chosen = 0;
+  double chosen_step = 0;
+  for (size_t i = 0; i < candidates->size(); ++i) {
+    const double step = ctx.step_time_ms ? ctx.step_time_ms((*candidates)[i]) : 0;
+    if (i == 0 || step < chosen_step) {
+      chosen = i;
       chosen_step = step;
     }
   }
-  if (!chosen) return Status::Error("internal error: the bottleneck search found no split");
-  return *chosen;
+  return (*candidates)[chosen];
 }
 
 Result<std::vector<int>> UniformSplit(const SplitContext& ctx) {

@@ -37,6 +37,9 @@ std::string PartitionMethodNames();
 // one with the least simulated step time of a few cheap candidates. An infeasible memory
 // limit is an error naming the smallest limit that fits.
 Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx);
+// The splits that reach the least max_stage_ms which dp chooses among (fewest transfer ms,
+// earliest, latest boundaries; duplicates kept). Same errors as DpBottleneckSplit.
+Result<std::vector<std::vector<int>>> BottleneckCandidates(const SplitContext& ctx);
 // uniform: equal layer counts (the first n mod p stages take one more layer).
 Result<std::vector<int>> UniformSplit(const SplitContext& ctx);
 // parameters: least largest per-stage parameter bytes (exact).

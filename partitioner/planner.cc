@@ -8,6 +8,7 @@
 #include "executor/schedule.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/methods.h"
+#include "partitioner/step_search.h"
 
 namespace pp {
 namespace {
@@ -176,11 +177,38 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   return plan;
 }
 
-Result<Plan> MakePlan(const PlanRequest& request) {
-  if (request.objective == "step") {
-    return Status::Error("--objective step is not available yet; use --objective bottleneck");
+Status StepObjectiveApplies(const PlanRequest& request) {
+  Result<Schedule> schedule = RequestSchedule(request);
+  if (!schedule.ok()) return schedule.status();
+  return StepSearchApplies(*schedule);
+}
+
+namespace {
+
+// dp under --objective step: the exact search, seeded with the bottleneck optimum's
+// candidates and the baselines (so it is never worse than any of them, even unfinished).
+Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& schedule,
+                                     double budget_s, ObjectiveBound* bound) {
+  StepSearchOptions options;
+  options.time_budget_s = budget_s;
+  Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(ctx);
+  if (!seeds.ok()) return seeds.status();
+  options.seeds = std::move(*seeds);
+  for (auto* baseline : {UniformSplit, ParameterSplit, GreedySplit}) {
+    Result<std::vector<int>> split = baseline(ctx);
+    if (split.ok()) options.seeds.push_back(std::move(*split));
   }
-  if (request.objective != "bottleneck") {
+  Result<StepSearchResult> result = MinStepSplit(ctx, schedule, options);
+  if (!result.ok()) return result.status();
+  bound->exact = result->exact;
+  bound->lower_bound_ms = result->lower_bound_ms;
+  return result->boundaries;
+}
+
+}  // namespace
+
+Result<Plan> MakePlan(const PlanRequest& request) {
+  if (request.objective != "bottleneck" && request.objective != "step") {
     return Status::Error("unknown --objective \"" + request.objective +
                          "\" (known: bottleneck, step)");
   }
@@ -212,9 +240,18 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     Result<Timeline> t = Simulate(*schedule, TimesOf(cost, profile, boundaries));
     return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
   };
-  Result<std::vector<int>> boundaries = method->split(ctx);
+  std::optional<ObjectiveBound> bound;
+  Result<std::vector<int>> boundaries = std::vector<int>();
+  if (request.objective == "step" && request.method == "dp") {
+    PP_RETURN_IF_ERROR(StepSearchApplies(*schedule));
+    bound.emplace();
+    boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound);
+  } else {
+    boundaries = method->split(ctx);
+  }
   if (!boundaries.ok()) return boundaries.status();
   Result<Plan> plan = EvaluateSplit(request, *boundaries, request.method);
+  if (plan.ok()) plan->objective_bound = bound;
   if (plan.ok() && chunked && !StagesOverLimit(*plan).empty()) {
     return Status::Error("the " + request.schedule + " plan exceeds --memory-limit on a device " +
                          "(a device holds several chunks); a memory-aware split for schedules " +

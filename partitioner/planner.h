@@ -24,7 +24,10 @@ struct PlanRequest {
   int virtual_stages = 2;  // interleaved: chunks per device (--virtual-stages V)
   int num_micro_batches = 0;
   std::string method = "dp";  // a PartitionMethods() name, or "given" with `boundaries`
-  std::string objective = "bottleneck";
+  std::string objective = "step";  // "step" or "bottleneck" (docs/cost-model.md)
+  // --objective step with dp: wall-clock budget of the exact search; past it the plan carries
+  // the best split found and a proven lower bound (objective_bound.exact = false).
+  double step_budget_s = 1.0;
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit;  // nullopt: no limit
   std::vector<int> boundaries;           // method "given": first layer of chunks 1..chunks-1
@@ -38,6 +41,10 @@ Result<Schedule> RequestSchedule(const PlanRequest& request);
 bool HasBackwardSplit(const Profile& profile);
 // Whether the schedule runs separate input- and weight-gradient ops.
 bool SplitsBackward(const Schedule& schedule);
+
+// Whether --objective step can be solved exactly for the request's schedule (gpipe, 1f1b);
+// otherwise an error saying it is not available yet.
+Status StepObjectiveApplies(const PlanRequest& request);
 
 // Chooses boundaries with the request's method and evaluates them. Errors: unknown method,
 // schedule or objective; more stages than layers; bad given boundaries; an infeasible memory

@@ -43,6 +43,7 @@ PlanRequest Request(const Profile& profile, const std::string& schedule, int p, 
   r.num_stages = p;
   r.num_micro_batches = m;
   r.optimizer = Optimizer::kNone;
+  r.objective = "bottleneck";  // the step objective is not available for chunked schedules
   return r;
 }
 

@@ -24,7 +24,8 @@ struct PlanFlags {
   int virtual_stages = 2;
   std::string schedule = "1f1b";
   std::string method = "dp";
-  std::string objective = "bottleneck";
+  std::string objective = "step";
+  CLI::Option* objective_option = nullptr;
   std::string boundaries;
   std::string optimizer = "adam";
   std::string memory_limit;
@@ -124,8 +125,23 @@ int RunPlan(const PlanFlags& f) {
     request.num_stages = f.stages;
   }
 
+  // The default objective falls back to bottleneck where the exact step search does not apply
+  // yet; asking for step explicitly there is an error.
+  if (f.objective_option->count() == 0 && request.method == "dp" &&
+      !StepObjectiveApplies(request).ok()) {
+    request.objective = "bottleneck";
+    std::cerr << "pp-partition: note: " << StepObjectiveApplies(request).message()
+              << "; planning with --objective bottleneck\n";
+  }
   Result<Plan> plan = MakePlan(request);
   if (!plan.ok()) return Fail(plan.status());
+  if (plan->objective_bound && !plan->objective_bound->exact) {
+    std::cerr << "pp-partition: warning: the step search ran out of its time budget; the plan's "
+              << FormatMs(plan->predicted.step_time_ms) << " ms step is within "
+              << FormatMs(plan->predicted.step_time_ms - plan->objective_bound->lower_bound_ms)
+              << " ms of the optimum (proven lower bound "
+              << FormatMs(plan->objective_bound->lower_bound_ms) << " ms)\n";
+  }
   if (Result<Schedule> sch = RequestSchedule(request);
       sch.ok() && SplitsBackward(*sch) && !HasBackwardSplit(request.profile)) {
     std::cerr << "pp-partition: warning: the profile lacks backward_input_ms/backward_weight_ms; "
@@ -186,8 +202,12 @@ Handler SetupPlan(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--method", f->method, "Partition method: " + PartitionMethodNames())
       ->capture_default_str();
-  sub.add_option("--objective", f->objective, "bottleneck (least max_stage_ms) | step")
-      ->capture_default_str();
+  f->objective_option =
+      sub.add_option("--objective", f->objective,
+                     "step (least simulated step time, exact; gpipe and 1f1b) | bottleneck "
+                     "(least max_stage_ms)")
+          ->check(CLI::IsMember({"step", "bottleneck"}))
+          ->capture_default_str();
   sub.add_option("--boundaries", f->boundaries,
                  "Evaluate this split: first layer index of stages 1..P-1, e.g. 5,10,15");
   sub.add_option("--optimizer", f->optimizer, "Training state per parameter: adam | sgd | none")

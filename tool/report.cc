@@ -117,7 +117,14 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
         << "\n";
   }
   const Prediction& p = plan.predicted;
-  out << "\npredicted step time  " << Fmt("%.3f ms", p.step_time_ms) << "\n";
+  out << "\npredicted step time  " << Fmt("%.3f ms", p.step_time_ms);
+  if (plan.objective_bound) {
+    out << (plan.objective_bound->exact
+                ? std::string(" (the least over all splits)")
+                : " (search unfinished; no split is below " +
+                      Fmt("%.3f ms", plan.objective_bound->lower_bound_ms) + ")");
+  }
+  out << "\n";
   out << "bubble ratio         " << Percent(p.bubble_ratio) << "\n";
   if (p.bubble_over_ideal) {
     out << "bubble / ideal       " << Percent(*p.bubble_over_ideal) << " (idle / busy)\n";

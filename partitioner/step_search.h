@@ -1,0 +1,48 @@
+// Exact least simulated step time over contiguous splits (`--objective step`).
+//
+// Branch and bound over the stage boundaries, left to right. The simulated step of gpipe and
+// 1f1b is a longest path through the ops, so it never decreases when a stage's forward,
+// backward or transfer time grows; docs/cost-model.md derives the lower bounds used for a
+// partial split (stages 0..k fixed, the rest of the layers still to be cut) from that. A
+// subtree is dropped only when its bound exceeds the best simulated step found so far by more
+// than rounding can explain, and every split that survives is simulated, so the answer is
+// the least simulated step over all splits that meet the memory limit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/status.h"
+#include "executor/schedule.h"
+#include "partitioner/methods.h"
+
+namespace pp {
+
+struct StepSearchOptions {
+  double time_budget_s = 1.0;  // wall clock; past it the search stops with a proven bound
+  // Splits tried first (each p-1 boundaries); those over the memory limit are skipped.
+  std::vector<std::vector<int>> seeds;
+};
+
+struct StepSearchResult {
+  std::vector<int> boundaries;  // the best split found
+  double step_ms = 0;           // its simulated step time
+  // No split meeting the memory limit simulates faster than this; equals step_ms when exact.
+  double lower_bound_ms = 0;
+  bool exact = false;   // the search finished within its budget
+  int64_t nodes = 0;    // partial splits examined
+};
+
+// Ok when the bounds hold for `schedule`: one chunk per device, full backward ops, every
+// device's first op a forward and last op a backward (gpipe and 1f1b). Otherwise an error
+// saying the step objective is not available yet for it.
+Status StepSearchApplies(const Schedule& schedule);
+
+// The least ctx.step_time_ms over splits of ctx.cost's layers into ctx.num_stages non-empty
+// stages that meet ctx.memory_limit. `schedule` must be the one ctx.step_time_ms simulates
+// and pass StepSearchApplies. Error: no split meets the memory limit.
+Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& schedule,
+                                      const StepSearchOptions& options);
+
+}  // namespace pp

@@ -1,0 +1,187 @@
+// --objective step against brute force: on hundreds of random small cases the dp plan's
+// simulated step equals the least simulated step over every split (each split evaluated on
+// its own through EvaluateSplit, the definition of the figure), with and without memory
+// limits and transfers, for gpipe and 1f1b. Times are multiples of 1/4 so sums are exact.
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <random>
+
+#include "partitioner/planner.h"
+
+namespace pp {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+Profile RandomProfile(std::mt19937_64& rng, int n) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Profile profile;
+  profile.model = "random";
+  profile.backend = "analytic";
+  profile.device = {"test", 1 << 30};
+  profile.micro_batch_size = 1;
+  profile.link = {uniform(0, 1) ? 1e12 : 1e3 * uniform(1, 20), 0.25 * uniform(0, 4)};
+  for (int i = 0; i < n; ++i) {
+    LayerProfile l;
+    l.name = "l" + std::to_string(i);
+    l.forward_ms = 0.25 * uniform(0, 40);
+    l.backward_ms = 0.25 * uniform(0, 80);
+    l.param_bytes = static_cast<uint64_t>(uniform(0, 1000));
+    l.activation_bytes = static_cast<uint64_t>(uniform(0, 1000));
+    l.output_bytes = static_cast<uint64_t>(uniform(0, 5000));
+    profile.layers.push_back(l);
+  }
+  return profile;
+}
+
+// Calls `visit` with every split of n layers into p non-empty stages.
+template <typename Visit>
+void ForEachSplit(int n, int p, Visit visit) {
+  std::vector<int> b(p - 1);
+  auto rec = [&](auto&& self, int k, int from) -> void {
+    if (k == p - 1) {
+      visit(b);
+      return;
+    }
+    for (int x = from; x <= n - (p - 1 - k); ++x) {
+      b[k] = x;
+      self(self, k + 1, x + 1);
+    }
+  };
+  rec(rec, 0, 1);
+}
+
+struct Brute {
+  double best_step = kInf;        // over splits within the memory limit
+  uint64_t least_peak = ~0ull;    // over all splits: the largest stage peak, minimised
+  uint64_t most_peak = 0;
+};
+
+Brute BruteForce(const PlanRequest& request) {
+  Brute out;
+  const int n = static_cast<int>(request.profile.layers.size());
+  ForEachSplit(n, request.num_stages, [&](const std::vector<int>& b) {
+    Result<Plan> plan = EvaluateSplit(request, b, "given");
+    EXPECT_TRUE(plan.ok()) << plan.message();
+    if (!plan.ok()) return;
+    uint64_t peak = 0;
+    for (const StagePlan& s : plan->stages) peak = std::max(peak, s.peak_memory_bytes);
+    out.least_peak = std::min(out.least_peak, peak);
+    out.most_peak = std::max(out.most_peak, peak);
+    if (StagesOverLimit(*plan).empty()) out.best_step = std::min(out.best_step, plan->predicted.step_time_ms);
+  });
+  return out;
+}
+
+PlanRequest RandomRequest(std::mt19937_64& rng, int max_layers) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  PlanRequest r;
+  const int n = uniform(1, max_layers);
+  r.profile = RandomProfile(rng, n);
+  r.num_stages = uniform(1, std::min(n, 6));
+  r.num_micro_batches = uniform(1, 8);
+  r.schedule = uniform(0, 1) ? "1f1b" : "gpipe";
+  r.optimizer = static_cast<Optimizer>(uniform(0, 2));
+  r.objective = "step";
+  r.method = "dp";
+  r.step_budget_s = 60;  // small cases always finish
+  return r;
+}
+
+TEST(StepObjective, EqualsBruteForceOnRandomCases) {
+  std::mt19937_64 rng(20260601);
+  int limited = 0, checked = 0, gpipe = 0;
+  for (int trial = 0; trial < 500; ++trial) {
+    PlanRequest r = RandomRequest(rng, 10);
+    r.memory_limit = std::nullopt;
+    const Brute free = BruteForce(r);
+    if (trial % 2 == 1) {  // a limit between the best and the worst split's peak
+      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 5) / 4;
+      ++limited;
+    }
+    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    Result<Plan> plan = MakePlan(r);
+    ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
+    EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
+    EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+    ASSERT_TRUE(plan->objective_bound.has_value());
+    EXPECT_TRUE(plan->objective_bound->exact);
+    EXPECT_EQ(plan->objective_bound->lower_bound_ms, plan->predicted.step_time_ms);
+    for (const StagePlan& s : plan->stages) EXPECT_LE(s.first_layer, s.last_layer);
+    gpipe += r.schedule == "gpipe";
+    ++checked;
+  }
+  EXPECT_GT(limited, 200);
+  EXPECT_GT(gpipe, 150);
+  EXPECT_EQ(checked, 500);
+}
+
+TEST(StepObjective, NeverWorseThanBaselinesOnEitherObjective) {
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 200; ++trial) {
+    PlanRequest r = RandomRequest(rng, 40);
+    r.memory_limit = std::nullopt;  // baselines ignore the limit; compare like with like
+    for (const char* objective : {"step", "bottleneck"}) {
+      r.objective = objective;
+      r.method = "dp";
+      Result<Plan> dp = MakePlan(r);
+      ASSERT_TRUE(dp.ok()) << dp.message();
+      for (const char* method : {"uniform", "parameters", "greedy"}) {
+        r.method = method;
+        Result<Plan> base = MakePlan(r);
+        ASSERT_TRUE(base.ok()) << base.message();
+        if (r.objective == "step") {
+          EXPECT_LE(dp->predicted.step_time_ms, base->predicted.step_time_ms) << method;
+        } else {
+          EXPECT_LE(dp->predicted.max_stage_ms, base->predicted.max_stage_ms) << method;
+        }
+      }
+    }
+  }
+}
+
+// Out of budget: the plan says so and its bound brackets the exact answer.
+TEST(StepObjective, UnfinishedSearchReportsAValidBound) {
+  std::mt19937_64 rng(4);
+  PlanRequest r = RandomRequest(rng, 1);
+  r.profile = RandomProfile(rng, 60);
+  r.num_stages = 6;
+  r.num_micro_batches = 8;
+  r.schedule = "gpipe";
+  r.memory_limit = std::nullopt;
+  r.step_budget_s = 0;
+  Result<Plan> rushed = MakePlan(r);
+  ASSERT_TRUE(rushed.ok()) << rushed.message();
+  ASSERT_TRUE(rushed->objective_bound.has_value());
+  r.step_budget_s = 60;
+  Result<Plan> exact = MakePlan(r);
+  ASSERT_TRUE(exact.ok()) << exact.message();
+  ASSERT_TRUE(exact->objective_bound->exact);
+  EXPECT_LE(rushed->objective_bound->lower_bound_ms, exact->predicted.step_time_ms);
+  EXPECT_LE(exact->predicted.step_time_ms, rushed->predicted.step_time_ms);
+  if (!rushed->objective_bound->exact) {
+    EXPECT_LT(rushed->objective_bound->lower_bound_ms, rushed->predicted.step_time_ms);
+  }
+  EXPECT_GT(rushed->objective_bound->lower_bound_ms, 0);
+}
+
+TEST(StepObjective, NotAvailableForChunkedOrSplitBackwardSchedules) {
+  std::mt19937_64 rng(8);
+  PlanRequest r = RandomRequest(rng, 1);
+  r.profile = RandomProfile(rng, 16);
+  r.num_stages = 2;
+  r.num_micro_batches = 4;
+  for (const char* schedule : {"interleaved", "zb-h1", "zbv"}) {
+    r.schedule = schedule;
+    Result<Plan> plan = MakePlan(r);
+    ASSERT_FALSE(plan.ok()) << schedule;
+    EXPECT_NE(plan.message().find("not available yet"), std::string::npos) << plan.message();
+    r.objective = "bottleneck";
+    EXPECT_TRUE(MakePlan(r).ok()) << schedule;
+    r.objective = "step";
+  }
+}
+
+}  // namespace
+}  // namespace pp
