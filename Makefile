@@ -2,7 +2,7 @@
 # packages (as root; otherwise they name them), configure, build and run.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev
+DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin
 BIN := $(BUILD_DIR)/tool/pp-partition
 
 .PHONY: all deps configure build demo test bench clean

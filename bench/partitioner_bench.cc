@@ -1,5 +1,6 @@
 // Speed of the planner (Google Benchmark). Targets (issue: the working core):
 //   BM_DpBottleneck/10000/64  dp on 10,000 layers x 64 stages under 1 s on one core;
+//   BM_DpBottleneck/100000/1024  the same on 100,000 layers x 1,024 stages under 1 s;
 //   BM_PlanGpt2Xl             the `plan` job on GPT-2 XL in-process (load, analytic profile,
 //                             dp, simulate);
 //   BM_PlanGpt2XlCli          the same through the CLI, process start-up included: under 50 ms
@@ -62,7 +63,11 @@ void BM_DpBottleneck(benchmark::State& state) {
     benchmark::DoNotOptimize(split);
   }
 }
-BENCHMARK(BM_DpBottleneck)->Args({1000, 16})->Args({10000, 64})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DpBottleneck)
+    ->Args({1000, 16})
+    ->Args({10000, 64})
+    ->Args({100000, 1024})
+    ->Unit(benchmark::kMillisecond);
 
 void BM_PlanGpt2Xl(benchmark::State& state) {
   for (auto _ : state) {

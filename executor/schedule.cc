@@ -32,6 +32,11 @@ bool OpKindFromLetter(char letter, OpKind* kind) {
   return false;
 }
 
+std::string OpText(const PipelineOp& op, int chunk) {
+  return (chunk >= 0 ? std::to_string(chunk) : std::string()) + OpKindLetter(op.kind) +
+         std::to_string(op.micro_batch);
+}
+
 int NumChunks(const Schedule& schedule) {
   return schedule.chunk_device.empty() ? schedule.num_stages
                                        : static_cast<int>(schedule.chunk_device.size());
@@ -82,9 +87,7 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
 
 namespace {
 
-std::string OpName(int chunk, const PipelineOp& op) {
-  return std::to_string(chunk) + OpKindLetter(op.kind) + std::to_string(op.micro_batch);
-}
+std::string OpName(int chunk, const PipelineOp& op) { return OpText(op, chunk); }
 
 }  // namespace
 

@@ -44,6 +44,10 @@ struct Schedule {
   std::vector<int> chunk_device = {};
 };
 
+// An op as text: "F3" (forward of micro-batch 3), or "5F3" with `chunk` >= 0 (chunk 5). The
+// same form labels ops in reports, traces and charts.
+std::string OpText(const PipelineOp& op, int chunk = -1);
+
 // How many model chunks the schedule cuts the model into (p when chunk_device is empty).
 int NumChunks(const Schedule& schedule);
 // The model chunk that op `op` of device `device` runs.

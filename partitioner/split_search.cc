@@ -1,5 +1,6 @@
 #include "partitioner/split_search.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <deque>
@@ -53,11 +54,51 @@ bool ReachEnd(int n, int p, FitsFn fits, std::vector<std::vector<int>>* lo_out,
 }  // namespace
 
 SplitSearch::SplitSearch(const CostModel& cost, std::vector<int> in_flight,
-                         std::optional<uint64_t> memory_limit)
-    : cost_(cost), in_flight_(std::move(in_flight)), memory_limit_(memory_limit) {}
+                         std::optional<uint64_t> memory_limit, FeasibilityPath path)
+    : cost_(cost),
+      in_flight_(std::move(in_flight)),
+      memory_limit_(memory_limit),
+      path_(path),
+      in_flight_non_increasing_(
+          std::is_sorted(in_flight_.rbegin(), in_flight_.rend())) {}
+
+bool SplitSearch::GreedyIsExact(const Limits& limits) const {
+  return !limits.limit_memory || in_flight_non_increasing_;
+}
+
+bool SplitSearch::GreedyFits(const Limits& limits, std::vector<int>* boundaries) const {
+  const CostModel& c = cost_;
+  const int n = c.num_layers();
+  const int p = num_stages();
+  if (p > n || p < 1) return false;
+  auto fits = [&](int s, int i, int j) {
+    if (c.StageMs(i, j) > limits.time_ms) return false;
+    return !limits.limit_memory || c.PeakMemory(i, j, in_flight_[s]) <= limits.memory;
+  };
+  if (boundaries) boundaries->assign(p - 1, 0);
+  int end = n - 1;  // last layer of stage s
+  for (int s = p - 1; s >= 1; --s) {
+    if (!fits(s, end, end)) return false;
+    // The earliest first layer that fits, leaving one layer for each of stages 0..s-1; stage
+    // costs only fall as the first layer moves right, so binary search.
+    int lo = s, hi = end;
+    while (lo < hi) {
+      const int mid = lo + (hi - lo) / 2;
+      if (fits(s, mid, end)) hi = mid;
+      else lo = mid + 1;
+    }
+    if (boundaries) (*boundaries)[s - 1] = lo;
+    end = lo - 1;
+  }
+  return fits(0, 0, end);
+}
 
 bool SplitSearch::Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
                        std::vector<std::vector<char>>* reach) const {
+  if (path_ == FeasibilityPath::kAuto && lo == nullptr && reach == nullptr) {
+    if (GreedyFits(limits, nullptr)) return true;
+    if (GreedyIsExact(limits)) return false;
+  }
   const CostModel& c = cost_;
   const std::vector<int>& in_flight = in_flight_;
   auto fits = [&](int s, int i, int j) {
@@ -90,10 +131,14 @@ WideBytes SplitSearch::SmallestMemoryLimit() const {
   return lo;
 }
 
+SplitSearch::Limits SplitSearch::LimitsAt(double time_ms) const {
+  return {time_ms, memory_limit_ ? WideBytes{*memory_limit_} : WideBytes{0},
+          memory_limit_.has_value()};
+}
+
 double SplitSearch::MinBottleneckMs() const {
   const int n = cost_.num_layers();
-  const WideBytes memory = memory_limit_ ? *memory_limit_ : 0;
-  auto fits = [&](double t) { return Fits({t, memory, memory_limit_.has_value()}, nullptr, nullptr); };
+  auto fits = [&](double t) { return Fits(LimitsAt(t), nullptr, nullptr); };
   // Every stage is at most the whole model, so the total always fits the time limit.
   uint64_t lo = 0, hi = Bits(cost_.StageMs(0, n - 1));
   while (lo < hi) {
@@ -107,10 +152,17 @@ double SplitSearch::MinBottleneckMs() const {
 std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTie tie) const {
   const int n = cost_.num_layers();
   const int p = num_stages();
+  const Limits limits = LimitsAt(bottleneck_ms);
+  if (path_ == FeasibilityPath::kAuto && GreedyIsExact(limits) &&
+      (tie == SplitTie::kEarly || static_cast<int64_t>(p) * n > kMaxReconstructEntries)) {
+    // The greedy's split puts every boundary as early as any fitting split may (the exchange
+    // argument in docs/cost-model.md), which is kEarly's choice.
+    std::vector<int> boundaries;
+    if (!GreedyFits(limits, &boundaries)) return std::nullopt;
+    return boundaries;
+  }
   std::vector<std::vector<int>> lo;
   std::vector<std::vector<char>> reach;
-  const Limits limits{bottleneck_ms, memory_limit_ ? WideBytes{*memory_limit_} : WideBytes{0},
-                      memory_limit_.has_value()};
   if (!Fits(limits, &lo, &reach)) return std::nullopt;
   if (p == 1) return std::vector<int>();
 

@@ -8,8 +8,17 @@
 // whole test costs O(p n). The least T (or L) for which a split exists is found by bisection
 // over the ordered bit patterns of non-negative doubles (or over integers), so it is exact:
 // the answer is the smallest representable value that fits, which is some stage's cost.
+//
+// Fast path: a backward greedy (the last stage takes the longest suffix that fits, then the
+// stage before it, each leaving one layer per earlier stage) decides the same question in
+// O(p log n) with binary searches over the prefix sums. A greedy success is a witness, so it
+// is always right when it says "fits"; its "does not fit" is exact when later stages are never
+// held to a tighter limit than earlier ones (no memory limit, or in_flight non-increasing in s:
+// gpipe, 1f1b). docs/cost-model.md proves it. Otherwise a greedy failure is re-checked by the
+// O(p n) pass.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -24,12 +33,20 @@ enum class SplitTie {
   kLate,              // each boundary as late as possible
 };
 
+// How feasibility is decided: the greedy where it is exact (falling back otherwise), or the
+// O(p n) two-pointer pass always (the reference the tests compare the greedy with).
+enum class FeasibilityPath { kAuto, kTwoPointer };
+
+// Above this many p x n entries Split() keeps no tables: every tie is answered with kEarly's
+// split, which the backward greedy reconstructs in O(p log n) with O(p) memory.
+inline constexpr int64_t kMaxReconstructEntries = int64_t{1} << 22;
+
 class SplitSearch {
  public:
   // `cost` must outlive the search. `in_flight` has one entry per stage (p entries).
   // No memory limit when `memory_limit` is empty.
   SplitSearch(const CostModel& cost, std::vector<int> in_flight,
-              std::optional<uint64_t> memory_limit);
+              std::optional<uint64_t> memory_limit, FeasibilityPath path = FeasibilityPath::kAuto);
 
   int num_stages() const { return static_cast<int>(in_flight_.size()); }
 
@@ -41,7 +58,8 @@ class SplitSearch {
   // The least max_stage_ms over splits that meet the memory limit. Requires MemoryFeasible().
   double MinBottleneckMs() const;
   // A split whose stages all take <= `bottleneck_ms` and meet the memory limit, chosen by
-  // `tie`, as its p-1 boundaries; nullopt when none exists.
+  // `tie`, as its p-1 boundaries; nullopt when none exists. Past kMaxReconstructEntries (fast
+  // path) every tie gives kEarly's split.
   std::optional<std::vector<int>> Split(double bottleneck_ms, SplitTie tie) const;
 
  private:
@@ -55,10 +73,17 @@ class SplitSearch {
   bool Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
             std::vector<std::vector<char>>* reach) const;
   Limits MemoryOnly(WideBytes memory) const;
+  // The backward greedy; fills `boundaries` (p-1 entries) when given and it succeeds.
+  bool GreedyFits(const Limits& limits, std::vector<int>* boundaries) const;
+  // Whether a greedy failure under `limits` proves that no split fits.
+  bool GreedyIsExact(const Limits& limits) const;
+  Limits LimitsAt(double time_ms) const;
 
   const CostModel& cost_;
   std::vector<int> in_flight_;
   std::optional<uint64_t> memory_limit_;
+  FeasibilityPath path_;
+  bool in_flight_non_increasing_;
 };
 
 // Boundaries that minimise the largest per-stage sum of `weights` (exact; ties toward early

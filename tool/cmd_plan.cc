@@ -12,6 +12,7 @@
 #include "tool/command.h"
 #include "tool/compare_report.h"
 #include "tool/inputs.h"
+#include "tool/plan_search.h"
 #include "tool/report.h"
 
 namespace pp {
@@ -19,10 +20,17 @@ namespace {
 
 struct PlanFlags {
   std::string input;
+  std::string stages_text;  // P, or "auto" for the search
   int stages = 0;
+  int gpus_total = 0;
+  int64_t global_batch = 0;
+  std::string device_types;
+  int gpus_per_node = 0;
+  std::string inter_node_link;
   int micro_batches = 0;
   int virtual_stages = 2;
   std::string schedule = "1f1b";
+  CLI::Option* schedule_option = nullptr;
   std::string method = "dp";
   std::string objective = "step";
   CLI::Option* objective_option = nullptr;
@@ -33,7 +41,7 @@ struct PlanFlags {
   std::string output;
   std::string device = "h100";
   CLI::Option* device_option = nullptr;
-  std::string profile_path;
+  std::vector<std::string> profile_paths;
   int64_t micro_batch_size = 0;
   std::string dtype;
   std::string compare_to;
@@ -62,13 +70,84 @@ Result<std::vector<int>> ParseBoundaries(const std::string& text) {
   return out;
 }
 
+// --stages: a count, or "auto" (0 here).
+Result<int> ParseStages(const std::string& text) {
+  if (text.empty() || text == "auto") return 0;
+  size_t used = 0;
+  long value = 0;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || value < 1 || value > 100000) {
+    return Status::Error("--stages: \"" + Abbreviate(text) +
+                         "\" is neither a stage count from 1 to 100000 nor auto");
+  }
+  return static_cast<int>(value);
+}
+
+int RunOne(const PlanFlags& f);
+
+int RunSearch(const PlanFlags& f) {
+  if (f.gpus_total < 1 || f.global_batch < 1) {
+    return Fail("--stages auto needs --gpus-total G and --global-batch N");
+  }
+  if (f.micro_batches != 0 || f.micro_batch_size != 0 || !f.boundaries.empty()) {
+    return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
+                "--micro-batch-size and --boundaries");
+  }
+  if (f.schedule_option->count() > 0 || f.method != "dp" || !f.compare_to.empty()) {
+    return Fail("--stages auto searches gpipe and 1f1b with dp; drop --schedule, --method and "
+                "--compare-to");
+  }
+  PlanSearchInputs in;
+  in.input = f.input;
+  in.gpus_total = f.gpus_total;
+  in.global_batch = f.global_batch;
+  in.profile_paths = f.profile_paths;
+  in.device = f.device;
+  in.device_given = f.device_option->count() > 0;
+  if (!f.dtype.empty()) in.dtype = f.dtype;
+  if (auto o = ParseOptimizer(f.optimizer)) in.optimizer = *o;
+  else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
+  in.memory_limit = f.memory_limit;
+  // The step objective spends up to 1 s per candidate; the search uses bottleneck unless
+  // asked.
+  in.objective = f.objective_option->count() > 0 ? f.objective : "bottleneck";
+  in.format = f.format;
+  in.output = f.output;
+  return RunPlanSearch(in);
+}
+
 int RunPlan(const PlanFlags& f) {
+  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
+    return Fail("--device-types, --gpus-per-node and --inter-node-link: heterogeneous devices "
+                "and multi-node links are not available yet");
+  }
+  Result<int> stages = ParseStages(f.stages_text);
+  if (!stages.ok()) return Fail(stages.status());
+  if (f.stages_text == "auto") return RunSearch(f);
+  if (f.gpus_total != 0 || f.global_batch != 0) {
+    return Fail("--gpus-total and --global-batch go with --stages auto");
+  }
+  if (f.micro_batches == 0) return Fail("--micro-batches is required (or use --stages auto)");
+  if (f.profile_paths.size() > 1) {
+    return Fail("--profile is given " + std::to_string(f.profile_paths.size()) +
+                " times; several profiles (one per micro-batch size) go with --stages auto");
+  }
+  PlanFlags g = f;
+  g.stages = *stages;
+  return RunOne(g);
+}
+
+int RunOne(const PlanFlags& f) {
   ProfileOptions po;
   po.device = f.device;
   po.device_given = f.device_option->count() > 0;
   if (f.micro_batch_size > 0) po.micro_batch_size = f.micro_batch_size;
   if (!f.dtype.empty()) po.dtype = f.dtype;
-  po.profile_path = f.profile_path;
+  if (!f.profile_paths.empty()) po.profile_path = f.profile_paths.front();
   Result<ProfileSource> source = LoadProfileSource(f.input, po);
   if (!source.ok()) return Fail(source.status());
   std::unique_ptr<Plan> compare_base;
@@ -190,12 +269,25 @@ Handler SetupPlan(CLI::App& sub) {
   auto f = std::make_shared<PlanFlags>();
   sub.add_option("input", f->input, "A model file (profiled on the fly) or a profile file")
       ->required();
-  sub.add_option("--stages", f->stages, "Number of pipeline stages P")->check(CLI::Range(1, 100000));
+  sub.add_option("--stages", f->stages_text,
+                 "Number of pipeline stages P, or auto to search depth, micro-batch size and "
+                 "count, and schedule (with --gpus-total and --global-batch)");
   sub.add_option("--micro-batches", f->micro_batches, "Micro-batches per step M")
-      ->required()
       ->check(CLI::Range(1, 1 << 20));
-  sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
-      ->capture_default_str();
+  sub.add_option("--gpus-total", f->gpus_total,
+                 "--stages auto: GPUs G; depths P divide G, with G/P data-parallel replicas")
+      ->check(CLI::Range(1, 1 << 20));
+  sub.add_option("--global-batch", f->global_batch,
+                 "--stages auto: samples per step N over all replicas")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  sub.add_option("--device-types", f->device_types,
+                 "Devices in pipeline order, e.g. h100:2,a100:2 (not available yet)");
+  sub.add_option("--gpus-per-node", f->gpus_per_node, "GPUs per node (not available yet)");
+  sub.add_option("--inter-node-link", f->inter_node_link,
+                 "Inter-node link BANDWIDTH,LATENCY (not available yet)");
+  f->schedule_option =
+      sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
+          ->capture_default_str();
   sub.add_option("--virtual-stages", f->virtual_stages,
                  "interleaved: model chunks per device V (the model is cut into P*V chunks)")
       ->check(CLI::Range(1, 64))
@@ -220,9 +312,9 @@ Handler SetupPlan(CLI::App& sub) {
   sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32");
-  sub.add_option("--profile", f->profile_path,
+  sub.add_option("--profile", f->profile_paths,
                  "A measured profile of MODEL.json to plan from (the plan keeps the model, so "
-                 "`run` can train it)");
+                 "`run` can train it); with --stages auto, repeat it: one per micro-batch size");
   sub.add_option("--format", f->format, "Report format: text | json | md")
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();

@@ -1,7 +1,9 @@
-// pp-partition run PLAN.json [--backend cpu|cuda] [--steps N] [--trace run.json] [-o RAN.json]
+// pp-partition run PLAN.json [--backend cpu|cuda] [--steps N] [--trace run.json] [--svg run.svg]
+//                            [-o RAN.json]
 #include <iostream>
 #include <memory>
 
+#include "executor/gantt_svg.h"
 #include "executor/run_plan.h"
 #include "partitioner/planner.h"
 #include "profiler/gpu_info.h"
@@ -32,7 +34,6 @@ int RunRun(const RunFlags& f) {
     backend = gpus.ok() && !gpus->empty() ? "cuda" : "cpu";
     if (backend == "cpu") std::cerr << "pp-partition: no GPU visible; running on the cpu backend\n";
   }
-  if (!f.svg.empty()) return Fail("run --svg is not available yet (use --trace)");
   RunPlanOptions options;
   options.backend = backend;
   options.gpus = f.gpus;
@@ -44,13 +45,26 @@ int RunRun(const RunFlags& f) {
   Result<RunResult> run = RunPlan(*plan, options);
   if (!run.ok()) return Fail(run.status().Prefixed(f.input));
 
-  if (!f.trace.empty()) {
+  if (!f.trace.empty() || !f.svg.empty()) {
     Result<Timeline> predicted = SimulatePlan(*plan);
     if (!predicted.ok()) return Fail(predicted.status());
     const Timeline measured = MedianStepTimeline(*run, plan->num_stages);
-    if (Status s = WriteFileAtomic(f.trace, DumpJson(RunTrace(*plan, *predicted, measured)));
-        !s.ok()) {
-      return Fail(s);
+    if (!f.trace.empty()) {
+      if (Status s = WriteFileAtomic(f.trace, DumpJson(RunTrace(*plan, *predicted, measured)));
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
+    if (!f.svg.empty()) {
+      GanttOptions chart;
+      chart.chunked = plan->virtual_stages > 1;
+      const std::string what = ": " + plan->model + ", " + plan->schedule + ", " + backend;
+      if (Status s = WriteFileAtomic(
+              f.svg, GanttSvg({{"predicted" + what, *predicted}, {"measured" + what, measured}},
+                              chart));
+          !s.ok()) {
+        return Fail(s);
+      }
     }
   }
   Plan ran = *plan;
@@ -83,7 +97,8 @@ Handler SetupRun(CLI::App& sub) {
   sub.add_option("--lr", f->learning_rate, "AdamW learning rate")->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub.add_option("--trace", f->trace, "Chrome trace of the predicted and the measured timeline");
-  sub.add_option("--svg", f->svg, "Gantt charts of both timelines (not available yet)");
+  sub.add_option("--svg", f->svg,
+                 "Gantt chart (SVG): the predicted timeline above the measured one");
   sub.add_option("--format", f->format, "Report format: text | json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

@@ -1,7 +1,12 @@
 // pp-partition simulate PLAN.json [--format text|json] [--trace trace.json] [--svg gantt.svg]
+//                                 [--schedule-csv FILE] [--dump-schedule-csv FILE]
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
+#include "executor/gantt_svg.h"
+#include "executor/schedule_csv.h"
 #include "partitioner/planner.h"
 #include "tool/command.h"
 #include "tool/report.h"
@@ -14,21 +19,62 @@ struct SimulateFlags {
   std::string format = "text";
   std::string trace;
   std::string svg;
+  std::string schedule_csv;
+  std::string dump_schedule_csv;
 };
 
+// The schedule to simulate: the plan's own, or the one in --schedule-csv, which must fit the
+// plan's devices, stages and micro-batches.
+Result<Schedule> ScheduleToSimulate(const Plan& plan, const std::string& csv_path) {
+  if (csv_path.empty()) return PlanSchedule(plan);
+  std::ifstream in(csv_path, std::ios::binary);
+  if (!in) return Status::Error(csv_path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  ScheduleCsvOptions options;
+  options.source = csv_path;
+  options.num_devices = plan.num_stages;
+  options.num_chunks = NumChunks(plan);
+  options.num_micro_batches = plan.num_micro_batches;
+  return ScheduleFromCsv(text.str(), options);
+}
+
 int RunSimulate(const SimulateFlags& f) {
-  if (!f.svg.empty()) return Fail("--svg is not available yet");
-  Result<Plan> plan = LoadPlan(f.input);
-  if (!plan.ok()) return Fail(plan.status());
-  Result<Timeline> timeline = SimulatePlan(*plan);
-  if (!timeline.ok()) return Fail(timeline.status().Prefixed(f.input));
-  if (!f.trace.empty()) {
-    const Status s = WriteFileAtomic(f.trace, DumpJson(TimelineTrace(*plan, *timeline, "predicted")));
-    if (!s.ok()) return Fail(s);
-    if (f.trace == "-") return 0;
+  Result<Plan> loaded = LoadPlan(f.input);
+  if (!loaded.ok()) return Fail(loaded.status());
+  Plan plan = *loaded;
+  Result<Schedule> schedule = ScheduleToSimulate(plan, f.schedule_csv);
+  if (!schedule.ok()) {
+    return Fail(f.schedule_csv.empty() ? schedule.status().Prefixed(f.input) : schedule.status());
   }
-  if (f.format == "json") std::cout << DumpJson(TimelineJson(*plan, *timeline));
-  else std::cout << TimelineText(*plan, *timeline);
+  if (!f.schedule_csv.empty()) plan.schedule = "schedule of " + f.schedule_csv;
+  Result<Timeline> timeline = SimulatePlanWith(plan, *schedule);
+  if (!timeline.ok()) return Fail(timeline.status().Prefixed(f.input));
+  if (!f.dump_schedule_csv.empty()) {
+    if (Status s = WriteFileAtomic(f.dump_schedule_csv, ScheduleToCsv(*schedule)); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (!f.svg.empty()) {
+    GanttOptions options;
+    options.chunked = plan.virtual_stages > 1;
+    const std::string title = "predicted: " + plan.model + ", " + plan.schedule + ", " +
+                              std::to_string(plan.num_stages) + " devices, " +
+                              std::to_string(plan.num_micro_batches) + " micro-batches";
+    if (Status s = WriteFileAtomic(f.svg, GanttSvg({{title, *timeline}}, options)); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (!f.trace.empty()) {
+    const Json trace = TimelineTrace(plan, *timeline, "predicted");
+    if (Status s = WriteFileAtomic(f.trace, DumpJson(trace)); !s.ok()) return Fail(s);
+  }
+  // A document written to stdout is all that goes there.
+  for (const std::string* out : {&f.trace, &f.svg, &f.dump_schedule_csv}) {
+    if (*out == "-") return 0;
+  }
+  if (f.format == "json") std::cout << DumpJson(TimelineJson(plan, *timeline));
+  else std::cout << TimelineText(plan, *timeline);
   return 0;
 }
 
@@ -41,7 +87,12 @@ Handler SetupSimulate(CLI::App& sub) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   sub.add_option("--trace", f->trace, "Write a Chrome trace of the predicted timeline");
-  sub.add_option("--svg", f->svg, "Write a Gantt chart (not available yet)");
+  sub.add_option("--svg", f->svg, "Write a Gantt chart (SVG) of the predicted timeline");
+  sub.add_option("--schedule-csv", f->schedule_csv,
+                 "Simulate the op lists of this CSV (torch.distributed.pipelining's form: a row "
+                 "per rank, cells like 0F1) instead of the plan's schedule");
+  sub.add_option("--dump-schedule-csv", f->dump_schedule_csv,
+                 "Write the simulated schedule's op lists as that CSV");
   return [f] { return RunSimulate(*f); };
 }
 

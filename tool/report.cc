@@ -75,8 +75,7 @@ std::string Header(const Plan& plan) {
 
 // "F3", or "5F3" (chunk 5) when devices run several chunks.
 std::string OpLabel(const Plan& plan, const PipelineOp& op) {
-  return (plan.virtual_stages > 1 ? std::to_string(op.chunk) : std::string()) +
-         OpKindLetter(op.kind) + std::to_string(op.micro_batch);
+  return OpText(op, plan.virtual_stages > 1 ? op.chunk : -1);
 }
 
 std::string OpCategory(OpKind kind) {
