@@ -23,6 +23,9 @@ Json StageToJson(const StagePlan& s) {
   j["send_bytes"] = s.send_bytes;
   if (s.device) j["device"] = *s.device;
   if (s.bubble_ratio) j["bubble_ratio"] = *s.bubble_ratio;
+  if (s.device_type) j["device_type"] = *s.device_type;
+  if (s.memory_limit_bytes) j["memory_limit_bytes"] = *s.memory_limit_bytes;
+  if (s.recompute) j["recompute"] = true;
   return j;
 }
 
@@ -165,6 +168,31 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.model_spec = std::move(*m);
   }
 
+  if (const Json* dp = r.Find("device_profiles"); dp != nullptr) {
+    if (!dp->is_object()) return Status::Error("device_profiles: must be an object");
+    for (auto it = dp->begin(); it != dp->end(); ++it) {
+      Result<Profile> other = ProfileFromJson(it.value(), "device_profiles." + it.key());
+      if (!other.ok()) return other.status();
+      if (other->layers.size() != p.profile.layers.size()) {
+        return Status::Error("device_profiles." + it.key() + ": has " +
+                             std::to_string(other->layers.size()) +
+                             " layers but the profile has " + std::to_string(n));
+      }
+      p.device_profiles[it.key()] = std::move(*other);
+    }
+  }
+  if (r.Has("gpus_per_node")) {
+    p.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxLayers));
+    const Json* link = r.Object("inter_node_link");
+    if (!r.ok()) return r.status();
+    FieldReader k(*link, "inter_node_link");
+    Link l;
+    l.bandwidth_bytes_per_s = k.Positive("bandwidth_bytes_per_s");
+    l.latency_ms = k.NonNegative("latency_ms");
+    if (!k.ok()) return k.status();
+    p.inter_node_link = l;
+  }
+
   const int chunks = NumChunks(p);
   if (chunks > n) {
     return Status::Error("num_stages: " + std::to_string(chunks) +
@@ -207,6 +235,9 @@ Result<Plan> PlanFromJson(const Json& doc) {
     st.send_bytes = sr.Bytes("send_bytes");
     if (sr.Has("device")) st.device = static_cast<int>(sr.Int("device", 0, p.num_stages - 1));
     st.bubble_ratio = sr.OptNonNegative("bubble_ratio");
+    st.device_type = sr.OptString("device_type");
+    st.memory_limit_bytes = sr.OptBytes("memory_limit_bytes");
+    if (sr.Has("recompute")) st.recompute = sr.Bool("recompute", false);
     if (const Json* names = sr.Array("layer_names"); names != nullptr) {
       for (const Json& name : *names) {
         if (!name.is_string()) {
@@ -278,6 +309,16 @@ Json PlanToJson(const Plan& p) {
   if (p.measured) doc["measured"] = MeasurementToJson(*p.measured);
   doc["profile"] = ProfileToJson(p.profile);
   if (p.model_spec) doc["model_spec"] = ModelToJson(*p.model_spec);
+  if (!p.device_profiles.empty()) {
+    Json profiles = Json::object();
+    for (const auto& [type, profile] : p.device_profiles) profiles[type] = ProfileToJson(profile);
+    doc["device_profiles"] = std::move(profiles);
+  }
+  if (p.gpus_per_node && p.inter_node_link) {
+    doc["gpus_per_node"] = *p.gpus_per_node;
+    doc["inter_node_link"] = {{"bandwidth_bytes_per_s", p.inter_node_link->bandwidth_bytes_per_s},
+                              {"latency_ms", p.inter_node_link->latency_ms}};
+  }
   return doc;
 }
 

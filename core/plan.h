@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ struct StagePlan {
   // device runs several chunks, and the device's own idle share 1 - busy / step time.
   std::optional<int> device;
   std::optional<double> bubble_ratio;
+  // Optional, heterogeneous devices: the stage's device type (a --device-types key), and its
+  // memory limit when that is its device's own memory (no --memory-limit).
+  std::optional<std::string> device_type;
+  std::optional<uint64_t> memory_limit_bytes;
+  // Optional: the stage recomputes its activations in the backward (absent: it does not).
+  bool recompute = false;
 };
 
 struct Prediction {
@@ -92,6 +99,12 @@ struct Plan {
   std::optional<Measurement> measured;
   Profile profile;
   std::optional<Model> model_spec;
+  // Optional, heterogeneous devices: the profile of every device type named by the stages
+  // other than stage 0's, whose profile is `profile` ("device_profiles" in JSON).
+  std::map<std::string, Profile> device_profiles;
+  // Optional, several nodes: GPUs per node and the link between nodes.
+  std::optional<int> gpus_per_node;
+  std::optional<Link> inter_node_link;
 };
 
 // Parses and validates the plan's own consistency (boundaries against stages and the

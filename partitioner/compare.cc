@@ -65,7 +65,23 @@ Result<PlanComparison> ComparePlans(const Plan& base, const Plan& next, double t
     }
     c.layer_names.push_back(bl[i].name);
   }
+  // Device types and nodes (optional in plans) are inputs too.
+  auto layout = [](const Plan& plan) {
+    std::string key = plan.gpus_per_node ? std::to_string(*plan.gpus_per_node) : "";
+    if (plan.inter_node_link) {
+      key += "|" + std::to_string(plan.inter_node_link->bandwidth_bytes_per_s) + "," +
+             std::to_string(plan.inter_node_link->latency_ms);
+    }
+    for (const auto& [type, profile] : plan.device_profiles) {
+      key += "|" + type + "=" + ProfileHash(profile);
+    }
+    for (const StagePlan& s : plan.stages) {
+      if (s.device_type) key += "|" + *s.device_type;
+    }
+    return key;
+  };
   c.inputs_changed = ProfileHash(base.profile) != ProfileHash(next.profile) ||
+                     layout(base) != layout(next) ||
                      (base.model_spec && next.model_spec &&
                       ModelHash(*base.model_spec) != ModelHash(*next.model_spec));
 

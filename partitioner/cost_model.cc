@@ -47,4 +47,24 @@ double CostModel::TransferMs(int last) const {
   return profile_.link.TransferMs(profile_.layers[last].output_bytes);
 }
 
+double CostModel::TransferMs(int last, const Link& link) const {
+  return link.TransferMs(profile_.layers[last].output_bytes);
+}
+
+StageSetup StageSetup::Uniform(const CostModel& cost, int stages,
+                               std::optional<uint64_t> memory_limit) {
+  StageSetup setup;
+  setup.cost.assign(stages, &cost);
+  setup.memory_limit.assign(stages, memory_limit);
+  setup.link.assign(stages > 0 ? stages - 1 : 0, cost.link());
+  return setup;
+}
+
+bool StageSetup::SameDevices() const {
+  for (size_t s = 1; s < cost.size(); ++s) {
+    if (cost[s] != cost[0] || memory_limit[s] != memory_limit[0]) return false;
+  }
+  return true;
+}
+
 }  // namespace pp

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/plan.h"
@@ -47,8 +48,10 @@ class CostModel {
   }
   // Bytes a stage ending at `last` sends forward per micro-batch (0 after the last layer).
   uint64_t SendBytes(int last) const;
-  // One transfer across the boundary after layer `last`.
+  // One transfer across the boundary after layer `last`, over the profile's link or `link`.
   double TransferMs(int last) const;
+  double TransferMs(int last, const Link& link) const;
+  const Link& link() const { return profile_.link; }
 
  private:
   static double Diff(const std::vector<double>& prefix, int first, int last) {
@@ -59,6 +62,21 @@ class CostModel {
   int64_t multiplier_;
   std::vector<double> forward_, backward_, total_;
   std::vector<WideBytes> params_, activations_;
+};
+
+// Stages on devices of their own (heterogeneous devices, several nodes): stage s reads its
+// times from cost[s] (byte counts are equal across them: one model, micro-batch and dtype),
+// must fit memory_limit[s] (nullopt: none), and the boundary after stage s crosses link[s].
+struct StageSetup {
+  std::vector<const CostModel*> cost;                 // p entries
+  std::vector<std::optional<uint64_t>> memory_limit;  // p entries
+  std::vector<Link> link;                             // p - 1 entries
+
+  // Every stage on `cost`'s device under one limit, every boundary on its profile's link.
+  static StageSetup Uniform(const CostModel& cost, int stages,
+                            std::optional<uint64_t> memory_limit);
+  // Whether every stage shares one cost model and one memory limit.
+  bool SameDevices() const;
 };
 
 }  // namespace pp

@@ -41,8 +41,19 @@ std::string PartitionMethodNames() {
   return names;
 }
 
+StageSetup DevicesOf(const SplitContext& ctx) {
+  if (!ctx.devices.cost.empty()) return ctx.devices;
+  return StageSetup::Uniform(*ctx.cost, ctx.num_stages, ctx.memory_limit);
+}
+
 Result<std::vector<std::vector<int>>> BottleneckCandidates(const SplitContext& ctx) {
-  const SplitSearch search(*ctx.cost, ctx.in_flight, ctx.memory_limit);
+  const SplitSearch search(DevicesOf(ctx), ctx.in_flight);
+  if (!search.MemoryFeasible() && !ctx.devices.cost.empty()) {
+    return Status::Error("no split of the " + std::to_string(ctx.cost->num_layers()) +
+                         " layers into " + std::to_string(ctx.num_stages) +
+                         " stages fits each device's memory; one limit for every stage that "
+                         "fits would be " + WideToString(search.SmallestMemoryLimit()));
+  }
   if (!search.MemoryFeasible()) {
     return Status::Error("no split of the " + std::to_string(ctx.cost->num_layers()) +
                          " layers into " + std::to_string(ctx.num_stages) +

@@ -14,13 +14,23 @@
 namespace pp {
 
 struct SplitContext {
-  const CostModel* cost = nullptr;
+  const CostModel* cost = nullptr;  // stage 0's device (every stage's when `devices` is empty)
   int num_stages = 0;
   std::vector<int> in_flight;              // per stage, from the schedule
   std::optional<uint64_t> memory_limit;    // nullopt: none
   // Simulated step time of a split (ms); used to choose among equally good splits.
   std::function<double(const std::vector<int>&)> step_time_ms;
+  // Heterogeneous devices or several nodes: each stage's cost model and memory limit and each
+  // boundary's link (memory_limit is then ignored). Empty `devices.cost`: every stage on
+  // `cost` under memory_limit, every boundary on its profile's link.
+  StageSetup devices;
+  // Per-layer times at most every stage's own (the lower envelope over the device types),
+  // for the step search's bounds; nullptr: `cost`.
+  const CostModel* bound_cost = nullptr;
 };
+
+// ctx.devices, or the uniform setup it stands for when empty.
+StageSetup DevicesOf(const SplitContext& ctx);
 
 struct PartitionMethod {
   std::string_view name;

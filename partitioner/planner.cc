@@ -8,6 +8,7 @@
 #include "executor/schedule.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/methods.h"
+#include "partitioner/recompute.h"
 #include "partitioner/step_search.h"
 
 namespace pp {
@@ -53,17 +54,22 @@ Status CheckBoundaries(const std::vector<int>& b, int stages, int layers) {
 
 // Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
 // only when the profile has it for every layer.
-StageTimes TimesOf(const CostModel& cost, const Profile& profile,
-                   const std::vector<int>& boundaries) {
+// `recompute` (per stage, empty: none) adds one forward to a stage's backward.
+StageTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
+                   const std::vector<char>& recompute = {}) {
   StageTimes t;
   const int p = static_cast<int>(boundaries.size()) + 1;
-  const bool split = HasBackwardSplit(profile);
+  bool split = true;
+  for (int s = 0; s < p; ++s) split &= HasBackwardSplit(costs.stage_profile(s));
   for (int s = 0; s < p; ++s) {
+    const CostModel& cost = costs.stage(s);
+    const Profile& profile = costs.stage_profile(s);
     const int first = s == 0 ? 0 : boundaries[s - 1];
     const int last = s + 1 == p ? cost.num_layers() - 1 : boundaries[s] - 1;
     t.forward_ms.push_back(cost.ForwardMs(first, last));
-    t.backward_ms.push_back(cost.BackwardMs(first, last));
-    if (s + 1 < p) t.transfer_ms.push_back(cost.TransferMs(last));
+    const bool again = !recompute.empty() && recompute[s];
+    t.backward_ms.push_back(cost.BackwardMs(first, last) + (again ? t.forward_ms.back() : 0.0));
+    if (s + 1 < p) t.transfer_ms.push_back(cost.TransferMs(last, costs.link(s)));
     if (split) {
       // I's share of the chunk's backward, scaled so that I + W is exactly backward_ms.
       double input = 0, whole = 0;
@@ -76,6 +82,29 @@ StageTimes TimesOf(const CostModel& cost, const Profile& profile,
     }
   }
   return t;
+}
+
+Status CheckLayout(const DeviceLayout& devices, bool chunked) {
+  if (!devices.empty() && chunked) {
+    return Status::Error("--device-types and --gpus-per-node with a schedule that runs several "
+                         "chunks per device are not available yet");
+  }
+  return Status::Ok();
+}
+
+// The recomputation mode, checked against the schedule.
+Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const Schedule& schedule) {
+  std::optional<RecomputeMode> mode = ParseRecomputeMode(request.recompute);
+  if (!mode) {
+    return Status::Error("--recompute must be none, all or auto (got \"" + request.recompute +
+                         "\")");
+  }
+  const bool one_chunk_full_backward =
+      schedule.chunk_device.empty() && !SplitsBackward(schedule);
+  if (*mode != RecomputeMode::kNone && !one_chunk_full_backward) {
+    return Status::Error("--recompute with schedule " + schedule.name + " is not available yet");
+  }
+  return *mode;
 }
 
 }  // namespace
@@ -114,7 +143,20 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
   PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, chunks, n));
   const std::vector<int> in_flight = InFlightPerChunk(*schedule);
-  const CostModel cost(profile, request.optimizer);
+  PP_RETURN_IF_ERROR(CheckLayout(request.devices, chunked));
+  Result<std::unique_ptr<StageCosts>> costs =
+      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit);
+  if (!costs.ok()) return costs.status();
+  Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
+  if (!mode.ok()) return mode.status();
+  uint64_t model_input = 0;
+  if (*mode != RecomputeMode::kNone) {
+    Result<uint64_t> bytes = ModelInputBytes(request.model, profile);
+    if (!bytes.ok()) return bytes.status();
+    model_input = *bytes;
+  }
+  const std::vector<char> recompute =
+      RecomputeStages(*mode, (*costs)->setup(), in_flight, boundaries, model_input);
 
   Plan plan;
   plan.tool_version = kToolVersion;
@@ -141,10 +183,15 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
     for (int i = st.first_layer; i <= st.last_layer; ++i) {
       st.layer_names.push_back(profile.layers[i].name);
     }
+    const CostModel& cost = (*costs)->stage(s);
+    if (request.devices.per_device_memory) st.memory_limit_bytes = (*costs)->memory_limit(s);
     st.forward_ms = cost.ForwardMs(st.first_layer, st.last_layer);
-    st.backward_ms = cost.BackwardMs(st.first_layer, st.last_layer);
+    st.recompute = recompute[s] != 0;
+    st.backward_ms = cost.BackwardMs(st.first_layer, st.last_layer) +
+                     (st.recompute ? st.forward_ms : 0.0);
     const WideBytes params = cost.ParamBytes(st.first_layer, st.last_layer);
-    const WideBytes peak = cost.PeakMemory(st.first_layer, st.last_layer, in_flight[s]);
+    const WideBytes peak =
+        StagePeak(cost, st.first_layer, st.last_layer, in_flight[s], st.recompute, model_input);
     if (peak > WideBytes{kMaxBytes}) {
       return Status::Error("stage " + std::to_string(s) +
                            " would need more than 8 PiB of memory; check the profile's byte counts");
@@ -152,7 +199,7 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
     st.param_bytes = static_cast<uint64_t>(params);
     st.peak_memory_bytes = static_cast<uint64_t>(peak);
     st.send_bytes = cost.SendBytes(st.last_layer);
-    const double stage_ms = cost.StageMs(st.first_layer, st.last_layer);
+    const double stage_ms = st.forward_ms + st.backward_ms;
     if (s == 0 || stage_ms > plan.predicted.max_stage_ms) {
       plan.predicted.max_stage_ms = stage_ms;
       plan.predicted.bottleneck_stage = s;
@@ -160,7 +207,9 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
     plan.stages.push_back(std::move(st));
   }
 
-  Result<Timeline> timeline = Simulate(*schedule, TimesOf(cost, profile, boundaries));
+  RecordLayout(request.devices, &plan);
+  if (request.devices.per_device_memory) plan.memory_limit_bytes.reset();
+  Result<Timeline> timeline = Simulate(*schedule, TimesOf(**costs, boundaries, recompute));
   if (!timeline.ok()) return timeline.status();
   plan.predicted.step_time_ms = timeline->step_time_ms;
   plan.predicted.bubble_ratio = timeline->bubble_ratio;
@@ -180,6 +229,9 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
 Status StepObjectiveApplies(const PlanRequest& request) {
   Result<Schedule> schedule = RequestSchedule(request);
   if (!schedule.ok()) return schedule.status();
+  if (request.recompute != "none") {
+    return Status::Error("--objective step with --recompute is not available yet");
+  }
   return StepSearchApplies(*schedule);
 }
 
@@ -227,22 +279,37 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     return Status::Error("unknown --method \"" + request.method + "\" (known: " +
                          PartitionMethodNames() + ")");
   }
-  const CostModel cost(profile, request.optimizer);
+  PP_RETURN_IF_ERROR(CheckLayout(request.devices, chunked));
+  Result<std::unique_ptr<StageCosts>> made =
+      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit);
+  if (!made.ok()) return made.status();
+  const StageCosts& costs = **made;
 
   SplitContext ctx;
-  ctx.cost = &cost;
+  ctx.cost = &costs.stage(0);
+  if (!request.devices.empty()) {
+    ctx.devices = costs.setup();
+    ctx.bound_cost = &costs.envelope();
+  }
   ctx.num_stages = chunks;
   ctx.in_flight = InFlightPerChunk(*schedule);
   // A device's memory is the sum of its chunks', which the per-stage split search cannot
   // bound; chunked plans are split without the limit and checked against it afterwards.
   ctx.memory_limit = chunked ? std::nullopt : request.memory_limit;
   ctx.step_time_ms = [&](const std::vector<int>& boundaries) {
-    Result<Timeline> t = Simulate(*schedule, TimesOf(cost, profile, boundaries));
+    Result<Timeline> t = Simulate(*schedule, TimesOf(costs, boundaries));
     return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
   };
   std::optional<ObjectiveBound> bound;
   Result<std::vector<int>> boundaries = std::vector<int>();
-  if (request.objective == "step" && request.method == "dp") {
+  Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
+  if (!mode.ok()) return mode.status();
+  if (*mode != RecomputeMode::kNone && request.method == "dp") {
+    if (request.objective == "step") PP_RETURN_IF_ERROR(StepObjectiveApplies(request));
+    Result<uint64_t> model_input = ModelInputBytes(request.model, profile);
+    if (!model_input.ok()) return model_input.status();
+    boundaries = RecomputeBottleneckSplit(*mode, DevicesOf(ctx), ctx.in_flight, *model_input);
+  } else if (request.objective == "step" && request.method == "dp") {
     PP_RETURN_IF_ERROR(StepSearchApplies(*schedule));
     bound.emplace();
     boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound);
@@ -286,8 +353,14 @@ Result<Timeline> SimulatePlanWith(const Plan& plan, const Schedule& schedule) {
                          " devices; the plan has " + std::to_string(NumChunks(plan)) +
                          " stages on " + std::to_string(plan.num_stages));
   }
-  const CostModel cost(plan.profile, plan.optimizer);
-  return Simulate(schedule, TimesOf(cost, plan.profile, plan.boundaries));
+  const DeviceLayout layout = LayoutOf(plan);
+  PP_RETURN_IF_ERROR(CheckLayout(layout, !schedule.chunk_device.empty()));
+  Result<std::unique_ptr<StageCosts>> costs = StageCosts::Make(
+      plan.profile, layout, plan.optimizer, NumChunks(plan), plan.memory_limit_bytes);
+  if (!costs.ok()) return costs.status();
+  std::vector<char> recompute;
+  for (const StagePlan& s : plan.stages) recompute.push_back(s.recompute);
+  return Simulate(schedule, TimesOf(**costs, plan.boundaries, recompute));
 }
 
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
@@ -301,11 +374,13 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
 
 std::vector<int> StagesOverLimit(const Plan& plan) {
   std::vector<int> over;
-  if (!plan.memory_limit_bytes) return over;
   const std::vector<uint64_t> device = DevicePeakMemory(plan);
   for (const StagePlan& s : plan.stages) {
     const int d = s.device.value_or(s.index);
-    if (d >= 0 && d < plan.num_stages && device[d] > *plan.memory_limit_bytes) {
+    // A stage's own limit (its device's memory) when recorded, else the plan's.
+    const std::optional<uint64_t> limit =
+        s.memory_limit_bytes ? s.memory_limit_bytes : plan.memory_limit_bytes;
+    if (limit && d >= 0 && d < plan.num_stages && device[d] > *limit) {
       over.push_back(s.index);
     }
   }

@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "executor/schedule.h"
 #include "executor/simulator.h"
+#include "partitioner/devices.h"
 
 namespace pp {
 
@@ -31,6 +32,12 @@ struct PlanRequest {
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit;  // nullopt: no limit
   std::vector<int> boundaries;           // method "given": first layer of chunks 1..chunks-1
+  // Heterogeneous devices and nodes (--device-types, --gpus-per-node); `profile` is stage 0's
+  // device type's. Schedules with one chunk per device only.
+  DeviceLayout devices;
+  // Activation recomputation per stage: "none", "all" or "auto" (the stages over their limit
+  // without it). gpipe and 1f1b only; needs `model` for the model input size.
+  std::string recompute = "none";
 };
 
 // The request's schedule (with its virtual stages).

@@ -20,6 +20,7 @@ SearchCandidate Describe(const Plan& plan, int replicas, bool fits) {
   c.micro_batch_size = plan.micro_batch_size;
   c.micro_batches = plan.num_micro_batches;
   c.schedule = plan.schedule;
+  for (const StagePlan& s : plan.stages) c.recompute |= s.recompute;
   c.fits = fits;
   c.step_ms = plan.predicted.step_time_ms;
   c.bubble_ratio = plan.predicted.bubble_ratio;
@@ -41,8 +42,8 @@ SearchCandidate Describe(const Plan& plan, int replicas, bool fits) {
 }
 
 bool Faster(const SearchCandidate& a, const SearchCandidate& b) {
-  return std::tie(a.batch_ms, a.stages, a.micro_batch_size, a.schedule) <
-         std::tie(b.batch_ms, b.stages, b.micro_batch_size, b.schedule);
+  return std::tie(a.batch_ms, a.stages, a.micro_batch_size, a.schedule, a.recompute) <
+         std::tie(b.batch_ms, b.stages, b.micro_batch_size, b.schedule, b.recompute);
 }
 
 void Explain(const SearchCandidate& best, SearchCandidate* c) {
@@ -141,6 +142,25 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
         plan_request.step_budget_s = request.step_budget_s;
         plan_request.optimizer = request.optimizer;
         plan_request.memory_limit = request.memory_limit;
+        // The recomputation lever: the same shape with the stages over their limit recomputing
+        // (never faster per stage, so kept only when it changes the plan).
+        if (request.recompute_lever && request.model && request.objective == "bottleneck") {
+          PlanRequest again = plan_request;
+          again.recompute = "auto";
+          ++result.evaluated;
+          Result<Plan> plan = MakePlan(again);
+          if (plan.ok()) {
+            SearchCandidate c = Describe(*plan, r, true);
+            if (c.recompute) {
+              if (!have_best || Faster(c, best)) {
+                best = c;
+                result.best = std::move(*plan);
+                have_best = true;
+              }
+              fitting.push_back(std::move(c));
+            }
+          }
+        }
         ++result.evaluated;
         Result<Plan> plan = MakePlan(plan_request);
         if (plan.ok()) {

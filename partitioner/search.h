@@ -31,6 +31,8 @@ struct SearchRequest {
   // up to `step_budget_s` per candidate.
   std::string objective = "bottleneck";
   double step_budget_s = 1.0;
+  // Also plan each shape with --recompute auto (needs `model`; objective bottleneck only).
+  bool recompute_lever = true;
   size_t top = 10;
 };
 
@@ -44,6 +46,7 @@ struct SearchCandidate {
   int64_t micro_batch_size = 0;  // b
   int micro_batches = 0;        // m
   std::string schedule;
+  bool recompute = false;    // some stage recomputes its activations (--recompute auto)
   double step_ms = 0;        // simulated pipeline step
   double allreduce_ms = 0;   // ring all-reduce of the largest stage's gradients
   double batch_ms = 0;       // step_ms + allreduce_ms: time per global batch

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <limits>
@@ -55,26 +56,49 @@ bool ReachEnd(int n, int p, FitsFn fits, std::vector<std::vector<int>>* lo_out,
 
 SplitSearch::SplitSearch(const CostModel& cost, std::vector<int> in_flight,
                          std::optional<uint64_t> memory_limit, FeasibilityPath path)
-    : cost_(cost),
+    : SplitSearch(cost,
+                  StageSetup::Uniform(cost, static_cast<int>(in_flight.size()), memory_limit),
+                  in_flight, path) {}  // a copy: the setup reads its size
+
+SplitSearch::SplitSearch(StageSetup setup, std::vector<int> in_flight, FeasibilityPath path)
+    : SplitSearch(*setup.cost.at(0), setup, std::move(in_flight), path) {}
+
+SplitSearch::SplitSearch(const CostModel& base, const StageSetup& setup,
+                         std::vector<int> in_flight, FeasibilityPath path)
+    : setup_(setup),
+      cost_(base),
       in_flight_(std::move(in_flight)),
-      memory_limit_(memory_limit),
       path_(path),
-      in_flight_non_increasing_(
-          std::is_sorted(in_flight_.rbegin(), in_flight_.rend())) {}
+      same_devices_(setup_.SameDevices()),
+      any_memory_limit_(false),
+      in_flight_non_increasing_(std::is_sorted(in_flight_.rbegin(), in_flight_.rend())) {
+  for (const std::optional<uint64_t>& limit : setup_.memory_limit) {
+    any_memory_limit_ |= limit.has_value();
+  }
+}
+
+bool SplitSearch::StageFits(const Limits& limits, int s, int first, int last) const {
+  if (setup_.cost[s]->StageMs(first, last) > limits.time_ms) return false;
+  if (limits.limit_memory) return cost_.PeakMemory(first, last, in_flight_[s]) <= limits.memory;
+  if (limits.stage_memory && setup_.memory_limit[s]) {
+    return cost_.PeakMemory(first, last, in_flight_[s]) <= WideBytes{*setup_.memory_limit[s]};
+  }
+  return true;
+}
 
 bool SplitSearch::GreedyIsExact(const Limits& limits) const {
-  return !limits.limit_memory || in_flight_non_increasing_;
+  // A common memory limit (SmallestMemoryLimit) with no time limit treats every stage alike.
+  const bool alike = same_devices_ || (limits.limit_memory && std::isinf(limits.time_ms));
+  if (!alike) return false;
+  const bool memory = limits.limit_memory || (limits.stage_memory && any_memory_limit_);
+  return !memory || in_flight_non_increasing_;
 }
 
 bool SplitSearch::GreedyFits(const Limits& limits, std::vector<int>* boundaries) const {
-  const CostModel& c = cost_;
-  const int n = c.num_layers();
+  const int n = cost_.num_layers();
   const int p = num_stages();
   if (p > n || p < 1) return false;
-  auto fits = [&](int s, int i, int j) {
-    if (c.StageMs(i, j) > limits.time_ms) return false;
-    return !limits.limit_memory || c.PeakMemory(i, j, in_flight_[s]) <= limits.memory;
-  };
+  auto fits = [&](int s, int i, int j) { return StageFits(limits, s, i, j); };
   if (boundaries) boundaries->assign(p - 1, 0);
   int end = n - 1;  // last layer of stage s
   for (int s = p - 1; s >= 1; --s) {
@@ -99,22 +123,17 @@ bool SplitSearch::Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
     if (GreedyFits(limits, nullptr)) return true;
     if (GreedyIsExact(limits)) return false;
   }
-  const CostModel& c = cost_;
-  const std::vector<int>& in_flight = in_flight_;
-  auto fits = [&](int s, int i, int j) {
-    if (c.StageMs(i, j) > limits.time_ms) return false;
-    return !limits.limit_memory || c.PeakMemory(i, j, in_flight[s]) <= limits.memory;
-  };
-  return ReachEnd(c.num_layers(), num_stages(), fits, lo, reach);
+  auto fits = [&](int s, int i, int j) { return StageFits(limits, s, i, j); };
+  return ReachEnd(cost_.num_layers(), num_stages(), fits, lo, reach);
 }
 
 SplitSearch::Limits SplitSearch::MemoryOnly(WideBytes memory) const {
-  return {std::numeric_limits<double>::infinity(), memory, true};
+  return {std::numeric_limits<double>::infinity(), memory, true, false};
 }
 
 bool SplitSearch::MemoryFeasible() const {
-  if (!memory_limit_) return num_stages() <= cost_.num_layers();
-  return Fits(MemoryOnly(*memory_limit_), nullptr, nullptr);
+  if (!any_memory_limit_) return num_stages() <= cost_.num_layers();
+  return Fits(LimitsAt(std::numeric_limits<double>::infinity()), nullptr, nullptr);
 }
 
 WideBytes SplitSearch::SmallestMemoryLimit() const {
@@ -132,15 +151,16 @@ WideBytes SplitSearch::SmallestMemoryLimit() const {
 }
 
 SplitSearch::Limits SplitSearch::LimitsAt(double time_ms) const {
-  return {time_ms, memory_limit_ ? WideBytes{*memory_limit_} : WideBytes{0},
-          memory_limit_.has_value()};
+  return {time_ms, WideBytes{0}, false, true};
 }
 
 double SplitSearch::MinBottleneckMs() const {
   const int n = cost_.num_layers();
   auto fits = [&](double t) { return Fits(LimitsAt(t), nullptr, nullptr); };
-  // Every stage is at most the whole model, so the total always fits the time limit.
-  uint64_t lo = 0, hi = Bits(cost_.StageMs(0, n - 1));
+  // Every stage is at most the whole model on its slowest device, so that always fits.
+  double total = cost_.StageMs(0, n - 1);
+  for (const CostModel* c : setup_.cost) total = std::max(total, c->StageMs(0, n - 1));
+  uint64_t lo = 0, hi = Bits(total);
   while (lo < hi) {
     const uint64_t mid = lo + (hi - lo) / 2;
     if (fits(FromBits(mid))) hi = mid;
@@ -170,8 +190,8 @@ std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTi
   // stages; choice[s][j]: where stage s - 1 ends in it. Window minimum with a monotone deque:
   // for stage s ending at j the previous end e ranges over [lo - 1, j - 1], both ends rising.
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  auto boundary_cost = [&](int e) {
-    return tie == SplitTie::kFewestTransferMs ? cost_.TransferMs(e) : 0.0;
+  auto boundary_cost = [&](int s, int e) {  // the boundary after stage s - 1, at layer e
+    return tie == SplitTie::kFewestTransferMs ? cost_.TransferMs(e, setup_.link[s - 1]) : 0.0;
   };
   std::vector<double> prev(n, kInf), cur(n, kInf);
   std::vector<std::vector<int>> choice(p, std::vector<int>(n, -1));
@@ -181,7 +201,7 @@ std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTi
   for (int s = 1; s < p; ++s) {
     std::deque<int> window;  // candidate ends e, increasing; values non-decreasing from front
     int pushed = 0;          // next e to consider
-    auto value = [&](int e) { return prev[e] + boundary_cost(e); };
+    auto value = [&](int e) { return prev[e] + boundary_cost(s, e); };
     for (int j = 0; j < n; ++j) {
       cur[j] = kInf;
       while (pushed <= j - 1) {

@@ -16,6 +16,10 @@
 // held to a tighter limit than earlier ones (no memory limit, or in_flight non-increasing in s:
 // gpipe, 1f1b). docs/cost-model.md proves it. Otherwise a greedy failure is re-checked by the
 // O(p n) pass.
+//
+// Heterogeneous stages (StageSetup: each stage its own device's times and memory limit) use
+// the same tests with stage s's own costs; the greedy's "does not fit" is then re-checked by
+// the O(p n) pass unless every stage shares one device.
 #pragma once
 
 #include <cstdint>
@@ -47,13 +51,16 @@ class SplitSearch {
   // No memory limit when `memory_limit` is empty.
   SplitSearch(const CostModel& cost, std::vector<int> in_flight,
               std::optional<uint64_t> memory_limit, FeasibilityPath path = FeasibilityPath::kAuto);
+  // Per-stage devices; `setup`'s cost models must outlive the search.
+  SplitSearch(StageSetup setup, std::vector<int> in_flight,
+              FeasibilityPath path = FeasibilityPath::kAuto);
 
   int num_stages() const { return static_cast<int>(in_flight_.size()); }
 
-  // Whether some split meets the memory limit (any stage time).
+  // Whether some split meets the memory limits (any stage time).
   bool MemoryFeasible() const;
-  // The least memory limit under which some split fits: min over splits of the largest stage
-  // peak memory.
+  // The least memory limit, one for every stage, under which some split fits: min over splits
+  // of the largest stage peak memory.
   WideBytes SmallestMemoryLimit() const;
   // The least max_stage_ms over splits that meet the memory limit. Requires MemoryFeasible().
   double MinBottleneckMs() const;
@@ -65,9 +72,11 @@ class SplitSearch {
  private:
   struct Limits {
     double time_ms;
-    WideBytes memory;
+    WideBytes memory;   // one limit for every stage, when limit_memory
     bool limit_memory;
+    bool stage_memory;  // otherwise each stage's own limit from the setup
   };
+  bool StageFits(const Limits& limits, int s, int first, int last) const;
   // Fills `lo` (p x n; lo[s][j] = first layer of the widest fitting stage s ending at j, or
   // j + 1 when none) and `reach` (p x n; whether stage s can end at j) when given.
   bool Fits(const Limits& limits, std::vector<std::vector<int>>* lo,
@@ -78,11 +87,15 @@ class SplitSearch {
   // Whether a greedy failure under `limits` proves that no split fits.
   bool GreedyIsExact(const Limits& limits) const;
   Limits LimitsAt(double time_ms) const;
+  SplitSearch(const CostModel& base, const StageSetup& setup, std::vector<int> in_flight,
+              FeasibilityPath path);
 
-  const CostModel& cost_;
+  StageSetup setup_;
+  const CostModel& cost_;  // stage 0's; byte counts are the same for every stage
   std::vector<int> in_flight_;
-  std::optional<uint64_t> memory_limit_;
   FeasibilityPath path_;
+  bool same_devices_;
+  bool any_memory_limit_;
   bool in_flight_non_increasing_;
 };
 

@@ -45,7 +45,8 @@ class BranchAndBound {
  public:
   BranchAndBound(const SplitContext& ctx, const Schedule& schedule, double budget_s)
       : ctx_(ctx),
-        cost_(*ctx.cost),
+        cost_(ctx.bound_cost ? *ctx.bound_cost : *ctx.cost),
+        devices_(DevicesOf(ctx)),
         n_(ctx.cost->num_layers()),
         p_(ctx.num_stages),
         m_(schedule.num_micro_batches),
@@ -61,6 +62,21 @@ class BranchAndBound {
       alpha_.push_back(static_cast<double>(m_ - forwards));
     }
     total_ = cost_.StageMs(0, n_ - 1);
+    std::vector<Link> links;  // the distinct links in use
+    for (const Link& l : devices_.link) {
+      bool seen = false;
+      for (const Link& k : links) {
+        seen |= k.bandwidth_bytes_per_s == l.bandwidth_bytes_per_s && k.latency_ms == l.latency_ms;
+      }
+      if (!seen) links.push_back(l);
+    }
+    bound_transfer_.assign(n_, kInf);
+    for (int e = 0; e < n_; ++e) {
+      for (const Link& l : links) {
+        bound_transfer_[e] = std::min(bound_transfer_[e], cost_.TransferMs(e, l));
+      }
+      if (links.empty()) bound_transfer_[e] = cost_.TransferMs(e);
+    }
   }
 
   // Whether the bound tables fit; false: only the root bound is available.
@@ -87,7 +103,9 @@ class BranchAndBound {
       return std::max(path, total_ + a * cost_.ForwardMs(i, e) + b * cost_.BackwardMs(i, e));
     });
     min_transfer_.assign(n_ + 1, kInf);  // least transfer after a layer in [x, n - 2]
-    for (int e = n_ - 2; e >= 0; --e) min_transfer_[e] = std::min(min_transfer_[e + 1], cost_.TransferMs(e));
+    for (int e = n_ - 2; e >= 0; --e) {
+      min_transfer_[e] = std::min(min_transfer_[e + 1], TransferMs(e));
+    }
     return true;
   }
 
@@ -125,16 +143,17 @@ class BranchAndBound {
   };
 
   bool Fits(const std::vector<int>& b) const {
-    if (!ctx_.memory_limit) return true;
     for (int s = 0; s < p_; ++s) {
       const int first = s == 0 ? 0 : b[s - 1];
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
-      if (cost_.PeakMemory(first, last, ctx_.in_flight[s]) > WideBytes{*ctx_.memory_limit}) {
-        return false;
-      }
+      if (!WithinMemory(s, first, last)) return false;
     }
     return true;
   }
+
+  // The bounds' transfer after layer e: the least over the boundaries' links, so that the
+  // bounds describe one pipeline whose every time is at most the real one's.
+  double TransferMs(int e) const { return bound_transfer_[e]; }
 
   // can_finish_[k][j]: stages k..p-1 can cover layers [j, n-1] within the memory limit.
   void BuildReach() {
@@ -155,8 +174,8 @@ class BranchAndBound {
   }
 
   bool WithinMemory(int k, int first, int last) const {
-    return !ctx_.memory_limit ||
-           cost_.PeakMemory(first, last, ctx_.in_flight[k]) <= WideBytes{*ctx_.memory_limit};
+    const std::optional<uint64_t>& limit = devices_.memory_limit[k];
+    return !limit || cost_.PeakMemory(first, last, ctx_.in_flight[k]) <= WideBytes{*limit};
   }
 
   double Threshold() const { return best_ + 1e-12 * best_; }
@@ -178,7 +197,7 @@ class BranchAndBound {
   Fixed Extend(int k, const Fixed& before, int j, int e) const {
     Fixed after = before;
     const double x = cost_.StageMs(j, e);
-    const double t = k + 1 < p_ ? cost_.TransferMs(e) : 0.0;
+    const double t = k + 1 < p_ ? TransferMs(e) : 0.0;
     after.first_path = std::max(before.first_path, before.prefix + m_ * x);
     after.prefix = before.prefix + x + 2 * t;
     after.transfers = before.transfers + t;
@@ -250,7 +269,8 @@ class BranchAndBound {
 
  private:
   const SplitContext& ctx_;
-  const CostModel& cost_;
+  const CostModel& cost_;  // times at most every stage's own (ctx.bound_cost)
+  const StageSetup devices_;
   const int n_, p_, m_;
   const bool gpipe_;
   const double budget_s_;
@@ -260,6 +280,7 @@ class BranchAndBound {
   std::vector<std::vector<char>> can_finish_;
   std::vector<std::vector<double>> mm_x_, mm_f_, mm_b_, rest_joint_;
   std::vector<double> min_transfer_;
+  std::vector<double> bound_transfer_;  // per layer, TransferMs's table
   std::vector<int> boundaries_;
   double best_ = kInf;
   std::vector<int> best_split_;

@@ -1,4 +1,5 @@
 // pp-partition plan MODEL.json|PROFILE.json --stages P --micro-batches M [...]
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -37,6 +38,7 @@ struct PlanFlags {
   std::string boundaries;
   std::string optimizer = "adam";
   std::string memory_limit;
+  std::string recompute = "none";
   std::string format = "text";
   std::string output;
   std::string device = "h100";
@@ -121,12 +123,13 @@ int RunSearch(const PlanFlags& f) {
 }
 
 int RunPlan(const PlanFlags& f) {
-  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
-    return Fail("--device-types, --gpus-per-node and --inter-node-link: heterogeneous devices "
-                "and multi-node links are not available yet");
-  }
   Result<int> stages = ParseStages(f.stages_text);
   if (!stages.ok()) return Fail(stages.status());
+  if (f.stages_text == "auto" &&
+      (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty())) {
+    return Fail("--device-types, --gpus-per-node and --inter-node-link with --stages auto are "
+                "not available yet");
+  }
   if (f.stages_text == "auto") return RunSearch(f);
   if (f.gpus_total != 0 || f.global_batch != 0) {
     return Fail("--gpus-total and --global-batch go with --stages auto");
@@ -139,6 +142,86 @@ int RunPlan(const PlanFlags& f) {
   PlanFlags g = f;
   g.stages = *stages;
   return RunOne(g);
+}
+
+// --device-types TYPE:COUNT,... (one profile per type, as --device would give), and
+// --gpus-per-node K with --inter-node-link BANDWIDTH,LATENCY. Replaces `profile` with the
+// first type's.
+Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f, const ProfileOptions& po,
+                                           Profile* profile) {
+  DeviceLayout layout;
+  if (!f.device_types.empty()) {
+    if (!f.profile_paths.empty() || po.device_given) {
+      return Status::Error("--device-types profiles each type analytically (or from the measured "
+                           "profiles beside the model); drop --profile and --device");
+    }
+    std::stringstream in(f.device_types);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      const size_t colon = item.find(':');
+      const std::string type = item.substr(0, colon);
+      long count = 1;
+      if (colon != std::string::npos) {
+        size_t used = 0;
+        try {
+          count = std::stol(item.substr(colon + 1), &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != item.size() - colon - 1 || count < 1 || count > 1 << 16) {
+          return Status::Error("--device-types: \"" + Abbreviate(item) +
+                               "\" must be TYPE:COUNT with a positive count");
+        }
+      }
+      if (type.empty()) return Status::Error("--device-types: empty device type");
+      for (long i = 0; i < count; ++i) layout.stage_type.push_back(type);
+      if (type == layout.stage_type.front() || layout.profiles.count(type)) continue;
+      ProfileOptions one = po;
+      one.device = type;
+      one.device_given = true;
+      Result<ProfileSource> source = LoadProfileSource(f.input, one);
+      if (!source.ok()) return source.status().Prefixed("--device-types " + type);
+      layout.profiles[type] = std::move(source->profile);
+    }
+    if (layout.stage_type.empty()) return Status::Error("--device-types names no device");
+    ProfileOptions first = po;
+    first.device = layout.stage_type.front();
+    first.device_given = true;
+    Result<ProfileSource> source = LoadProfileSource(f.input, first);
+    if (!source.ok()) return source.status().Prefixed("--device-types " + first.device);
+    *profile = std::move(source->profile);
+    if (f.stages != 0 && f.stages != static_cast<int>(layout.stage_type.size())) {
+      return Status::Error("--device-types names " + std::to_string(layout.stage_type.size()) +
+                           " devices but --stages is " + std::to_string(f.stages));
+    }
+  }
+  if (f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
+    if (f.gpus_per_node < 1 || f.inter_node_link.empty()) {
+      return Status::Error("--gpus-per-node K (at least 1) and --inter-node-link BANDWIDTH,LATENCY "
+                           "go together");
+    }
+    const size_t comma = f.inter_node_link.find(',');
+    Link link;
+    bool ok = comma != std::string::npos;
+    try {
+      size_t used_b = 0, used_l = 0;
+      if (ok) {
+        link.bandwidth_bytes_per_s = std::stod(f.inter_node_link.substr(0, comma), &used_b);
+        link.latency_ms = std::stod(f.inter_node_link.substr(comma + 1), &used_l);
+        ok = used_b == comma && used_l == f.inter_node_link.size() - comma - 1;
+      }
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    if (!ok || !(link.bandwidth_bytes_per_s > 0) || !std::isfinite(link.bandwidth_bytes_per_s) ||
+        !(link.latency_ms >= 0) || !std::isfinite(link.latency_ms)) {
+      return Status::Error("--inter-node-link must be BANDWIDTH,LATENCY in bytes/s and ms, e.g. "
+                           "25e9,0.005 (got \"" + Abbreviate(f.inter_node_link) + "\")");
+    }
+    layout.gpus_per_node = f.gpus_per_node;
+    layout.inter_node_link = link;
+  }
+  return layout;
 }
 
 int RunOne(const PlanFlags& f) {
@@ -169,14 +252,22 @@ int RunOne(const PlanFlags& f) {
   request.num_micro_batches = f.micro_batches;
   request.method = f.method;
   request.objective = f.objective;
+  request.recompute = f.recompute;
   if (auto o = ParseOptimizer(f.optimizer)) request.optimizer = *o;
   else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
   if (!FindScheduleKind(f.schedule)) {
     return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
                 ScheduleNames() + ")");
   }
+  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
+    Result<DeviceLayout> layout = DeviceLayoutFromFlags(f, po, &request.profile);
+    if (!layout.ok()) return Fail(layout.status());
+    request.devices = std::move(*layout);
+  }
   if (f.memory_limit.empty()) {
     request.memory_limit = request.profile.device.memory_bytes;
+    // Heterogeneous devices: each stage under its own device's memory.
+    request.devices.per_device_memory = request.devices.heterogeneous();
   } else {
     Result<std::optional<uint64_t>> limit = ParseByteSize(f.memory_limit);
     if (!limit.ok()) return Fail("--memory-limit: " + limit.message());
@@ -200,8 +291,9 @@ int RunOne(const PlanFlags& f) {
     request.num_stages = chunks / per_device;
     request.method = "given";
   } else {
-    if (f.stages == 0) return Fail("--stages is required (or give --boundaries)");
-    request.num_stages = f.stages;
+    request.num_stages = f.stages != 0 ? f.stages
+                                       : static_cast<int>(request.devices.stage_type.size());
+    if (request.num_stages == 0) return Fail("--stages is required (or give --boundaries)");
   }
 
   // The default objective falls back to bottleneck where the exact step search does not apply
@@ -240,7 +332,10 @@ int RunOne(const PlanFlags& f) {
     std::cerr << "pp-partition: warning: stage " << s << " needs "
               << FormatBytes(st.device ? device_memory[*st.device] : st.peak_memory_bytes)
               << (st.device ? " with its device's other chunks" : "")
-              << ", over the limit of " << FormatBytes(*plan->memory_limit_bytes) << "\n";
+              << ", over the limit of "
+              << FormatBytes(st.memory_limit_bytes ? *st.memory_limit_bytes
+                                                   : plan->memory_limit_bytes.value_or(0))
+              << "\n";
   }
 
   // Judged before anything is written, so "not comparable" leaves no output file.
@@ -281,10 +376,11 @@ Handler SetupPlan(CLI::App& sub) {
                  "--stages auto: samples per step N over all replicas")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   sub.add_option("--device-types", f->device_types,
-                 "Devices in pipeline order, e.g. h100:2,a100:2 (not available yet)");
-  sub.add_option("--gpus-per-node", f->gpus_per_node, "GPUs per node (not available yet)");
+                 "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
+  sub.add_option("--gpus-per-node", f->gpus_per_node,
+                 "GPUs per node; boundaries between nodes use --inter-node-link");
   sub.add_option("--inter-node-link", f->inter_node_link,
-                 "Inter-node link BANDWIDTH,LATENCY (not available yet)");
+                 "Inter-node link BANDWIDTH,LATENCY in bytes/s and ms, e.g. 25e9,0.005");
   f->schedule_option =
       sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
           ->capture_default_str();
@@ -304,6 +400,10 @@ Handler SetupPlan(CLI::App& sub) {
                  "Evaluate this split: first layer index of stages 1..P-1, e.g. 5,10,15");
   sub.add_option("--optimizer", f->optimizer, "Training state per parameter: adam | sgd | none")
       ->capture_default_str();
+  sub.add_option("--recompute", f->recompute,
+                 "Activation recomputation per stage: none, all, or auto (the stages over their "
+                 "memory limit without it); gpipe and 1f1b")
+      ->check(CLI::IsMember({"none", "all", "auto"}));
   sub.add_option("--memory-limit", f->memory_limit,
                  "Per-stage memory limit, e.g. 80GiB, or none (default: the device's memory)");
   f->device_option =

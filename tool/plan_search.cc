@@ -17,7 +17,8 @@ std::string Row(int rank, const SearchCandidate& c) {
   std::ostringstream out;
   out << (rank > 0 ? std::to_string(rank) : std::string("-")) << "\tp=" << c.stages
       << " r=" << c.replicas << " b=" << c.micro_batch_size << " m=" << c.micro_batches << " "
-      << c.schedule << "\t" << FormatMs(c.batch_ms) << " per batch (step " << FormatMs(c.step_ms)
+      << c.schedule << (c.recompute ? " recompute" : "") << "\t" << FormatMs(c.batch_ms)
+      << " per batch (step " << FormatMs(c.step_ms)
       << " + all-reduce " << FormatMs(c.allreduce_ms) << ")\tbubble " << std::fixed
       << std::setprecision(1) << 100 * c.bubble_ratio << "%\tpeak "
       << FormatBytes(c.peak_memory_bytes);

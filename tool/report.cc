@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "core/units.h"
@@ -50,9 +51,12 @@ std::string Bar(double load, int width) {
 
 std::string Memory(const StagePlan& s, const Plan& plan) {
   std::string m = FormatBytes(s.peak_memory_bytes);
-  if (plan.memory_limit_bytes) {
-    m += " / " + FormatBytes(*plan.memory_limit_bytes);
-    if (s.peak_memory_bytes > *plan.memory_limit_bytes) m += " OVER";
+  // A stage's own limit (its device's memory) when recorded, else the plan's.
+  const std::optional<uint64_t> limit =
+      s.memory_limit_bytes ? s.memory_limit_bytes : plan.memory_limit_bytes;
+  if (limit) {
+    m += " / " + FormatBytes(*limit);
+    if (s.peak_memory_bytes > *limit) m += " OVER";
   }
   return m;
 }
@@ -93,7 +97,8 @@ std::string OpCategory(OpKind kind) {
 }
 
 std::string StageLabel(const StagePlan& s) {
-  return std::to_string(s.index) + (s.device ? "@d" + std::to_string(*s.device) : "");
+  return std::to_string(s.index) + (s.device ? "@d" + std::to_string(*s.device) : "") +
+         (s.device_type ? " " + *s.device_type : "") + (s.recompute ? " rc" : "");
 }
 
 }  // namespace
@@ -103,14 +108,27 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
   out << "plan: " << Header(plan) << "\n";
   out << "method " << plan.method << ", objective " << plan.objective << ", optimizer "
       << OptimizerName(plan.optimizer) << ", memory limit "
-      << (plan.memory_limit_bytes ? FormatBytes(*plan.memory_limit_bytes) : std::string("none"))
-      << "; profile: " << origin << "\n\n";
+      << (plan.memory_limit_bytes ? FormatBytes(*plan.memory_limit_bytes)
+          : !plan.stages.empty() && plan.stages.front().memory_limit_bytes
+              ? std::string("each device's memory")
+              : std::string("none"))
+      << "; profile: " << origin << "\n";
+  if (plan.gpus_per_node && plan.inter_node_link) {
+    out << "nodes: " << *plan.gpus_per_node << " GPUs per node, inter-node link "
+        << Fmt("%g", plan.inter_node_link->bandwidth_bytes_per_s) << " B/s, "
+        << Fmt("%g", plan.inter_node_link->latency_ms) << " ms\n";
+  }
+  out << "\n";
   const double bottleneck = plan.predicted.max_stage_ms;
-  out << Pad("stage", 6) << Pad("layers", 14) << Pad("names", 34) << Pad("fwd ms", 11, true)
+  bool recompute = false;
+  for (const StagePlan& s : plan.stages) recompute |= s.recompute;
+  const int label = (!plan.stages.empty() && plan.stages.front().device_type ? 12 : 6) +
+                    (recompute ? 3 : 0);
+  out << Pad("stage", label) << Pad("layers", 14) << Pad("names", 34) << Pad("fwd ms", 11, true)
       << Pad("bwd ms", 11, true) << "  " << Pad("peak memory / limit", 26) << "load\n";
   for (const StagePlan& s : plan.stages) {
     const double load = bottleneck > 0 ? (s.forward_ms + s.backward_ms) / bottleneck : 0;
-    out << Pad(StageLabel(s), 6) << Pad(Range(s), 14) << Pad(Names(s), 34)
+    out << Pad(StageLabel(s), label) << Pad(Range(s), 14) << Pad(Names(s), 34)
         << Pad(Fmt("%.3f", s.forward_ms), 11, true) << Pad(Fmt("%.3f", s.backward_ms), 11, true)
         << "  " << Pad(Memory(s, plan), 26) << Bar(load, 20) << Fmt(" %3.0f%%", 100 * load)
         << "\n";

@@ -1,0 +1,122 @@
+#include "partitioner/devices.h"
+
+#include <algorithm>
+
+namespace pp {
+namespace {
+
+Status SameBytes(const Profile& base, const Profile& other, const std::string& type) {
+  const std::string what = "the profile of device type " + type;
+  if (other.layers.size() != base.layers.size()) {
+    return Status::Error(what + " has " + std::to_string(other.layers.size()) +
+                         " layers; the first type's has " + std::to_string(base.layers.size()));
+  }
+  for (size_t i = 0; i < base.layers.size(); ++i) {
+    const LayerProfile& a = base.layers[i];
+    const LayerProfile& b = other.layers[i];
+    if (a.param_bytes != b.param_bytes || a.activation_bytes != b.activation_bytes ||
+        a.output_bytes != b.output_bytes) {
+      return Status::Error(what + " differs from the first type's in the byte counts of layer " +
+                           std::to_string(i) + " (" + a.name +
+                           "); every type must profile the same model, micro-batch and dtype");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+DeviceLayout LayoutOf(const Plan& plan) {
+  DeviceLayout layout;
+  bool typed = !plan.stages.empty();
+  for (const StagePlan& s : plan.stages) typed &= s.device_type.has_value();
+  if (typed) {
+    for (const StagePlan& s : plan.stages) layout.stage_type.push_back(*s.device_type);
+  }
+  layout.profiles = plan.device_profiles;
+  bool limits = !plan.stages.empty();
+  for (const StagePlan& s : plan.stages) limits &= s.memory_limit_bytes.has_value();
+  layout.per_device_memory = limits && !plan.memory_limit_bytes;
+  layout.gpus_per_node = plan.gpus_per_node.value_or(0);
+  layout.inter_node_link = plan.inter_node_link;
+  return layout;
+}
+
+void RecordLayout(const DeviceLayout& layout, Plan* plan) {
+  if (layout.heterogeneous()) {
+    for (size_t s = 0; s < plan->stages.size() && s < layout.stage_type.size(); ++s) {
+      plan->stages[s].device_type = layout.stage_type[s];
+    }
+    plan->device_profiles = layout.profiles;
+  }
+  if (layout.multi_node()) {
+    plan->gpus_per_node = layout.gpus_per_node;
+    plan->inter_node_link = layout.inter_node_link;
+  }
+}
+
+Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
+                                                     const DeviceLayout& layout,
+                                                     Optimizer optimizer, int stages,
+                                                     std::optional<uint64_t> memory_limit) {
+  std::unique_ptr<StageCosts> c(new StageCosts());
+  if (layout.heterogeneous() && static_cast<int>(layout.stage_type.size()) != stages) {
+    return Status::Error("--device-types names " + std::to_string(layout.stage_type.size()) +
+                         " devices for " + std::to_string(stages) + " stages");
+  }
+  c->profiles_.push_back(base);
+  c->models_.emplace_back(c->profiles_.back(), optimizer);
+  std::map<std::string, const CostModel*> by_type;
+  std::map<std::string, const Profile*> profile_by_type;
+  if (layout.heterogeneous()) {
+    by_type[layout.stage_type[0]] = &c->models_.back();
+    profile_by_type[layout.stage_type[0]] = &c->profiles_.back();
+  }
+  for (const std::string& type : layout.stage_type) {
+    if (by_type.count(type)) continue;
+    auto it = layout.profiles.find(type);
+    if (it == layout.profiles.end()) {
+      return Status::Error("no profile for device type " + type);
+    }
+    PP_RETURN_IF_ERROR(SameBytes(base, it->second, type));
+    c->profiles_.push_back(it->second);
+    c->models_.emplace_back(c->profiles_.back(), optimizer);
+    by_type[type] = &c->models_.back();
+    profile_by_type[type] = &c->profiles_.back();
+  }
+  for (int s = 0; s < stages; ++s) {
+    const std::string type = layout.heterogeneous() ? layout.stage_type[s] : "";
+    const CostModel* model = layout.heterogeneous() ? by_type[type] : &c->models_.front();
+    const Profile* profile =
+        layout.heterogeneous() ? profile_by_type[type] : &c->profiles_.front();
+    c->stage_cost_.push_back(model);
+    c->stage_profile_.push_back(profile);
+    c->setup_.cost.push_back(model);
+    c->setup_.memory_limit.push_back(layout.per_device_memory
+                                         ? std::optional<uint64_t>(profile->device.memory_bytes)
+                                         : memory_limit);
+  }
+  for (int s = 0; s + 1 < stages; ++s) {
+    const bool crosses = layout.multi_node() &&
+                         s / layout.gpus_per_node != (s + 1) / layout.gpus_per_node;
+    c->setup_.link.push_back(crosses ? *layout.inter_node_link : base.link);
+  }
+  if (c->models_.size() == 1) {
+    c->envelope_ = &c->models_.front();
+  } else {
+    Profile envelope = base;
+    for (size_t i = 0; i < envelope.layers.size(); ++i) {
+      LayerProfile& l = envelope.layers[i];
+      for (const Profile& p : c->profiles_) {
+        l.forward_ms = std::min(l.forward_ms, p.layers[i].forward_ms);
+        l.backward_ms = std::min(l.backward_ms, p.layers[i].backward_ms);
+      }
+    }
+    c->profiles_.push_back(std::move(envelope));
+    c->models_.emplace_back(c->profiles_.back(), optimizer);
+    c->envelope_ = &c->models_.back();
+  }
+  return c;
+}
+
+}  // namespace pp

@@ -1,0 +1,115 @@
+#include "partitioner/recompute.h"
+
+#include <limits>
+
+namespace pp {
+namespace {
+
+// Stage s over [first, last]: its time under `mode`, or infinity when it cannot fit.
+double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<int>& in_flight,
+                 uint64_t model_input, int s, int first, int last) {
+  const CostModel& c = *setup.cost[s];
+  const std::optional<uint64_t>& limit = setup.memory_limit[s];
+  auto fits = [&](bool recompute) {
+    return !limit ||
+           StagePeak(c, first, last, in_flight[s], recompute, model_input) <= WideBytes{*limit};
+  };
+  const double plain = c.StageMs(first, last);
+  const double again = plain + c.ForwardMs(first, last);
+  switch (mode) {
+    case RecomputeMode::kNone:
+      return fits(false) ? plain : std::numeric_limits<double>::infinity();
+    case RecomputeMode::kAll:
+      return fits(true) ? again : std::numeric_limits<double>::infinity();
+    case RecomputeMode::kAuto:
+      return fits(false) ? plain : fits(true) ? again : std::numeric_limits<double>::infinity();
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+}  // namespace
+
+std::optional<RecomputeMode> ParseRecomputeMode(std::string_view name) {
+  if (name == "none") return RecomputeMode::kNone;
+  if (name == "all") return RecomputeMode::kAll;
+  if (name == "auto") return RecomputeMode::kAuto;
+  return std::nullopt;
+}
+
+Result<uint64_t> ModelInputBytes(const std::optional<Model>& model, const Profile& profile) {
+  if (!model) {
+    return Status::Error("--recompute needs the model's input size; plan from a model file");
+  }
+  const int64_t mbs = profile.micro_batch_size;
+  if (model->input.tokens()) return static_cast<uint64_t>(4 * mbs * model->input.seq_len);
+  return static_cast<uint64_t>(mbs * model->input.features * DTypeBytes(profile.dtype));
+}
+
+WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
+                    uint64_t model_input) {
+  if (!recompute) return cost.PeakMemory(first, last, in_flight);
+  return cost.ParamBytes(first, last) * static_cast<WideBytes>(cost.state_multiplier()) +
+         WideBytes{RecomputeInputBytes(cost, model_input, first)} *
+             static_cast<WideBytes>(in_flight) +
+         cost.ActivationBytes(first, last);
+}
+
+std::vector<char> RecomputeStages(RecomputeMode mode, const StageSetup& setup,
+                                  const std::vector<int>& in_flight,
+                                  const std::vector<int>& boundaries, uint64_t model_input) {
+  const int p = static_cast<int>(boundaries.size()) + 1;
+  std::vector<char> out(p, mode == RecomputeMode::kAll);
+  if (mode != RecomputeMode::kAuto) return out;
+  const int n = setup.cost[0]->num_layers();
+  for (int s = 0; s < p; ++s) {
+    const int first = s == 0 ? 0 : boundaries[s - 1];
+    const int last = s + 1 == p ? n - 1 : boundaries[s] - 1;
+    const std::optional<uint64_t>& limit = setup.memory_limit[s];
+    out[s] = limit && StagePeak(*setup.cost[s], first, last, in_flight[s], false, model_input) >
+                          WideBytes{*limit};
+  }
+  return out;
+}
+
+Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const StageSetup& setup,
+                                                  const std::vector<int>& in_flight,
+                                                  uint64_t model_input) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const int n = setup.cost[0]->num_layers();
+  const int p = static_cast<int>(in_flight.size());
+  if (static_cast<double>(p) * n * n > kMaxRecomputeWork) {
+    return Status::Error("--recompute with " + std::to_string(n) + " layers and " +
+                         std::to_string(p) + " stages is not available yet (too large)");
+  }
+  // best[s][j]: least max stage time over splits of layers [0, j] into stages 0..s.
+  std::vector<std::vector<double>> best(p, std::vector<double>(n, kInf));
+  std::vector<std::vector<int>> from(p, std::vector<int>(n, -1));
+  for (int j = 0; j < n; ++j) best[0][j] = StageCost(mode, setup, in_flight, model_input, 0, 0, j);
+  for (int s = 1; s < p; ++s) {
+    for (int j = s; j < n; ++j) {
+      for (int i = s; i <= j; ++i) {  // stage s is [i, j]
+        if (best[s - 1][i - 1] == kInf) continue;
+        const double v = std::max(best[s - 1][i - 1],
+                                  StageCost(mode, setup, in_flight, model_input, s, i, j));
+        if (v < best[s][j]) {
+          best[s][j] = v;
+          from[s][j] = i;
+        }
+      }
+    }
+  }
+  if (best[p - 1][n - 1] == kInf) {
+    return Status::Error("no split of the " + std::to_string(n) + " layers into " +
+                         std::to_string(p) + " stages fits the memory limit, even with "
+                         "--recompute " + (mode == RecomputeMode::kNone ? "none" : "on"));
+  }
+  std::vector<int> boundaries(p - 1);
+  int end = n - 1;
+  for (int s = p - 1; s >= 1; --s) {
+    boundaries[s - 1] = from[s][end];
+    end = from[s][end] - 1;
+  }
+  return boundaries;
+}
+
+}  // namespace pp
