@@ -52,22 +52,6 @@ Profile OtherType(std::mt19937_64& rng, const Profile& base, uint64_t memory) {
   return p;
 }
 
-template <typename Visit>
-void ForEachSplit(int n, int p, Visit visit) {
-  std::vector<int> b(p - 1);
-  auto rec = [&](auto&& self, int k, int from) -> void {
-    if (k == p - 1) {
-      visit(b);
-      return;
-    }
-    for (int x = from; x <= n - (p - 1 - k); ++x) {
-      b[k] = x;
-      self(self, k + 1, x + 1);
-    }
-  };
-  rec(rec, 0, 1);
-}
-
 struct Direct {
   double max_stage_ms = 0;
   double step_ms = 0;
@@ -151,7 +135,7 @@ void CheckAgainstBruteForce(const std::string& objective, uint64_t seed) {
     r.objective = objective;
     const int n = static_cast<int>(r.profile.layers.size());
     double best_bottleneck = kInf, best_step = kInf;
-    ForEachSplit(n, r.num_stages, [&](const std::vector<int>& b) {
+    testing::ForEachSplit(n, r.num_stages, [&](const std::vector<int>& b) {
       const Direct d = Evaluate(r, b);
       if (!d.fits) return;
       best_bottleneck = std::min(best_bottleneck, d.max_stage_ms);
@@ -275,7 +259,7 @@ TEST(Nodes, SplitAvoidsACostlyInterNodeBoundary) {
   std::vector<int> best_split;
   r.devices.stage_type = {"dev", "dev"};
   r.devices.per_device_memory = true;
-  ForEachSplit(6, 2, [&](const std::vector<int>& b) {
+  testing::ForEachSplit(6, 2, [&](const std::vector<int>& b) {
     const double step = Evaluate(r, b).step_ms;
     if (step < best) {
       best = step;

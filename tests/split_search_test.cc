@@ -13,6 +13,7 @@
 #include "partitioner/methods.h"
 #include "partitioner/planner.h"
 #include "partitioner/split_search.h"
+#include "tests/test_util.h"
 
 namespace pp {
 namespace {
@@ -97,23 +98,6 @@ Evaluated Evaluate(const Case& c, const std::vector<int>& boundaries) {
   return e;
 }
 
-// Calls `visit` with every split of n layers into p non-empty stages.
-template <typename Visit>
-void ForEachSplit(int n, int p, Visit visit) {
-  std::vector<int> b(p - 1);
-  auto rec = [&](auto&& self, int k, int from) -> void {
-    if (k == p - 1) {
-      visit(b);
-      return;
-    }
-    for (int x = from; x <= n - (p - 1 - k); ++x) {
-      b[k] = x;
-      self(self, k + 1, x + 1);
-    }
-  };
-  rec(rec, 0, 1);
-}
-
 PlanRequest RequestOf(const Case& c, const std::string& method) {
   PlanRequest r;
   r.profile = c.profile;
@@ -135,7 +119,7 @@ TEST(DpPartitioner, EqualsBruteForceOnRandomCases) {
     const int n = static_cast<int>(c.profile.layers.size());
     // Brute force without a limit first, to place a limit between the best and worst peaks.
     uint64_t least_peak = std::numeric_limits<uint64_t>::max(), most_peak = 0;
-    ForEachSplit(n, c.stages, [&](const std::vector<int>& b) {
+    testing::ForEachSplit(n, c.stages, [&](const std::vector<int>& b) {
       const Evaluated e = Evaluate(c, b);
       least_peak = std::min(least_peak, e.max_peak);
       most_peak = std::max(most_peak, e.max_peak);
@@ -149,7 +133,7 @@ TEST(DpPartitioner, EqualsBruteForceOnRandomCases) {
     }
 
     double best = std::numeric_limits<double>::infinity();
-    ForEachSplit(n, c.stages, [&](const std::vector<int>& b) {
+    testing::ForEachSplit(n, c.stages, [&](const std::vector<int>& b) {
       const Evaluated e = Evaluate(c, b);
       if (e.fits) best = std::min(best, e.max_stage_ms);
     });
@@ -226,7 +210,7 @@ TEST(Baselines, ParametersMinimisesLargestStageParams) {
       return worst;
     };
     uint64_t best = std::numeric_limits<uint64_t>::max();
-    ForEachSplit(n, c.stages, [&](const std::vector<int>& b) { best = std::min(best, largest(b)); });
+    testing::ForEachSplit(n, c.stages, [&](const std::vector<int>& b) { best = std::min(best, largest(b)); });
     Result<Plan> plan = MakePlan(RequestOf(c, "parameters"));
     ASSERT_TRUE(plan.ok());
     EXPECT_EQ(largest(plan->boundaries), best) << "trial " << trial;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "partitioner/planner.h"
+#include "tests/test_util.h"
 
 namespace pp {
 namespace {
@@ -35,23 +36,6 @@ Profile RandomProfile(std::mt19937_64& rng, int n) {
   return profile;
 }
 
-// Calls `visit` with every split of n layers into p non-empty stages.
-template <typename Visit>
-void ForEachSplit(int n, int p, Visit visit) {
-  std::vector<int> b(p - 1);
-  auto rec = [&](auto&& self, int k, int from) -> void {
-    if (k == p - 1) {
-      visit(b);
-      return;
-    }
-    for (int x = from; x <= n - (p - 1 - k); ++x) {
-      b[k] = x;
-      self(self, k + 1, x + 1);
-    }
-  };
-  rec(rec, 0, 1);
-}
-
 struct Brute {
   double best_step = kInf;        // over splits within the memory limit
   uint64_t least_peak = ~0ull;    // over all splits: the largest stage peak, minimised
@@ -61,7 +45,7 @@ struct Brute {
 Brute BruteForce(const PlanRequest& request) {
   Brute out;
   const int n = static_cast<int>(request.profile.layers.size());
-  ForEachSplit(n, request.num_stages, [&](const std::vector<int>& b) {
+  testing::ForEachSplit(n, request.num_stages, [&](const std::vector<int>& b) {
     Result<Plan> plan = EvaluateSplit(request, b, "given");
     EXPECT_TRUE(plan.ok()) << plan.message();
     if (!plan.ok()) return;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/json_util.h"
 
@@ -34,6 +35,24 @@ CommandResult RunTool(const std::string& args);
 std::string TempDir();
 
 void WriteText(const std::string& path, const std::string& text);
+
+// Calls `visit(boundaries)` with every split of n layers into p non-empty contiguous stages
+// (the brute force the solvers are checked against).
+template <typename Visit>
+void ForEachSplit(int n, int p, Visit visit) {
+  std::vector<int> b(p - 1);
+  auto rec = [&](auto&& self, int k, int from) -> void {
+    if (k == p - 1) {
+      visit(b);
+      return;
+    }
+    for (int x = from; x <= n - (p - 1 - k); ++x) {
+      b[k] = x;
+      self(self, k + 1, x + 1);
+    }
+  };
+  rec(rec, 0, 1);
+}
 std::string ReadText(const std::string& path);
 
 }  // namespace pp::testing
