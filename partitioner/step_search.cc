@@ -60,6 +60,7 @@ class BranchAndBound {
         ++forwards;
       }
       alpha_.push_back(static_cast<double>(m_ - forwards));
+      beta_.push_back(Beta(ops));
     }
     total_ = cost_.StageMs(0, n_ - 1);
     std::vector<Link> links;  // the distinct links in use
@@ -79,9 +80,29 @@ class BranchAndBound {
     }
   }
 
+  // beta_s (docs/cost-model.md, bound 5): with i the micro-batch of the device's last forward,
+  // the backwards before that forward plus those from B(i) on, less one; 0 (bound 3) when the
+  // list is not of that shape (B(i) before the last forward, or missing).
+  static double Beta(const std::vector<PipelineOp>& ops) {
+    int last_forward = -1;
+    for (int x = 0; x < static_cast<int>(ops.size()); ++x) {
+      if (ops[x].kind == OpKind::kForward) last_forward = x;
+    }
+    if (last_forward < 0) return 0;
+    const int i = ops[last_forward].micro_batch;
+    int count = 0, own = -1;
+    for (int x = 0; x < static_cast<int>(ops.size()); ++x) {
+      if (ops[x].kind != OpKind::kBackward) continue;
+      if (ops[x].micro_batch == i && own < 0) own = x;
+      if (x < last_forward || (own >= 0 && x >= own)) ++count;
+    }
+    if (own < last_forward) return 0;
+    return std::max(0, count - 1);
+  }
+
   // Whether the bound tables fit; false: only the root bound is available.
   bool Prepare() {
-    if (static_cast<double>(p_) * (n_ + 1) * 4 > kMaxTableEntries) return false;
+    if (static_cast<double>(p_) * (n_ + 1) * 8 > kMaxTableEntries) return false;
     BuildReach();
     const int max_r = p_ - 1;
     const double b = m_ - 1.0;
@@ -96,12 +117,23 @@ class BranchAndBound {
     // the smallest alpha.
     bool rising = true;
     for (int s = 1; s < p_; ++s) rising &= alpha_[s] >= alpha_[s - 1];
+    for (int s = 1; s < p_; ++s) rising &= beta_[s] >= beta_[s - 1];
     const double alpha_min = *std::min_element(alpha_.begin(), alpha_.end());
+    const double beta_min = *std::min_element(beta_.begin(), beta_.end());
     rest_joint_ = MinMaxRows(n_, max_r, [&](int r, int i, int e) {
       const double a = rising ? alpha_[p_ - r] : alpha_min;
+      const double c = rising ? beta_[p_ - r] : beta_min;
       const double path = (i == 0 ? 0.0 : cost_.StageMs(0, i - 1)) + m_ * cost_.StageMs(i, e);
-      return std::max(path, total_ + a * cost_.ForwardMs(i, e) + b * cost_.BackwardMs(i, e));
+      const double f = cost_.ForwardMs(i, e), g = cost_.BackwardMs(i, e);
+      return std::max(path, total_ + std::max(a * f + b * g, b * f + c * g));
     });
+    for (const auto* rows : {&mm_x_, &mm_f_, &mm_b_, &rest_joint_}) {
+      std::vector<std::vector<double>> low = *rows;
+      for (std::vector<double>& row : low) {
+        for (size_t x = 1; x < row.size(); ++x) row[x] = std::min(row[x], row[x - 1]);
+      }
+      low_.push_back(std::move(low));
+    }
     min_transfer_.assign(n_ + 1, kInf);  // least transfer after a layer in [x, n - 2]
     for (int e = n_ - 2; e >= 0; --e) {
       min_transfer_[e] = std::min(min_transfer_[e + 1], TransferMs(e));
@@ -117,6 +149,84 @@ class BranchAndBound {
     if (step < best_) {
       best_ = step;
       best_split_ = boundaries;
+    }
+  }
+
+  // Candidate splits (heuristic, only ever offered): for the per-stage lower bounds of the
+  // doc, the split that makes the largest of them least, found by bisection on the value with
+  // a greedy that gives every stage as many layers as the value allows.
+  // Both stop once `share` of the budget is spent (checked before every simulation).
+  void OfferBalanced(double share) {
+    if (p_ < 2) return;
+    const double b = m_ - 1.0;
+    const auto path = [&](int, int i, int e) {
+      return (i == 0 ? 0.0 : cost_.StageMs(0, i - 1)) + m_ * cost_.StageMs(i, e);
+    };
+    const auto joint = [&](int s, int i, int e) {
+      const double f = cost_.ForwardMs(i, e), g = cost_.BackwardMs(i, e);
+      return std::max(path(s, i, e), total_ + std::max(alpha_[s] * f + b * g,
+                                                        b * f + beta_[s] * g));
+    };
+    const auto balanced = [&](auto cost, double high) {
+      std::vector<int> split(p_ - 1);
+      const auto greedy = [&](double limit) {
+        int i = 0;
+        for (int s = 0; s + 1 < p_; ++s) {
+          int lo = i, hi = n_ - 1 - (p_ - 1 - s);  // the largest end within `limit`
+          if (lo > hi || cost(s, i, lo) > limit) return false;
+          while (lo < hi) {
+            const int mid = lo + (hi - lo + 1) / 2;
+            if (cost(s, i, mid) <= limit) lo = mid;
+            else hi = mid - 1;
+          }
+          split[s] = lo + 1;
+          i = lo + 1;
+        }
+        return cost(p_ - 1, i, n_ - 1) <= limit;
+      };
+      if (Spent() > share * budget_s_ || !greedy(high)) return;
+      double lo = 0, hi = high;
+      for (int it = 0; it < 100 && lo < 0.5 * (lo + hi) && 0.5 * (lo + hi) < hi; ++it) {
+        (greedy(0.5 * (lo + hi)) ? hi : lo) = 0.5 * (lo + hi);
+      }
+      if (greedy(hi)) Offer(split);
+    };
+    balanced(path, m_ * total_ + 1);
+    balanced(joint, 2 * m_ * total_ + 1);
+    // Caps on the largest forward and backward together (gpipe's step is T + 2 sum t +
+    // (m - 1)(max F + max B)): for forward caps from the average stage's F up by 20 %, the
+    // split with the least max B under the cap.
+    const auto capped = [&](double cap_f) {
+      return [&, cap_f](int, int i, int e) {
+        return cost_.ForwardMs(i, e) > cap_f ? kInf : cost_.BackwardMs(i, e);
+      };
+    };
+    const double least_f = cost_.ForwardMs(0, n_ - 1) / p_;  // max F is at least this
+    const double all_b = cost_.BackwardMs(0, n_ - 1) + 1;
+    for (int g = 0; g <= 64; ++g) balanced(capped(least_f * (1 + 0.2 * g / 64)), all_b);
+  }
+
+  // Hill climbing from the incumbent: moves of one boundary, or of a run of neighbouring
+  // boundaries together, by +-1, 2, 4, ... layers, kept while the simulated step falls. Only
+  // makes the incumbent (a simulated split within the memory limit) better; never prunes.
+  void Improve(double share) {
+    for (bool improved = true; improved && !best_split_.empty();) {
+      improved = false;
+      for (int w = 1; w <= 2 && !improved; ++w) {  // w neighbouring boundaries move together
+        for (int i = 0; i + w <= p_ - 1 && !improved; ++i) {
+          for (int d = 1; d < n_ && !improved; d *= 2) {
+            for (const int delta : {d, -d}) {
+              if (Spent() > share * budget_s_) return;
+              std::vector<int> b = best_split_;
+              for (int x = i; x < i + w; ++x) b[x] += delta;
+              const int lo = i == 0 ? 0 : b[i - 1], hi = i + w == p_ - 1 ? n_ : b[i + w];
+              const double before = best_;
+              if (b[i] > lo && b[i + w - 1] < hi) Offer(b);  // inner order is kept by the move
+              if ((improved = best_ < before)) break;
+            }
+          }
+        }
+      }
     }
   }
 
@@ -138,7 +248,7 @@ class BranchAndBound {
     double prefix = 0;        // sum of stage time + 2 x transfer over the fixed stages
     double transfers = 0;     // sum of the fixed boundaries' transfers
     double first_path = 0;    // max over fixed s of prefix_s + m x stage time
-    double weighted = 0;      // max over fixed s of alpha_s F_s + (m - 1) B_s
+    double weighted = 0;      // max over fixed s of Weighted(s, F_s, B_s)
     double max_f = 0, max_b = 0;
   };
 
@@ -180,13 +290,18 @@ class BranchAndBound {
 
   double Threshold() const { return best_ + 1e-12 * best_; }
 
+  // Bounds 2 and 5 of stage k with forward f and backward b, less T + 2 sum t.
+  double Weighted(int k, double f, double b) const {
+    return std::max(alpha_[k] * f + (m_ - 1.0) * b, (m_ - 1.0) * f + beta_[k] * b);
+  }
+
   // Bounds that only grow with the end e of stage k (so the scan over e may stop).
   double GrowingBound(int k, const Fixed& before, int j, int e) const {
     const double f = cost_.ForwardMs(j, e), b = cost_.BackwardMs(j, e);
     const double x = cost_.StageMs(j, e);
     const double base = total_ + 2 * before.transfers;
     double lb = std::max(before.first_path, before.prefix + m_ * x);
-    lb = std::max(lb, base + std::max(before.weighted, alpha_[k] * f + (m_ - 1.0) * b));
+    lb = std::max(lb, base + std::max(before.weighted, Weighted(k, f, b)));
     lb = std::max(lb, base + (m_ - 1.0) * std::max(before.max_f, f));
     if (gpipe_) {
       lb = std::max(lb, base + (m_ - 1.0) * (std::max(before.max_f, f) + std::max(before.max_b, b)));
@@ -201,8 +316,8 @@ class BranchAndBound {
     after.first_path = std::max(before.first_path, before.prefix + m_ * x);
     after.prefix = before.prefix + x + 2 * t;
     after.transfers = before.transfers + t;
-    after.weighted = std::max(before.weighted,
-                              alpha_[k] * cost_.ForwardMs(j, e) + (m_ - 1.0) * cost_.BackwardMs(j, e));
+    after.weighted =
+        std::max(before.weighted, Weighted(k, cost_.ForwardMs(j, e), cost_.BackwardMs(j, e)));
     after.max_f = std::max(before.max_f, cost_.ForwardMs(j, e));
     after.max_b = std::max(before.max_b, cost_.BackwardMs(j, e));
     return after;
@@ -224,14 +339,47 @@ class BranchAndBound {
       max_b = std::max(max_b, mm_b_[r][next]);
     }
     lb = std::max(lb, base + (m_ - 1.0) * max_f);
-    if (gpipe_) lb = std::max(lb, base + (m_ - 1.0) * (max_f + max_b));
+    if (gpipe_) {
+      // max F + max B is at least every stage's F + B, so at least the rest's least max X.
+      const double rest_x = r >= 1 ? mm_x_[r][next] : 0.0;
+      lb = std::max(lb, base + (m_ - 1.0) * std::max(max_f + max_b, rest_x));
+    }
+    return lb;
+  }
+
+  // A lower bound on Bound(k, Extend(k, before, j, e), e + 1) that does not increase with e:
+  // it reads the prefix minima (low_) of the later stages' tables.
+  double SkipBound(int k, const Fixed& before, int e) const {
+    const int r = p_ - 1 - k, x = e + 1;
+    const double base = total_ + 2 * before.transfers;
+    const double f = std::max(before.max_f, low_[1][r][x]);
+    const double b = std::max(before.max_b, low_[2][r][x]);
+    double lb = std::max(before.prefix + m_ * low_[0][r][x],
+                         2 * before.transfers + low_[3][r][x]);
+    lb = std::max(lb, base + (m_ - 1.0) * f);
+    if (gpipe_) lb = std::max(lb, base + (m_ - 1.0) * std::max(f + b, low_[0][r][x]));
     return lb;
   }
 
   void Visit(int k, int j, const Fixed& before) {
     const int r = p_ - 1 - k;
     const int last_end = n_ - 1 - r;
-    for (int e = j; e <= last_end; ++e) {
+    int first_end = j;
+    if (r == 0) {
+      first_end = n_ - 1;  // the last stage ends at the last layer
+    } else {
+      // Every end before the first whose SkipBound is within the threshold has a Bound above
+      // it too, so would be dropped: start the scan there (binary search, SkipBound falls).
+      int lo = j, hi = last_end + 1;
+      const double threshold = Threshold();
+      while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (SkipBound(k, before, mid) > threshold) lo = mid + 1;
+        else hi = mid;
+      }
+      first_end = lo;
+    }
+    for (int e = first_end; e <= last_end; ++e) {
       if (!WithinMemory(k, j, e)) break;
       if (!can_finish_[k + 1][e + 1]) continue;
       if (GrowingBound(k, before, j, e) > Threshold()) break;
@@ -257,10 +405,10 @@ class BranchAndBound {
     }
   }
 
-  bool OverBudget() const {
-    const std::chrono::duration<double> spent = std::chrono::steady_clock::now() - start_;
-    return spent.count() > budget_s_;
+  double Spent() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
+  bool OverBudget() const { return Spent() > budget_s_; }
 
  public:
   // A bound that needs no tables: one micro-batch's round trip, and m times the average
@@ -275,10 +423,11 @@ class BranchAndBound {
   const bool gpipe_;
   const double budget_s_;
   const std::chrono::steady_clock::time_point start_;
-  std::vector<double> alpha_;
+  std::vector<double> alpha_, beta_;
   double total_ = 0;
   std::vector<std::vector<char>> can_finish_;
   std::vector<std::vector<double>> mm_x_, mm_f_, mm_b_, rest_joint_;
+  std::vector<std::vector<std::vector<double>>> low_;  // prefix minima over j of the tables
   std::vector<double> min_transfer_;
   std::vector<double> bound_transfer_;  // per layer, TransferMs's table
   std::vector<int> boundaries_;
@@ -322,6 +471,10 @@ Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& s
   }
   for (const std::vector<int>& seed : options.seeds) {
     if (static_cast<int>(seed.size()) == ctx.num_stages - 1) search.Offer(seed);
+  }
+  if (tables) {  // better incumbents first: candidate splits, then local moves
+    search.OfferBalanced(0.1);
+    search.Improve(0.2);
   }
   StepSearchResult result;
   const bool finished = tables && search.Run();

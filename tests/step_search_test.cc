@@ -101,6 +101,37 @@ TEST(StepObjective, EqualsBruteForceOnRandomCases) {
   EXPECT_EQ(checked, 500);
 }
 
+// The tighter bounds (bound 5, the skipped scan prefix, gpipe's max X) and the candidate and
+// hill-climbing incumbents: 600 more cases, up to 12 layers and 16 micro-batches (m below and
+// above p), memory limits on half, still equal to brute force.
+TEST(StepObjective, EqualsBruteForceWithMoreLayersAndMicroBatches) {
+  std::mt19937_64 rng(20261128);
+  int checked = 0, gpipe = 0, many = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    PlanRequest r = RandomRequest(rng, 12);
+    r.num_micro_batches = std::uniform_int_distribution<int>(1, 16)(rng);
+    r.memory_limit = std::nullopt;
+    const Brute free = BruteForce(r);
+    if (trial % 2 == 0) {
+      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 7) / 6;
+    }
+    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    Result<Plan> plan = MakePlan(r);
+    ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
+    EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
+    EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+    ASSERT_TRUE(plan->objective_bound.has_value());
+    EXPECT_TRUE(plan->objective_bound->exact);
+    EXPECT_EQ(plan->objective_bound->lower_bound_ms, plan->predicted.step_time_ms);
+    gpipe += r.schedule == "gpipe";
+    many += r.num_micro_batches > r.num_stages;
+    ++checked;
+  }
+  EXPECT_GT(gpipe, 200);
+  EXPECT_GT(many, 200);
+  EXPECT_EQ(checked, 600);
+}
+
 TEST(StepObjective, NeverWorseThanBaselinesOnEitherObjective) {
   std::mt19937_64 rng(99);
   for (int trial = 0; trial < 200; ++trial) {
