@@ -1,8 +1,10 @@
 // The cpu backend's StageRunner: the CPU reference layers (fp32) of one device's chunks, with
 // everything allocated once per chunk and carved out of one arena:
 //   per layer:  parameters, gradients, AdamW moments m and v
-//   per slot:   each layer's kept activations, pending weight-gradient inputs and (when the
-//               schedule splits the backward) its output gradient; the slot's batch data
+//   per slot:   each layer's kept activations and, when the schedule splits the backward
+//               into I and W, its pending weight-gradient inputs and output gradient (a full
+//               B uses them at once, so then one pending buffer per layer serves every slot);
+//               the slot's batch data
 //   shared:     the largest workspace, two activation buffers, the chunk's input and gradient
 // A slot holds one micro-batch from its F to its B (or W); the number of slots is the chunk's
 // peak in-flight count read off the op list.
@@ -69,7 +71,8 @@ class CpuRunner final : public StageRunner {
       ls.layer = std::move(*made);
       const CpuLayer<float>& l = *ls.layer;
       total += 4 * l.param_count() +
-               c.num_slots * (l.saved_count() + l.pending_count() + (split ? l.output_count() : 0));
+               c.num_slots * l.saved_count() +
+               (split ? c.num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
       work = std::max(work, l.workspace_count());
       act = std::max({act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
       c.layers.push_back(std::move(ls));
@@ -97,9 +100,10 @@ class CpuRunner final : public StageRunner {
       ls.adam_m = take(l.param_count());
       ls.adam_v = take(l.param_count());
       l.Init(ls.params, options_.seed * 1000003ULL + static_cast<uint64_t>(ls.index));
+      float* shared_pending = split ? nullptr : take(l.pending_count());
       for (int k = 0; k < c.num_slots; ++k) {
         ls.saved.push_back(take(l.saved_count()));
-        ls.pending.push_back(take(l.pending_count()));
+        ls.pending.push_back(split ? take(l.pending_count()) : shared_pending);
         ls.dy.push_back(split ? take(l.output_count()) : nullptr);
       }
     }

@@ -13,6 +13,7 @@
 
 #include "executor/cuda_runner.h"
 #include "executor/runtime.h"
+#include "tests/runtime_fixtures.h"
 #include "tests/test_util.h"
 #if PP_HAVE_CUDA
 #include "executor/cuda_transport.h"
@@ -22,56 +23,15 @@
 namespace pp {
 namespace {
 
+using testing::EvenChunks;
+using testing::FeatureModel;
+using testing::GradientOptions;
+using testing::GradientRelativeError;
+using testing::TokenModel;
+
 // fp32 on both sides; only the summation order differs (cuBLAS and block reductions against
 // OpenBLAS and loops), which moves a gradient by ~1e-7 relative per layer.
 constexpr double kFp32Tolerance = 1e-5;
-
-Model Parse(const char* text) {
-  Result<Model> m = ModelFromJson(Json::parse(text));
-  EXPECT_TRUE(m.ok()) << m.message();
-  return *m;
-}
-
-Model TokenModel() {
-  return Parse(R"({"format": "pp-partition.model/v1", "name": "rt", "dtype": "fp32",
-      "input": {"micro_batch_size": 2, "seq_len": 8},
-      "layers": [
-        {"name": "embed", "op": "embedding", "vocab": 13, "hidden": 16, "positions": 8},
-        {"name": "block", "op": "transformer_block", "hidden": 16, "heads": 2, "ffn": 24,
-         "causal": true, "repeat": 2},
-        {"name": "ln_f", "op": "layernorm", "hidden": 16},
-        {"name": "lm_head", "op": "linear", "in": 16, "out": 13, "bias": false},
-        {"name": "loss", "op": "cross_entropy"}]})");
-}
-
-Model FeatureModel() {
-  return Parse(R"({"format": "pp-partition.model/v1", "name": "mlp", "dtype": "fp32",
-      "input": {"micro_batch_size": 4, "features": 6},
-      "layers": [{"name": "fc1", "op": "linear", "in": 6, "out": 10}, {"name": "act", "op": "gelu"},
-                 {"name": "fc2", "op": "linear", "in": 10, "out": 5}, {"name": "loss", "op": "mse"}]})");
-}
-
-std::vector<ChunkRange> Split(int layers, int p) {
-  std::vector<ChunkRange> chunks;
-  int first = 0;
-  for (int s = 0; s < p; ++s) {
-    const int count = layers / p + (s < layers % p ? 1 : 0);
-    chunks.push_back({first, first + count - 1});
-    first += count;
-  }
-  return chunks;
-}
-
-RunOptions GradientOptions() {
-  RunOptions o;
-  o.steps = 1;
-  o.warmup_steps = 0;
-  o.optimizer = false;
-  o.keep_gradients = true;
-  o.seed = 7;
-  o.timeout_s = 30;
-  return o;
-}
 
 // The sequential reference: one stage on the CPU, all micro-batches in order.
 RunResult Sequential(const Model& model, int m) {
@@ -84,19 +44,6 @@ RunResult Sequential(const Model& model, int m) {
                                     &transport, GradientOptions());
   EXPECT_TRUE(r.ok()) << r.message();
   return *r;
-}
-
-double RelativeError(const std::vector<std::vector<float>>& got,
-                     const std::vector<std::vector<float>>& want) {
-  double diff = 0, norm = 0;
-  for (size_t l = 0; l < want.size(); ++l) {
-    if (got[l].size() != want[l].size()) return INFINITY;
-    for (size_t i = 0; i < want[l].size(); ++i) {
-      diff += std::pow(static_cast<double>(got[l][i]) - want[l][i], 2);
-      norm += std::pow(static_cast<double>(want[l][i]), 2);
-    }
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 #define PP_SKIP_WITHOUT_GPU()                                       \
@@ -115,11 +62,11 @@ TEST(CudaRuntime, PipelinedGradientsEqualSequential) {
         for (int p = 1; p <= 4 && p <= n; ++p) {
           SCOPED_TRACE(model.name + " " + name + " p=" + std::to_string(p) + " m=" + std::to_string(m));
           const Schedule schedule = *BuildSchedule(name, p, m);
-          Result<RunResult> r = RunOnCuda(model, Split(n, p), schedule, GradientOptions(),
+          Result<RunResult> r = RunOnCuda(model, EvenChunks(n, p), schedule, GradientOptions(),
                                           {"0x" + std::to_string(p), DType::kFp32});
           ASSERT_TRUE(r.ok()) << r.message();
           EXPECT_NEAR(r->steps[0].loss, ref.steps[0].loss, 1e-5 * std::fabs(ref.steps[0].loss));
-          EXPECT_LE(RelativeError(r->gradients, ref.gradients), kFp32Tolerance);
+          EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), kFp32Tolerance);
           for (const OpTiming& op : r->steps[0].ops) EXPECT_LE(op.start_ms, op.end_ms);
         }
       }
@@ -136,10 +83,10 @@ TEST(CudaRuntime, SplitBackwardEqualsSequential) {
                {K::kBackwardWeight, 0}, {K::kBackwardWeight, 1}},
               {{K::kForward, 0}, {K::kBackwardInput, 0}, {K::kForward, 1}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 1}, {K::kBackwardWeight, 0}}};
-  Result<RunResult> r = RunOnCuda(model, Split(static_cast<int>(model.layers.size()), 2), s,
+  Result<RunResult> r = RunOnCuda(model, EvenChunks(static_cast<int>(model.layers.size()), 2), s,
                                   GradientOptions(), {"0x2", DType::kFp32});
   ASSERT_TRUE(r.ok()) << r.message();
-  EXPECT_LE(RelativeError(r->gradients, Sequential(model, 2).gradients), kFp32Tolerance);
+  EXPECT_LE(GradientRelativeError(r->gradients, Sequential(model, 2).gradients), kFp32Tolerance);
 }
 
 TEST(CudaRuntime, TrainingLowersTheLossInBf16) {
@@ -150,7 +97,7 @@ TEST(CudaRuntime, TrainingLowersTheLossInBf16) {
   o.warmup_steps = 1;
   o.learning_rate = 1e-2;
   const Schedule schedule = *BuildSchedule("1f1b", 3, 4);
-  Result<RunResult> r = RunOnCuda(model, Split(static_cast<int>(model.layers.size()), 3),
+  Result<RunResult> r = RunOnCuda(model, EvenChunks(static_cast<int>(model.layers.size()), 3),
                                   schedule, o, {"0x3", DType::kBf16});
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_LT(r->steps.back().loss, 0.5 * r->steps.front().loss)
@@ -166,7 +113,7 @@ TEST(CudaRuntime, TrainingLowersTheLossInBf16) {
 TEST(CudaRuntime, TooFewDevicesIsANamedError) {
   PP_SKIP_WITHOUT_GPU();
   const Model model = FeatureModel();
-  Result<RunResult> r = RunOnCuda(model, Split(4, 2), *BuildSchedule("gpipe", 2, 2),
+  Result<RunResult> r = RunOnCuda(model, EvenChunks(4, 2), *BuildSchedule("gpipe", 2, 2),
                                   GradientOptions(), {"0x3", DType::kFp32});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("gives 3 devices but the plan has 2 stages"), std::string::npos)
@@ -182,7 +129,7 @@ TEST(CudaRuntime, StuckPipelineEndsWithANamedError) {
               {{K::kForward, 0}, {K::kForward, 1}, {K::kBackward, 0}, {K::kBackward, 1}}};
   RunOptions o = GradientOptions();
   o.timeout_s = 0.3;
-  Result<RunResult> r = RunOnCuda(model, Split(4, 2), s, o, {"0x2", DType::kFp32});
+  Result<RunResult> r = RunOnCuda(model, EvenChunks(4, 2), s, o, {"0x2", DType::kFp32});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("waited longer than"), std::string::npos) << r.message();
   EXPECT_NE(r.message().find("micro-batch"), std::string::npos) << r.message();
@@ -194,7 +141,7 @@ TEST(CudaRuntime, WithoutAGpuTheAnswerSaysWhy) {
   EXPECT_TRUE(available.message().rfind("no CUDA GPU is visible: ", 0) == 0 ||
               available.message() == "this pp-partition was built without CUDA")
       << available.message();
-  Result<RunResult> r = RunOnCuda(FeatureModel(), Split(4, 1), *BuildSchedule("gpipe", 1, 1),
+  Result<RunResult> r = RunOnCuda(FeatureModel(), EvenChunks(4, 1), *BuildSchedule("gpipe", 1, 1),
                                   GradientOptions(), {"", DType::kFp32});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), available.message());

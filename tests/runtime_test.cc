@@ -10,35 +10,17 @@
 #include "executor/runtime.h"
 #include "executor/synthetic_data.h"
 #include "layers/layer.h"
+#include "tests/runtime_fixtures.h"
 #include "tests/test_util.h"
 
 namespace pp {
 namespace {
 
-Model TokenModel() {
-  const Json doc = Json::parse(R"({"format": "pp-partition.model/v1", "name": "rt", "dtype": "fp32",
-      "input": {"micro_batch_size": 2, "seq_len": 8},
-      "layers": [
-        {"name": "embed", "op": "embedding", "vocab": 13, "hidden": 16, "positions": 8},
-        {"name": "block", "op": "transformer_block", "hidden": 16, "heads": 2, "ffn": 24,
-         "causal": true, "repeat": 2},
-        {"name": "ln_f", "op": "layernorm", "hidden": 16},
-        {"name": "lm_head", "op": "linear", "in": 16, "out": 13, "bias": false},
-        {"name": "loss", "op": "cross_entropy"}]})");
-  Result<Model> m = ModelFromJson(doc);
-  EXPECT_TRUE(m.ok()) << m.message();
-  return *m;
-}
-
-Model FeatureModel() {
-  const Json doc = Json::parse(R"({"format": "pp-partition.model/v1", "name": "mlp", "dtype": "fp32",
-      "input": {"micro_batch_size": 4, "features": 6},
-      "layers": [{"name": "fc1", "op": "linear", "in": 6, "out": 10}, {"name": "act", "op": "gelu"},
-                 {"name": "fc2", "op": "linear", "in": 10, "out": 5}, {"name": "loss", "op": "mse"}]})");
-  Result<Model> m = ModelFromJson(doc);
-  EXPECT_TRUE(m.ok()) << m.message();
-  return *m;
-}
+using testing::EvenChunks;
+using testing::FeatureModel;
+using testing::GradientOptions;
+using testing::GradientRelativeError;
+using testing::TokenModel;
 
 struct Reference {
   double loss = 0;
@@ -92,17 +74,6 @@ Reference Sequential(const Model& model, int m, uint64_t seed) {
   return ref;
 }
 
-std::vector<ChunkRange> Split(int layers, int p) {
-  std::vector<ChunkRange> chunks;
-  int first = 0;
-  for (int s = 0; s < p; ++s) {
-    const int count = layers / p + (s < layers % p ? 1 : 0);
-    chunks.push_back({first, first + count - 1});
-    first += count;
-  }
-  return chunks;
-}
-
 Result<RunResult> RunOnce(const Model& model, const Schedule& schedule,
                           const std::vector<ChunkRange>& chunks, RunOptions options) {
   HostTransport transport;
@@ -110,29 +81,6 @@ Result<RunResult> RunOnce(const Model& model, const Schedule& schedule,
   if (!runners.ok()) return runners.status();
   return RunPipeline(schedule, model.input.micro_batch_size, std::move(*runners), &transport,
                      options);
-}
-
-double RelativeError(const std::vector<std::vector<float>>& got,
-                     const std::vector<std::vector<float>>& want) {
-  double diff = 0, norm = 0;
-  for (size_t l = 0; l < want.size(); ++l) {
-    for (size_t i = 0; i < want[l].size(); ++i) {
-      diff += std::pow(static_cast<double>(got[l][i]) - want[l][i], 2);
-      norm += std::pow(static_cast<double>(want[l][i]), 2);
-    }
-  }
-  return std::sqrt(diff) / std::sqrt(norm);
-}
-
-RunOptions GradientOptions() {
-  RunOptions o;
-  o.steps = 1;
-  o.warmup_steps = 0;
-  o.optimizer = false;
-  o.keep_gradients = true;
-  o.seed = 7;
-  o.timeout_s = 30;
-  return o;
 }
 
 TEST(Runtime, PipelinedGradientsEqualSequential) {
@@ -144,11 +92,11 @@ TEST(Runtime, PipelinedGradientsEqualSequential) {
         for (int p = 1; p <= 4 && p <= n; ++p) {
           SCOPED_TRACE(model.name + " " + name + " p=" + std::to_string(p) + " m=" + std::to_string(m));
           const Schedule schedule = *BuildSchedule(name, p, m);
-          Result<RunResult> r = RunOnce(model, schedule, Split(n, p), GradientOptions());
+          Result<RunResult> r = RunOnce(model, schedule, EvenChunks(n, p), GradientOptions());
           ASSERT_TRUE(r.ok()) << r.message();
           EXPECT_NEAR(r->steps[0].loss, ref.loss, 1e-5 * std::fabs(ref.loss));
           ASSERT_EQ(r->gradients.size(), ref.gradients.size());
-          EXPECT_LE(RelativeError(r->gradients, ref.gradients), 1e-5);
+          EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), 1e-5);
         }
       }
     }
@@ -164,11 +112,11 @@ TEST(Runtime, SplitBackwardEqualsSequential) {
                {K::kBackwardWeight, 0}, {K::kBackwardWeight, 1}},
               {{K::kForward, 0}, {K::kBackwardInput, 0}, {K::kForward, 1}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 1}, {K::kBackwardWeight, 0}}};
-  Result<RunResult> r = RunOnce(model, s, Split(static_cast<int>(model.layers.size()), 2),
+  Result<RunResult> r = RunOnce(model, s, EvenChunks(static_cast<int>(model.layers.size()), 2),
                                 GradientOptions());
   ASSERT_TRUE(r.ok()) << r.message();
   const Reference ref = Sequential(model, 2, 7);
-  EXPECT_LE(RelativeError(r->gradients, ref.gradients), 1e-5);
+  EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), 1e-5);
 }
 
 TEST(Runtime, TrainingLowersTheLossAndMeasuresConsistently) {
@@ -178,7 +126,7 @@ TEST(Runtime, TrainingLowersTheLossAndMeasuresConsistently) {
   o.warmup_steps = 1;
   o.learning_rate = 1e-2;
   const Schedule schedule = *BuildSchedule("1f1b", 3, 4);
-  Result<RunResult> r = RunOnce(model, schedule, Split(static_cast<int>(model.layers.size()), 3), o);
+  Result<RunResult> r = RunOnce(model, schedule, EvenChunks(static_cast<int>(model.layers.size()), 3), o);
   ASSERT_TRUE(r.ok()) << r.message();
   ASSERT_EQ(r->steps.size(), 41u);
   EXPECT_LT(r->steps.back().loss, 0.5 * r->steps.front().loss)
@@ -203,7 +151,7 @@ TEST(Runtime, StuckPipelineEndsWithANamedError) {
               {{K::kForward, 0}, {K::kForward, 1}, {K::kBackward, 0}, {K::kBackward, 1}}};
   RunOptions o = GradientOptions();
   o.timeout_s = 0.3;
-  Result<RunResult> r = RunOnce(model, s, Split(4, 2), o);
+  Result<RunResult> r = RunOnce(model, s, EvenChunks(4, 2), o);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("waited longer than"), std::string::npos) << r.message();
   EXPECT_NE(r.message().find("device "), std::string::npos) << r.message();
