@@ -27,6 +27,10 @@ struct SplitContext {
   // Per-layer times at most every stage's own (the lower envelope over the device types),
   // for the step search's bounds; nullptr: `cost`.
   const CostModel* bound_cost = nullptr;
+  // Per layer, lower bounds on its part of any stage's input-gradient (I) and weight-gradient
+  // (W) time, summing to at most the stage's own: the step search's bounds for split
+  // backwards. Empty: half of each layer's backward each (the simulator's even split).
+  std::vector<double> input_lower_ms, weight_lower_ms;
 };
 
 // ctx.devices, or the uniform setup it stands for when empty.

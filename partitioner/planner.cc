@@ -84,6 +84,37 @@ StageTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
   return t;
 }
 
+// Per-layer lower bounds on a stage's I and W as TimesOf derives them: a stage's I is
+// B x sum I / sum (I + W), and sum B / sum (I + W) is at least the least ratio k of a layer's
+// backward to its I + W, so k x I and k x W of each layer bound the stage's from below (over
+// every device type: the least). Empty when some profile lacks the split (even halves).
+void SplitLowerBounds(const StageCosts& costs, int stages, std::vector<double>* input,
+                      std::vector<double>* weight) {
+  input->clear();
+  weight->clear();
+  for (int s = 0; s < stages; ++s) {
+    if (!HasBackwardSplit(costs.stage_profile(s))) return;
+  }
+  double k = std::numeric_limits<double>::infinity();
+  for (int s = 0; s < stages; ++s) {
+    for (const LayerProfile& l : costs.stage_profile(s).layers) {
+      const double whole = *l.backward_input_ms + *l.backward_weight_ms;
+      if (whole > 0) k = std::min(k, l.backward_ms / whole);
+    }
+  }
+  if (!(k < std::numeric_limits<double>::infinity())) k = 0;
+  const size_t n = costs.stage_profile(0).layers.size();
+  input->assign(n, std::numeric_limits<double>::infinity());
+  weight->assign(n, std::numeric_limits<double>::infinity());
+  for (int s = 0; s < stages; ++s) {
+    const std::vector<LayerProfile>& layers = costs.stage_profile(s).layers;
+    for (size_t l = 0; l < n; ++l) {
+      (*input)[l] = std::min((*input)[l], k * *layers[l].backward_input_ms);
+      (*weight)[l] = std::min((*weight)[l], k * *layers[l].backward_weight_ms);
+    }
+  }
+}
+
 Status CheckLayout(const DeviceLayout& devices, bool chunked) {
   if (!devices.empty() && chunked) {
     return Status::Error("--device-types and --gpus-per-node with a schedule that runs several "
@@ -243,11 +274,15 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& sc
                                      double budget_s, ObjectiveBound* bound) {
   StepSearchOptions options;
   options.time_budget_s = budget_s;
-  Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(ctx);
+  // With several chunks per device the per-chunk limit of the bottleneck search is not the
+  // device's; its splits only seed the search, which checks every device itself.
+  SplitContext free = ctx;
+  if (!schedule.chunk_device.empty()) free.memory_limit = std::nullopt;
+  Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(free);
   if (!seeds.ok()) return seeds.status();
   options.seeds = std::move(*seeds);
   for (auto* baseline : {UniformSplit, ParameterSplit, GreedySplit}) {
-    Result<std::vector<int>> split = baseline(ctx);
+    Result<std::vector<int>> split = baseline(free);
     if (split.ok()) options.seeds.push_back(std::move(*split));
   }
   Result<StepSearchResult> result = MinStepSplit(ctx, schedule, options);
@@ -293,9 +328,12 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   }
   ctx.num_stages = chunks;
   ctx.in_flight = InFlightPerChunk(*schedule);
-  // A device's memory is the sum of its chunks', which the per-stage split search cannot
-  // bound; chunked plans are split without the limit and checked against it afterwards.
-  ctx.memory_limit = chunked ? std::nullopt : request.memory_limit;
+  // A device's memory is the sum of its chunks', which the per-stage bottleneck search cannot
+  // bound; there chunked plans are split without the limit and checked against it afterwards.
+  // The step search checks every device's sum itself.
+  const bool step_search = request.objective == "step" && request.method == "dp";
+  ctx.memory_limit = chunked && !step_search ? std::nullopt : request.memory_limit;
+  SplitLowerBounds(costs, chunks, &ctx.input_lower_ms, &ctx.weight_lower_ms);
   ctx.step_time_ms = [&](const std::vector<int>& boundaries) {
     Result<Timeline> t = Simulate(*schedule, TimesOf(costs, boundaries));
     return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();

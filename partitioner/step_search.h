@@ -34,15 +34,27 @@ struct StepSearchResult {
   int64_t nodes = 0;    // partial splits examined
 };
 
-// Ok when the bounds hold for `schedule`: one chunk per device, full backward ops, every
-// device's first op a forward and last op a backward (gpipe and 1f1b). Otherwise an error
-// saying the step objective is not available yet for it.
+// Ok when `schedule` is one the search can take: any valid schedule (ValidateSchedule). gpipe
+// and 1f1b get bounds 1-6 of docs/cost-model.md, every other schedule (several chunks per
+// device, split backwards, lists from a CSV) the chain shapes of bound 7 and bound 8.
 Status StepSearchApplies(const Schedule& schedule);
 
 // The least ctx.step_time_ms over splits of ctx.cost's layers into ctx.num_stages non-empty
-// stages that meet ctx.memory_limit. `schedule` must be the one ctx.step_time_ms simulates
-// and pass StepSearchApplies. Error: no split meets the memory limit.
+// stages (the schedule's chunks) that meet the memory limit: each stage's own limit, and with
+// several chunks per device the sum of a device's chunks' peaks under its first chunk's
+// limit. `schedule` must be the one ctx.step_time_ms simulates and pass StepSearchApplies.
+// Error: no split meets the memory limit.
 Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& schedule,
                                       const StepSearchOptions& options);
+
+// For tests: the lower bounds the search uses with stages 0..k-1 fixed by `prefix` (their
+// first layers after stage 0, k entries) and stage k ending at layer `e`.
+struct StepBoundProbe {
+  double bound = 0;    // on every split with that stage k (and any later stages)
+  double growing = 0;  // on every split whose stage k ends at e or later
+  double skip = 0;     // on every split whose stage k ends at e or earlier (k < p - 1)
+};
+Result<StepBoundProbe> ProbeStepBounds(const SplitContext& ctx, const Schedule& schedule,
+                                       const std::vector<int>& prefix, int e);
 
 }  // namespace pp

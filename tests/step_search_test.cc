@@ -4,10 +4,14 @@
 // limits and transfers, for gpipe and 1f1b. Times are multiples of 1/4 so sums are exact.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
+#include <map>
 #include <random>
 
+#include "executor/schedules.h"
 #include "partitioner/planner.h"
+#include "partitioner/step_search.h"
 #include "tests/test_util.h"
 
 namespace pp {
@@ -42,15 +46,18 @@ struct Brute {
   uint64_t most_peak = 0;
 };
 
+// The split count: chunks for interleaved and zbv, else devices.
+int Chunks(const PlanRequest& r) { return NumChunks(*RequestSchedule(r)); }
+
 Brute BruteForce(const PlanRequest& request) {
   Brute out;
   const int n = static_cast<int>(request.profile.layers.size());
-  testing::ForEachSplit(n, request.num_stages, [&](const std::vector<int>& b) {
+  testing::ForEachSplit(n, Chunks(request), [&](const std::vector<int>& b) {
     Result<Plan> plan = EvaluateSplit(request, b, "given");
     EXPECT_TRUE(plan.ok()) << plan.message();
     if (!plan.ok()) return;
-    uint64_t peak = 0;
-    for (const StagePlan& s : plan->stages) peak = std::max(peak, s.peak_memory_bytes);
+    uint64_t peak = 0;  // a device's chunks share its memory
+    for (uint64_t d : DevicePeakMemory(*plan)) peak = std::max(peak, d);
     out.least_peak = std::min(out.least_peak, peak);
     out.most_peak = std::max(out.most_peak, peak);
     if (StagesOverLimit(*plan).empty()) out.best_step = std::min(out.best_step, plan->predicted.step_time_ms);
@@ -70,6 +77,29 @@ PlanRequest RandomRequest(std::mt19937_64& rng, int max_layers) {
   r.objective = "step";
   r.method = "dp";
   r.step_budget_s = 60;  // small cases always finish
+  return r;
+}
+
+// The same, on any schedule: interleaved (V = 2, m a multiple of p) and zbv cut the model into
+// 2p chunks, zb-h1 and zbv split backwards (measured I/W on half the cases).
+PlanRequest RandomAnyScheduleRequest(std::mt19937_64& rng, int max_layers) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  PlanRequest r = RandomRequest(rng, max_layers);
+  const int n = static_cast<int>(r.profile.layers.size());
+  const char* kinds[] = {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"};
+  r.schedule = kinds[uniform(0, 4)];
+  if (r.schedule == "interleaved" || r.schedule == "zbv") {
+    if (n < 2) r.schedule = "zb-h1";
+    else r.num_stages = uniform(1, std::min(n / 2, 3));
+  }
+  if (r.schedule == "interleaved") r.num_micro_batches = r.num_stages * uniform(1, 3);
+  if (uniform(0, 1)) {
+    for (LayerProfile& l : r.profile.layers) {
+      l.backward_input_ms = 0.25 * uniform(0, 40);
+      l.backward_weight_ms = 0.25 * uniform(0, 40);
+      l.backward_ms = *l.backward_input_ms + *l.backward_weight_ms + 0.25 * uniform(0, 2);
+    }
+  }
   return r;
 }
 
@@ -132,6 +162,72 @@ TEST(StepObjective, EqualsBruteForceWithMoreLayersAndMicroBatches) {
   EXPECT_EQ(checked, 600);
 }
 
+// Every bound the search prunes with, checked on its own against brute force: with stages
+// 0..k-1 fixed and stage k ending at e, `bound` is at most the least step over the splits that
+// continue so, `growing` at most the least over those whose stage k ends at e or later, and
+// `skip` over those ending at e or earlier. Unlike the equality tests above, a bound that is too
+// high fails here even when the incumbent heuristics happen to find the optimum first.
+TEST(StepObjective, EveryBoundIsAtMostTheBestStepBelowIt) {
+  std::mt19937_64 rng(77);
+  int probes = 0, tight = 0;
+  for (int trial = 0; trial < 150; ++trial) {
+    PlanRequest r = RandomAnyScheduleRequest(rng, 9);
+    if (r.schedule != "interleaved") {
+      r.num_micro_batches = std::uniform_int_distribution<int>(1, 12)(rng);
+    }
+    r.memory_limit = std::nullopt;
+    const int n = static_cast<int>(r.profile.layers.size()), p = Chunks(r);
+    if (p < 2) continue;
+    Result<Schedule> schedule = RequestSchedule(r);
+    ASSERT_TRUE(schedule.ok());
+    CostModel cost(r.profile, r.optimizer);
+    SplitContext ctx;
+    ctx.cost = &cost;
+    ctx.num_stages = p;
+    if (r.profile.layers[0].backward_input_ms) {  // the planner's bounds for measured I/W
+      for (const LayerProfile& l : r.profile.layers) {
+        const double k = l.backward_ms / std::max(1e-300, *l.backward_input_ms + *l.backward_weight_ms);
+        ctx.input_lower_ms.push_back(std::min(1.0, k) * *l.backward_input_ms);
+        ctx.weight_lower_ms.push_back(std::min(1.0, k) * *l.backward_weight_ms);
+      }
+    }
+    ctx.in_flight = InFlightPerChunk(*schedule);
+    ctx.step_time_ms = [&](const std::vector<int>& b) {
+      return EvaluateSplit(r, b, "given")->predicted.step_time_ms;
+    };
+    std::vector<std::pair<std::vector<int>, double>> splits;
+    testing::ForEachSplit(n, p, [&](const std::vector<int>& b) {
+      splits.emplace_back(b, ctx.step_time_ms(b));
+    });
+    for (const auto& [split, step] : splits) {  // every prefix of every split, once per split
+      for (int k = 0; k < p; ++k) {
+        const std::vector<int> prefix(split.begin(), split.begin() + k);
+        const int e = k + 1 < p ? split[k] - 1 : n - 1;
+        double at = kInf, later = kInf, earlier = kInf;
+        for (const auto& [other, other_step] : splits) {
+          if (!std::equal(prefix.begin(), prefix.end(), other.begin())) continue;
+          const int end = k + 1 < p ? other[k] - 1 : n - 1;
+          if (end == e) at = std::min(at, other_step);
+          if (end >= e) later = std::min(later, other_step);
+          if (end <= e) earlier = std::min(earlier, other_step);
+        }
+        Result<StepBoundProbe> probe = ProbeStepBounds(ctx, *schedule, prefix, e);
+        ASSERT_TRUE(probe.ok()) << probe.message();
+        const double slack = 1e-9 * at;
+        EXPECT_LE(probe->bound, at + slack) << "trial " << trial << " k " << k << " " << r.schedule;
+        EXPECT_LE(probe->growing, later + slack) << "trial " << trial << " k " << k;
+        if (k + 1 < p) {
+          EXPECT_LE(probe->skip, earlier + slack) << "trial " << trial << " k " << k;
+        }
+        tight += k + 1 == p && probe->bound == step;
+        ++probes;
+      }
+    }
+  }
+  EXPECT_GT(probes, 2000);
+  EXPECT_GT(tight, 30);  // the bounds are not vacuous: complete splits often meet them
+}
+
 TEST(StepObjective, NeverWorseThanBaselinesOnEitherObjective) {
   std::mt19937_64 rng(99);
   for (int trial = 0; trial < 200; ++trial) {
@@ -181,20 +277,29 @@ TEST(StepObjective, UnfinishedSearchReportsAValidBound) {
   EXPECT_GT(rushed->objective_bound->lower_bound_ms, 0);
 }
 
-TEST(StepObjective, NotAvailableForChunkedOrSplitBackwardSchedules) {
-  std::mt19937_64 rng(8);
-  PlanRequest r = RandomRequest(rng, 1);
-  r.profile = RandomProfile(rng, 16);
-  r.num_stages = 2;
-  r.num_micro_batches = 4;
-  for (const char* schedule : {"interleaved", "zb-h1", "zbv"}) {
-    r.schedule = schedule;
+// Every schedule: interleaved, zb-h1, zbv (and gpipe, 1f1b) against brute force, memory
+// limits on half the cases (a device's chunks share its limit).
+TEST(StepObjective, EqualsBruteForceOnEverySchedule) {
+  std::mt19937_64 rng(31);
+  std::map<std::string, int> seen;
+  for (int trial = 0; trial < 400; ++trial) {
+    PlanRequest r = RandomAnyScheduleRequest(rng, 10);
+    r.memory_limit = std::nullopt;
+    const Brute free = BruteForce(r);
+    if (trial % 2 == 0) {
+      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 7) / 6;
+    }
+    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
     Result<Plan> plan = MakePlan(r);
-    ASSERT_FALSE(plan.ok()) << schedule;
-    EXPECT_NE(plan.message().find("not available yet"), std::string::npos) << plan.message();
-    r.objective = "bottleneck";
-    EXPECT_TRUE(MakePlan(r).ok()) << schedule;
-    r.objective = "step";
+    ASSERT_TRUE(plan.ok()) << "trial " << trial << " " << r.schedule << ": " << plan.message();
+    EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
+    EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+    ASSERT_TRUE(plan->objective_bound.has_value());
+    EXPECT_TRUE(plan->objective_bound->exact) << "trial " << trial << " " << r.schedule;
+    ++seen[r.schedule];
+  }
+  for (const char* s : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
+    EXPECT_GT(seen[s], 40) << s;
   }
 }
 

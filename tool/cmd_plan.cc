@@ -34,6 +34,7 @@ struct PlanFlags {
   CLI::Option* schedule_option = nullptr;
   std::string method = "dp";
   std::string objective = "step";
+  double step_budget_s = 1.0;
   CLI::Option* objective_option = nullptr;
   std::string boundaries;
   std::string optimizer = "adam";
@@ -252,6 +253,7 @@ int RunOne(const PlanFlags& f) {
   request.num_micro_batches = f.micro_batches;
   request.method = f.method;
   request.objective = f.objective;
+  request.step_budget_s = f.step_budget_s;
   request.recompute = f.recompute;
   if (auto o = ParseOptimizer(f.optimizer)) request.optimizer = *o;
   else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
@@ -308,10 +310,11 @@ int RunOne(const PlanFlags& f) {
   if (!plan.ok()) return Fail(plan.status());
   if (plan->objective_bound && !plan->objective_bound->exact) {
     std::cerr << "pp-partition: warning: the step search ran out of its time budget; the plan's "
-              << FormatMs(plan->predicted.step_time_ms) << " ms step is within "
+              << FormatMs(plan->predicted.step_time_ms) << " step is within "
               << FormatMs(plan->predicted.step_time_ms - plan->objective_bound->lower_bound_ms)
-              << " ms of the optimum (proven lower bound "
-              << FormatMs(plan->objective_bound->lower_bound_ms) << " ms)\n";
+              << " of the optimum (proven lower bound "
+              << FormatMs(plan->objective_bound->lower_bound_ms) << "; a larger --step-budget "
+              << "may prove it)\n";
   }
   if (Result<Schedule> sch = RequestSchedule(request);
       sch.ok() && SplitsBackward(*sch) && !HasBackwardSplit(request.profile)) {
@@ -392,10 +395,14 @@ Handler SetupPlan(CLI::App& sub) {
       ->capture_default_str();
   f->objective_option =
       sub.add_option("--objective", f->objective,
-                     "step (least simulated step time, exact; gpipe and 1f1b) | bottleneck "
-                     "(least max_stage_ms)")
+                     "step (least simulated step time, exact) | bottleneck (least max_stage_ms)")
           ->check(CLI::IsMember({"step", "bottleneck"}))
           ->capture_default_str();
+  sub.add_option("--step-budget", f->step_budget_s,
+                 "Seconds the exact step search may take per plan; past it the plan carries the "
+                 "best split found and a proven lower bound")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   sub.add_option("--boundaries", f->boundaries,
                  "Evaluate this split: first layer index of stages 1..P-1, e.g. 5,10,15");
   sub.add_option("--optimizer", f->optimizer, "Training state per parameter: adam | sgd | none")
