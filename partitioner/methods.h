@@ -31,6 +31,10 @@ struct SplitContext {
   // (W) time, summing to at most the stage's own: the step search's bounds for split
   // backwards. Empty: half of each layer's backward each (the simulator's even split).
   std::vector<double> input_lower_ms, weight_lower_ms;
+  // Whether stage s may cover layers [first, last], replacing the check of the cost model's
+  // peak against the stage's limit (recomputation: a stage fits either way). For a fixed first
+  // layer it must not turn true again as `last` grows. Used by the step search.
+  std::function<bool(int s, int first, int last)> stage_fits;
 };
 
 // ctx.devices, or the uniform setup it stands for when empty.

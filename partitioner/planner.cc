@@ -260,9 +260,6 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
 Status StepObjectiveApplies(const PlanRequest& request) {
   Result<Schedule> schedule = RequestSchedule(request);
   if (!schedule.ok()) return schedule.status();
-  if (request.recompute != "none") {
-    return Status::Error("--objective step with --recompute is not available yet");
-  }
   return StepSearchApplies(*schedule);
 }
 
@@ -270,17 +267,21 @@ namespace {
 
 // dp under --objective step: the exact search, seeded with the bottleneck optimum's
 // candidates and the baselines (so it is never worse than any of them, even unfinished).
+// `extra_seed`: one more split to start from (recomputation: its bottleneck optimum).
 Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& schedule,
-                                     double budget_s, ObjectiveBound* bound) {
+                                     double budget_s, ObjectiveBound* bound,
+                                     std::optional<std::vector<int>> extra_seed = std::nullopt) {
   StepSearchOptions options;
   options.time_budget_s = budget_s;
   // With several chunks per device the per-chunk limit of the bottleneck search is not the
-  // device's; its splits only seed the search, which checks every device itself.
+  // device's; its splits only seed the search, which checks every device itself. With
+  // recomputation (ctx.stage_fits) the plain memory check does not apply either.
   SplitContext free = ctx;
-  if (!schedule.chunk_device.empty()) free.memory_limit = std::nullopt;
+  if (!schedule.chunk_device.empty() || ctx.stage_fits) free.memory_limit = std::nullopt;
   Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(free);
   if (!seeds.ok()) return seeds.status();
   options.seeds = std::move(*seeds);
+  if (extra_seed) options.seeds.push_back(std::move(*extra_seed));
   for (auto* baseline : {UniformSplit, ParameterSplit, GreedySplit}) {
     Result<std::vector<int>> split = baseline(free);
     if (split.ok()) options.seeds.push_back(std::move(*split));
@@ -342,11 +343,49 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   Result<std::vector<int>> boundaries = std::vector<int>();
   Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
   if (!mode.ok()) return mode.status();
+  Profile recompute_profile;  // every backward one forward longer (--recompute all)
+  std::optional<CostModel> recompute_cost;
   if (*mode != RecomputeMode::kNone && request.method == "dp") {
-    if (request.objective == "step") PP_RETURN_IF_ERROR(StepObjectiveApplies(request));
     Result<uint64_t> model_input = ModelInputBytes(request.model, profile);
     if (!model_input.ok()) return model_input.status();
-    boundaries = RecomputeBottleneckSplit(*mode, DevicesOf(ctx), ctx.in_flight, *model_input);
+    const StageSetup setup = DevicesOf(ctx);
+    Result<std::vector<int>> bottleneck =
+        RecomputeBottleneckSplit(*mode, setup, ctx.in_flight, *model_input);
+    if (request.objective != "step") {
+      boundaries = std::move(bottleneck);
+    } else {
+      const uint64_t input = *model_input;
+      const RecomputeMode m = *mode;
+      ctx.step_time_ms = [&, setup, input, m](const std::vector<int>& b) {
+        const std::vector<char> flags = RecomputeStages(m, setup, ctx.in_flight, b, input);
+        Result<Timeline> t = Simulate(*schedule, TimesOf(costs, b, flags));
+        return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
+      };
+      ctx.stage_fits = [&, input, m](int s, int first, int last) {
+        const std::optional<uint64_t> limit = costs.memory_limit(s);
+        if (!limit) return true;
+        const auto fits = [&](bool again) {
+          return StagePeak(costs.stage(s), first, last, ctx.in_flight[s], again, input) <=
+                 WideBytes{*limit};
+        };
+        return m == RecomputeMode::kAll ? fits(true) : fits(false) || fits(true);
+      };
+      if (m == RecomputeMode::kAll && request.devices.empty()) {
+        // Every stage's backward is B + F: bounds from those times are tight.
+        recompute_profile = profile;
+        for (LayerProfile& l : recompute_profile.layers) l.backward_ms += l.forward_ms;
+        recompute_cost.emplace(recompute_profile, request.optimizer);
+        ctx.bound_cost = &*recompute_cost;
+      }
+      std::optional<std::vector<int>> seed;
+      if (bottleneck.ok()) seed = std::move(*bottleneck);
+      bound.emplace();
+      boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound, std::move(seed));
+      if (!boundaries.ok() && boundaries.message().find("fits the memory limit") !=
+                                  std::string::npos) {
+        boundaries = Status::Error(RecomputeInfeasibleMessage(m, setup, ctx.in_flight, input));
+      }
+    }
   } else if (request.objective == "step" && request.method == "dp") {
     PP_RETURN_IF_ERROR(StepSearchApplies(*schedule));
     bound.emplace();

@@ -1,6 +1,9 @@
 #include "partitioner/recompute.h"
 
 #include <limits>
+#include <string>
+
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -27,7 +30,74 @@ double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<
   return std::numeric_limits<double>::infinity();
 }
 
+// Whether some split into stages 0..p-1 has every stage's peak (under `mode`) within `limit`:
+// for each stage and first layer the largest last layer that fits (binary search: a stage's
+// peak grows with its last layer), then reachability from the back.
+bool SomeSplitFits(RecomputeMode mode, const CostModel& cost, const std::vector<int>& in_flight,
+                   uint64_t model_input, WideBytes limit) {
+  const int n = cost.num_layers();
+  const int p = static_cast<int>(in_flight.size());
+  const auto fits = [&](int s, int first, int last) {
+    const auto peak = [&](bool again) {
+      return StagePeak(cost, first, last, in_flight[s], again, model_input);
+    };
+    switch (mode) {
+      case RecomputeMode::kNone: return peak(false) <= limit;
+      case RecomputeMode::kAll: return peak(true) <= limit;
+      case RecomputeMode::kAuto: return peak(false) <= limit || peak(true) <= limit;
+    }
+    return false;
+  };
+  std::vector<char> after(n + 1, 0);  // stages s+1.. can cover [x, n-1]
+  after[n] = 1;
+  for (int s = p - 1; s >= 0; --s) {
+    std::vector<int> next(n + 2, n + 1);  // the first x' >= x with after[x']
+    for (int x = n; x >= 0; --x) next[x] = after[x] ? x : next[x + 1];
+    std::vector<char> here(n + 1, 0);
+    for (int j = 0; j < n; ++j) {
+      int lo = j - 1, hi = n - 1;
+      while (lo < hi) {
+        const int mid = lo + (hi - lo + 1) / 2;
+        if (fits(s, j, mid)) lo = mid;
+        else hi = mid - 1;
+      }
+      here[j] = lo >= j && next[j + 1] <= lo + 1;
+    }
+    after = std::move(here);
+  }
+  return after[0] != 0;
+}
+
 }  // namespace
+
+WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,
+                              const std::vector<int>& in_flight, uint64_t model_input) {
+  WideBytes lo = 0, hi = 1;
+  while (!SomeSplitFits(mode, cost, in_flight, model_input, hi)) hi *= 2;
+  while (lo < hi) {  // the least limit that fits lies in (lo, hi]
+    const WideBytes mid = lo + (hi - lo) / 2;
+    if (SomeSplitFits(mode, cost, in_flight, model_input, mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return hi;
+}
+
+std::string RecomputeInfeasibleMessage(RecomputeMode mode, const StageSetup& setup,
+                                       const std::vector<int>& in_flight, uint64_t model_input) {
+  const int n = setup.cost[0]->num_layers();
+  const int p = static_cast<int>(in_flight.size());
+  std::string message = "no split of the " + std::to_string(n) + " layers into " +
+                        std::to_string(p) + " stages fits the memory limit, even with " +
+                        "--recompute " + (mode == RecomputeMode::kAll ? "all" : "auto");
+  if (setup.SameDevices()) {
+    const WideBytes least = RecomputeLeastLimit(mode, *setup.cost[0], in_flight, model_input);
+    const uint64_t shown = least > WideBytes{~uint64_t{0}} ? ~uint64_t{0}
+                                                          : static_cast<uint64_t>(least);
+    message += "; the smallest limit that fits is " + FormatBytes(shown) + " (" +
+               std::to_string(shown) + " bytes)";
+  }
+  return message;
+}
 
 std::optional<RecomputeMode> ParseRecomputeMode(std::string_view name) {
   if (name == "none") return RecomputeMode::kNone;
@@ -99,9 +169,7 @@ Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const Stag
     }
   }
   if (best[p - 1][n - 1] == kInf) {
-    return Status::Error("no split of the " + std::to_string(n) + " layers into " +
-                         std::to_string(p) + " stages fits the memory limit, even with "
-                         "--recompute " + (mode == RecomputeMode::kNone ? "none" : "on"));
+    return Status::Error(RecomputeInfeasibleMessage(mode, setup, in_flight, model_input));
   }
   std::vector<int> boundaries(p - 1);
   int end = n - 1;

@@ -52,4 +52,14 @@ Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const Stag
                                                   const std::vector<int>& in_flight,
                                                   uint64_t model_input);
 
+// The least limit L such that some split fits with every stage's peak under `mode` at most L
+// (one cost model for every stage; bisection over integers, each test O(p n log n)).
+WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,
+                              const std::vector<int>& in_flight, uint64_t model_input);
+
+// "no split ... fits the memory limit, even with --recompute all|auto", naming the least limit
+// that fits when every stage is on one device type.
+std::string RecomputeInfeasibleMessage(RecomputeMode mode, const StageSetup& setup,
+                                       const std::vector<int>& in_flight, uint64_t model_input);
+
 }  // namespace pp

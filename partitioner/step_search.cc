@@ -498,6 +498,7 @@ class BranchAndBound {
       const int first = s == 0 ? 0 : b[s - 1];
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
       if (!WithinMemory(s, first, last)) return false;
+      if (ctx_.stage_fits) continue;  // its own check, one chunk per device
       device[chunk_device_[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
     }
     // A device's peak is the sum of its chunks' (several chunks per device).
@@ -521,16 +522,28 @@ class BranchAndBound {
       const std::vector<char>& after = can_finish_[k + 1];
       next[n_ + 1] = n_ + 1;
       for (int x = n_; x >= 0; --x) next[x] = after[x] ? x : next[x + 1];
-      int last = -1;  // largest e with [j, e] within memory, non-decreasing in j
+      int last = -1;  // largest e with [j, e] within memory
       for (int j = 0; j < n_; ++j) {
-        last = std::max(last, j - 1);
-        while (last + 1 < n_ && WithinMemory(k, j, last + 1)) ++last;
+        if (ctx_.stage_fits) {
+          // Only monotone in e for a fixed start (the kept input changes with the start).
+          int lo = j - 1, hi = n_ - 1;
+          while (lo < hi) {
+            const int mid = lo + (hi - lo + 1) / 2;
+            if (WithinMemory(k, j, mid)) lo = mid;
+            else hi = mid - 1;
+          }
+          last = lo;
+        } else {  // the cost model's peak: non-decreasing in j too (two pointers)
+          last = std::max(last, j - 1);
+          while (last + 1 < n_ && WithinMemory(k, j, last + 1)) ++last;
+        }
         can_finish_[k][j] = last >= j && next[j + 1] <= last + 1;
       }
     }
   }
 
   bool WithinMemory(int k, int first, int last) const {
+    if (ctx_.stage_fits) return ctx_.stage_fits(k, first, last);
     const std::optional<uint64_t>& limit = devices_.memory_limit[k];
     return !limit || cost_.PeakMemory(first, last, ctx_.in_flight[k]) <= WideBytes{*limit};
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <random>
+#include <string>
 
 #include "executor/schedule.h"
 #include "partitioner/planner.h"
@@ -214,6 +215,63 @@ TEST(Recompute, DpEqualsBruteForceOnRandomCases) {
     ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
     EXPECT_EQ(plan->predicted.max_stage_ms, best) << "trial " << trial << " " << r.recompute;
     EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+  }
+  EXPECT_GT(feasible, 100);
+  EXPECT_GT(infeasible, 20);
+}
+
+// --objective step with recomputation: the least simulated step over every split that fits
+// (each split evaluated on its own with the mode's recomputing stages), and an infeasible limit
+// names the least limit that fits: that limit plans, one byte less does not.
+TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
+  std::mt19937_64 rng(12);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int feasible = 0, infeasible = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = uniform(1, 8);
+    std::vector<LayerProfile> layers;
+    for (int i = 0; i < n; ++i) {
+      layers.push_back(Layer(i, 0.25 * uniform(0, 20), 0.25 * uniform(0, 40), uniform(0, 100),
+                             uniform(0, 400), uniform(0, 200)));
+    }
+    PlanRequest r = Request(layers);
+    r.profile.link = {1e3 * uniform(1, 20), 0.25 * uniform(0, 2)};  // transfers of quarters
+    r.num_stages = uniform(1, std::min(n, 4));
+    r.num_micro_batches = uniform(1, 6);
+    r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
+    r.recompute = trial % 2 ? "all" : "auto";
+    r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
+    r.objective = "step";
+    r.step_budget_s = 60;
+    double best = kInf;
+    PlanRequest given = r;
+    given.method = "given";
+    testing::ForEachSplit(n, r.num_stages, [&](const std::vector<int>& b) {
+      Result<Plan> plan = EvaluateSplit(given, b, "given");
+      ASSERT_TRUE(plan.ok()) << plan.message();
+      if (StagesOverLimit(*plan).empty()) best = std::min(best, plan->predicted.step_time_ms);
+    });
+    r.method = "dp";
+    Result<Plan> plan = MakePlan(r);
+    if (best == kInf) {
+      ++infeasible;
+      ASSERT_FALSE(plan.ok()) << "trial " << trial;
+      const std::string& m = plan.message();
+      const size_t at = m.find(" bytes)");
+      ASSERT_NE(at, std::string::npos) << m;
+      const uint64_t least = std::stoull(m.substr(m.rfind('(', at) + 1));
+      r.memory_limit = least;
+      EXPECT_TRUE(MakePlan(r).ok()) << "trial " << trial << " " << m;
+      r.memory_limit = least - 1;
+      EXPECT_FALSE(MakePlan(r).ok()) << "trial " << trial << " " << m;
+      continue;
+    }
+    ++feasible;
+    ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
+    EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.recompute;
+    EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+    ASSERT_TRUE(plan->objective_bound.has_value());
+    EXPECT_TRUE(plan->objective_bound->exact);
   }
   EXPECT_GT(feasible, 100);
   EXPECT_GT(infeasible, 20);
