@@ -31,7 +31,12 @@ DeviceLayout LayoutOf(const Plan& plan) {
   bool typed = !plan.stages.empty();
   for (const StagePlan& s : plan.stages) typed &= s.device_type.has_value();
   if (typed) {
-    for (const StagePlan& s : plan.stages) layout.stage_type.push_back(*s.device_type);
+    // One type per device: a chunk's stage records its device's type.
+    layout.stage_type.assign(plan.num_stages, "");
+    for (const StagePlan& s : plan.stages) {
+      const int d = s.device.value_or(s.index);
+      if (d >= 0 && d < plan.num_stages) layout.stage_type[d] = *s.device_type;
+    }
   }
   layout.profiles = plan.device_profiles;
   bool limits = !plan.stages.empty();
@@ -44,8 +49,9 @@ DeviceLayout LayoutOf(const Plan& plan) {
 
 void RecordLayout(const DeviceLayout& layout, Plan* plan) {
   if (layout.heterogeneous()) {
-    for (size_t s = 0; s < plan->stages.size() && s < layout.stage_type.size(); ++s) {
-      plan->stages[s].device_type = layout.stage_type[s];
+    for (StagePlan& s : plan->stages) {
+      const size_t d = static_cast<size_t>(s.device.value_or(s.index));
+      if (d < layout.stage_type.size()) s.device_type = layout.stage_type[d];
     }
     plan->device_profiles = layout.profiles;
   }
@@ -58,11 +64,21 @@ void RecordLayout(const DeviceLayout& layout, Plan* plan) {
 Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                                                      const DeviceLayout& layout,
                                                      Optimizer optimizer, int stages,
-                                                     std::optional<uint64_t> memory_limit) {
+                                                     std::optional<uint64_t> memory_limit,
+                                                     const std::vector<int>& chunk_device) {
   std::unique_ptr<StageCosts> c(new StageCosts());
-  if (layout.heterogeneous() && static_cast<int>(layout.stage_type.size()) != stages) {
+  if (!chunk_device.empty() && static_cast<int>(chunk_device.size()) != stages) {
+    return Status::Error("internal error: chunk devices do not match the stages");
+  }
+  // The device of stage (chunk) s, and how many devices there are.
+  const auto device_of = [&](int s) { return chunk_device.empty() ? s : chunk_device[s]; };
+  int devices = stages;
+  if (!chunk_device.empty()) {
+    devices = *std::max_element(chunk_device.begin(), chunk_device.end()) + 1;
+  }
+  if (layout.heterogeneous() && static_cast<int>(layout.stage_type.size()) != devices) {
     return Status::Error("--device-types names " + std::to_string(layout.stage_type.size()) +
-                         " devices for " + std::to_string(stages) + " stages");
+                         " devices for " + std::to_string(devices) + " stages");
   }
   c->profiles_.push_back(base);
   c->models_.emplace_back(c->profiles_.back(), optimizer);
@@ -85,7 +101,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
     profile_by_type[type] = &c->profiles_.back();
   }
   for (int s = 0; s < stages; ++s) {
-    const std::string type = layout.heterogeneous() ? layout.stage_type[s] : "";
+    const std::string type = layout.heterogeneous() ? layout.stage_type[device_of(s)] : "";
     const CostModel* model = layout.heterogeneous() ? by_type[type] : &c->models_.front();
     const Profile* profile =
         layout.heterogeneous() ? profile_by_type[type] : &c->profiles_.front();
@@ -97,8 +113,11 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                                          : memory_limit);
   }
   for (int s = 0; s + 1 < stages; ++s) {
+    // Two chunks on one device move nothing (the simulator's rule); across devices the link
+    // of the nodes the two devices sit on.
+    const int a = device_of(s), b = device_of(s + 1);
     const bool crosses = layout.multi_node() &&
-                         s / layout.gpus_per_node != (s + 1) / layout.gpus_per_node;
+                         a / layout.gpus_per_node != b / layout.gpus_per_node;
     c->setup_.link.push_back(crosses ? *layout.inter_node_link : base.link);
   }
   if (c->models_.size() == 1) {

@@ -22,7 +22,8 @@
 namespace pp {
 
 struct DeviceLayout {
-  // Device type of each stage; empty: every stage on the base profile's device.
+  // Device type of each device (stage of a one-chunk schedule); empty: every device the base
+  // profile's.
   std::vector<std::string> stage_type;
   // The profile of every type in stage_type other than stage 0's (whose profile is the base).
   std::map<std::string, Profile> profiles;
@@ -44,11 +45,13 @@ void RecordLayout(const DeviceLayout& layout, Plan* plan);
 
 class StageCosts {
  public:
-  // Errors: a type without a profile, or a profile whose layers or byte counts differ from
-  // the base's.
+  // `stages` model chunks; chunk s runs on device chunk_device[s] (empty: device s), whose
+  // type (layout.stage_type, one per device), memory and node it takes. Errors: a type
+  // without a profile, or a profile whose layers or byte counts differ from the base's.
   static Result<std::unique_ptr<StageCosts>> Make(const Profile& base, const DeviceLayout& layout,
                                                   Optimizer optimizer, int stages,
-                                                  std::optional<uint64_t> memory_limit);
+                                                  std::optional<uint64_t> memory_limit,
+                                                  const std::vector<int>& chunk_device = {});
 
   const CostModel& stage(int s) const { return *stage_cost_[s]; }
   const Profile& stage_profile(int s) const { return *stage_profile_[s]; }

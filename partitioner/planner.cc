@@ -115,14 +115,6 @@ void SplitLowerBounds(const StageCosts& costs, int stages, std::vector<double>* 
   }
 }
 
-Status CheckLayout(const DeviceLayout& devices, bool chunked) {
-  if (!devices.empty() && chunked) {
-    return Status::Error("--device-types and --gpus-per-node with a schedule that runs several "
-                         "chunks per device are not available yet");
-  }
-  return Status::Ok();
-}
-
 // The recomputation mode, checked against the schedule.
 Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const Schedule& schedule) {
   std::optional<RecomputeMode> mode = ParseRecomputeMode(request.recompute);
@@ -174,9 +166,9 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
   PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, chunks, n));
   const std::vector<int> in_flight = InFlightPerChunk(*schedule);
-  PP_RETURN_IF_ERROR(CheckLayout(request.devices, chunked));
   Result<std::unique_ptr<StageCosts>> costs =
-      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit);
+      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
+                       schedule->chunk_device);
   if (!costs.ok()) return costs.status();
   Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
   if (!mode.ok()) return mode.status();
@@ -315,9 +307,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     return Status::Error("unknown --method \"" + request.method + "\" (known: " +
                          PartitionMethodNames() + ")");
   }
-  PP_RETURN_IF_ERROR(CheckLayout(request.devices, chunked));
   Result<std::unique_ptr<StageCosts>> made =
-      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit);
+      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
+                       schedule->chunk_device);
   if (!made.ok()) return made.status();
   const StageCosts& costs = **made;
 
@@ -431,9 +423,9 @@ Result<Timeline> SimulatePlanWith(const Plan& plan, const Schedule& schedule) {
                          " stages on " + std::to_string(plan.num_stages));
   }
   const DeviceLayout layout = LayoutOf(plan);
-  PP_RETURN_IF_ERROR(CheckLayout(layout, !schedule.chunk_device.empty()));
-  Result<std::unique_ptr<StageCosts>> costs = StageCosts::Make(
-      plan.profile, layout, plan.optimizer, NumChunks(plan), plan.memory_limit_bytes);
+  Result<std::unique_ptr<StageCosts>> costs =
+      StageCosts::Make(plan.profile, layout, plan.optimizer, NumChunks(plan),
+                       plan.memory_limit_bytes, schedule.chunk_device);
   if (!costs.ok()) return costs.status();
   std::vector<char> recompute;
   for (const StagePlan& s : plan.stages) recompute.push_back(s.recompute);

@@ -57,6 +57,24 @@ class BranchAndBound {
         start_(std::chrono::steady_clock::now()) {
     for (int c = 0; c < p_; ++c) chunk_device_.push_back(ChunkDevice(schedule, c));
     num_devices_ = schedule.num_stages;
+    for (int d = 0; d < num_devices_; ++d) {
+      const std::vector<PipelineOp>& ops = schedule.stages[d];
+      first_op_chunk_.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.front()));
+      last_op_chunk_.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.back()));
+      first_op_forward_.push_back(!ops.empty() && ops.front().kind == OpKind::kForward);
+      last_op_gradient_.push_back(!ops.empty() && (ops.back().kind == OpKind::kBackward ||
+                                                   ops.back().kind == OpKind::kBackwardInput));
+    }
+    // later_devices_[k]: the devices of chunks k+1..p-1 (bound 9).
+    later_has_.assign(p_, std::vector<char>(num_devices_, 0));
+    later_devices_.assign(p_, {});
+    for (int k = p_ - 2; k >= 0; --k) {
+      later_has_[k] = later_has_[k + 1];
+      later_has_[k][chunk_device_[k + 1]] = 1;
+      for (int d = 0; d < num_devices_; ++d) {
+        if (later_has_[k][d]) later_devices_[k].push_back(d);
+      }
+    }
     if (!classic_) {
       // Bounds 1-6 read one device's list as one stage's; the other schedules use the chain
       // shapes of bound 7 only, and these counts serve the candidate splits alone.
@@ -460,7 +478,7 @@ class BranchAndBound {
     }
     StepBoundProbe probe;
     probe.growing = GrowingBound(k, fixed, j, e);
-    probe.skip = k + 1 < p_ ? SkipBound(k, fixed, e) : -kInf;
+    probe.skip = k + 1 < p_ ? SkipBound(k, fixed, j, e) : -kInf;
     probe.bound = Bound(k, Extend(k, fixed, j, e), e + 1);
     return probe;
   }
@@ -482,14 +500,45 @@ class BranchAndBound {
     double segmented = -kInf;
     double max_f = 0, max_b = 0;
     double generic = 0;        // bound 7: max over the fixed chunks
-    std::vector<double> busy;  // bound 8: per device, sum of its fixed chunks' F + B
+    // Bound 8, per device: m x its fixed chunks' F + B, plus the way to its first op and
+    // from its last op once the chunks of those ops are fixed (DeviceMs).
+    std::vector<double> busy;
   };
 
   // Bound 8: m x the fixed chunks' time on their busiest device (several chunks per device).
   double BusyBound(const Fixed& fixed) const {
     double most = 0;
     for (double b : fixed.busy) most = std::max(most, b);
-    return m_ * most;
+    return most;
+  }
+
+  // What chunk k over [j, e] adds to its device's bound 8: m x its F + B, and when its op
+  // is the device's first (a forward) the forwards of the layers before it, when its op is
+  // the device's last (B or I) the gradients back through the layers before it.
+  double DeviceMs(int k, int j, int e) const {
+    double ms = m_ * cost_.StageMs(j, e);
+    const int d = chunk_device_[k];
+    if (first_op_chunk_[d] == k && first_op_forward_[d] && j > 0) ms += cost_.ForwardMs(0, j - 1);
+    if (last_op_chunk_[d] == k && last_op_gradient_[d]) ms += GradMs(0, j - 1);
+    return ms;
+  }
+
+  // Bound 9: the layers from `next` on (`rest` ms of F + B) still go to the devices of
+  // chunks k+1..; however they are cut, some device's bound 8 then reaches at least the water
+  // level L with sum over those devices of max(0, L - busy) = m x rest (poured into the
+  // emptiest first).
+  double WaterBound(int k, const std::vector<double>& busy, double rest) const {
+    if (busy.empty() || k + 1 >= p_) return 0.0;
+    std::vector<double> level;
+    for (int d : later_devices_[k]) level.push_back(busy[d]);
+    std::sort(level.begin(), level.end());
+    double poured = m_ * rest;
+    for (size_t i = 0; i < level.size(); ++i) {
+      poured += level[i];
+      const double l = poured / static_cast<double>(i + 1);
+      if (i + 1 == level.size() || l <= level[i + 1]) return l;
+    }
+    return 0.0;
   }
 
   bool Fits(const std::vector<int>& b) const {
@@ -563,8 +612,16 @@ class BranchAndBound {
   double GrowingBound(int k, const Fixed& before, int j, int e) const {
     if (!classic_) {
       double lb = std::max({before.generic, Generic(k, j, e), BusyBound(before)});
-      if (!before.busy.empty()) {
-        lb = std::max(lb, m_ * (before.busy[chunk_device_[k]] + cost_.StageMs(j, e)));
+      if (num_devices_ < p_) {
+        std::vector<double> busy = before.busy;
+        if (busy.empty()) busy.assign(num_devices_, 0.0);
+        busy[chunk_device_[k]] += DeviceMs(k, j, e);
+        lb = std::max(lb, busy[chunk_device_[k]]);
+        // Stage k's layers moved from the rest onto its own device: the level only rises
+        // when that device still takes later chunks (else it may fall, so it is left out).
+        if (k + 1 < p_ && later_has_[k][chunk_device_[k]]) {
+          lb = std::max(lb, WaterBound(k, busy, e + 1 < n_ ? cost_.StageMs(e + 1, n_ - 1) : 0));
+        }
       }
       return lb;
     }
@@ -589,7 +646,7 @@ class BranchAndBound {
     if (!classic_) {
       after.generic = std::max(before.generic, Generic(k, j, e));
       if (after.busy.empty()) after.busy.assign(num_devices_, 0.0);
-      after.busy[chunk_device_[k]] += cost_.StageMs(j, e);
+      after.busy[chunk_device_[k]] += DeviceMs(k, j, e);
       return after;
     }
     const double x = cost_.StageMs(j, e);
@@ -613,8 +670,12 @@ class BranchAndBound {
   double Bound(int k, const Fixed& fixed, int next) const {
     const int r = p_ - 1 - k;  // stages left
     if (!classic_) {
-      const double lb = std::max(fixed.generic, BusyBound(fixed));
-      return r >= 1 ? std::max(lb, generic_[r][next]) : lb;
+      double lb = std::max(fixed.generic, BusyBound(fixed));
+      if (r >= 1) {
+        lb = std::max(lb, generic_[r][next]);
+        lb = std::max(lb, WaterBound(k, fixed.busy, cost_.StageMs(next, n_ - 1)));
+      }
+      return lb;
     }
     double transfers = fixed.transfers;
     if (r >= 2) transfers += (r - 1) * min_transfer_[next];
@@ -639,10 +700,17 @@ class BranchAndBound {
 
   // A lower bound on Bound(k, Extend(k, before, j, e), e + 1) that does not increase with e:
   // it reads the prefix minima (low_) of the later stages' tables.
-  double SkipBound(int k, const Fixed& before, int e) const {
+  double SkipBound(int k, const Fixed& before, int j, int e) const {
     const int r = p_ - 1 - k, x = e + 1;
     if (!classic_) {
-      return std::max({before.generic, BusyBound(before), low_generic_[r][x]});
+      // The level before stage k takes any layers: at most every end's (k - 1's devices).
+      double water = 0;
+      if (num_devices_ < p_ && k >= 1) {
+        std::vector<double> busy = before.busy;
+        if (busy.empty()) busy.assign(num_devices_, 0.0);
+        water = WaterBound(k - 1, busy, cost_.StageMs(j, n_ - 1));
+      }
+      return std::max({before.generic, BusyBound(before), low_generic_[r][x], water});
     }
     const double base = total_ + 2 * before.transfers;
     const double f = std::max(before.max_f, low_[1][r][x]);
@@ -670,7 +738,7 @@ class BranchAndBound {
       const double threshold = Threshold();
       while (lo < hi) {
         const int mid = lo + (hi - lo) / 2;
-        if (SkipBound(k, before, mid) > threshold) lo = mid + 1;
+        if (SkipBound(k, before, j, mid) > threshold) lo = mid + 1;
         else hi = mid;
       }
       first_end = lo;
@@ -726,6 +794,12 @@ class BranchAndBound {
   std::vector<double> alpha_, beta_;
   std::vector<double> seg_f_, seg_b_;  // bound 6's counts per device
   std::vector<int> chunk_device_;      // per chunk (stage of the split)
+  std::vector<std::vector<char>> later_has_;     // [k][d]: device d runs a chunk after k
+  // Per device: the chunks of its first and last ops, whether the first is a forward and the
+  // last a gradient op (B or I).
+  std::vector<int> first_op_chunk_, last_op_chunk_;
+  std::vector<char> first_op_forward_, last_op_gradient_;
+  std::vector<std::vector<int>> later_devices_;  // [k]: those devices
   int num_devices_ = 0;
   std::vector<std::vector<Shape>> shapes_;  // bound 7, per chunk
   bool splits_ = false;                     // some op is an I or a W

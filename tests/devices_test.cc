@@ -58,15 +58,19 @@ struct Direct {
   bool fits = true;
 };
 
-// Stage s on its own type's profile, under its device's memory (adam bf16: 8 x params).
+// Stage (chunk) s on its device's type's profile; each device's chunks together under its
+// memory (adam bf16: 8 x params).
 Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
   Direct d;
   const int n = static_cast<int>(r.profile.layers.size());
-  const int p = r.num_stages;
-  const Schedule schedule = *BuildSchedule(r.schedule, p, r.num_micro_batches);
+  const Schedule schedule = *BuildSchedule(r.schedule, r.num_stages, r.num_micro_batches);
+  const int p = NumChunks(schedule);
+  const std::vector<int> chunk_in_flight = InFlightPerChunk(schedule);
+  std::vector<uint64_t> device_bytes(r.num_stages, 0);
   StageTimes times;
   for (int s = 0; s < p; ++s) {
-    const std::string& type = r.devices.stage_type[s];
+    const int device = ChunkDevice(schedule, s);
+    const std::string& type = r.devices.stage_type[device];
     const Profile& prof =
         type == r.devices.stage_type[0] ? r.profile : r.devices.profiles.at(type);
     const int first = s == 0 ? 0 : b[s - 1];
@@ -79,15 +83,18 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
       params += prof.layers[i].param_bytes;
       acts += prof.layers[i].activation_bytes;
     }
-    const int in_flight =
-        r.schedule == "gpipe" ? r.num_micro_batches : std::min(p - s, r.num_micro_batches);
-    if (params * 8 + in_flight * acts > prof.device.memory_bytes) d.fits = false;
+    int in_flight = chunk_in_flight[s];
+    if (r.schedule == "gpipe") in_flight = r.num_micro_batches;
+    if (r.schedule == "1f1b") in_flight = std::min(p - s, r.num_micro_batches);
+    device_bytes[device] += params * 8 + in_flight * acts;
+    if (device_bytes[device] > prof.device.memory_bytes) d.fits = false;
     d.max_stage_ms = std::max(d.max_stage_ms, f + bw);
     times.forward_ms.push_back(f);
     times.backward_ms.push_back(bw);
     if (s + 1 < p) {
       const int k = r.devices.gpus_per_node;
-      const bool crosses = k > 0 && s / k != (s + 1) / k;
+      const int next = ChunkDevice(schedule, s + 1);
+      const bool crosses = k > 0 && device / k != next / k;
       const Link& link = crosses ? *r.devices.inter_node_link : r.profile.link;
       times.transfer_ms.push_back(link.latency_ms + 1000.0 * prof.layers[last].output_bytes /
                                                         link.bandwidth_bytes_per_s);
@@ -127,15 +134,24 @@ PlanRequest RandomRequest(std::mt19937_64& rng) {
   return r;
 }
 
-void CheckAgainstBruteForce(const std::string& objective, uint64_t seed) {
+// With `chunked`, every request runs interleaved (V = 2) or zbv on at most n / 2 devices.
+void CheckAgainstBruteForce(const std::string& objective, uint64_t seed, bool chunked = false) {
   std::mt19937_64 rng(seed);
   int feasible = 0, infeasible = 0, mixed = 0;
   for (int trial = 0; trial < 400; ++trial) {
     PlanRequest r = RandomRequest(rng);
     r.objective = objective;
     const int n = static_cast<int>(r.profile.layers.size());
+    if (chunked) {
+      if (n < 2) continue;
+      r.num_stages = std::min(r.num_stages, n / 2);
+      r.devices.stage_type.resize(r.num_stages);
+      r.schedule = trial % 2 ? "zbv" : "interleaved";
+      if (r.schedule == "interleaved") r.num_micro_batches = r.num_stages * (1 + trial % 3);
+    }
+    const int chunks = NumChunks(*BuildSchedule(r.schedule, r.num_stages, r.num_micro_batches));
     double best_bottleneck = kInf, best_step = kInf;
-    testing::ForEachSplit(n, r.num_stages, [&](const std::vector<int>& b) {
+    testing::ForEachSplit(n, chunks, [&](const std::vector<int>& b) {
       const Direct d = Evaluate(r, b);
       if (!d.fits) return;
       best_bottleneck = std::min(best_bottleneck, d.max_stage_ms);
@@ -162,8 +178,8 @@ void CheckAgainstBruteForce(const std::string& objective, uint64_t seed) {
       EXPECT_EQ(got.max_stage_ms, best_bottleneck) << "trial " << trial;
       EXPECT_EQ(plan->predicted.max_stage_ms, best_bottleneck) << "trial " << trial;
     }
-    for (int s = 0; s < r.num_stages; ++s) {
-      EXPECT_EQ(plan->stages[s].device_type, r.devices.stage_type[s]);
+    for (const StagePlan& st : plan->stages) {
+      EXPECT_EQ(st.device_type, r.devices.stage_type[st.device.value_or(st.index)]);
     }
   }
   EXPECT_GT(feasible, 150);
@@ -176,6 +192,12 @@ TEST(HeterogeneousDevices, BottleneckEqualsBruteForce) {
 }
 
 TEST(HeterogeneousDevices, StepEqualsBruteForce) { CheckAgainstBruteForce("step", 99); }
+
+// Several chunks per device (interleaved, zbv) on devices of two types and nodes: each chunk
+// takes its device's times, node and memory, and a device's chunks share that memory.
+TEST(HeterogeneousDevices, StepEqualsBruteForceWithChunks) {
+  CheckAgainstBruteForce("step", 7, /*chunked=*/true);
+}
 
 TEST(HeterogeneousDevices, FastPathEqualsTwoPointerPass) {
   std::mt19937_64 rng(5);
