@@ -1,6 +1,7 @@
 #include "partitioner/search.h"
 
 #include <algorithm>
+#include <chrono>
 #include <tuple>
 
 #include "core/units.h"
@@ -12,8 +13,8 @@
 namespace pp {
 namespace {
 
-// Fills a candidate's figures from its plan.
-SearchCandidate Describe(const Plan& plan, int replicas, bool fits) {
+// Fills a candidate's figures from its plan; the all-reduce runs over `allreduce_link`.
+SearchCandidate Describe(const Plan& plan, int replicas, bool fits, const Link& allreduce_link) {
   SearchCandidate c;
   c.stages = plan.num_stages;
   c.replicas = replicas;
@@ -24,17 +25,29 @@ SearchCandidate Describe(const Plan& plan, int replicas, bool fits) {
   c.fits = fits;
   c.step_ms = plan.predicted.step_time_ms;
   c.bubble_ratio = plan.predicted.bubble_ratio;
+  if (plan.objective_bound) {
+    c.exact = plan.objective_bound->exact;
+    c.lower_bound_ms = plan.objective_bound->lower_bound_ms;
+  } else {
+    c.lower_bound_ms = c.step_ms;
+  }
   uint64_t largest_params = 0;
   double stage_total = 0;
-  for (const StagePlan& s : plan.stages) {
+  for (uint64_t peak : DevicePeakMemory(plan)) c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    const StagePlan& s = plan.stages[i];
     largest_params = std::max(largest_params, s.param_bytes);
-    c.peak_memory_bytes = std::max(c.peak_memory_bytes, s.peak_memory_bytes);
     stage_total += s.forward_ms + s.backward_ms;
-    if (s.index + 1 < static_cast<int>(plan.stages.size())) {
-      c.transfer_ms += 2 * plan.profile.link.TransferMs(s.send_bytes);
-    }
+    if (i + 1 == plan.stages.size()) continue;
+    // A micro-batch's round trip: each boundary between two devices, on the link it crosses.
+    const int a = s.device.value_or(s.index), b = plan.stages[i + 1].device.value_or(s.index + 1);
+    if (a == b) continue;
+    const int k = plan.gpus_per_node.value_or(0);
+    const bool crosses = k > 0 && plan.inter_node_link && a / k != b / k;
+    const Link& link = crosses ? *plan.inter_node_link : plan.profile.link;
+    c.transfer_ms += 2 * link.TransferMs(s.send_bytes);
   }
-  c.allreduce_ms = RingAllReduceMs(largest_params, replicas, plan.profile.link);
+  c.allreduce_ms = RingAllReduceMs(largest_params, replicas, allreduce_link);
   c.batch_ms = c.step_ms + c.allreduce_ms;
   c.work_ms = c.micro_batches * stage_total / c.stages;
   c.bubble_ms = std::max(0.0, c.step_ms - c.work_ms - c.transfer_ms);
@@ -113,81 +126,139 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
   if (request.profiles.empty()) return Status::Error("the search needs at least one profile");
   if (request.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
   if (request.global_batch < 1) return Status::Error("--global-batch must be at least 1");
+  for (const std::string& schedule : request.schedules) {
+    if (FindScheduleKind(schedule) == nullptr) {
+      return Status::Error("unknown schedule \"" + schedule + "\" (known: " + ScheduleNames() +
+                           ")");
+    }
+  }
+  const bool typed = !request.stage_types.empty();
+  if (typed && request.device_profiles.size() != request.profiles.size()) {
+    return Status::Error("internal error: one set of device-type profiles per micro-batch size");
+  }
   const int n = static_cast<int>(request.profiles.front().layers.size());
+  // Replicas of a stage sit on other nodes once the GPUs fill more than one.
+  const bool across_nodes = request.gpus_per_node > 0 && request.inter_node_link &&
+                            request.gpus_total > request.gpus_per_node;
   SearchResult result;
   std::vector<SearchCandidate> fitting, over;
   bool have_best = false;
   SearchCandidate best;
   int shapes = 0;
   bool any_over = false;
-  WideBytes least_need = 0;  // the least memory limit under which some candidate fits
+  WideBytes least_need = 0;  // the least memory limit under which a one-chunk candidate fits
+
+  // Every grid point first, so that the step search's budget can be shared out.
+  struct Point {
+    PlanRequest plan;
+    int replicas = 0;
+    bool lever = false;  // the recomputation lever's twin of the point before it
+  };
+  std::vector<Point> points;
   for (int p = 1; p <= std::min(request.gpus_total, n); ++p) {
     if (request.gpus_total % p != 0) continue;
+    if (typed && p != static_cast<int>(request.stage_types.size())) continue;
     const int r = request.gpus_total / p;
-    for (const Profile& profile : request.profiles) {
+    for (size_t i = 0; i < request.profiles.size(); ++i) {
+      const Profile& profile = request.profiles[i];
       const int64_t b = profile.micro_batch_size;
       if (b < 1 || request.global_batch % (int64_t{r} * b) != 0) continue;
       const int64_t m = request.global_batch / (int64_t{r} * b);
       if (m > kMaxMicroBatches) continue;
       ++shapes;
       for (const std::string& schedule : request.schedules) {
-        PlanRequest plan_request;
-        plan_request.profile = profile;
-        plan_request.model = request.model;
-        if (plan_request.model) plan_request.model->input.micro_batch_size = b;
-        plan_request.schedule = schedule;
-        plan_request.num_stages = p;
-        plan_request.num_micro_batches = static_cast<int>(m);
-        plan_request.objective = request.objective;
-        plan_request.step_budget_s = request.step_budget_s;
-        plan_request.optimizer = request.optimizer;
-        plan_request.memory_limit = request.memory_limit;
+        Point point;
+        point.replicas = r;
+        PlanRequest& pr = point.plan;
+        pr.profile = profile;
+        pr.model = request.model;
+        if (pr.model) pr.model->input.micro_batch_size = b;
+        pr.schedule = schedule;
+        pr.num_stages = p;
+        pr.virtual_stages = request.virtual_stages;
+        pr.num_micro_batches = static_cast<int>(m);
+        pr.objective = request.objective;
+        pr.optimizer = request.optimizer;
+        pr.memory_limit = request.memory_limit;
+        if (typed) {
+          pr.devices.stage_type = request.stage_types;
+          pr.devices.profiles = request.device_profiles[i];
+        }
+        pr.devices.per_device_memory = request.per_device_memory;
+        if (request.gpus_per_node > 0 && request.inter_node_link) {
+          pr.devices.gpus_per_node = request.gpus_per_node;
+          pr.devices.inter_node_link = request.inter_node_link;
+        }
+        Result<Schedule> sched = RequestSchedule(pr);
+        if (!sched.ok()) continue;  // e.g. interleaved with m not a multiple of p
+        const bool chunked = !sched->chunk_device.empty();
+        if (chunked && (p < 2 || NumChunks(*sched) > n)) continue;
+        points.push_back(point);
         // The recomputation lever: the same shape with the stages over their limit recomputing
         // (never faster per stage, so kept only when it changes the plan).
-        if (request.recompute_lever && request.model && request.objective == "bottleneck") {
-          PlanRequest again = plan_request;
-          again.recompute = "auto";
-          ++result.evaluated;
-          Result<Plan> plan = MakePlan(again);
-          if (plan.ok()) {
-            SearchCandidate c = Describe(*plan, r, true);
-            if (c.recompute) {
-              if (!have_best || Faster(c, best)) {
-                best = c;
-                result.best = std::move(*plan);
-                have_best = true;
-              }
-              fitting.push_back(std::move(c));
-            }
-          }
+        if (request.recompute_lever && request.model && !chunked && !SplitsBackward(*sched)) {
+          Point again = point;
+          again.plan.recompute = "auto";
+          again.lever = true;
+          points.push_back(std::move(again));
         }
-        ++result.evaluated;
-        Result<Plan> plan = MakePlan(plan_request);
-        if (plan.ok()) {
-          SearchCandidate c = Describe(*plan, r, true);
-          if (!have_best || Faster(c, best)) {
-            best = c;
-            result.best = std::move(*plan);
-            have_best = true;
-          }
-          fitting.push_back(std::move(c));
-          continue;
-        }
-        if (!request.memory_limit) return plan.status();
-        Result<Schedule> sched = RequestSchedule(plan_request);
-        if (!sched.ok()) return sched.status();
-        const CostModel cost(profile, request.optimizer);
-        const WideBytes need =
-            SplitSearch(cost, InFlightMicroBatches(*sched), std::nullopt).SmallestMemoryLimit();
-        if (!any_over || need < least_need) least_need = need;
-        any_over = true;
-        // Over the limit: how fast it would have been without one.
-        plan_request.memory_limit.reset();
-        Result<Plan> unlimited = MakePlan(plan_request);
-        if (!unlimited.ok()) return unlimited.status();
-        over.push_back(Describe(*unlimited, r, false));
       }
     }
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  const auto budget_for = [&](size_t i) {
+    const double spent =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::max(0.0, request.step_budget_s - spent) / static_cast<double>(points.size() - i);
+  };
+  for (size_t i = 0; i < points.size(); ++i) {
+    PlanRequest& plan_request = points[i].plan;
+    const int r = points[i].replicas;
+    const Link& allreduce_link =
+        across_nodes ? *request.inter_node_link : plan_request.profile.link;
+    plan_request.step_budget_s = budget_for(i);
+    ++result.evaluated;
+    Result<Plan> plan = MakePlan(plan_request);
+    if (points[i].lever) {
+      if (!plan.ok()) continue;
+      SearchCandidate c = Describe(*plan, r, true, allreduce_link);
+      if (!c.recompute) continue;
+      if (!have_best || Faster(c, best)) {
+        best = c;
+        result.best = std::move(*plan);
+        have_best = true;
+      }
+      fitting.push_back(std::move(c));
+      continue;
+    }
+    if (plan.ok()) {
+      SearchCandidate c = Describe(*plan, r, true, allreduce_link);
+      if (!have_best || Faster(c, best)) {
+        best = c;
+        result.best = std::move(*plan);
+        have_best = true;
+      }
+      fitting.push_back(std::move(c));
+      continue;
+    }
+    if (!request.memory_limit && !request.per_device_memory) return plan.status();
+    Result<Schedule> sched = RequestSchedule(plan_request);
+    if (!sched.ok()) return sched.status();
+    if (sched->chunk_device.empty() && !typed) {
+      const CostModel cost(plan_request.profile, request.optimizer);
+      const WideBytes need =
+          SplitSearch(cost, InFlightMicroBatches(*sched), std::nullopt).SmallestMemoryLimit();
+      if (!any_over || need < least_need) least_need = need;
+      any_over = true;
+    }
+    // Over the limit: how fast it would have been without one.
+    plan_request.memory_limit.reset();
+    plan_request.devices.per_device_memory = false;
+    plan_request.step_budget_s = budget_for(i);
+    Result<Plan> unlimited = MakePlan(plan_request);
+    if (!unlimited.ok()) return unlimited.status();
+    over.push_back(Describe(*unlimited, r, false, allreduce_link));
   }
   if (shapes == 0) {
     return Status::Error("no pipeline depth dividing --gpus-total " +
@@ -196,10 +267,16 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
                          std::to_string(request.global_batch));
   }
   if (!have_best) {
+    if (!request.memory_limit || !any_over) {
+      return Status::Error("no candidate of the search fits each device's memory");
+    }
     const uint64_t least = least_need > WideBytes{kMaxBytes} ? kMaxBytes
                                                              : static_cast<uint64_t>(least_need);
     return Status::Error("no candidate of the search fits the memory limit of " +
-                         FormatBytes(*request.memory_limit) + "; the smallest limit under which one fits is " + FormatBytes(least) + " (" + std::to_string(least) + " bytes)");
+                         FormatBytes(*request.memory_limit) +
+                         "; the smallest limit under which one fits (gpipe, 1f1b or zb-h1, "
+                         "without recomputation) is " + FormatBytes(least) + " (" +
+                         std::to_string(least) + " bytes)");
   }
   std::sort(fitting.begin(), fitting.end(), Faster);
   std::sort(over.begin(), over.end(), Faster);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,16 +25,33 @@ struct SearchRequest {
   std::optional<Model> model;  // embedded in the best plan when present
   int gpus_total = 0;          // G
   int64_t global_batch = 0;    // N samples per step, over all replicas
-  std::vector<std::string> schedules = {"gpipe", "1f1b"};
+  // Schedules tried for every shape; interleaved with `virtual_stages` chunks per device where
+  // m is a multiple of p. Chunked schedules need p >= 2 and at least one layer per chunk.
+  std::vector<std::string> schedules = {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"};
+  int virtual_stages = 2;
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit;  // per stage; nullopt: none
-  // Per-candidate objective. "bottleneck" (the default) keeps the search fast; "step" spends
-  // up to `step_budget_s` per candidate.
-  std::string objective = "bottleneck";
-  double step_budget_s = 1.0;
-  // Also plan each shape with --recompute auto (needs `model`; objective bottleneck only).
+  // Per-candidate objective: "step" (the default: the exact step search) or "bottleneck".
+  // The step search shares `step_budget_s` among the candidates: each gets what is left over
+  // the candidates left, so quick proofs leave more for later ones.
+  std::string objective = "step";
+  double step_budget_s = 2.0;
+  // Also plan each shape with --recompute auto (needs `model`; gpipe and 1f1b).
   bool recompute_lever = true;
   size_t top = 10;
+  // Devices of different types in pipeline order (one pipeline; its length is then the only
+  // depth p, and G / p replicas copy it): stage_types[s] is stage s's type and
+  // device_profiles[i] holds, for profiles[i]'s micro-batch size, the profile of every type
+  // other than stage 0's (profiles[i] is stage 0's). Empty: every stage on profiles[i]'s.
+  std::vector<std::string> stage_types;
+  std::vector<std::map<std::string, Profile>> device_profiles;
+  // Each stage's limit is its own device's memory (instead of memory_limit).
+  bool per_device_memory = false;
+  // Nodes of gpus_per_node GPUs (0: one node): replica i runs on GPUs i p .. i p + p - 1, so a
+  // stage boundary crosses nodes where those GPUs do, and the all-reduce runs over the
+  // inter-node link when G > gpus_per_node.
+  int gpus_per_node = 0;
+  std::optional<Link> inter_node_link;
 };
 
 // Why a candidate's time per batch exceeds the best one's: the component that grew most.
@@ -47,6 +65,8 @@ struct SearchCandidate {
   int micro_batches = 0;        // m
   std::string schedule;
   bool recompute = false;    // some stage recomputes its activations (--recompute auto)
+  bool exact = true;         // the split is the proven least step (or bottleneck) for its shape
+  double lower_bound_ms = 0;  // step objective: no split of this shape is faster than this
   double step_ms = 0;        // simulated pipeline step
   double allreduce_ms = 0;   // ring all-reduce of the largest stage's gradients
   double batch_ms = 0;       // step_ms + allreduce_ms: time per global batch

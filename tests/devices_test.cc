@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <random>
 
 #include "executor/schedule.h"
 #include "executor/simulator.h"
 #include "partitioner/planner.h"
+#include "partitioner/search.h"
 #include "partitioner/split_search.h"
 #include "tests/test_util.h"
 
@@ -326,11 +328,91 @@ TEST(HeterogeneousDevices, CliShowsEachStagesDevice) {
   EXPECT_EQ(plan->stages[3].device_type, "a100");
   // Re-derived from the embedded profiles: the same step.
   EXPECT_EQ(SimulatePlan(*plan)->step_time_ms, plan->predicted.step_time_ms);
+  // The search on this pipeline of types: its depth is the type list's (two replicas of it),
+  // the best plan keeps each stage's type, and nodes of 2 GPUs put the all-reduce on the
+  // inter-node link.
   const testing::CommandResult stages_auto = testing::RunTool(
-      "plan models/gpt2-small.json --stages auto --gpus-total 4 --global-batch 32 "
-      "--device-types h100:2,a100:2");
-  EXPECT_EQ(stages_auto.exit_code, 2);
-  EXPECT_NE(stages_auto.err.find("not available yet"), std::string::npos);
+      "plan models/gpt2-small.json --stages auto --gpus-total 8 --global-batch 32 "
+      "--device-types h100:2,a100:2 --gpus-per-node 2 --inter-node-link 25e9,0.005 "
+      "-o " + dir + "/best.json");
+  ASSERT_EQ(stages_auto.exit_code, 0) << stages_auto.err;
+  EXPECT_NE(stages_auto.out.find("p=4 r=2"), std::string::npos) << stages_auto.out;
+  EXPECT_EQ(stages_auto.out.find("p=2 "), std::string::npos) << stages_auto.out;
+  Result<Plan> best = LoadPlan(dir + "/best.json");
+  ASSERT_TRUE(best.ok()) << best.message();
+  ASSERT_EQ(best->num_stages, 4);
+  for (const StagePlan& st : best->stages) {
+    EXPECT_EQ(*st.device_type, st.device.value_or(st.index) < 2 ? "h100" : "a100");
+  }
+  EXPECT_EQ(best->gpus_per_node, 2);
+}
+
+// SearchPlans on a typed pipeline against planning every (micro-batch size, schedule) point of
+// it directly with the same layout; the all-reduce over the inter-node link once G exceeds
+// the GPUs of one node, over the profile's link otherwise.
+TEST(HeterogeneousDevices, SearchEqualsBruteForceOnATypedPipeline) {
+  std::mt19937_64 rng(3);
+  int searched = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    PlanRequest base = RandomRequest(rng);
+    const int n = static_cast<int>(base.profile.layers.size());
+    if (base.num_stages < 2 || n < 2 * base.num_stages) continue;
+    const int p = base.num_stages;
+    SearchRequest req;
+    Profile second = base.profile;  // a second micro-batch size: every time doubled
+    second.micro_batch_size = 2;
+    for (LayerProfile& l : second.layers) {
+      l.forward_ms *= 2;
+      l.backward_ms *= 2;
+    }
+    std::map<std::string, Profile> second_types = base.devices.profiles;
+    for (auto& [type, prof] : second_types) {
+      prof.micro_batch_size = 2;
+      for (LayerProfile& l : prof.layers) {
+        l.forward_ms *= 2;
+        l.backward_ms *= 2;
+      }
+    }
+    req.profiles = {base.profile, second};
+    req.device_profiles = {base.devices.profiles, second_types};
+    req.stage_types = base.devices.stage_type;
+    req.per_device_memory = false;
+    req.memory_limit = std::nullopt;
+    req.gpus_total = 2 * p;
+    req.global_batch = 4 * p;
+    req.gpus_per_node = trial % 2 ? p : 2 * p;  // the replicas on two nodes, or on one
+    req.inter_node_link = Link{1000.0, 0.25};
+    req.step_budget_s = 600;
+    Result<SearchResult> found = SearchPlans(req);
+    ASSERT_TRUE(found.ok()) << found.message();
+    double best = kInf;
+    for (const Profile& prof : req.profiles) {
+      for (const char* schedule : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
+        PlanRequest r = base;
+        r.profile = prof;
+        r.devices.profiles = prof.micro_batch_size == 1 ? req.device_profiles[0]
+                                                        : req.device_profiles[1];
+        r.devices.per_device_memory = false;
+        r.devices.gpus_per_node = req.gpus_per_node;
+        r.devices.inter_node_link = req.inter_node_link;
+        r.memory_limit = std::nullopt;
+        r.schedule = schedule;
+        r.num_micro_batches = static_cast<int>(4 * p / (2 * prof.micro_batch_size));
+        if (std::string(schedule) == "interleaved" && r.num_micro_batches % p != 0) continue;
+        Result<Plan> plan = MakePlan(r);
+        ASSERT_TRUE(plan.ok()) << plan.message();
+        uint64_t largest = 0;
+        for (const StagePlan& st : plan->stages) largest = std::max(largest, st.param_bytes);
+        const Link& link = req.gpus_per_node < 2 * p ? *req.inter_node_link : prof.link;
+        best = std::min(best, plan->predicted.step_time_ms + RingAllReduceMs(largest, 2, link));
+      }
+    }
+    ASSERT_FALSE(found->ranked.empty());
+    EXPECT_DOUBLE_EQ(found->ranked.front().batch_ms, best) << "trial " << trial;
+    for (const SearchCandidate& c : found->ranked) EXPECT_EQ(c.stages, p);
+    ++searched;
+  }
+  EXPECT_GT(searched, 10);
 }
 
 }  // namespace

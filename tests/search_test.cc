@@ -1,12 +1,15 @@
 // The `--stages auto` search against brute force over its candidate grid, enumerated here:
 // every depth p dividing G, every profile's micro-batch size b with N / (p' b) whole (p' = G/p
-// replicas), both schedules; each grid point planned with dp and its time per batch taken as
-// the simulated step plus a ring all-reduce written out below from DESIGN's link formula.
+// replicas), every schedule that can run the shape (interleaved needs m a multiple of p,
+// interleaved and zbv at least two devices and a layer per chunk); each grid point planned
+// with dp and its time per batch taken as the simulated step plus a ring all-reduce written out
+// below from DESIGN's link formula.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <limits>
 #include <random>
+#include <string>
 
 #include "partitioner/planner.h"
 #include "partitioner/search.h"
@@ -71,6 +74,8 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
     request.gpus_total = trial % 2 == 0 ? 4 : 6;
     request.global_batch = trial % 3 == 0 ? 24 : 48;
     request.memory_limit = uint64_t{1} << 40;
+    request.objective = trial % 3 == 1 ? "bottleneck" : "step";
+    request.step_budget_s = 600;  // small cases: every step search finishes
     Result<SearchResult> result = SearchPlans(request);
     ASSERT_TRUE(result.ok()) << result.message();
 
@@ -82,13 +87,19 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
       for (const Profile& profile : request.profiles) {
         const int64_t b = profile.micro_batch_size;
         if (request.global_batch % (r * b) != 0) continue;
-        for (const char* schedule : {"gpipe", "1f1b"}) {
+        for (const char* schedule : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
+          const int m = static_cast<int>(request.global_batch / (r * b));
+          const bool chunked = std::string(schedule) == "interleaved" ||
+                               std::string(schedule) == "zbv";
+          if (chunked && (p < 2 || 2 * p > layers)) continue;
+          if (std::string(schedule) == "interleaved" && m % p != 0) continue;
           PlanRequest pr;
           pr.profile = profile;
           pr.schedule = schedule;
           pr.num_stages = p;
-          pr.num_micro_batches = static_cast<int>(request.global_batch / (r * b));
-          pr.objective = "bottleneck";
+          pr.num_micro_batches = m;
+          pr.objective = request.objective;
+          pr.step_budget_s = 60;
           pr.memory_limit = request.memory_limit;
           Result<Plan> plan = MakePlan(pr);
           ASSERT_TRUE(plan.ok()) << plan.message();
@@ -98,6 +109,7 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
       }
     }
     EXPECT_EQ(result->evaluated, points);
+    for (const SearchCandidate& c : result->ranked) EXPECT_TRUE(c.exact);
     ASSERT_FALSE(result->ranked.empty());
     EXPECT_DOUBLE_EQ(result->ranked.front().batch_ms, best) << "trial " << trial;
     EXPECT_DOUBLE_EQ(BatchMs(result->best, result->ranked.front().replicas), best);

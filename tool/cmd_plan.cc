@@ -35,6 +35,7 @@ struct PlanFlags {
   std::string method = "dp";
   std::string objective = "step";
   double step_budget_s = 1.0;
+  CLI::Option* step_budget_option = nullptr;
   CLI::Option* objective_option = nullptr;
   std::string boundaries;
   std::string optimizer = "adam";
@@ -91,6 +92,8 @@ Result<int> ParseStages(const std::string& text) {
 }
 
 int RunOne(const PlanFlags& f);
+Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f, const ProfileOptions& po,
+                                           Profile* profile);
 
 int RunSearch(const PlanFlags& f) {
   if (f.gpus_total < 1 || f.global_batch < 1) {
@@ -100,9 +103,8 @@ int RunSearch(const PlanFlags& f) {
     return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
                 "--micro-batch-size and --boundaries");
   }
-  if (f.schedule_option->count() > 0 || f.method != "dp" || !f.compare_to.empty()) {
-    return Fail("--stages auto searches gpipe and 1f1b with dp; drop --schedule, --method and "
-                "--compare-to");
+  if (f.method != "dp" || !f.compare_to.empty()) {
+    return Fail("--stages auto searches with dp; drop --method and --compare-to");
   }
   PlanSearchInputs in;
   in.input = f.input;
@@ -115,9 +117,24 @@ int RunSearch(const PlanFlags& f) {
   if (auto o = ParseOptimizer(f.optimizer)) in.optimizer = *o;
   else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
   in.memory_limit = f.memory_limit;
-  // The step objective spends up to 1 s per candidate; the search uses bottleneck unless
-  // asked.
-  in.objective = f.objective_option->count() > 0 ? f.objective : "bottleneck";
+  in.objective = f.objective;
+  // --step-budget is the whole search's here (default 2 s), shared out over the candidates.
+  in.step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
+  if (f.schedule_option->count() > 0) {  // only this schedule
+    if (!FindScheduleKind(f.schedule)) {
+      return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+                  ScheduleNames() + ")");
+    }
+    in.schedules = {f.schedule};
+  }
+  in.virtual_stages = f.virtual_stages;
+  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
+    in.layout_for = [f](const ProfileOptions& po, Profile* profile) {
+      PlanFlags one = f;
+      one.stages = 0;  // the type list sets the depth
+      return DeviceLayoutFromFlags(one, po, profile);
+    };
+  }
   in.format = f.format;
   in.output = f.output;
   return RunPlanSearch(in);
@@ -126,11 +143,6 @@ int RunSearch(const PlanFlags& f) {
 int RunPlan(const PlanFlags& f) {
   Result<int> stages = ParseStages(f.stages_text);
   if (!stages.ok()) return Fail(stages.status());
-  if (f.stages_text == "auto" &&
-      (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty())) {
-    return Fail("--device-types, --gpus-per-node and --inter-node-link with --stages auto are "
-                "not available yet");
-  }
   if (f.stages_text == "auto") return RunSearch(f);
   if (f.gpus_total != 0 || f.global_batch != 0) {
     return Fail("--gpus-total and --global-batch go with --stages auto");
@@ -398,9 +410,11 @@ Handler SetupPlan(CLI::App& sub) {
                      "step (least simulated step time, exact) | bottleneck (least max_stage_ms)")
           ->check(CLI::IsMember({"step", "bottleneck"}))
           ->capture_default_str();
-  sub.add_option("--step-budget", f->step_budget_s,
-                 "Seconds the exact step search may take per plan; past it the plan carries the "
-                 "best split found and a proven lower bound")
+  f->step_budget_option = sub.add_option(
+                 "--step-budget", f->step_budget_s,
+                 "Seconds the exact step search may take per plan (--stages auto: for the whole "
+                 "search, default 2); past it the plan carries the best split found and a "
+                 "proven lower bound")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
   sub.add_option("--boundaries", f->boundaries,

@@ -3,11 +3,15 @@
 // partitioner/search.h and prints the ranked candidates; -o writes the best plan.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/plan.h"
+#include "core/status.h"
+#include "partitioner/devices.h"
+#include "tool/inputs.h"
 
 namespace pp {
 
@@ -21,7 +25,13 @@ struct PlanSearchInputs {
   std::optional<std::string> dtype;
   Optimizer optimizer = Optimizer::kAdam;
   std::string memory_limit;  // as given; empty: the device's memory
-  std::string objective = "bottleneck";
+  std::string objective = "step";
+  double step_budget_s = 2.0;                // the whole search's, shared out
+  std::vector<std::string> schedules;        // empty: every schedule
+  int virtual_stages = 2;
+  // --device-types / --gpus-per-node: the layout at one micro-batch size (po), with `profile`
+  // set to stage 0's type's profile; unset without those flags.
+  std::function<Result<DeviceLayout>(const ProfileOptions& po, Profile* profile)> layout_for;
   std::string format = "text";
   std::string output;
 };
