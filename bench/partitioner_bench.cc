@@ -5,9 +5,12 @@
 //                             dp, simulate);
 //   BM_PlanGpt2XlCli          the same through the CLI, process start-up included: under 50 ms
 //                             wall.
-//   BM_DpStep/1000/16/S       --objective step (branch and bound, m = 32; S = 0: 1f1b, 1: gpipe)
-//                             on 1,000 layers x 16 stages: under 1 s; the counters say whether
-//                             the optimum was proven (exact = 1) or the gap to the proven bound.
+//   BM_DpStep/1000/16/S       --objective step (branch and bound, m = 32; S = 0: 1f1b, 1: gpipe,
+//                             2: zb-h1, 3: interleaved V = 2, 4: zbv) on 1,000 layers x 16
+//                             devices: under 1 s; the counters say whether the optimum was
+//                             proven (exact = 1) or the gap to the proven bound.
+//   BM_SearchGpt2Xl64Cli      `plan --stages auto --gpus-total 64 --global-batch 512` on GPT-2
+//                             XL through the CLI: under 5 s.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -91,7 +94,8 @@ void BM_DpStep(benchmark::State& state) {
   const int p = static_cast<int>(state.range(1));
   PlanRequest request;
   request.profile = RandomProfile(n, 7);
-  request.schedule = state.range(2) == 0 ? "1f1b" : "gpipe";
+  const char* schedules[] = {"1f1b", "gpipe", "zb-h1", "interleaved", "zbv"};
+  request.schedule = schedules[state.range(2)];
   request.num_stages = p;
   request.num_micro_batches = 2 * p;
   request.memory_limit = uint64_t{1} << 52;  // checked on every stage, never binding
@@ -109,7 +113,13 @@ void BM_DpStep(benchmark::State& state) {
     benchmark::DoNotOptimize(plan);
   }
 }
-BENCHMARK(BM_DpStep)->Args({1000, 16, 0})->Args({1000, 16, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DpStep)
+    ->Args({1000, 16, 0})
+    ->Args({1000, 16, 1})
+    ->Args({1000, 16, 2})
+    ->Args({1000, 16, 3})
+    ->Args({1000, 16, 4})
+    ->Unit(benchmark::kMillisecond);
 
 // The CLI end to end, process start-up included: the wall time a user waits for `plan`.
 void BM_PlanGpt2XlCli(benchmark::State& state) {
@@ -121,6 +131,18 @@ void BM_PlanGpt2XlCli(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PlanGpt2XlCli)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The search end to end: 64 GPUs, 512 samples per step, every depth, micro-batch size,
+// schedule and the recomputation lever, each split by the step search within the shared 2 s.
+void BM_SearchGpt2Xl64Cli(benchmark::State& state) {
+  const std::string command = std::string("'") + PP_BINARY +
+                              "' plan '" PP_SOURCE_DIR "/models/gpt2-xl.json' --stages auto "
+                              "--gpus-total 64 --global-batch 512 >/dev/null 2>&1";
+  for (auto _ : state) {
+    if (std::system(command.c_str()) != 0) state.SkipWithError("pp-partition plan failed");
+  }
+}
+BENCHMARK(BM_SearchGpt2Xl64Cli)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 }  // namespace
 }  // namespace pp

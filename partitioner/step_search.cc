@@ -463,6 +463,12 @@ class BranchAndBound {
   // Searches every split; returns whether it finished within the budget.
   bool Run() {
     boundaries_.assign(p_ - 1, 0);
+    // gpipe's step is exactly T + 2 sum t + (m - 1)(max F + max B) (docs/cost-model.md), so
+    // two partial splits ending at the same layer compare by (max F, max B, sum t) alone when
+    // those are the stages' own times (one device type, no recomputation).
+    memo_ = gpipe_ && classic_ && ctx_.devices.cost.empty() && !ctx_.bound_cost &&
+            !ctx_.stage_fits;
+    if (memo_) seen_.assign(static_cast<size_t>(p_) * (n_ + 1), {});
     Visit(0, 0, Fixed{}, 0.0);
     return !aborted_;
   }
@@ -764,10 +770,24 @@ class BranchAndBound {
           best_split_ = boundaries_;
         }
       } else {
+        if (memo_ && Dominated(k, e + 1, fixed)) continue;
         boundaries_[k] = e + 1;
         Visit(k + 1, e + 1, fixed, lb);
       }
     }
+  }
+
+  // gpipe: whether an earlier partial split with stages 0..k ending at layer next - 1 had a
+  // max F, max B and transfer sum each at most this one's. Its subtree was searched or pruned
+  // (every completion of it at least the incumbent), and this one's completions are each at
+  // least that one's same completion: nothing below the incumbent. Keeps up to 16 per cell.
+  bool Dominated(int k, int next, const Fixed& f) {
+    std::vector<Seen>& cell = seen_[static_cast<size_t>(k) * (n_ + 1) + next];
+    for (const Seen& x : cell) {
+      if (x.max_f <= f.max_f && x.max_b <= f.max_b && x.transfers <= f.transfers) return true;
+    }
+    if (cell.size() < 16) cell.push_back({f.max_f, f.max_b, f.transfers});
+    return false;
   }
 
   double Spent() const {
@@ -813,6 +833,11 @@ class BranchAndBound {
   std::vector<double> min_transfer_;
   std::vector<double> bound_transfer_;  // per layer, TransferMs's table
   std::vector<int> boundaries_;
+  struct Seen {
+    double max_f, max_b, transfers;
+  };
+  bool memo_ = false;
+  std::vector<std::vector<Seen>> seen_;  // gpipe's dominance memo, per (k, next)
   double best_ = kInf;
   std::vector<int> best_split_;
   double open_bound_ = kInf;
@@ -847,7 +872,7 @@ Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& s
   for (const std::vector<int>& seed : options.seeds) {
     if (static_cast<int>(seed.size()) == ctx.num_stages - 1) search.Offer(seed);
   }
-  if (tables) {  // better incumbents first: candidate splits, then local moves
+  if (tables && options.candidates) {  // better incumbents first: candidates, local moves
     search.OfferBalanced(0.1);
     search.Improve(0.2);
   }

@@ -23,6 +23,9 @@ struct StepSearchOptions {
   double time_budget_s = 1.0;  // wall clock; past it the search stops with a proven bound
   // Splits tried first (each p-1 boundaries); those over the memory limit are skipped.
   std::vector<std::vector<int>> seeds;
+  // Candidate splits and hill climbing before the search (only ever better incumbents; off in
+  // tests, so that the pruning alone must find the optimum).
+  bool candidates = true;
 };
 
 struct StepSearchResult {

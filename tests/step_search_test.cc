@@ -228,6 +228,50 @@ TEST(StepObjective, EveryBoundIsAtMostTheBestStepBelowIt) {
   EXPECT_GT(tight, 30);  // the bounds are not vacuous: complete splits often meet them
 }
 
+// The branch and bound alone, without seeds, candidate splits or hill climbing: its pruning
+// (bounds, skipped scan starts, gpipe's dominance rule) must still reach the least step.
+TEST(StepObjective, PruningAloneFindsTheOptimum) {
+  std::mt19937_64 rng(2718);
+  int checked = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    PlanRequest r = RandomAnyScheduleRequest(rng, 10);
+    if (r.schedule != "interleaved") {
+      r.num_micro_batches = std::uniform_int_distribution<int>(1, 10)(rng);
+    }
+    r.memory_limit = std::nullopt;
+    const Brute free = BruteForce(r);
+    if (trial % 2 == 0) {
+      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 5) / 4;
+    }
+    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    Result<Schedule> schedule = RequestSchedule(r);
+    ASSERT_TRUE(schedule.ok());
+    CostModel cost(r.profile, r.optimizer);
+    SplitContext ctx;
+    ctx.cost = &cost;
+    ctx.num_stages = NumChunks(*schedule);
+    ctx.in_flight = InFlightPerChunk(*schedule);
+    ctx.memory_limit = r.memory_limit;
+    ctx.step_time_ms = [&](const std::vector<int>& b) {
+      return EvaluateSplit(r, b, "given")->predicted.step_time_ms;
+    };
+    if (r.profile.layers[0].backward_input_ms) continue;  // the planner's I/W bounds: above
+    StepSearchOptions options;
+    options.time_budget_s = 60;
+    options.candidates = false;
+    Result<StepSearchResult> found = MinStepSplit(ctx, *schedule, options);
+    if (best == kInf) {
+      EXPECT_FALSE(found.ok()) << "trial " << trial;
+      continue;
+    }
+    ASSERT_TRUE(found.ok()) << "trial " << trial << ": " << found.message();
+    EXPECT_EQ(found->step_ms, best) << "trial " << trial << " " << r.schedule;
+    EXPECT_TRUE(found->exact);
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
+}
+
 TEST(StepObjective, NeverWorseThanBaselinesOnEitherObjective) {
   std::mt19937_64 rng(99);
   for (int trial = 0; trial < 200; ++trial) {
