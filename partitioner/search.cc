@@ -212,6 +212,14 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return std::max(0.0, request.step_budget_s - spent) / static_cast<double>(points.size() - i);
   };
+  const auto keep = [&](Plan&& plan, SearchCandidate&& c) {
+    if (!have_best || Faster(c, best)) {
+      best = c;
+      result.best = std::move(plan);
+      have_best = true;
+    }
+    fitting.push_back(std::move(c));
+  };
   for (size_t i = 0; i < points.size(); ++i) {
     PlanRequest& plan_request = points[i].plan;
     const int r = points[i].replicas;
@@ -220,26 +228,15 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
     plan_request.step_budget_s = budget_for(i);
     ++result.evaluated;
     Result<Plan> plan = MakePlan(plan_request);
-    if (points[i].lever) {
+    if (points[i].lever) {  // kept only where some stage recomputes
       if (!plan.ok()) continue;
       SearchCandidate c = Describe(*plan, r, true, allreduce_link);
-      if (!c.recompute) continue;
-      if (!have_best || Faster(c, best)) {
-        best = c;
-        result.best = std::move(*plan);
-        have_best = true;
-      }
-      fitting.push_back(std::move(c));
+      if (c.recompute) keep(std::move(*plan), std::move(c));
       continue;
     }
     if (plan.ok()) {
       SearchCandidate c = Describe(*plan, r, true, allreduce_link);
-      if (!have_best || Faster(c, best)) {
-        best = c;
-        result.best = std::move(*plan);
-        have_best = true;
-      }
-      fitting.push_back(std::move(c));
+      keep(std::move(*plan), std::move(c));
       continue;
     }
     if (!request.memory_limit && !request.per_device_memory) return plan.status();

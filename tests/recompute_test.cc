@@ -143,6 +143,18 @@ TEST(Recompute, SearchPicksRecomputationWhenOnlyItFits) {
   EXPECT_TRUE(memory);
 }
 
+// 1 to 8 layers of quarter-millisecond times and small byte counts.
+std::vector<LayerProfile> RandomLayers(std::mt19937_64& rng) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::vector<LayerProfile> layers;
+  const int n = uniform(1, 8);
+  for (int i = 0; i < n; ++i) {
+    layers.push_back(Layer(i, 0.25 * uniform(0, 20), 0.25 * uniform(0, 40), uniform(0, 100),
+                           uniform(0, 400), uniform(0, 200)));
+  }
+  return layers;
+}
+
 // Brute force: every split, each stage recomputing as the mode says, under the limit.
 double BruteForce(const PlanRequest& r) {
   const int n = static_cast<int>(r.profile.layers.size());
@@ -191,13 +203,8 @@ TEST(Recompute, DpEqualsBruteForceOnRandomCases) {
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   int feasible = 0, infeasible = 0;
   for (int trial = 0; trial < 400; ++trial) {
-    const int n = uniform(1, 8);
-    std::vector<LayerProfile> layers;
-    for (int i = 0; i < n; ++i) {
-      layers.push_back(Layer(i, 0.25 * uniform(0, 20), 0.25 * uniform(0, 40), uniform(0, 100),
-                             uniform(0, 400), uniform(0, 200)));
-    }
-    PlanRequest r = Request(layers);
+    PlanRequest r = Request(RandomLayers(rng));
+    const int n = static_cast<int>(r.profile.layers.size());
     r.num_stages = uniform(1, std::min(n, 4));
     r.num_micro_batches = uniform(1, 6);
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
@@ -228,13 +235,8 @@ TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   int feasible = 0, infeasible = 0;
   for (int trial = 0; trial < 300; ++trial) {
-    const int n = uniform(1, 8);
-    std::vector<LayerProfile> layers;
-    for (int i = 0; i < n; ++i) {
-      layers.push_back(Layer(i, 0.25 * uniform(0, 20), 0.25 * uniform(0, 40), uniform(0, 100),
-                             uniform(0, 400), uniform(0, 200)));
-    }
-    PlanRequest r = Request(layers);
+    PlanRequest r = Request(RandomLayers(rng));
+    const int n = static_cast<int>(r.profile.layers.size());
     r.profile.link = {1e3 * uniform(1, 20), 0.25 * uniform(0, 2)};  // transfers of quarters
     r.num_stages = uniform(1, std::min(n, 4));
     r.num_micro_batches = uniform(1, 6);

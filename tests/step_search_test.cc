@@ -65,6 +65,17 @@ Brute BruteForce(const PlanRequest& request) {
   return out;
 }
 
+// The least step by brute force; on trials where `trial % every == 0` first sets a memory limit
+// `trial % (steps + 1)` steps of `steps` from the best split's peak to the worst's.
+double BestUnderSomeLimit(PlanRequest* r, int trial, int every, int steps) {
+  r->memory_limit = std::nullopt;
+  const Brute free = BruteForce(*r);
+  if (trial % every != 0) return free.best_step;
+  r->memory_limit =
+      free.least_peak + (free.most_peak - free.least_peak) * (trial % (steps + 1)) / steps;
+  return BruteForce(*r).best_step;
+}
+
 PlanRequest RandomRequest(std::mt19937_64& rng, int max_layers) {
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   PlanRequest r;
@@ -108,13 +119,8 @@ TEST(StepObjective, EqualsBruteForceOnRandomCases) {
   int limited = 0, checked = 0, gpipe = 0;
   for (int trial = 0; trial < 500; ++trial) {
     PlanRequest r = RandomRequest(rng, 10);
-    r.memory_limit = std::nullopt;
-    const Brute free = BruteForce(r);
-    if (trial % 2 == 1) {  // a limit between the best and the worst split's peak
-      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 5) / 4;
-      ++limited;
-    }
-    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    const double best = BestUnderSomeLimit(&r, trial + 1, 2, 4);
+    limited += r.memory_limit.has_value();
     Result<Plan> plan = MakePlan(r);
     ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
     EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
@@ -140,12 +146,7 @@ TEST(StepObjective, EqualsBruteForceWithMoreLayersAndMicroBatches) {
   for (int trial = 0; trial < 600; ++trial) {
     PlanRequest r = RandomRequest(rng, 12);
     r.num_micro_batches = std::uniform_int_distribution<int>(1, 16)(rng);
-    r.memory_limit = std::nullopt;
-    const Brute free = BruteForce(r);
-    if (trial % 2 == 0) {
-      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 7) / 6;
-    }
-    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    const double best = BestUnderSomeLimit(&r, trial, 2, 6);
     Result<Plan> plan = MakePlan(r);
     ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
     EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
@@ -238,12 +239,7 @@ TEST(StepObjective, PruningAloneFindsTheOptimum) {
     if (r.schedule != "interleaved") {
       r.num_micro_batches = std::uniform_int_distribution<int>(1, 10)(rng);
     }
-    r.memory_limit = std::nullopt;
-    const Brute free = BruteForce(r);
-    if (trial % 2 == 0) {
-      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 5) / 4;
-    }
-    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    const double best = BestUnderSomeLimit(&r, trial, 2, 4);
     Result<Schedule> schedule = RequestSchedule(r);
     ASSERT_TRUE(schedule.ok());
     CostModel cost(r.profile, r.optimizer);
@@ -328,12 +324,7 @@ TEST(StepObjective, EqualsBruteForceOnEverySchedule) {
   std::map<std::string, int> seen;
   for (int trial = 0; trial < 400; ++trial) {
     PlanRequest r = RandomAnyScheduleRequest(rng, 10);
-    r.memory_limit = std::nullopt;
-    const Brute free = BruteForce(r);
-    if (trial % 2 == 0) {
-      r.memory_limit = free.least_peak + (free.most_peak - free.least_peak) * (trial % 7) / 6;
-    }
-    const double best = r.memory_limit ? BruteForce(r).best_step : free.best_step;
+    const double best = BestUnderSomeLimit(&r, trial, 2, 6);
     Result<Plan> plan = MakePlan(r);
     ASSERT_TRUE(plan.ok()) << "trial " << trial << " " << r.schedule << ": " << plan.message();
     EXPECT_EQ(plan->predicted.step_time_ms, best) << "trial " << trial << " " << r.schedule;
