@@ -43,7 +43,7 @@ PlanRequest Request(const Profile& profile, const std::string& schedule, int p, 
   r.num_stages = p;
   r.num_micro_batches = m;
   r.optimizer = Optimizer::kNone;
-  r.objective = "bottleneck";  // the step objective is not available for chunked schedules
+  r.objective = "bottleneck";  // equal chunks: the closed forms below hold for this split
   return r;
 }
 
@@ -105,6 +105,37 @@ TEST(ChunkedPlan, ZbH1UsesTheProfilesSplitAndOneFOneBIsUnchanged) {
   ASSERT_TRUE(base.ok());
   EXPECT_DOUBLE_EQ(base->predicted.step_time_ms, 7 * 9.0);
   EXPECT_FALSE(PlanToJson(*base).contains("virtual_stages"));
+}
+
+// --step-budget 0: the search stops at once; the plan is the best incumbent (never worse than
+// uniform), says on stderr that it is unproven and how far from the bound, and records the
+// bound; a generous budget proves a small case.
+TEST(ChunkedPlan, CliStepBudgetReportsTheBound) {
+  const std::string dir = testing::TempDir();
+  testing::CommandResult r = testing::RunTool(
+      "plan models/gpt2-xl.json --stages 4 --micro-batches 32 --schedule interleaved "
+      "--memory-limit none --step-budget 0 --format json -o " + dir + "/p.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("ran out of its time budget"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("ms ms"), std::string::npos) << r.err;
+  Result<Plan> plan = LoadPlan(dir + "/p.json");
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  ASSERT_TRUE(plan->objective_bound.has_value());
+  EXPECT_FALSE(plan->objective_bound->exact);
+  EXPECT_LT(plan->objective_bound->lower_bound_ms, plan->predicted.step_time_ms);
+  r = testing::RunTool(
+      "plan models/gpt2-xl.json --stages 4 --micro-batches 32 --schedule interleaved "
+      "--memory-limit none --method uniform --format json -o " + dir + "/u.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LE(plan->predicted.step_time_ms, LoadPlan(dir + "/u.json")->predicted.step_time_ms);
+  r = testing::RunTool(
+      "plan models/gpt2-small.json --stages 2 --micro-batches 4 --schedule zbv "
+      "--step-budget 30 --format json -o " + dir + "/z.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(LoadPlan(dir + "/z.json")->objective_bound->exact);
+  EXPECT_EQ(testing::RunTool("plan models/gpt2-small.json --stages 2 --micro-batches 4 "
+                             "--step-budget -1").exit_code,
+            2);
 }
 
 TEST(ChunkedPlan, CliPlansAndSimulatesEverySchedule) {
