@@ -125,4 +125,94 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
   return t;
 }
 
+StepSimulator::StepSimulator(const Schedule& schedule) {
+  status_ = ValidateSchedule(schedule);
+  if (!status_.ok()) return;
+  const int p = schedule.num_stages;
+  const int m = schedule.num_micro_batches;
+  chunks_ = NumChunks(schedule);
+  ops_.resize(p);
+  for (int d = 0; d < p; ++d) {
+    for (const PipelineOp& op : schedule.stages[d]) {
+      Op x{op.kind, OpChunk(schedule, d, op), 0, -1, -1};
+      x.slot = x.chunk * m + op.micro_batch;
+      if (op.kind == OpKind::kForward) {
+        if (x.chunk > 0) x.dependency = (x.chunk - 1) * m + op.micro_batch;
+        if (x.chunk > 0 && ChunkDevice(schedule, x.chunk - 1) != d) x.transfer = x.chunk - 1;
+      } else if (op.kind == OpKind::kBackwardWeight) {
+        x.dependency = x.slot;  // its own I (validated: earlier on this device)
+      } else if (x.chunk + 1 < chunks_) {
+        x.dependency = (x.chunk + 1) * m + op.micro_batch;
+        if (ChunkDevice(schedule, x.chunk + 1) != d) x.transfer = x.chunk;
+      }
+      ops_[d].push_back(x);
+    }
+  }
+  // One execution order, found once with Simulate's sweep over the devices: an op runs after
+  // every op it depends on, so a single pass in this order computes every end time.
+  std::vector<char> f_done(static_cast<size_t>(chunks_) * m, 0), g_done(f_done), i_done(f_done);
+  std::vector<size_t> next(p, 0);
+  size_t remaining = 0;
+  for (const auto& ops : ops_) remaining += ops.size();
+  while (remaining > 0) {
+    bool progressed = false;
+    for (int d = 0; d < p; ++d) {
+      while (next[d] < ops_[d].size()) {
+        const Op& x = ops_[d][next[d]];
+        if (x.dependency >= 0) {
+          const std::vector<char>& done = x.kind == OpKind::kForward          ? f_done
+                                          : x.kind == OpKind::kBackwardWeight ? i_done
+                                                                              : g_done;
+          if (!done[x.dependency]) break;
+        }
+        if (x.kind == OpKind::kForward) f_done[x.slot] = 1;
+        if (x.kind == OpKind::kBackward || x.kind == OpKind::kBackwardInput) g_done[x.slot] = 1;
+        if (x.kind == OpKind::kBackwardInput) i_done[x.slot] = 1;
+        order_.push_back(d);
+        ++next[d];
+        --remaining;
+        progressed = true;
+      }
+    }
+    if (!progressed) {
+      status_ = Status::Error("schedule " + schedule.name + " deadlocks");
+      return;
+    }
+  }
+  f_end_.assign(f_done.size(), 0.0);
+  grad_end_ = input_end_ = f_end_;
+  free_at_.assign(p, 0.0);
+  cursor_.assign(p, 0);
+}
+
+double StepSimulator::StepMs(const StageTimes& times) {
+  const auto n = static_cast<size_t>(chunks_);
+  if (!status_.ok() || times.forward_ms.size() != n || times.backward_ms.size() != n ||
+      times.transfer_ms.size() != (n > 0 ? n - 1 : 0) ||
+      (!times.backward_input_ms.empty() && times.backward_input_ms.size() != n)) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  std::fill(free_at_.begin(), free_at_.end(), 0.0);
+  std::fill(cursor_.begin(), cursor_.end(), size_t{0});
+  double step = 0;
+  for (const int d : order_) {
+    const Op& x = ops_[d][cursor_[d]++];
+    double ready = 0;
+    if (x.dependency >= 0) {
+      ready = x.kind == OpKind::kForward          ? f_end_[x.dependency]
+              : x.kind == OpKind::kBackwardWeight ? input_end_[x.dependency]
+                                                  : grad_end_[x.dependency];
+      if (x.transfer >= 0) ready = ready + times.transfer_ms[x.transfer];
+    }
+    const double start = std::max(ready, free_at_[d]);
+    const double end = start + OpDurationMs(times, x.chunk, x.kind);
+    if (x.kind == OpKind::kForward) f_end_[x.slot] = end;
+    if (x.kind == OpKind::kBackward || x.kind == OpKind::kBackwardInput) grad_end_[x.slot] = end;
+    if (x.kind == OpKind::kBackwardInput) input_end_[x.slot] = end;
+    free_at_[d] = end;
+    step = std::max(step, end);
+  }
+  return step;
+}
+
 }  // namespace pp

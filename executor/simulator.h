@@ -47,4 +47,32 @@ struct Timeline {
 // dependencies can never be met is an error naming the stuck stage and op.
 Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times);
 
+// The step time alone, for searches that simulate one schedule many times: the schedule is
+// validated and its dependencies indexed once, no timeline is kept and no memory is allocated
+// per call. Every op's times are computed with Simulate's arithmetic, so the step is the same
+// number Simulate gives (tests/simulator_test.cc compares them).
+class StepSimulator {
+ public:
+  explicit StepSimulator(const Schedule& schedule);
+  // ValidateSchedule's verdict, or a deadlock found on construction.
+  const Status& status() const { return status_; }
+  // NaN when status() is an error or `times` does not match the schedule's chunks.
+  double StepMs(const StageTimes& times);
+
+ private:
+  struct Op {
+    OpKind kind;
+    int chunk;
+    int slot;        // chunk * m + micro-batch: where its own end is kept
+    int dependency;  // slot of the op it waits for (-1: none)
+    int transfer;    // boundary whose transfer it waits for (-1: none, or same device)
+  };
+  Status status_ = Status::Ok();
+  int chunks_ = 0;
+  std::vector<std::vector<Op>> ops_;  // per device
+  std::vector<int> order_;            // device of each op in one valid execution order
+  std::vector<double> f_end_, grad_end_, input_end_, free_at_;
+  std::vector<size_t> cursor_;  // per device: its next op
+};
+
 }  // namespace pp

@@ -55,12 +55,19 @@ Status CheckBoundaries(const std::vector<int>& b, int stages, int layers) {
 // Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
 // only when the profile has it for every layer.
 // `recompute` (per stage, empty: none) adds one forward to a stage's backward.
+// `split`: whether every stage's profile has the I/W split (AllSplit), when known.
+bool AllSplit(const StageCosts& costs, int stages) {
+  bool split = true;
+  for (int s = 0; s < stages; ++s) split &= HasBackwardSplit(costs.stage_profile(s));
+  return split;
+}
+
 StageTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
-                   const std::vector<char>& recompute = {}) {
+                   const std::vector<char>& recompute = {},
+                   std::optional<bool> known_split = std::nullopt) {
   StageTimes t;
   const int p = static_cast<int>(boundaries.size()) + 1;
-  bool split = true;
-  for (int s = 0; s < p; ++s) split &= HasBackwardSplit(costs.stage_profile(s));
+  const bool split = known_split ? *known_split : AllSplit(costs, p);
   for (int s = 0; s < p; ++s) {
     const CostModel& cost = costs.stage(s);
     const Profile& profile = costs.stage_profile(s);
@@ -327,9 +334,16 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   const bool step_search = request.objective == "step" && request.method == "dp";
   ctx.memory_limit = chunked && !step_search ? std::nullopt : request.memory_limit;
   SplitLowerBounds(costs, chunks, &ctx.input_lower_ms, &ctx.weight_lower_ms);
+  // The searches simulate thousands of splits: one StepSimulator (validated once, same
+  // arithmetic as Simulate) and the profiles' I/W split checked once.
+  StepSimulator simulator(*schedule);
+  const bool split = AllSplit(costs, chunks);
+  const auto step_of = [&](const StageTimes& times) {
+    const double step = simulator.StepMs(times);
+    return step == step ? step : std::numeric_limits<double>::infinity();
+  };
   ctx.step_time_ms = [&](const std::vector<int>& boundaries) {
-    Result<Timeline> t = Simulate(*schedule, TimesOf(costs, boundaries));
-    return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
+    return step_of(TimesOf(costs, boundaries, {}, split));
   };
   std::optional<ObjectiveBound> bound;
   Result<std::vector<int>> boundaries = std::vector<int>();
@@ -350,8 +364,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       const RecomputeMode m = *mode;
       ctx.step_time_ms = [&, setup, input, m](const std::vector<int>& b) {
         const std::vector<char> flags = RecomputeStages(m, setup, ctx.in_flight, b, input);
-        Result<Timeline> t = Simulate(*schedule, TimesOf(costs, b, flags));
-        return t.ok() ? t->step_time_ms : std::numeric_limits<double>::infinity();
+        return step_of(TimesOf(costs, b, flags, split));
       };
       ctx.stage_fits = [&, input, m](int s, int first, int last) {
         const std::optional<uint64_t> limit = costs.memory_limit(s);

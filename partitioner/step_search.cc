@@ -535,7 +535,8 @@ class BranchAndBound {
   // emptiest first).
   double WaterBound(int k, const std::vector<double>& busy, double rest) const {
     if (busy.empty() || k + 1 >= p_) return 0.0;
-    std::vector<double> level;
+    std::vector<double>& level = level_scratch_;  // no allocation per call
+    level.clear();
     for (int d : later_devices_[k]) level.push_back(busy[d]);
     std::sort(level.begin(), level.end());
     double poured = m_ * rest;
@@ -619,8 +620,9 @@ class BranchAndBound {
     if (!classic_) {
       double lb = std::max({before.generic, Generic(k, j, e), BusyBound(before)});
       if (num_devices_ < p_) {
-        std::vector<double> busy = before.busy;
-        if (busy.empty()) busy.assign(num_devices_, 0.0);
+        std::vector<double>& busy = busy_scratch_;
+        if (before.busy.empty()) busy.assign(num_devices_, 0.0);
+        else busy.assign(before.busy.begin(), before.busy.end());
         busy[chunk_device_[k]] += DeviceMs(k, j, e);
         lb = std::max(lb, busy[chunk_device_[k]]);
         // Stage k's layers moved from the rest onto its own device: the level only rises
@@ -711,10 +713,8 @@ class BranchAndBound {
     if (!classic_) {
       // The level before stage k takes any layers: at most every end's (k - 1's devices).
       double water = 0;
-      if (num_devices_ < p_ && k >= 1) {
-        std::vector<double> busy = before.busy;
-        if (busy.empty()) busy.assign(num_devices_, 0.0);
-        water = WaterBound(k - 1, busy, cost_.StageMs(j, n_ - 1));
+      if (num_devices_ < p_ && k >= 1 && !before.busy.empty()) {
+        water = WaterBound(k - 1, before.busy, cost_.StageMs(j, n_ - 1));
       }
       return std::max({before.generic, BusyBound(before), low_generic_[r][x], water});
     }
@@ -757,6 +757,7 @@ class BranchAndBound {
       const double lb = std::max(inherited, Bound(k, fixed, e + 1));
       ++nodes_;
       if (lb > Threshold()) continue;
+
       if (aborted_ || ((r == 0 || (nodes_ & 255) == 0) && OverBudget())) {
         aborted_ = true;
         open_bound_ = std::min(open_bound_, lb);
@@ -822,6 +823,7 @@ class BranchAndBound {
   std::vector<std::vector<int>> later_devices_;  // [k]: those devices
   int num_devices_ = 0;
   std::vector<std::vector<Shape>> shapes_;  // bound 7, per chunk
+  mutable std::vector<double> level_scratch_, busy_scratch_;  // reused by the bounds
   bool splits_ = false;                     // some op is an I or a W
   std::vector<double> input_, weight_;      // prefix sums of the I and W lower bounds
   double all_f_ = 0;                        // sum of every layer's forward

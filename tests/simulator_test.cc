@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "executor/schedule.h"
 #include "executor/simulator.h"
@@ -70,6 +72,45 @@ TEST(Simulator, GpipeUnequalStagesIsClosedForm) {
     EXPECT_EQ(timeline->step_time_ms, total + 2 * transfers + (m - 1) * (max_f + max_b))
         << "trial " << trial;
   }
+}
+
+// StepSimulator (validated once, no timeline) gives exactly Simulate's step on every schedule
+// kind, random unequal chunks, transfers and I/W splits, reused across calls; a deadlocking
+// schedule or mismatched times give NaN.
+TEST(Simulator, StepSimulatorEqualsSimulate) {
+  std::mt19937_64 rng(43);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  auto ms = [&]() { return std::uniform_real_distribution<double>(0.0, 10.0)(rng); };
+  int compared = 0;
+  for (const char* kind : {"gpipe", "1f1b", "interleaved", "zb-h1", "zbv"}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      const int p = uniform(1, 5);
+      const int m = std::string(kind) == "interleaved" ? p * uniform(1, 3) : uniform(1, 9);
+      Result<Schedule> schedule = BuildSchedule(kind, p, m, ScheduleOptions{uniform(2, 3)});
+      ASSERT_TRUE(schedule.ok()) << schedule.message();
+      StepSimulator fast(*schedule);
+      ASSERT_TRUE(fast.status().ok());
+      const int chunks = NumChunks(*schedule);
+      for (int again = 0; again < 3; ++again) {  // buffers reused between calls
+        StageTimes t;
+        for (int c = 0; c < chunks; ++c) {
+          t.forward_ms.push_back(ms());
+          t.backward_ms.push_back(ms());
+          if (trial % 2) t.backward_input_ms.push_back(t.backward_ms.back() * ms() / 10);
+          if (c + 1 < chunks) t.transfer_ms.push_back(ms() / 4);
+        }
+        EXPECT_EQ(fast.StepMs(t), Simulate(*schedule, t)->step_time_ms) << kind;
+        ++compared;
+      }
+      StageTimes wrong;
+      wrong.forward_ms.assign(chunks + 1, 1.0);
+      EXPECT_NE(fast.StepMs(wrong), fast.StepMs(wrong));  // NaN
+    }
+  }
+  EXPECT_EQ(compared, 600);
+  Schedule stuck = *BuildSchedule("1f1b", 2, 2);
+  std::swap(stuck.stages[1][0], stuck.stages[1][1]);  // B0 before F0 on the last stage
+  EXPECT_FALSE(StepSimulator(stuck).status().ok());
 }
 
 TEST(Simulator, OneFOneBHandWorkedTimeline) {
