@@ -403,8 +403,8 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   if (plan.ok()) plan->objective_bound = bound;
   if (plan.ok() && chunked && !StagesOverLimit(*plan).empty()) {
     return Status::Error("the " + request.schedule + " plan exceeds --memory-limit on a device " +
-                         "(a device holds several chunks); a memory-aware split for schedules " +
-                         "with several chunks per device is not available yet");
+                         "(a device holds several chunks); --method dp with --objective step " +
+                         "(the default) checks each device's chunks together");
   }
   return plan;
 }
