@@ -7,7 +7,9 @@
 //               the slot's batch data
 //   shared:     the largest workspace, two activation buffers, the chunk's input and gradient
 // A slot holds one micro-batch from its F to its B (or W); the number of slots is the chunk's
-// peak in-flight count read off the op list.
+// peak in-flight count read off the op list. A chunk that recomputes keeps per slot only its
+// input (the batch data for the first chunk) and one set of activations, rebuilt by running
+// the forward again at the start of each backward.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -41,6 +43,8 @@ struct Chunk {
   float *work = nullptr, *act_a = nullptr, *act_b = nullptr, *input = nullptr, *grad = nullptr;
   int64_t input_count = 0, act_count = 0;
   int num_slots = 0;
+  bool recompute = false;
+  std::vector<float*> kept;  // recompute, after the first chunk: per slot, the chunk's input
   std::vector<int> slot_of;  // micro-batch -> slot, -1 when none
   std::vector<int> free_slots;
   // Per slot batch data.
@@ -62,6 +66,12 @@ class CpuRunner final : public StageRunner {
     c.first = index == 0;
     c.last = index + 1 == num_chunks;
     c.num_slots = std::max(slots, 1);
+    if (range.recompute && split) {
+      return Status::Error("chunk " + std::to_string(index) + " recomputes, which needs full "
+                           "backwards (gpipe or 1f1b)");
+    }
+    c.recompute = range.recompute;
+    const int saved_sets = c.recompute ? 1 : c.num_slots;  // activations kept at once
     int64_t total = 0, work = 0, act = 0;
     for (int i = range.first_layer; i <= range.last_layer; ++i) {
       auto made = MakeCpuLayer<float>(model_.layers[i], model_.input);
@@ -71,7 +81,7 @@ class CpuRunner final : public StageRunner {
       ls.layer = std::move(*made);
       const CpuLayer<float>& l = *ls.layer;
       total += 4 * l.param_count() +
-               c.num_slots * l.saved_count() +
+               saved_sets * l.saved_count() +
                (split ? c.num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
       work = std::max(work, l.workspace_count());
       act = std::max({act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
@@ -81,6 +91,7 @@ class CpuRunner final : public StageRunner {
     c.input_count = head.rows() * std::max<int64_t>(head.in_width(), 1);
     c.act_count = act;
     total += work + 1 + 3 * act + c.input_count;
+    if (c.recompute && !c.first) total += c.num_slots * c.input_count;
     try {
       c.arena.assign(static_cast<size_t>(total), 0.0f);
     } catch (const std::bad_alloc&) {
@@ -101,8 +112,9 @@ class CpuRunner final : public StageRunner {
       ls.adam_v = take(l.param_count());
       l.Init(ls.params, options_.seed * 1000003ULL + static_cast<uint64_t>(ls.index));
       float* shared_pending = split ? nullptr : take(l.pending_count());
+      float* shared_saved = c.recompute ? take(l.saved_count()) : nullptr;
       for (int k = 0; k < c.num_slots; ++k) {
-        ls.saved.push_back(take(l.saved_count()));
+        ls.saved.push_back(c.recompute ? shared_saved : take(l.saved_count()));
         ls.pending.push_back(split ? take(l.pending_count()) : shared_pending);
         ls.dy.push_back(split ? take(l.output_count()) : nullptr);
       }
@@ -112,6 +124,9 @@ class CpuRunner final : public StageRunner {
     c.act_b = take(act);
     c.input = take(c.input_count);
     c.grad = take(act);  // the gradient of the chunk's output
+    if (c.recompute && !c.first) {
+      for (int k = 0; k < c.num_slots; ++k) c.kept.push_back(take(c.input_count));
+    }
     c.slot_of.assign(micro_batches_, -1);
     for (int k = c.num_slots - 1; k >= 0; --k) c.free_slots.push_back(k);
     const int64_t rows = model_.input.rows();
@@ -227,13 +242,8 @@ class CpuRunner final : public StageRunner {
       PP_RETURN_IF_ERROR(transport_->Receive({c.index, false, mb}, c.input, c.input_count,
                                              options_.timeout_s));
     }
-    const MicroBatch batch = BatchOf(c, slot);
-    float* out = c.act_a;
-    for (LayerState& ls : c.layers) {
-      ls.layer->Forward(ls.params, x, batch, out, ls.saved[slot], c.work);
-      x = out;
-      out = out == c.act_a ? c.act_b : c.act_a;
-    }
+    if (c.recompute && !c.first) std::copy(x, x + c.input_count, c.kept[slot]);
+    x = RunForward(c, slot, x);
     const CpuLayer<float>& tail = *c.layers.back().layer;
     if (c.last) {
       loss_sum_ += x[0];
@@ -242,10 +252,28 @@ class CpuRunner final : public StageRunner {
     return transport_->Send({c.index + 1, false, mb}, x, tail.output_count());
   }
 
+  // The chunk's layers forward from `x`, keeping their activations in the slot's saved
+  // buffers (the one shared set when the chunk recomputes); returns the chunk's output.
+  const float* RunForward(Chunk& c, int slot, const float* x) {
+    const MicroBatch batch = BatchOf(c, slot);
+    float* out = c.act_a;
+    for (LayerState& ls : c.layers) {
+      ls.layer->Forward(ls.params, x, batch, out, ls.saved[slot], c.work);
+      x = out;
+      out = out == c.act_a ? c.act_b : c.act_a;
+    }
+    return x;
+  }
+
   Status Backward(Chunk& c, int mb, bool input, bool weight) {
     const int slot = c.slot_of[mb];
     if (slot < 0) return Status::Error("backward before its forward");
     const MicroBatch batch = BatchOf(c, slot);
+    if (c.recompute) {  // rebuild the activations from the kept input (the loss is not added)
+      const float* x = c.first ? (model_.input.tokens() ? c.input : c.features[slot].data())
+                               : c.kept[slot];
+      RunForward(c, slot, x);
+    }
     if (input) {
       const float* dy = c.grad;
       const float loss_grad = 1.0f / static_cast<float>(micro_batches_);

@@ -30,8 +30,16 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
   Result<Schedule> schedule = ScheduleOfPlan(plan);
   if (!schedule.ok()) return schedule.status();
   std::vector<ChunkRange> chunks;
-  for (const StagePlan& s : plan.stages) chunks.push_back({s.first_layer, s.last_layer});
+  bool recompute = false;
+  for (const StagePlan& s : plan.stages) {
+    chunks.push_back({s.first_layer, s.last_layer, s.recompute});
+    recompute |= s.recompute;
+  }
   if (options.backend == "cuda") {
+    if (recompute) {
+      return Status::Error("the plan recomputes activations on some stages; recomputation on "
+                           "the cuda backend is not available yet (--backend cpu runs it)");
+    }
     // The profile's dtype is what the plan's times and bytes were measured in.
     return RunOnCuda(model, chunks, *schedule, options.run,
                      CudaRunRequest{options.gpus, plan.profile.dtype});

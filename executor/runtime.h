@@ -18,6 +18,9 @@ namespace pp {
 struct ChunkRange {
   int first_layer = 0;  // inclusive, indices into Model::layers
   int last_layer = 0;   // inclusive
+  // Activation recomputation (docs/cost-model.md): keep only the chunk's input per in-flight
+  // micro-batch and run its forward again inside its backward. Full backwards (B) only.
+  bool recompute = false;
 };
 
 struct RunOptions {
