@@ -136,6 +136,12 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
   if (typed && request.device_profiles.size() != request.profiles.size()) {
     return Status::Error("internal error: one set of device-type profiles per micro-batch size");
   }
+  if (typed && request.gpus_total % static_cast<int>(request.stage_types.size()) != 0) {
+    return Status::Error("--gpus-total " + std::to_string(request.gpus_total) +
+                         " is not a whole number of copies of the " +
+                         std::to_string(request.stage_types.size()) +
+                         "-device pipeline --device-types names");
+  }
   const int n = static_cast<int>(request.profiles.front().layers.size());
   // Replicas of a stage sit on other nodes once the GPUs fill more than one.
   const bool across_nodes = request.gpus_per_node > 0 && request.inter_node_link &&

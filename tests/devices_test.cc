@@ -345,6 +345,11 @@ TEST(HeterogeneousDevices, CliShowsEachStagesDevice) {
     EXPECT_EQ(*st.device_type, st.device.value_or(st.index) < 2 ? "h100" : "a100");
   }
   EXPECT_EQ(best->gpus_per_node, 2);
+  const testing::CommandResult odd = testing::RunTool(
+      "plan models/gpt2-small.json --stages auto --gpus-total 6 --global-batch 24 "
+      "--device-types h100:2,a100:2");
+  EXPECT_EQ(odd.exit_code, 2);
+  EXPECT_NE(odd.err.find("not a whole number of copies"), std::string::npos) << odd.err;
 }
 
 // SearchPlans on a typed pipeline against planning every (micro-batch size, schedule) point of
