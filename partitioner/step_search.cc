@@ -466,8 +466,9 @@ class BranchAndBound {
     // gpipe's step is exactly T + 2 sum t + (m - 1)(max F + max B) (docs/cost-model.md), so
     // two partial splits ending at the same layer compare by (max F, max B, sum t) alone when
     // those are the stages' own times (one device type, no recomputation).
+    // The memo keeps one small list per (stage, layer): at most 2e6 of them (48 MB empty).
     memo_ = gpipe_ && classic_ && ctx_.devices.cost.empty() && !ctx_.bound_cost &&
-            !ctx_.stage_fits;
+            !ctx_.stage_fits && static_cast<double>(p_) * (n_ + 1) <= 2e6;
     if (memo_) seen_.assign(static_cast<size_t>(p_) * (n_ + 1), {});
     Visit(0, 0, Fixed{}, 0.0);
     return !aborted_;
