@@ -52,16 +52,16 @@ Status CheckBoundaries(const std::vector<int>& b, int stages, int layers) {
   return Status::Ok();
 }
 
-// Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
-// only when the profile has it for every layer.
-// `recompute` (per stage, empty: none) adds one forward to a stage's backward.
-// `split`: whether every stage's profile has the I/W split (AllSplit), when known.
+// Whether every stage's profile has the I/W split.
 bool AllSplit(const StageCosts& costs, int stages) {
   bool split = true;
   for (int s = 0; s < stages; ++s) split &= HasBackwardSplit(costs.stage_profile(s));
   return split;
 }
 
+// Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
+// only when the profile has it for every layer (`known_split`: AllSplit, when the caller has
+// it). `recompute` (per stage, empty: none) adds one forward to a stage's backward.
 StageTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
                    const std::vector<char>& recompute = {},
                    std::optional<bool> known_split = std::nullopt) {
@@ -256,12 +256,6 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   return plan;
 }
 
-Status StepObjectiveApplies(const PlanRequest& request) {
-  Result<Schedule> schedule = RequestSchedule(request);
-  if (!schedule.ok()) return schedule.status();
-  return StepSearchApplies(*schedule);
-}
-
 namespace {
 
 // dp under --objective step: the exact search, seeded with the bottleneck optimum's
@@ -355,6 +349,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     Result<uint64_t> model_input = ModelInputBytes(request.model, profile);
     if (!model_input.ok()) return model_input.status();
     const StageSetup setup = DevicesOf(ctx);
+    if (!RecomputeSplitExists(*mode, setup, ctx.in_flight, *model_input)) {
+      return Status::Error(RecomputeInfeasibleMessage(*mode, setup, ctx.in_flight, *model_input));
+    }
     Result<std::vector<int>> bottleneck =
         RecomputeBottleneckSplit(*mode, setup, ctx.in_flight, *model_input);
     if (request.objective != "step") {
@@ -386,10 +383,6 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       if (bottleneck.ok()) seed = std::move(*bottleneck);
       bound.emplace();
       boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound, std::move(seed));
-      if (!boundaries.ok() && boundaries.message().find("fits the memory limit") !=
-                                  std::string::npos) {
-        boundaries = Status::Error(RecomputeInfeasibleMessage(m, setup, ctx.in_flight, input));
-      }
     }
   } else if (request.objective == "step" && request.method == "dp") {
     PP_RETURN_IF_ERROR(StepSearchApplies(*schedule));

@@ -49,10 +49,6 @@ bool HasBackwardSplit(const Profile& profile);
 // Whether the schedule runs separate input- and weight-gradient ops.
 bool SplitsBackward(const Schedule& schedule);
 
-// Whether --objective step can be solved exactly for the request's schedule (gpipe, 1f1b);
-// otherwise an error saying it is not available yet.
-Status StepObjectiveApplies(const PlanRequest& request);
-
 // Chooses boundaries with the request's method and evaluates them. Errors: unknown method,
 // schedule or objective; more stages than layers; bad given boundaries; an infeasible memory
 // limit (dp), naming the smallest limit that fits.

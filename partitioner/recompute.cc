@@ -30,21 +30,25 @@ double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<
   return std::numeric_limits<double>::infinity();
 }
 
-// Whether some split into stages 0..p-1 has every stage's peak (under `mode`) within `limit`:
-// for each stage and first layer the largest last layer that fits (binary search: a stage's
-// peak grows with its last layer), then reachability from the back.
-bool SomeSplitFits(RecomputeMode mode, const CostModel& cost, const std::vector<int>& in_flight,
-                   uint64_t model_input, WideBytes limit) {
-  const int n = cost.num_layers();
+// Whether some split into stages 0..p-1 has every stage's peak (under `mode`) within its
+// limit (`limit` for every stage when given, else the setup's own): for each stage and first
+// layer the largest last layer that fits (binary search: a stage's peak grows with its last
+// layer), then reachability from the back.
+bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vector<int>& in_flight,
+                   uint64_t model_input, std::optional<WideBytes> common_limit) {
+  const int n = setup.cost[0]->num_layers();
   const int p = static_cast<int>(in_flight.size());
   const auto fits = [&](int s, int first, int last) {
+    std::optional<WideBytes> limit = common_limit;
+    if (!limit && setup.memory_limit[s]) limit = WideBytes{*setup.memory_limit[s]};
+    if (!limit) return true;
     const auto peak = [&](bool again) {
-      return StagePeak(cost, first, last, in_flight[s], again, model_input);
+      return StagePeak(*setup.cost[s], first, last, in_flight[s], again, model_input);
     };
     switch (mode) {
-      case RecomputeMode::kNone: return peak(false) <= limit;
-      case RecomputeMode::kAll: return peak(true) <= limit;
-      case RecomputeMode::kAuto: return peak(false) <= limit || peak(true) <= limit;
+      case RecomputeMode::kNone: return peak(false) <= *limit;
+      case RecomputeMode::kAll: return peak(true) <= *limit;
+      case RecomputeMode::kAuto: return peak(false) <= *limit || peak(true) <= *limit;
     }
     return false;
   };
@@ -70,13 +74,20 @@ bool SomeSplitFits(RecomputeMode mode, const CostModel& cost, const std::vector<
 
 }  // namespace
 
+bool RecomputeSplitExists(RecomputeMode mode, const StageSetup& setup,
+                          const std::vector<int>& in_flight, uint64_t model_input) {
+  return SomeSplitFits(mode, setup, in_flight, model_input, std::nullopt);
+}
+
 WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,
                               const std::vector<int>& in_flight, uint64_t model_input) {
+  const StageSetup setup =
+      StageSetup::Uniform(cost, static_cast<int>(in_flight.size()), std::nullopt);
   WideBytes lo = 0, hi = 1;
-  while (!SomeSplitFits(mode, cost, in_flight, model_input, hi)) hi *= 2;
+  while (!SomeSplitFits(mode, setup, in_flight, model_input, hi)) hi *= 2;
   while (lo < hi) {  // the least limit that fits lies in (lo, hi]
     const WideBytes mid = lo + (hi - lo) / 2;
-    if (SomeSplitFits(mode, cost, in_flight, model_input, mid)) hi = mid;
+    if (SomeSplitFits(mode, setup, in_flight, model_input, mid)) hi = mid;
     else lo = mid + 1;
   }
   return hi;

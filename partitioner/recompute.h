@@ -52,6 +52,11 @@ Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const Stag
                                                   const std::vector<int>& in_flight,
                                                   uint64_t model_input);
 
+// Whether some split fits every stage's limit (setup.memory_limit) with each stage
+// recomputing as `mode` says (O(p n log n)).
+bool RecomputeSplitExists(RecomputeMode mode, const StageSetup& setup,
+                          const std::vector<int>& in_flight, uint64_t model_input);
+
 // The least limit L such that some split fits with every stage's peak under `mode` at most L
 // (one cost model for every stage; bisection over integers, each test O(p n log n)).
 WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,

@@ -310,14 +310,6 @@ int RunOne(const PlanFlags& f) {
     if (request.num_stages == 0) return Fail("--stages is required (or give --boundaries)");
   }
 
-  // The default objective falls back to bottleneck where the exact step search does not apply
-  // yet; asking for step explicitly there is an error.
-  if (f.objective_option->count() == 0 && request.method == "dp" &&
-      !StepObjectiveApplies(request).ok()) {
-    request.objective = "bottleneck";
-    std::cerr << "pp-partition: note: " << StepObjectiveApplies(request).message()
-              << "; planning with --objective bottleneck\n";
-  }
   Result<Plan> plan = MakePlan(request);
   if (!plan.ok()) return Fail(plan.status());
   if (plan->objective_bound && !plan->objective_bound->exact) {
