@@ -26,6 +26,11 @@ Status SameBytes(const Profile& base, const Profile& other, const std::string& t
 
 }  // namespace
 
+const Link& LinkBetween(const DeviceLayout& layout, const Link& base, int a, int b) {
+  const bool crosses = layout.multi_node() && a / layout.gpus_per_node != b / layout.gpus_per_node;
+  return crosses ? *layout.inter_node_link : base;
+}
+
 DeviceLayout LayoutOf(const Plan& plan) {
   DeviceLayout layout;
   bool typed = !plan.stages.empty();
@@ -115,10 +120,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
   for (int s = 0; s + 1 < stages; ++s) {
     // Two chunks on one device move nothing (the simulator's rule); across devices the link
     // of the nodes the two devices sit on.
-    const int a = device_of(s), b = device_of(s + 1);
-    const bool crosses = layout.multi_node() &&
-                         a / layout.gpus_per_node != b / layout.gpus_per_node;
-    c->setup_.link.push_back(crosses ? *layout.inter_node_link : base.link);
+    c->setup_.link.push_back(LinkBetween(layout, base.link, device_of(s), device_of(s + 1)));
   }
   if (c->models_.size() == 1) {
     c->envelope_ = &c->models_.front();

@@ -37,6 +37,10 @@ struct DeviceLayout {
   bool empty() const { return !heterogeneous() && !multi_node(); }
 };
 
+// The link between devices a and b: the inter-node link when the layout puts them on
+// different nodes (device d on node d / gpus_per_node), else `base` (the profile's).
+const Link& LinkBetween(const DeviceLayout& layout, const Link& base, int a, int b);
+
 // Reads the layout a plan records (device_type per stage, device_profiles, gpus_per_node,
 // inter_node_link, per-stage memory limits).
 DeviceLayout LayoutOf(const Plan& plan);

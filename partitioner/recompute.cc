@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/units.h"
+#include "partitioner/split_helpers.h"
 
 namespace pp {
 namespace {
@@ -31,9 +32,7 @@ double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<
 }
 
 // Whether some split into stages 0..p-1 has every stage's peak (under `mode`) within its
-// limit (`limit` for every stage when given, else the setup's own): for each stage and first
-// layer the largest last layer that fits (binary search: a stage's peak grows with its last
-// layer), then reachability from the back.
+// limit (`common_limit` for every stage when given, else the setup's own).
 bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vector<int>& in_flight,
                    uint64_t model_input, std::optional<WideBytes> common_limit) {
   const int n = setup.cost[0]->num_layers();
@@ -52,24 +51,8 @@ bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vecto
     }
     return false;
   };
-  std::vector<char> after(n + 1, 0);  // stages s+1.. can cover [x, n-1]
-  after[n] = 1;
-  for (int s = p - 1; s >= 0; --s) {
-    std::vector<int> next(n + 2, n + 1);  // the first x' >= x with after[x']
-    for (int x = n; x >= 0; --x) next[x] = after[x] ? x : next[x + 1];
-    std::vector<char> here(n + 1, 0);
-    for (int j = 0; j < n; ++j) {
-      int lo = j - 1, hi = n - 1;
-      while (lo < hi) {
-        const int mid = lo + (hi - lo + 1) / 2;
-        if (fits(s, j, mid)) lo = mid;
-        else hi = mid - 1;
-      }
-      here[j] = lo >= j && next[j + 1] <= lo + 1;
-    }
-    after = std::move(here);
-  }
-  return after[0] != 0;
+  // A stage's peak grows with its last layer; with recomputation not with its first.
+  return CanFinishTable(p, n, fits, /*monotone_start=*/false)[0][0] != 0;
 }
 
 }  // namespace

@@ -33,7 +33,10 @@ SearchCandidate Describe(const Plan& plan, int replicas, bool fits, const Link& 
   }
   uint64_t largest_params = 0;
   double stage_total = 0;
-  for (uint64_t peak : DevicePeakMemory(plan)) c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
+  const DeviceLayout layout = LayoutOf(plan);
+  for (uint64_t peak : DevicePeakMemory(plan)) {
+    c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
+  }
   for (size_t i = 0; i < plan.stages.size(); ++i) {
     const StagePlan& s = plan.stages[i];
     largest_params = std::max(largest_params, s.param_bytes);
@@ -42,10 +45,7 @@ SearchCandidate Describe(const Plan& plan, int replicas, bool fits, const Link& 
     // A micro-batch's round trip: each boundary between two devices, on the link it crosses.
     const int a = s.device.value_or(s.index), b = plan.stages[i + 1].device.value_or(s.index + 1);
     if (a == b) continue;
-    const int k = plan.gpus_per_node.value_or(0);
-    const bool crosses = k > 0 && plan.inter_node_link && a / k != b / k;
-    const Link& link = crosses ? *plan.inter_node_link : plan.profile.link;
-    c.transfer_ms += 2 * link.TransferMs(s.send_bytes);
+    c.transfer_ms += 2 * LinkBetween(layout, plan.profile.link, a, b).TransferMs(s.send_bytes);
   }
   c.allreduce_ms = RingAllReduceMs(largest_params, replicas, allreduce_link);
   c.batch_ms = c.step_ms + c.allreduce_ms;

@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
+
+#include "partitioner/split_helpers.h"
+#include "partitioner/step_chains.h"
 
 namespace pp {
 namespace {
@@ -13,34 +17,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Larger inputs skip the branch and bound (its tables take p x n entries) and report the
 // seeds' best with the root bound.
 constexpr double kMaxTableEntries = 5e7;
-
-// rows[r][j], r in [1, max_r]: the least, over splits of layers [j, n-1] into the last r
-// stages p-r..p-1 (non-empty), of the largest stage cost; infinity when n - j < r.
-// `cost(r, i, e)` is the cost of layers [i, e] as stage p-r; it must not decrease as the range
-// grows, nor (for one range) as r falls (later stages cost at least as much). Then
-// rows[r-1][x] does not increase with x on the x that can still be split, so the best end of
-// the first stage is where its rising cost crosses the falling rest: a binary search.
-template <typename Cost>
-std::vector<std::vector<double>> MinMaxRows(int n, int max_r, Cost cost) {
-  std::vector<std::vector<double>> rows(max_r + 1, std::vector<double>(n + 1, kInf));
-  if (max_r < 1) return rows;
-  for (int j = 0; j < n; ++j) rows[1][j] = cost(1, j, n - 1);
-  for (int r = 2; r <= max_r; ++r) {
-    const std::vector<double>& rest = rows[r - 1];
-    for (int j = 0; j + r <= n; ++j) {
-      int lo = j, hi = n - r;  // first stage [j, e]; the rest [e + 1, n - 1] needs r - 1 layers
-      while (lo < hi) {
-        const int mid = lo + (hi - lo) / 2;
-        if (cost(r, j, mid) >= rest[mid + 1]) hi = mid;
-        else lo = mid + 1;
-      }
-      double best = std::max(cost(r, j, lo), rest[lo + 1]);
-      if (lo > j) best = std::min(best, std::max(cost(r, j, lo - 1), rest[lo]));
-      rows[r][j] = best;
-    }
-  }
-  return rows;
-}
 
 class BranchAndBound {
  public:
@@ -52,29 +28,11 @@ class BranchAndBound {
         p_(ctx.num_stages),
         m_(schedule.num_micro_batches),
         gpipe_(schedule.name == "gpipe"),
-        classic_(Classic(schedule)),
+        classic_(ClassicLists(schedule)),
+        lists_(schedule),
+        num_devices_(schedule.num_stages),
         budget_s_(budget_s),
         start_(std::chrono::steady_clock::now()) {
-    for (int c = 0; c < p_; ++c) chunk_device_.push_back(ChunkDevice(schedule, c));
-    num_devices_ = schedule.num_stages;
-    for (int d = 0; d < num_devices_; ++d) {
-      const std::vector<PipelineOp>& ops = schedule.stages[d];
-      first_op_chunk_.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.front()));
-      last_op_chunk_.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.back()));
-      first_op_forward_.push_back(!ops.empty() && ops.front().kind == OpKind::kForward);
-      last_op_gradient_.push_back(!ops.empty() && (ops.back().kind == OpKind::kBackward ||
-                                                   ops.back().kind == OpKind::kBackwardInput));
-    }
-    // later_devices_[k]: the devices of chunks k+1..p-1 (bound 9).
-    later_has_.assign(p_, std::vector<char>(num_devices_, 0));
-    later_devices_.assign(p_, {});
-    for (int k = p_ - 2; k >= 0; --k) {
-      later_has_[k] = later_has_[k + 1];
-      later_has_[k][chunk_device_[k + 1]] = 1;
-      for (int d = 0; d < num_devices_; ++d) {
-        if (later_has_[k][d]) later_devices_[k].push_back(d);
-      }
-    }
     if (!classic_) {
       // Bounds 1-6 read one device's list as one stage's; the other schedules use the chain
       // shapes of bound 7 only, and these counts serve the candidate splits alone.
@@ -82,17 +40,12 @@ class BranchAndBound {
       beta_.assign(p_, 0.0);
       seg_f_.assign(p_, 0.0);
       seg_b_.assign(p_, 0.0);
-      BuildShapes(schedule);
+      shapes_.emplace(cost_, schedule, ctx.input_lower_ms, ctx.weight_lower_ms);
     }
-    // alpha_[s] = m - (forwards device s runs before its first backward).
     for (const auto& ops : classic_ ? schedule.stages : std::vector<std::vector<PipelineOp>>{}) {
-      int forwards = 0;
-      while (forwards < static_cast<int>(ops.size()) && ops[forwards].kind == OpKind::kForward) {
-        ++forwards;
-      }
-      alpha_.push_back(static_cast<double>(m_ - forwards));
-      beta_.push_back(Beta(ops));
-      const auto [nf, nb] = Segment(ops);
+      alpha_.push_back(ForwardsLeftAtFirstBackward(ops, m_));
+      beta_.push_back(LastForwardBackwards(ops));
+      const auto [nf, nb] = FirstBackwardToLastForward(ops);
       seg_f_.push_back(nf);
       seg_b_.push_back(nb);
     }
@@ -114,207 +67,17 @@ class BranchAndBound {
     }
   }
 
-  // beta_s (docs/cost-model.md, bound 5): with i the micro-batch of the device's last forward,
-  // the backwards before that forward plus those from B(i) on, less one; 0 (bound 3) when the
-  // list is not of that shape (B(i) before the last forward, or missing).
-  static double Beta(const std::vector<PipelineOp>& ops) {
-    int last_forward = -1;
-    for (int x = 0; x < static_cast<int>(ops.size()); ++x) {
-      if (ops[x].kind == OpKind::kForward) last_forward = x;
-    }
-    if (last_forward < 0) return 0;
-    const int i = ops[last_forward].micro_batch;
-    int count = 0, own = -1;
-    for (int x = 0; x < static_cast<int>(ops.size()); ++x) {
-      if (ops[x].kind != OpKind::kBackward) continue;
-      if (ops[x].micro_batch == i && own < 0) own = x;
-      if (x < last_forward || (own >= 0 && x >= own)) ++count;
-    }
-    if (own < last_forward) return 0;
-    return std::max(0, count - 1);
-  }
-
-  // One chunk per device, full backwards, every list starting with a forward and ending with
-  // a backward (gpipe, 1f1b): bounds 1-6 hold.
-  static bool Classic(const Schedule& schedule) {
-    if (!schedule.chunk_device.empty()) return false;
-    for (const auto& ops : schedule.stages) {
-      if (ops.empty() || ops.front().kind != OpKind::kForward ||
-          ops.back().kind != OpKind::kBackward) {
-        return false;
-      }
-      for (const PipelineOp& op : ops) {
-        if (op.kind != OpKind::kForward && op.kind != OpKind::kBackward) return false;
-      }
-    }
-    return true;
-  }
-
-  // Bound 7 (docs/cost-model.md): a chain through one chunk c of layers [i, e] is worth
-  //   cf F + cb B + ci I + cw W + hf F(before) + hg G(before) + tf F(after) + tg G(after)
-  //   + kf F(all),
-  // with F, B, I, W the chunk's own times (I, W: lower bounds, below) and "before"/"after"
-  // the layers outside it; G is a gradient op's time: B, or I when the schedule splits.
-  struct Shape {
-    double cf = 0, cb = 0, ci = 0, cw = 0, hf = 0, hg = 0, tf = 0, tg = 0, kf = 0;
-  };
-
-  static double Diff(const std::vector<double>& prefix, int first, int last) {
-    return first > last ? 0.0 : prefix[last + 1] - prefix[first];
-  }
-  double GradMs(int first, int last) const {
-    if (first > last) return 0.0;
-    return splits_ ? Diff(input_, first, last) : cost_.BackwardMs(first, last);
-  }
-
-  double ShapeValue(const Shape& x, int i, int e) const {
-    const double before_f = i == 0 ? 0.0 : cost_.ForwardMs(0, i - 1);
-    const double after_f = e + 1 >= n_ ? 0.0 : cost_.ForwardMs(e + 1, n_ - 1);
-    return x.cf * cost_.ForwardMs(i, e) + x.cb * cost_.BackwardMs(i, e) +
-           x.ci * Diff(input_, i, e) + x.cw * Diff(weight_, i, e) + x.hf * before_f +
-           x.hg * GradMs(0, i - 1) + x.tf * after_f + x.tg * GradMs(e + 1, n_ - 1) +
-           x.kf * all_f_;
-  }
-
-  // Per-layer lower bounds on the input- and weight-gradient times a chunk gets (prefix sums
-  // over ctx.input_lower_ms / weight_lower_ms, or half of each backward without them).
-  void BuildSplitTimes() {
-    input_.assign(n_ + 1, 0.0);
-    weight_.assign(n_ + 1, 0.0);
-    const bool given = static_cast<int>(ctx_.input_lower_ms.size()) == n_ &&
-                       static_cast<int>(ctx_.weight_lower_ms.size()) == n_;
-    for (int l = 0; l < n_; ++l) {
-      const double half = cost_.BackwardMs(l, l) / 2;
-      input_[l + 1] = input_[l] + (given ? ctx_.input_lower_ms[l] : half);
-      weight_[l + 1] = weight_[l] + (given ? ctx_.weight_lower_ms[l] : half);
-    }
-  }
-
-  // Bound 7 of chunk c over layers [i, e]: the largest of its shapes.
-  double Generic(int c, int i, int e) const {
-    double best = 0;
-    for (const Shape& x : shapes_[c]) best = std::max(best, ShapeValue(x, i, e));
-    return best;
-  }
-
-  // For every chunk, chains "reach op a; run the chunk's ops from a to z (the device's other
-  // ops in between are left out); go on from z to the end". Reaching a forward needs the
-  // forwards of the layers before; a backward or input gradient needs its micro-batch's
-  // forward through every layer and the gradient back from the layers after (a weight
-  // gradient also its own I before it); after a forward come the forwards of the layers
-  // after, the gradients back through them, the chunk's own and those of the layers before;
-  // after B or I the gradients of the layers before; nothing after W. What a and z add depends
-  // only on their kind (F; B or I; W), and a longer run only adds ops, so for each pair of
-  // kinds the longest run, from the first op of a's kind to the last of z's, is the one to
-  // keep: at most nine shapes per chunk. Gradients of other chunks count at the least share
-  // an input gradient can take (input_share_low) when the schedule splits backwards anywhere,
-  // else as whole backwards.
-  void BuildShapes(const Schedule& schedule) {
-    splits_ = false;
-    for (const auto& ops : schedule.stages) {
-      for (const PipelineOp& op : ops) {
-        splits_ |= op.kind != OpKind::kForward && op.kind != OpKind::kBackward;
-      }
-    }
-    BuildSplitTimes();
-    const auto kind_class = [](OpKind k) {
-      return k == OpKind::kForward ? 0 : k == OpKind::kBackwardWeight ? 2 : 1;
-    };
-    shapes_.assign(p_, {});
-    for (int c = 0; c < p_; ++c) {
-      std::vector<OpKind> kinds;  // chunk c's ops in its device's order
-      const int d = chunk_device_[c];
-      for (const PipelineOp& op : schedule.stages[d]) {
-        if (OpChunk(schedule, d, op) == c) kinds.push_back(op.kind);
-      }
-      bool whole = false;
-      for (OpKind k : kinds) whole |= k == OpKind::kBackward;
-      int first[3] = {-1, -1, -1}, last[3] = {-1, -1, -1};
-      for (int x = 0; x < static_cast<int>(kinds.size()); ++x) {
-        const int k = kind_class(kinds[x]);
-        if (first[k] < 0) first[k] = x;
-        last[k] = x;
-      }
-      for (int h = 0; h < 3; ++h) {
-        for (int t = 0; t < 3; ++t) {
-          const int a = first[h], z = last[t];
-          if (a < 0 || z < a) continue;
-          Shape y;
-          if (h == 0) {
-            y.hf = 1;
-          } else {
-            y.kf = 1;
-            y.tg = 1;
-            if (h == 2) y.ci += 1;  // the W's own I ran before it
-          }
-          for (int x = a; x <= z; ++x) {
-            switch (kinds[x]) {
-              case OpKind::kForward: y.cf += 1; break;
-              case OpKind::kBackward: y.cb += 1; break;
-              case OpKind::kBackwardInput: y.ci += 1; break;
-              case OpKind::kBackwardWeight: y.cw += 1; break;
-            }
-          }
-          if (t == 0) {  // the forward's way down and back, through this chunk's gradient too
-            y.tf += 1;
-            y.tg += 1;
-            y.hg += 1;
-            (whole ? y.cb : y.ci) += 1;
-          } else if (t == 1) {
-            y.hg += 1;
-          }
-          // A coefficient outside the chunk above its own would let the value fall as the
-          // chunk grows; lowering it keeps a valid (smaller) chain and makes it monotone. A
-          // layer's G is at most its B, and with splits at most its I.
-          const double own_g = splits_ ? y.cb + y.ci : y.cb;
-          y.hf = std::min(y.hf, y.cf);
-          y.tf = std::min(y.tf, y.cf);
-          y.hg = std::min(y.hg, own_g);
-          y.tg = std::min(y.tg, own_g);
-          shapes_[c].push_back(y);
-        }
-      }
-    }
-  }
-
-  // Bound 6 (docs/cost-model.md): the forwards and backwards from device s's first backward to
-  // its last forward, inclusive; (0, 0) when the first backward comes after the last forward.
-  static std::pair<double, double> Segment(const std::vector<PipelineOp>& ops) {
-    int first_backward = -1, last_forward = -1;
-    for (int x = 0; x < static_cast<int>(ops.size()); ++x) {
-      if (ops[x].kind == OpKind::kForward) last_forward = x;
-      if (ops[x].kind == OpKind::kBackward && first_backward < 0) first_backward = x;
-    }
-    if (first_backward < 0 || last_forward < first_backward) return {0.0, 0.0};
-    double nf = 0, nb = 0;
-    for (int x = first_backward; x <= last_forward; ++x) {
-      (ops[x].kind == OpKind::kForward ? nf : nb) += 1;
-    }
-    return {nf, nb};
-  }
-
-  // Bound 6 of a stage [i, e] run with segment counts (nf, nb), less T + 2 sum t + 2 x the
-  // transfers from the stage on: the layers after the stage (T - their prefix) once more, and
-  // the segment. With a count of zero the term for the later layers is left out, so that the
-  // value still grows with the range.
-  double Segmented(double nf, double nb, int i, int e) const {
-    const double own = nf * cost_.ForwardMs(i, e) + nb * cost_.BackwardMs(i, e);
-    if (nf < 1 || nb < 1) return own;
-    return own + (total_ - cost_.StageMs(0, e));
-  }
-
   // Whether the bound tables fit; false: only the root bound is available.
   bool Prepare() {
     if (static_cast<double>(p_) * (n_ + 1) * 8 > kMaxTableEntries) return false;
     BuildReach();
     const int max_r = p_ - 1;
-    all_f_ = cost_.ForwardMs(0, n_ - 1);
     if (!classic_) {
       // The later chunks' bound 7 taken together; the least over the chunks from p - r on
       // keeps the table's cost from falling as r falls.
       generic_ = MinMaxRows(n_, max_r, [&](int r, int i, int e) {
         double least = kInf;
-        for (int c = p_ - r; c < p_; ++c) least = std::min(least, Generic(c, i, e));
+        for (int c = p_ - r; c < p_; ++c) least = std::min(least, shapes_->Value(c, i, e));
         return least;
       });
       low_generic_ = generic_;
@@ -348,8 +111,8 @@ class BranchAndBound {
       const double nb = rising ? seg_b_[p_ - r] : seg_b_min;
       const double path = (i == 0 ? 0.0 : cost_.StageMs(0, i - 1)) + m_ * cost_.StageMs(i, e);
       const double f = cost_.ForwardMs(i, e), g = cost_.BackwardMs(i, e);
-      return std::max(path, total_ + std::max({a * f + b * g, b * f + c * g,
-                                               Segmented(nf, nb, i, e)}));
+      const double six = FirstBackwardToLastForwardMs(cost_, nf, nb, i, e);
+      return std::max(path, total_ + std::max({a * f + b * g, b * f + c * g, six}));
     });
     for (const auto* rows : {&mm_x_, &mm_f_, &mm_b_, &rest_joint_}) {
       std::vector<std::vector<double>> low = *rows;
@@ -376,10 +139,9 @@ class BranchAndBound {
     }
   }
 
-  // Candidate splits (heuristic, only ever offered): for the per-stage lower bounds of the
-  // doc, the split that makes the largest of them least, found by bisection on the value with
-  // a greedy that gives every stage as many layers as the value allows.
-  // Both stop once `share` of the budget is spent (checked before every simulation).
+  // Candidate splits (partitioner/split_helpers.h): for the per-stage lower bounds of the
+  // doc, the split that makes the largest of them least; then caps on the largest forward.
+  // Stops once `share` of the budget is spent (checked before every simulation).
   void OfferBalanced(double share) {
     if (p_ < 2) return;
     const double b = m_ - 1.0;
@@ -388,38 +150,20 @@ class BranchAndBound {
     };
     const auto joint = [&](int s, int i, int e) {
       const double f = cost_.ForwardMs(i, e), g = cost_.BackwardMs(i, e);
+      const double six = FirstBackwardToLastForwardMs(cost_, seg_f_[s], seg_b_[s], i, e);
       return std::max(path(s, i, e),
-                      total_ + std::max({alpha_[s] * f + b * g, b * f + beta_[s] * g,
-                                         Segmented(seg_f_[s], seg_b_[s], i, e)}));
+                      total_ + std::max({alpha_[s] * f + b * g, b * f + beta_[s] * g, six}));
     };
     const auto balanced = [&](auto cost, double high) {
-      std::vector<int> split(p_ - 1);
-      const auto greedy = [&](double limit) {
-        int i = 0;
-        for (int s = 0; s + 1 < p_; ++s) {
-          int lo = i, hi = n_ - 1 - (p_ - 1 - s);  // the largest end within `limit`
-          if (lo > hi || cost(s, i, lo) > limit) return false;
-          while (lo < hi) {
-            const int mid = lo + (hi - lo + 1) / 2;
-            if (cost(s, i, mid) <= limit) lo = mid;
-            else hi = mid - 1;
-          }
-          split[s] = lo + 1;
-          i = lo + 1;
-        }
-        return cost(p_ - 1, i, n_ - 1) <= limit;
-      };
-      if (Spent() > share * budget_s_ || !greedy(high)) return;
-      double lo = 0, hi = high;
-      for (int it = 0; it < 100 && lo < 0.5 * (lo + hi) && 0.5 * (lo + hi) < hi; ++it) {
-        (greedy(0.5 * (lo + hi)) ? hi : lo) = 0.5 * (lo + hi);
+      if (Spent() > share * budget_s_) return;
+      if (std::optional<std::vector<int>> split = BalancedSplit(n_, p_, cost, high)) {
+        Offer(*split);
       }
-      if (greedy(hi)) Offer(split);
     };
     if (!classic_) {
       double high = 0;
-      for (int c = 0; c < p_; ++c) high = std::max(high, Generic(c, 0, n_ - 1));
-      balanced([&](int c, int i, int e) { return Generic(c, i, e); }, high + 1);
+      for (int c = 0; c < p_; ++c) high = std::max(high, shapes_->Value(c, 0, n_ - 1));
+      balanced([&](int c, int i, int e) { return shapes_->Value(c, i, e); }, high + 1);
     }
     balanced(path, m_ * total_ + 1);
     balanced(joint, 2 * m_ * total_ + 1);
@@ -436,28 +180,18 @@ class BranchAndBound {
     for (int g = 0; g <= 64; ++g) balanced(capped(least_f * (1 + 0.2 * g / 64)), all_b);
   }
 
-  // Hill climbing from the incumbent: moves of one boundary, or of a run of neighbouring
-  // boundaries together, by +-1, 2, 4, ... layers, kept while the simulated step falls. Only
-  // makes the incumbent (a simulated split within the memory limit) better; never prunes.
+  // Hill climbing from the incumbent (partitioner/split_helpers.h), until `share` of the
+  // budget is spent. Only makes the incumbent better; never prunes.
   void Improve(double share) {
-    for (bool improved = true; improved && !best_split_.empty();) {
-      improved = false;
-      for (int w = 1; w <= 2 && !improved; ++w) {  // w neighbouring boundaries move together
-        for (int i = 0; i + w <= p_ - 1 && !improved; ++i) {
-          for (int d = 1; d < n_ && !improved; d *= 2) {
-            for (const int delta : {d, -d}) {
-              if (Spent() > share * budget_s_) return;
-              std::vector<int> b = best_split_;
-              for (int x = i; x < i + w; ++x) b[x] += delta;
-              const int lo = i == 0 ? 0 : b[i - 1], hi = i + w == p_ - 1 ? n_ : b[i + w];
-              const double before = best_;
-              if (b[i] > lo && b[i + w - 1] < hi) Offer(b);  // inner order is kept by the move
-              if ((improved = best_ < before)) break;
-            }
-          }
-        }
-      }
-    }
+    if (best_split_.empty()) return;
+    ClimbFromSplit(
+        n_, best_split_,
+        [&](const std::vector<int>& b) {
+          const double before = best_;
+          Offer(b);
+          return best_ < before;
+        },
+        [&] { return Spent() > share * budget_s_; });
   }
 
   // Searches every split; returns whether it finished within the budget.
@@ -467,9 +201,10 @@ class BranchAndBound {
     // two partial splits ending at the same layer compare by (max F, max B, sum t) alone when
     // those are the stages' own times (one device type, no recomputation).
     // The memo keeps one small list per (stage, layer): at most 2e6 of them (48 MB empty).
-    memo_ = gpipe_ && classic_ && ctx_.devices.cost.empty() && !ctx_.bound_cost &&
-            !ctx_.stage_fits && static_cast<double>(p_) * (n_ + 1) <= 2e6;
-    if (memo_) seen_.assign(static_cast<size_t>(p_) * (n_ + 1), {});
+    if (gpipe_ && classic_ && ctx_.devices.cost.empty() && !ctx_.bound_cost &&
+        !ctx_.stage_fits && static_cast<double>(p_) * (n_ + 1) <= 2e6) {
+      memo_.emplace(p_, n_ + 1);
+    }
     Visit(0, 0, Fixed{}, 0.0);
     return !aborted_;
   }
@@ -493,6 +228,11 @@ class BranchAndBound {
   double best() const { return best_; }
   const std::vector<int>& best_split() const { return best_split_; }
   double open_bound() const { return open_bound_; }
+  // A bound that needs no tables: one micro-batch's round trip, and m times the average
+  // stage (some stage is at least the average and runs m forwards and backwards).
+  double RootBound() const {
+    return classic_ ? std::max(total_, m_ * total_ / p_) : m_ * total_ / num_devices_;
+  }
   int64_t nodes() const { return nodes_; }
 
  private:
@@ -502,8 +242,8 @@ class BranchAndBound {
     double transfers = 0;     // sum of the fixed boundaries' transfers
     double first_path = 0;    // max over fixed s of prefix_s + m x stage time
     double weighted = 0;      // max over fixed s of Weighted(s, F_s, B_s)
-    // max over fixed s whose segment is not empty of Segmented(s) - 2 x the transfers before
-    // stage s (bound 6 is T + 4 sum t + this)
+    // max over fixed s whose segment is not empty of bound 6's FirstBackwardToLastForwardMs
+    // less 2 x the transfers before stage s (bound 6 is T + 4 sum t + this)
     double segmented = -kInf;
     double max_f = 0, max_b = 0;
     double generic = 0;        // bound 7: max over the fixed chunks
@@ -524,9 +264,13 @@ class BranchAndBound {
   // the device's last (B or I) the gradients back through the layers before it.
   double DeviceMs(int k, int j, int e) const {
     double ms = m_ * cost_.StageMs(j, e);
-    const int d = chunk_device_[k];
-    if (first_op_chunk_[d] == k && first_op_forward_[d] && j > 0) ms += cost_.ForwardMs(0, j - 1);
-    if (last_op_chunk_[d] == k && last_op_gradient_[d]) ms += GradMs(0, j - 1);
+    const int d = lists_.chunk_device[k];
+    if (lists_.first_op_chunk[d] == k && lists_.first_op_forward[d] && j > 0) {
+      ms += cost_.ForwardMs(0, j - 1);
+    }
+    if (lists_.last_op_chunk[d] == k && lists_.last_op_gradient[d]) {
+      ms += shapes_->GradMs(0, j - 1);
+    }
     return ms;
   }
 
@@ -538,7 +282,7 @@ class BranchAndBound {
     if (busy.empty() || k + 1 >= p_) return 0.0;
     std::vector<double>& level = level_scratch_;  // no allocation per call
     level.clear();
-    for (int d : later_devices_[k]) level.push_back(busy[d]);
+    for (int d : lists_.later_devices[k]) level.push_back(busy[d]);
     std::sort(level.begin(), level.end());
     double poured = m_ * rest;
     for (size_t i = 0; i < level.size(); ++i) {
@@ -556,12 +300,12 @@ class BranchAndBound {
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
       if (!WithinMemory(s, first, last)) return false;
       if (ctx_.stage_fits) continue;  // its own check, one chunk per device
-      device[chunk_device_[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
+      device[lists_.chunk_device[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
     }
     // A device's peak is the sum of its chunks' (several chunks per device).
     for (int s = 0; s < p_; ++s) {
       const std::optional<uint64_t>& limit = devices_.memory_limit[s];
-      if (limit && device[chunk_device_[s]] > WideBytes{*limit}) return false;
+      if (limit && device[lists_.chunk_device[s]] > WideBytes{*limit}) return false;
     }
     return true;
   }
@@ -570,33 +314,13 @@ class BranchAndBound {
   // bounds describe one pipeline whose every time is at most the real one's.
   double TransferMs(int e) const { return bound_transfer_[e]; }
 
-  // can_finish_[k][j]: stages k..p-1 can cover layers [j, n-1] within the memory limit.
+  // can_finish_[k][j]: stages k..p-1 can cover layers [j, n-1] within the memory limit. The
+  // cost model's peak only grows with the range; a stage_fits check (recomputation) only
+  // with its end, as the kept input changes with the start.
   void BuildReach() {
-    can_finish_.assign(p_ + 1, std::vector<char>(n_ + 1, 0));
-    can_finish_[p_][n_] = 1;
-    std::vector<int> next(n_ + 2);
-    for (int k = p_ - 1; k >= 0; --k) {
-      const std::vector<char>& after = can_finish_[k + 1];
-      next[n_ + 1] = n_ + 1;
-      for (int x = n_; x >= 0; --x) next[x] = after[x] ? x : next[x + 1];
-      int last = -1;  // largest e with [j, e] within memory
-      for (int j = 0; j < n_; ++j) {
-        if (ctx_.stage_fits) {
-          // Only monotone in e for a fixed start (the kept input changes with the start).
-          int lo = j - 1, hi = n_ - 1;
-          while (lo < hi) {
-            const int mid = lo + (hi - lo + 1) / 2;
-            if (WithinMemory(k, j, mid)) lo = mid;
-            else hi = mid - 1;
-          }
-          last = lo;
-        } else {  // the cost model's peak: non-decreasing in j too (two pointers)
-          last = std::max(last, j - 1);
-          while (last + 1 < n_ && WithinMemory(k, j, last + 1)) ++last;
-        }
-        can_finish_[k][j] = last >= j && next[j + 1] <= last + 1;
-      }
-    }
+    can_finish_ = CanFinishTable(
+        p_, n_, [&](int k, int first, int last) { return WithinMemory(k, first, last); },
+        !ctx_.stage_fits);
   }
 
   bool WithinMemory(int k, int first, int last) const {
@@ -619,16 +343,16 @@ class BranchAndBound {
   // Bounds that only grow with the end e of stage k (so the scan over e may stop).
   double GrowingBound(int k, const Fixed& before, int j, int e) const {
     if (!classic_) {
-      double lb = std::max({before.generic, Generic(k, j, e), BusyBound(before)});
+      double lb = std::max({before.generic, shapes_->Value(k, j, e), BusyBound(before)});
       if (num_devices_ < p_) {
         std::vector<double>& busy = busy_scratch_;
         if (before.busy.empty()) busy.assign(num_devices_, 0.0);
         else busy.assign(before.busy.begin(), before.busy.end());
-        busy[chunk_device_[k]] += DeviceMs(k, j, e);
-        lb = std::max(lb, busy[chunk_device_[k]]);
+        busy[lists_.chunk_device[k]] += DeviceMs(k, j, e);
+        lb = std::max(lb, busy[lists_.chunk_device[k]]);
         // Stage k's layers moved from the rest onto its own device: the level only rises
         // when that device still takes later chunks (else it may fall, so it is left out).
-        if (k + 1 < p_ && later_has_[k][chunk_device_[k]]) {
+        if (k + 1 < p_ && lists_.later_has[k][lists_.chunk_device[k]]) {
           lb = std::max(lb, WaterBound(k, busy, e + 1 < n_ ? cost_.StageMs(e + 1, n_ - 1) : 0));
         }
       }
@@ -641,11 +365,12 @@ class BranchAndBound {
     lb = std::max(lb, base + std::max(before.weighted, Weighted(k, f, b)));
     lb = std::max(lb, base + 2 * before.transfers + before.segmented);
     if (seg_f_[k] + seg_b_[k] > 0) {  // the transfers from stage k on are left out here
-      lb = std::max(lb, base + Segmented(seg_f_[k], seg_b_[k], j, e));
+      lb = std::max(lb, base + FirstBackwardToLastForwardMs(cost_, seg_f_[k], seg_b_[k], j, e));
     }
     lb = std::max(lb, base + (m_ - 1.0) * std::max(before.max_f, f));
     if (gpipe_) {
-      lb = std::max(lb, base + (m_ - 1.0) * (std::max(before.max_f, f) + std::max(before.max_b, b)));
+      const double most = std::max(before.max_f, f) + std::max(before.max_b, b);
+      lb = std::max(lb, base + (m_ - 1.0) * most);
     }
     return lb;
   }
@@ -653,9 +378,9 @@ class BranchAndBound {
   Fixed Extend(int k, const Fixed& before, int j, int e) const {
     Fixed after = before;
     if (!classic_) {
-      after.generic = std::max(before.generic, Generic(k, j, e));
+      after.generic = std::max(before.generic, shapes_->Value(k, j, e));
       if (after.busy.empty()) after.busy.assign(num_devices_, 0.0);
-      after.busy[chunk_device_[k]] += DeviceMs(k, j, e);
+      after.busy[lists_.chunk_device[k]] += DeviceMs(k, j, e);
       return after;
     }
     const double x = cost_.StageMs(j, e);
@@ -666,8 +391,8 @@ class BranchAndBound {
     after.weighted =
         std::max(before.weighted, Weighted(k, cost_.ForwardMs(j, e), cost_.BackwardMs(j, e)));
     if (seg_f_[k] + seg_b_[k] > 0) {
-      after.segmented = std::max(before.segmented,
-                                 Segmented(seg_f_[k], seg_b_[k], j, e) - 2 * before.transfers);
+      const double six = FirstBackwardToLastForwardMs(cost_, seg_f_[k], seg_b_[k], j, e);
+      after.segmented = std::max(before.segmented, six - 2 * before.transfers);
     }
     after.max_f = std::max(before.max_f, cost_.ForwardMs(j, e));
     after.max_b = std::max(before.max_b, cost_.BackwardMs(j, e));
@@ -772,62 +497,36 @@ class BranchAndBound {
           best_split_ = boundaries_;
         }
       } else {
-        if (memo_ && Dominated(k, e + 1, fixed)) continue;
+        // gpipe: an earlier partial split ending at the same layer with max F, max B and
+        // transfer sum each at most these was searched or pruned (every completion of it at
+        // least the incumbent); this one's completions are each at least its same completion.
+        if (memo_ && memo_->Dominated(k, e + 1, {fixed.max_f, fixed.max_b, fixed.transfers})) {
+          continue;
+        }
         boundaries_[k] = e + 1;
         Visit(k + 1, e + 1, fixed, lb);
       }
     }
   }
 
-  // gpipe: whether an earlier partial split with stages 0..k ending at layer next - 1 had a
-  // max F, max B and transfer sum each at most this one's. Its subtree was searched or pruned
-  // (every completion of it at least the incumbent), and this one's completions are each at
-  // least that one's same completion: nothing below the incumbent. Keeps up to 16 per cell.
-  bool Dominated(int k, int next, const Fixed& f) {
-    std::vector<Seen>& cell = seen_[static_cast<size_t>(k) * (n_ + 1) + next];
-    for (const Seen& x : cell) {
-      if (x.max_f <= f.max_f && x.max_b <= f.max_b && x.transfers <= f.transfers) return true;
-    }
-    if (cell.size() < 16) cell.push_back({f.max_f, f.max_b, f.transfers});
-    return false;
-  }
-
   double Spent() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
   bool OverBudget() const { return Spent() > budget_s_; }
-
- public:
-  // A bound that needs no tables: one micro-batch's round trip, and m times the average
-  // stage (some stage is at least the average and runs m forwards and backwards).
-  double RootBound() const {
-    return classic_ ? std::max(total_, m_ * total_ / p_) : m_ * total_ / num_devices_;
-  }
-
- private:
   const SplitContext& ctx_;
   const CostModel& cost_;  // times at most every stage's own (ctx.bound_cost)
   const StageSetup devices_;
   const int n_, p_, m_;
   const bool gpipe_;
-  const bool classic_;  // bounds 1-6 apply (gpipe, 1f1b); otherwise 7 and 8
+  const bool classic_;       // bounds 1-6 apply (gpipe, 1f1b); otherwise 7-9
+  const DeviceLists lists_;  // bounds 8 and 9: what the device lists say
+  const int num_devices_;
   const double budget_s_;
   const std::chrono::steady_clock::time_point start_;
   std::vector<double> alpha_, beta_;
   std::vector<double> seg_f_, seg_b_;  // bound 6's counts per device
-  std::vector<int> chunk_device_;      // per chunk (stage of the split)
-  std::vector<std::vector<char>> later_has_;     // [k][d]: device d runs a chunk after k
-  // Per device: the chunks of its first and last ops, whether the first is a forward and the
-  // last a gradient op (B or I).
-  std::vector<int> first_op_chunk_, last_op_chunk_;
-  std::vector<char> first_op_forward_, last_op_gradient_;
-  std::vector<std::vector<int>> later_devices_;  // [k]: those devices
-  int num_devices_ = 0;
-  std::vector<std::vector<Shape>> shapes_;  // bound 7, per chunk
+  std::optional<ChainShapes> shapes_;  // bound 7 (not gpipe or 1f1b)
   mutable std::vector<double> level_scratch_, busy_scratch_;  // reused by the bounds
-  bool splits_ = false;                     // some op is an I or a W
-  std::vector<double> input_, weight_;      // prefix sums of the I and W lower bounds
-  double all_f_ = 0;                        // sum of every layer's forward
   std::vector<std::vector<double>> generic_, low_generic_;
   double total_ = 0;
   std::vector<std::vector<char>> can_finish_;
@@ -836,11 +535,7 @@ class BranchAndBound {
   std::vector<double> min_transfer_;
   std::vector<double> bound_transfer_;  // per layer, TransferMs's table
   std::vector<int> boundaries_;
-  struct Seen {
-    double max_f, max_b, transfers;
-  };
-  bool memo_ = false;
-  std::vector<std::vector<Seen>> seen_;  // gpipe's dominance memo, per (k, next)
+  std::optional<DominanceMemo> memo_;  // gpipe's, per (stage, next layer)
   double best_ = kInf;
   std::vector<int> best_split_;
   double open_bound_ = kInf;

@@ -20,8 +20,8 @@ std::string Row(int rank, const SearchCandidate& c) {
       << c.schedule << (c.recompute ? " recompute" : "") << "\t" << FormatMs(c.batch_ms)
       << " per batch (step " << FormatMs(c.step_ms) << " + all-reduce "
       << FormatMs(c.allreduce_ms)
-      << (c.exact ? "" : "; step unproven, >= " + FormatMs(c.lower_bound_ms)) << ")\tbubble " << std::fixed
-      << std::setprecision(1) << 100 * c.bubble_ratio << "%\tpeak "
+      << (c.exact ? "" : "; step unproven, >= " + FormatMs(c.lower_bound_ms)) << ")\tbubble "
+      << std::fixed << std::setprecision(1) << 100 * c.bubble_ratio << "%\tpeak "
       << FormatBytes(c.peak_memory_bytes);
   if (rank != 1) {
     out << "\t+" << FormatMs(c.behind_ms) << ": " << LossReasonName(c.reason);
