@@ -17,6 +17,7 @@
 #include "layers/attention.h"
 #include "layers/cpu_layers.h"
 #include "layers/cpu_math.h"
+#include "layers/transformer_block_layout.h"
 
 namespace pp {
 namespace {
@@ -32,58 +33,58 @@ class TransformerBlock final : public CpuLayer<T> {
     Layout();
   }
 
-  int64_t param_count() const override { return params_size_; }
-  int64_t saved_count() const override { return saved_size_; }
-  int64_t pending_count() const override { return pending_size_; }
+  int64_t param_count() const override { return l_.params_size; }
+  int64_t saved_count() const override { return l_.saved_size; }
+  int64_t pending_count() const override { return l_.pending_size; }
   int64_t workspace_count() const override { return work_size_; }
 
   void Init(T* params, uint64_t seed) const override {
-    cpu::Fill<T>(params, params_size_, T(0));
-    cpu::Fill<T>(params + p_.g1, h_, T(1));
-    cpu::Fill<T>(params + p_.g2, h_, T(1));
+    cpu::Fill<T>(params, l_.params_size, T(0));
+    cpu::Fill<T>(params + l_.p.g1, h_, T(1));
+    cpu::Fill<T>(params + l_.p.g2, h_, T(1));
     const T wh = T(1) / std::sqrt(static_cast<T>(h_)), wf = T(1) / std::sqrt(static_cast<T>(f_));
-    cpu::FillUniform<T>(params + p_.wqkv, h_ * 3 * h_, wh, seed + 1);
-    cpu::FillUniform<T>(params + p_.wo, h_ * h_, wh, seed + 2);
-    cpu::FillUniform<T>(params + p_.w1, h_ * f_, wh, seed + 3);
-    if (swiglu_) cpu::FillUniform<T>(params + p_.wu, h_ * f_, wh, seed + 4);
-    cpu::FillUniform<T>(params + p_.w2, f_ * h_, wf, seed + 5);
+    cpu::FillUniform<T>(params + l_.p.wqkv, h_ * 3 * h_, wh, seed + 1);
+    cpu::FillUniform<T>(params + l_.p.wo, h_ * h_, wh, seed + 2);
+    cpu::FillUniform<T>(params + l_.p.w1, h_ * f_, wh, seed + 3);
+    if (swiglu_) cpu::FillUniform<T>(params + l_.p.wu, h_ * f_, wh, seed + 4);
+    cpu::FillUniform<T>(params + l_.p.w2, f_ * h_, wf, seed + 5);
   }
 
   void Forward(const T* P, const T* x, const MicroBatch&, T* y, T* S, T* W) const override {
     const int64_t n = this->rows(), h = h_, f = f_;
     T* qkv = W + w_.big;
     T* tmp = W + w_.h1;
-    std::copy(x, x + n * h, S + s_.x);
-    cpu::NormForward<T>(rms_, x, P + p_.g1, B(P, p_.b1), n, h, S + s_.ln1, Mean(S, s_.mean1, W),
-                        S + s_.rstd1);
-    cpu::LinearForward<T>(S + s_.ln1, P + p_.wqkv, Bias(P, p_.bqkv), n, h, 3 * h, qkv);
+    std::copy(x, x + n * h, S + l_.s.x);
+    cpu::NormForward<T>(rms_, x, P + l_.p.g1, B(P, l_.p.b1), n, h, S + l_.s.ln1, Mean(S, l_.s.mean1, W),
+                        S + l_.s.rstd1);
+    cpu::LinearForward<T>(S + l_.s.ln1, P + l_.p.wqkv, Bias(P, l_.p.bqkv), n, h, 3 * h, qkv);
     for (int64_t r = 0; r < n; ++r) {
-      std::copy(qkv + r * 3 * h, qkv + r * 3 * h + h, S + s_.q + r * h);
-      std::copy(qkv + r * 3 * h + h, qkv + r * 3 * h + 2 * h, S + s_.k + r * h);
-      std::copy(qkv + r * 3 * h + 2 * h, qkv + r * 3 * h + 3 * h, S + s_.v + r * h);
+      std::copy(qkv + r * 3 * h, qkv + r * 3 * h + h, S + l_.s.q + r * h);
+      std::copy(qkv + r * 3 * h + h, qkv + r * 3 * h + 2 * h, S + l_.s.k + r * h);
+      std::copy(qkv + r * 3 * h + 2 * h, qkv + r * 3 * h + 3 * h, S + l_.s.v + r * h);
     }
     if (rotary_) {
-      cpu::Rotary<T>(att_, false, S + s_.q);
-      cpu::Rotary<T>(att_, false, S + s_.k);
+      cpu::Rotary<T>(att_, false, S + l_.s.q);
+      cpu::Rotary<T>(att_, false, S + l_.s.k);
     }
-    cpu::AttentionForward<T>(att_, S + s_.q, S + s_.k, S + s_.v, S + s_.probs, S + s_.attn);
-    cpu::LinearForward<T>(S + s_.attn, P + p_.wo, Bias(P, p_.bo), n, h, h, tmp);
-    for (int64_t i = 0; i < n * h; ++i) S[s_.h1 + i] = x[i] + tmp[i];
-    cpu::NormForward<T>(rms_, S + s_.h1, P + p_.g2, B(P, p_.b2), n, h, S + s_.ln2,
-                        Mean(S, s_.mean2, W), S + s_.rstd2);
+    cpu::AttentionForward<T>(att_, S + l_.s.q, S + l_.s.k, S + l_.s.v, S + l_.s.probs, S + l_.s.attn);
+    cpu::LinearForward<T>(S + l_.s.attn, P + l_.p.wo, Bias(P, l_.p.bo), n, h, h, tmp);
+    for (int64_t i = 0; i < n * h; ++i) S[l_.s.h1 + i] = x[i] + tmp[i];
+    cpu::NormForward<T>(rms_, S + l_.s.h1, P + l_.p.g2, B(P, l_.p.b2), n, h, S + l_.s.ln2,
+                        Mean(S, l_.s.mean2, W), S + l_.s.rstd2);
     const T* mlp_in;
     if (swiglu_) {
-      cpu::LinearForward<T>(S + s_.ln2, P + p_.w1, Bias(P, p_.b1f), n, h, f, S + s_.m1);
-      cpu::LinearForward<T>(S + s_.ln2, P + p_.wu, Bias(P, p_.buf), n, h, f, S + s_.m2);
-      for (int64_t i = 0; i < n * f; ++i) S[s_.m3 + i] = cpu::Silu(S[s_.m1 + i]) * S[s_.m2 + i];
-      mlp_in = S + s_.m3;
+      cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
+      cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.wu, Bias(P, l_.p.buf), n, h, f, S + l_.s.m2);
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m3 + i] = cpu::Silu(S[l_.s.m1 + i]) * S[l_.s.m2 + i];
+      mlp_in = S + l_.s.m3;
     } else {
-      cpu::LinearForward<T>(S + s_.ln2, P + p_.w1, Bias(P, p_.b1f), n, h, f, S + s_.m1);
-      for (int64_t i = 0; i < n * f; ++i) S[s_.m2 + i] = cpu::Gelu(S[s_.m1 + i]);
-      mlp_in = S + s_.m2;
+      cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m2 + i] = cpu::Gelu(S[l_.s.m1 + i]);
+      mlp_in = S + l_.s.m2;
     }
-    cpu::LinearForward<T>(mlp_in, P + p_.w2, Bias(P, p_.b2f), n, f, h, tmp);
-    for (int64_t i = 0; i < n * h; ++i) y[i] = S[s_.h1 + i] + tmp[i];
+    cpu::LinearForward<T>(mlp_in, P + l_.p.w2, Bias(P, l_.p.b2f), n, f, h, tmp);
+    for (int64_t i = 0; i < n * h; ++i) y[i] = S[l_.s.h1 + i] + tmp[i];
   }
 
   void BackwardInput(const T* P, const T* dy, const T* S, const MicroBatch&, T* dx, T* D,
@@ -93,79 +94,72 @@ class TransformerBlock final : public CpuLayer<T> {
     T* dt = W + w_.h1;    // n x h
     T* dt2 = W + w_.h2;   // n x h
     T* dqkv = W + w_.big;  // 3 x (n x h): dq, dk, dv
-    std::copy(dy, dy + n * h, D + d_.dy);
+    std::copy(dy, dy + n * h, D + l_.d.dy);
     // MLP.
     if (swiglu_) {
-      cpu::LinearBackwardInput<T>(dy, P + p_.w2, n, f, h, dmid);  // d product
+      cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d product
       for (int64_t i = 0; i < n * f; ++i) {
-        const T g = S[s_.m1 + i], u = S[s_.m2 + i];
-        D[d_.m1 + i] = dmid[i] * u * cpu::SiluGrad(g);
-        D[d_.m2 + i] = dmid[i] * cpu::Silu(g);
+        const T g = S[l_.s.m1 + i], u = S[l_.s.m2 + i];
+        D[l_.d.m1 + i] = dmid[i] * u * cpu::SiluGrad(g);
+        D[l_.d.m2 + i] = dmid[i] * cpu::Silu(g);
       }
-      cpu::LinearBackwardInput<T>(D + d_.m1, P + p_.w1, n, h, f, D + d_.ln2);
-      cpu::LinearBackwardInput<T>(D + d_.m2, P + p_.wu, n, h, f, dt);
-      for (int64_t i = 0; i < n * h; ++i) D[d_.ln2 + i] += dt[i];
+      cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
+      cpu::LinearBackwardInput<T>(D + l_.d.m2, P + l_.p.wu, n, h, f, dt);
+      for (int64_t i = 0; i < n * h; ++i) D[l_.d.ln2 + i] += dt[i];
     } else {
-      cpu::LinearBackwardInput<T>(dy, P + p_.w2, n, f, h, dmid);  // d gelu output
-      for (int64_t i = 0; i < n * f; ++i) D[d_.m1 + i] = dmid[i] * cpu::GeluGrad(S[s_.m1 + i]);
-      cpu::LinearBackwardInput<T>(D + d_.m1, P + p_.w1, n, h, f, D + d_.ln2);
+      cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d gelu output
+      for (int64_t i = 0; i < n * f; ++i) D[l_.d.m1 + i] = dmid[i] * cpu::GeluGrad(S[l_.s.m1 + i]);
+      cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
     }
-    cpu::NormBackwardInput<T>(rms_, S + s_.h1, P + p_.g2, MeanC(S, s_.mean2), S + s_.rstd2,
-                              D + d_.ln2, n, h, dt);
-    for (int64_t i = 0; i < n * h; ++i) D[d_.h1 + i] = dy[i] + dt[i];
+    cpu::NormBackwardInput<T>(rms_, S + l_.s.h1, P + l_.p.g2, MeanC(S, l_.s.mean2), S + l_.s.rstd2,
+                              D + l_.d.ln2, n, h, dt);
+    for (int64_t i = 0; i < n * h; ++i) D[l_.d.h1 + i] = dy[i] + dt[i];
     // Attention.
-    cpu::LinearBackwardInput<T>(D + d_.h1, P + p_.wo, n, h, h, dt);  // d attention output
+    cpu::LinearBackwardInput<T>(D + l_.d.h1, P + l_.p.wo, n, h, h, dt);  // d attention output
     T* dq = dqkv;
     T* dk = dqkv + n * h;
     T* dv = dqkv + 2 * n * h;
-    cpu::AttentionBackward<T>(att_, S + s_.q, S + s_.k, S + s_.v, S + s_.probs, dt, dq, dk, dv,
+    cpu::AttentionBackward<T>(att_, S + l_.s.q, S + l_.s.k, S + l_.s.v, S + l_.s.probs, dt, dq, dk, dv,
                               W + w_.scores);
     if (rotary_) {
       cpu::Rotary<T>(att_, true, dq);
       cpu::Rotary<T>(att_, true, dk);
     }
     for (int64_t r = 0; r < n; ++r) {
-      T* out = D + d_.qkv + r * 3 * h;
+      T* out = D + l_.d.qkv + r * 3 * h;
       std::copy(dq + r * h, dq + r * h + h, out);
       std::copy(dk + r * h, dk + r * h + h, out + h);
       std::copy(dv + r * h, dv + r * h + h, out + 2 * h);
     }
-    cpu::LinearBackwardInput<T>(D + d_.qkv, P + p_.wqkv, n, h, 3 * h, D + d_.ln1);
-    cpu::NormBackwardInput<T>(rms_, S + s_.x, P + p_.g1, MeanC(S, s_.mean1), S + s_.rstd1,
-                              D + d_.ln1, n, h, dt2);
-    for (int64_t i = 0; i < n * h; ++i) dx[i] = D[d_.h1 + i] + dt2[i];
+    cpu::LinearBackwardInput<T>(D + l_.d.qkv, P + l_.p.wqkv, n, h, 3 * h, D + l_.d.ln1);
+    cpu::NormBackwardInput<T>(rms_, S + l_.s.x, P + l_.p.g1, MeanC(S, l_.s.mean1), S + l_.s.rstd1,
+                              D + l_.d.ln1, n, h, dt2);
+    for (int64_t i = 0; i < n * h; ++i) dx[i] = D[l_.d.h1 + i] + dt2[i];
   }
 
   void BackwardWeight(const T*, const T*, const T* S, const T* D, const MicroBatch&, T* G,
                       T*) const override {
     const int64_t n = this->rows(), h = h_, f = f_;
-    cpu::NormBackwardWeight<T>(rms_, S + s_.x, MeanC(S, s_.mean1), S + s_.rstd1, D + d_.ln1, n,
-                               h, G + p_.g1, B(G, p_.b1));
-    cpu::LinearBackwardWeight<T>(S + s_.ln1, D + d_.qkv, n, h, 3 * h, G + p_.wqkv, Bias(G, p_.bqkv));
-    cpu::LinearBackwardWeight<T>(S + s_.attn, D + d_.h1, n, h, h, G + p_.wo, Bias(G, p_.bo));
-    cpu::NormBackwardWeight<T>(rms_, S + s_.h1, MeanC(S, s_.mean2), S + s_.rstd2, D + d_.ln2, n,
-                               h, G + p_.g2, B(G, p_.b2));
-    cpu::LinearBackwardWeight<T>(S + s_.ln2, D + d_.m1, n, h, f, G + p_.w1, Bias(G, p_.b1f));
+    cpu::NormBackwardWeight<T>(rms_, S + l_.s.x, MeanC(S, l_.s.mean1), S + l_.s.rstd1, D + l_.d.ln1, n,
+                               h, G + l_.p.g1, B(G, l_.p.b1));
+    cpu::LinearBackwardWeight<T>(S + l_.s.ln1, D + l_.d.qkv, n, h, 3 * h, G + l_.p.wqkv, Bias(G, l_.p.bqkv));
+    cpu::LinearBackwardWeight<T>(S + l_.s.attn, D + l_.d.h1, n, h, h, G + l_.p.wo, Bias(G, l_.p.bo));
+    cpu::NormBackwardWeight<T>(rms_, S + l_.s.h1, MeanC(S, l_.s.mean2), S + l_.s.rstd2, D + l_.d.ln2, n,
+                               h, G + l_.p.g2, B(G, l_.p.b2));
+    cpu::LinearBackwardWeight<T>(S + l_.s.ln2, D + l_.d.m1, n, h, f, G + l_.p.w1, Bias(G, l_.p.b1f));
     if (swiglu_) {
-      cpu::LinearBackwardWeight<T>(S + s_.ln2, D + d_.m2, n, h, f, G + p_.wu, Bias(G, p_.buf));
-      cpu::LinearBackwardWeight<T>(S + s_.m3, D + d_.dy, n, f, h, G + p_.w2, Bias(G, p_.b2f));
+      cpu::LinearBackwardWeight<T>(S + l_.s.ln2, D + l_.d.m2, n, h, f, G + l_.p.wu, Bias(G, l_.p.buf));
+      cpu::LinearBackwardWeight<T>(S + l_.s.m3, D + l_.d.dy, n, f, h, G + l_.p.w2, Bias(G, l_.p.b2f));
     } else {
-      cpu::LinearBackwardWeight<T>(S + s_.m2, D + d_.dy, n, f, h, G + p_.w2, Bias(G, p_.b2f));
+      cpu::LinearBackwardWeight<T>(S + l_.s.m2, D + l_.d.dy, n, f, h, G + l_.p.w2, Bias(G, l_.p.b2f));
     }
   }
 
  private:
-  static constexpr int64_t kNone = -1;
-  // Offsets into params (p_), saved (s_), pending (d_) and work (w_); kNone when absent.
-  struct ParamOffsets {
-    int64_t g1, b1, wqkv, bqkv, wo, bo, g2, b2, w1, wu, b1f, buf, w2, b2f;
-  } p_{};
-  struct SavedOffsets {
-    int64_t x, ln1, mean1, rstd1, q, k, v, probs, attn, h1, ln2, mean2, rstd2, m1, m2, m3;
-  } s_{};
-  struct PendingOffsets {
-    int64_t dy, ln1, qkv, h1, ln2, m1, m2;
-  } d_{};
+  static constexpr int64_t kNone = BlockLayout::kNone;
+  // Offsets into the buffers (params, saved and pending from transformer_block_layout.h; work
+  // its own); kNone when absent.
+  BlockLayout l_;  // params (l_.p), saved (l_.s) and pending (l_.d) offsets and sizes
   struct WorkOffsets {
     int64_t big, f, h1, h2, scores, mean;
   } w_{};
@@ -178,60 +172,8 @@ class TransformerBlock final : public CpuLayer<T> {
       at += count;
       return o;
     };
-    auto maybe = [&](bool present, int64_t count) { return present ? take(count) : kNone; };
-    p_.g1 = take(h);
-    p_.b1 = maybe(!rms_, h);
-    p_.wqkv = take(h * 3 * h);
-    p_.bqkv = maybe(bias_, 3 * h);
-    p_.wo = take(h * h);
-    p_.bo = maybe(bias_, h);
-    p_.g2 = take(h);
-    p_.b2 = maybe(!rms_, h);
-    if (swiglu_) {
-      p_.w1 = take(h * f);
-      p_.wu = take(h * f);
-      p_.b1f = maybe(bias_, f);
-      p_.buf = maybe(bias_, f);
-    } else {
-      p_.w1 = take(h * f);
-      p_.wu = kNone;
-      p_.b1f = maybe(bias_, f);
-      p_.buf = kNone;
-    }
-    p_.w2 = take(f * h);
-    p_.b2f = maybe(bias_, h);
-    params_size_ = at;
-
-    at = 0;
-    s_.x = take(n * h);
-    s_.ln1 = take(n * h);
-    s_.mean1 = maybe(!rms_, n);
-    s_.rstd1 = take(n);
-    s_.q = take(n * h);
-    s_.k = take(n * h);
-    s_.v = take(n * h);
-    s_.probs = take(att_.batch * att_.heads * att_.seq * att_.seq);
-    s_.attn = take(n * h);
-    s_.h1 = take(n * h);
-    s_.ln2 = take(n * h);
-    s_.mean2 = maybe(!rms_, n);
-    s_.rstd2 = take(n);
-    s_.m1 = take(n * f);
-    s_.m2 = take(n * f);
-    s_.m3 = maybe(swiglu_, n * f);
-    saved_size_ = at;
-
-    at = 0;
-    d_.dy = take(n * h);
-    d_.ln1 = take(n * h);
-    d_.qkv = take(3 * n * h);
-    d_.h1 = take(n * h);
-    d_.ln2 = take(n * h);
-    d_.m1 = take(n * f);
-    d_.m2 = maybe(swiglu_, n * f);
-    pending_size_ = at;
-
-    at = 0;
+    // Params, kept activations and pending gradients: the layout both implementations share.
+    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_});
     w_.big = take(3 * n * h);
     w_.f = take(n * f);
     w_.h1 = take(n * h);
@@ -258,7 +200,7 @@ class TransformerBlock final : public CpuLayer<T> {
   int64_t h_, f_;
   bool rms_, swiglu_, bias_, rotary_;
   cpu::AttentionShape att_;
-  int64_t params_size_ = 0, saved_size_ = 0, pending_size_ = 0, work_size_ = 0;
+  int64_t work_size_ = 0;
 };
 
 }  // namespace
