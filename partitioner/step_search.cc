@@ -483,7 +483,6 @@ class BranchAndBound {
       const double lb = std::max(inherited, Bound(k, fixed, e + 1));
       ++nodes_;
       if (lb > Threshold()) continue;
-
       if (aborted_ || ((r == 0 || (nodes_ & 255) == 0) && OverBudget())) {
         aborted_ = true;
         open_bound_ = std::min(open_bound_, lb);
