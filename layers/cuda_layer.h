@@ -21,6 +21,7 @@
 #include <memory>
 
 #include "core/status.h"
+#include "layers/layer_shape.h"
 
 namespace pp {
 
@@ -78,27 +79,13 @@ class CudaContext {
   std::unique_ptr<GemmPlanCache> plans_;
 };
 
+// Counts and shapes as the CPU reference's (layers/layer_shape.h); a loss's mean is computed
+// in fp32.
 template <typename T>
-class CudaLayer {
+class CudaLayer : public LayerShape {
  public:
   // Writes a layer's initial parameter values (fp32, host) for a seed.
   using HostInit = std::function<void(float* params, uint64_t seed)>;
-
-  virtual ~CudaLayer() = default;
-  CudaLayer() = default;
-  CudaLayer(const CudaLayer&) = delete;
-  CudaLayer& operator=(const CudaLayer&) = delete;
-
-  virtual int64_t param_count() const = 0;
-  virtual int64_t saved_count() const = 0;
-  virtual int64_t pending_count() const { return 0; }
-  virtual int64_t workspace_count() const { return 0; }
-  int64_t rows() const { return rows_; }
-  int64_t in_width() const { return in_width_; }
-  int64_t out_width() const { return out_width_; }
-  // Values in y: rows x out_width, or 1 for a loss (its mean, computed in fp32).
-  virtual int64_t output_count() const { return rows_ * out_width_; }
-  bool has_input_gradient() const { return in_width_ > 0; }
 
   // Copies param_count() host values (fp32, in the layer's param layout) into params,
   // rounding to T. Synchronous; allocates a host staging buffer.
@@ -119,15 +106,7 @@ class CudaLayer {
   // Set once by the factory (MakeCudaLayer).
   void set_host_init(HostInit init) { host_init_ = std::move(init); }
 
- protected:
-  void SetShape(int64_t rows, int64_t in_width, int64_t out_width) {
-    rows_ = rows;
-    in_width_ = in_width;
-    out_width_ = out_width;
-  }
-
  private:
-  int64_t rows_ = 0, in_width_ = 0, out_width_ = 0;
   HostInit host_init_;
 };
 

@@ -22,6 +22,7 @@
 
 #include "core/model.h"
 #include "core/status.h"
+#include "layers/layer_shape.h"
 
 namespace pp {
 
@@ -32,25 +33,10 @@ struct MicroBatch {
   const void* targets = nullptr;    // rows x width values of type T (mse)
 };
 
+// Counts and shapes: layers/layer_shape.h.
 template <typename T>
-class CpuLayer {
+class CpuLayer : public LayerShape {
  public:
-  virtual ~CpuLayer() = default;
-  CpuLayer() = default;
-  CpuLayer(const CpuLayer&) = delete;
-  CpuLayer& operator=(const CpuLayer&) = delete;
-
-  virtual int64_t param_count() const = 0;
-  virtual int64_t saved_count() const = 0;
-  virtual int64_t pending_count() const { return 0; }
-  virtual int64_t workspace_count() const { return 0; }
-  int64_t rows() const { return rows_; }
-  int64_t in_width() const { return in_width_; }
-  int64_t out_width() const { return out_width_; }
-  // Values in y: rows x out_width, or 1 for a loss (its mean).
-  virtual int64_t output_count() const { return rows_ * out_width_; }
-  bool has_input_gradient() const { return in_width_ > 0; }
-
   // Fills params with the layer's initial values (deterministic for a seed): weights
   // uniform in +-1/sqrt(fan_in), norm scales 1, biases and shifts 0.
   virtual void Init(T* params, uint64_t seed) const = 0;
@@ -61,16 +47,6 @@ class CpuLayer {
                              const MicroBatch& batch, T* dx, T* pending, T* work) const = 0;
   virtual void BackwardWeight(const T* params, const T* dy, const T* saved, const T* pending,
                               const MicroBatch& batch, T* dparams, T* work) const = 0;
-
- protected:
-  void SetShape(int64_t rows, int64_t in_width, int64_t out_width) {
-    rows_ = rows;
-    in_width_ = in_width;
-    out_width_ = out_width;
-  }
-
- private:
-  int64_t rows_ = 0, in_width_ = 0, out_width_ = 0;
 };
 
 // The reference layer for `layer` (an expanded model layer) at `input`'s shapes.
