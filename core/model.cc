@@ -7,15 +7,15 @@ namespace pp {
 namespace {
 
 struct OpEntry {
-  Op op;
+  LayerKind op;
   std::string_view name;
 };
 constexpr OpEntry kOps[] = {
-    {Op::kEmbedding, "embedding"},   {Op::kLinear, "linear"},
-    {Op::kRelu, "relu"},             {Op::kGelu, "gelu"},
-    {Op::kLayerNorm, "layernorm"},   {Op::kRmsNorm, "rmsnorm"},
-    {Op::kTransformerBlock, "transformer_block"},
-    {Op::kCrossEntropy, "cross_entropy"}, {Op::kMse, "mse"},
+    {LayerKind::kEmbedding, "embedding"},   {LayerKind::kLinear, "linear"},
+    {LayerKind::kRelu, "relu"},             {LayerKind::kGelu, "gelu"},
+    {LayerKind::kLayerNorm, "layernorm"},   {LayerKind::kRmsNorm, "rmsnorm"},
+    {LayerKind::kTransformerBlock, "transformer_block"},
+    {LayerKind::kCrossEntropy, "cross_entropy"}, {LayerKind::kMse, "mse"},
 };
 
 std::string Index(std::string_view array, size_t i) {
@@ -27,7 +27,7 @@ void ReadSpec(FieldReader& r, Layer* spec) {
   spec->name = r.Name("name");
   const std::string op_name = r.String("op");
   if (!r.ok()) return;
-  const std::optional<Op> op = ParseOp(op_name);
+  const std::optional<LayerKind> op = ParseLayerKind(op_name);
   if (!op) {
     std::string known;
     for (const OpEntry& e : kOps) known += (known.empty() ? "" : ", ") + std::string(e.name);
@@ -38,23 +38,23 @@ void ReadSpec(FieldReader& r, Layer* spec) {
   spec->repeated = r.Has("repeat");
   spec->repeat = spec->repeated ? r.Int("repeat", 1, kMaxLayers) : 1;
   switch (spec->op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       spec->vocab = r.Int("vocab", 1, kMaxDim);
       spec->hidden = r.Int("hidden", 1, kMaxDim);
       spec->positions = r.OptInt("positions", 0, kMaxDim).value_or(0);
       spec->token_types = r.OptInt("token_types", 0, kMaxDim).value_or(0);
       break;
-    case Op::kLinear:
+    case LayerKind::kLinear:
       spec->in = r.Int("in", 1, kMaxDim);
       spec->out = r.Int("out", 1, kMaxDim);
       spec->bias = r.Bool("bias", true);
       spec->tied_to = r.OptString("tied_to").value_or("");
       break;
-    case Op::kLayerNorm:
-    case Op::kRmsNorm:
+    case LayerKind::kLayerNorm:
+    case LayerKind::kRmsNorm:
       spec->hidden = r.Int("hidden", 1, kMaxDim);
       break;
-    case Op::kTransformerBlock: {
+    case LayerKind::kTransformerBlock: {
       spec->hidden = r.Int("hidden", 1, kMaxDim);
       spec->heads = r.Int("heads", 1, kMaxDim);
       spec->ffn = r.Int("ffn", 1, kMaxDim);
@@ -80,10 +80,10 @@ void ReadSpec(FieldReader& r, Layer* spec) {
       }
       break;
     }
-    case Op::kRelu:
-    case Op::kGelu:
-    case Op::kCrossEntropy:
-    case Op::kMse:
+    case LayerKind::kRelu:
+    case LayerKind::kGelu:
+    case LayerKind::kCrossEntropy:
+    case LayerKind::kMse:
       break;
   }
 }
@@ -101,12 +101,12 @@ Status InferShapes(Model& m) {
       return Status::Error(at + (field.empty() ? "" : "." + std::string(field)) + ": " + problem);
     };
     if (IsLoss(l.op) && i + 1 != n) {
-      return fail("op", std::string(OpName(l.op)) + " is a loss and must be the last layer");
+      return fail("op", std::string(LayerKindName(l.op)) + " is a loss and must be the last layer");
     }
-    if (width == 0 && l.op != Op::kEmbedding) {
+    if (width == 0 && l.op != LayerKind::kEmbedding) {
       return fail("op", "a token model (input.seq_len) must start with an embedding layer");
     }
-    if (l.op == Op::kEmbedding && width != 0) {
+    if (l.op == LayerKind::kEmbedding && width != 0) {
       return fail("op", "an embedding must be the first layer of a token model (input.seq_len)");
     }
     auto expect = [&](std::string_view field, int64_t got) -> Status {
@@ -116,30 +116,30 @@ Status InferShapes(Model& m) {
     };
     l.in_width = width;
     switch (l.op) {
-      case Op::kEmbedding:
+      case LayerKind::kEmbedding:
         if (l.positions > 0 && l.positions < m.input.seq_len) {
           return fail("positions", std::to_string(l.positions) + " positions are fewer than input.seq_len " +
                                        std::to_string(m.input.seq_len));
         }
         width = l.hidden;
         break;
-      case Op::kLinear:
+      case LayerKind::kLinear:
         PP_RETURN_IF_ERROR(expect("in", l.in));
         width = l.out;
         break;
-      case Op::kLayerNorm:
-      case Op::kRmsNorm:
+      case LayerKind::kLayerNorm:
+      case LayerKind::kRmsNorm:
         PP_RETURN_IF_ERROR(expect("hidden", l.hidden));
         break;
-      case Op::kTransformerBlock:
+      case LayerKind::kTransformerBlock:
         if (!tokens) return fail("op", "a transformer_block needs a token model (input.seq_len)");
         PP_RETURN_IF_ERROR(expect("hidden", l.hidden));
         break;
-      case Op::kRelu:
-      case Op::kGelu:
+      case LayerKind::kRelu:
+      case LayerKind::kGelu:
         break;
-      case Op::kCrossEntropy:
-      case Op::kMse:
+      case LayerKind::kCrossEntropy:
+      case LayerKind::kMse:
         width = 0;
         break;
     }
@@ -159,7 +159,7 @@ Status CheckTies(const Model& m) {
       return Status::Error(at + ": no layer named " + DescribeValue(Json(l.tied_to)));
     }
     const Layer& t = *it->second;
-    if (t.op != Op::kEmbedding) {
+    if (t.op != LayerKind::kEmbedding) {
       return Status::Error(at + ": " + DescribeValue(Json(l.tied_to)) + " is not an embedding");
     }
     if (t.vocab != l.out || t.hidden != l.in) {
@@ -173,21 +173,21 @@ Status CheckTies(const Model& m) {
 
 }  // namespace
 
-std::string_view OpName(Op op) {
+std::string_view LayerKindName(LayerKind op) {
   for (const OpEntry& e : kOps) {
     if (e.op == op) return e.name;
   }
   return "?";
 }
 
-std::optional<Op> ParseOp(std::string_view name) {
+std::optional<LayerKind> ParseLayerKind(std::string_view name) {
   for (const OpEntry& e : kOps) {
     if (e.name == name) return e.op;
   }
   return std::nullopt;
 }
 
-bool IsLoss(Op op) { return op == Op::kCrossEntropy || op == Op::kMse; }
+bool IsLoss(LayerKind op) { return op == LayerKind::kCrossEntropy || op == LayerKind::kMse; }
 
 std::string_view DTypeName(DType dtype) { return dtype == DType::kBf16 ? "bf16" : "fp32"; }
 
@@ -285,25 +285,25 @@ Json ModelToJson(const Model& m) {
   for (const Layer& s : m.specs) {
     Json l;
     l["name"] = s.name;
-    l["op"] = OpName(s.op);
+    l["op"] = LayerKindName(s.op);
     switch (s.op) {
-      case Op::kEmbedding:
+      case LayerKind::kEmbedding:
         l["vocab"] = s.vocab;
         l["hidden"] = s.hidden;
         if (s.positions > 0) l["positions"] = s.positions;
         if (s.token_types > 0) l["token_types"] = s.token_types;
         break;
-      case Op::kLinear:
+      case LayerKind::kLinear:
         l["in"] = s.in;
         l["out"] = s.out;
         l["bias"] = s.bias;
         if (!s.tied_to.empty()) l["tied_to"] = s.tied_to;
         break;
-      case Op::kLayerNorm:
-      case Op::kRmsNorm:
+      case LayerKind::kLayerNorm:
+      case LayerKind::kRmsNorm:
         l["hidden"] = s.hidden;
         break;
-      case Op::kTransformerBlock:
+      case LayerKind::kTransformerBlock:
         l["hidden"] = s.hidden;
         l["heads"] = s.heads;
         l["ffn"] = s.ffn;
@@ -326,15 +326,15 @@ Json ModelToJson(const Model& m) {
 int64_t LayerParamCount(const Layer& l) {
   const int64_t h = l.hidden, f = l.ffn;
   switch (l.op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       return (l.vocab + l.positions + l.token_types) * l.hidden;
-    case Op::kLinear:
+    case LayerKind::kLinear:
       return l.in * l.out + (l.bias ? l.out : 0);
-    case Op::kLayerNorm:
+    case LayerKind::kLayerNorm:
       return 2 * h;
-    case Op::kRmsNorm:
+    case LayerKind::kRmsNorm:
       return h;
-    case Op::kTransformerBlock: {
+    case LayerKind::kTransformerBlock: {
       const int64_t norms = 2 * (l.norm == NormKind::kLayerNorm ? 2 * h : h);
       const int64_t attention = 4 * h * h + (l.bias ? 4 * h : 0);
       const int64_t mlp = l.mlp == MlpKind::kGelu ? 2 * h * f + (l.bias ? f + h : 0)

@@ -19,7 +19,7 @@ inline constexpr int64_t kMaxLayers = 100000;
 inline constexpr int64_t kMaxDim = int64_t{1} << 24;  // any width, vocabulary or length
 inline constexpr int64_t kMaxMicroBatchSize = int64_t{1} << 20;
 
-enum class Op {
+enum class LayerKind {
   kEmbedding,
   kLinear,
   kRelu,
@@ -30,9 +30,9 @@ enum class Op {
   kCrossEntropy,
   kMse,
 };
-std::string_view OpName(Op op);
-std::optional<Op> ParseOp(std::string_view name);
-bool IsLoss(Op op);
+std::string_view LayerKindName(LayerKind op);
+std::optional<LayerKind> ParseLayerKind(std::string_view name);
+bool IsLoss(LayerKind op);
 
 enum class DType { kBf16, kFp32 };
 std::string_view DTypeName(DType dtype);
@@ -46,7 +46,7 @@ enum class MlpKind { kGelu, kSwiglu };
 // use stay 0.
 struct Layer {
   std::string name;
-  Op op = Op::kLinear;
+  LayerKind op = LayerKind::kLinear;
   int64_t repeat = 1;       // specs only; expanded layers have 1
   bool repeated = false;    // specs only: "repeat" was given, so names get .0, .1, ...
   int64_t vocab = 0;        // embedding

@@ -76,7 +76,7 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
       const double ms = std::string_view(key) == "forward_ms" ? lp.forward_ms : lp.backward_ms;
       if (l.ok() && ms > kMaxLayerMs) l.Fail(key, "is over 1e9 ms; check the units (milliseconds)");
     }
-    if (l.ok() && !lp.op.empty() && !ParseOp(lp.op)) {
+    if (l.ok() && !lp.op.empty() && !ParseLayerKind(lp.op)) {
       l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
     }
     if (l.ok()) {

@@ -202,7 +202,7 @@ class CpuRunner final : public StageRunner {
 
  private:
   static int64_t VocabOf(const Model& m) {
-    return m.layers.front().op == Op::kEmbedding ? m.layers.front().vocab : 1;
+    return m.layers.front().op == LayerKind::kEmbedding ? m.layers.front().vocab : 1;
   }
   static int64_t TargetWidthOf(const Model& m) { return m.layers.back().in_width; }
 
@@ -357,10 +357,7 @@ Result<std::vector<std::unique_ptr<StageRunner>>> MakeCpuRunners(
     return Status::Error("the plan has " + std::to_string(chunks.size()) +
                          " chunks but its schedule runs " + std::to_string(NumChunks(schedule)));
   }
-  bool split = false;
-  for (const auto& ops : schedule.stages) {
-    for (const PipelineOp& op : ops) split |= op.kind == OpKind::kBackwardWeight;
-  }
+  const bool split = SplitsBackward(schedule);
   const std::vector<int> slots = InFlightPerChunk(schedule);
   std::vector<std::unique_ptr<StageRunner>> runners;
   std::vector<CpuRunner*> raw;

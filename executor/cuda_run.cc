@@ -18,10 +18,7 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
                            const GpuSpec& spec, const GreenContexts* shares) {
   const int p = schedule.num_stages;
   const int num_chunks = static_cast<int>(chunks.size());
-  bool split = false;
-  for (const auto& ops : schedule.stages) {
-    for (const PipelineOp& op : ops) split |= op.kind == OpKind::kBackwardWeight;
-  }
+  const bool split = SplitsBackward(schedule);
   const std::vector<int> slots = InFlightPerChunk(schedule);
   auto gpu_of = [&](int d) { return spec.virtual_devices() ? spec.gpus[0] : spec.gpus[d]; };
 

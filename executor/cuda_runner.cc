@@ -65,7 +65,7 @@ CudaStageRunner<T>::CudaStageRunner(const Model& model, const RunOptions& option
                                     const Schedule& schedule)
     : model_(model), options_(options), transport_(transport), place_(place),
       micro_batches_(schedule.num_micro_batches), ops_(schedule.stages[place.device]),
-      data_(model.input, model.layers.front().op == Op::kEmbedding ? model.layers.front().vocab : 1,
+      data_(model.input, model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1,
             model.layers.back().in_width, options.seed) {}
 
 template <typename T>

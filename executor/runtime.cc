@@ -6,17 +6,11 @@
 #include <mutex>
 #include <thread>
 
+#include "core/stats.h"
 #include "layers/cpu_math.h"
 
 namespace pp {
 namespace {
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 std::string OpName(const PipelineOp& op, int chunk) {
   return std::string(1, OpKindLetter(op.kind)) + std::to_string(op.micro_batch) + " of chunk " +

@@ -85,11 +85,6 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
   return kind->Build(stages, micro_batches, options);
 }
 
-namespace {
-
-std::string OpName(int chunk, const PipelineOp& op) { return OpText(op, chunk); }
-
-}  // namespace
 
 Status ValidateSchedule(const Schedule& schedule) {
   const int m = schedule.num_micro_batches;
@@ -110,7 +105,7 @@ Status ValidateSchedule(const Schedule& schedule) {
   for (int d = 0; d < p; ++d) {
     for (const PipelineOp& op : schedule.stages[d]) {
       const int c = OpChunk(schedule, d, op);
-      const std::string where = "device " + std::to_string(d) + " op " + OpName(c, op);
+      const std::string where = "device " + std::to_string(d) + " op " + OpText(op, c);
       if (op.micro_batch < 0 || op.micro_batch >= m) {
         return Status::Error(where + ": micro-batch out of range (m = " + std::to_string(m) + ")");
       }
@@ -185,6 +180,15 @@ std::vector<int> InFlightPerChunk(const Schedule& schedule) {
     }
   }
   return peak;
+}
+
+bool SplitsBackward(const Schedule& schedule) {
+  for (const auto& ops : schedule.stages) {
+    for (const PipelineOp& op : ops) {
+      if (op.kind == OpKind::kBackwardInput) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace pp

@@ -85,6 +85,9 @@ std::string ScheduleNames();
 Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches,
                                const ScheduleOptions& options = {});
 
+// Whether the schedule runs separate input- and weight-gradient ops (I and W) instead of B.
+bool SplitsBackward(const Schedule& schedule);
+
 // Checks that every chunk runs, on its own device, F of each micro-batch exactly once and
 // then either B once or I once followed by W once.
 Status ValidateSchedule(const Schedule& schedule);

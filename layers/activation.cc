@@ -8,7 +8,7 @@ namespace {
 template <typename T>
 class Activation final : public CpuLayer<T> {
  public:
-  Activation(const Layer& l, const ModelInput& in) : gelu_(l.op == Op::kGelu) {
+  Activation(const Layer& l, const ModelInput& in) : gelu_(l.op == LayerKind::kGelu) {
     this->SetShape(in.rows(), l.in_width, l.in_width);
   }
   int64_t param_count() const override { return 0; }

@@ -25,24 +25,24 @@ template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeKind(const Layer& l, const ModelInput& in) {
   const int64_t rows = in.rows();
   switch (l.op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       return MakeCudaEmbedding<T>(
           {in.micro_batch_size, in.seq_len, l.vocab, l.hidden, l.positions, l.token_types});
-    case Op::kLinear:
+    case LayerKind::kLinear:
       return MakeCudaLinear<T>({rows, l.in, l.out, l.bias});
-    case Op::kRelu:
-    case Op::kGelu:
-      return MakeCudaActivation<T>({rows, l.in_width, l.op == Op::kGelu});
-    case Op::kLayerNorm:
-    case Op::kRmsNorm:
-      return MakeCudaNorm<T>({rows, l.hidden, l.op == Op::kRmsNorm});
-    case Op::kTransformerBlock:
+    case LayerKind::kRelu:
+    case LayerKind::kGelu:
+      return MakeCudaActivation<T>({rows, l.in_width, l.op == LayerKind::kGelu});
+    case LayerKind::kLayerNorm:
+    case LayerKind::kRmsNorm:
+      return MakeCudaNorm<T>({rows, l.hidden, l.op == LayerKind::kRmsNorm});
+    case LayerKind::kTransformerBlock:
       return MakeCudaTransformerBlock<T>(
           {in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
            l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary});
-    case Op::kCrossEntropy:
-    case Op::kMse:
-      return MakeCudaLoss<T>({rows, l.in_width, l.op == Op::kCrossEntropy});
+    case LayerKind::kCrossEntropy:
+    case LayerKind::kMse:
+      return MakeCudaLoss<T>({rows, l.in_width, l.op == LayerKind::kCrossEntropy});
   }
   return nullptr;
 }

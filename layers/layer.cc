@@ -8,20 +8,20 @@ Result<std::unique_ptr<CpuLayer<T>>> MakeCpuLayer(const Layer& layer, const Mode
     return Status::Error("layer \"" + layer.name + "\": the model input has no rows");
   }
   switch (layer.op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       return MakeCpuEmbedding<T>(layer, input);
-    case Op::kLinear:
+    case LayerKind::kLinear:
       return MakeCpuLinear<T>(layer, input);
-    case Op::kRelu:
-    case Op::kGelu:
+    case LayerKind::kRelu:
+    case LayerKind::kGelu:
       return MakeCpuActivation<T>(layer, input);
-    case Op::kLayerNorm:
-    case Op::kRmsNorm:
+    case LayerKind::kLayerNorm:
+    case LayerKind::kRmsNorm:
       return MakeCpuNorm<T>(layer, input);
-    case Op::kTransformerBlock:
+    case LayerKind::kTransformerBlock:
       return MakeCpuTransformerBlock<T>(layer, input);
-    case Op::kCrossEntropy:
-    case Op::kMse:
+    case LayerKind::kCrossEntropy:
+    case LayerKind::kMse:
       return MakeCpuLoss<T>(layer, input);
   }
   return Status::Error("layer \"" + layer.name + "\": unknown op");

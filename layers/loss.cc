@@ -14,7 +14,7 @@ namespace {
 template <typename T>
 class Loss final : public CpuLayer<T> {
  public:
-  Loss(const Layer& l, const ModelInput& in) : ce_(l.op == Op::kCrossEntropy) {
+  Loss(const Layer& l, const ModelInput& in) : ce_(l.op == LayerKind::kCrossEntropy) {
     this->SetShape(in.rows(), l.in_width, 1);
   }
   int64_t output_count() const override { return 1; }

@@ -10,7 +10,7 @@ namespace {
 template <typename T>
 class Norm final : public CpuLayer<T> {
  public:
-  Norm(const Layer& l, const ModelInput& in) : h_(l.hidden), rms_(l.op == Op::kRmsNorm) {
+  Norm(const Layer& l, const ModelInput& in) : h_(l.hidden), rms_(l.op == LayerKind::kRmsNorm) {
     this->SetShape(in.rows(), l.hidden, l.hidden);
   }
   int64_t param_count() const override { return rms_ ? h_ : 2 * h_; }

@@ -151,15 +151,6 @@ bool HasBackwardSplit(const Profile& profile) {
   return !profile.layers.empty();
 }
 
-bool SplitsBackward(const Schedule& schedule) {
-  for (const auto& ops : schedule.stages) {
-    for (const PipelineOp& op : ops) {
-      if (op.kind == OpKind::kBackwardInput) return true;
-    }
-  }
-  return false;
-}
-
 Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& boundaries,
                            const std::string& method) {
   const Profile& profile = request.profile;

@@ -46,8 +46,6 @@ Result<Schedule> RequestSchedule(const PlanRequest& request);
 // Whether every layer of the profile has backward_input_ms and backward_weight_ms. Schedules
 // that split the backward (zb-h1, zbv) split it evenly when not, and the tool warns.
 bool HasBackwardSplit(const Profile& profile);
-// Whether the schedule runs separate input- and weight-gradient ops.
-bool SplitsBackward(const Schedule& schedule);
 
 // Chooses boundaries with the request's method and evaluates them. Errors: unknown method,
 // schedule or objective; more stages than layers; bad given boundaries; an infeasible memory

@@ -36,20 +36,20 @@ double ActivationBytes(const Layer& l, const ModelInput& input, double e) {
   const double n = b * s;
   const double in = n * static_cast<double>(l.in_width) * e;  // the layer's input tensor
   switch (l.op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       return n * 4 * (l.token_types > 0 ? 2 : 1);  // int32 token (and token type) ids
-    case Op::kLinear:
-    case Op::kRelu:
-    case Op::kGelu:
+    case LayerKind::kLinear:
+    case LayerKind::kRelu:
+    case LayerKind::kGelu:
       return in;
-    case Op::kLayerNorm:
+    case LayerKind::kLayerNorm:
       return in + n * 8;  // input, fp32 mean and rstd
-    case Op::kRmsNorm:
+    case LayerKind::kRmsNorm:
       return in + n * 4;  // input, fp32 rstd
-    case Op::kTransformerBlock:
+    case LayerKind::kTransformerBlock:
       return BlockActivationBytes(l, n, b, s, e);
-    case Op::kCrossEntropy:
-    case Op::kMse:
+    case LayerKind::kCrossEntropy:
+    case LayerKind::kMse:
       return in;  // the softmax of the logits, or the difference from the target
   }
   return 0;
@@ -152,7 +152,7 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     previous = &layer;
     LayerProfile lp;
     lp.name = layer.name;
-    lp.op = std::string(OpName(layer.op));
+    lp.op = std::string(LayerKindName(layer.op));
     lp.forward_ms = c.forward_ms;
     lp.backward_ms = c.backward_ms();
     lp.backward_input_ms = c.backward_input_ms;

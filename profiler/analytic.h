@@ -68,7 +68,7 @@ struct LayerCost {
 Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input, DType dtype,
                                     const DeviceSpec& device);
 
-// A profile of every layer of `model` (expanded names, op names from OpName) with
+// A profile of every layer of `model` (expanded names, op names from LayerKindName) with
 // backend "analytic", the device's name, memory and link from `device`, and
 // backward_input_ms / backward_weight_ms filled in. Fails on a micro-batch size outside
 // [1, 2^20] or a byte count above kMaxBytes.

@@ -120,7 +120,7 @@ Result<Measured> MeasureLayer(CudaContext& ctx, const Layer& spec, const ModelIn
   values.resize(static_cast<size_t>(layer.output_count()));
   for (float& v : values) v = normal(rng);
   PP_RETURN_IF_ERROR(Upload<T>(ctx, dy, values));
-  const int64_t classes = spec.op == Op::kEmbedding ? spec.vocab : std::max<int64_t>(layer.in_width(), 1);
+  const int64_t classes = spec.op == LayerKind::kEmbedding ? spec.vocab : std::max<int64_t>(layer.in_width(), 1);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(classes - 1));
   std::vector<int32_t> ids(static_cast<size_t>(2 * rows));
   for (int32_t& v : ids) v = id(rng);
@@ -179,7 +179,7 @@ Result<Measured> MeasureLayer(CudaContext& ctx, const Layer& spec, const ModelIn
 
   const int64_t bytes = sizeof(T);
   lp.name = spec.name;
-  lp.op = std::string(OpName(spec.op));
+  lp.op = std::string(LayerKindName(spec.op));
   lp.forward_ms = f->median_ms;
   lp.forward_p95_ms = f->p95_ms;
   lp.backward_input_ms = bi->median_ms;

@@ -187,25 +187,25 @@ LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtyp
 
   LayerKernels k;
   switch (layer.op) {
-    case Op::kEmbedding:
+    case LayerKind::kEmbedding:
       AddEmbedding(k, layer, sh);
       break;
-    case Op::kLinear:
+    case LayerKind::kLinear:
       AddPiece(k, LinearPiece(sh, static_cast<double>(layer.in), static_cast<double>(layer.out),
                               layer.bias,
                               {"linear", "linear_dgrad", "linear_wgrad", "linear_bias_grad"}));
       break;
-    case Op::kRelu:
-    case Op::kGelu: {
-      const bool relu = layer.op == Op::kRelu;
+    case LayerKind::kRelu:
+    case LayerKind::kGelu: {
+      const bool relu = layer.op == LayerKind::kRelu;
       Add(k.forward, MemoryKernel(relu ? "relu" : "gelu", 2 * tensor));
       // Reads dy and the kept input; writes dx.
       Add(k.backward_input, MemoryKernel(relu ? "relu_dgrad" : "gelu_dgrad", 3 * tensor));
       break;
     }
-    case Op::kLayerNorm:
-    case Op::kRmsNorm: {
-      const bool ln = layer.op == Op::kLayerNorm;
+    case LayerKind::kLayerNorm:
+    case LayerKind::kRmsNorm: {
+      const bool ln = layer.op == LayerKind::kLayerNorm;
       const PieceNames names =
           ln ? PieceNames{"layernorm", "layernorm_dgrad", "layernorm_wgrad", ""}
              : PieceNames{"rmsnorm", "rmsnorm_dgrad", "rmsnorm_wgrad", ""};
@@ -213,16 +213,16 @@ LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtyp
                             static_cast<double>(layer.hidden), names));
       break;
     }
-    case Op::kTransformerBlock:
+    case LayerKind::kTransformerBlock:
       AddBlock(k, layer, sh);
       break;
-    case Op::kCrossEntropy:
+    case LayerKind::kCrossEntropy:
       // Reads the logits and int32 labels; writes the softmax (kept) and an fp32 loss per row.
       Add(k.forward, MemoryKernel("cross_entropy", 2 * tensor + sh.n * 4 + sh.n * 4));
       // Reads the softmax and the labels; writes the logits' gradient.
       Add(k.backward_input, MemoryKernel("cross_entropy_dgrad", 2 * tensor + sh.n * 4));
       break;
-    case Op::kMse:
+    case LayerKind::kMse:
       // Reads the prediction and the target; writes the difference (kept) and the fp32 sum.
       Add(k.forward, MemoryKernel("mse", 3 * tensor + 4));
       // Reads the difference; writes the prediction's gradient.

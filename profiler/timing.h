@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/stats.h"
+
 namespace pp {
 
 struct Timing {
@@ -21,7 +23,7 @@ inline Timing Summarize(std::vector<double> samples_ms) {
   if (samples_ms.empty()) return t;
   std::sort(samples_ms.begin(), samples_ms.end());
   const size_t n = samples_ms.size();
-  t.median_ms = n % 2 ? samples_ms[n / 2] : 0.5 * (samples_ms[n / 2 - 1] + samples_ms[n / 2]);
+  t.median_ms = MedianOfSorted(samples_ms);
   const size_t rank = static_cast<size_t>(std::ceil(0.95 * static_cast<double>(n)));
   t.p95_ms = samples_ms[std::clamp<size_t>(rank, 1, n) - 1];
   t.repeats = static_cast<int>(n);

@@ -116,7 +116,7 @@ void Compare(CudaContext& ctx, const Layer& spec, const ModelInput& in, uint64_t
   const std::vector<float> x = random(in_count, 1.0f), targets = random(in_count, 1.0f);
   const std::vector<float> dy = random(cpu.output_count(), 1.0f);
   std::vector<float> dparams = random(cpu.param_count(), 0.01f);
-  const int64_t classes = spec.op == Op::kEmbedding ? spec.vocab : std::max<int64_t>(cpu.in_width(), 1);
+  const int64_t classes = spec.op == LayerKind::kEmbedding ? spec.vocab : std::max<int64_t>(cpu.in_width(), 1);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(classes - 1));
   std::vector<int32_t> ids(static_cast<size_t>(2 * cpu.rows()));
   for (int32_t& v : ids) v = id(rng);

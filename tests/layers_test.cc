@@ -36,7 +36,7 @@ struct Data {
 
 Data RandomData(const Layer& l, const ModelInput& in, std::mt19937_64& rng) {
   Data d;
-  const int64_t vocab = l.op == Op::kEmbedding ? l.vocab : std::max<int64_t>(l.in_width, 1);
+  const int64_t vocab = l.op == LayerKind::kEmbedding ? l.vocab : std::max<int64_t>(l.in_width, 1);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
   for (int64_t r = 0; r < in.rows(); ++r) d.tokens.push_back(id(rng)), d.labels.push_back(id(rng));
   std::normal_distribution<double> g(0, 1);

@@ -28,7 +28,7 @@ PlanRequest Request(const std::vector<LayerProfile>& layers) {
   for (size_t i = 0; i < layers.size(); ++i) {
     Layer l;
     l.name = layers[i].name;
-    l.op = Op::kLayerNorm;
+    l.op = LayerKind::kLayerNorm;
     l.hidden = 4;
     model.layers.push_back(l);
   }

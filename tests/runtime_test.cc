@@ -31,7 +31,7 @@ struct Reference {
 // accumulated with the loss weighted 1/m. Shares only the layers and the data with the runtime.
 Reference Sequential(const Model& model, int m, uint64_t seed) {
   Reference ref;
-  const int64_t vocab = model.layers.front().op == Op::kEmbedding ? model.layers.front().vocab : 1;
+  const int64_t vocab = model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1;
   const SyntheticData data(model.input, vocab, model.layers.back().in_width, seed);
   std::vector<std::unique_ptr<CpuLayer<float>>> layers;
   std::vector<std::vector<float>> params, saved, pending;

@@ -15,7 +15,7 @@ std::vector<Chunk> ChunksOf(const Plan& plan) {
 std::vector<std::string> LayerOps(const Plan& plan) {
   std::vector<std::string> ops;
   if (plan.model_spec) {
-    for (const Layer& l : plan.model_spec->layers) ops.emplace_back(OpName(l.op));
+    for (const Layer& l : plan.model_spec->layers) ops.emplace_back(LayerKindName(l.op));
     return ops;
   }
   for (const LayerProfile& l : plan.profile.layers) ops.push_back(l.op);

@@ -40,7 +40,7 @@ class Torch final : public Exporter {
     for (size_t c = 1; c < chunks.size(); ++c) {
       const int first = chunks[c].first_layer;
       const std::string& layer = plan.profile.layers[first].name;
-      if (std::optional<Op> op = ParseOp(ops[first]); op && IsLoss(*op)) {
+      if (std::optional<LayerKind> op = ParseLayerKind(ops[first]); op && IsLoss(*op)) {
         return Status::Error("this plan cannot be expressed for torch.distributed.pipelining: "
                              "stage " + std::to_string(c) + " begins at the loss layer " +
                              layer + ", which torch computes in loss_fn outside the model");

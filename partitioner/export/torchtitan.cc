@@ -20,7 +20,7 @@ class TorchTitan final : public Exporter {
     for (const Chunk& c : ChunksOf(plan)) {
       std::string names;
       for (int i = c.first_layer; i <= c.last_layer; ++i) {
-        if (std::optional<Op> op = ParseOp(ops[i]); op && IsLoss(*op)) continue;
+        if (std::optional<LayerKind> op = ParseLayerKind(ops[i]); op && IsLoss(*op)) continue;
         names += (names.empty() ? "" : ", ") +
                  PythonString(ModuleName(plan.profile.layers[i].name, options));
       }
