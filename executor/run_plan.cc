@@ -7,13 +7,6 @@
 
 namespace pp {
 
-Result<Schedule> ScheduleOfPlan(const Plan& plan) {
-  ScheduleOptions options;
-  const int chunks = static_cast<int>(plan.stages.size());
-  if (chunks > plan.num_stages && plan.num_stages > 0) options.virtual_stages = chunks / plan.num_stages;
-  return BuildSchedule(plan.schedule, plan.num_stages, plan.num_micro_batches, options);
-}
-
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
   if (!plan.model_spec) {
     return Status::Error("the plan carries no model (model_spec): make it with `plan MODEL.json` "
@@ -27,14 +20,12 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
   }
   Model model = *plan.model_spec;
   model.input.micro_batch_size = plan.micro_batch_size;
-  Result<Schedule> schedule = ScheduleOfPlan(plan);
-  if (!schedule.ok()) return schedule.status();
-  std::vector<ChunkRange> chunks;
+  Result<PlanContext> context = PlanContextOf(plan);
+  if (!context.ok()) return context.status();
+  const Schedule* schedule = &context->schedule;
+  const std::vector<ChunkRange>& chunks = context->chunks;
   bool recompute = false;
-  for (const StagePlan& s : plan.stages) {
-    chunks.push_back({s.first_layer, s.last_layer, s.recompute});
-    recompute |= s.recompute;
-  }
+  for (const ChunkRange& c : chunks) recompute |= c.recompute;
   if (options.backend == "cuda") {
     if (recompute) {
       return Status::Error("the plan recomputes activations on some stages; recomputation on "

@@ -18,9 +18,6 @@ struct RunPlanOptions {
   std::string gpus;             // cuda only
 };
 
-// The plan's schedule (interleaved plans: as many virtual stages as chunks per device).
-Result<Schedule> ScheduleOfPlan(const Plan& plan);
-
 // Trains the plan's model with its split and schedule and measures it.
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options);
 

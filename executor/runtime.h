@@ -10,18 +10,11 @@
 
 #include "core/model.h"
 #include "core/status.h"
+#include "executor/plan_context.h"
 #include "executor/schedule.h"
 #include "executor/transport.h"
 
 namespace pp {
-
-struct ChunkRange {
-  int first_layer = 0;  // inclusive, indices into Model::layers
-  int last_layer = 0;   // inclusive
-  // Activation recomputation (docs/cost-model.md): keep only the chunk's input per in-flight
-  // micro-batch and run its forward again inside its backward. Full backwards (B) only.
-  bool recompute = false;
-};
 
 struct RunOptions {
   int steps = 5;            // timed steps

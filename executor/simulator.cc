@@ -29,7 +29,10 @@ double OpDurationMs(const StageTimes& times, int chunk, OpKind kind) {
   return 0;
 }
 
-Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
+namespace {
+
+// Simulate for a schedule that passed ValidateSchedule.
+Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times) {
   const int p = schedule.num_stages;
   const int m = schedule.num_micro_batches;
   const int chunks = NumChunks(schedule);
@@ -40,7 +43,6 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
     return Status::Error("simulator: stage times do not match the schedule's " +
                          std::to_string(chunks) + " stages");
   }
-  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
 
   // End times per (chunk, micro-batch); NaN until simulated. `grad_end` is when the input
   // gradient (B or I) is done, `input_end` when I is done.
@@ -125,8 +127,22 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
   return t;
 }
 
-StepSimulator::StepSimulator(const Schedule& schedule) {
-  status_ = ValidateSchedule(schedule);
+}  // namespace
+
+Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
+  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
+  return SimulateValid(schedule, times);
+}
+
+Result<Timeline> Simulate(const PlanContext& context, const StageTimes& times) {
+  return SimulateValid(context.schedule, times);
+}
+
+StepSimulator::StepSimulator(const Schedule& schedule) : StepSimulator(schedule, ValidateSchedule(schedule)) {}
+
+StepSimulator::StepSimulator(const PlanContext& context) : StepSimulator(context.schedule, Status::Ok()) {}
+
+StepSimulator::StepSimulator(const Schedule& schedule, Status valid) : status_(std::move(valid)) {
   if (!status_.ok()) return;
   const int p = schedule.num_stages;
   const int m = schedule.num_micro_batches;

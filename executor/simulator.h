@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "executor/plan_context.h"
 #include "executor/schedule.h"
 
 namespace pp {
@@ -46,6 +47,8 @@ struct Timeline {
 // Simulates `schedule` (which must pass ValidateSchedule) with `times`. A schedule whose
 // dependencies can never be met is an error naming the stuck stage and op.
 Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times);
+// The same for a context's schedule, which was validated when the context was made.
+Result<Timeline> Simulate(const PlanContext& context, const StageTimes& times);
 
 // The step time alone, for searches that simulate one schedule many times: the schedule is
 // validated and its dependencies indexed once, no timeline is kept and no memory is allocated
@@ -54,12 +57,14 @@ Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times);
 class StepSimulator {
  public:
   explicit StepSimulator(const Schedule& schedule);
+  explicit StepSimulator(const PlanContext& context);  // validated already
   // ValidateSchedule's verdict, or a deadlock found on construction.
   const Status& status() const { return status_; }
   // NaN when status() is an error or `times` does not match the schedule's chunks.
   double StepMs(const StageTimes& times);
 
  private:
+  StepSimulator(const Schedule& schedule, Status valid);
   struct Op {
     OpKind kind;
     int chunk;

@@ -6,6 +6,7 @@
 
 #include "core/content_hash.h"
 #include "core/units.h"
+#include "partitioner/planner.h"
 
 namespace pp {
 namespace {
@@ -16,15 +17,25 @@ std::string Percent(double fraction) {
   return buf;
 }
 
+// The largest device's peak (a device holds all of its chunks).
 uint64_t PeakMemory(const Plan& plan) {
   uint64_t peak = 0;
-  for (const StagePlan& s : plan.stages) peak = std::max(peak, s.peak_memory_bytes);
+  for (uint64_t device : DevicePeakMemory(plan)) peak = std::max(peak, device);
   return peak;
 }
 
-bool OverLimit(const Plan& plan, int stage) {
-  return plan.memory_limit_bytes &&
-         plan.stages[stage].peak_memory_bytes > *plan.memory_limit_bytes;
+// Per stage (chunk) of `plan`: whether its device is over its limit (planner.h's rule).
+std::vector<char> OverLimitFlags(const Plan& plan) {
+  std::vector<char> over(plan.stages.size(), 0);
+  for (int s : StagesOverLimit(plan)) {
+    if (s >= 0 && s < static_cast<int>(over.size())) over[s] = 1;
+  }
+  return over;
+}
+
+// The limit stage `s` of `plan` is held to: its own (its device's memory) or the plan's.
+uint64_t LimitOf(const Plan& plan, const StagePlan& s) {
+  return s.memory_limit_bytes.value_or(plan.memory_limit_bytes.value_or(0));
 }
 
 // Adds the step time, bubble ratio and throughput of one kind ("predicted" or "measured").
@@ -106,23 +117,32 @@ Result<PlanComparison> ComparePlans(const Plan& base, const Plan& next, double t
     }
   }
 
-  const int stages = std::max(base.num_stages, next.num_stages);
+  // Every stage (chunk) of either plan; a chunk is over when its device's chunks together
+  // exceed the device's limit.
+  const std::vector<char> base_over = OverLimitFlags(base), next_over = OverLimitFlags(next);
+  const std::vector<uint64_t> next_device = DevicePeakMemory(next);
+  const int stages = static_cast<int>(std::max(base.stages.size(), next.stages.size()));
   for (int s = 0; s < stages; ++s) {
     StageComparison sc;
     sc.index = s;
-    if (s < base.num_stages) {
+    if (s < static_cast<int>(base.stages.size())) {
       sc.base = base.stages[s];
-      sc.base_over_limit = OverLimit(base, s);
+      sc.base_over_limit = base_over[s] != 0;
     }
-    if (s < next.num_stages) {
+    if (s < static_cast<int>(next.stages.size())) {
       sc.next = next.stages[s];
-      sc.next_over_limit = OverLimit(next, s);
+      sc.next_over_limit = next_over[s] != 0;
     }
     if (sc.next_over_limit && !sc.base_over_limit) {
       sc.memory_regressed = true;
+      const int d = sc.next->device.value_or(s);
+      const uint64_t need = sc.next->device && d >= 0 && d < static_cast<int>(next_device.size())
+                                ? next_device[d]
+                                : sc.next->peak_memory_bytes;
       c.regressions.push_back("stage " + std::to_string(s) + " peak memory: " +
-                              FormatBytes(sc.next->peak_memory_bytes) + " exceeds NEW's limit "
-                              "of " + FormatBytes(*next.memory_limit_bytes) +
+                              FormatBytes(need) +
+                              (sc.next->device ? " with its device's other chunks" : "") +
+                              " exceeds NEW's limit of " + FormatBytes(LimitOf(next, *sc.next)) +
                               (sc.base ? "; BASE's stage fit" : "; BASE has no such stage"));
     }
     c.stages.push_back(std::move(sc));

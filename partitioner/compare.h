@@ -5,8 +5,9 @@
 //   * its step time exceeds BASE's × (1 + tolerance), strictly (equal to the limit passes);
 //     the measured step times are judged when both plans carry a measured block, the
 //     predicted ones otherwise; or
-//   * one of its stages exceeds NEW's memory limit while BASE's stage of the same index did
-//     not exceed BASE's (or BASE has no such stage).
+//   * one of its stages (chunks) is on a device over its memory limit (planner.h's
+//     StagesOverLimit: a device holds all its chunks) while BASE's stage of the same index was
+//     not (or BASE has no such stage).
 // Every other figure (bubble ratio, throughput, peak memory, per-stage times) is shown, not
 // judged. Times in ms, sizes in bytes.
 #pragma once
@@ -53,7 +54,7 @@ struct PlanComparison {
   std::string model;
   double tolerance = 0;  // a fraction: 0.02 is 2 %
   std::vector<std::string> layer_names;  // of both plans
-  std::vector<StageComparison> stages;   // max(p_base, p_new) entries
+  std::vector<StageComparison> stages;   // one per stage (chunk) of the plan with more
   std::vector<FigureComparison> overall;
   std::vector<BoundaryMove> moved;
   bool inputs_changed = false;  // the embedded profiles (or models) differ

@@ -123,25 +123,26 @@ void SplitLowerBounds(const StageCosts& costs, int stages, std::vector<double>* 
 }
 
 // The recomputation mode, checked against the schedule.
-Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const Schedule& schedule) {
+Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanContext& context) {
   std::optional<RecomputeMode> mode = ParseRecomputeMode(request.recompute);
   if (!mode) {
     return Status::Error("--recompute must be none, all or auto (got \"" + request.recompute +
                          "\")");
   }
   const bool one_chunk_full_backward =
-      schedule.chunk_device.empty() && !SplitsBackward(schedule);
+      context.num_chunks() == context.num_devices() && !context.splits_backward;
   if (*mode != RecomputeMode::kNone && !one_chunk_full_backward) {
-    return Status::Error("--recompute with schedule " + schedule.name + " is not available yet");
+    return Status::Error("--recompute with schedule " + context.schedule.name +
+                         " is not available yet");
   }
   return *mode;
 }
 
 }  // namespace
 
-Result<Schedule> RequestSchedule(const PlanRequest& request) {
-  return BuildSchedule(request.schedule, request.num_stages, request.num_micro_batches,
-                       ScheduleOptions{request.virtual_stages});
+Result<PlanContext> RequestContext(const PlanRequest& request) {
+  return MakePlanContext(PlanShape{request.schedule, request.num_stages,
+                                   request.num_micro_batches, request.virtual_stages});
 }
 
 bool HasBackwardSplit(const Profile& profile) {
@@ -151,24 +152,24 @@ bool HasBackwardSplit(const Profile& profile) {
   return !profile.layers.empty();
 }
 
-Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& boundaries,
-                           const std::string& method) {
+namespace {
+
+// EvaluateSplit with the request's context already built (and its shape checked).
+Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& context,
+                             const std::vector<int>& boundaries, const std::string& method) {
   const Profile& profile = request.profile;
   const int n = static_cast<int>(profile.layers.size());
   const int p = request.num_stages;
-  PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches));
-  Result<Schedule> schedule = RequestSchedule(request);
-  if (!schedule.ok()) return schedule.status();
-  const int chunks = NumChunks(*schedule);
-  const bool chunked = !schedule->chunk_device.empty();
-  PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
+  const Schedule& schedule = context.schedule;
+  const int chunks = context.num_chunks();
+  const bool chunked = chunks != p;
   PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, chunks, n));
-  const std::vector<int> in_flight = InFlightPerChunk(*schedule);
+  const std::vector<int>& in_flight = context.in_flight;
   Result<std::unique_ptr<StageCosts>> costs =
       StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
-                       schedule->chunk_device);
+                       schedule.chunk_device);
   if (!costs.ok()) return costs.status();
-  Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
+  Result<RecomputeMode> mode = RequestRecompute(request, context);
   if (!mode.ok()) return mode.status();
   uint64_t model_input = 0;
   if (*mode != RecomputeMode::kNone) {
@@ -198,7 +199,7 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   for (int s = 0; s < chunks; ++s) {
     StagePlan st;
     st.index = s;
-    if (chunked) st.device = ChunkDevice(*schedule, s);
+    if (chunked) st.device = context.chunk_device[s];
     st.first_layer = s == 0 ? 0 : boundaries[s - 1];
     st.last_layer = s + 1 == chunks ? n - 1 : boundaries[s] - 1;
     for (int i = st.first_layer; i <= st.last_layer; ++i) {
@@ -230,13 +231,13 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
 
   RecordLayout(request.devices, &plan);
   if (request.devices.per_device_memory) plan.memory_limit_bytes.reset();
-  Result<Timeline> timeline = Simulate(*schedule, TimesOf(**costs, boundaries, recompute));
+  Result<Timeline> timeline = Simulate(context, TimesOf(**costs, boundaries, recompute));
   if (!timeline.ok()) return timeline.status();
   plan.predicted.step_time_ms = timeline->step_time_ms;
   plan.predicted.bubble_ratio = timeline->bubble_ratio;
   plan.predicted.bubble_over_ideal = timeline->bubble_over_ideal;
   for (StagePlan& st : plan.stages) {
-    const double busy = timeline->busy_ms[ChunkDevice(*schedule, st.index)];
+    const double busy = timeline->busy_ms[context.chunk_device[st.index]];
     st.bubble_ratio = timeline->step_time_ms > 0 ? 1.0 - busy / timeline->step_time_ms : 0.0;
   }
   plan.predicted.throughput_samples_per_s =
@@ -247,12 +248,31 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
   return plan;
 }
 
+// The request's context with the request's counts checked against the profile.
+Result<PlanContext> CheckedContext(const PlanRequest& request) {
+  PP_RETURN_IF_ERROR(CheckShape(request.profile, request.num_stages, request.num_micro_batches));
+  Result<PlanContext> context = RequestContext(request);
+  if (!context.ok()) return context.status();
+  PP_RETURN_IF_ERROR(CheckShape(request.profile, request.num_stages, request.num_micro_batches,
+                                context->num_chunks()));
+  return context;
+}
+
+}  // namespace
+
+Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& boundaries,
+                           const std::string& method) {
+  Result<PlanContext> context = CheckedContext(request);
+  if (!context.ok()) return context.status();
+  return EvaluateSplitIn(request, *context, boundaries, method);
+}
+
 namespace {
 
 // dp under --objective step: the exact search, seeded with the bottleneck optimum's
 // candidates and the baselines (so it is never worse than any of them, even unfinished).
 // `extra_seed`: one more split to start from (recomputation: its bottleneck optimum).
-Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& schedule,
+Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const PlanContext& context,
                                      double budget_s, ObjectiveBound* bound,
                                      std::optional<std::vector<int>> extra_seed = std::nullopt) {
   StepSearchOptions options;
@@ -261,7 +281,9 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& sc
   // device's; its splits only seed the search, which checks every device itself. With
   // recomputation (ctx.stage_fits) the plain memory check does not apply either.
   SplitContext free = ctx;
-  if (!schedule.chunk_device.empty() || ctx.stage_fits) free.memory_limit = std::nullopt;
+  if (context.num_chunks() != context.num_devices() || ctx.stage_fits) {
+    free.memory_limit = std::nullopt;
+  }
   Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(free);
   if (!seeds.ok()) return seeds.status();
   options.seeds = std::move(*seeds);
@@ -270,7 +292,7 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const Schedule& sc
     Result<std::vector<int>> split = baseline(free);
     if (split.ok()) options.seeds.push_back(std::move(*split));
   }
-  Result<StepSearchResult> result = MinStepSplit(ctx, schedule, options);
+  Result<StepSearchResult> result = MinStepSplit(ctx, context.schedule, options);
   if (!result.ok()) return result.status();
   bound->exact = result->exact;
   bound->lower_bound_ms = result->lower_bound_ms;
@@ -287,12 +309,14 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   const Profile& profile = request.profile;
   const int p = request.num_stages;
   PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches));
-  if (request.method == "given") return EvaluateSplit(request, request.boundaries, "given");
-  Result<Schedule> schedule = RequestSchedule(request);
-  if (!schedule.ok()) return schedule.status();
-  const int chunks = NumChunks(*schedule);
-  const bool chunked = !schedule->chunk_device.empty();
-  PP_RETURN_IF_ERROR(CheckShape(profile, p, request.num_micro_batches, chunks));
+  Result<PlanContext> made_context = CheckedContext(request);
+  if (!made_context.ok()) return made_context.status();
+  const PlanContext& context = *made_context;
+  if (request.method == "given") {
+    return EvaluateSplitIn(request, context, request.boundaries, "given");
+  }
+  const int chunks = context.num_chunks();
+  const bool chunked = chunks != p;
 
   const PartitionMethod* method = FindPartitionMethod(request.method);
   if (method == nullptr) {
@@ -301,7 +325,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   }
   Result<std::unique_ptr<StageCosts>> made =
       StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
-                       schedule->chunk_device);
+                       context.schedule.chunk_device);
   if (!made.ok()) return made.status();
   const StageCosts& costs = **made;
 
@@ -312,7 +336,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     ctx.bound_cost = &costs.envelope();
   }
   ctx.num_stages = chunks;
-  ctx.in_flight = InFlightPerChunk(*schedule);
+  ctx.in_flight = context.in_flight;
   // A device's memory is the sum of its chunks', which the per-stage bottleneck search cannot
   // bound; there chunked plans are split without the limit and checked against it afterwards.
   // The step search checks every device's sum itself.
@@ -321,7 +345,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   SplitLowerBounds(costs, chunks, &ctx.input_lower_ms, &ctx.weight_lower_ms);
   // The searches simulate thousands of splits: one StepSimulator (validated once, same
   // arithmetic as Simulate) and the profiles' I/W split checked once.
-  StepSimulator simulator(*schedule);
+  StepSimulator simulator(context);
   const bool split = AllSplit(costs, chunks);
   const auto step_of = [&](const StageTimes& times) {
     const double step = simulator.StepMs(times);
@@ -332,7 +356,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   };
   std::optional<ObjectiveBound> bound;
   Result<std::vector<int>> boundaries = std::vector<int>();
-  Result<RecomputeMode> mode = RequestRecompute(request, *schedule);
+  Result<RecomputeMode> mode = RequestRecompute(request, context);
   if (!mode.ok()) return mode.status();
   Profile recompute_profile;  // every backward one forward longer (--recompute all)
   std::optional<CostModel> recompute_cost;
@@ -373,17 +397,16 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       std::optional<std::vector<int>> seed;
       if (bottleneck.ok()) seed = std::move(*bottleneck);
       bound.emplace();
-      boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound, std::move(seed));
+      boundaries = DpStepSplit(ctx, context, request.step_budget_s, &*bound, std::move(seed));
     }
   } else if (request.objective == "step" && request.method == "dp") {
-    PP_RETURN_IF_ERROR(StepSearchApplies(*schedule));
     bound.emplace();
-    boundaries = DpStepSplit(ctx, *schedule, request.step_budget_s, &*bound);
+    boundaries = DpStepSplit(ctx, context, request.step_budget_s, &*bound);
   } else {
     boundaries = method->split(ctx);
   }
   if (!boundaries.ok()) return boundaries.status();
-  Result<Plan> plan = EvaluateSplit(request, *boundaries, request.method);
+  Result<Plan> plan = EvaluateSplitIn(request, context, *boundaries, request.method);
   if (plan.ok()) plan->objective_bound = bound;
   if (plan.ok() && chunked && !StagesOverLimit(*plan).empty()) {
     return Status::Error("the " + request.schedule + " plan exceeds --memory-limit on a device " +
@@ -393,40 +416,26 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   return plan;
 }
 
-Result<Schedule> PlanSchedule(const Plan& plan) {
-  Result<Schedule> schedule =
-      BuildSchedule(plan.schedule, plan.num_stages, plan.num_micro_batches,
-                    ScheduleOptions{plan.virtual_stages > 1 ? plan.virtual_stages : 2});
-  if (!schedule.ok()) return schedule.status();
-  if (NumChunks(*schedule) != NumChunks(plan)) {
-    return Status::Error("plan has " + std::to_string(NumChunks(plan)) + " stages but schedule " +
-                         plan.schedule + " on " + std::to_string(plan.num_stages) +
-                         " devices runs " + std::to_string(NumChunks(*schedule)) + " chunks");
-  }
-  return schedule;
+Result<StageTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) {
+  Result<std::unique_ptr<StageCosts>> costs =
+      StageCosts::Make(plan.profile, LayoutOf(plan), plan.optimizer, context.num_chunks(),
+                       plan.memory_limit_bytes, context.schedule.chunk_device);
+  if (!costs.ok()) return costs.status();
+  std::vector<char> recompute;
+  for (const ChunkRange& c : context.chunks) recompute.push_back(c.recompute);
+  return TimesOf(**costs, plan.boundaries, recompute);
+}
+
+Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context) {
+  Result<StageTimes> times = PlanChunkTimes(plan, context);
+  if (!times.ok()) return times.status();
+  return Simulate(context, *times);
 }
 
 Result<Timeline> SimulatePlan(const Plan& plan) {
-  Result<Schedule> schedule = PlanSchedule(plan);
-  if (!schedule.ok()) return schedule.status();
-  return SimulatePlanWith(plan, *schedule);
-}
-
-Result<Timeline> SimulatePlanWith(const Plan& plan, const Schedule& schedule) {
-  if (schedule.num_stages != plan.num_stages || NumChunks(schedule) != NumChunks(plan)) {
-    return Status::Error("the schedule runs " + std::to_string(NumChunks(schedule)) +
-                         " chunks on " + std::to_string(schedule.num_stages) +
-                         " devices; the plan has " + std::to_string(NumChunks(plan)) +
-                         " stages on " + std::to_string(plan.num_stages));
-  }
-  const DeviceLayout layout = LayoutOf(plan);
-  Result<std::unique_ptr<StageCosts>> costs =
-      StageCosts::Make(plan.profile, layout, plan.optimizer, NumChunks(plan),
-                       plan.memory_limit_bytes, schedule.chunk_device);
-  if (!costs.ok()) return costs.status();
-  std::vector<char> recompute;
-  for (const StagePlan& s : plan.stages) recompute.push_back(s.recompute);
-  return Simulate(schedule, TimesOf(**costs, plan.boundaries, recompute));
+  Result<PlanContext> context = PlanContextOf(plan);
+  if (!context.ok()) return context.status();
+  return SimulatePlan(plan, *context);
 }
 
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {

@@ -122,30 +122,31 @@ std::vector<int64_t> MicroBatchSizeCandidates(int gpus_total, int64_t global_bat
   return sizes;
 }
 
-Result<SearchResult> SearchPlans(const SearchRequest& request) {
-  if (request.profiles.empty()) return Status::Error("the search needs at least one profile");
-  if (request.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
-  if (request.global_batch < 1) return Status::Error("--global-batch must be at least 1");
-  for (const std::string& schedule : request.schedules) {
+Result<SearchResult> SearchPlans(const PlanRequest& request) {
+  if (!request.search) return Status::Error("the request names no search space (--stages auto)");
+  const SearchSpace& space = *request.search;
+  const DeviceLayout& layout = request.devices;
+  if (space.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
+  if (space.global_batch < 1) return Status::Error("--global-batch must be at least 1");
+  for (const std::string& schedule : space.schedules) {
     if (FindScheduleKind(schedule) == nullptr) {
       return Status::Error("unknown schedule \"" + schedule + "\" (known: " + ScheduleNames() +
                            ")");
     }
   }
-  const bool typed = !request.stage_types.empty();
-  if (typed && request.device_profiles.size() != request.profiles.size()) {
-    return Status::Error("internal error: one set of device-type profiles per micro-batch size");
-  }
-  if (typed && request.gpus_total % static_cast<int>(request.stage_types.size()) != 0) {
-    return Status::Error("--gpus-total " + std::to_string(request.gpus_total) +
+  const bool typed = layout.heterogeneous();
+  const int typed_depth = static_cast<int>(layout.stage_type.size());
+  if (typed && space.gpus_total % typed_depth != 0) {
+    return Status::Error("--gpus-total " + std::to_string(space.gpus_total) +
                          " is not a whole number of copies of the " +
-                         std::to_string(request.stage_types.size()) +
-                         "-device pipeline --device-types names");
+                         std::to_string(typed_depth) + "-device pipeline --device-types names");
   }
-  const int n = static_cast<int>(request.profiles.front().layers.size());
+  // Every micro-batch size: the request's own profile first.
+  std::vector<ProfilesAtSize> sizes = {{request.profile, layout.profiles}};
+  sizes.insert(sizes.end(), space.other_sizes.begin(), space.other_sizes.end());
+  const int n = static_cast<int>(request.profile.layers.size());
   // Replicas of a stage sit on other nodes once the GPUs fill more than one.
-  const bool across_nodes = request.gpus_per_node > 0 && request.inter_node_link &&
-                            request.gpus_total > request.gpus_per_node;
+  const bool across_nodes = layout.multi_node() && space.gpus_total > layout.gpus_per_node;
   SearchResult result;
   std::vector<SearchCandidate> fitting, over;
   bool have_best = false;
@@ -161,48 +162,41 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
     bool lever = false;  // the recomputation lever's twin of the point before it
   };
   std::vector<Point> points;
-  for (int p = 1; p <= std::min(request.gpus_total, n); ++p) {
-    if (request.gpus_total % p != 0) continue;
-    if (typed && p != static_cast<int>(request.stage_types.size())) continue;
-    const int r = request.gpus_total / p;
-    for (size_t i = 0; i < request.profiles.size(); ++i) {
-      const Profile& profile = request.profiles[i];
-      const int64_t b = profile.micro_batch_size;
-      if (b < 1 || request.global_batch % (int64_t{r} * b) != 0) continue;
-      const int64_t m = request.global_batch / (int64_t{r} * b);
+  // A candidate's request: the search's own levers with this shape.
+  PlanRequest shared = request;
+  shared.search.reset();
+  shared.method = "dp";
+  shared.recompute = "none";
+  shared.boundaries.clear();
+  for (int p = 1; p <= std::min(space.gpus_total, n); ++p) {
+    if (space.gpus_total % p != 0) continue;
+    if (typed && p != typed_depth) continue;
+    const int r = space.gpus_total / p;
+    for (const ProfilesAtSize& size : sizes) {
+      const int64_t b = size.profile.micro_batch_size;
+      if (b < 1 || space.global_batch % (int64_t{r} * b) != 0) continue;
+      const int64_t m = space.global_batch / (int64_t{r} * b);
       if (m > kMaxMicroBatches) continue;
       ++shapes;
-      for (const std::string& schedule : request.schedules) {
+      for (const std::string& schedule : space.schedules) {
         Point point;
         point.replicas = r;
         PlanRequest& pr = point.plan;
-        pr.profile = profile;
-        pr.model = request.model;
+        pr = shared;
+        pr.profile = size.profile;
         if (pr.model) pr.model->input.micro_batch_size = b;
         pr.schedule = schedule;
         pr.num_stages = p;
-        pr.virtual_stages = request.virtual_stages;
         pr.num_micro_batches = static_cast<int>(m);
-        pr.objective = request.objective;
-        pr.optimizer = request.optimizer;
-        pr.memory_limit = request.memory_limit;
-        if (typed) {
-          pr.devices.stage_type = request.stage_types;
-          pr.devices.profiles = request.device_profiles[i];
-        }
-        pr.devices.per_device_memory = request.per_device_memory;
-        if (request.gpus_per_node > 0 && request.inter_node_link) {
-          pr.devices.gpus_per_node = request.gpus_per_node;
-          pr.devices.inter_node_link = request.inter_node_link;
-        }
-        Result<Schedule> sched = RequestSchedule(pr);
-        if (!sched.ok()) continue;  // e.g. interleaved with m not a multiple of p
-        const bool chunked = !sched->chunk_device.empty();
-        if (chunked && (p < 2 || NumChunks(*sched) > n)) continue;
+        pr.devices.profiles = typed ? size.device_profiles : std::map<std::string, Profile>{};
+        Result<PlanContext> context = RequestContext(pr);
+        if (!context.ok()) continue;  // e.g. interleaved with m not a multiple of p
+        const bool chunked = context->num_chunks() != p;
+        if (chunked && (p < 2 || context->num_chunks() > n)) continue;
         points.push_back(point);
         // The recomputation lever: the same shape with the stages over their limit recomputing
         // (never faster per stage, so kept only when it changes the plan).
-        if (request.recompute_lever && request.model && !chunked && !SplitsBackward(*sched)) {
+        if (space.recompute_lever && request.model && !chunked && !context->splits_backward) {
           Point again = point;
           again.plan.recompute = "auto";
           again.lever = true;
@@ -230,7 +224,7 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
     PlanRequest& plan_request = points[i].plan;
     const int r = points[i].replicas;
     const Link& allreduce_link =
-        across_nodes ? *request.inter_node_link : plan_request.profile.link;
+        across_nodes ? *layout.inter_node_link : plan_request.profile.link;
     plan_request.step_budget_s = budget_for(i);
     ++result.evaluated;
     Result<Plan> plan = MakePlan(plan_request);
@@ -245,13 +239,13 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
       keep(std::move(*plan), std::move(c));
       continue;
     }
-    if (!request.memory_limit && !request.per_device_memory) return plan.status();
-    Result<Schedule> sched = RequestSchedule(plan_request);
-    if (!sched.ok()) return sched.status();
-    if (sched->chunk_device.empty() && !typed) {
+    if (!request.memory_limit && !layout.per_device_memory) return plan.status();
+    Result<PlanContext> context = RequestContext(plan_request);
+    if (!context.ok()) return context.status();
+    if (context->num_chunks() == context->num_devices() && !typed) {
       const CostModel cost(plan_request.profile, request.optimizer);
       const WideBytes need =
-          SplitSearch(cost, InFlightMicroBatches(*sched), std::nullopt).SmallestMemoryLimit();
+          SplitSearch(cost, context->device_in_flight, std::nullopt).SmallestMemoryLimit();
       if (!any_over || need < least_need) least_need = need;
       any_over = true;
     }
@@ -265,9 +259,9 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
   }
   if (shapes == 0) {
     return Status::Error("no pipeline depth dividing --gpus-total " +
-                         std::to_string(request.gpus_total) + " and micro-batch size gives a "
+                         std::to_string(space.gpus_total) + " and micro-batch size gives a "
                          "whole number of micro-batches for --global-batch " +
-                         std::to_string(request.global_batch));
+                         std::to_string(space.global_batch));
   }
   if (!have_best) {
     if (!request.memory_limit || !any_over) {
@@ -284,12 +278,12 @@ Result<SearchResult> SearchPlans(const SearchRequest& request) {
   std::sort(fitting.begin(), fitting.end(), Faster);
   std::sort(over.begin(), over.end(), Faster);
   for (SearchCandidate& c : fitting) {
-    if (result.ranked.size() == request.top) break;
+    if (result.ranked.size() == space.top) break;
     Explain(best, &c);
     result.ranked.push_back(std::move(c));
   }
   for (SearchCandidate& c : over) {
-    if (result.over_memory.size() == request.top || c.batch_ms >= best.batch_ms) break;
+    if (result.over_memory.size() == space.top || c.batch_ms >= best.batch_ms) break;
     Explain(best, &c);
     result.over_memory.push_back(std::move(c));
   }

@@ -1,6 +1,13 @@
 // The search behind `plan --stages auto`: over pipeline depth p (dividing the GPU count, with
 // r = G / p data-parallel replicas), micro-batch size b (one profile per b), micro-batch count
 // m = N / (r b) and schedule, each candidate split by dp under the memory limit and simulated.
+// The request is one plan's (partitioner/planner.h) with its `search` space set: its profile,
+// model, devices, optimizer, memory limit, objective and virtual stages hold for every
+// candidate. With --device-types (request.devices.stage_type) the pipeline's length is the only
+// depth p, and G / p replicas copy it; replica i runs on GPUs i p .. i p + p - 1, so a stage
+// boundary crosses nodes where those GPUs do, and the all-reduce runs over the inter-node link
+// when G exceeds the GPUs of one node. The step search shares the request's `step_budget_s`
+// among the candidates: each gets what is left over the candidates left.
 // Candidates are ranked by time per global batch: the simulated step plus the replicas'
 // gradient all-reduce (docs/cost-model.md, "Search").
 #pragma once
@@ -15,44 +22,9 @@
 #include "core/plan.h"
 #include "core/profile.h"
 #include "core/status.h"
+#include "partitioner/request.h"
 
 namespace pp {
-
-struct SearchRequest {
-  // One profile per micro-batch size (their micro_batch_size fields differ), all of the same
-  // model's layers.
-  std::vector<Profile> profiles;
-  std::optional<Model> model;  // embedded in the best plan when present
-  int gpus_total = 0;          // G
-  int64_t global_batch = 0;    // N samples per step, over all replicas
-  // Schedules tried for every shape; interleaved with `virtual_stages` chunks per device where
-  // m is a multiple of p. Chunked schedules need p >= 2 and at least one layer per chunk.
-  std::vector<std::string> schedules = {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"};
-  int virtual_stages = 2;
-  Optimizer optimizer = Optimizer::kAdam;
-  std::optional<uint64_t> memory_limit;  // per stage; nullopt: none
-  // Per-candidate objective: "step" (the default: the exact step search) or "bottleneck".
-  // The step search shares `step_budget_s` among the candidates: each gets what is left over
-  // the candidates left, so quick proofs leave more for later ones.
-  std::string objective = "step";
-  double step_budget_s = 2.0;
-  // Also plan each shape with --recompute auto (needs `model`; gpipe and 1f1b).
-  bool recompute_lever = true;
-  size_t top = 10;
-  // Devices of different types in pipeline order (one pipeline; its length is then the only
-  // depth p, and G / p replicas copy it): stage_types[s] is stage s's type and
-  // device_profiles[i] holds, for profiles[i]'s micro-batch size, the profile of every type
-  // other than stage 0's (profiles[i] is stage 0's). Empty: every stage on profiles[i]'s.
-  std::vector<std::string> stage_types;
-  std::vector<std::map<std::string, Profile>> device_profiles;
-  // Each stage's limit is its own device's memory (instead of memory_limit).
-  bool per_device_memory = false;
-  // Nodes of gpus_per_node GPUs (0: one node): replica i runs on GPUs i p .. i p + p - 1, so a
-  // stage boundary crosses nodes where those GPUs do, and the all-reduce runs over the
-  // inter-node link when G > gpus_per_node.
-  int gpus_per_node = 0;
-  std::optional<Link> inter_node_link;
-};
 
 // Why a candidate's time per batch exceeds the best one's: the component that grew most.
 enum class LossReason { kNone, kSlowerStages, kBubble, kTransfers, kAllReduce, kMemory };
@@ -97,8 +69,8 @@ double RingAllReduceMs(uint64_t bytes, int replicas, const Link& link);
 // count for some pipeline depth dividing `gpus_total`.
 std::vector<int64_t> MicroBatchSizeCandidates(int gpus_total, int64_t global_batch);
 
-// Errors: no profiles, G or N not positive, no (p, b) shape that divides the batch, or no
+// Errors: no search space, G or N not positive, no (p, b) shape that divides the batch, or no
 // candidate fits the memory limit (naming the least memory any candidate needs).
-Result<SearchResult> SearchPlans(const SearchRequest& request);
+Result<SearchResult> SearchPlans(const PlanRequest& request);
 
 }  // namespace pp

@@ -8,6 +8,9 @@
 
 #include "core/content_hash.h"
 #include "core/json_util.h"
+#include "core/units.h"
+#include "partitioner/compare.h"
+#include "partitioner/planner.h"
 #include "tests/test_util.h"
 
 namespace pp {
@@ -199,6 +202,63 @@ TEST_F(CompareCli, PlansAreReproducibleAndHashTheirInputs) {
   EXPECT_FALSE(same.contains("model_hash"));  // planned from a profile: no model_spec
   EXPECT_NE(same["profile_hash"], changed["profile_hash"]);
   EXPECT_EQ(same["profile_hash"], b["profile_hash"]);  // same profile, same hash
+}
+
+// A chunked plan: interleaved, p = 2 devices, V = 2, so device 1 holds chunks 1 and 3. NEW's
+// limit sits just under device 1's two chunks together (and above every chunk alone and above
+// device 0's pair): chunks 1 and 3 are on a device over its limit, chunks 0 and 2 are not. A
+// check of each chunk alone, or of the first p entries only, finds no regression at all.
+TEST(ComparePlans, ChunkedPlansAreJudgedPerDeviceOverEveryChunk) {
+  Profile profile;
+  profile.model = "m";
+  profile.device = {"test", uint64_t{1} << 40};
+  profile.micro_batch_size = 1;
+  profile.link = {1e9, 0.01};
+  for (int i = 0; i < 8; ++i) {
+    LayerProfile l;
+    l.name = "l" + std::to_string(i);
+    l.forward_ms = 1;
+    l.backward_ms = 2;
+    l.param_bytes = 1000 * static_cast<uint64_t>(i + 1);
+    l.activation_bytes = 10;
+    l.output_bytes = 10;
+    profile.layers.push_back(l);
+  }
+  PlanRequest request;
+  request.profile = profile;
+  request.schedule = "interleaved";
+  request.num_stages = 2;
+  request.virtual_stages = 2;
+  request.num_micro_batches = 4;
+  request.method = "uniform";
+  request.objective = "bottleneck";
+  Result<Plan> base = MakePlan(request);
+  ASSERT_TRUE(base.ok()) << base.message();
+  ASSERT_EQ(base->stages.size(), 4u);
+  for (int c = 0; c < 4; ++c) ASSERT_EQ(base->stages[c].device.value_or(-1), c % 2);
+  const uint64_t device0 = base->stages[0].peak_memory_bytes + base->stages[2].peak_memory_bytes;
+  const uint64_t device1 = base->stages[1].peak_memory_bytes + base->stages[3].peak_memory_bytes;
+  ASSERT_LT(device0, device1 - 1);
+  for (const StagePlan& s : base->stages) ASSERT_LT(s.peak_memory_bytes, device1 - 1);
+  Plan next = *base;
+  next.memory_limit_bytes = device1 - 1;
+  Result<PlanComparison> c = ComparePlans(*base, next, 0.02);
+  ASSERT_TRUE(c.ok()) << c.message();
+  ASSERT_EQ(c->stages.size(), 4u);
+  for (int s = 0; s < 4; ++s) {
+    EXPECT_EQ(c->stages[s].memory_regressed, s % 2 == 1) << "stage " << s;
+    EXPECT_EQ(c->stages[s].next_over_limit, s % 2 == 1) << "stage " << s;
+    EXPECT_FALSE(c->stages[s].base_over_limit) << "stage " << s;
+  }
+  ASSERT_EQ(c->regressions.size(), 2u);
+  EXPECT_NE(c->regressions[1].find("stage 3 peak memory"), std::string::npos) << c->regressions[1];
+  EXPECT_NE(c->regressions[1].find(FormatBytes(device1)), std::string::npos) << c->regressions[1];
+  // The overall peak is the largest device's.
+  for (const FigureComparison& f : c->overall) {
+    if (f.key == "peak_memory_bytes") {
+      EXPECT_EQ(f.next, static_cast<double>(device1));
+    }
+  }
 }
 
 }  // namespace

@@ -363,7 +363,10 @@ TEST(HeterogeneousDevices, SearchEqualsBruteForceOnATypedPipeline) {
     const int n = static_cast<int>(base.profile.layers.size());
     if (base.num_stages < 2 || n < 2 * base.num_stages) continue;
     const int p = base.num_stages;
-    SearchRequest req;
+    PlanRequest req;  // the search's own defaults, on the base's profile and device types
+    req.profile = base.profile;
+    req.devices = base.devices;
+    req.search.emplace();
     Profile second = base.profile;  // a second micro-batch size: every time doubled
     second.micro_batch_size = 2;
     for (LayerProfile& l : second.layers) {
@@ -378,28 +381,28 @@ TEST(HeterogeneousDevices, SearchEqualsBruteForceOnATypedPipeline) {
         l.backward_ms *= 2;
       }
     }
-    req.profiles = {base.profile, second};
-    req.device_profiles = {base.devices.profiles, second_types};
-    req.stage_types = base.devices.stage_type;
-    req.per_device_memory = false;
+    req.search->other_sizes = {{second, second_types}};
+    req.devices.per_device_memory = false;
     req.memory_limit = std::nullopt;
-    req.gpus_total = 2 * p;
-    req.global_batch = 4 * p;
-    req.gpus_per_node = trial % 2 ? p : 2 * p;  // the replicas on two nodes, or on one
-    req.inter_node_link = Link{1000.0, 0.25};
+    req.search->gpus_total = 2 * p;
+    req.search->global_batch = 4 * p;
+    req.devices.gpus_per_node = trial % 2 ? p : 2 * p;  // the replicas on two nodes, or on one
+    req.devices.inter_node_link = Link{1000.0, 0.25};
     req.step_budget_s = 600;
+    const std::vector<Profile> sizes = {base.profile, second};
+    const std::vector<std::map<std::string, Profile>> size_types = {base.devices.profiles,
+                                                                    second_types};
     Result<SearchResult> found = SearchPlans(req);
     ASSERT_TRUE(found.ok()) << found.message();
     double best = kInf;
-    for (const Profile& prof : req.profiles) {
+    for (const Profile& prof : sizes) {
       for (const char* schedule : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
         PlanRequest r = base;
         r.profile = prof;
-        r.devices.profiles = prof.micro_batch_size == 1 ? req.device_profiles[0]
-                                                        : req.device_profiles[1];
+        r.devices.profiles = prof.micro_batch_size == 1 ? size_types[0] : size_types[1];
         r.devices.per_device_memory = false;
-        r.devices.gpus_per_node = req.gpus_per_node;
-        r.devices.inter_node_link = req.inter_node_link;
+        r.devices.gpus_per_node = req.devices.gpus_per_node;
+        r.devices.inter_node_link = req.devices.inter_node_link;
         r.memory_limit = std::nullopt;
         r.schedule = schedule;
         r.num_micro_batches = static_cast<int>(4 * p / (2 * prof.micro_batch_size));
@@ -408,7 +411,8 @@ TEST(HeterogeneousDevices, SearchEqualsBruteForceOnATypedPipeline) {
         ASSERT_TRUE(plan.ok()) << plan.message();
         uint64_t largest = 0;
         for (const StagePlan& st : plan->stages) largest = std::max(largest, st.param_bytes);
-        const Link& link = req.gpus_per_node < 2 * p ? *req.inter_node_link : prof.link;
+        const Link& link =
+            req.devices.gpus_per_node < 2 * p ? *req.devices.inter_node_link : prof.link;
         best = std::min(best, plan->predicted.step_time_ms + RingAllReduceMs(largest, 2, link));
       }
     }

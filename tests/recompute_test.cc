@@ -116,12 +116,13 @@ TEST(Recompute, SearchPicksRecomputationWhenOnlyItFits) {
   // fits only as {1} with stage 1 recomputing (by hand above).
   const PlanRequest base = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
                                     Layer(2, 1, 2, 10, 100, 70), Layer(3, 1, 2, 10, 100, 0)});
-  SearchRequest req;
-  req.profiles = {base.profile};
+  PlanRequest req;
+  req.profile = base.profile;
   req.model = base.model;
-  req.gpus_total = 2;
-  req.global_batch = 8;
-  req.schedules = {"gpipe"};
+  req.search.emplace();
+  req.search->gpus_total = 2;
+  req.search->global_batch = 8;
+  req.search->schedules = {"gpipe"};
   req.optimizer = Optimizer::kSgd;
   req.memory_limit = 700;
   Result<SearchResult> found = SearchPlans(req);
@@ -132,10 +133,10 @@ TEST(Recompute, SearchPicksRecomputationWhenOnlyItFits) {
   EXPECT_EQ(found->best.boundaries, std::vector<int>{1});
   EXPECT_TRUE(found->best.stages[1].recompute);
   // Without the lever nothing fits.
-  req.recompute_lever = false;
+  req.search->recompute_lever = false;
   EXPECT_FALSE(SearchPlans(req).ok());
   // The plain p = 2 plan is faster (no extra forward) but over the limit: "memory".
-  req.recompute_lever = true;
+  req.search->recompute_lever = true;
   bool memory = false;
   for (const SearchCandidate& c : found->over_memory) {
     memory |= c.stages == 2 && !c.recompute && c.reason == LossReason::kMemory;

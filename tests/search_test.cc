@@ -52,6 +52,20 @@ std::vector<Profile> RandomProfiles(std::mt19937_64& rng, int layers) {
   return profiles;
 }
 
+// A search request over `profiles` (one per micro-batch size) on G GPUs and N samples.
+PlanRequest SearchOver(const std::vector<Profile>& profiles, int gpus_total,
+                       int64_t global_batch) {
+  PlanRequest request;
+  request.profile = profiles.front();
+  request.search.emplace();
+  request.search->gpus_total = gpus_total;
+  request.search->global_batch = global_batch;
+  for (size_t i = 1; i < profiles.size(); ++i) {
+    request.search->other_sizes.push_back({profiles[i], {}});
+  }
+  return request;
+}
+
 double BatchMs(const Plan& plan, int replicas) {
   uint64_t largest = 0;
   for (const StagePlan& s : plan.stages) largest = std::max(largest, s.param_bytes);
@@ -69,10 +83,10 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
   std::mt19937_64 rng(606);
   for (int trial = 0; trial < 30; ++trial) {
     const int layers = 4 + trial % 5;
-    SearchRequest request;
-    request.profiles = RandomProfiles(rng, layers);
-    request.gpus_total = trial % 2 == 0 ? 4 : 6;
-    request.global_batch = trial % 3 == 0 ? 24 : 48;
+    const std::vector<Profile> profiles = RandomProfiles(rng, layers);
+    PlanRequest request = SearchOver(profiles, trial % 2 == 0 ? 4 : 6, trial % 3 == 0 ? 24 : 48);
+    const int gpus_total = request.search->gpus_total;
+    const int64_t global_batch = request.search->global_batch;
     request.memory_limit = uint64_t{1} << 40;
     request.objective = trial % 3 == 1 ? "bottleneck" : "step";
     request.step_budget_s = 600;  // small cases: every step search finishes
@@ -81,14 +95,14 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
 
     double best = std::numeric_limits<double>::infinity();
     int points = 0;
-    for (int p = 1; p <= std::min(request.gpus_total, layers); ++p) {
-      if (request.gpus_total % p != 0) continue;
-      const int r = request.gpus_total / p;
-      for (const Profile& profile : request.profiles) {
+    for (int p = 1; p <= std::min(gpus_total, layers); ++p) {
+      if (gpus_total % p != 0) continue;
+      const int r = gpus_total / p;
+      for (const Profile& profile : profiles) {
         const int64_t b = profile.micro_batch_size;
-        if (request.global_batch % (r * b) != 0) continue;
+        if (global_batch % (r * b) != 0) continue;
         for (const char* schedule : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
-          const int m = static_cast<int>(request.global_batch / (r * b));
+          const int m = static_cast<int>(global_batch / (r * b));
           const bool chunked = std::string(schedule) == "interleaved" ||
                                std::string(schedule) == "zbv";
           if (chunked && (p < 2 || 2 * p > layers)) continue;
@@ -129,10 +143,7 @@ TEST(Search, BestEqualsBruteForceOverTheGrid) {
 
 TEST(Search, InfeasibleMemoryIsAClearError) {
   std::mt19937_64 rng(1);
-  SearchRequest request;
-  request.profiles = RandomProfiles(rng, 5);
-  request.gpus_total = 4;
-  request.global_batch = 16;
+  PlanRequest request = SearchOver(RandomProfiles(rng, 5), 4, 16);
   request.memory_limit = 1000;  // below any stage's parameters
   Result<SearchResult> result = SearchPlans(request);
   ASSERT_FALSE(result.ok());
@@ -144,10 +155,7 @@ TEST(Search, InfeasibleMemoryIsAClearError) {
 
 TEST(Search, MemoryLimitRemovesCandidatesAndNamesThem) {
   std::mt19937_64 rng(2);
-  SearchRequest request;
-  request.profiles = RandomProfiles(rng, 8);
-  request.gpus_total = 8;
-  request.global_batch = 32;
+  PlanRequest request = SearchOver(RandomProfiles(rng, 8), 8, 32);
   request.memory_limit = std::nullopt;
   Result<SearchResult> open = SearchPlans(request);
   ASSERT_TRUE(open.ok());

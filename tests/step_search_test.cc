@@ -47,7 +47,7 @@ struct Brute {
 };
 
 // The split count: chunks for interleaved and zbv, else devices.
-int Chunks(const PlanRequest& r) { return NumChunks(*RequestSchedule(r)); }
+int Chunks(const PlanRequest& r) { return RequestContext(r)->num_chunks(); }
 
 Brute BruteForce(const PlanRequest& request) {
   Brute out;
@@ -179,8 +179,9 @@ TEST(StepObjective, EveryBoundIsAtMostTheBestStepBelowIt) {
     r.memory_limit = std::nullopt;
     const int n = static_cast<int>(r.profile.layers.size()), p = Chunks(r);
     if (p < 2) continue;
-    Result<Schedule> schedule = RequestSchedule(r);
-    ASSERT_TRUE(schedule.ok());
+    Result<PlanContext> context = RequestContext(r);
+    ASSERT_TRUE(context.ok());
+    const Schedule* schedule = &context->schedule;
     CostModel cost(r.profile, r.optimizer);
     SplitContext ctx;
     ctx.cost = &cost;
@@ -240,8 +241,9 @@ TEST(StepObjective, PruningAloneFindsTheOptimum) {
       r.num_micro_batches = std::uniform_int_distribution<int>(1, 10)(rng);
     }
     const double best = BestUnderSomeLimit(&r, trial, 2, 4);
-    Result<Schedule> schedule = RequestSchedule(r);
-    ASSERT_TRUE(schedule.ok());
+    Result<PlanContext> context = RequestContext(r);
+    ASSERT_TRUE(context.ok());
+    const Schedule* schedule = &context->schedule;
     CostModel cost(r.profile, r.optimizer);
     SplitContext ctx;
     ctx.cost = &cost;

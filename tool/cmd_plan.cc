@@ -12,7 +12,7 @@
 #include "partitioner/planner.h"
 #include "tool/command.h"
 #include "tool/compare_report.h"
-#include "tool/inputs.h"
+#include "partitioner/plan_inputs.h"
 #include "tool/plan_search.h"
 #include "tool/report.h"
 
@@ -92,121 +92,43 @@ Result<int> ParseStages(const std::string& text) {
 }
 
 int RunOne(const PlanFlags& f);
-Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f, const ProfileOptions& po,
-                                           Profile* profile);
 
-int RunSearch(const PlanFlags& f) {
-  if (f.gpus_total < 1 || f.global_batch < 1) {
-    return Fail("--stages auto needs --gpus-total G and --global-batch N");
-  }
-  if (f.micro_batches != 0 || f.micro_batch_size != 0 || !f.boundaries.empty()) {
-    return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
-                "--micro-batch-size and --boundaries");
-  }
-  if (f.method != "dp" || !f.compare_to.empty()) {
-    return Fail("--stages auto searches with dp; drop --method and --compare-to");
-  }
-  PlanSearchInputs in;
-  in.input = f.input;
-  in.gpus_total = f.gpus_total;
-  in.global_batch = f.global_batch;
-  in.profile_paths = f.profile_paths;
-  in.device = f.device;
-  in.device_given = f.device_option->count() > 0;
-  if (!f.dtype.empty()) in.dtype = f.dtype;
-  if (auto o = ParseOptimizer(f.optimizer)) in.optimizer = *o;
-  else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
-  in.memory_limit = f.memory_limit;
-  in.objective = f.objective;
-  // --step-budget is the whole search's here (default 2 s), shared out over the candidates.
-  in.step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
-  if (f.schedule_option->count() > 0) {  // only this schedule
-    if (!FindScheduleKind(f.schedule)) {
-      return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
-                  ScheduleNames() + ")");
+// --device-types TYPE:COUNT,... as one type per device, in pipeline order.
+Result<std::vector<std::string>> ParseDeviceTypes(const std::string& text) {
+  std::vector<std::string> types;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t colon = item.find(':');
+    const std::string type = item.substr(0, colon);
+    long count = 1;
+    if (colon != std::string::npos) {
+      size_t used = 0;
+      try {
+        count = std::stol(item.substr(colon + 1), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != item.size() - colon - 1 || count < 1 || count > 1 << 16) {
+        return Status::Error("--device-types: \"" + Abbreviate(item) +
+                             "\" must be TYPE:COUNT with a positive count");
+      }
     }
-    in.schedules = {f.schedule};
+    if (type.empty()) return Status::Error("--device-types: empty device type");
+    for (long i = 0; i < count; ++i) types.push_back(type);
   }
-  in.virtual_stages = f.virtual_stages;
-  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
-    in.layout_for = [f](const ProfileOptions& po, Profile* profile) {
-      PlanFlags one = f;
-      one.stages = 0;  // the type list sets the depth
-      return DeviceLayoutFromFlags(one, po, profile);
-    };
-  }
-  in.format = f.format;
-  in.output = f.output;
-  return RunPlanSearch(in);
+  if (types.empty()) return Status::Error("--device-types names no device");
+  return types;
 }
 
-int RunPlan(const PlanFlags& f) {
-  Result<int> stages = ParseStages(f.stages_text);
-  if (!stages.ok()) return Fail(stages.status());
-  if (f.stages_text == "auto") return RunSearch(f);
-  if (f.gpus_total != 0 || f.global_batch != 0) {
-    return Fail("--gpus-total and --global-batch go with --stages auto");
-  }
-  if (f.micro_batches == 0) return Fail("--micro-batches is required (or use --stages auto)");
-  if (f.profile_paths.size() > 1) {
-    return Fail("--profile is given " + std::to_string(f.profile_paths.size()) +
-                " times; several profiles (one per micro-batch size) go with --stages auto");
-  }
-  PlanFlags g = f;
-  g.stages = *stages;
-  return RunOne(g);
-}
-
-// --device-types TYPE:COUNT,... (one profile per type, as --device would give), and
-// --gpus-per-node K with --inter-node-link BANDWIDTH,LATENCY. Replaces `profile` with the
-// first type's.
-Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f, const ProfileOptions& po,
-                                           Profile* profile) {
+// --device-types, and --gpus-per-node K with --inter-node-link BANDWIDTH,LATENCY, as a layout
+// whose profiles LoadPlanInputs loads.
+Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f) {
   DeviceLayout layout;
   if (!f.device_types.empty()) {
-    if (!f.profile_paths.empty() || po.device_given) {
-      return Status::Error("--device-types profiles each type analytically (or from the measured "
-                           "profiles beside the model); drop --profile and --device");
-    }
-    std::stringstream in(f.device_types);
-    std::string item;
-    while (std::getline(in, item, ',')) {
-      const size_t colon = item.find(':');
-      const std::string type = item.substr(0, colon);
-      long count = 1;
-      if (colon != std::string::npos) {
-        size_t used = 0;
-        try {
-          count = std::stol(item.substr(colon + 1), &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != item.size() - colon - 1 || count < 1 || count > 1 << 16) {
-          return Status::Error("--device-types: \"" + Abbreviate(item) +
-                               "\" must be TYPE:COUNT with a positive count");
-        }
-      }
-      if (type.empty()) return Status::Error("--device-types: empty device type");
-      for (long i = 0; i < count; ++i) layout.stage_type.push_back(type);
-      if (type == layout.stage_type.front() || layout.profiles.count(type)) continue;
-      ProfileOptions one = po;
-      one.device = type;
-      one.device_given = true;
-      Result<ProfileSource> source = LoadProfileSource(f.input, one);
-      if (!source.ok()) return source.status().Prefixed("--device-types " + type);
-      layout.profiles[type] = std::move(source->profile);
-    }
-    if (layout.stage_type.empty()) return Status::Error("--device-types names no device");
-    ProfileOptions first = po;
-    first.device = layout.stage_type.front();
-    first.device_given = true;
-    Result<ProfileSource> source = LoadProfileSource(f.input, first);
-    if (!source.ok()) return source.status().Prefixed("--device-types " + first.device);
-    *profile = std::move(source->profile);
-    if (f.stages != 0 && f.stages != static_cast<int>(layout.stage_type.size())) {
-      return Status::Error("--device-types names " + std::to_string(layout.stage_type.size()) +
-                           " devices but --stages is " + std::to_string(f.stages));
-    }
+    Result<std::vector<std::string>> types = ParseDeviceTypes(f.device_types);
+    if (!types.ok()) return types.status();
+    layout.stage_type = std::move(*types);
   }
   if (f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
     if (f.gpus_per_node < 1 || f.inter_node_link.empty()) {
@@ -237,15 +159,99 @@ Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f, const ProfileOpti
   return layout;
 }
 
+// The request's levers shared by one plan and the search, and where its profiles come from.
+Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
+  PlanRequest request;
+  request.schedule = f.schedule;
+  request.virtual_stages = f.virtual_stages;
+  request.num_micro_batches = f.micro_batches;
+  request.num_stages = f.stages;
+  request.method = f.method;
+  request.objective = f.objective;
+  request.step_budget_s = f.step_budget_s;
+  request.recompute = f.recompute;
+  if (auto o = ParseOptimizer(f.optimizer)) {
+    request.optimizer = *o;
+  } else {
+    return Status::Error("--optimizer must be adam, sgd or none (got \"" +
+                         Abbreviate(f.optimizer) + "\")");
+  }
+  if (!f.memory_limit.empty()) {
+    Result<std::optional<uint64_t>> limit = ParseByteSize(f.memory_limit);
+    if (!limit.ok()) return Status::Error("--memory-limit: " + limit.message());
+    request.memory_limit = *limit;
+  }
+  Result<DeviceLayout> layout = DeviceLayoutFromFlags(f);
+  if (!layout.ok()) return layout.status();
+  request.devices = std::move(*layout);
+  inputs->path = f.input;
+  inputs->profile.device = f.device;
+  inputs->profile.device_given = f.device_option->count() > 0;
+  if (f.micro_batch_size > 0) inputs->profile.micro_batch_size = f.micro_batch_size;
+  if (!f.dtype.empty()) inputs->profile.dtype = f.dtype;
+  inputs->profile_paths = f.profile_paths;
+  inputs->memory_limit_given = !f.memory_limit.empty();
+  return request;
+}
+
+int RunSearch(const PlanFlags& f) {
+  if (f.gpus_total < 1 || f.global_batch < 1) {
+    return Fail("--stages auto needs --gpus-total G and --global-batch N");
+  }
+  if (f.micro_batches != 0 || f.micro_batch_size != 0 || !f.boundaries.empty()) {
+    return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
+                "--micro-batch-size and --boundaries");
+  }
+  if (f.method != "dp" || !f.compare_to.empty()) {
+    return Fail("--stages auto searches with dp; drop --method and --compare-to");
+  }
+  PlanInputs inputs;
+  Result<PlanRequest> request = RequestFromFlags(f, &inputs);
+  if (!request.ok()) return Fail(request.status());
+  request->num_stages = 0;  // the search's (or the --device-types list's) to choose
+  request->recompute = "none";
+  // --step-budget is the whole search's here (default 2 s), shared out over the candidates.
+  request->step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
+  SearchSpace space;
+  space.gpus_total = f.gpus_total;
+  space.global_batch = f.global_batch;
+  if (f.schedule_option->count() > 0) {  // only this schedule
+    if (!FindScheduleKind(f.schedule)) {
+      return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+                  ScheduleNames() + ")");
+    }
+    space.schedules = {f.schedule};
+  }
+  request->search = std::move(space);
+  Result<std::string> origin = LoadPlanInputs(inputs, &*request);
+  if (!origin.ok()) return Fail(origin.status());
+  return RunPlanSearch(*request, f.format, f.output);
+}
+
+int RunPlan(const PlanFlags& f) {
+  Result<int> stages = ParseStages(f.stages_text);
+  if (!stages.ok()) return Fail(stages.status());
+  if (f.stages_text == "auto") return RunSearch(f);
+  if (f.gpus_total != 0 || f.global_batch != 0) {
+    return Fail("--gpus-total and --global-batch go with --stages auto");
+  }
+  if (f.micro_batches == 0) return Fail("--micro-batches is required (or use --stages auto)");
+  PlanFlags g = f;
+  g.stages = *stages;
+  return RunOne(g);
+}
+
 int RunOne(const PlanFlags& f) {
-  ProfileOptions po;
-  po.device = f.device;
-  po.device_given = f.device_option->count() > 0;
-  if (f.micro_batch_size > 0) po.micro_batch_size = f.micro_batch_size;
-  if (!f.dtype.empty()) po.dtype = f.dtype;
-  if (!f.profile_paths.empty()) po.profile_path = f.profile_paths.front();
-  Result<ProfileSource> source = LoadProfileSource(f.input, po);
-  if (!source.ok()) return Fail(source.status());
+  if (!FindScheduleKind(f.schedule)) {
+    return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+                ScheduleNames() + ")");
+  }
+  PlanInputs inputs;
+  Result<PlanRequest> made = RequestFromFlags(f, &inputs);
+  if (!made.ok()) return Fail(made.status());
+  PlanRequest& request = *made;
+  Result<std::string> origin = LoadPlanInputs(inputs, &request);
+  if (!origin.ok()) return Fail(origin.status());
   std::unique_ptr<Plan> compare_base;
   double tolerance = 0;
   if (!f.compare_to.empty()) {
@@ -257,36 +263,6 @@ int RunOne(const PlanFlags& f) {
     compare_base = std::make_unique<Plan>(std::move(*base));
   }
 
-  PlanRequest request;
-  request.profile = source->profile;
-  request.model = source->model;
-  request.schedule = f.schedule;
-  request.virtual_stages = f.virtual_stages;
-  request.num_micro_batches = f.micro_batches;
-  request.method = f.method;
-  request.objective = f.objective;
-  request.step_budget_s = f.step_budget_s;
-  request.recompute = f.recompute;
-  if (auto o = ParseOptimizer(f.optimizer)) request.optimizer = *o;
-  else return Fail("--optimizer must be adam, sgd or none (got \"" + Abbreviate(f.optimizer) + "\")");
-  if (!FindScheduleKind(f.schedule)) {
-    return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
-                ScheduleNames() + ")");
-  }
-  if (!f.device_types.empty() || f.gpus_per_node != 0 || !f.inter_node_link.empty()) {
-    Result<DeviceLayout> layout = DeviceLayoutFromFlags(f, po, &request.profile);
-    if (!layout.ok()) return Fail(layout.status());
-    request.devices = std::move(*layout);
-  }
-  if (f.memory_limit.empty()) {
-    request.memory_limit = request.profile.device.memory_bytes;
-    // Heterogeneous devices: each stage under its own device's memory.
-    request.devices.per_device_memory = request.devices.heterogeneous();
-  } else {
-    Result<std::optional<uint64_t>> limit = ParseByteSize(f.memory_limit);
-    if (!limit.ok()) return Fail("--memory-limit: " + limit.message());
-    request.memory_limit = *limit;
-  }
   if (!f.boundaries.empty()) {
     Result<std::vector<int>> b = ParseBoundaries(f.boundaries);
     if (!b.ok()) return Fail(b.status());
@@ -320,8 +296,8 @@ int RunOne(const PlanFlags& f) {
               << FormatMs(plan->objective_bound->lower_bound_ms) << "; a larger --step-budget "
               << "may prove it)\n";
   }
-  if (Result<Schedule> sch = RequestSchedule(request);
-      sch.ok() && SplitsBackward(*sch) && !HasBackwardSplit(request.profile)) {
+  if (Result<PlanContext> context = PlanContextOf(*plan);
+      context.ok() && context->splits_backward && !HasBackwardSplit(request.profile)) {
     std::cerr << "pp-partition: warning: the profile lacks backward_input_ms/backward_weight_ms; "
               << f.schedule << " splits each backward evenly into I and W\n";
   }
@@ -355,7 +331,7 @@ int RunOne(const PlanFlags& f) {
   const int status =
       Deliver(f.output, f.format, DumpJson(PlanToJson(*plan)), [&](const std::string& format) {
         return format == "md" ? PlanMarkdown(*plan, baseline.get())
-                              : PlanText(*plan, baseline.get(), source->origin);
+                              : PlanText(*plan, baseline.get(), *origin);
       });
   if (status != 0 || !comparison) return status;
   // Stdout carries only the plan document with -o - or --format json without -o.

@@ -23,10 +23,10 @@ struct SimulateFlags {
   std::string dump_schedule_csv;
 };
 
-// The schedule to simulate: the plan's own, or the one in --schedule-csv, which must fit the
-// plan's devices, stages and micro-batches.
-Result<Schedule> ScheduleToSimulate(const Plan& plan, const std::string& csv_path) {
-  if (csv_path.empty()) return PlanSchedule(plan);
+// The plan's context with the schedule to simulate: the plan's own, or the one in
+// --schedule-csv, which must fit the plan's devices, stages and micro-batches.
+Result<PlanContext> ContextToSimulate(const Plan& plan, const std::string& csv_path) {
+  if (csv_path.empty()) return PlanContextOf(plan);
   std::ifstream in(csv_path, std::ios::binary);
   if (!in) return Status::Error(csv_path + ": cannot open");
   std::stringstream text;
@@ -36,22 +36,24 @@ Result<Schedule> ScheduleToSimulate(const Plan& plan, const std::string& csv_pat
   options.num_devices = plan.num_stages;
   options.num_chunks = NumChunks(plan);
   options.num_micro_batches = plan.num_micro_batches;
-  return ScheduleFromCsv(text.str(), options);
+  Result<Schedule> schedule = ScheduleFromCsv(text.str(), options);
+  if (!schedule.ok()) return schedule.status();
+  return PlanContextOf(plan, std::move(*schedule));
 }
 
 int RunSimulate(const SimulateFlags& f) {
   Result<Plan> loaded = LoadPlan(f.input);
   if (!loaded.ok()) return Fail(loaded.status());
   Plan plan = *loaded;
-  Result<Schedule> schedule = ScheduleToSimulate(plan, f.schedule_csv);
-  if (!schedule.ok()) {
-    return Fail(f.schedule_csv.empty() ? schedule.status().Prefixed(f.input) : schedule.status());
+  Result<PlanContext> context = ContextToSimulate(plan, f.schedule_csv);
+  if (!context.ok()) {
+    return Fail(f.schedule_csv.empty() ? context.status().Prefixed(f.input) : context.status());
   }
   if (!f.schedule_csv.empty()) plan.schedule = "schedule of " + f.schedule_csv;
-  Result<Timeline> timeline = SimulatePlanWith(plan, *schedule);
+  Result<Timeline> timeline = SimulatePlan(plan, *context);
   if (!timeline.ok()) return Fail(timeline.status().Prefixed(f.input));
   if (!f.dump_schedule_csv.empty()) {
-    if (Status s = WriteFileAtomic(f.dump_schedule_csv, ScheduleToCsv(*schedule)); !s.ok()) {
+    if (Status s = WriteFileAtomic(f.dump_schedule_csv, ScheduleToCsv(context->schedule)); !s.ok()) {
       return Fail(s);
     }
   }

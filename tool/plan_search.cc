@@ -7,7 +7,6 @@
 #include "core/units.h"
 #include "partitioner/search.h"
 #include "tool/command.h"
-#include "tool/inputs.h"
 #include "tool/report.h"
 
 namespace pp {
@@ -50,78 +49,16 @@ std::string SearchText(const SearchResult& r, const std::string& objective) {
 
 }  // namespace
 
-int RunPlanSearch(const PlanSearchInputs& in) {
-  SearchRequest request;
-  request.gpus_total = in.gpus_total;
-  request.global_batch = in.global_batch;
-  request.optimizer = in.optimizer;
-  request.objective = in.objective;
-  request.step_budget_s = in.step_budget_s;
-  if (!in.schedules.empty()) request.schedules = in.schedules;
-  request.virtual_stages = in.virtual_stages;
-  std::vector<ProfileOptions> sources;
-  if (!in.profile_paths.empty()) {
-    for (const std::string& path : in.profile_paths) {
-      ProfileOptions po;
-      po.profile_path = path;
-      sources.push_back(po);
-    }
-  } else {
-    for (int64_t b : MicroBatchSizeCandidates(in.gpus_total, in.global_batch)) {
-      ProfileOptions po;
-      po.device = in.device;
-      po.device_given = in.device_given;
-      po.micro_batch_size = b;
-      po.dtype = in.dtype;
-      sources.push_back(po);
-    }
-  }
-  if (sources.empty()) {
-    return Fail("--global-batch " + std::to_string(in.global_batch) +
-                " cannot be cut into whole micro-batches on --gpus-total " +
-                std::to_string(in.gpus_total) + " for any micro-batch size up to 64");
-  }
-  for (const ProfileOptions& po : sources) {
-    Result<ProfileSource> source = LoadProfileSource(in.input, po);
-    if (!source.ok()) return Fail(source.status());
-    if (!source->model) return Fail(in.input + ": --stages auto needs a model file");
-    if (in.layout_for) {  // stage 0's type's profile, and the others', at this size
-      Result<DeviceLayout> layout = in.layout_for(po, &source->profile);
-      if (!layout.ok()) return Fail(layout.status());
-      if (layout->heterogeneous()) {
-        request.stage_types = layout->stage_type;
-        request.device_profiles.push_back(layout->profiles);
-      }
-      if (layout->multi_node()) {
-        request.gpus_per_node = layout->gpus_per_node;
-        request.inter_node_link = layout->inter_node_link;
-      }
-    }
-    for (const Profile& seen : request.profiles) {
-      if (seen.micro_batch_size == source->profile.micro_batch_size) {
-        return Fail("--profile: two profiles at micro-batch size " +
-                    std::to_string(seen.micro_batch_size) + "; give one per size");
-      }
-    }
-    request.model = source->model;
-    request.profiles.push_back(std::move(source->profile));
-  }
-  if (in.memory_limit.empty()) {
-    request.memory_limit = request.profiles.front().device.memory_bytes;
-    request.per_device_memory = !request.stage_types.empty();  // each its own device's
-  } else {
-    Result<std::optional<uint64_t>> limit = ParseByteSize(in.memory_limit);
-    if (!limit.ok()) return Fail("--memory-limit: " + limit.message());
-    request.memory_limit = *limit;
-  }
+int RunPlanSearch(const PlanRequest& request, const std::string& format,
+                  const std::string& output) {
   Result<SearchResult> result = SearchPlans(request);
   if (!result.ok()) return Fail(result.status());
-  const std::string report = SearchText(*result, in.objective);
-  const bool stdout_is_document = in.output == "-" || (in.output.empty() && in.format == "json");
+  const std::string report = SearchText(*result, request.objective);
+  const bool stdout_is_document = output == "-" || (output.empty() && format == "json");
   (stdout_is_document ? std::cerr : std::cout) << report << "\nbest plan:\n";
-  return Deliver(in.output, in.format, DumpJson(PlanToJson(result->best)),
-                 [&](const std::string& format) {
-                   return format == "md" ? PlanMarkdown(result->best, nullptr)
+  return Deliver(output, format, DumpJson(PlanToJson(result->best)),
+                 [&](const std::string& as) {
+                   return as == "md" ? PlanMarkdown(result->best, nullptr)
                                          : PlanText(result->best, nullptr, "search");
                  });
 }

@@ -53,8 +53,8 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
     double busy = 0;
     uint64_t peak = 0;
     for (const StagePlan& s : plan.stages) {
-      // Chunks of an interleaved plan sit on device index mod p.
-      if (static_cast<size_t>(s.index) % run.busy_ms.size() == d) {
+      // A stage (chunk) records its device when a device runs several.
+      if (static_cast<size_t>(s.device.value_or(s.index)) == d) {
         busy += plan.num_micro_batches * (s.forward_ms + s.backward_ms);
         peak += s.peak_memory_bytes;
       }

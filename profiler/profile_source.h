@@ -1,7 +1,7 @@
-// Turning the CLI's input file into a profile: a profile file is used as it is; a model file
-// is profiled on the fly: from --profile when given (it must match the model's layers), else
+// Turning a plan's input file into a profile: a profile file is used as it is; a model file is
+// profiled on the fly: from a given measured profile (it must match the model's layers), else
 // the measured profile models/profiles/<device>/<model>.profile.json beside the model file
-// when one matches, otherwise analytically for --device.
+// when one matches, otherwise analytically for the device.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-#include "tool/inputs.h"
+#include "profiler/profile_source.h"
 
 #include <filesystem>
 

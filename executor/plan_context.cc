@@ -1,0 +1,90 @@
+#include "executor/plan_context.h"
+
+#include <utility>
+
+namespace pp {
+
+Result<PlanContext> MakePlanContext(const PlanShape& shape) {
+  Result<Schedule> schedule = BuildSchedule(shape.schedule, shape.devices, shape.micro_batches,
+                                            ScheduleOptions{shape.virtual_stages});
+  if (!schedule.ok()) return schedule.status();
+  return MakePlanContext(std::move(*schedule));
+}
+
+Result<PlanContext> MakePlanContext(Schedule schedule) {
+  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
+  PlanContext ctx;
+  const int chunks = NumChunks(schedule);
+  for (int c = 0; c < chunks; ++c) ctx.chunk_device.push_back(ChunkDevice(schedule, c));
+  ctx.in_flight = InFlightPerChunk(schedule);
+  ctx.device_in_flight = InFlightMicroBatches(schedule);
+  ctx.splits_backward = SplitsBackward(schedule);
+  ctx.schedule = std::move(schedule);
+  return ctx;
+}
+
+std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int num_layers,
+                                      const std::vector<char>& recompute) {
+  std::vector<ChunkRange> chunks;
+  const int n = static_cast<int>(boundaries.size()) + 1;
+  for (int c = 0; c < n; ++c) {
+    ChunkRange r;
+    r.first_layer = c == 0 ? 0 : boundaries[c - 1];
+    r.last_layer = c + 1 == n ? num_layers - 1 : boundaries[c] - 1;
+    r.recompute = c < static_cast<int>(recompute.size()) && recompute[c] != 0;
+    chunks.push_back(r);
+  }
+  return chunks;
+}
+
+PlanShape ShapeOf(const Plan& plan) {
+  // Kinds that do not take V ignore it; 2 is the kinds' own default.
+  return PlanShape{plan.schedule, plan.num_stages, plan.num_micro_batches,
+                   plan.virtual_stages > 1 ? plan.virtual_stages : 2};
+}
+
+namespace {
+
+Status CheckAgainstPlan(const Plan& plan, const PlanContext& ctx) {
+  if (ctx.num_devices() != plan.num_stages || ctx.num_chunks() != NumChunks(plan) ||
+      ctx.num_chunks() != static_cast<int>(plan.stages.size())) {
+    return Status::Error("the schedule runs " + std::to_string(ctx.num_chunks()) +
+                         " chunks on " + std::to_string(ctx.num_devices()) +
+                         " devices; the plan has " + std::to_string(plan.stages.size()) +
+                         " stages on " + std::to_string(plan.num_stages));
+  }
+  for (const StagePlan& s : plan.stages) {
+    if (s.index < 0 || s.index >= ctx.num_chunks()) {
+      return Status::Error("stage index " + std::to_string(s.index) + " is out of range");
+    }
+    if (s.device && *s.device != ctx.chunk_device[s.index]) {
+      return Status::Error("stage " + std::to_string(s.index) + " is on device " +
+                           std::to_string(*s.device) + " but schedule " + ctx.schedule.name +
+                           " runs that chunk on device " +
+                           std::to_string(ctx.chunk_device[s.index]));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<PlanContext> WithChunks(const Plan& plan, Result<PlanContext> ctx) {
+  if (!ctx.ok()) return ctx.status();
+  PP_RETURN_IF_ERROR(CheckAgainstPlan(plan, *ctx));
+  ctx->chunks.resize(plan.stages.size());
+  for (const StagePlan& s : plan.stages) {
+    ctx->chunks[s.index] = ChunkRange{s.first_layer, s.last_layer, s.recompute};
+  }
+  return ctx;
+}
+
+}  // namespace
+
+Result<PlanContext> PlanContextOf(const Plan& plan) {
+  return WithChunks(plan, MakePlanContext(ShapeOf(plan)));
+}
+
+Result<PlanContext> PlanContextOf(const Plan& plan, Schedule schedule) {
+  return WithChunks(plan, MakePlanContext(std::move(schedule)));
+}
+
+}  // namespace pp

@@ -1,0 +1,69 @@
+// A plan's structure, derived from its fields by one function: the schedule (built from the
+// plan's schedule kind, devices, micro-batches and chunks per device, and validated once),
+// each chunk's layers, device and recompute flag, and the peak in-flight micro-batch counts
+// per chunk and per device. plan, simulate, run, export and compare read a plan's structure
+// through PlanContextOf; the planner builds the same context from a request's shape before
+// it knows the split (MakePlanContext) and fills the chunks once it does.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/status.h"
+#include "executor/schedule.h"
+
+namespace pp {
+
+// One model chunk: a contiguous layer range on one device.
+struct ChunkRange {
+  int first_layer = 0;  // inclusive, indices into Model::layers (and Profile::layers)
+  int last_layer = 0;   // inclusive
+  // Activation recomputation (docs/cost-model.md): keep only the chunk's input per in-flight
+  // micro-batch and run its forward again inside its backward. Full backwards (B) only.
+  bool recompute = false;
+};
+
+// What the schedule needs to be built: the shape of a plan before its split is known.
+struct PlanShape {
+  std::string schedule;    // a ScheduleKinds() name
+  int devices = 0;         // p
+  int micro_batches = 0;   // m
+  int virtual_stages = 2;  // chunks per device where the kind takes V (interleaved)
+};
+
+struct PlanContext {
+  Schedule schedule;                // passed ValidateSchedule
+  std::vector<int> chunk_device;    // per chunk: its device (filled for every schedule)
+  std::vector<int> in_flight;       // per chunk: peak micro-batches held (InFlightPerChunk)
+  std::vector<int> device_in_flight;  // per device: the same over its chunks
+  bool splits_backward = false;     // I and W instead of B (SplitsBackward)
+  std::vector<ChunkRange> chunks;   // per chunk; empty until the split is known
+
+  int num_chunks() const { return static_cast<int>(chunk_device.size()); }
+  int num_devices() const { return schedule.num_stages; }
+};
+
+// Builds and validates the schedule of `shape` and derives its counts. Errors: an unknown
+// kind, counts below 1, or the kind's own check (e.g. interleaved's V).
+Result<PlanContext> MakePlanContext(const PlanShape& shape);
+// The context of an already built schedule (e.g. one read from a CSV): validated once here.
+Result<PlanContext> MakePlanContext(Schedule schedule);
+
+// The chunks of a split: chunk c runs layers boundaries[c-1] .. boundaries[c] - 1 of
+// `num_layers`; `recompute` per chunk (empty: none). Boundaries must be increasing.
+std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int num_layers,
+                                      const std::vector<char>& recompute = {});
+
+// The shape a plan records (schedule, devices, micro-batches, chunks per device).
+PlanShape ShapeOf(const Plan& plan);
+
+// The context of `plan`, its chunks from the plan's stages. Errors: a schedule that cannot be
+// rebuilt from the plan's fields, or one whose chunk count or placement disagrees with the
+// plan's stages.
+Result<PlanContext> PlanContextOf(const Plan& plan);
+// The same with `schedule` (e.g. read from a CSV) instead of the one the plan names; it must
+// run the plan's chunks on the plan's devices.
+Result<PlanContext> PlanContextOf(const Plan& plan, Schedule schedule);
+
+}  // namespace pp

@@ -1,0 +1,29 @@
+// Loading what a planning request names: the profile of its input file (a profile file as it
+// is; a model file measured or analytic, as profiler/profile_source.h chooses), each device
+// type's profile, and with a search one profile per micro-batch size; then the defaults that
+// depend on them (the memory limit is the device's memory unless one is given).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "partitioner/request.h"
+#include "profiler/profile_source.h"
+
+namespace pp {
+
+struct PlanInputs {
+  std::string path;         // a model or profile file
+  ProfileOptions profile;   // --device, --micro-batch-size, --dtype; profile_path unused here
+  // --profile: a measured profile of the model file; with a search, one per micro-batch size.
+  std::vector<std::string> profile_paths;
+  bool memory_limit_given = false;  // else each device's own memory
+};
+
+// Fills request->profile and model (and the origin of the profile, for reports), each type of
+// request->devices.stage_type's profile, and with request->search its other_sizes: one per
+// --profile, or one per size MicroBatchSizeCandidates gives. Errors name the file or flag.
+Result<std::string> LoadPlanInputs(const PlanInputs& inputs, PlanRequest* request);
+
+}  // namespace pp
