@@ -1,5 +1,6 @@
 #include "core/json_util.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -58,6 +59,28 @@ std::string TypeName(const Json& v) {
   if (v.is_null()) return "null";
   if (v.is_array()) return "an array";
   return "an object";
+}
+
+// The process umask, read once. /proc/self/status states it without changing it; where that is
+// unavailable, umask() must set a value to return the old one, which is done once, before
+// any output file is written.
+mode_t ProcessUmask() {
+  static const mode_t mask = [] {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Umask:", 0) != 0) continue;
+      try {
+        return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8) & 0777);
+      } catch (const std::exception&) {
+        break;
+      }
+    }
+    const mode_t old = ::umask(022);
+    ::umask(old);
+    return old;
+  }();
+  return mask;
 }
 
 }  // namespace
@@ -123,6 +146,13 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   name.push_back('\0');
   const int fd = mkstemp(name.data());
   if (fd < 0) return Status::Error(path + ": cannot create: " + std::strerror(errno));
+  // mkstemp creates the file 0600; give it the mode any newly created file gets.
+  if (::fchmod(fd, static_cast<mode_t>(0666) & ~ProcessUmask()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    std::remove(name.data());
+    return Status::Error(path + ": cannot set permissions: " + why);
+  }
   const char* p = content.data();
   size_t left = content.size();
   while (left > 0) {

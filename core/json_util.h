@@ -34,7 +34,9 @@ Result<Json> ReadJsonFile(const std::string& path);
 std::string DumpJson(const Json& doc);
 
 // Writes `content` to `path` through a temporary file in the same folder and a rename, so a
-// reader never sees half a file and a failure leaves nothing behind. "-" writes to stdout.
+// reader never sees half a file and a failure leaves nothing behind. The file gets mode 0666
+// less the process umask, whether new or replacing another (whose mode is not kept). "-" writes
+// to stdout.
 Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 // Quotes a JSON value for an error message, shortened.

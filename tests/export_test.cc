@@ -4,11 +4,13 @@
 // must be refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <sstream>
 
+#include "core/json_util.h"
 #include "core/model.h"
 #include "partitioner/export/exporter.h"
 #include "partitioner/planner.h"
@@ -19,9 +21,8 @@
 namespace pp {
 namespace {
 
-Plan MakeTestPlan(const std::string& model_file, int stages, const std::string& method = "dp",
+Plan MakeTestPlan(const Result<Model>& model, int stages, const std::string& method = "dp",
                   std::vector<int> boundaries = {}) {
-  Result<Model> model = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + model_file);
   EXPECT_TRUE(model.ok()) << model.message();
   Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
   EXPECT_TRUE(profile.ok()) << profile.message();
@@ -35,6 +36,12 @@ Plan MakeTestPlan(const std::string& model_file, int stages, const std::string& 
   Result<Plan> plan = MakePlan(request);
   EXPECT_TRUE(plan.ok()) << plan.message();
   return *plan;
+}
+
+Plan MakeTestPlan(const std::string& model_file, int stages, const std::string& method = "dp",
+                  std::vector<int> boundaries = {}) {
+  return MakeTestPlan(LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + model_file), stages,
+                      method, std::move(boundaries));
 }
 
 std::string Export(const Plan& plan, const std::string& target, ExportOptions options = {}) {
@@ -297,6 +304,143 @@ TEST(Export, ModulePrefixes) {
   EXPECT_EQ(ModuleName("blocky", options), "blocky");
   EXPECT_FALSE(ParseModulePrefix("noequals").ok());
   EXPECT_FALSE(ParseModulePrefix("a=b c").ok());
+}
+
+// The lists of module_fqns_per_model_part, one per model part.
+std::vector<std::vector<std::string>> TitanParts(const std::string& text) {
+  std::vector<std::vector<std::string>> parts;
+  std::stringstream in(text);
+  std::string line;
+  const std::regex quoted("\"([^\"]*)\"");
+  while (std::getline(in, line)) {
+    if (line.rfind("    [", 0) != 0) continue;
+    parts.emplace_back();
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), quoted);
+         it != std::sregex_iterator(); ++it) {
+      parts.back().push_back((*it)[1]);
+    }
+  }
+  return parts;
+}
+
+// The error message of exporting `plan` to torchtitan without --module-prefix ("" on success).
+std::string TitanRefusal(const Plan& plan) {
+  Result<std::string> text = FindExporter("torchtitan")->Export(plan, {});
+  return text.ok() ? "" : text.message();
+}
+
+// torchtitan's decoder builds tok_embeddings, the ModuleDict `layers` with keys "0" ... "L-1",
+// norm and lm_head; its pipeline split keeps only the modules a stage names, so every stage's
+// names must come from this list, all of them once, in order.
+TEST(TorchTitan, LlamaGetsTorchTitansModuleNames) {
+  const Json spec = Json::parse(testing::ReadText(std::string(PP_SOURCE_DIR) +
+                                                  "/models/llama-7b.json"));
+  const int blocks = spec["layers"][1]["repeat"].get<int>();
+  std::vector<std::string> decoder = {"tok_embeddings"};
+  for (int k = 0; k < blocks; ++k) decoder.push_back("layers." + std::to_string(k));
+  decoder.push_back("norm");
+  decoder.push_back("lm_head");
+  for (int p : {2, 4, 8}) {
+    const Plan plan = MakeTestPlan("llama-7b.json", p);
+    const std::string text = Export(plan, "torchtitan");
+    const std::vector<std::vector<std::string>> parts = TitanParts(text);
+    ASSERT_EQ(parts.size(), plan.stages.size()) << text;
+    std::vector<std::string> all;
+    for (size_t s = 0; s < parts.size(); ++s) {
+      // The layers of stage s, the loss (the last layer) left out.
+      const int last = std::min(plan.stages[s].last_layer, static_cast<int>(decoder.size()) - 1);
+      EXPECT_EQ(parts[s], std::vector<std::string>(decoder.begin() + plan.stages[s].first_layer,
+                                                   decoder.begin() + last + 1))
+          << "stage " << s << "\n" << text;
+      all.insert(all.end(), parts[s].begin(), parts[s].end());
+    }
+    EXPECT_EQ(all, decoder) << text;
+    if (HavePython()) {
+      EXPECT_TRUE(PyCompiles(text)) << text;
+    }
+  }
+}
+
+Json SmallLlamaJson() {
+  return Json::parse(R"({
+    "format": "pp-partition.model/v1", "name": "small-llama", "source": "test", "dtype": "bf16",
+    "input": {"micro_batch_size": 2, "seq_len": 16},
+    "layers": [
+      {"name": "embed", "op": "embedding", "vocab": 100, "hidden": 32},
+      {"name": "block", "op": "transformer_block", "hidden": 32, "heads": 4, "ffn": 64,
+       "norm": "rmsnorm", "mlp": "swiglu", "bias": false, "causal": true, "rotary": true,
+       "repeat": 3},
+      {"name": "norm", "op": "rmsnorm", "hidden": 32},
+      {"name": "lm_head", "op": "linear", "in": 32, "out": 100, "bias": false},
+      {"name": "loss", "op": "cross_entropy"}]})");
+}
+
+TEST(TorchTitan, RefusesLayersWithNoTorchTitanName) {
+  // torchtitan has no GPT-2 or BERT: their embeddings carry learned positions.
+  for (const char* file : {"gpt2-xl.json", "bert-large.json"}) {
+    const std::string why = TitanRefusal(MakeTestPlan(file, 4));
+    EXPECT_NE(why.find("cannot be expressed"), std::string::npos) << file << ": " << why;
+    EXPECT_NE(why.find("layer \"embed\" has no torchtitan module name"), std::string::npos)
+        << file << ": " << why;
+    EXPECT_NE(why.find("--module-prefix"), std::string::npos) << why;
+  }
+  // The small Llama is torchtitan's: the test model itself is fine.
+  EXPECT_EQ(TitanRefusal(MakeTestPlan(ModelFromJson(SmallLlamaJson()), 2)), "");
+  // A block with biases after three without: the first one that fits no module is named.
+  Json biased = SmallLlamaJson();
+  Json extra = biased["layers"][1];
+  extra.erase("repeat");
+  extra["name"] = "biased";
+  extra["bias"] = true;
+  biased["layers"].insert(biased["layers"].begin() + 2, extra);
+  std::string why = TitanRefusal(MakeTestPlan(ModelFromJson(biased), 2));
+  EXPECT_NE(why.find("layer \"biased\" has no torchtitan module name"), std::string::npos) << why;
+  // A layernorm block.
+  Json layernorm = SmallLlamaJson();
+  layernorm["layers"][1]["norm"] = "layernorm";
+  why = TitanRefusal(MakeTestPlan(ModelFromJson(layernorm), 2));
+  EXPECT_NE(why.find("layer \"block.0\" has no torchtitan module name"), std::string::npos)
+      << why;
+  // No final norm: the head is where torchtitan expects its norm.
+  Json no_norm = SmallLlamaJson();
+  no_norm["layers"].erase(2);
+  why = TitanRefusal(MakeTestPlan(ModelFromJson(no_norm), 2));
+  EXPECT_NE(why.find("layer \"lm_head\" has no torchtitan module name"), std::string::npos)
+      << why;
+  // A plan from a profile file has no model_spec to match by.
+  Plan from_profile = MakeTestPlan("llama-7b.json", 2);
+  from_profile.model_spec.reset();
+  why = TitanRefusal(from_profile);
+  EXPECT_NE(why.find("layer \"embed\" has no known torchtitan module name"), std::string::npos)
+      << why;
+}
+
+TEST(TorchTitan, ModulePrefixesNameAnyModel) {
+  ExportOptions options;
+  options.module_prefixes = {{"block", "transformer.h"}, {"embed", "transformer.wte"}};
+  const Plan plan = MakeTestPlan("gpt2-small.json", 2, "", {7});
+  const std::vector<std::vector<std::string>> parts =
+      TitanParts(Export(plan, "torchtitan", options));
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].front(), "transformer.wte");
+  EXPECT_EQ(parts[0].back(), "transformer.h.5");
+  EXPECT_EQ(parts[1].front(), "transformer.h.6");
+  EXPECT_EQ(parts[1].back(), "lm_head");  // no prefix matches: kept
+}
+
+TEST(TorchTitan, CliExitsTwoWithOneLine) {
+  const std::string dir = testing::TempDir();
+  ASSERT_EQ(testing::RunTool("plan models/gpt2-small.json --stages 2 --micro-batches 4 -o " +
+                             dir + "/plan.json")
+                .exit_code,
+            0);
+  const testing::CommandResult r =
+      testing::RunTool("export " + dir + "/plan.json --to torchtitan -o " + dir + "/titan.py");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("layer \"embed\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/titan.py"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

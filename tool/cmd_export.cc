@@ -46,7 +46,8 @@ Handler SetupExport(CLI::App& sub) {
   sub.add_option("-o,--output", f->output, "Write here atomically ('-' for stdout only)");
   sub.add_option("--module-prefix", f->module_prefixes,
                  "LAYER=MODULE maps layer names to module names (torch, torchtitan), e.g. "
-                 "block=transformer.h turns block.4 into transformer.h.4; repeatable")
+                 "block=transformer.h turns block.4 into transformer.h.4; repeatable. "
+                 "Without it torchtitan gets torchtitan's own module names")
       ->allow_extra_args(false);
   return [f] { return RunExport(*f); };
 }

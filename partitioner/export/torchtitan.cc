@@ -1,39 +1,166 @@
 // torchtitan: module_fqns_per_model_part, the module names each pipeline stage holds, in
-// order. Loss layers are left out (torchtitan computes the loss outside the model); a stage
-// left with no module cannot be expressed.
+// order (a list of lists, valid as Python and as TOML). torchtitan splits its model by these
+// names and drops every module no stage lists, so the names must be torchtitan's own.
+//
+// Without --module-prefix the names come from kTitanModels: the model's layers are matched,
+// in order, against the modules of a torchtitan model, and a model that matches none is
+// refused with the first layer that has no torchtitan name. With --module-prefix the names
+// are the plan's layer names through the prefixes. Loss layers are left out (torchtitan
+// computes the loss outside the model); a stage left with no module cannot be expressed.
+#include <array>
+
 #include "core/model.h"
 #include "partitioner/export/targets.h"
 
 namespace pp {
 namespace {
 
+// One top-level module of a torchtitan model and the layers of ours that it is.
+struct TitanModule {
+  std::string_view fqn;
+  // A ModuleDict of one or more consecutive layers, named FQN.0, FQN.1, ...
+  bool repeated;
+  std::string_view is;  // what a layer must be, for messages
+  bool (*fits)(const Layer&);
+};
+
+struct TitanModel {
+  std::string_view family;  // torchtitan's model folders that use these names
+  std::array<TitanModule, 4> modules;
+};
+
+bool PlainEmbedding(const Layer& l) {
+  return l.op == LayerKind::kEmbedding && l.positions == 0 && l.token_types == 0;
+}
+bool LlamaBlock(const Layer& l) {
+  return l.op == LayerKind::kTransformerBlock && l.norm == NormKind::kRmsNorm &&
+         l.mlp == MlpKind::kSwiglu && l.rotary && l.causal && !l.bias;
+}
+bool RmsNorm(const Layer& l) { return l.op == LayerKind::kRmsNorm; }
+bool HeadWithoutBias(const Layer& l) { return l.op == LayerKind::kLinear && !l.bias; }
+
+// torchtitan's decoder (models/common/decoder.py on its main branch): tok_embeddings, the
+// blocks in the ModuleDict `layers`, norm, lm_head. Releases up to 0.2.2 named the head
+// `output`.
+constexpr std::array<TitanModel, 1> kTitanModels = {{
+    {"llama3 (qwen3, deepseek_v3 and torchtitan's other decoders share the names)",
+     {{{"tok_embeddings", false, "an embedding without learned positions or token types",
+        PlainEmbedding},
+       {"layers", true, "a causal transformer block with rmsnorm, swiglu, rotary positions "
+                        "and no biases",
+        LlamaBlock},
+       {"norm", false, "an rmsnorm", RmsNorm},
+       {"lm_head", false, "a linear head without bias", HeadWithoutBias}}}},
+}};
+
+// Matches `layers` against `model`. On success fills `names` (one per layer, "" for losses);
+// on failure returns the problem and sets `*matched` to the layers matched before it.
+std::string MatchTitanModel(const std::vector<Layer>& layers, const TitanModel& model,
+                            std::vector<std::string>* names, size_t* matched) {
+  names->assign(layers.size(), "");
+  auto describe = [](const TitanModule& module) {
+    return "torchtitan's " + std::string(module.fqn) + (module.repeated ? ".N" : "") + " is " +
+           std::string(module.is);
+  };
+  size_t m = 0;
+  int count = 0;  // layers given to modules[m] so far (repeated modules)
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& layer = layers[i];
+    if (IsLoss(layer.op)) continue;
+    *matched = i;
+    const std::string problem = "layer \"" + layer.name + "\" has no torchtitan module name: ";
+    std::string passed;  // the repeated module this layer could have continued
+    while (m < model.modules.size() && !model.modules[m].fits(layer)) {
+      if (!model.modules[m].repeated || count == 0) {
+        return problem + passed + describe(model.modules[m]);
+      }
+      passed = describe(model.modules[m]) + " and ";
+      ++m;
+      count = 0;
+    }
+    if (m == model.modules.size()) {
+      return problem + "it comes after torchtitan's " + std::string(model.modules.back().fqn);
+    }
+    const TitanModule& module = model.modules[m];
+    if (module.repeated) {
+      (*names)[i] = std::string(module.fqn) + "." + std::to_string(count++);
+    } else {
+      (*names)[i] = std::string(module.fqn);
+      ++m;
+    }
+  }
+  *matched = layers.size();
+  if (m < model.modules.size() && model.modules[m].repeated && count > 0) ++m;
+  if (m < model.modules.size()) {
+    return "the model has no layer for torchtitan's " + std::string(model.modules[m].fqn) +
+           " (" + std::string(model.modules[m].is) + ")";
+  }
+  return "";
+}
+
+// torchtitan's names for the plan's layers, from the first model in kTitanModels they match.
+Result<std::vector<std::string>> TitanNames(const Plan& plan) {
+  const std::string advice = "; pass --module-prefix LAYER=MODULE to name the modules";
+  if (!plan.model_spec) {
+    return Status::Error("this plan cannot be expressed for torchtitan: layer \"" +
+                         plan.profile.layers.front().name +
+                         "\" has no known torchtitan module name (the plan carries no "
+                         "model_spec to match torchtitan's models against)" + advice);
+  }
+  std::string best_problem;
+  size_t best_matched = 0;
+  for (const TitanModel& model : kTitanModels) {
+    std::vector<std::string> names;
+    size_t matched = 0;
+    const std::string problem = MatchTitanModel(plan.model_spec->layers, model, &names, &matched);
+    if (problem.empty()) return names;
+    if (best_problem.empty() || matched > best_matched) {
+      best_problem = problem;
+      best_matched = matched;
+    }
+  }
+  return Status::Error("this plan cannot be expressed for torchtitan: " + best_problem + advice);
+}
+
 class TorchTitan final : public Exporter {
  public:
   std::string_view name() const override { return "torchtitan"; }
   std::string_view summary() const override {
-    return "torchtitan: module_fqns_per_model_part";
+    return "torchtitan: module_fqns_per_model_part (torchtitan's module names)";
   }
 
   Result<std::string> Export(const Plan& plan, const ExportOptions& options) const override {
     const std::vector<std::string> ops = LayerOps(plan);
+    std::vector<std::string> names;
+    if (options.module_prefixes.empty()) {
+      Result<std::vector<std::string>> titan = TitanNames(plan);
+      if (!titan.ok()) return titan.status();
+      names = std::move(*titan);
+    } else {
+      for (const LayerProfile& l : plan.profile.layers) {
+        names.push_back(ModuleName(l.name, options));
+      }
+    }
     std::string parts;
     for (const Chunk& c : ChunksOf(plan)) {
-      std::string names;
+      std::string stage;
       for (int i = c.first_layer; i <= c.last_layer; ++i) {
         if (std::optional<LayerKind> op = ParseLayerKind(ops[i]); op && IsLoss(*op)) continue;
-        names += (names.empty() ? "" : ", ") +
-                 PythonString(ModuleName(plan.profile.layers[i].name, options));
+        stage += (stage.empty() ? "" : ", ") + PythonString(names[i]);
       }
-      if (names.empty()) {
+      if (stage.empty()) {
         return Status::Error("this plan cannot be expressed for torchtitan: stage " +
                              std::to_string(c.device) + " holds only the loss, which "
                              "torchtitan computes outside the model");
       }
-      parts += "    [" + names + "],\n";
+      parts += "    [" + stage + "],\n";
     }
     std::string out = HeaderComment(plan, "torchtitan");
-    out += "# One list of module names per model part (pipeline stage), in order; names come\n"
-           "# from the plan's layer names through --module-prefix.\n";
+    out += "# One list of module names per model part (pipeline stage), in order; names ";
+    out += options.module_prefixes.empty()
+               ? "are torchtitan's\n# (its main branch; releases up to 0.2.2 call lm_head "
+                 "\"output\").\n"
+               : "come\n# from the plan's layer names through --module-prefix.\n";
     out += "module_fqns_per_model_part = [\n" + parts + "]\n";
     return out;
   }
