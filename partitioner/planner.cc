@@ -129,9 +129,7 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const Schedul
     return Status::Error("--recompute must be none, all or auto (got \"" + request.recompute +
                          "\")");
   }
-  const bool one_chunk_full_backward =
-      schedule.chunk_device.empty() && !SplitsBackward(schedule);
-  if (*mode != RecomputeMode::kNone && !one_chunk_full_backward) {
+  if (*mode != RecomputeMode::kNone && !SupportsPerStageRecompute(schedule)) {
     return Status::Error("--recompute with schedule " + schedule.name + " is not available yet");
   }
   return *mode;

@@ -15,6 +15,7 @@
 #include "core/plan.h"
 #include "core/profile.h"
 #include "core/status.h"
+#include "executor/schedule.h"
 
 namespace pp {
 
@@ -25,9 +26,10 @@ struct SearchRequest {
   std::optional<Model> model;  // embedded in the best plan when present
   int gpus_total = 0;          // G
   int64_t global_batch = 0;    // N samples per step, over all replicas
-  // Schedules tried for every shape; interleaved with `virtual_stages` chunks per device where
-  // m is a multiple of p. Chunked schedules need p >= 2 and at least one layer per chunk.
-  std::vector<std::string> schedules = {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"};
+  // Schedules tried for every shape (by default the registered kinds that opt in,
+  // executor/schedule.h); interleaved with `virtual_stages` chunks per device where m is a
+  // multiple of p. Chunked schedules need p >= 2 and at least one layer per chunk.
+  std::vector<std::string> schedules = SearchedScheduleNames();
   int virtual_stages = 2;
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit;  // per stage; nullopt: none
