@@ -11,6 +11,15 @@ class Gpipe final : public ScheduleKind {
   std::string_view summary() const override {
     return "all forwards, then all backwards; holds m micro-batches per stage";
   }
+  ScheduleTraits traits() const override {
+    return {.splits_backward = false,
+            .step_bounds = StepBoundsFamily::kGpipe,
+            .per_stage_recompute = true,
+            .searched_by_default = true,
+            .torch_class = "ScheduleGPipe",
+            .megatron = FrameworkFit::kOwnSchedule,
+            .torchgpipe = FrameworkFit::kSame};
+  }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
     s.stages.resize(stages);

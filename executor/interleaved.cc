@@ -3,9 +3,11 @@
 // walks a sequence of m*V "virtual micro-batches" k; docs/schedules.md derives the order:
 //   forward k runs micro-batch (k / (p*V)) * p + k mod p on its local chunk (k mod p*V) / p,
 //   backward k runs the same micro-batch on local chunk V - 1 - (k mod p*V) / p;
-//   device d warms up with min(2*(p-d-1) + (V-1)*p, m*V) forwards (all of them when m = p),
-//   then alternates forward, backward, then drains the backwards.
-// Needs m a multiple of p and V >= 2 (V = 1 is 1f1b).
+//   device d warms up with min(2*(p-d-1) + (V-1)*p, m*V) forwards, then alternates forward,
+//   backward, then drains the backwards.
+// This is the order of current Megatron-LM and torch.distributed.pipelining's
+// ScheduleInterleaved1F1B for every such m, m = p included. Needs m a multiple of p and V >= 2
+// (V = 1 is 1f1b).
 #include <algorithm>
 #include <string>
 
@@ -20,11 +22,23 @@ class Interleaved final : public ScheduleKind {
   std::string_view summary() const override {
     return "Megatron's interleaved 1F1B over V chunks per device (--virtual-stages V); m % p = 0";
   }
-  Status Check(int stages, int micro_batches, const ScheduleOptions& options) const override {
+  ScheduleTraits traits() const override {
+    return {.splits_backward = false,
+            .step_bounds = StepBoundsFamily::kChunked,
+            .per_stage_recompute = false,
+            .searched_by_default = true,
+            .torch_class = "ScheduleInterleaved1F1B",
+            .megatron = FrameworkFit::kSame,
+            .torchgpipe = FrameworkFit::kNo};
+  }
+  Status CheckOptions(const ScheduleOptions& options) const override {
     if (options.virtual_stages < 2) {
       return Status::Error("interleaved needs --virtual-stages V >= 2 (V = 1 is 1f1b), got " +
                            std::to_string(options.virtual_stages));
     }
+    return Status::Ok();
+  }
+  Status Check(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     if (micro_batches % stages != 0) {
       return Status::Error("interleaved needs the micro-batch count (" +
                            std::to_string(micro_batches) + ") to be a multiple of the stage " +
@@ -32,11 +46,17 @@ class Interleaved final : public ScheduleKind {
     }
     return Status::Ok();
   }
+  int ChunksPerDevice(const ScheduleOptions& options) const override {
+    return options.virtual_stages;
+  }
+  int ChunkDevice(int chunk, int stages, const ScheduleOptions& /*options*/) const override {
+    return chunk % stages;
+  }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& options) const override {
     const int p = stages, m = micro_batches, v = options.virtual_stages;
     const int group = p * v, total = m * v;
     Schedule s{std::string(name()), p, m, {}, {}};
-    for (int c = 0; c < group; ++c) s.chunk_device.push_back(c % p);
+    for (int c = 0; c < group; ++c) s.chunk_device.push_back(ChunkDevice(c, p, options));
     s.stages.resize(p);
     for (int d = 0; d < p; ++d) {
       auto op = [&](OpKind kind, int k) {
@@ -44,7 +64,7 @@ class Interleaved final : public ScheduleKind {
         const int chunk = (kind == OpKind::kForward ? local : v - 1 - local) * p + d;
         return PipelineOp{kind, (k / group) * p + k % p, chunk};
       };
-      const int warmup = m == p ? total : std::min(2 * (p - d - 1) + (v - 1) * p, total);
+      const int warmup = std::min(2 * (p - d - 1) + (v - 1) * p, total);
       auto& ops = s.stages[d];
       for (int k = 0; k < warmup; ++k) ops.push_back(op(OpKind::kForward, k));
       for (int k = 0; k < total - warmup; ++k) {

@@ -14,6 +14,15 @@ class OneFOneB final : public ScheduleKind {
   std::string_view summary() const override {
     return "warm-up forwards, then alternate one forward and one backward; holds min(p-s, m)";
   }
+  ScheduleTraits traits() const override {
+    return {.splits_backward = false,
+            .step_bounds = StepBoundsFamily::kOneChunkFullBackward,
+            .per_stage_recompute = true,
+            .searched_by_default = true,
+            .torch_class = "Schedule1F1B",
+            .megatron = FrameworkFit::kSame,
+            .torchgpipe = FrameworkFit::kOwnSchedule};
+  }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
     s.stages.resize(stages);

@@ -52,7 +52,7 @@ int ChunkDevice(const Schedule& schedule, int chunk) {
 
 const std::vector<const ScheduleKind*>& ScheduleKinds() {
   static const std::vector<const ScheduleKind*> kKinds = {
-      GpipeSchedule(), OneFOneBSchedule(), InterleavedSchedule(), ZbH1Schedule(), ZbvSchedule()};
+      GpipeSchedule(), OneFOneBSchedule(), ZbH1Schedule(), InterleavedSchedule(), ZbvSchedule()};
   return kKinds;
 }
 
@@ -71,6 +71,14 @@ std::string ScheduleNames() {
   return names;
 }
 
+std::vector<std::string> SearchedScheduleNames() {
+  std::vector<std::string> names;
+  for (const ScheduleKind* k : ScheduleKinds()) {
+    if (k->traits().searched_by_default) names.emplace_back(k->name());
+  }
+  return names;
+}
+
 Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches,
                                const ScheduleOptions& options) {
   const ScheduleKind* kind = FindScheduleKind(name);
@@ -81,8 +89,11 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
   if (stages < 1 || micro_batches < 1) {
     return Status::Error("a schedule needs at least one stage and one micro-batch");
   }
+  PP_RETURN_IF_ERROR(kind->CheckOptions(options));
   PP_RETURN_IF_ERROR(kind->Check(stages, micro_batches, options));
-  return kind->Build(stages, micro_batches, options);
+  Schedule schedule = kind->Build(stages, micro_batches, options);
+  schedule.kind = kind;
+  return schedule;
 }
 
 
@@ -189,6 +200,26 @@ bool SplitsBackward(const Schedule& schedule) {
     }
   }
   return false;
+}
+
+
+namespace {
+
+bool OneChunkFullBackward(const Schedule& schedule) {
+  return schedule.chunk_device.empty() && !SplitsBackward(schedule);
+}
+
+}  // namespace
+
+StepBoundsFamily StepBounds(const Schedule& schedule) {
+  if (schedule.kind != nullptr) return schedule.kind->traits().step_bounds;
+  return OneChunkFullBackward(schedule) ? StepBoundsFamily::kOneChunkFullBackward
+                                        : StepBoundsFamily::kChunked;
+}
+
+bool SupportsPerStageRecompute(const Schedule& schedule) {
+  if (schedule.kind != nullptr) return schedule.kind->traits().per_stage_recompute;
+  return OneChunkFullBackward(schedule);
 }
 
 }  // namespace pp

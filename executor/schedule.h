@@ -1,7 +1,8 @@
 // Pipeline schedules: for each stage, the ordered list of ops it runs in one training step.
 // One representation serves two interpreters: the simulator (predicted timeline) and the
-// runtime (measured timeline). Each schedule kind implements ScheduleKind and registers in
-// schedule.cc's table.
+// runtime (measured timeline). Each schedule kind implements ScheduleKind in its own file,
+// with every fact other code asks about it (ScheduleTraits, chunks per device, placement), and
+// registers in schedule.cc's table; consumers ask the kind instead of comparing names.
 #pragma once
 
 #include <string>
@@ -33,6 +34,8 @@ struct PipelineOp {
   bool operator==(const PipelineOp&) const = default;
 };
 
+class ScheduleKind;
+
 struct Schedule {
   std::string name;
   int num_stages = 0;  // devices p
@@ -42,6 +45,10 @@ struct Schedule {
   // the device that runs model chunk c: c mod p for interleaved; the V shape of zbv puts
   // chunk c < p on device c and chunk c >= p on device 2p - 1 - c.
   std::vector<int> chunk_device = {};
+  // The registered kind that built it (set by BuildSchedule; not owned, lives as long as the
+  // program). nullptr for a schedule from elsewhere (read from a CSV by schedule_csv.h): ask
+  // the functions below, which fall back on what the op lists show.
+  const ScheduleKind* kind = nullptr;
 };
 
 // An op as text: "F3" (forward of micro-batch 3), or "5F3" with `chunk` >= 0 (chunk 5). The
@@ -60,18 +67,54 @@ struct ScheduleOptions {
   int virtual_stages = 2;  // interleaved: model chunks per device (--virtual-stages V)
 };
 
+// Which lower bounds the exact step search (partitioner/step_search.cc) applies.
+enum class StepBoundsFamily {
+  kGpipe,                 // gpipe: its closed form and dominance rule, and bounds 1-6
+  kOneChunkFullBackward,  // one chunk per device and full backwards (1f1b): bounds 1-6
+  kChunked,               // several chunks per device or a split backward: bounds 7-9
+};
+
+// How well a framework can run a plan made for a schedule kind.
+enum class FrameworkFit {
+  kNo,           // it cannot express the plan's stages (the export refuses)
+  kOwnSchedule,  // it runs the same stages under its own schedule (the export says so)
+  kSame,         // it runs this schedule
+};
+
+// What consumers need to know about a kind; each kind states them once, in its own file.
+struct ScheduleTraits {
+  bool splits_backward = false;  // runs I and W instead of B (SplitsBackward of every build)
+  StepBoundsFamily step_bounds = StepBoundsFamily::kChunked;
+  bool per_stage_recompute = false;  // `plan --recompute all|auto` is available
+  bool searched_by_default = true;   // `plan --stages auto` tries it without --schedule
+  std::string_view torch_class;      // its torch.distributed.pipelining class; empty: none
+  FrameworkFit megatron = FrameworkFit::kNo;    // Megatron-LM (chunk c on stage c mod p)
+  FrameworkFit torchgpipe = FrameworkFit::kNo;  // torchgpipe / fairscale Pipe (one chunk each)
+};
+
 class ScheduleKind {
  public:
   virtual ~ScheduleKind() = default;
   virtual std::string_view name() const = 0;
   virtual std::string_view summary() const = 0;  // one line for --help
-  // Whether the kind can build for these counts (e.g. interleaved needs m a multiple of p).
+  virtual ScheduleTraits traits() const = 0;
+  // Whether the options suit the kind (e.g. interleaved needs V >= 2), whatever p and m.
+  virtual Status CheckOptions(const ScheduleOptions& /*options*/) const { return Status::Ok(); }
+  // Whether the kind can build for these counts (e.g. interleaved needs m a multiple of p);
+  // CheckOptions must have passed.
   virtual Status Check(int /*stages*/, int /*micro_batches*/,
                        const ScheduleOptions& /*options*/) const {
     return Status::Ok();
   }
+  // Model chunks per device (1; V for interleaved; 2 for zbv); CheckOptions must have passed.
+  virtual int ChunksPerDevice(const ScheduleOptions& /*options*/) const { return 1; }
+  // The device of model chunk `chunk` (0 <= chunk < stages * ChunksPerDevice) on `stages`
+  // devices: the chunk itself with one chunk per device. Build's chunk_device follows it.
+  virtual int ChunkDevice(int chunk, int /*stages*/, const ScheduleOptions& /*options*/) const {
+    return chunk;
+  }
   // Builds the op lists for `stages` >= 1 devices and `micro_batches` >= 1 micro-batches;
-  // Check must have passed.
+  // CheckOptions and Check must have passed. Leaves Schedule::kind to BuildSchedule.
   virtual Schedule Build(int stages, int micro_batches, const ScheduleOptions& options) const = 0;
 };
 
@@ -79,14 +122,23 @@ class ScheduleKind {
 const std::vector<const ScheduleKind*>& ScheduleKinds();
 // nullptr when unknown.
 const ScheduleKind* FindScheduleKind(std::string_view name);
-// "gpipe, 1f1b" for messages.
+// "gpipe, 1f1b, ..." for messages and --help.
 std::string ScheduleNames();
-// Builds a schedule by name; an unknown name, a count < 1 or a failed Check is an error.
+// The kinds whose traits say `plan --stages auto` tries them by default, in registry order.
+std::vector<std::string> SearchedScheduleNames();
+// Builds a schedule by name and sets its `kind`; an unknown name, a count < 1 or a failed
+// CheckOptions or Check is an error.
 Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batches,
                                const ScheduleOptions& options = {});
 
 // Whether the schedule runs separate input- and weight-gradient ops (I and W) instead of B.
 bool SplitsBackward(const Schedule& schedule);
+// The kind's step-search bounds; for a schedule without a kind, kOneChunkFullBackward when it
+// has one chunk per device and no split backward, else kChunked.
+StepBoundsFamily StepBounds(const Schedule& schedule);
+// Whether `--recompute all|auto` is available; without a kind, when the schedule has one
+// chunk per device and no split backward.
+bool SupportsPerStageRecompute(const Schedule& schedule);
 
 // Checks that every chunk runs, on its own device, F of each micro-batch exactly once and
 // then either B once or I once followed by W once.

@@ -19,6 +19,16 @@ class ZbH1 final : public ScheduleKind {
   std::string_view summary() const override {
     return "1f1b with backward split into I and W, Ws delayed into the drain; 1f1b's memory";
   }
+  // torch.distributed.pipelining has no class for it (one stage per rank, split backward).
+  ScheduleTraits traits() const override {
+    return {.splits_backward = true,
+            .step_bounds = StepBoundsFamily::kChunked,
+            .per_stage_recompute = false,
+            .searched_by_default = true,
+            .torch_class = "",
+            .megatron = FrameworkFit::kOwnSchedule,
+            .torchgpipe = FrameworkFit::kOwnSchedule};
+  }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     const int p = stages, m = micro_batches;
     Schedule s{std::string(name()), p, m, {}, {}};

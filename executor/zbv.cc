@@ -23,11 +23,25 @@ class Zbv final : public ScheduleKind {
   std::string_view summary() const override {
     return "zero bubble V: two chunks per device in a V, backward split into I and W";
   }
-  Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
+  // Megatron-LM places chunk c on stage c mod p, not in a V.
+  ScheduleTraits traits() const override {
+    return {.splits_backward = true,
+            .step_bounds = StepBoundsFamily::kChunked,
+            .per_stage_recompute = false,
+            .searched_by_default = true,
+            .torch_class = "ScheduleZBVZeroBubble",
+            .megatron = FrameworkFit::kNo,
+            .torchgpipe = FrameworkFit::kNo};
+  }
+  int ChunksPerDevice(const ScheduleOptions& /*options*/) const override { return 2; }
+  int ChunkDevice(int chunk, int stages, const ScheduleOptions& /*options*/) const override {
+    return chunk < stages ? chunk : 2 * stages - 1 - chunk;
+  }
+  Schedule Build(int stages, int micro_batches, const ScheduleOptions& options) const override {
     const int p = stages, m = micro_batches;
     const int n = std::max(2 * p - 1, m);
     Schedule s{std::string(name()), p, m, {}, {}};
-    for (int c = 0; c < 2 * p; ++c) s.chunk_device.push_back(c < p ? c : 2 * p - 1 - c);
+    for (int c = 0; c < 2 * p; ++c) s.chunk_device.push_back(ChunkDevice(c, p, options));
     s.stages.resize(p);
     for (int d = 0; d < p; ++d) {
       const std::array<int, 2> chunk = {d, 2 * p - 1 - d};

@@ -129,9 +129,7 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
     return Status::Error("--recompute must be none, all or auto (got \"" + request.recompute +
                          "\")");
   }
-  const bool one_chunk_full_backward =
-      context.num_chunks() == context.num_devices() && !context.splits_backward;
-  if (*mode != RecomputeMode::kNone && !one_chunk_full_backward) {
+  if (*mode != RecomputeMode::kNone && !SupportsPerStageRecompute(context.schedule)) {
     return Status::Error("--recompute with schedule " + context.schedule.name +
                          " is not available yet");
   }

@@ -12,6 +12,7 @@
 #include "core/model.h"
 #include "core/plan.h"
 #include "core/profile.h"
+#include "executor/schedule.h"
 #include "partitioner/devices.h"
 
 namespace pp {
@@ -28,10 +29,10 @@ struct ProfilesAtSize {
 struct SearchSpace {
   int gpus_total = 0;        // G
   int64_t global_batch = 0;  // N samples per step, over all replicas
-  // Schedules tried for every shape; interleaved with the request's `virtual_stages` chunks
-  // per device where m is a multiple of p. Chunked schedules need p >= 2 and at least one
-  // layer per chunk.
-  std::vector<std::string> schedules = {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"};
+  // Schedules tried for every shape (by default the registered kinds that opt in,
+  // executor/schedule.h); interleaved with the request's `virtual_stages` chunks per device
+  // where m is a multiple of p. Chunked schedules need p >= 2 and at least one layer per chunk.
+  std::vector<std::string> schedules = SearchedScheduleNames();
   // Also plan each shape with --recompute auto (needs the request's model; gpipe and 1f1b).
   bool recompute_lever = true;
   size_t top = 10;

@@ -122,6 +122,20 @@ std::vector<int64_t> MicroBatchSizeCandidates(int gpus_total, int64_t global_bat
   return sizes;
 }
 
+// "gpipe, 1f1b or zb-h1": the registered kinds with one chunk per device, those whose least
+// fitting memory limit the search reports.
+std::string OneChunkKindNames() {
+  std::vector<std::string_view> names;
+  for (const ScheduleKind* k : ScheduleKinds()) {
+    if (k->ChunksPerDevice(ScheduleOptions{}) == 1) names.push_back(k->name());
+  }
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
+  }
+  return out;
+}
+
 Result<SearchResult> SearchPlans(const PlanRequest& request) {
   if (!request.search) return Status::Error("the request names no search space (--stages auto)");
   const SearchSpace& space = *request.search;
@@ -271,8 +285,8 @@ Result<SearchResult> SearchPlans(const PlanRequest& request) {
                                                              : static_cast<uint64_t>(least_need);
     return Status::Error("no candidate of the search fits the memory limit of " +
                          FormatBytes(*request.memory_limit) +
-                         "; the smallest limit under which one fits (gpipe, 1f1b or zb-h1, "
-                         "without recomputation) is " + FormatBytes(least) + " (" +
+                         "; the smallest limit under which one fits (" + OneChunkKindNames() +
+                         ", without recomputation) is " + FormatBytes(least) + " (" +
                          std::to_string(least) + " bytes)");
   }
   std::sort(fitting.begin(), fitting.end(), Faster);

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "executor/schedule.h"
 #include "executor/simulator.h"
@@ -56,6 +60,65 @@ TEST(Interleaved, PlacementOrderAndConstraints) {
   EXPECT_TRUE(ValidateSchedule(s).ok());
   EXPECT_FALSE(BuildSchedule("interleaved", 4, 6, ScheduleOptions{2}).ok());  // 6 % 4 != 0
   EXPECT_FALSE(BuildSchedule("interleaved", 4, 8, ScheduleOptions{1}).ok());
+}
+
+// torch.distributed.pipelining's ScheduleInterleaved1F1B order for rank `rank`, re-derived from
+// its documented phase logic: rounds r = max(1, m / p) of n = m / r micro-batches; w =
+// min((V - 1) n + 2 (p - 1 - rank), m V) warm-up forwards, then forward/backward pairs, then
+// the backwards; op k's forward goes to local stage (k / n) mod V and its backward (counting
+// from the first backward) to V - 1 - (that index); each stage numbers its own micro-batches
+// in the order it meets them. Megatron-LM's table with groups of p gives the same order.
+std::vector<std::string> FrameworkInterleavedOrder(int p, int m, int v, int rank) {
+  const int rounds = std::max(1, m / p), n = m / rounds, total = m * v;
+  const int warmup = std::min((v - 1) * n + 2 * (p - 1 - rank), total);
+  std::map<int, int> next_forward, next_backward;  // global stage -> next micro-batch
+  std::vector<std::string> ops;
+  auto forward = [&](int step) {
+    const int stage = ((step / n) % v) * p + rank;
+    ops.push_back(std::to_string(stage) + "F" + std::to_string(next_forward[stage]++));
+  };
+  auto backward = [&](int step) {
+    const int stage = (v - 1 - ((step - warmup) / n) % v) * p + rank;
+    ops.push_back(std::to_string(stage) + "B" + std::to_string(next_backward[stage]++));
+  };
+  for (int step = 0; step < total + warmup; ++step) {  // w forwards, m V - w pairs, w backwards
+    if (step < warmup) {
+      forward(step);
+    } else if (step < total) {
+      forward(step);
+      backward(step);
+    } else {
+      backward(step);
+    }
+  }
+  return ops;
+}
+
+std::vector<std::string> OurOrder(const Schedule& s, int device) {
+  std::vector<std::string> ops;
+  for (const PipelineOp& op : s.stages[device]) ops.push_back(OpText(op, op.chunk));
+  return ops;
+}
+
+TEST(Interleaved, FollowsTheFrameworksOrderForEveryM) {
+  // p = 4, m = 4, V = 2, device 3 (worked by hand): 4 warm-up forwards of chunk 3, then
+  // chunk 7 alternates forward and backward, then chunk 3's backwards.
+  const std::vector<std::string> device3 = {"3F0", "3F1", "3F2", "3F3", "7F0", "7B0",
+                                            "7F1", "7B1", "7F2", "7B2", "7F3", "7B3",
+                                            "3B0", "3B1", "3B2", "3B3"};
+  EXPECT_EQ(OurOrder(*BuildSchedule("interleaved", 4, 4, ScheduleOptions{2}), 3), device3);
+  const std::pair<int, int> shapes[] = {{2, 2}, {4, 2}, {8, 2}, {2, 3}, {4, 3}};  // (p, V)
+  for (const auto& [p, v] : shapes) {
+    for (int m = p; m <= 3 * p; m += p) {
+      Result<Schedule> s = BuildSchedule("interleaved", p, m, ScheduleOptions{v});
+      ASSERT_TRUE(s.ok()) << s.message();
+      ASSERT_TRUE(ValidateSchedule(*s).ok());
+      for (int d = 0; d < p; ++d) {
+        EXPECT_EQ(OurOrder(*s, d), FrameworkInterleavedOrder(p, m, v, d))
+            << "p=" << p << " V=" << v << " m=" << m << " device " << d;
+      }
+    }
+  }
 }
 
 TEST(ZbH1, IdleIsAThirdOfOneFOneBWithEqualOps) {

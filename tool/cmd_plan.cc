@@ -267,9 +267,10 @@ int RunOne(const PlanFlags& f) {
     Result<std::vector<int>> b = ParseBoundaries(f.boundaries);
     if (!b.ok()) return Fail(b.status());
     // Chunks per device of the schedule (1, or V for interleaved, 2 for zbv).
-    Result<Schedule> one = BuildSchedule(f.schedule, 1, 1, ScheduleOptions{f.virtual_stages});
-    if (!one.ok()) return Fail(one.status());
-    const int per_device = NumChunks(*one);
+    const ScheduleKind* kind = FindScheduleKind(f.schedule);  // known: checked above
+    const ScheduleOptions options{f.virtual_stages};
+    if (Status s = kind->CheckOptions(options); !s.ok()) return Fail(s);
+    const int per_device = kind->ChunksPerDevice(options);
     const int chunks = static_cast<int>(b->size()) + 1;
     if ((f.stages != 0 && f.stages * per_device != chunks) || chunks % per_device != 0) {
       return Fail("--boundaries gives " + std::to_string(chunks) + " stages but " +

@@ -1,5 +1,6 @@
 // torchgpipe / fairscale Pipe: `balance`, the number of layers per stage (each > 0, summing
 // to the layer count), and `chunks`, the micro-batch count. Pipe runs a GPipe schedule.
+#include "executor/schedule.h"
 #include "partitioner/export/targets.h"
 
 namespace pp {
@@ -12,7 +13,10 @@ class Gpipe final : public Exporter {
 
   Result<std::string> Export(const Plan& plan, const ExportOptions&) const override {
     const std::vector<Chunk> chunks = ChunksOf(plan);
-    if (chunks.size() != static_cast<size_t>(plan.num_stages)) {
+    // A kind not registered (an older plan's) runs under Pipe's GPipe schedule.
+    const ScheduleKind* kind = FindScheduleKind(plan.schedule);
+    const FrameworkFit fit = kind ? kind->traits().torchgpipe : FrameworkFit::kOwnSchedule;
+    if (chunks.size() != static_cast<size_t>(plan.num_stages) || fit == FrameworkFit::kNo) {
       return Status::Error("this plan cannot be expressed for torchgpipe: Pipe has no virtual "
                            "stages");
     }
@@ -21,7 +25,7 @@ class Gpipe final : public Exporter {
       balance += (balance.empty() ? "" : ", ") + std::to_string(c.size());
     }
     std::string out = HeaderComment(plan, "torchgpipe / fairscale Pipe");
-    if (plan.schedule != "gpipe") {
+    if (fit != FrameworkFit::kSame) {
       out += "# Pipe runs a GPipe schedule; this plan was predicted for " + plan.schedule + "\n";
     }
     out += "# model = GPipe(nn.Sequential(<the plan's layers in order>), balance=balance, "

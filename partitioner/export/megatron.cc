@@ -8,6 +8,7 @@
 // so "Et*3|t*4|t*4|t*2L". The first/last flags are used when every stage but the first
 // and/or last holds the same number of blocks and the first and last hold at least one;
 // Megatron-LM then gives the first stage A blocks, the last B and divides the rest evenly.
+#include "executor/schedule.h"
 #include "partitioner/export/targets.h"
 
 namespace pp {
@@ -87,11 +88,15 @@ class Megatron final : public Exporter {
     int total = 0;
     for (int t : blocks) total += t;
     std::string out = HeaderComment(plan, "Megatron-LM");
-    if (plan.schedule == "zbv") {
+    // A kind not registered (an older plan's) runs under Megatron-LM's own schedule.
+    const ScheduleKind* kind = FindScheduleKind(plan.schedule);
+    const FrameworkFit fit = kind ? kind->traits().megatron : FrameworkFit::kOwnSchedule;
+    if (fit == FrameworkFit::kNo) {
       return Status::Error("this plan cannot be expressed for Megatron-LM: its virtual stages "
-                           "place chunk c on stage c mod p, not in zbv's V shape");
+                           "place chunk c on stage c mod p, not where schedule " +
+                           plan.schedule + " places it");
     }
-    if (plan.schedule != "1f1b" && plan.schedule != "interleaved") {
+    if (fit == FrameworkFit::kOwnSchedule) {
       out += "# Megatron-LM runs its own 1F1B schedule; this plan was predicted for " +
              plan.schedule + "\n";
     }

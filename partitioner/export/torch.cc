@@ -3,20 +3,11 @@
 // module names through --module-prefix. A stage may not begin at a loss layer: torch
 // computes the loss in the schedule's loss_fn, outside the traced model.
 #include "core/model.h"
+#include "executor/schedule.h"
 #include "partitioner/export/targets.h"
 
 namespace pp {
 namespace {
-
-struct ScheduleClass {
-  std::string_view schedule;
-  std::string_view python_class;
-};
-// zb-h1 has no torch class of its own (one stage per rank with a split backward).
-constexpr ScheduleClass kScheduleClasses[] = {{"gpipe", "ScheduleGPipe"},
-                                              {"1f1b", "Schedule1F1B"},
-                                              {"interleaved", "ScheduleInterleaved1F1B"},
-                                              {"zbv", "ScheduleZBVZeroBubble"}};
 
 class Torch final : public Exporter {
  public:
@@ -26,10 +17,9 @@ class Torch final : public Exporter {
   }
 
   Result<std::string> Export(const Plan& plan, const ExportOptions& options) const override {
-    std::string_view schedule_class;
-    for (const ScheduleClass& c : kScheduleClasses) {
-      if (c.schedule == plan.schedule) schedule_class = c.python_class;
-    }
+    // The kind's torch class (executor/schedule.h); some kinds have none.
+    const ScheduleKind* kind = FindScheduleKind(plan.schedule);
+    const std::string_view schedule_class = kind ? kind->traits().torch_class : "";
     if (schedule_class.empty()) {
       return Status::Error("this plan cannot be expressed for torch.distributed.pipelining: no "
                            "schedule class is known for schedule \"" + plan.schedule + "\"");
