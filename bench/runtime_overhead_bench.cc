@@ -1,11 +1,12 @@
 // Host overhead per op of the runtime driver (RunPipeline): a schedule of empty ops whose only
-// work is the transport handoff, so what is timed is the driver, the per-op bookkeeping and
-// the handoff between device threads. Target: under 20 us per op.
+// work is the transport handoff, so what is timed is the driver, the chunk runner's per-op
+// bookkeeping and the handoff between device threads. Target: under 20 us per op.
 //   runtime_overhead_bench [--cuda] [--stages P] [--micro-batches M] [--steps N]
 // cpu:  HostTransport, one float per message.
 // cuda: CudaTransport on GPU 0 (messages in place, as between virtual devices), start/end
 //       events per op and an event wait per input, read back once per step (the cuda
 //       backend's protocol without kernels). Needs a GPU.
+// Both are PipelineDevices without math under the same ChunkRunner as the real backends.
 // Prints one JSON object: per-op overhead = median step wall time / ops per device.
 #include <algorithm>
 #include <chrono>
@@ -15,8 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "executor/host_clock.h"
+#include "executor/pipeline_device.h"
 #include "executor/runtime.h"
 #include "executor/schedule.h"
+#include "executor/transport.h"
 #if PP_HAVE_CUDA
 #include "executor/cuda_transport.h"
 #include "layers/green_context.h"
@@ -27,35 +31,42 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Receives its input and sends its output, one float each; nothing else.
-class HostFakeRunner final : public StageRunner {
+// Receives its input and sends its output, one float each; no math.
+class HostFakeDevice final : public PipelineDevice {
  public:
-  HostFakeRunner(int device, int chunks, Transport* transport)
-      : device_(device), chunks_(chunks), transport_(transport) {}
+  explicit HostFakeDevice(Transport* transport) : transport_(transport) {}
+  Status Setup(const DeviceLayout& layout) override {
+    clock_.Resize(layout.ops_per_step);
+    return Status::Ok();
+  }
+  bool PassesGradient(int) const override { return true; }
   Status BeginStep(int) override {
-    timings_.clear();
-    start_ = Clock::now();
+    clock_.StartStep();
     return Status::Ok();
   }
-  Status Run(const PipelineOp& op, int chunk) override {
-    const double t0 = Ms();
+  Status Receive(const OpCall& call) override {
     float v = 0;
-    const bool forward = op.kind == OpKind::kForward;
-    if (forward && chunk > 0) {
-      PP_RETURN_IF_ERROR(transport_->Receive({chunk, false, op.micro_batch}, &v, 1, 10));
-    } else if (!forward && chunk + 1 < chunks_) {
-      PP_RETURN_IF_ERROR(transport_->Receive({chunk, true, op.micro_batch}, &v, 1, 10));
-    }
-    if (forward && chunk + 1 < chunks_) {
-      PP_RETURN_IF_ERROR(transport_->Send({chunk + 1, false, op.micro_batch}, &v, 1));
-    } else if (!forward && chunk > 0) {
-      PP_RETURN_IF_ERROR(transport_->Send({chunk - 1, true, op.micro_batch}, &v, 1));
-    }
-    timings_.push_back({device_, op, t0, Ms()});
+    return transport_->Receive(*call.input, &v, 1, 10);
+  }
+  Status MarkStart(const OpCall& call) override {
+    clock_.MarkStart(call.index);
     return Status::Ok();
   }
-  Status EndStep(std::vector<OpTiming>* timings, double* loss) override {
-    *timings = timings_;
+  Status MarkEnd(const OpCall& call) override {
+    clock_.MarkEnd(call.index);
+    return Status::Ok();
+  }
+  Status Forward(const OpCall&) override { return Status::Ok(); }
+  Status Recompute(const OpCall&) override { return Status::Ok(); }
+  Status Backward(const OpCall&) override { return Status::Ok(); }
+  Status BackwardInput(const OpCall&) override { return Status::Ok(); }
+  Status BackwardWeight(const OpCall&) override { return Status::Ok(); }
+  Status Send(const OpCall& call) override {
+    const float v = 0;
+    return transport_->Send(*call.output, &v, 1);
+  }
+  Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss) override {
+    clock_.Read(ops, spans);
     *loss = 0;
     return Status::Ok();
   }
@@ -64,13 +75,8 @@ class HostFakeRunner final : public StageRunner {
                      std::vector<std::vector<float>>*) const override {}
 
  private:
-  double Ms() const {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
-  }
-  int device_, chunks_;
   Transport* transport_;
-  Clock::time_point start_;
-  std::vector<OpTiming> timings_;
+  HostClock clock_;
 };
 
 #if PP_HAVE_CUDA
@@ -80,52 +86,60 @@ Status CudaOk(cudaError_t e, const char* what) {
 }
 #define PP_CUDA_OK(call) PP_RETURN_IF_ERROR(CudaOk((call), #call))
 
-class CudaFakeRunner final : public StageRunner {
+// The cuda backend's protocol without kernels: an event wait per input, start and end events
+// per op on one stream, the end event handed on as the message's ready signal, the events
+// read back once per step.
+class CudaFakeDevice final : public PipelineDevice {
  public:
-  CudaFakeRunner(int device, int chunks, const std::vector<PipelineOp>& ops, CudaTransport* t)
-      : device_(device), chunks_(chunks), ops_(ops), transport_(t) {}
-  ~CudaFakeRunner() override {
+  explicit CudaFakeDevice(CudaTransport* t) : transport_(t) {}
+  ~CudaFakeDevice() override {
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
   }
-  Status Setup() {
+  CudaFakeDevice(const CudaFakeDevice&) = delete;
+  CudaFakeDevice& operator=(const CudaFakeDevice&) = delete;
+  Status Setup(const DeviceLayout& layout) override {
     PP_CUDA_OK(cudaSetDevice(0));
     PP_CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    events_.resize(2 * ops_.size() + 1);
+    events_.resize(2 * static_cast<size_t>(layout.ops_per_step) + 1);
     for (cudaEvent_t& e : events_) PP_CUDA_OK(cudaEventCreate(&e));
     return Status::Ok();
   }
+  bool PassesGradient(int) const override { return true; }
   Status BeginStep(int) override {
     PP_CUDA_OK(cudaSetDevice(0));
-    index_ = 0;
     PP_CUDA_OK(cudaEventRecord(events_.back(), stream_));
     return Status::Ok();
   }
-  Status Run(const PipelineOp& op, int chunk) override {
-    const bool forward = op.kind == OpKind::kForward;
-    if ((forward && chunk > 0) || (!forward && chunk + 1 < chunks_)) {
-      Result<const void*> in = transport_->Receive({chunk, !forward, op.micro_batch}, stream_, 10);
-      if (!in.ok()) return in.status();
-    }
-    cudaEvent_t start = events_[2 * index_], end = events_[2 * index_ + 1];
-    ++index_;
-    PP_CUDA_OK(cudaEventRecord(start, stream_));
-    PP_CUDA_OK(cudaEventRecord(end, stream_));
-    if (forward && chunk + 1 < chunks_) {
-      return transport_->Send({chunk + 1, false, op.micro_batch}, end, stream_);
-    }
-    if (!forward && chunk > 0) return transport_->Send({chunk - 1, true, op.micro_batch}, end, stream_);
+  Status Receive(const OpCall& call) override {
+    Result<const void*> in = transport_->Receive(*call.input, stream_, 10);
+    return in.ok() ? Status::Ok() : in.status();
+  }
+  Status MarkStart(const OpCall& call) override {
+    PP_CUDA_OK(cudaEventRecord(events_[2 * call.index], stream_));
     return Status::Ok();
   }
-  Status EndStep(std::vector<OpTiming>* timings, double* loss) override {
+  Status MarkEnd(const OpCall& call) override {
+    PP_CUDA_OK(cudaEventRecord(events_[2 * call.index + 1], stream_));
+    return Status::Ok();
+  }
+  Status Forward(const OpCall&) override { return Status::Ok(); }
+  Status Recompute(const OpCall&) override { return Status::Ok(); }
+  Status Backward(const OpCall&) override { return Status::Ok(); }
+  Status BackwardInput(const OpCall&) override { return Status::Ok(); }
+  Status BackwardWeight(const OpCall&) override { return Status::Ok(); }
+  Status Send(const OpCall& call) override {
+    return transport_->Send(*call.output, events_[2 * call.index + 1], stream_);
+  }
+  Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss) override {
     PP_CUDA_OK(cudaStreamSynchronize(stream_));
-    timings->clear();
-    for (int i = 0; i < index_; ++i) {
+    spans->clear();
+    for (int i = 0; i < ops; ++i) {
       float a = 0, b = 0;
       PP_CUDA_OK(cudaEventElapsedTime(&a, events_.back(), events_[2 * i]));
       PP_CUDA_OK(cudaEventElapsedTime(&b, events_.back(), events_[2 * i + 1]));
-      timings->push_back({device_, ops_[i], a, b});
+      spans->push_back({a, b});
     }
     *loss = 0;
     return Status::Ok();
@@ -135,12 +149,9 @@ class CudaFakeRunner final : public StageRunner {
                      std::vector<std::vector<float>>*) const override {}
 
  private:
-  int device_, chunks_;
-  std::vector<PipelineOp> ops_;
   CudaTransport* transport_;
   cudaStream_t stream_ = nullptr;
   std::vector<cudaEvent_t> events_;
-  int index_ = 0;
 };
 #endif
 
@@ -167,19 +178,18 @@ int Main(int argc, char** argv) {
   RunOptions options;
   options.steps = steps;
   options.warmup_steps = 2;
-  std::vector<std::unique_ptr<StageRunner>> runners;
+  std::vector<std::unique_ptr<PipelineDevice>> devices;
   HostTransport host;
-  Transport* transport = &host;
+  AbortRun abort = [&host] { host.Abort(); };
 #if PP_HAVE_CUDA
   CudaTransport device;
-  AbortForwarder forwarder(&device);
   if (use_cuda) {
     int visible = 0;
     if (Status s = VisibleGpus(&visible); !s.ok()) {
       std::fprintf(stderr, "%s\n", s.message().c_str());
       return 2;
     }
-    transport = &forwarder;
+    abort = [&device] { device.Abort(); };
     for (int c = 1; c < p; ++c) {
       Status s = device.AddChannel(c, false, 4, m, c - 1, 0, c, 0);
       if (s.ok()) s = device.AddChannel(c - 1, true, 4, m, c, 0, c - 1, 0);
@@ -188,14 +198,7 @@ int Main(int argc, char** argv) {
         return 1;
       }
     }
-    for (int d = 0; d < p; ++d) {
-      auto r = std::make_unique<CudaFakeRunner>(d, p, schedule->stages[d], &device);
-      if (Status s = r->Setup(); !s.ok()) {
-        std::fprintf(stderr, "%s\n", s.message().c_str());
-        return 1;
-      }
-      runners.push_back(std::move(r));
-    }
+    for (int d = 0; d < p; ++d) devices.push_back(std::make_unique<CudaFakeDevice>(&device));
   }
 #else
   if (use_cuda) {
@@ -204,10 +207,13 @@ int Main(int argc, char** argv) {
   }
 #endif
   if (!use_cuda) {
-    for (int d = 0; d < p; ++d) runners.push_back(std::make_unique<HostFakeRunner>(d, p, &host));
+    for (int d = 0; d < p; ++d) devices.push_back(std::make_unique<HostFakeDevice>(&host));
   }
+  std::vector<ChunkRange> chunks;
+  for (int c = 0; c < p; ++c) chunks.push_back({c, c});
   const auto t0 = Clock::now();
-  Result<RunResult> r = RunPipeline(*schedule, 1, std::move(runners), transport, options);
+  Result<RunResult> r =
+      RunPipeline(*schedule, 1, chunks, std::move(devices), abort, options);
   const double wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (!r.ok()) {
     std::fprintf(stderr, "%s\n", r.message().c_str());

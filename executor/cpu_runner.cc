@@ -1,29 +1,27 @@
-// The cpu backend's StageRunner: the CPU reference layers (fp32) of one device's chunks, with
-// everything allocated once per chunk and carved out of one arena:
+// The cpu backend's PipelineDevice (cpu_runner.h): the CPU reference layers (fp32) of one
+// device's chunks, with everything allocated once per chunk and carved out of one arena:
 //   per layer:  parameters, gradients, AdamW moments m and v
 //   per slot:   each layer's kept activations and, when the schedule splits the backward
 //               into I and W, its pending weight-gradient inputs and output gradient (a full
 //               B uses them at once, so then one pending buffer per layer serves every slot);
 //               the slot's batch data
 //   shared:     the largest workspace, two activation buffers, the chunk's input and gradient
-// A slot holds one micro-batch from its F to its B (or W); the number of slots is the chunk's
-// peak in-flight count read off the op list. A chunk that recomputes keeps per slot only its
-// input (the batch data for the first chunk) and one set of activations, rebuilt by running
-// the forward again at the start of each backward.
+// The chunk runner says which slot an op uses and when a recomputing chunk runs its forward
+// again. A chunk that recomputes keeps per slot only its input (the batch data for the first
+// chunk) and one set of activations, rebuilt by Recompute at the start of each backward.
+#include "executor/cpu_runner.h"
+
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <new>
 
-#include "executor/runtime.h"
+#include "executor/host_clock.h"
 #include "executor/synthetic_data.h"
 #include "layers/cpu_math.h"
 #include "layers/layer.h"
 
 namespace pp {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct LayerState {
   int index = 0;  // in the model
@@ -45,31 +43,148 @@ struct Chunk {
   int num_slots = 0;
   bool recompute = false;
   std::vector<float*> kept;  // recompute, after the first chunk: per slot, the chunk's input
-  std::vector<int> slot_of;  // micro-batch -> slot, -1 when none
-  std::vector<int> free_slots;
+  // The result the last op computed, for Send: the output (F) or the input gradient (B, I).
+  const float* result = nullptr;
+  int64_t result_count = 0;
   // Per slot batch data.
   std::vector<std::vector<int32_t>> tokens, labels;
   std::vector<std::vector<float>> features, targets;
 };
 
-class CpuRunner final : public StageRunner {
+class CpuDevice final : public PipelineDevice {
  public:
-  CpuRunner(const Model& model, const RunOptions& options, Transport* transport, int device,
-            int micro_batches)
-      : model_(model), options_(options), transport_(transport), device_(device),
-        micro_batches_(micro_batches),
+  CpuDevice(const Model& model, const RunOptions& options, Transport* transport)
+      : model_(model), options_(options), transport_(transport),
         data_(model.input, VocabOf(model), TargetWidthOf(model), options.seed) {}
 
-  Status AddChunk(int index, const ChunkRange& range, int num_chunks, int slots, bool split) {
-    Chunk c;
-    c.index = index;
-    c.first = index == 0;
-    c.last = index + 1 == num_chunks;
-    c.num_slots = std::max(slots, 1);
-    if (range.recompute && split) {
-      return Status::Error("chunk " + std::to_string(index) + " recomputes, which needs full "
-                           "backwards (gpipe or 1f1b)");
+  Status Setup(const DeviceLayout& layout) override {
+    micro_batches_ = layout.micro_batches;
+    clock_.Resize(layout.ops_per_step);
+    for (const ChunkSpec& spec : layout.chunks) {
+      PP_RETURN_IF_ERROR(AddChunk(spec, layout.split));
     }
+    return Status::Ok();
+  }
+
+  bool PassesGradient(int chunk) const override {
+    const Chunk* c = Find(chunk);
+    return c != nullptr && c->layers.front().layer->has_input_gradient();
+  }
+
+  Status BeginStep(int step) override {
+    step_ = step;
+    loss_sum_ = 0;
+    for (Chunk& c : chunks_) {
+      for (LayerState& ls : c.layers) {
+        std::fill(ls.grads, ls.grads + ls.layer->param_count(), 0.0f);
+      }
+    }
+    clock_.StartStep();
+    return Status::Ok();
+  }
+
+  Status Receive(const OpCall& call) override {
+    Chunk* c = Find(call.chunk);
+    if (c == nullptr) return Status::Error("chunk is not on this device");
+    if (call.input->gradient) {
+      return transport_->Receive(*call.input, c->grad, c->layers.back().layer->output_count(),
+                                 options_.timeout_s);
+    }
+    return transport_->Receive(*call.input, c->input, c->input_count, options_.timeout_s);
+  }
+
+  Status MarkStart(const OpCall& call) override {
+    if (call.index < 0 || call.index >= clock_.size()) return Status::Error("no clock mark");
+    clock_.MarkStart(call.index);
+    return Status::Ok();
+  }
+  Status MarkEnd(const OpCall& call) override {
+    if (call.index < 0 || call.index >= clock_.size()) return Status::Error("no clock mark");
+    clock_.MarkEnd(call.index);
+    return Status::Ok();
+  }
+
+  Status Forward(const OpCall& call) override {
+    Chunk* c = Find(call.chunk);
+    if (c == nullptr) return Status::Error("chunk is not on this device");
+    const int slot = call.slot;
+    if (model_.input.tokens()) {
+      data_.Tokens(step_, call.micro_batch, c->tokens[slot].data(), c->labels[slot].data());
+    } else {
+      data_.Features(step_, call.micro_batch, c->features[slot].data(), c->targets[slot].data());
+    }
+    const float* x = c->input;  // received there (the embedding reads tokens, not x)
+    if (c->first && !model_.input.tokens()) x = c->features[slot].data();
+    if (c->recompute && !c->first) std::copy(x, x + c->input_count, c->kept[slot]);
+    x = RunForward(*c, slot, x);
+    if (c->last) {
+      loss_sum_ += x[0];
+    } else {
+      c->result = x;
+      c->result_count = c->layers.back().layer->output_count();
+    }
+    return Status::Ok();
+  }
+
+  Status Recompute(const OpCall& call) override {
+    Chunk* c = Find(call.chunk);
+    if (c == nullptr) return Status::Error("chunk is not on this device");
+    if (!c->recompute) return Status::Error("the chunk keeps its activations (a bug)");
+    const int slot = call.slot;
+    const float* x = c->first ? (model_.input.tokens() ? c->input : c->features[slot].data())
+                              : c->kept[slot];
+    RunForward(*c, slot, x);
+    return Status::Ok();
+  }
+
+  Status Backward(const OpCall& call) override { return RunBackward(call, true, true); }
+  Status BackwardInput(const OpCall& call) override { return RunBackward(call, true, false); }
+  Status BackwardWeight(const OpCall& call) override { return RunBackward(call, false, true); }
+
+  Status Send(const OpCall& call) override {
+    Chunk* c = Find(call.chunk);
+    if (c == nullptr) return Status::Error("chunk is not on this device");
+    if (c->result == nullptr) return Status::Error("nothing to send (a bug)");
+    const Status s = transport_->Send(*call.output, c->result, c->result_count);
+    c->result = nullptr;
+    return s;
+  }
+
+  Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss_sum) override {
+    if (options_.optimizer) AdamW();
+    clock_.Read(ops, spans);
+    *loss_sum = loss_sum_;
+    return Status::Ok();
+  }
+
+  uint64_t allocated_bytes() const override { return allocated_; }
+
+  void CopyGradients(std::vector<std::vector<float>>* gradients,
+                     std::vector<std::vector<float>>* parameters) const override {
+    gradients->resize(std::max(gradients->size(), model_.layers.size()));
+    parameters->resize(std::max(parameters->size(), model_.layers.size()));
+    for (const Chunk& c : chunks_) {
+      for (const LayerState& ls : c.layers) {
+        const int64_t n = ls.layer->param_count();
+        (*gradients)[ls.index].assign(ls.grads, ls.grads + n);
+        (*parameters)[ls.index].assign(ls.params, ls.params + n);
+      }
+    }
+  }
+
+ private:
+  static int64_t VocabOf(const Model& m) {
+    return m.layers.front().op == LayerKind::kEmbedding ? m.layers.front().vocab : 1;
+  }
+  static int64_t TargetWidthOf(const Model& m) { return m.layers.back().in_width; }
+
+  Status AddChunk(const ChunkSpec& spec, bool split) {
+    const ChunkRange& range = spec.range;
+    Chunk c;
+    c.index = spec.index;
+    c.first = spec.first;
+    c.last = spec.last;
+    c.num_slots = std::max(spec.slots, 1);
     c.recompute = range.recompute;
     const int saved_sets = c.recompute ? 1 : c.num_slots;  // activations kept at once
     int64_t total = 0, work = 0, act = 0;
@@ -87,6 +202,7 @@ class CpuRunner final : public StageRunner {
       act = std::max({act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
       c.layers.push_back(std::move(ls));
     }
+    if (c.layers.empty()) return Status::Error("chunk " + std::to_string(c.index) + " has no layers");
     const CpuLayer<float>& head = *c.layers.front().layer;
     c.input_count = head.rows() * std::max<int64_t>(head.in_width(), 1);
     c.act_count = act;
@@ -96,7 +212,7 @@ class CpuRunner final : public StageRunner {
       c.arena.assign(static_cast<size_t>(total), 0.0f);
     } catch (const std::bad_alloc&) {
       return Status::Error("out of memory allocating " + std::to_string(4 * total) +
-                           " bytes for chunk " + std::to_string(index));
+                           " bytes for chunk " + std::to_string(c.index));
     }
     float* at = c.arena.data();
     auto take = [&at](int64_t n) {
@@ -127,8 +243,6 @@ class CpuRunner final : public StageRunner {
     if (c.recompute && !c.first) {
       for (int k = 0; k < c.num_slots; ++k) c.kept.push_back(take(c.input_count));
     }
-    c.slot_of.assign(micro_batches_, -1);
-    for (int k = c.num_slots - 1; k >= 0; --k) c.free_slots.push_back(k);
     const int64_t rows = model_.input.rows();
     const int64_t target_width = TargetWidthOf(model_);
     c.tokens.assign(c.num_slots, std::vector<int32_t>(rows));
@@ -142,75 +256,14 @@ class CpuRunner final : public StageRunner {
     return Status::Ok();
   }
 
-  Status BeginStep(int step) override {
-    step_ = step;
-    timings_.clear();
-    loss_sum_ = 0;
-    for (Chunk& c : chunks_) {
-      for (LayerState& ls : c.layers) {
-        std::fill(ls.grads, ls.grads + ls.layer->param_count(), 0.0f);
-      }
-    }
-    step_start_ = Clock::now();
-    return Status::Ok();
-  }
-
-  Status Run(const PipelineOp& op, int chunk_index) override {
-    Chunk* c = Find(chunk_index);
-    if (c == nullptr) return Status::Error("chunk is not on this device");
-    const double start = Ms(Clock::now());
-    Status s;
-    switch (op.kind) {
-      case OpKind::kForward:
-        s = Forward(*c, op.micro_batch);
-        break;
-      case OpKind::kBackward:
-        s = Backward(*c, op.micro_batch, /*input=*/true, /*weight=*/true);
-        break;
-      case OpKind::kBackwardInput:
-        s = Backward(*c, op.micro_batch, true, false);
-        break;
-      case OpKind::kBackwardWeight:
-        s = Backward(*c, op.micro_batch, false, true);
-        break;
-    }
-    timings_.push_back({device_, op, start, Ms(Clock::now())});
-    return s;
-  }
-
-  Status EndStep(std::vector<OpTiming>* timings, double* loss_sum) override {
-    if (options_.optimizer) AdamW();
-    *timings = timings_;
-    *loss_sum = loss_sum_;
-    return Status::Ok();
-  }
-
-  uint64_t allocated_bytes() const override { return allocated_; }
-
-  void CopyGradients(std::vector<std::vector<float>>* gradients,
-                     std::vector<std::vector<float>>* parameters) const override {
-    gradients->resize(model_.layers.size());
-    parameters->resize(model_.layers.size());
-    for (const Chunk& c : chunks_) {
-      for (const LayerState& ls : c.layers) {
-        const int64_t n = ls.layer->param_count();
-        (*gradients)[ls.index].assign(ls.grads, ls.grads + n);
-        (*parameters)[ls.index].assign(ls.params, ls.params + n);
-      }
-    }
-  }
-
- private:
-  static int64_t VocabOf(const Model& m) {
-    return m.layers.front().op == LayerKind::kEmbedding ? m.layers.front().vocab : 1;
-  }
-  static int64_t TargetWidthOf(const Model& m) { return m.layers.back().in_width; }
-
-  double Ms(Clock::time_point t) const {
-    return std::chrono::duration<double, std::milli>(t - step_start_).count();
-  }
   Chunk* Find(int index) {
     for (Chunk& c : chunks_) {
+      if (c.index == index) return &c;
+    }
+    return nullptr;
+  }
+  const Chunk* Find(int index) const {
+    for (const Chunk& c : chunks_) {
       if (c.index == index) return &c;
     }
     return nullptr;
@@ -222,34 +275,6 @@ class CpuRunner final : public StageRunner {
     b.labels = c.labels[slot].data();
     b.targets = c.targets.empty() ? nullptr : c.targets[slot].data();
     return b;
-  }
-
-  Status Forward(Chunk& c, int mb) {
-    if (c.slot_of[mb] >= 0) return Status::Error("ran twice");
-    if (c.free_slots.empty()) return Status::Error("no free activation slot (schedule holds more micro-batches than counted)");
-    const int slot = c.free_slots.back();
-    c.free_slots.pop_back();
-    c.slot_of[mb] = slot;
-    if (model_.input.tokens()) {
-      data_.Tokens(step_, mb, c.tokens[slot].data(), c.labels[slot].data());
-    } else {
-      data_.Features(step_, mb, c.features[slot].data(), c.targets[slot].data());
-    }
-    const float* x = c.input;
-    if (c.first) {
-      if (!model_.input.tokens()) x = c.features[slot].data();
-    } else {
-      PP_RETURN_IF_ERROR(transport_->Receive({c.index, false, mb}, c.input, c.input_count,
-                                             options_.timeout_s));
-    }
-    if (c.recompute && !c.first) std::copy(x, x + c.input_count, c.kept[slot]);
-    x = RunForward(c, slot, x);
-    const CpuLayer<float>& tail = *c.layers.back().layer;
-    if (c.last) {
-      loss_sum_ += x[0];
-      return Status::Ok();
-    }
-    return transport_->Send({c.index + 1, false, mb}, x, tail.output_count());
   }
 
   // The chunk's layers forward from `x`, keeping their activations in the slot's saved
@@ -265,25 +290,18 @@ class CpuRunner final : public StageRunner {
     return x;
   }
 
-  Status Backward(Chunk& c, int mb, bool input, bool weight) {
-    const int slot = c.slot_of[mb];
-    if (slot < 0) return Status::Error("backward before its forward");
+  // B (input and weight), I (input only) or W (weight only) on the slot of `call`; the
+  // gradient of the chunk's output was received into c.grad (the last chunk: set here).
+  Status RunBackward(const OpCall& call, bool input, bool weight) {
+    Chunk* found = Find(call.chunk);
+    if (found == nullptr) return Status::Error("chunk is not on this device");
+    Chunk& c = *found;
+    const int slot = call.slot;
     const MicroBatch batch = BatchOf(c, slot);
-    if (c.recompute) {  // rebuild the activations from the kept input (the loss is not added)
-      const float* x = c.first ? (model_.input.tokens() ? c.input : c.features[slot].data())
-                               : c.kept[slot];
-      RunForward(c, slot, x);
-    }
     if (input) {
       const float* dy = c.grad;
       const float loss_grad = 1.0f / static_cast<float>(micro_batches_);
-      if (c.last) {
-        c.grad[0] = loss_grad;  // d(mean over micro-batches)/d(this micro-batch's loss)
-      } else {
-        PP_RETURN_IF_ERROR(transport_->Receive({c.index, true, mb}, c.grad,
-                                               c.layers.back().layer->output_count(),
-                                               options_.timeout_s));
-      }
+      if (c.last) c.grad[0] = loss_grad;  // d(mean over micro-batches)/d(this micro-batch's loss)
       float* out = c.act_a;
       for (int j = static_cast<int>(c.layers.size()) - 1; j >= 0; --j) {
         LayerState& ls = c.layers[j];
@@ -299,18 +317,13 @@ class CpuRunner final : public StageRunner {
         dy = dx;
         out = out == c.act_a ? c.act_b : c.act_a;
       }
-      if (!c.first && c.layers.front().layer->has_input_gradient()) {
-        PP_RETURN_IF_ERROR(transport_->Send({c.index - 1, true, mb}, dy, c.input_count));
-      }
+      c.result = dy;  // the gradient of the chunk's input, when its head passes one
+      c.result_count = c.input_count;
     } else if (weight) {
       for (LayerState& ls : c.layers) {
         ls.layer->BackwardWeight(ls.params, ls.dy[slot], ls.saved[slot], ls.pending[slot], batch,
                                  ls.grads, c.work);
       }
-    }
-    if (weight) {
-      c.slot_of[mb] = -1;
-      c.free_slots.push_back(slot);
     }
     return Status::Ok();
   }
@@ -336,42 +349,37 @@ class CpuRunner final : public StageRunner {
   const Model& model_;
   RunOptions options_;
   Transport* transport_;
-  int device_;
-  int micro_batches_;
+  int micro_batches_ = 0;
   SyntheticData data_;
   std::vector<Chunk> chunks_;
   uint64_t allocated_ = 0;
   int step_ = 0;
   int adam_steps_ = 0;
   double loss_sum_ = 0;
-  Clock::time_point step_start_;
-  std::vector<OpTiming> timings_;
+  HostClock clock_;
 };
 
 }  // namespace
 
-Result<std::vector<std::unique_ptr<StageRunner>>> MakeCpuRunners(
-    const Model& model, const std::vector<ChunkRange>& chunks, const Schedule& schedule,
-    const RunOptions& options, Transport* transport) {
-  if (static_cast<int>(chunks.size()) != NumChunks(schedule)) {
-    return Status::Error("the plan has " + std::to_string(chunks.size()) +
-                         " chunks but its schedule runs " + std::to_string(NumChunks(schedule)));
-  }
-  const bool split = SplitsBackward(schedule);
-  const std::vector<int> slots = InFlightPerChunk(schedule);
-  std::vector<std::unique_ptr<StageRunner>> runners;
-  std::vector<CpuRunner*> raw;
+std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptions& options,
+                                              Transport* transport) {
+  return std::make_unique<CpuDevice>(model, options, transport);
+}
+
+Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& chunks,
+                           const Schedule& schedule, const RunOptions& options) {
+  HostTransport transport;
+  std::vector<std::unique_ptr<PipelineDevice>> devices;
   for (int d = 0; d < schedule.num_stages; ++d) {
-    auto r = std::make_unique<CpuRunner>(model, options, transport, d, schedule.num_micro_batches);
-    raw.push_back(r.get());
-    runners.push_back(std::move(r));
+    devices.push_back(MakeCpuDevice(model, options, &transport));
   }
-  for (int c = 0; c < static_cast<int>(chunks.size()); ++c) {
-    const Status s = raw[ChunkDevice(schedule, c)]->AddChunk(
-        c, chunks[c], static_cast<int>(chunks.size()), slots[c], split);
-    if (!s.ok()) return s.Prefixed("device " + std::to_string(ChunkDevice(schedule, c)));
-  }
-  return runners;
+  // One thread per device, each doing its own matrix products single-threaded.
+  const int blas_threads = cpu::SetBlasThreads(1);
+  Result<RunResult> result = RunPipeline(schedule, model.input.micro_batch_size, chunks,
+                                         std::move(devices), [&] { transport.Abort(); }, options);
+  cpu::SetBlasThreads(blas_threads);
+  if (result.ok()) result->device = "CPU (fp32, one thread per stage)";
+  return result;
 }
 
 }  // namespace pp

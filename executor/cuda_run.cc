@@ -1,6 +1,6 @@
-// RunOnCuda (cuda_runner.h): picks the GPUs or green-context shares, builds one
-// CudaStageRunner per device, registers the transport's channels and hands everything to the
-// same RunPipeline driver as the cpu backend.
+// RunOnCuda (cuda_runner.h): picks the GPUs or green-context shares, registers the
+// transport's channels, makes one CudaDevice per device and hands them to the same
+// RunPipeline driver as the cpu backend (which sets each device up, then runs it).
 #include <cuda_bf16.h>
 
 #include <iostream>
@@ -18,28 +18,9 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
                            const GpuSpec& spec, const GreenContexts* shares) {
   const int p = schedule.num_stages;
   const int num_chunks = static_cast<int>(chunks.size());
-  const bool split = SplitsBackward(schedule);
-  const std::vector<int> slots = InFlightPerChunk(schedule);
   auto gpu_of = [&](int d) { return spec.virtual_devices() ? spec.gpus[0] : spec.gpus[d]; };
 
   CudaTransport transport;
-  std::vector<std::unique_ptr<StageRunner>> runners;
-  for (int d = 0; d < p; ++d) {
-    CudaPlace place{d, gpu_of(d), shares, shares != nullptr ? d : -1};
-    auto runner = std::make_unique<CudaStageRunner<T>>(model, options, &transport, place, schedule);
-    std::vector<std::pair<int, ChunkRange>> mine;
-    for (int c = 0; c < num_chunks; ++c) {
-      if (ChunkDevice(schedule, c) == d) mine.push_back({c, chunks[c]});
-    }
-    Status s;
-    {
-      if (shares == nullptr) PP_CUDA_CHECK(cudaSetDevice(place.gpu));
-      ScopedShare scope(shares, d);
-      s = scope.status().ok() ? runner->Setup(mine, num_chunks, slots, split) : scope.status();
-    }
-    if (!s.ok()) return s.Prefixed("device " + std::to_string(d));
-    runners.push_back(std::move(runner));
-  }
   // Channels: activations c-1 -> c, gradients c -> c-1 (when chunk c's head passes one back).
   for (int c = 1; c < num_chunks; ++c) {
     const int from = ChunkDevice(schedule, c - 1), to = ChunkDevice(schedule, c);
@@ -65,9 +46,14 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
       return s;
     }
   }
-  AbortForwarder forwarder(&transport);
-  Result<RunResult> result = RunPipeline(schedule, model.input.micro_batch_size,
-                                         std::move(runners), &forwarder, options);
+  std::vector<std::unique_ptr<PipelineDevice>> devices;
+  for (int d = 0; d < p; ++d) {
+    const CudaPlace place{d, gpu_of(d), shares, shares != nullptr ? d : -1};
+    devices.push_back(std::make_unique<CudaDevice<T>>(model, options, &transport, place));
+  }
+  Result<RunResult> result =
+      RunPipeline(schedule, model.input.micro_batch_size, chunks, std::move(devices),
+                  [&transport] { transport.Abort(); }, options);
   if (!result.ok()) return result;
   cudaDeviceProp prop{};
   PP_CUDA_CHECK(cudaGetDeviceProperties(&prop, spec.gpus[0]));
@@ -97,10 +83,7 @@ Status CudaBackendAvailable() {
 Result<RunResult> RunOnCuda(const Model& model, const std::vector<ChunkRange>& chunks,
                             const Schedule& schedule, const RunOptions& options,
                             const CudaRunRequest& request) {
-  if (static_cast<int>(chunks.size()) != NumChunks(schedule)) {
-    return Status::Error("the plan has " + std::to_string(chunks.size()) +
-                         " chunks but its schedule runs " + std::to_string(NumChunks(schedule)));
-  }
+  PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
   int visible = 0;
   PP_RETURN_IF_ERROR(VisibleGpus(&visible));
   const int p = schedule.num_stages;

@@ -1,5 +1,5 @@
-// CudaStageRunner (cuda_stage.h): the cuda backend's ops, enqueued without host waits except
-// the transport's handoff, timed by events read back once per step in EndStep.
+// CudaDevice (cuda_stage.h): the cuda backend's ops, enqueued without host waits except the
+// transport's handoff, timed by events read back once per step in EndStep.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -60,16 +60,14 @@ Status WaitWithDeadline(cudaEvent_t event, double timeout_s) {
 }  // namespace
 
 template <typename T>
-CudaStageRunner<T>::CudaStageRunner(const Model& model, const RunOptions& options,
-                                    CudaTransport* transport, const CudaPlace& place,
-                                    const Schedule& schedule)
+CudaDevice<T>::CudaDevice(const Model& model, const RunOptions& options,
+                          CudaTransport* transport, const CudaPlace& place)
     : model_(model), options_(options), transport_(transport), place_(place),
-      micro_batches_(schedule.num_micro_batches), ops_(schedule.stages[place.device]),
       data_(model.input, model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1,
             model.layers.back().in_width, options.seed) {}
 
 template <typename T>
-CudaStageRunner<T>::~CudaStageRunner() {
+CudaDevice<T>::~CudaDevice() {
   // Teardown errors are ignored: nobody is left to tell.
   if (compute_ != nullptr) (void)cudaStreamSynchronize(compute_);
   if (copy_ != nullptr) (void)cudaStreamSynchronize(copy_);
@@ -87,25 +85,39 @@ CudaStageRunner<T>::~CudaStageRunner() {
 }
 
 template <typename T>
-Status CudaStageRunner<T>::MakeCurrent() const {
+Status CudaDevice<T>::MakeCurrent() const {
   if (place_.shares != nullptr) return place_.shares->MakeCurrent(place_.share);
   PP_CUDA_CHECK(cudaSetDevice(place_.gpu));
   return Status::Ok();
 }
 
 template <typename T>
-Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& chunks,
-                                 int num_chunks, const std::vector<int>& slots_per_chunk,
-                                 bool split) {
-  split_ = split;
+Status CudaDevice<T>::Setup(const DeviceLayout& layout) {
+  for (const ChunkSpec& spec : layout.chunks) {
+    if (spec.range.recompute) {
+      return Status::Error("chunk " + std::to_string(spec.index) + " recomputes activations, "
+                           "which the cuda backend does not do yet (--backend cpu runs it)");
+    }
+  }
+  // Setup runs on the caller's thread: the GPU selected, the share pushed and popped again.
+  if (place_.shares == nullptr) PP_CUDA_CHECK(cudaSetDevice(place_.gpu));
+  ScopedShare scope(place_.shares, place_.share);
+  if (!scope.status().ok()) return scope.status();
+  return SetupCurrent(layout);
+}
+
+template <typename T>
+Status CudaDevice<T>::SetupCurrent(const DeviceLayout& layout) {
+  split_ = layout.split;
+  micro_batches_ = layout.micro_batches;
   rows_ = model_.input.rows();
-  for (const auto& [index, range] : chunks) {
+  for (const ChunkSpec& spec : layout.chunks) {
     Chunk c;
-    c.index = index;
-    c.first = index == 0;
-    c.last = index + 1 == num_chunks;
-    c.num_slots = std::max(slots_per_chunk[index], 1);
-    for (int i = range.first_layer; i <= range.last_layer; ++i) {
+    c.index = spec.index;
+    c.first = spec.first;
+    c.last = spec.last;
+    c.num_slots = std::max(spec.slots, 1);
+    for (int i = spec.range.first_layer; i <= spec.range.last_layer; ++i) {
       auto made = MakeCudaLayer<T>(model_.layers[i], model_.input);
       if (!made.ok()) return made.status();
       LayerState ls;
@@ -113,8 +125,7 @@ Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& 
       ls.layer = std::move(*made);
       c.layers.push_back(std::move(ls));
     }
-    c.slot_of.assign(micro_batches_, -1);
-    for (int k = c.num_slots - 1; k >= 0; --k) c.free_slots.push_back(k);
+    if (c.layers.empty()) return Status::Error("chunk " + std::to_string(c.index) + " has no layers");
     needs_tokens_ |= model_.input.tokens() && (c.first || c.last);
     needs_features_ |= !model_.input.tokens() && c.first;
     needs_targets_ |= !model_.input.tokens() && c.last;
@@ -140,7 +151,7 @@ Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& 
   auto ctx = CudaContext::CreateOnStream(place_.gpu, compute_);
   if (!ctx.ok()) return ctx.status();
   ctx_ = std::move(*ctx);
-  for (size_t i = 0; i < ops_.size(); ++i) {
+  for (int i = 0; i < layout.ops_per_step; ++i) {
     cudaEvent_t a = nullptr, b = nullptr;
     PP_CUDA_CHECK(cudaEventCreate(&a));
     start_.push_back(a);
@@ -151,7 +162,7 @@ Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& 
   PP_CUDA_CHECK(cudaEventCreateWithFlags(&step_end_, cudaEventDisableTiming));
 
   size_t bytes = 0;
-  PP_RETURN_IF_ERROR(Carve(split, &bytes));
+  PP_RETURN_IF_ERROR(Carve(split_, &bytes));
   auto arena = DeviceArena::Create(bytes);
   if (!arena.ok()) {
     if (!cuda::IsOutOfMemory(arena.status())) return arena.status();
@@ -163,7 +174,7 @@ Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& 
                          std::to_string(total) + " are free on GPU " + std::to_string(place_.gpu));
   }
   arena_ = std::move(*arena);
-  PP_RETURN_IF_ERROR(Carve(split, &bytes));
+  PP_RETURN_IF_ERROR(Carve(split_, &bytes));
 
   const size_t m = static_cast<size_t>(micro_batches_);
   PP_CUDA_CHECK(cudaMallocHost(&host_ids_, sizeof(int32_t) * 2 * m * rows_));
@@ -200,7 +211,7 @@ Status CudaStageRunner<T>::Setup(const std::vector<std::pair<int, ChunkRange>>& 
 }
 
 template <typename T>
-Status CudaStageRunner<T>::Carve(bool split, size_t* bytes) {
+Status CudaDevice<T>::Carve(bool split, size_t* bytes) {
   const bool sizing = arena_ == nullptr;
   size_t total = 0;
   auto take = [&](auto* type_tag, int64_t count) {
@@ -260,17 +271,17 @@ Status CudaStageRunner<T>::Carve(bool split, size_t* bytes) {
 }
 
 template <typename T>
-uint64_t CudaStageRunner<T>::device_bytes() const {
+uint64_t CudaDevice<T>::device_bytes() const {
   return (arena_ ? arena_->capacity() : 0) + (ctx_ ? ctx_->gemm_workspace_bytes() : 0);
 }
 
 template <typename T>
-uint64_t CudaStageRunner<T>::allocated_bytes() const {
+uint64_t CudaDevice<T>::allocated_bytes() const {
   return device_bytes() + transport_->allocated_bytes(place_.device);
 }
 
 template <typename T>
-Status CudaStageRunner<T>::PrepareData(int step) {
+Status CudaDevice<T>::PrepareData(int step) {
   const int64_t m = micro_batches_;
   for (int mb = 0; mb < m; ++mb) {
     if (needs_tokens_) {
@@ -289,7 +300,7 @@ Status CudaStageRunner<T>::PrepareData(int step) {
 }
 
 template <typename T>
-CudaMicroBatch CudaStageRunner<T>::BatchOf(int mb) const {
+CudaMicroBatch CudaDevice<T>::BatchOf(int mb) const {
   CudaMicroBatch b;
   if (needs_tokens_) {
     b.tokens = tokens_ + mb * rows_;
@@ -300,7 +311,7 @@ CudaMicroBatch CudaStageRunner<T>::BatchOf(int mb) const {
 }
 
 template <typename T>
-Status CudaStageRunner<T>::BeginStep(int step) {
+Status CudaDevice<T>::BeginStep(int step) {
   PP_RETURN_IF_ERROR(MakeCurrent());
   step_ = step;
   if (prepared_step_ != step) PP_RETURN_IF_ERROR(PrepareData(step));
@@ -322,12 +333,11 @@ Status CudaStageRunner<T>::BeginStep(int step) {
   }
   PP_CUDA_CHECK(cudaMemsetAsync(grads_, 0, sizeof(T) * state_count_, compute_));
   PP_CUDA_CHECK(cudaEventRecord(step_start_, compute_));
-  op_indices_.clear();
   return Status::Ok();
 }
 
 template <typename T>
-typename CudaStageRunner<T>::Chunk* CudaStageRunner<T>::Find(int chunk) {
+typename CudaDevice<T>::Chunk* CudaDevice<T>::Find(int chunk) {
   for (Chunk& c : chunks_) {
     if (c.index == chunk) return &c;
   }
@@ -335,41 +345,57 @@ typename CudaStageRunner<T>::Chunk* CudaStageRunner<T>::Find(int chunk) {
 }
 
 template <typename T>
-Status CudaStageRunner<T>::Run(const PipelineOp& op, int chunk) {
-  Chunk* c = Find(chunk);
-  if (c == nullptr) return Status::Error("chunk is not on this device");
-  const int index = static_cast<int>(op_indices_.size());
-  if (index >= static_cast<int>(ops_.size())) return Status::Error("more ops than the list holds");
-  op_indices_.push_back(index);
-  switch (op.kind) {
-    case OpKind::kForward:
-      return Forward(*c, op.micro_batch, index);
-    case OpKind::kBackward:
-      return Backward(*c, op.micro_batch, true, true, index);
-    case OpKind::kBackwardInput:
-      return Backward(*c, op.micro_batch, true, false, index);
-    case OpKind::kBackwardWeight:
-      return Backward(*c, op.micro_batch, false, true, index);
+const typename CudaDevice<T>::Chunk* CudaDevice<T>::Find(int chunk) const {
+  for (const Chunk& c : chunks_) {
+    if (c.index == chunk) return &c;
   }
-  return Status::Error("unknown op kind");
+  return nullptr;
 }
 
 template <typename T>
-Status CudaStageRunner<T>::Forward(Chunk& c, int mb, int i) {
-  if (c.slot_of[mb] >= 0) return Status::Error("ran twice");
-  if (c.free_slots.empty()) return Status::Error("no free activation slot");
-  const int slot = c.free_slots.back();
-  c.free_slots.pop_back();
-  c.slot_of[mb] = slot;
+bool CudaDevice<T>::PassesGradient(int chunk) const {
+  const Chunk* c = Find(chunk);
+  return c != nullptr && c->layers.front().layer->has_input_gradient();
+}
+
+template <typename T>
+Status CudaDevice<T>::Receive(const OpCall& call) {
+  Result<const void*> in = transport_->Receive(*call.input, compute_, options_.timeout_s);
+  if (!in.ok()) return in.status();
+  received_ = static_cast<const T*>(*in);
+  return Status::Ok();
+}
+
+template <typename T>
+Status CudaDevice<T>::MarkStart(const OpCall& call) {
+  if (call.index < 0 || call.index >= static_cast<int>(start_.size())) {
+    return Status::Error("more ops than the list holds");
+  }
+  PP_CUDA_CHECK(cudaEventRecord(start_[call.index], compute_));
+  return Status::Ok();
+}
+
+template <typename T>
+Status CudaDevice<T>::MarkEnd(const OpCall& call) {
+  if (call.index < 0 || call.index >= static_cast<int>(end_.size())) {
+    return Status::Error("more ops than the list holds");
+  }
+  PP_CUDA_CHECK(cudaEventRecord(end_[call.index], compute_));
+  return Status::Ok();
+}
+
+template <typename T>
+Status CudaDevice<T>::Forward(const OpCall& call) {
+  Chunk* found = Find(call.chunk);
+  if (found == nullptr) return Status::Error("chunk is not on this device");
+  Chunk& c = *found;
+  const int mb = call.micro_batch, slot = call.slot;
   const T* x = act_b_;  // the embedding reads tokens, not x
-  if (!c.first) {
-    Result<const void*> in = transport_->Receive({c.index, false, mb}, compute_, options_.timeout_s);
-    if (!in.ok()) return in.status();
-    x = static_cast<const T*>(*in);
+  if (call.input) {
+    x = received_;
   } else if (needs_features_) {
     x = features_ + mb * rows_ * feature_width_;
   }
-  PP_CUDA_CHECK(cudaEventRecord(start_[i], compute_));
   const CudaMicroBatch batch = BatchOf(mb);
   T* out = act_a_;
   for (size_t j = 0; j < c.layers.size(); ++j) {
@@ -377,7 +403,7 @@ Status CudaStageRunner<T>::Forward(Chunk& c, int mb, int i) {
     T* y = out;
     if (j + 1 == c.layers.size()) {
       y = c.last ? loss_ + mb * loss_stride_
-                 : static_cast<T*>(transport_->SendBuffer({c.index + 1, false, mb}));
+                 : (call.output ? static_cast<T*>(transport_->SendBuffer(*call.output)) : nullptr);
       if (y == nullptr) return Status::Error("no channel to the next chunk (a bug)");
     }
     PP_RETURN_IF_ERROR(
@@ -385,32 +411,48 @@ Status CudaStageRunner<T>::Forward(Chunk& c, int mb, int i) {
     x = y;
     out = out == act_a_ ? act_b_ : act_a_;
   }
-  PP_CUDA_CHECK(cudaEventRecord(end_[i], compute_));
-  if (c.last) return Status::Ok();
-  return transport_->Send({c.index + 1, false, mb}, end_[i], copy_);
+  return Status::Ok();
 }
 
 template <typename T>
-Status CudaStageRunner<T>::Backward(Chunk& c, int mb, bool input, bool weight, int i) {
-  const int slot = c.slot_of[mb];
-  if (slot < 0) return Status::Error("backward before its forward");
+Status CudaDevice<T>::Recompute(const OpCall&) {
+  return Status::Error("recomputation is not available on the cuda backend yet");
+}
+
+template <typename T>
+Status CudaDevice<T>::Backward(const OpCall& call) {
+  return RunBackward(call, true, true);
+}
+
+template <typename T>
+Status CudaDevice<T>::BackwardInput(const OpCall& call) {
+  return RunBackward(call, true, false);
+}
+
+template <typename T>
+Status CudaDevice<T>::BackwardWeight(const OpCall& call) {
+  return RunBackward(call, false, true);
+}
+
+template <typename T>
+Status CudaDevice<T>::RunBackward(const OpCall& call, bool input, bool weight) {
+  Chunk* found = Find(call.chunk);
+  if (found == nullptr) return Status::Error("chunk is not on this device");
+  Chunk& c = *found;
+  const int mb = call.micro_batch, slot = call.slot;
   const CudaMicroBatch batch = BatchOf(mb);
-  bool sends = false;
   if (input) {
-    const T* dy = loss_grad_;
-    if (!c.last) {
-      Result<const void*> g = transport_->Receive({c.index, true, mb}, compute_, options_.timeout_s);
-      if (!g.ok()) return g.status();
-      dy = static_cast<const T*>(*g);
-    }
-    PP_CUDA_CHECK(cudaEventRecord(start_[i], compute_));
-    sends = !c.first && c.layers.front().layer->has_input_gradient();
+    const T* dy = call.input ? received_ : loss_grad_;
+    const bool sends = call.output.has_value();
     T* out = act_a_;
     for (int j = static_cast<int>(c.layers.size()) - 1; j >= 0; --j) {
       LayerState& ls = c.layers[j];
       const CudaLayer<T>& l = *ls.layer;
       T* dx = l.has_input_gradient() ? out : nullptr;
-      if (j == 0 && sends) dx = static_cast<T*>(transport_->SendBuffer({c.index - 1, true, mb}));
+      if (j == 0 && sends) {
+        dx = static_cast<T*>(transport_->SendBuffer(*call.output));
+        if (dx == nullptr) return Status::Error("no channel to the chunk before (a bug)");
+      }
       T* pending = split_ ? ls.pending[slot] : pending_;
       const T* params = params_ + ls.offset;
       PP_RETURN_IF_ERROR(l.BackwardInput(*ctx_, params, dy, ls.saved[slot], batch, dx, pending, work_));
@@ -426,24 +468,23 @@ Status CudaStageRunner<T>::Backward(Chunk& c, int mb, bool input, bool weight, i
       out = out == act_a_ ? act_b_ : act_a_;
     }
   } else {
-    PP_CUDA_CHECK(cudaEventRecord(start_[i], compute_));
     for (LayerState& ls : c.layers) {
       PP_RETURN_IF_ERROR(ls.layer->BackwardWeight(*ctx_, params_ + ls.offset, ls.dy[slot],
                                                   ls.saved[slot], ls.pending[slot], batch,
                                                   grads_ + ls.offset, work_));
     }
   }
-  PP_CUDA_CHECK(cudaEventRecord(end_[i], compute_));
-  if (weight) {
-    c.slot_of[mb] = -1;
-    c.free_slots.push_back(slot);
-  }
-  if (sends) return transport_->Send({c.index - 1, true, mb}, end_[i], copy_);
   return Status::Ok();
 }
 
 template <typename T>
-Status CudaStageRunner<T>::EndStep(std::vector<OpTiming>* timings, double* loss_sum) {
+Status CudaDevice<T>::Send(const OpCall& call) {
+  // The op's end event (MarkEnd) is the message's ready signal.
+  return transport_->Send(*call.output, end_[call.index], copy_);
+}
+
+template <typename T>
+Status CudaDevice<T>::EndStep(int ops, std::vector<OpSpan>* spans, double* loss_sum) {
   if (options_.optimizer) {
     AdamWConfig config;
     config.learning_rate = static_cast<float>(options_.learning_rate);
@@ -461,12 +502,13 @@ Status CudaStageRunner<T>::EndStep(std::vector<OpTiming>* timings, double* loss_
   PP_RETURN_IF_ERROR(PrepareData(step_ + 1));
   PP_RETURN_IF_ERROR(WaitWithDeadline(step_end_, options_.timeout_s));
   PP_CUDA_CHECK(cudaStreamSynchronize(copy_));
-  timings->clear();
-  for (int index : op_indices_) {
+  if (ops < 0 || ops > static_cast<int>(start_.size())) return Status::Error("more ops than the list holds");
+  spans->clear();
+  for (int index = 0; index < ops; ++index) {
     float a = 0, b = 0;
     PP_CUDA_CHECK(cudaEventElapsedTime(&a, step_start_, start_[index]));
     PP_CUDA_CHECK(cudaEventElapsedTime(&b, step_start_, end_[index]));
-    timings->push_back({place_.device, ops_[index], a, b});
+    spans->push_back({a, b});
   }
   *loss_sum = 0;
   if (has_loss) {
@@ -476,10 +518,10 @@ Status CudaStageRunner<T>::EndStep(std::vector<OpTiming>* timings, double* loss_
 }
 
 template <typename T>
-void CudaStageRunner<T>::CopyGradients(std::vector<std::vector<float>>* gradients,
+void CudaDevice<T>::CopyGradients(std::vector<std::vector<float>>* gradients,
                                        std::vector<std::vector<float>>* parameters) const {
-  gradients->resize(model_.layers.size());
-  parameters->resize(model_.layers.size());
+  gradients->resize(std::max(gradients->size(), model_.layers.size()));
+  parameters->resize(std::max(parameters->size(), model_.layers.size()));
   if (MakeCurrent().ok() && cudaStreamSynchronize(compute_) == cudaSuccess) {
     std::vector<T> staged;
     auto fetch = [&](const T* src, int64_t n, std::vector<float>* out) {
@@ -504,7 +546,7 @@ void CudaStageRunner<T>::CopyGradients(std::vector<std::vector<float>>* gradient
   }
 }
 
-template class CudaStageRunner<float>;
-template class CudaStageRunner<__nv_bfloat16>;
+template class CudaDevice<float>;
+template class CudaDevice<__nv_bfloat16>;
 
 }  // namespace pp

@@ -1,6 +1,8 @@
-// The cuda backend's StageRunner (executor/cuda_runner.h is the public face). One per runtime
-// device; created, sized and allocated on the setup thread, then driven by that device's
-// RunPipeline thread only (BeginStep makes the device or its green-context share current).
+// The cuda backend's PipelineDevice (executor/cuda_runner.h is the public face). One per
+// runtime device; sized and allocated by Setup on the thread that calls RunPipeline (which
+// makes the GPU or its green-context share current for the call), then driven by that
+// device's RunPipeline thread only (BeginStep makes the device or its share current). The
+// chunk runner decides slots, messages and when the clock marks go; this class enqueues.
 //
 // Memory, all from one DeviceArena per device, carved once:
 //   state:   params (T), grads (T), master weights (fp32, bf16 only), AdamW m and v (fp32),
@@ -12,8 +14,9 @@
 //            data of every micro-batch (tokens / labels / features / targets), the losses
 // Messages between chunks live in the CudaTransport's buffers (per micro-batch).
 // Streams: `compute` runs every op, `copy` the peer copies this device sends. Events: a
-// start and an end per op of the device's list (timing), a step start; an op's end event is
-// also the ready signal of the message it sends.
+// start and an end per op of the device's list (the clock marks), a step start; an op's end
+// event is also the ready signal of the message it sends. Receive enqueues the stream's wait
+// for the message before MarkStart records the start, so an op's time excludes the wait.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -23,8 +26,8 @@
 
 #include "core/model.h"
 #include "executor/cuda_transport.h"
+#include "executor/pipeline_device.h"
 #include "executor/runtime.h"
-#include "executor/schedule.h"
 #include "executor/synthetic_data.h"
 #include "layers/cuda_arena.h"
 #include "layers/cuda_layer.h"
@@ -41,23 +44,32 @@ struct CudaPlace {
 };
 
 template <typename T>
-class CudaStageRunner final : public StageRunner {
+class CudaDevice final : public PipelineDevice {
  public:
-  CudaStageRunner(const Model& model, const RunOptions& options, CudaTransport* transport,
-                  const CudaPlace& place, const Schedule& schedule);
-  ~CudaStageRunner() override;
-  CudaStageRunner(const CudaStageRunner&) = delete;
-  CudaStageRunner& operator=(const CudaStageRunner&) = delete;
+  CudaDevice(const Model& model, const RunOptions& options, CudaTransport* transport,
+             const CudaPlace& place);
+  ~CudaDevice() override;
+  CudaDevice(const CudaDevice&) = delete;
+  CudaDevice& operator=(const CudaDevice&) = delete;
 
-  // Builds the layers of `chunks` (model chunk index, layer range), sizes and allocates
-  // everything, uploads the initial parameters. Call with the place current (setup thread).
-  Status Setup(const std::vector<std::pair<int, ChunkRange>>& chunks, int num_chunks,
-               const std::vector<int>& slots_per_chunk, bool split);
+  // Builds the layers of the layout's chunks, sizes and allocates everything, uploads the
+  // initial parameters. Makes the place current for the call (and restores the share).
+  // Recomputing chunks are refused: recomputation is not available on this backend yet.
+  Status Setup(const DeviceLayout& layout) override;
+  bool PassesGradient(int chunk) const override;
   uint64_t device_bytes() const;  // arena + cuBLAS workspace
 
   Status BeginStep(int step) override;
-  Status Run(const PipelineOp& op, int chunk) override;
-  Status EndStep(std::vector<OpTiming>* timings, double* loss_sum) override;
+  Status Receive(const OpCall& call) override;
+  Status MarkStart(const OpCall& call) override;
+  Status MarkEnd(const OpCall& call) override;
+  Status Forward(const OpCall& call) override;
+  Status Recompute(const OpCall& call) override;
+  Status Backward(const OpCall& call) override;
+  Status BackwardInput(const OpCall& call) override;
+  Status BackwardWeight(const OpCall& call) override;
+  Status Send(const OpCall& call) override;
+  Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss_sum) override;
   uint64_t allocated_bytes() const override;
   void CopyGradients(std::vector<std::vector<float>>* gradients,
                      std::vector<std::vector<float>>* parameters) const override;
@@ -74,23 +86,23 @@ class CudaStageRunner final : public StageRunner {
     bool first = false, last = false;
     std::vector<LayerState> layers;
     int num_slots = 1;
-    std::vector<int> slot_of, free_slots;
   };
 
   Status MakeCurrent() const;
+  Status SetupCurrent(const DeviceLayout& layout);  // Setup with the place current
   Status Carve(bool split, size_t* bytes);  // sizes (arena_ null) or takes
-  Status Forward(Chunk& c, int mb, int op_index);
-  Status Backward(Chunk& c, int mb, bool input, bool weight, int op_index);
+  // B (input and weight), I (input only) or W (weight only) of `call`.
+  Status RunBackward(const OpCall& call, bool input, bool weight);
   Status PrepareData(int step);  // host side: pinned buffers for `step`
   CudaMicroBatch BatchOf(int mb) const;
   Chunk* Find(int chunk);
+  const Chunk* Find(int chunk) const;
 
   const Model& model_;
   RunOptions options_;
   CudaTransport* transport_;
   CudaPlace place_;
   int micro_batches_ = 0;
-  std::vector<PipelineOp> ops_;  // this device's list, for event indices
   SyntheticData data_;
   std::vector<Chunk> chunks_;
   bool split_ = false;
@@ -98,7 +110,8 @@ class CudaStageRunner final : public StageRunner {
   cudaStream_t compute_ = nullptr, copy_ = nullptr;
   std::unique_ptr<CudaContext> ctx_;
   std::unique_ptr<DeviceArena> arena_;
-  std::vector<cudaEvent_t> start_, end_;
+  std::vector<cudaEvent_t> start_, end_;  // per op index of the device's list
+  const T* received_ = nullptr;           // the input of the op being run (Receive)
   cudaEvent_t step_start_ = nullptr;
   cudaEvent_t step_end_ = nullptr;  // after the optimizer and the loss copy
 
@@ -122,7 +135,6 @@ class CudaStageRunner final : public StageRunner {
 
   int step_ = 0;
   int adam_steps_ = 0;
-  std::vector<int> op_indices_;  // ops run this step, by index into ops_
 };
 
 }  // namespace pp

@@ -144,12 +144,4 @@ Result<const void*> CudaTransport::Receive(const MessageKey& key, cudaStream_t s
   return static_cast<const void*>(it->second.receive);
 }
 
-Status AbortForwarder::Send(const MessageKey&, const float*, size_t) {
-  return Status::Error("the cuda backend moves data through its DeviceTransport");
-}
-
-Status AbortForwarder::Receive(const MessageKey&, float*, size_t, double) {
-  return Status::Error("the cuda backend moves data through its DeviceTransport");
-}
-
 }  // namespace pp

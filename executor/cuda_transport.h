@@ -110,17 +110,4 @@ class CudaTransport final : public DeviceTransport {
   EventMailbox mailbox_;
 };
 
-// Lets RunPipeline (which stops a failed run through Transport::Abort) stop a DeviceTransport.
-// Its Send and Receive are never used by the cuda backend and answer an error.
-class AbortForwarder final : public Transport {
- public:
-  explicit AbortForwarder(DeviceTransport* target) : target_(target) {}
-  Status Send(const MessageKey&, const float*, size_t) override;
-  Status Receive(const MessageKey&, float*, size_t, double) override;
-  void Abort() override { target_->Abort(); }
-
- private:
-  DeviceTransport* target_;
-};
-
 }  // namespace pp

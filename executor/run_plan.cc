@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "executor/cpu_runner.h"
 #include "executor/cuda_runner.h"
 
 namespace pp {
@@ -35,13 +36,7 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
     return RunOnCuda(model, chunks, *schedule, options.run,
                      CudaRunRequest{options.gpus, plan.profile.dtype});
   }
-  HostTransport transport;
-  auto runners = MakeCpuRunners(model, chunks, *schedule, options.run, &transport);
-  if (!runners.ok()) return runners.status();
-  Result<RunResult> result = RunPipeline(*schedule, plan.micro_batch_size, std::move(*runners),
-                                         &transport, options.run);
-  if (result.ok()) result->device = "CPU (fp32, one thread per stage)";
-  return result;
+  return RunOnCpu(model, chunks, *schedule, options.run);
 }
 
 Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::string& backend) {

@@ -7,26 +7,35 @@
 #include <thread>
 
 #include "core/stats.h"
-#include "layers/cpu_math.h"
+#include "executor/chunk_runner.h"
+#include "executor/pipeline_device.h"
 
 namespace pp {
-namespace {
 
-std::string OpName(const PipelineOp& op, int chunk) {
-  return std::string(1, OpKindLetter(op.kind)) + std::to_string(op.micro_batch) + " of chunk " +
-         std::to_string(chunk);
+Status CheckRun(const Schedule& schedule, const std::vector<ChunkRange>& chunks) {
+  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
+  if (static_cast<int>(chunks.size()) != NumChunks(schedule)) {
+    return Status::Error("the plan has " + std::to_string(chunks.size()) +
+                         " chunks but its schedule runs " + std::to_string(NumChunks(schedule)));
+  }
+  return Status::Ok();
 }
 
-}  // namespace
-
 Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size,
-                              std::vector<std::unique_ptr<StageRunner>> runners,
-                              Transport* transport, const RunOptions& options) {
+                              const std::vector<ChunkRange>& chunks,
+                              std::vector<std::unique_ptr<PipelineDevice>> devices,
+                              const AbortRun& abort, const RunOptions& options) {
   const int p = schedule.num_stages;
-  if (static_cast<int>(runners.size()) != p) {
-    return Status::Error("the runtime needs one runner per device");
+  if (static_cast<int>(devices.size()) != p) {
+    return Status::Error("the runtime needs one backend per device");
   }
-  PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
+  PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
+  std::vector<std::unique_ptr<ChunkRunner>> runners;
+  for (int d = 0; d < p; ++d) {
+    runners.push_back(std::make_unique<ChunkRunner>(schedule, d, std::move(devices[d])));
+    const Status s = runners.back()->Setup(chunks);
+    if (!s.ok()) return s.Prefixed("device " + std::to_string(d));
+  }
   const int total_steps = options.warmup_steps + options.steps;
 
   std::mutex error_mu;
@@ -36,7 +45,7 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
     std::lock_guard<std::mutex> lock(error_mu);
     if (!failed.exchange(true)) {
       first_error = s;
-      transport->Abort();
+      if (abort) abort();
     }
   };
 
@@ -47,39 +56,37 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
   std::barrier sync(p);
 
   auto device_main = [&](int d) {
-    StageRunner& runner = *runners[d];
+    ChunkRunner& runner = *runners[d];
+    const std::string where = "device " + std::to_string(d);
     for (int step = 0; step < total_steps; ++step) {
       sync.arrive_and_wait();  // every device starts the step together
       if (failed) continue;
       Status s = runner.BeginStep(step);
       if (!s.ok()) {
-        fail(s.Prefixed("device " + std::to_string(d) + ", start of step " + std::to_string(step)));
+        fail(s.Prefixed(where + ", start of step " + std::to_string(step)));
         continue;
       }
-      for (const PipelineOp& op : schedule.stages[d]) {
+      for (int i = 0; i < runner.num_ops(); ++i) {
         if (failed) break;
-        const int chunk = OpChunk(schedule, d, op);
-        s = runner.Run(op, chunk);
+        s = runner.Run(i);
         if (!s.ok()) {
-          if (!failed) {
-            fail(s.Prefixed("device " + std::to_string(d) + ", " + OpName(op, chunk) +
-                            ", micro-batch " + std::to_string(op.micro_batch)));
-          }
+          const PipelineOp& op = runner.op(i);
+          const int chunk = runner.chunk_of(i);
+          fail(s.Prefixed(where + ", op " + OpText(op, chunk) + " (chunk " +
+                          std::to_string(chunk) + ", micro-batch " +
+                          std::to_string(op.micro_batch) + ")"));
           break;
         }
       }
       if (failed) continue;
       s = runner.EndStep(&timings[step][d], &losses[step][d]);
-      if (!s.ok()) fail(s.Prefixed("device " + std::to_string(d) + ", end of step"));
+      if (!s.ok()) fail(s.Prefixed(where + ", end of step"));
     }
   };
 
-  // One thread per device, each doing its own matrix products single-threaded.
-  const int blas_threads = cpu::SetBlasThreads(1);
   std::vector<std::thread> threads;
   for (int d = 0; d < p; ++d) threads.emplace_back(device_main, d);
   for (std::thread& t : threads) t.join();
-  cpu::SetBlasThreads(blas_threads);
   if (failed) return first_error;
 
   RunResult result;
@@ -116,10 +123,12 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
                          : 0.0;
   for (int d = 0; d < p; ++d) {
     result.busy_ms.push_back(Median(busy[d]));
-    result.peak_memory_bytes.push_back(runners[d]->allocated_bytes());
+    result.peak_memory_bytes.push_back(runners[d]->backend().allocated_bytes());
   }
   if (options.keep_gradients) {
-    for (const auto& r : runners) r->CopyGradients(&result.gradients, &result.parameters);
+    for (const auto& r : runners) {
+      r->backend().CopyGradients(&result.gradients, &result.parameters);
+    }
   }
   return result;
 }

@@ -1,9 +1,11 @@
 // The runtime: trains a partitioned model for a few steps with a schedule's op lists (the same
 // lists the simulator predicts from) and measures what happened. One host thread per device
-// runs its op list in order; hardware sits behind StageRunner (one per device) and Transport.
+// runs its op list in order through one ChunkRunner (executor/chunk_runner.h); each backend's
+// math, memory, messages and clock sit behind PipelineDevice (executor/pipeline_device.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +14,6 @@
 #include "core/status.h"
 #include "executor/plan_context.h"
 #include "executor/schedule.h"
-#include "executor/transport.h"
 
 namespace pp {
 
@@ -56,35 +57,24 @@ struct RunResult {
   std::string device;                          // what ran it
 };
 
-// Runs the ops of one device. Created once per device before the first step; everything it
-// needs is allocated then. Called from that device's thread only.
-class StageRunner {
- public:
-  virtual ~StageRunner() = default;
-  // Zeroes gradients; `step` selects the step's synthetic data.
-  virtual Status BeginStep(int step) = 0;
-  // Runs (or enqueues) one op; records its timing.
-  virtual Status Run(const PipelineOp& op, int chunk) = 0;
-  // Finishes the step (optimizer) and returns the ops' timings and the loss it computed
-  // (0 where the device holds no loss), relative to `step_start`.
-  virtual Status EndStep(std::vector<OpTiming>* timings, double* loss_sum) = 0;
-  virtual uint64_t allocated_bytes() const = 0;
-  // Per model layer of this device's chunks: (layer index, gradient, parameters).
-  virtual void CopyGradients(std::vector<std::vector<float>>* gradients,
-                             std::vector<std::vector<float>>* parameters) const = 0;
-};
+class PipelineDevice;  // executor/pipeline_device.h: what a backend implements
 
-// Builds the runners of the cpu backend: one per device, layers computed by the CPU reference
-// (fp32), transfers through `transport`.
-Result<std::vector<std::unique_ptr<StageRunner>>> MakeCpuRunners(
-    const Model& model, const std::vector<ChunkRange>& chunks, const Schedule& schedule,
-    const RunOptions& options, Transport* transport);
+// Ok when `chunks` and `schedule` fit together: the schedule passes ValidateSchedule and runs
+// as many model chunks as `chunks` has.
+Status CheckRun(const Schedule& schedule, const std::vector<ChunkRange>& chunks);
 
-// Trains with `runners` (one per device of `schedule`) for warm-up + timed steps and measures.
-// A failure on any device (out of memory, a timeout, a bad op) stops every device and is
-// returned naming the device, the op and the cause.
+// Stops a failing run: wakes every thread waiting for a message with an error, so that every
+// device thread returns (the backend's Transport::Abort or DeviceTransport::Abort).
+using AbortRun = std::function<void()>;
+
+// Trains the model cut into `chunks` (model order) with `schedule` on `devices` (one backend
+// per device of the schedule, each driven by a ChunkRunner of executor/chunk_runner.h) for
+// warm-up + timed steps and measures it. Sets every device up on the calling thread first, then runs one
+// thread per device. A failure on any device (out of memory, a timeout, a bad op) calls
+// `abort` once, stops every device and is returned naming the device, the op and the cause.
 Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size,
-                              std::vector<std::unique_ptr<StageRunner>> runners,
-                              Transport* transport, const RunOptions& options);
+                              const std::vector<ChunkRange>& chunks,
+                              std::vector<std::unique_ptr<PipelineDevice>> devices,
+                              const AbortRun& abort, const RunOptions& options);
 
 }  // namespace pp

@@ -1,5 +1,5 @@
 // The cuda backend of the runtime against a sequential one-stage run on the CPU reference
-// (MakeCpuRunners with p = 1, itself checked against a plain loop in runtime_test.cc): with a
+// (RunOnCpu with p = 1, itself checked against a plain loop in runtime_test.cc): with a
 // fixed seed the pipelined run's loss and every parameter's gradient agree within 1e-5
 // (norm-wise relative, fp32) for gpipe and 1f1b, p in {1,2,3,4}, m in {1,4,8}, on virtual
 // devices of GPU 0 (green contexts, or plain streams where the driver has none). Where no GPU
@@ -11,6 +11,7 @@
 #include <cmath>
 #include <thread>
 
+#include "executor/cpu_runner.h"
 #include "executor/cuda_runner.h"
 #include "executor/runtime.h"
 #include "tests/runtime_fixtures.h"
@@ -36,12 +37,8 @@ constexpr double kFp32Tolerance = 1e-5;
 // The sequential reference: one stage on the CPU, all micro-batches in order.
 RunResult Sequential(const Model& model, int m) {
   const Schedule one = *BuildSchedule("gpipe", 1, m);
-  HostTransport transport;
-  auto runners = MakeCpuRunners(model, {{0, static_cast<int>(model.layers.size()) - 1}}, one,
-                                GradientOptions(), &transport);
-  EXPECT_TRUE(runners.ok()) << runners.message();
-  Result<RunResult> r = RunPipeline(one, model.input.micro_batch_size, std::move(*runners),
-                                    &transport, GradientOptions());
+  Result<RunResult> r = RunOnCpu(model, {{0, static_cast<int>(model.layers.size()) - 1}}, one,
+                                 GradientOptions());
   EXPECT_TRUE(r.ok()) << r.message();
   return *r;
 }
