@@ -56,8 +56,8 @@ class StepBounds {
   virtual double Skip(int k, int j, int e) const = 0;
 
   // The first end e in [j, last] with Skip(k, j, e) at most `threshold`, last + 1 when none
-  // (FirstEndWithin below, with the family's Skip).
-  virtual int FirstEnd(int k, int j, int last, double threshold) const = 0;
+  // (FirstEndWithin below, with the family's Skip, starting at `guess`).
+  virtual int FirstEnd(int k, int j, int last, int guess, double threshold) const = 0;
 
   // Fixes stage k as [j, e] and returns the bound on every split that continues stages 0..k
   // (the next stage starting at e + 1).
@@ -74,12 +74,31 @@ class StepBounds {
 };
 
 // The first x in [lo, hi) with skip(x) at most `threshold`, hi when none; `skip` must not rise
-// with x (a binary search).
+// with x. Steps of 1, 2, 4, ... from `guess` bracket it, then a binary search: few calls when
+// the guess is near.
 template <typename Skip>
-int FirstEndWithin(int lo, int hi, double threshold, const Skip& skip) {
+int FirstEndWithin(int lo, int hi, int guess, double threshold, const Skip& skip) {
+  const auto above = [&](int x) { return skip(x) > threshold; };
+  guess = std::clamp(guess, lo, hi);
+  if (guess < hi && !above(guess)) {  // at most guess
+    hi = guess;
+    int step = 1;
+    while (hi - step >= lo && !above(hi - step)) {
+      hi -= step;
+      step *= 2;
+    }
+    lo = std::max(lo, hi - step + 1);
+  } else if (guess < hi) {  // above guess
+    lo = guess + 1;
+    int step = 1;
+    while (lo + step - 1 < hi && above(lo + step - 1)) {
+      lo += step;
+      step *= 2;
+    }
+    hi = std::min(hi, lo + step - 1);
+  }
   const auto ends = std::views::iota(lo, hi);
-  const auto first = std::ranges::partition_point(ends, [&](int x) { return skip(x) > threshold; });
-  return lo + static_cast<int>(first - ends.begin());
+  return lo + static_cast<int>(std::ranges::partition_point(ends, above) - ends.begin());
 }
 
 // The family for `schedule` (the one ctx.step_time_ms simulates, passing ValidateSchedule):

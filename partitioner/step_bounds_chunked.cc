@@ -71,8 +71,8 @@ class ChunkedStepBounds final : public StepBounds {
     return std::max({before.generic, BusyBound(before), low_generic_[r][x], water});
   }
 
-  int FirstEnd(int k, int j, int last, double threshold) const override {
-    return FirstEndWithin(j, last + 1, threshold, [&](int e) { return Skip(k, j, e); });
+  int FirstEnd(int k, int j, int last, int guess, double threshold) const override {
+    return FirstEndWithin(j, last + 1, guess, threshold, [&](int e) { return Skip(k, j, e); });
   }
 
   double Fix(int k, int j, int e) override {

@@ -138,8 +138,8 @@ class ClassicStepBounds final : public StepBounds {
     return lb;
   }
 
-  int FirstEnd(int k, int j, int last, double threshold) const override {
-    return FirstEndWithin(j, last + 1, threshold, [&](int e) { return Skip(k, j, e); });
+  int FirstEnd(int k, int j, int last, int guess, double threshold) const override {
+    return FirstEndWithin(j, last + 1, guess, threshold, [&](int e) { return Skip(k, j, e); });
   }
 
   double Fix(int k, int j, int e) override {

@@ -97,6 +97,7 @@ class BranchAndBound {
   // Searches every split; returns whether it finished within the budget.
   bool Run() {
     boundaries_.assign(p_ - 1, 0);
+    skipped_.assign(p_, 0);
     Visit(0, 0, 0.0);
     return !aborted_;
   }
@@ -171,9 +172,11 @@ class BranchAndBound {
     if (r == 0) {
       first_end = n_ - 1;  // the last stage ends at the last layer
     } else {
-      // Every end before the first whose Skip is within the threshold has a Bound above it
-      // too, so would be dropped: start the scan there (binary search, Skip falls).
-      first_end = bounds_->FirstEnd(k, j, last_end, Threshold());
+      // Every end before the first whose Skip is within the threshold has a bound above it
+      // too, so would be dropped: start the scan there (Skip falls, so a search finds it,
+      // guessing that it lies as far past j as it did in the last scan at this depth).
+      first_end = bounds_->FirstEnd(k, j, last_end, j + skipped_[k], Threshold());
+      skipped_[k] = first_end - j;
     }
     for (int e = first_end; e <= last_end; ++e) {
       if (!WithinMemory(k, j, e)) break;
@@ -217,6 +220,7 @@ class BranchAndBound {
   const std::chrono::steady_clock::time_point start_;
   std::vector<std::vector<char>> can_finish_;
   std::vector<int> boundaries_;
+  std::vector<int> skipped_;  // per stage: how far past its start the last scan began
   double best_ = kInf;
   std::vector<int> best_split_;
   double open_bound_ = kInf;
