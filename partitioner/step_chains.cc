@@ -9,20 +9,6 @@ double Diff(const std::vector<double>& prefix, int first, int last) {
 
 }  // namespace
 
-bool ClassicLists(const Schedule& schedule) {
-  if (!schedule.chunk_device.empty()) return false;
-  for (const auto& ops : schedule.stages) {
-    if (ops.empty() || ops.front().kind != OpKind::kForward ||
-        ops.back().kind != OpKind::kBackward) {
-      return false;
-    }
-    for (const PipelineOp& op : ops) {
-      if (op.kind != OpKind::kForward && op.kind != OpKind::kBackward) return false;
-    }
-  }
-  return true;
-}
-
 double ForwardsLeftAtFirstBackward(const std::vector<PipelineOp>& ops, int micro_batches) {
   int forwards = 0;
   while (forwards < static_cast<int>(ops.size()) && ops[forwards].kind == OpKind::kForward) {

@@ -1,6 +1,6 @@
 // What the step search's lower bounds read off a schedule's op lists (docs/cost-model.md,
 // "Bounds"): every bound is the length of a chain of ops that must run one after another, and
-// these are the counts and shapes of those chains. partitioner/step_search.cc combines them.
+// these are the counts and shapes of those chains. partitioner/step_bounds_*.cc combine them.
 #pragma once
 
 #include <algorithm>
@@ -42,9 +42,11 @@ std::vector<std::vector<double>> MinMaxRows(int n, int max_r, Cost cost) {
   return rows;
 }
 
-// One chunk per device, full backwards, every list starting with a forward and ending with a
-// backward (gpipe, 1f1b): bounds 1-6 hold.
-bool ClassicLists(const Schedule& schedule);
+// Bound 1 of a stage over layers [i, e] with `m` micro-batches, transfers left out: the
+// first forward reaches it through every layer before i, then it runs its 2m ops.
+inline double FirstPathMs(const CostModel& cost, int m, int i, int e) {
+  return (i == 0 ? 0.0 : cost.StageMs(0, i - 1)) + m * cost.StageMs(i, e);
+}
 
 // Bound 2: m - (the forwards device list `ops` runs before its first backward).
 double ForwardsLeftAtFirstBackward(const std::vector<PipelineOp>& ops, int micro_batches);

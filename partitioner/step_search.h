@@ -39,7 +39,7 @@ struct StepSearchResult {
 
 // Ok when `schedule` is one the search can take: any valid schedule (ValidateSchedule). gpipe
 // and 1f1b get bounds 1-6 of docs/cost-model.md, every other schedule (several chunks per
-// device, split backwards, lists from a CSV) the chain shapes of bound 7 and bound 8.
+// device, split backwards, lists from a CSV) bounds 7-9 (partitioner/step_bounds.h).
 Status StepSearchApplies(const Schedule& schedule);
 
 // The least ctx.step_time_ms over splits of ctx.cost's layers into ctx.num_stages non-empty

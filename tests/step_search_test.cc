@@ -11,6 +11,7 @@
 
 #include "executor/schedules.h"
 #include "partitioner/planner.h"
+#include "partitioner/step_bounds.h"
 #include "partitioner/step_search.h"
 #include "tests/test_util.h"
 
@@ -337,6 +338,25 @@ TEST(StepObjective, EqualsBruteForceOnEverySchedule) {
   }
   for (const char* s : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
     EXPECT_GT(seen[s], 40) << s;
+  }
+}
+
+// The scan start from any guess against a linear scan, on random non-rising step functions.
+TEST(StepObjective, FirstEndFromAGuessEqualsALinearScan) {
+  std::mt19937_64 rng(5);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<double> skip(uniform(0, 40));
+    double v = uniform(0, 50);
+    for (double& x : skip) x = v -= uniform(0, 3);
+    const int lo = uniform(0, static_cast<int>(skip.size()));
+    const int hi = uniform(lo, static_cast<int>(skip.size()));
+    const double threshold = uniform(-40, 50);
+    int want = lo;
+    while (want < hi && skip[want] > threshold) ++want;
+    const int guess = uniform(lo - 3, hi + 3);
+    EXPECT_EQ(FirstEndWithin(lo, hi, guess, threshold, [&](int x) { return skip[x]; }), want)
+        << "trial " << trial;
   }
 }
 
