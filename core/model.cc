@@ -1,22 +1,11 @@
 #include "core/model.h"
 
-#include <tuple>
 #include <unordered_map>
+
+#include "core/kind_entry.h"
 
 namespace pp {
 namespace {
-
-struct OpEntry {
-  LayerKind op;
-  std::string_view name;
-};
-constexpr OpEntry kOps[] = {
-    {LayerKind::kEmbedding, "embedding"},   {LayerKind::kLinear, "linear"},
-    {LayerKind::kRelu, "relu"},             {LayerKind::kGelu, "gelu"},
-    {LayerKind::kLayerNorm, "layernorm"},   {LayerKind::kRmsNorm, "rmsnorm"},
-    {LayerKind::kTransformerBlock, "transformer_block"},
-    {LayerKind::kCrossEntropy, "cross_entropy"}, {LayerKind::kMse, "mse"},
-};
 
 std::string Index(std::string_view array, size_t i) {
   return std::string(array) + "[" + std::to_string(i) + "]";
@@ -30,119 +19,40 @@ void ReadSpec(FieldReader& r, Layer* spec) {
   const std::optional<LayerKind> op = ParseLayerKind(op_name);
   if (!op) {
     std::string known;
-    for (const OpEntry& e : kOps) known += (known.empty() ? "" : ", ") + std::string(e.name);
+    for (LayerKind k : kLayerKinds) {
+      known += (known.empty() ? "" : ", ") + std::string(LayerKindName(k));
+    }
     r.Fail("op", "unknown op " + DescribeValue(Json(op_name)) + " (known: " + known + ")");
     return;
   }
   spec->op = *op;
   spec->repeated = r.Has("repeat");
   spec->repeat = spec->repeated ? r.Int("repeat", 1, kMaxLayers) : 1;
-  switch (spec->op) {
-    case LayerKind::kEmbedding:
-      spec->vocab = r.Int("vocab", 1, kMaxDim);
-      spec->hidden = r.Int("hidden", 1, kMaxDim);
-      spec->positions = r.OptInt("positions", 0, kMaxDim).value_or(0);
-      spec->token_types = r.OptInt("token_types", 0, kMaxDim).value_or(0);
-      break;
-    case LayerKind::kLinear:
-      spec->in = r.Int("in", 1, kMaxDim);
-      spec->out = r.Int("out", 1, kMaxDim);
-      spec->bias = r.Bool("bias", true);
-      spec->tied_to = r.OptString("tied_to").value_or("");
-      break;
-    case LayerKind::kLayerNorm:
-    case LayerKind::kRmsNorm:
-      spec->hidden = r.Int("hidden", 1, kMaxDim);
-      break;
-    case LayerKind::kTransformerBlock: {
-      spec->hidden = r.Int("hidden", 1, kMaxDim);
-      spec->heads = r.Int("heads", 1, kMaxDim);
-      spec->ffn = r.Int("ffn", 1, kMaxDim);
-      spec->bias = r.Bool("bias", true);
-      spec->causal = r.Bool("causal", false);
-      spec->rotary = r.Bool("rotary", false);
-      const std::string norm = r.OptString("norm").value_or("layernorm");
-      const std::string mlp = r.OptString("mlp").value_or("gelu");
-      if (!r.ok()) return;
-      if (norm == "layernorm") spec->norm = NormKind::kLayerNorm;
-      else if (norm == "rmsnorm") spec->norm = NormKind::kRmsNorm;
-      else r.Fail("norm", "must be \"layernorm\" or \"rmsnorm\" (got " + DescribeValue(Json(norm)) + ")");
-      if (mlp == "gelu") spec->mlp = MlpKind::kGelu;
-      else if (mlp == "swiglu") spec->mlp = MlpKind::kSwiglu;
-      else r.Fail("mlp", "must be \"gelu\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
-      if (r.ok() && spec->hidden % spec->heads != 0) {
-        r.Fail("heads", std::to_string(spec->heads) + " heads do not divide hidden size " +
-                            std::to_string(spec->hidden));
-      }
-      if (r.ok() && spec->rotary && (spec->hidden / spec->heads) % 2 != 0) {
-        r.Fail("rotary", "needs an even head size (hidden / heads = " +
-                             std::to_string(spec->hidden / spec->heads) + ")");
-      }
-      break;
-    }
-    case LayerKind::kRelu:
-    case LayerKind::kGelu:
-    case LayerKind::kCrossEntropy:
-    case LayerKind::kMse:
-      break;
-  }
+  KindEntry(spec->op).Read(r, spec);
 }
 
-// Infers each expanded layer's input and output widths and checks that neighbours agree.
-// `specs_path(i)` names spec i for messages.
+// Infers each expanded layer's input and output widths and checks that neighbours agree; the
+// rules of each kind are its entry's (core/kind_entry.h).
 Status InferShapes(Model& m) {
-  const bool tokens = m.input.tokens();
-  int64_t width = tokens ? 0 : m.input.features;  // 0: token ids
+  int64_t width = m.input.tokens() ? 0 : m.input.features;  // 0: token ids
   const size_t n = m.layers.size();
   for (size_t i = 0; i < n; ++i) {
     Layer& l = m.layers[i];
-    const std::string at = Index("layers", static_cast<size_t>(l.spec_index));
-    auto fail = [&](std::string_view field, const std::string& problem) {
-      return Status::Error(at + (field.empty() ? "" : "." + std::string(field)) + ": " + problem);
-    };
-    if (IsLoss(l.op) && i + 1 != n) {
-      return fail("op", std::string(LayerKindName(l.op)) + " is a loss and must be the last layer");
+    const WidthContext c(Index("layers", static_cast<size_t>(l.spec_index)), width, m.input);
+    const LayerKindEntry& kind = KindEntry(l.op);
+    if (kind.is_loss() && i + 1 != n) {
+      return c.Fail("op", std::string(kind.name()) + " is a loss and must be the last layer");
     }
-    if (width == 0 && l.op != LayerKind::kEmbedding) {
-      return fail("op", "a token model (input.seq_len) must start with an embedding layer");
+    if (width == 0 && !kind.reads_token_ids()) {
+      return c.Fail("op", "a token model (input.seq_len) must start with an embedding layer");
     }
-    if (l.op == LayerKind::kEmbedding && width != 0) {
-      return fail("op", "an embedding must be the first layer of a token model (input.seq_len)");
+    if (kind.reads_token_ids() && width != 0) {
+      return c.Fail("op", "an embedding must be the first layer of a token model (input.seq_len)");
     }
-    auto expect = [&](std::string_view field, int64_t got) -> Status {
-      if (got == width) return Status::Ok();
-      return fail(field, std::to_string(got) + " does not match the width " +
-                             std::to_string(width) + " of the previous layer's output");
-    };
     l.in_width = width;
-    switch (l.op) {
-      case LayerKind::kEmbedding:
-        if (l.positions > 0 && l.positions < m.input.seq_len) {
-          return fail("positions", std::to_string(l.positions) + " positions are fewer than input.seq_len " +
-                                       std::to_string(m.input.seq_len));
-        }
-        width = l.hidden;
-        break;
-      case LayerKind::kLinear:
-        PP_RETURN_IF_ERROR(expect("in", l.in));
-        width = l.out;
-        break;
-      case LayerKind::kLayerNorm:
-      case LayerKind::kRmsNorm:
-        PP_RETURN_IF_ERROR(expect("hidden", l.hidden));
-        break;
-      case LayerKind::kTransformerBlock:
-        if (!tokens) return fail("op", "a transformer_block needs a token model (input.seq_len)");
-        PP_RETURN_IF_ERROR(expect("hidden", l.hidden));
-        break;
-      case LayerKind::kRelu:
-      case LayerKind::kGelu:
-        break;
-      case LayerKind::kCrossEntropy:
-      case LayerKind::kMse:
-        width = 0;
-        break;
-    }
+    Result<int64_t> out = kind.OutWidth(l, c);
+    if (!out.ok()) return out.status();
+    width = *out;
     l.out_width = width;
   }
   return Status::Ok();
@@ -173,21 +83,16 @@ Status CheckTies(const Model& m) {
 
 }  // namespace
 
-std::string_view LayerKindName(LayerKind op) {
-  for (const OpEntry& e : kOps) {
-    if (e.op == op) return e.name;
-  }
-  return "?";
-}
+std::string_view LayerKindName(LayerKind op) { return KindEntry(op).name(); }
 
 std::optional<LayerKind> ParseLayerKind(std::string_view name) {
-  for (const OpEntry& e : kOps) {
-    if (e.name == name) return e.op;
+  for (LayerKind k : kLayerKinds) {
+    if (KindEntry(k).name() == name) return k;
   }
   return std::nullopt;
 }
 
-bool IsLoss(LayerKind op) { return op == LayerKind::kCrossEntropy || op == LayerKind::kMse; }
+bool IsLoss(LayerKind op) { return KindEntry(op).is_loss(); }
 
 std::string_view DTypeName(DType dtype) { return dtype == DType::kBf16 ? "bf16" : "fp32"; }
 
@@ -286,36 +191,7 @@ Json ModelToJson(const Model& m) {
     Json l;
     l["name"] = s.name;
     l["op"] = LayerKindName(s.op);
-    switch (s.op) {
-      case LayerKind::kEmbedding:
-        l["vocab"] = s.vocab;
-        l["hidden"] = s.hidden;
-        if (s.positions > 0) l["positions"] = s.positions;
-        if (s.token_types > 0) l["token_types"] = s.token_types;
-        break;
-      case LayerKind::kLinear:
-        l["in"] = s.in;
-        l["out"] = s.out;
-        l["bias"] = s.bias;
-        if (!s.tied_to.empty()) l["tied_to"] = s.tied_to;
-        break;
-      case LayerKind::kLayerNorm:
-      case LayerKind::kRmsNorm:
-        l["hidden"] = s.hidden;
-        break;
-      case LayerKind::kTransformerBlock:
-        l["hidden"] = s.hidden;
-        l["heads"] = s.heads;
-        l["ffn"] = s.ffn;
-        l["norm"] = s.norm == NormKind::kLayerNorm ? "layernorm" : "rmsnorm";
-        l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : "swiglu";
-        l["bias"] = s.bias;
-        l["causal"] = s.causal;
-        l["rotary"] = s.rotary;
-        break;
-      default:
-        break;
-    }
+    KindEntry(s.op).Write(s, &l);
     if (s.repeated) l["repeat"] = s.repeat;
     layers.push_back(std::move(l));
   }
@@ -323,42 +199,16 @@ Json ModelToJson(const Model& m) {
   return doc;
 }
 
-int64_t LayerParamCount(const Layer& l) {
-  const int64_t h = l.hidden, f = l.ffn;
-  switch (l.op) {
-    case LayerKind::kEmbedding:
-      return (l.vocab + l.positions + l.token_types) * l.hidden;
-    case LayerKind::kLinear:
-      return l.in * l.out + (l.bias ? l.out : 0);
-    case LayerKind::kLayerNorm:
-      return 2 * h;
-    case LayerKind::kRmsNorm:
-      return h;
-    case LayerKind::kTransformerBlock: {
-      const int64_t norms = 2 * (l.norm == NormKind::kLayerNorm ? 2 * h : h);
-      const int64_t attention = 4 * h * h + (l.bias ? 4 * h : 0);
-      const int64_t mlp = l.mlp == MlpKind::kGelu ? 2 * h * f + (l.bias ? f + h : 0)
-                                                  : 3 * h * f + (l.bias ? 2 * f + h : 0);
-      return norms + attention + mlp;
-    }
-    default:
-      return 0;
-  }
-}
+int64_t LayerParamCount(const Layer& l) { return KindEntry(l.op).ParamCount(l); }
 
-bool SameShape(const Layer& a, const Layer& b) {
-  auto fields = [](const Layer& l) {
-    return std::tie(l.op, l.vocab, l.hidden, l.positions, l.token_types, l.in, l.out, l.heads,
-                    l.ffn, l.bias, l.norm, l.mlp, l.causal, l.rotary, l.in_width, l.out_width);
-  };
-  return fields(a) == fields(b);
-}
+bool SameShape(const Layer& a, const Layer& b) { return a.ShapeFields() == b.ShapeFields(); }
 
 int64_t ModelParamCount(const Model& m) {
   int64_t total = 0;
   for (const Layer& l : m.layers) {
-    // A tied linear shares its weight with the embedding; only its bias is its own.
-    total += l.tied_to.empty() ? LayerParamCount(l) : (l.bias ? l.out : 0);
+    // A tied layer shares part of its weights with the layer it is tied to.
+    const LayerKindEntry& kind = KindEntry(l.op);
+    total += kind.ParamCount(l) - (l.tied_to.empty() ? 0 : kind.SharedParamCount(l));
   }
   return total;
 }

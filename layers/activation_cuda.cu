@@ -9,6 +9,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaActivationSpec {
+  int64_t rows = 0, width = 0;
+  bool gelu = false;  // else relu
+};
+
 using cuda::Blocks;
 using cuda::FromFloat;
 using cuda::kThreads;
@@ -137,8 +143,9 @@ Status SwigluBackward(CudaContext& ctx, const T* gate, const T* up, const T* dou
 }
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const CudaActivationSpec& s) {
-  return std::make_unique<ActivationCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const Layer& l, const ModelInput& in) {
+  const bool gelu = l.op == LayerKind::kGelu;
+  return std::make_unique<ActivationCuda<T>>(CudaActivationSpec{in.rows(), l.in_width, gelu});
 }
 
 #define PP_INSTANTIATE(T)                                                                    \
@@ -147,7 +154,7 @@ std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const CudaActivationSpec& s) {
   template Status SwigluForward<T>(CudaContext&, const T*, const T*, int64_t, T*);           \
   template Status SwigluBackward<T>(CudaContext&, const T*, const T*, const T*, int64_t, T*, \
                                     T*);                                                     \
-  template std::unique_ptr<CudaLayer<T>> MakeCudaActivation<T>(const CudaActivationSpec&);
+  template std::unique_ptr<CudaLayer<T>> MakeCudaActivation<T>(const Layer&, const ModelInput&);
 PP_INSTANTIATE(float)
 PP_INSTANTIATE(__nv_bfloat16)
 #undef PP_INSTANTIATE

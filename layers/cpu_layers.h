@@ -1,4 +1,5 @@
-// Factories of the CPU reference layers, one per file; MakeCpuLayer (layer.cc) picks one.
+// Factories of the CPU reference layers, one per implementation file (layers/<impl>.cc),
+// named by PP_LAYER_KINDS (core/layer_kinds.h); MakeCpuLayer (layer.cc) picks one by kind.
 #pragma once
 
 #include <memory>
@@ -7,17 +8,10 @@
 
 namespace pp {
 
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuEmbedding(const Layer& l, const ModelInput& in);  // embedding.cc
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuLinear(const Layer& l, const ModelInput& in);  // linear.cc
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuActivation(const Layer& l, const ModelInput& in);  // activation.cc
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuNorm(const Layer& l, const ModelInput& in);  // norm.cc
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuLoss(const Layer& l, const ModelInput& in);  // loss.cc
-template <typename T>
-std::unique_ptr<CpuLayer<T>> MakeCpuTransformerBlock(const Layer& l, const ModelInput& in);  // transformer_block.cc
+#define PP_DECLARE_CPU_FACTORY(Name, Impl) \
+  template <typename T>                    \
+  std::unique_ptr<CpuLayer<T>> MakeCpu##Impl(const Layer& l, const ModelInput& in);
+PP_LAYER_KINDS(PP_DECLARE_CPU_FACTORY)
+#undef PP_DECLARE_CPU_FACTORY
 
 }  // namespace pp

@@ -1,5 +1,5 @@
-// MakeCudaLayer: reads a model Layer into the plain spec of its kind (cuda_layers.h), and the
-// host-side parts of CudaLayer (parameter upload). Compiled by the host compiler.
+// MakeCudaLayer: the factory of the layer's kind (cuda_layers.h), and the host-side parts of
+// CudaLayer (parameter upload). Compiled by the host compiler.
 #include <cuda_bf16.h>
 
 #include <vector>
@@ -21,28 +21,15 @@ T FromFloatHost(float v) {
   }
 }
 
+// One case per row of PP_LAYER_KINDS (core/layer_kinds.h).
 template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeKind(const Layer& l, const ModelInput& in) {
-  const int64_t rows = in.rows();
   switch (l.op) {
-    case LayerKind::kEmbedding:
-      return MakeCudaEmbedding<T>(
-          {in.micro_batch_size, in.seq_len, l.vocab, l.hidden, l.positions, l.token_types});
-    case LayerKind::kLinear:
-      return MakeCudaLinear<T>({rows, l.in, l.out, l.bias});
-    case LayerKind::kRelu:
-    case LayerKind::kGelu:
-      return MakeCudaActivation<T>({rows, l.in_width, l.op == LayerKind::kGelu});
-    case LayerKind::kLayerNorm:
-    case LayerKind::kRmsNorm:
-      return MakeCudaNorm<T>({rows, l.hidden, l.op == LayerKind::kRmsNorm});
-    case LayerKind::kTransformerBlock:
-      return MakeCudaTransformerBlock<T>(
-          {in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
-           l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary});
-    case LayerKind::kCrossEntropy:
-    case LayerKind::kMse:
-      return MakeCudaLoss<T>({rows, l.in_width, l.op == LayerKind::kCrossEntropy});
+#define PP_CUDA_FACTORY_CASE(Name, Impl) \
+  case LayerKind::k##Name:               \
+    return MakeCuda##Impl<T>(l, in);
+    PP_LAYER_KINDS(PP_CUDA_FACTORY_CASE)
+#undef PP_CUDA_FACTORY_CASE
   }
   return nullptr;
 }

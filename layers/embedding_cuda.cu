@@ -11,6 +11,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaEmbeddingSpec {
+  int64_t batch = 0, seq = 0;  // rows = batch * seq
+  int64_t vocab = 0, hidden = 0, positions = 0, token_types = 0;
+};
+
 using cuda::Blocks;
 using cuda::FromFloat;
 using cuda::kThreads;
@@ -118,11 +124,13 @@ class EmbeddingCuda final : public CudaLayer<T> {
 }  // namespace
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaEmbedding(const CudaEmbeddingSpec& s) {
-  return std::make_unique<EmbeddingCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaEmbedding(const Layer& l, const ModelInput& in) {
+  return std::make_unique<EmbeddingCuda<T>>(CudaEmbeddingSpec{
+      in.micro_batch_size, in.seq_len, l.vocab, l.hidden, l.positions, l.token_types});
 }
-template std::unique_ptr<CudaLayer<float>> MakeCudaEmbedding<float>(const CudaEmbeddingSpec&);
+template std::unique_ptr<CudaLayer<float>> MakeCudaEmbedding<float>(const Layer&,
+                                                                    const ModelInput&);
 template std::unique_ptr<CudaLayer<__nv_bfloat16>> MakeCudaEmbedding<__nv_bfloat16>(
-    const CudaEmbeddingSpec&);
+    const Layer&, const ModelInput&);
 
 }  // namespace pp

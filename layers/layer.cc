@@ -1,3 +1,4 @@
+// MakeCpuLayer: one case per row of PP_LAYER_KINDS (core/layer_kinds.h).
 #include "layers/cpu_layers.h"
 
 namespace pp {
@@ -8,21 +9,11 @@ Result<std::unique_ptr<CpuLayer<T>>> MakeCpuLayer(const Layer& layer, const Mode
     return Status::Error("layer \"" + layer.name + "\": the model input has no rows");
   }
   switch (layer.op) {
-    case LayerKind::kEmbedding:
-      return MakeCpuEmbedding<T>(layer, input);
-    case LayerKind::kLinear:
-      return MakeCpuLinear<T>(layer, input);
-    case LayerKind::kRelu:
-    case LayerKind::kGelu:
-      return MakeCpuActivation<T>(layer, input);
-    case LayerKind::kLayerNorm:
-    case LayerKind::kRmsNorm:
-      return MakeCpuNorm<T>(layer, input);
-    case LayerKind::kTransformerBlock:
-      return MakeCpuTransformerBlock<T>(layer, input);
-    case LayerKind::kCrossEntropy:
-    case LayerKind::kMse:
-      return MakeCpuLoss<T>(layer, input);
+#define PP_CPU_FACTORY_CASE(Name, Impl) \
+  case LayerKind::k##Name:              \
+    return MakeCpu##Impl<T>(layer, input);
+    PP_LAYER_KINDS(PP_CPU_FACTORY_CASE)
+#undef PP_CPU_FACTORY_CASE
   }
   return Status::Error("layer \"" + layer.name + "\": unknown op");
 }

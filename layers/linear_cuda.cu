@@ -9,6 +9,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaLinearSpec {
+  int64_t rows = 0, in = 0, out = 0;
+  bool bias = true;
+};
+
 template <typename T>
 class LinearCuda final : public CudaLayer<T> {
  public:
@@ -125,11 +131,11 @@ PP_INSTANTIATE(__nv_bfloat16)
 #undef PP_INSTANTIATE
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaLinear(const CudaLinearSpec& s) {
-  return std::make_unique<LinearCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaLinear(const Layer& l, const ModelInput& in) {
+  return std::make_unique<LinearCuda<T>>(CudaLinearSpec{in.rows(), l.in, l.out, l.bias});
 }
-template std::unique_ptr<CudaLayer<float>> MakeCudaLinear<float>(const CudaLinearSpec&);
+template std::unique_ptr<CudaLayer<float>> MakeCudaLinear<float>(const Layer&, const ModelInput&);
 template std::unique_ptr<CudaLayer<__nv_bfloat16>> MakeCudaLinear<__nv_bfloat16>(
-    const CudaLinearSpec&);
+    const Layer&, const ModelInput&);
 
 }  // namespace pp

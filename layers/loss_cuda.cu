@@ -13,6 +13,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaLossSpec {
+  int64_t rows = 0, width = 0;
+  bool cross_entropy = false;  // else mse
+};
+
 using cuda::Blocks;
 using cuda::FromFloat;
 using cuda::kThreads;
@@ -150,11 +156,12 @@ class LossCuda final : public CudaLayer<T> {
 }  // namespace
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaLoss(const CudaLossSpec& s) {
-  return std::make_unique<LossCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaLoss(const Layer& l, const ModelInput& in) {
+  const bool cross_entropy = l.op == LayerKind::kCrossEntropy;
+  return std::make_unique<LossCuda<T>>(CudaLossSpec{in.rows(), l.in_width, cross_entropy});
 }
-template std::unique_ptr<CudaLayer<float>> MakeCudaLoss<float>(const CudaLossSpec&);
+template std::unique_ptr<CudaLayer<float>> MakeCudaLoss<float>(const Layer&, const ModelInput&);
 template std::unique_ptr<CudaLayer<__nv_bfloat16>> MakeCudaLoss<__nv_bfloat16>(
-    const CudaLossSpec&);
+    const Layer&, const ModelInput&);
 
 }  // namespace pp

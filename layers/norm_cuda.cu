@@ -10,6 +10,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaNormSpec {
+  int64_t rows = 0, hidden = 0;
+  bool rms = false;
+};
+
 using cuda::FromFloat;
 using cuda::ToFloat;
 
@@ -165,8 +171,9 @@ Status NormBackwardWeight(CudaContext& ctx, bool rms, const T* x, const T* mean,
 }
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaNorm(const CudaNormSpec& s) {
-  return std::make_unique<NormCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaNorm(const Layer& l, const ModelInput& in) {
+  const bool rms = l.op == LayerKind::kRmsNorm;
+  return std::make_unique<NormCuda<T>>(CudaNormSpec{in.rows(), l.hidden, rms});
 }
 
 #define PP_INSTANTIATE(T)                                                                    \
@@ -176,7 +183,7 @@ std::unique_ptr<CudaLayer<T>> MakeCudaNorm(const CudaNormSpec& s) {
                                        const T*, const T*, const T*, int64_t, int64_t, T*);  \
   template Status NormBackwardWeight<T>(CudaContext&, bool, const T*, const T*, const T*,    \
                                         const T*, int64_t, int64_t, T*, T*, float*);         \
-  template std::unique_ptr<CudaLayer<T>> MakeCudaNorm<T>(const CudaNormSpec&);
+  template std::unique_ptr<CudaLayer<T>> MakeCudaNorm<T>(const Layer&, const ModelInput&);
 PP_INSTANTIATE(float)
 PP_INSTANTIATE(__nv_bfloat16)
 #undef PP_INSTANTIATE

@@ -16,6 +16,12 @@
 namespace pp {
 namespace {
 
+// The layer's shapes, read from the model's Layer by the factory below.
+struct CudaBlockSpec {
+  int64_t batch = 0, seq = 0, hidden = 0, heads = 0, ffn = 0;
+  bool rms = false, swiglu = false, bias = true, causal = false, rotary = false;
+};
+
 constexpr int64_t kNone = BlockLayout::kNone;
 
 template <typename T>
@@ -176,11 +182,14 @@ class BlockCuda final : public CudaLayer<T> {
 }  // namespace
 
 template <typename T>
-std::unique_ptr<CudaLayer<T>> MakeCudaTransformerBlock(const CudaBlockSpec& s) {
-  return std::make_unique<BlockCuda<T>>(s);
+std::unique_ptr<CudaLayer<T>> MakeCudaTransformerBlock(const Layer& l, const ModelInput& in) {
+  return std::make_unique<BlockCuda<T>>(CudaBlockSpec{
+      in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
+      l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary});
 }
-template std::unique_ptr<CudaLayer<float>> MakeCudaTransformerBlock<float>(const CudaBlockSpec&);
+template std::unique_ptr<CudaLayer<float>> MakeCudaTransformerBlock<float>(const Layer&,
+                                                                           const ModelInput&);
 template std::unique_ptr<CudaLayer<__nv_bfloat16>> MakeCudaTransformerBlock<__nv_bfloat16>(
-    const CudaBlockSpec&);
+    const Layer&, const ModelInput&);
 
 }  // namespace pp

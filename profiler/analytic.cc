@@ -5,55 +5,12 @@
 #include <string>
 #include <tuple>
 
+#include "core/kind_entry.h"
 #include "core/units.h"
 #include "core/version.h"
 
 namespace pp {
 namespace {
-
-// Largest micro-batch a profile document accepts (see core/profile.cc).
-
-// Bytes a transformer block keeps for its backward, per micro-batch.
-double BlockActivationBytes(const Layer& l, double n, double b, double s, double e) {
-  const double h = static_cast<double>(l.hidden);
-  const double f = static_cast<double>(l.ffn);
-  const double a = static_cast<double>(l.heads);
-  const double elements = 2 * n * h        // norm1 input and output
-                          + 2 * n * h      // q and k (after rotary, when used)
-                          + n * h          // v
-                          + a * s * s * b  // softmax probabilities
-                          + n * h          // attention output = proj input
-                          + 2 * n * h      // norm2 input and output
-                          + (l.mlp == MlpKind::kGelu ? 2 * n * f            // fc1 and gelu outputs
-                                                     : 3 * n * f);          // gate, up, product
-  const double stats_per_row = l.norm == NormKind::kLayerNorm ? 8.0 : 4.0;  // fp32
-  return elements * e + 2 * n * stats_per_row;
-}
-
-double ActivationBytes(const Layer& l, const ModelInput& input, double e) {
-  const double b = static_cast<double>(input.micro_batch_size);
-  const double s = input.tokens() ? static_cast<double>(input.seq_len) : 1.0;
-  const double n = b * s;
-  const double in = n * static_cast<double>(l.in_width) * e;  // the layer's input tensor
-  switch (l.op) {
-    case LayerKind::kEmbedding:
-      return n * 4 * (l.token_types > 0 ? 2 : 1);  // int32 token (and token type) ids
-    case LayerKind::kLinear:
-    case LayerKind::kRelu:
-    case LayerKind::kGelu:
-      return in;
-    case LayerKind::kLayerNorm:
-      return in + n * 8;  // input, fp32 mean and rstd
-    case LayerKind::kRmsNorm:
-      return in + n * 4;  // input, fp32 rstd
-    case LayerKind::kTransformerBlock:
-      return BlockActivationBytes(l, n, b, s, e);
-    case LayerKind::kCrossEntropy:
-    case LayerKind::kMse:
-      return in;  // the softmax of the logits, or the difference from the target
-  }
-  return 0;
-}
 
 // Converts a byte count to an integer, or fails naming the layer and the quantity.
 Status CheckedBytes(const Layer& l, const char* what, double bytes, uint64_t* out) {
@@ -83,13 +40,12 @@ double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, D
 }
 
 LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype) {
-  const double e = static_cast<double>(DTypeBytes(dtype));
-  const double rows = static_cast<double>(input.micro_batch_size) *
-                      (input.tokens() ? static_cast<double>(input.seq_len) : 1.0);
+  const LayerKindEntry& kind = KindEntry(layer.op);
+  const KernelShape sh = KernelShapeOf(input, dtype);
   LayerMemory m;
-  m.param_bytes = static_cast<double>(LayerParamCount(layer)) * e;
-  m.activation_bytes = ActivationBytes(layer, input, e);
-  m.output_bytes = IsLoss(layer.op) ? 4.0 : rows * static_cast<double>(layer.out_width) * e;
+  m.param_bytes = static_cast<double>(kind.ParamCount(layer)) * sh.e;
+  m.activation_bytes = kind.ActivationBytes(layer, sh);
+  m.output_bytes = kind.OutputBytes(layer, sh);
   return m;
 }
 

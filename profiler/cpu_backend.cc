@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "core/kind_entry.h"
 #include "core/version.h"
 #include "layers/cpu_math.h"
 #include "layers/layer.h"
@@ -78,7 +79,7 @@ Result<LayerProfile> MeasureLayer(const Layer& spec, const ModelInput& input, in
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (float& v : x) v = normal(rng);
     for (float& v : dy) v = normal(rng);
-    const int64_t classes = spec.op == LayerKind::kEmbedding ? spec.vocab : std::max<int64_t>(layer.in_width(), 1);
+    const int64_t classes = KindEntry(spec.op).IdRange(spec);
     std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(classes - 1));
     std::vector<int32_t> tokens(layer.rows()), labels(layer.rows());
     for (int64_t r = 0; r < layer.rows(); ++r) tokens[r] = id(rng), labels[r] = id(rng);

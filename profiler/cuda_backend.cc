@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kind_entry.h"
 #include "core/version.h"
 #include "layers/cuda_arena.h"
 #include "layers/cuda_check.h"
@@ -120,7 +121,7 @@ Result<Measured> MeasureLayer(CudaContext& ctx, const Layer& spec, const ModelIn
   values.resize(static_cast<size_t>(layer.output_count()));
   for (float& v : values) v = normal(rng);
   PP_RETURN_IF_ERROR(Upload<T>(ctx, dy, values));
-  const int64_t classes = spec.op == LayerKind::kEmbedding ? spec.vocab : std::max<int64_t>(layer.in_width(), 1);
+  const int64_t classes = KindEntry(spec.op).IdRange(spec);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(classes - 1));
   std::vector<int32_t> ids(static_cast<size_t>(2 * rows));
   for (int32_t& v : ids) v = id(rng);

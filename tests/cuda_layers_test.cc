@@ -20,6 +20,7 @@
 #include "layers/cuda_layer.h"
 #include "layers/layer.h"
 #include "profiler/backend.h"
+#include "tests/kind_samples.h"
 
 namespace pp {
 namespace {
@@ -273,6 +274,35 @@ TEST(CudaLayerLayout, CountsMatchTheReference) {
       EXPECT_EQ((*gpu)->rows(), (*cpu)->rows());
       EXPECT_EQ((*gpu)->in_width(), (*cpu)->in_width());
       EXPECT_EQ((*gpu)->out_width(), (*cpu)->out_width());
+    }
+  }
+}
+
+// Runs everywhere: every registered kind has a CUDA layer (MakeCudaLayer reaches its factory
+// through PP_LAYER_KINDS), and it reports the reference's sizes, on random small shapes.
+TEST(CudaLayerLayout, EveryKindHasACudaLayerWithTheReferenceCounts) {
+  std::mt19937_64 rng(11);
+  for (LayerKind kind : kLayerKinds) {
+    SCOPED_TRACE(std::string(LayerKindName(kind)));
+    for (int i = 0; i < 10; ++i) {
+      const testing::KindSample s = testing::RandomKindSample(kind, rng);
+      const Model m = Build(s.doc["layers"].dump(), s.doc["input"].dump());
+      ASSERT_GT(m.layers.size(), s.index);
+      const Layer& spec = m.layers[s.index];
+      auto cpu = MakeCpuLayer<float>(spec, m.input);
+      auto f32 = MakeCudaLayer<float>(spec, m.input);
+      auto bf16 = MakeCudaLayer<__nv_bfloat16>(spec, m.input);
+      ASSERT_TRUE(cpu.ok() && f32.ok() && bf16.ok()) << s.doc.dump();
+      for (const LayerShape* gpu : {static_cast<const LayerShape*>(f32->get()),
+                                    static_cast<const LayerShape*>(bf16->get())}) {
+        EXPECT_EQ(gpu->param_count(), (*cpu)->param_count());
+        EXPECT_EQ(gpu->saved_count(), (*cpu)->saved_count());
+        EXPECT_EQ(gpu->pending_count(), (*cpu)->pending_count());
+        EXPECT_EQ(gpu->output_count(), (*cpu)->output_count());
+        EXPECT_EQ(gpu->rows(), (*cpu)->rows());
+        EXPECT_EQ(gpu->in_width(), (*cpu)->in_width());
+        EXPECT_EQ(gpu->out_width(), (*cpu)->out_width());
+      }
     }
   }
 }

@@ -1,0 +1,57 @@
+// The work of one kernel, as the analytic profiler counts it: floating-point operations and
+// bytes moved to and from device memory. Each layer kind lists the kernels it launches
+// (core/kind_entry.h); the analytic backend turns them into times with a roofline
+// (profiler/analytic.h); docs/analytic.md lists every kernel and its formula.
+//
+// Conventions, per micro-batch: N = input.rows() (micro_batch_size x seq_len, or
+// micro_batch_size for feature models), e = element size of the dtype (2 for bf16, 4 for
+// fp32). `flops` counts the multiply-adds of matrix products (2 per multiply-add) and nothing
+// else: elementwise and reduction kernels are charged by their bytes alone. `bytes` counts
+// every tensor the kernel reads plus every tensor it writes, once each (no cache reuse).
+// All counts are doubles: exact below 2^53, finite (if inexact) beyond.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+
+namespace pp {
+
+struct Kernel {
+  std::string_view name;  // a static label such as "qkv" or "softmax_dgrad"
+  double flops = 0;       // floating-point operations
+  double bytes = 0;       // bytes read + bytes written
+};
+
+struct LayerKernels {
+  std::vector<Kernel> forward;
+  std::vector<Kernel> backward_input;   // gradient with respect to the layer's input
+  std::vector<Kernel> backward_weight;  // gradients of the layer's own parameters
+};
+
+// The shapes every kernel and memory term of one micro-batch uses, as doubles.
+struct KernelShape {
+  double n = 0;  // rows: micro_batch_size x seq_len (or micro_batch_size)
+  double b = 0;  // micro_batch_size
+  double s = 0;  // seq_len (1 for feature models)
+  double e = 0;  // bytes per element of the dtype
+};
+KernelShape KernelShapeOf(const ModelInput& input, DType dtype);
+
+// A matrix product [m x k] . [k x n] in elements of `element_bytes` bytes:
+// flops 2mkn, bytes (mk + kn + mn) x element_bytes.
+Kernel GemmKernel(std::string_view name, double m, double k, double n, double element_bytes);
+
+// `batch` independent products of the same shape (attention heads): batch x GemmKernel.
+Kernel BatchedGemmKernel(std::string_view name, double batch, double m, double k, double n,
+                         double element_bytes);
+
+// A memory-bound kernel: no counted flops, `bytes` read + written.
+Kernel MemoryKernel(std::string_view name, double bytes);
+
+// Sums over a list.
+double TotalFlops(const std::vector<Kernel>& kernels);
+double TotalBytes(const std::vector<Kernel>& kernels);
+
+}  // namespace pp

@@ -1,0 +1,96 @@
+// The layer kinds and the fields of one layer. PP_LAYER_KINDS is the one list of kinds: the
+// LayerKind enumerators, the core registry (core/kind_entry.h), the CPU factory
+// (MakeCpuLayer, layers/layer.cc) and the CUDA factory (MakeCudaLayer, layers/cuda_layer.cc)
+// are all expanded from it. A row X(Name, Impl) promises
+//   LayerKind::k<Name>                  the enumerator (in list order);
+//   <Name>Kind()                        the kind's entry: JSON name and fields, widths, counts,
+//                                       analytic kernels (core/kinds/*.cc, in pp_core);
+//   MakeCpu<Impl><T>(layer, input)      its CPU reference layer (layers/*.cc, in pp_layers);
+//   MakeCuda<Impl><T>(layer, input)     its CUDA layer (layers/*_cuda.cu, in pp_layers_cuda).
+// Kinds sharing one implementation (relu and gelu) name the same Impl. A row whose entry or
+// factory is missing fails to link, naming the missing function.
+//
+// Adding a kind: a row here, its entry core/kinds/<kind>.cc, its CPU layer layers/<kind>.cc
+// and its CUDA layer layers/<kind>_cuda.cu (the build picks all three up), plus a sample in
+// tests/kind_samples.cc, which the registry tests insist on. A kind that needs a dimension no
+// kind has yet adds the field to Layer below (and to ShapeFields).
+//
+// This header needs nothing but the standard library and compiles as C++17, so the CUDA
+// sources (nvcc) read layers from it directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+
+#define PP_LAYER_KINDS(X)                    \
+  X(Embedding, Embedding)                    \
+  X(Linear, Linear)                          \
+  X(Relu, Activation)                        \
+  X(Gelu, Activation)                        \
+  X(LayerNorm, Norm)                         \
+  X(RmsNorm, Norm)                           \
+  X(TransformerBlock, TransformerBlock)      \
+  X(CrossEntropy, Loss)                      \
+  X(Mse, Loss)
+
+namespace pp {
+
+#define PP_KIND_ENUMERATOR(Name, Impl) k##Name,
+enum class LayerKind { PP_LAYER_KINDS(PP_KIND_ENUMERATOR) };
+inline constexpr LayerKind kLayerKinds[] = {
+#define PP_KIND_LISTED(Name, Impl) LayerKind::k##Name,
+    PP_LAYER_KINDS(PP_KIND_LISTED)
+#undef PP_KIND_LISTED
+};
+#undef PP_KIND_ENUMERATOR
+
+enum class NormKind { kLayerNorm, kRmsNorm };
+enum class MlpKind { kGelu, kSwiglu };
+
+// One layer (or, in Model::specs, one spec entry with its repeat count). Sizes a kind does
+// not use stay 0.
+struct Layer {
+  std::string name;
+  LayerKind op = LayerKind::kLinear;
+  int64_t repeat = 1;       // specs only; expanded layers have 1
+  bool repeated = false;    // specs only: "repeat" was given, so names get .0, .1, ...
+  int64_t vocab = 0;        // embedding
+  int64_t hidden = 0;       // embedding, layernorm, rmsnorm, transformer_block
+  int64_t positions = 0;    // embedding: learned position table rows (0: none)
+  int64_t token_types = 0;  // embedding: segment table rows (0: none)
+  int64_t in = 0;           // linear
+  int64_t out = 0;          // linear
+  int64_t heads = 0;        // transformer_block
+  int64_t ffn = 0;          // transformer_block
+  bool bias = true;         // linear, transformer_block
+  NormKind norm = NormKind::kLayerNorm;
+  MlpKind mlp = MlpKind::kGelu;
+  bool causal = false;
+  bool rotary = false;
+  std::string tied_to;  // linear: the embedding whose weight it shares ("" when untied)
+
+  // Filled by the loader for expanded layers:
+  std::string group;       // the spec's name
+  int64_t spec_index = 0;  // index of the spec in the file's "layers" array
+  int64_t in_width = 0;    // width of the input rows (0: token ids)
+  int64_t out_width = 0;   // width of the output rows (0: a scalar loss)
+
+  // Every field that decides what the layer computes and at which widths: all of the above
+  // but names, repeats, ties and the spec index. SameShape (core/model.h) compares these.
+  auto ShapeFields() const {
+    return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias, norm,
+                    mlp, causal, rotary, in_width, out_width);
+  }
+};
+
+struct ModelInput {
+  int64_t micro_batch_size = 0;
+  int64_t seq_len = 0;   // token models
+  int64_t features = 0;  // feature models
+  bool tokens() const { return seq_len > 0; }
+  // Rows each layer sees per micro-batch: micro_batch_size * seq_len, or micro_batch_size.
+  int64_t rows() const { return micro_batch_size * (seq_len > 0 ? seq_len : 1); }
+};
+
+}  // namespace pp
