@@ -211,7 +211,7 @@ bool OneChunkFullBackward(const Schedule& schedule) {
 
 }  // namespace
 
-StepBoundsFamily StepBounds(const Schedule& schedule) {
+StepBoundsFamily StepBoundsOf(const Schedule& schedule) {
   if (schedule.kind != nullptr) return schedule.kind->traits().step_bounds;
   return OneChunkFullBackward(schedule) ? StepBoundsFamily::kOneChunkFullBackward
                                         : StepBoundsFamily::kChunked;

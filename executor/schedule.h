@@ -135,7 +135,7 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
 bool SplitsBackward(const Schedule& schedule);
 // The kind's step-search bounds; for a schedule without a kind, kOneChunkFullBackward when it
 // has one chunk per device and no split backward, else kChunked.
-StepBoundsFamily StepBounds(const Schedule& schedule);
+StepBoundsFamily StepBoundsOf(const Schedule& schedule);
 // Whether `--recompute all|auto` is available; without a kind, when the schedule has one
 // chunk per device and no split backward.
 bool SupportsPerStageRecompute(const Schedule& schedule);

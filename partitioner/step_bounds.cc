@@ -7,15 +7,17 @@ const CostModel& BoundCost(const SplitContext& ctx) {
 }
 
 std::unique_ptr<StepBounds> MakeStepBounds(const SplitContext& ctx, const Schedule& schedule) {
-  // Bounds 1-6 read one device's list as one stage's: one chunk per device, whole
-  // backwards, every list starting with a forward and ending with a backward (gpipe, 1f1b).
-  bool classic = schedule.chunk_device.empty() && !SplitsBackward(schedule);
-  for (const std::vector<PipelineOp>& ops : schedule.stages) {
-    classic &= !ops.empty() && ops.front().kind == OpKind::kForward &&
-               ops.back().kind == OpKind::kBackward;
+  // The schedule kind states its family (executor/schedule.h); bounds 1-6 read one device's
+  // list as one stage's (one chunk per device, whole backwards: gpipe, 1f1b).
+  switch (StepBoundsOf(schedule)) {
+    case StepBoundsFamily::kGpipe:
+      return MakeClassicStepBounds(ctx, schedule, /*gpipe=*/true);
+    case StepBoundsFamily::kOneChunkFullBackward:
+      return MakeClassicStepBounds(ctx, schedule, /*gpipe=*/false);
+    case StepBoundsFamily::kChunked:
+      break;
   }
-  if (!classic) return MakeChunkedStepBounds(ctx, schedule);
-  return MakeClassicStepBounds(ctx, schedule, schedule.name == "gpipe");
+  return MakeChunkedStepBounds(ctx, schedule);
 }
 
 }  // namespace pp

@@ -49,7 +49,7 @@ TEST(ScheduleRegistry, DeclaredFactsAgreeWithTheBuiltOpLists) {
             EXPECT_EQ(runs_on[c], kind->ChunkDevice(c, p, options)) << where << " c" << c;
           }
           EXPECT_EQ(SplitsBackward(*s), traits.splits_backward) << where;
-          EXPECT_EQ(StepBounds(*s), traits.step_bounds) << where;
+          EXPECT_EQ(StepBoundsOf(*s), traits.step_bounds) << where;
           EXPECT_EQ(SupportsPerStageRecompute(*s), traits.per_stage_recompute) << where;
           // The one-chunk, full-backward facts hold only where the lists have that shape.
           const bool classic = per_device == 1 && !SplitsBackward(*s);
@@ -68,7 +68,7 @@ TEST(ScheduleRegistry, DeclaredFactsAgreeWithTheBuiltOpLists) {
           EXPECT_EQ(csv->kind, nullptr);
           EXPECT_EQ(SupportsPerStageRecompute(*csv), traits.per_stage_recompute) << where;
           if (traits.step_bounds != StepBoundsFamily::kGpipe) {
-            EXPECT_EQ(StepBounds(*csv), traits.step_bounds) << where;
+            EXPECT_EQ(StepBoundsOf(*csv), traits.step_bounds) << where;
           }
         }
       }
