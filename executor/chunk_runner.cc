@@ -9,7 +9,7 @@ namespace pp {
 ChunkRunner::ChunkRunner(const Schedule& schedule, int device,
                          std::unique_ptr<PipelineDevice> backend)
     : schedule_(schedule), device_(device), backend_(std::move(backend)),
-      ops_(schedule.stages[device]) {}
+      ops_(schedule.device_ops[device]) {}
 
 Status ChunkRunner::Setup(const std::vector<ChunkRange>& chunks) {
   const int num_chunks = static_cast<int>(chunks.size());

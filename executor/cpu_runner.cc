@@ -370,7 +370,7 @@ Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& ch
                            const Schedule& schedule, const RunOptions& options) {
   HostTransport transport;
   std::vector<std::unique_ptr<PipelineDevice>> devices;
-  for (int d = 0; d < schedule.num_stages; ++d) {
+  for (int d = 0; d < schedule.num_devices; ++d) {
     devices.push_back(MakeCpuDevice(model, options, &transport));
   }
   // One thread per device, each doing its own matrix products single-threaded.

@@ -16,7 +16,7 @@ template <typename T>
 Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& chunks,
                            const Schedule& schedule, const RunOptions& options,
                            const GpuSpec& spec, const GreenContexts* shares) {
-  const int p = schedule.num_stages;
+  const int p = schedule.num_devices;
   const int num_chunks = static_cast<int>(chunks.size());
   auto gpu_of = [&](int d) { return spec.virtual_devices() ? spec.gpus[0] : spec.gpus[d]; };
 
@@ -86,7 +86,7 @@ Result<RunResult> RunOnCuda(const Model& model, const std::vector<ChunkRange>& c
   PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
   int visible = 0;
   PP_RETURN_IF_ERROR(VisibleGpus(&visible));
-  const int p = schedule.num_stages;
+  const int p = schedule.num_devices;
   std::string gpus = request.gpus;
   if (gpus.empty()) {
     gpus = visible >= p ? "" : "0x" + std::to_string(p);

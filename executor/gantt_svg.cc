@@ -98,7 +98,7 @@ class Painter {
   // Draws one panel with its top at `top`; returns its height.
   double Panel(const GanttPanel& panel, double top, std::ostringstream& out) const {
     const Timeline& t = panel.timeline;
-    const int rows = std::max(t.num_stages, 1);
+    const int rows = std::max(t.num_devices, 1);
     out << "<g class=\"panel\">\n";
     out << "<text x=\"" << Num(kLeftPx) << "\" y=\"" << Num(top + 16)
         << "\" font-size=\"14\" font-weight=\"bold\">" << Escape(panel.title) << "</text>\n";
@@ -113,7 +113,7 @@ class Painter {
           << Num(X(max_ms_) - X(0)) << "\" height=\"" << Num(kRowPx)
           << "\" fill=\"#f2f2f2\" stroke=\"#d0d0d0\" stroke-width=\"0.5\"/>\n";
     }
-    for (const TimedOp& op : t.ops) Op(op, RowTop(rows_top, op.stage), out);
+    for (const TimedOp& op : t.ops) Op(op, RowTop(rows_top, op.device), out);
     Transfers(t, rows_top, out);
     Axis(rows_top + rows * (kRowPx + kRowGapPx), out);
     out << "</g>\n";
@@ -125,7 +125,7 @@ class Painter {
     return rows_top + device * (kRowPx + kRowGapPx);
   }
 
-  int ChunkOf(const TimedOp& op) const { return options_.chunked ? op.op.chunk : op.stage; }
+  int ChunkOf(const TimedOp& op) const { return options_.chunked ? op.op.chunk : op.device; }
 
   void Legend(const Timeline& t, double top, std::ostringstream& out) const {
     char line[160];
@@ -162,7 +162,7 @@ class Painter {
     out << "<rect class=\"op " << kind << "\" x=\"" << Num(x0) << "\" y=\"" << Num(y)
         << "\" width=\"" << Num(w) << "\" height=\"" << Num(kRowPx) << "\" fill=\""
         << GanttFill(op.op.kind, op.op.micro_batch)
-        << "\" stroke=\"#333333\" stroke-width=\"0.6\"><title>device " << op.stage << " " << label
+        << "\" stroke=\"#333333\" stroke-width=\"0.6\"><title>device " << op.device << " " << label
         << ": " << Num(op.start_ms) << " to " << Num(op.end_ms) << " ms (input ready "
         << Num(op.ready_ms) << ")</title></rect>\n";
     if (op.op.kind == OpKind::kBackwardWeight) {
@@ -191,10 +191,10 @@ class Painter {
       auto it = producers.find({from_chunk, op.op.micro_batch, forward});
       if (it == producers.end()) continue;
       const TimedOp& from = *it->second;
-      if (std::abs(from.stage - op.stage) != 1) continue;  // same device, or a wrap-around
-      const bool down = op.stage > from.stage;
-      const double y1 = RowTop(rows_top, from.stage) + (down ? kRowPx : 0);
-      const double y2 = RowTop(rows_top, op.stage) + (down ? 0 : kRowPx);
+      if (std::abs(from.device - op.device) != 1) continue;  // same device, or a wrap-around
+      const bool down = op.device > from.device;
+      const double y1 = RowTop(rows_top, from.device) + (down ? kRowPx : 0);
+      const double y2 = RowTop(rows_top, op.device) + (down ? 0 : kRowPx);
       out << "<line class=\"transfer\" x1=\"" << Num(X(from.end_ms)) << "\" y1=\"" << Num(y1)
           << "\" x2=\"" << Num(X(op.ready_ms)) << "\" y2=\"" << Num(y2)
           << "\" stroke=\"#555555\" stroke-width=\"0.8\" marker-end=\"url(#arrow)\"/>\n";
@@ -245,7 +245,7 @@ std::string GanttSvg(const std::vector<GanttPanel>& panels, const GanttOptions& 
   for (const GanttPanel& p : panels) {
     max_ms = std::max(max_ms, p.timeline.step_time_ms);
     for (const TimedOp& op : p.timeline.ops) max_ms = std::max(max_ms, op.end_ms);
-    height += kTitlePx + kLegendPx + std::max(p.timeline.num_stages, 1) * (kRowPx + kRowGapPx) +
+    height += kTitlePx + kLegendPx + std::max(p.timeline.num_devices, 1) * (kRowPx + kRowGapPx) +
               kAxisPx + kPanelGapPx;
   }
   if (!(max_ms > 0)) max_ms = 1;  // an empty step still gets an axis

@@ -22,8 +22,8 @@ class Gpipe final : public ScheduleKind {
   }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
-    s.stages.resize(stages);
-    for (auto& ops : s.stages) {
+    s.device_ops.resize(stages);
+    for (auto& ops : s.device_ops) {
       for (int i = 0; i < micro_batches; ++i) ops.push_back({OpKind::kForward, i});
       for (int i = 0; i < micro_batches; ++i) ops.push_back({OpKind::kBackward, i});
     }

@@ -57,7 +57,7 @@ class Interleaved final : public ScheduleKind {
     const int group = p * v, total = m * v;
     Schedule s{std::string(name()), p, m, {}, {}};
     for (int c = 0; c < group; ++c) s.chunk_device.push_back(ChunkDevice(c, p, options));
-    s.stages.resize(p);
+    s.device_ops.resize(p);
     for (int d = 0; d < p; ++d) {
       auto op = [&](OpKind kind, int k) {
         const int local = (k % group) / p;
@@ -65,7 +65,7 @@ class Interleaved final : public ScheduleKind {
         return PipelineOp{kind, (k / group) * p + k % p, chunk};
       };
       const int warmup = std::min(2 * (p - d - 1) + (v - 1) * p, total);
-      auto& ops = s.stages[d];
+      auto& ops = s.device_ops[d];
       for (int k = 0; k < warmup; ++k) ops.push_back(op(OpKind::kForward, k));
       for (int k = 0; k < total - warmup; ++k) {
         ops.push_back(op(OpKind::kForward, warmup + k));

@@ -25,9 +25,9 @@ class OneFOneB final : public ScheduleKind {
   }
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     Schedule s{std::string(name()), stages, micro_batches, {}};
-    s.stages.resize(stages);
+    s.device_ops.resize(stages);
     for (int stage = 0; stage < stages; ++stage) {
-      auto& ops = s.stages[stage];
+      auto& ops = s.device_ops[stage];
       const int warmup = std::min(stages - stage - 1, micro_batches);
       int next_forward = 0, next_backward = 0;
       for (; next_forward < warmup; ++next_forward) ops.push_back({OpKind::kForward, next_forward});

@@ -41,7 +41,7 @@ struct PlanContext {
   std::vector<ChunkRange> chunks;   // per chunk; empty until the split is known
 
   int num_chunks() const { return static_cast<int>(chunk_device.size()); }
-  int num_devices() const { return schedule.num_stages; }
+  int num_devices() const { return schedule.num_devices; }
 };
 
 // Builds and validates the schedule of `shape` and derives its counts. Errors: an unknown

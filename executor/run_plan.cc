@@ -61,7 +61,7 @@ Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::str
 
 Timeline MedianStepTimeline(const RunResult& run, int num_devices) {
   Timeline t;
-  t.num_stages = num_devices;
+  t.num_devices = num_devices;
   if (static_cast<int>(run.steps.size()) <= run.warmup_steps) return t;
   const StepTiming* best = nullptr;
   for (size_t i = run.warmup_steps; i < run.steps.size(); ++i) {
@@ -75,7 +75,7 @@ Timeline MedianStepTimeline(const RunResult& run, int num_devices) {
     t.ops.push_back({op.device, op.op, op.start_ms, op.start_ms, op.end_ms});
   }
   std::stable_sort(t.ops.begin(), t.ops.end(),
-                   [](const TimedOp& a, const TimedOp& b) { return a.stage < b.stage; });
+                   [](const TimedOp& a, const TimedOp& b) { return a.device < b.device; });
   t.busy_ms = best->busy_ms;
   t.step_time_ms = best->step_ms;
   t.bubble_ratio = best->bubble_ratio;

@@ -25,7 +25,7 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
                               const std::vector<ChunkRange>& chunks,
                               std::vector<std::unique_ptr<PipelineDevice>> devices,
                               const AbortRun& abort, const RunOptions& options) {
-  const int p = schedule.num_stages;
+  const int p = schedule.num_devices;
   if (static_cast<int>(devices.size()) != p) {
     return Status::Error("the runtime needs one backend per device");
   }

@@ -38,7 +38,7 @@ std::string OpText(const PipelineOp& op, int chunk) {
 }
 
 int NumChunks(const Schedule& schedule) {
-  return schedule.chunk_device.empty() ? schedule.num_stages
+  return schedule.chunk_device.empty() ? schedule.num_devices
                                        : static_cast<int>(schedule.chunk_device.size());
 }
 
@@ -99,9 +99,9 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
 
 Status ValidateSchedule(const Schedule& schedule) {
   const int m = schedule.num_micro_batches;
-  const int p = schedule.num_stages;
-  if (static_cast<int>(schedule.stages.size()) != p) {
-    return Status::Error("schedule lists " + std::to_string(schedule.stages.size()) +
+  const int p = schedule.num_devices;
+  if (static_cast<int>(schedule.device_ops.size()) != p) {
+    return Status::Error("schedule lists " + std::to_string(schedule.device_ops.size()) +
                          " stages, expected " + std::to_string(p));
   }
   for (int device : schedule.chunk_device) {
@@ -114,7 +114,7 @@ Status ValidateSchedule(const Schedule& schedule) {
   // Per (chunk, micro-batch): counts of F, B, I, W in kind order.
   std::vector<std::array<int, 4>> seen(static_cast<size_t>(chunks) * m, {0, 0, 0, 0});
   for (int d = 0; d < p; ++d) {
-    for (const PipelineOp& op : schedule.stages[d]) {
+    for (const PipelineOp& op : schedule.device_ops[d]) {
       const int c = OpChunk(schedule, d, op);
       const std::string where = "device " + std::to_string(d) + " op " + OpText(op, c);
       if (op.micro_batch < 0 || op.micro_batch >= m) {
@@ -168,7 +168,7 @@ int HoldDelta(OpKind kind) {
 
 std::vector<int> InFlightMicroBatches(const Schedule& schedule) {
   std::vector<int> in_flight;
-  for (const auto& ops : schedule.stages) {
+  for (const auto& ops : schedule.device_ops) {
     int now = 0, peak = 0;
     for (const PipelineOp& op : ops) {
       now += HoldDelta(op.kind);
@@ -182,8 +182,8 @@ std::vector<int> InFlightMicroBatches(const Schedule& schedule) {
 std::vector<int> InFlightPerChunk(const Schedule& schedule) {
   const int chunks = NumChunks(schedule);
   std::vector<int> now(chunks, 0), peak(chunks, 0);
-  for (int d = 0; d < schedule.num_stages; ++d) {
-    for (const PipelineOp& op : schedule.stages[d]) {
+  for (int d = 0; d < schedule.num_devices; ++d) {
+    for (const PipelineOp& op : schedule.device_ops[d]) {
       const int c = OpChunk(schedule, d, op);
       if (c < 0 || c >= chunks) continue;
       now[c] += HoldDelta(op.kind);
@@ -194,7 +194,7 @@ std::vector<int> InFlightPerChunk(const Schedule& schedule) {
 }
 
 bool SplitsBackward(const Schedule& schedule) {
-  for (const auto& ops : schedule.stages) {
+  for (const auto& ops : schedule.device_ops) {
     for (const PipelineOp& op : ops) {
       if (op.kind == OpKind::kBackwardInput) return true;
     }

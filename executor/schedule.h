@@ -38,9 +38,9 @@ class ScheduleKind;
 
 struct Schedule {
   std::string name;
-  int num_stages = 0;  // devices p
+  int num_devices = 0;  // p
   int num_micro_batches = 0;
-  std::vector<std::vector<PipelineOp>> stages;  // stages[d]: device d's ops in execution order
+  std::vector<std::vector<PipelineOp>> device_ops;  // device_ops[d]: device d's ops in order
   // Empty when each device runs one chunk (chunk d = device d). Otherwise chunk_device[c] is
   // the device that runs model chunk c: c mod p for interleaved; the V shape of zbv puts
   // chunk c < p on device c and chunk c >= p on device 2p - 1 - c.

@@ -150,18 +150,18 @@ Result<Schedule> ScheduleFromCsv(std::string_view text, const ScheduleCsvOptions
   }
   Schedule schedule;
   schedule.name = options.name;
-  schedule.num_stages = rows;
+  schedule.num_devices = rows;
   schedule.num_micro_batches = options.num_micro_batches.value_or(max_micro_batch + 1);
   bool one_chunk_per_device = chunks == rows;
   for (int c = 0; c < chunks && one_chunk_per_device; ++c) {
     one_chunk_per_device = stage_rank[c] == c;
   }
   if (!one_chunk_per_device) schedule.chunk_device = stage_rank;
-  schedule.stages.resize(rows);
+  schedule.device_ops.resize(rows);
   for (int r = 0; r < rows; ++r) {
     for (Cell& cell : cells[r]) {
       cell.op.chunk = one_chunk_per_device ? 0 : cell.stage;
-      schedule.stages[r].push_back(cell.op);
+      schedule.device_ops[r].push_back(cell.op);
     }
   }
   if (Status s = ValidateSchedule(schedule); !s.ok()) return s.Prefixed(src);
@@ -170,9 +170,9 @@ Result<Schedule> ScheduleFromCsv(std::string_view text, const ScheduleCsvOptions
 
 std::string ScheduleToCsv(const Schedule& schedule) {
   std::string out;
-  for (int d = 0; d < static_cast<int>(schedule.stages.size()); ++d) {
+  for (int d = 0; d < static_cast<int>(schedule.device_ops.size()); ++d) {
     bool first = true;
-    for (const PipelineOp& op : schedule.stages[d]) {
+    for (const PipelineOp& op : schedule.device_ops[d]) {
       if (!first) out += ',';
       first = false;
       out += OpText(op, OpChunk(schedule, d, op));

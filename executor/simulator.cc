@@ -13,7 +13,7 @@ bool Known(double t) { return t == t; }
 
 }  // namespace
 
-double OpDurationMs(const StageTimes& times, int chunk, OpKind kind) {
+double OpDurationMs(const ChunkTimes& times, int chunk, OpKind kind) {
   const double input = times.backward_input_ms.empty() ? times.backward_ms[chunk] / 2
                                                        : times.backward_input_ms[chunk];
   switch (kind) {
@@ -32,8 +32,8 @@ double OpDurationMs(const StageTimes& times, int chunk, OpKind kind) {
 namespace {
 
 // Simulate for a schedule that passed ValidateSchedule.
-Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times) {
-  const int p = schedule.num_stages;
+Result<Timeline> SimulateValid(const Schedule& schedule, const ChunkTimes& times) {
+  const int p = schedule.num_devices;
   const int m = schedule.num_micro_batches;
   const int chunks = NumChunks(schedule);
   const auto n = static_cast<size_t>(chunks);
@@ -57,12 +57,12 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times
   std::vector<double> free_at(p, 0.0);
   std::vector<std::vector<TimedOp>> done(p);
   size_t remaining = 0;
-  for (const auto& ops : schedule.stages) remaining += ops.size();
+  for (const auto& ops : schedule.device_ops) remaining += ops.size();
 
   while (remaining > 0) {
     bool progressed = false;
     for (int s = 0; s < p; ++s) {
-      const auto& ops = schedule.stages[s];
+      const auto& ops = schedule.device_ops[s];
       while (next[s] < ops.size()) {
         const PipelineOp& op = ops[next[s]];
         const int c = OpChunk(schedule, s, op);
@@ -98,8 +98,8 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times
     }
     if (!progressed) {
       for (int s = 0; s < p; ++s) {
-        if (next[s] < schedule.stages[s].size()) {
-          const PipelineOp& op = schedule.stages[s][next[s]];
+        if (next[s] < schedule.device_ops[s].size()) {
+          const PipelineOp& op = schedule.device_ops[s][next[s]];
           return Status::Error(
               "schedule " + schedule.name + " deadlocks: stage " + std::to_string(s) +
               " waits forever at " +
@@ -111,7 +111,7 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times
   }
 
   Timeline t;
-  t.num_stages = p;
+  t.num_devices = p;
   t.busy_ms.assign(p, 0.0);
   double busy_total = 0;
   for (int s = 0; s < p; ++s) {
@@ -129,12 +129,12 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const StageTimes& times
 
 }  // namespace
 
-Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times) {
+Result<Timeline> Simulate(const Schedule& schedule, const ChunkTimes& times) {
   PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
   return SimulateValid(schedule, times);
 }
 
-Result<Timeline> Simulate(const PlanContext& context, const StageTimes& times) {
+Result<Timeline> Simulate(const PlanContext& context, const ChunkTimes& times) {
   return SimulateValid(context.schedule, times);
 }
 
@@ -144,12 +144,12 @@ StepSimulator::StepSimulator(const PlanContext& context) : StepSimulator(context
 
 StepSimulator::StepSimulator(const Schedule& schedule, Status valid) : status_(std::move(valid)) {
   if (!status_.ok()) return;
-  const int p = schedule.num_stages;
+  const int p = schedule.num_devices;
   const int m = schedule.num_micro_batches;
   chunks_ = NumChunks(schedule);
   ops_.resize(p);
   for (int d = 0; d < p; ++d) {
-    for (const PipelineOp& op : schedule.stages[d]) {
+    for (const PipelineOp& op : schedule.device_ops[d]) {
       Op x{op.kind, OpChunk(schedule, d, op), 0, -1, -1};
       x.slot = x.chunk * m + op.micro_batch;
       if (op.kind == OpKind::kForward) {
@@ -201,7 +201,7 @@ StepSimulator::StepSimulator(const Schedule& schedule, Status valid) : status_(s
   cursor_.assign(p, 0);
 }
 
-double StepSimulator::StepMs(const StageTimes& times) {
+double StepSimulator::StepMs(const ChunkTimes& times) {
   const auto n = static_cast<size_t>(chunks_);
   if (!status_.ok() || times.forward_ms.size() != n || times.backward_ms.size() != n ||
       times.transfer_ms.size() != (n > 0 ? n - 1 : 0) ||

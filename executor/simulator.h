@@ -15,7 +15,7 @@
 namespace pp {
 
 // Indexed by model chunk (= stage when each device runs one chunk).
-struct StageTimes {
+struct ChunkTimes {
   std::vector<double> forward_ms;   // per chunk, one micro-batch
   std::vector<double> backward_ms;  // per chunk, one micro-batch: B = I + W
   std::vector<double> transfer_ms;  // per boundary c -> c+1 (chunks-1 entries), either direction
@@ -25,10 +25,10 @@ struct StageTimes {
 };
 
 // The duration of `kind` on chunk `chunk`.
-double OpDurationMs(const StageTimes& times, int chunk, OpKind kind);
+double OpDurationMs(const ChunkTimes& times, int chunk, OpKind kind);
 
 struct TimedOp {
-  int stage = 0;  // the device
+  int device = 0;
   PipelineOp op;
   double ready_ms = 0;  // when its input had arrived
   double start_ms = 0;
@@ -36,19 +36,19 @@ struct TimedOp {
 };
 
 struct Timeline {
-  std::vector<TimedOp> ops;      // grouped by stage, in each stage's execution order
+  std::vector<TimedOp> ops;      // grouped by device, in each device's execution order
   std::vector<double> busy_ms;   // per device
   double step_time_ms = 0;       // end of the last op
   double bubble_ratio = 0;       // 1 - sum(busy) / (p * step); 0 for an empty step
   double bubble_over_ideal = 0;  // (p * step - sum(busy)) / sum(busy); 0 when nothing is busy
-  int num_stages = 0;            // devices
+  int num_devices = 0;           // p
 };
 
 // Simulates `schedule` (which must pass ValidateSchedule) with `times`. A schedule whose
 // dependencies can never be met is an error naming the stuck stage and op.
-Result<Timeline> Simulate(const Schedule& schedule, const StageTimes& times);
+Result<Timeline> Simulate(const Schedule& schedule, const ChunkTimes& times);
 // The same for a context's schedule, which was validated when the context was made.
-Result<Timeline> Simulate(const PlanContext& context, const StageTimes& times);
+Result<Timeline> Simulate(const PlanContext& context, const ChunkTimes& times);
 
 // The step time alone, for searches that simulate one schedule many times: the schedule is
 // validated and its dependencies indexed once, no timeline is kept and no memory is allocated
@@ -61,7 +61,7 @@ class StepSimulator {
   // ValidateSchedule's verdict, or a deadlock found on construction.
   const Status& status() const { return status_; }
   // NaN when status() is an error or `times` does not match the schedule's chunks.
-  double StepMs(const StageTimes& times);
+  double StepMs(const ChunkTimes& times);
 
  private:
   StepSimulator(const Schedule& schedule, Status valid);

@@ -32,9 +32,9 @@ class ZbH1 final : public ScheduleKind {
   Schedule Build(int stages, int micro_batches, const ScheduleOptions& /*options*/) const override {
     const int p = stages, m = micro_batches;
     Schedule s{std::string(name()), p, m, {}, {}};
-    s.stages.resize(p);
+    s.device_ops.resize(p);
     for (int d = 0; d < p; ++d) {
-      auto& ops = s.stages[d];
+      auto& ops = s.device_ops[d];
       const int warmup = std::min(p - d - 1, m);
       std::deque<int> pending;  // micro-batches whose I ran and W did not
       auto input = [&](int i) {

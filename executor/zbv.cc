@@ -42,12 +42,12 @@ class Zbv final : public ScheduleKind {
     const int n = std::max(2 * p - 1, m);
     Schedule s{std::string(name()), p, m, {}, {}};
     for (int c = 0; c < 2 * p; ++c) s.chunk_device.push_back(ChunkDevice(c, p, options));
-    s.stages.resize(p);
+    s.device_ops.resize(p);
     for (int d = 0; d < p; ++d) {
       const std::array<int, 2> chunk = {d, 2 * p - 1 - d};
       // count[h][k]: how many ops of kind k (F, I, W) chunk h has been given.
       int count[2][3] = {{0, 0, 0}, {0, 0, 0}};
-      auto& ops = s.stages[d];
+      auto& ops = s.device_ops[d];
       auto add = [&](OpKind kind, int h) {
         const int k = kind == OpKind::kForward ? 0 : kind == OpKind::kBackwardInput ? 1 : 2;
         const int i = count[h][k]++;

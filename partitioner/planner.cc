@@ -62,10 +62,10 @@ bool AllSplit(const StageCosts& costs, int stages) {
 // Stage (chunk) times for the simulator from a split. The input-gradient share is filled in
 // only when the profile has it for every layer (`known_split`: AllSplit, when the caller has
 // it). `recompute` (per stage, empty: none) adds one forward to a stage's backward.
-StageTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
+ChunkTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
                    const std::vector<char>& recompute = {},
                    std::optional<bool> known_split = std::nullopt) {
-  StageTimes t;
+  ChunkTimes t;
   const int p = static_cast<int>(boundaries.size()) + 1;
   const bool split = known_split ? *known_split : AllSplit(costs, p);
   for (int s = 0; s < p; ++s) {
@@ -345,7 +345,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   // arithmetic as Simulate) and the profiles' I/W split checked once.
   StepSimulator simulator(context);
   const bool split = AllSplit(costs, chunks);
-  const auto step_of = [&](const StageTimes& times) {
+  const auto step_of = [&](const ChunkTimes& times) {
     const double step = simulator.StepMs(times);
     return step == step ? step : std::numeric_limits<double>::infinity();
   };
@@ -414,7 +414,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   return plan;
 }
 
-Result<StageTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) {
+Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) {
   Result<std::unique_ptr<StageCosts>> costs =
       StageCosts::Make(plan.profile, LayoutOf(plan), plan.optimizer, context.num_chunks(),
                        plan.memory_limit_bytes, context.schedule.chunk_device);
@@ -425,7 +425,7 @@ Result<StageTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) 
 }
 
 Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context) {
-  Result<StageTimes> times = PlanChunkTimes(plan, context);
+  Result<ChunkTimes> times = PlanChunkTimes(plan, context);
   if (!times.ok()) return times.status();
   return Simulate(context, *times);
 }

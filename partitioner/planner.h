@@ -40,7 +40,7 @@ Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& b
 // Per-chunk times of a plan (forward, backward with recomputation, I share, transfers),
 // re-derived from its embedded profile, layout and boundaries; `context` is the plan's
 // (PlanContextOf, or PlanContextOf with a schedule read from a CSV).
-Result<StageTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context);
+Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context);
 // Simulates the context's schedule over the plan's chunk times.
 Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context);
 // SimulatePlan with the plan's own context.

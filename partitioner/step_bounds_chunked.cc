@@ -19,7 +19,7 @@ class ChunkedStepBounds final : public StepBounds {
         n_(ctx.cost->num_layers()),
         p_(ctx.num_stages),
         m_(schedule.num_micro_batches),
-        num_devices_(schedule.num_stages),
+        num_devices_(schedule.num_devices),
         lists_(schedule),
         shapes_(cost_, schedule, ctx.input_lower_ms, ctx.weight_lower_ms),
         total_(cost_.StageMs(0, n_ - 1)),

@@ -24,7 +24,7 @@ class ClassicStepBounds final : public StepBounds {
         m_(schedule.num_micro_batches),
         gpipe_(closed_form),
         levels_(p_ + 1) {
-    for (const std::vector<PipelineOp>& ops : schedule.stages) {
+    for (const std::vector<PipelineOp>& ops : schedule.device_ops) {
       alpha_.push_back(ForwardsLeftAtFirstBackward(ops, m_));
       beta_.push_back(LastForwardBackwards(ops));
       const auto [nf, nb] = FirstBackwardToLastForward(ops);

@@ -56,10 +56,10 @@ double FirstBackwardToLastForwardMs(const CostModel& cost, double nf, double nb,
 }
 
 DeviceLists::DeviceLists(const Schedule& schedule) {
-  const int chunks = NumChunks(schedule), devices = schedule.num_stages;
+  const int chunks = NumChunks(schedule), devices = schedule.num_devices;
   for (int c = 0; c < chunks; ++c) chunk_device.push_back(ChunkDevice(schedule, c));
   for (int d = 0; d < devices; ++d) {
-    const std::vector<PipelineOp>& ops = schedule.stages[d];
+    const std::vector<PipelineOp>& ops = schedule.device_ops[d];
     first_op_chunk.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.front()));
     last_op_chunk.push_back(ops.empty() ? -1 : OpChunk(schedule, d, ops.back()));
     first_op_forward.push_back(!ops.empty() && ops.front().kind == OpKind::kForward);
@@ -81,7 +81,7 @@ ChainShapes::ChainShapes(const CostModel& cost, const Schedule& schedule,
                          const std::vector<double>& input_lower,
                          const std::vector<double>& weight_lower)
     : cost_(cost), n_(cost.num_layers()) {
-  for (const auto& ops : schedule.stages) {
+  for (const auto& ops : schedule.device_ops) {
     for (const PipelineOp& op : ops) {
       splits_ |= op.kind != OpKind::kForward && op.kind != OpKind::kBackward;
     }
@@ -107,7 +107,7 @@ ChainShapes::ChainShapes(const CostModel& cost, const Schedule& schedule,
   for (int c = 0; c < chunks; ++c) {
     std::vector<OpKind> kinds;  // chunk c's ops in its device's order
     const int d = ChunkDevice(schedule, c);
-    for (const PipelineOp& op : schedule.stages[d]) {
+    for (const PipelineOp& op : schedule.device_ops[d]) {
       if (OpChunk(schedule, d, op) == c) kinds.push_back(op.kind);
     }
     bool whole = false;

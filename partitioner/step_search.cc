@@ -27,7 +27,7 @@ class BranchAndBound {
         devices_(DevicesOf(ctx)),
         n_(ctx.cost->num_layers()),
         p_(ctx.num_stages),
-        num_devices_(schedule.num_stages),
+        num_devices_(schedule.num_devices),
         bounds_(MakeStepBounds(ctx, schedule)),
         budget_s_(budget_s),
         start_(std::chrono::steady_clock::now()) {

@@ -76,7 +76,7 @@ TEST(CudaRuntime, SplitBackwardEqualsSequential) {
   const Model model = TokenModel();
   Schedule s{"hand", 2, 2, {}, {}};
   using K = OpKind;
-  s.stages = {{{K::kForward, 0}, {K::kForward, 1}, {K::kBackwardInput, 0}, {K::kBackwardInput, 1},
+  s.device_ops = {{{K::kForward, 0}, {K::kForward, 1}, {K::kBackwardInput, 0}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 0}, {K::kBackwardWeight, 1}},
               {{K::kForward, 0}, {K::kBackwardInput, 0}, {K::kForward, 1}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 1}, {K::kBackwardWeight, 0}}};
@@ -122,7 +122,7 @@ TEST(CudaRuntime, StuckPipelineEndsWithANamedError) {
   const Model model = FeatureModel();
   Schedule s{"stuck", 2, 2, {}, {}};
   using K = OpKind;
-  s.stages = {{{K::kForward, 0}, {K::kBackward, 0}, {K::kForward, 1}, {K::kBackward, 1}},
+  s.device_ops = {{{K::kForward, 0}, {K::kBackward, 0}, {K::kForward, 1}, {K::kBackward, 1}},
               {{K::kForward, 0}, {K::kForward, 1}, {K::kBackward, 0}, {K::kBackward, 1}}};
   RunOptions o = GradientOptions();
   o.timeout_s = 0.3;

@@ -69,7 +69,7 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
   const int p = NumChunks(schedule);
   const std::vector<int> chunk_in_flight = InFlightPerChunk(schedule);
   std::vector<uint64_t> device_bytes(r.num_stages, 0);
-  StageTimes times;
+  ChunkTimes times;
   for (int s = 0; s < p; ++s) {
     const int device = ChunkDevice(schedule, s);
     const std::string& type = r.devices.stage_type[device];

@@ -24,8 +24,8 @@
 namespace pp {
 namespace {
 
-StageTimes Times(int chunks, double f, double b, double t) {
-  StageTimes times;
+ChunkTimes Times(int chunks, double f, double b, double t) {
+  ChunkTimes times;
   for (int c = 0; c < chunks; ++c) {
     times.forward_ms.push_back(f * (1 + 0.25 * (c % 3)));
     times.backward_ms.push_back(b * (1 + 0.25 * (c % 2)));

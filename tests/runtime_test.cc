@@ -143,7 +143,7 @@ TEST(Runtime, SplitBackwardEqualsSequential) {
   const Model model = TokenModel();
   Schedule s{"hand", 2, 2, {}, {}};
   using K = OpKind;
-  s.stages = {{{K::kForward, 0}, {K::kForward, 1}, {K::kBackwardInput, 0}, {K::kBackwardInput, 1},
+  s.device_ops = {{{K::kForward, 0}, {K::kForward, 1}, {K::kBackwardInput, 0}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 0}, {K::kBackwardWeight, 1}},
               {{K::kForward, 0}, {K::kBackwardInput, 0}, {K::kForward, 1}, {K::kBackwardInput, 1},
                {K::kBackwardWeight, 1}, {K::kBackwardWeight, 0}}};
@@ -182,7 +182,7 @@ TEST(Runtime, StuckPipelineEndsWithANamedError) {
   const Model model = FeatureModel();
   Schedule s{"stuck", 2, 2, {}, {}};
   using K = OpKind;
-  s.stages = {{{K::kForward, 0}, {K::kBackward, 0}, {K::kForward, 1}, {K::kBackward, 1}},
+  s.device_ops = {{{K::kForward, 0}, {K::kBackward, 0}, {K::kForward, 1}, {K::kBackward, 1}},
               {{K::kForward, 0}, {K::kForward, 1}, {K::kBackward, 0}, {K::kBackward, 1}}};
   RunOptions o = GradientOptions();
   o.timeout_s = 0.3;
@@ -209,7 +209,7 @@ enum class KnownClock { kSleep, kVirtual };
 
 class KnownTimesDevice final : public PipelineDevice {
  public:
-  KnownTimesDevice(const StageTimes& times, KnownClock clock, Transport* transport)
+  KnownTimesDevice(const ChunkTimes& times, KnownClock clock, Transport* transport)
       : times_(times), mode_(clock), transport_(transport) {}
   Status Setup(const DeviceLayout& layout) override {
     clock_.Resize(layout.ops_per_step);
@@ -269,7 +269,7 @@ class KnownTimesDevice final : public PipelineDevice {
     now_ms_ += ms;
     return Status::Ok();
   }
-  const StageTimes& times_;
+  const ChunkTimes& times_;
   KnownClock mode_;
   Transport* transport_;
   HostClock clock_;
@@ -278,8 +278,8 @@ class KnownTimesDevice final : public PipelineDevice {
 };
 
 // Whole-ms durations per chunk: F 3, 4 or 5 (times `scale`), B = 2F + 1, I = F + 1, W = F.
-StageTimes KnownTimes(int chunks, double scale) {
-  StageTimes times;
+ChunkTimes KnownTimes(int chunks, double scale) {
+  ChunkTimes times;
   for (int c = 0; c < chunks; ++c) {
     const double f = scale * (3 + c % 3);
     times.forward_ms.push_back(f);
@@ -290,11 +290,11 @@ StageTimes KnownTimes(int chunks, double scale) {
   return times;
 }
 
-Result<RunResult> RunKnownTimes(const Schedule& schedule, const StageTimes& times,
+Result<RunResult> RunKnownTimes(const Schedule& schedule, const ChunkTimes& times,
                                 KnownClock clock, int steps) {
   HostTransport transport;
   std::vector<std::unique_ptr<PipelineDevice>> devices;
-  for (int d = 0; d < schedule.num_stages; ++d) {
+  for (int d = 0; d < schedule.num_devices; ++d) {
     devices.push_back(std::make_unique<KnownTimesDevice>(times, clock, &transport));
   }
   std::vector<ChunkRange> ranges;
@@ -317,7 +317,7 @@ TEST(Runtime, MeasuredTimelineIsTheSimulatorsOnOpsOfKnownTimes) {
                    std::to_string(m));
       Result<Schedule> schedule = BuildSchedule(kind->name(), p, m);
       ASSERT_TRUE(schedule.ok()) << schedule.message();
-      const StageTimes times = KnownTimes(NumChunks(*schedule), 1.0);
+      const ChunkTimes times = KnownTimes(NumChunks(*schedule), 1.0);
       Result<Timeline> predicted = Simulate(*schedule, times);
       ASSERT_TRUE(predicted.ok()) << predicted.message();
       Result<RunResult> r = RunKnownTimes(*schedule, times, KnownClock::kVirtual, 1);
@@ -341,7 +341,7 @@ TEST(Runtime, MeasuredBubbleOnTheHostClockIsTheSimulators) {
     SCOPED_TRACE(std::string(kind->name()));
     Result<Schedule> schedule = BuildSchedule(kind->name(), p, m);
     ASSERT_TRUE(schedule.ok()) << schedule.message();
-    const StageTimes times = KnownTimes(NumChunks(*schedule), 4.0);
+    const ChunkTimes times = KnownTimes(NumChunks(*schedule), 4.0);
     Result<Timeline> predicted = Simulate(*schedule, times);
     ASSERT_TRUE(predicted.ok()) << predicted.message();
     Result<RunResult> r = RunKnownTimes(*schedule, times, KnownClock::kSleep, 3);

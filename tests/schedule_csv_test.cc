@@ -12,8 +12,8 @@ namespace pp {
 namespace {
 
 // Unequal chunk times, so a reordering of any op would show in the step time.
-StageTimes UnequalTimes(int chunks) {
-  StageTimes times;
+ChunkTimes UnequalTimes(int chunks) {
+  ChunkTimes times;
   for (int c = 0; c < chunks; ++c) {
     times.forward_ms.push_back(1.0 + 0.37 * c);
     times.backward_ms.push_back(2.0 + 0.61 * ((c * 5) % 3));
@@ -37,11 +37,11 @@ TEST(ScheduleCsv, EveryBuiltInScheduleRoundTrips) {
         EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), p) << where;
         Result<Schedule> read = ScheduleFromCsv(csv);
         ASSERT_TRUE(read.ok()) << where << ": " << read.message() << "\n" << csv;
-        EXPECT_EQ(read->num_stages, p) << where;
+        EXPECT_EQ(read->num_devices, p) << where;
         EXPECT_EQ(read->num_micro_batches, m) << where;
-        EXPECT_EQ(read->stages, built.stages) << where;
+        EXPECT_EQ(read->device_ops, built.device_ops) << where;
         EXPECT_EQ(read->chunk_device, built.chunk_device) << where;
-        const StageTimes times = UnequalTimes(NumChunks(built));
+        const ChunkTimes times = UnequalTimes(NumChunks(built));
         Result<Timeline> a = Simulate(built, times), b = Simulate(*read, times);
         ASSERT_TRUE(a.ok() && b.ok()) << where;
         EXPECT_EQ(a->step_time_ms, b->step_time_ms) << where;
@@ -68,13 +68,13 @@ TEST(ScheduleCsv, TorchStyleCsvGivesTheHandWorkedTimeline) {
   const std::string csv = "0F0,,,0I0,0W0\r\n,1F0,1I0,1W0,\r\n";
   Result<Schedule> s = ScheduleFromCsv(csv);
   ASSERT_TRUE(s.ok()) << s.message();
-  ASSERT_EQ(s->num_stages, 2);
+  ASSERT_EQ(s->num_devices, 2);
   ASSERT_EQ(s->num_micro_batches, 1);
   EXPECT_TRUE(s->chunk_device.empty());  // stage d on rank d: one chunk per device
   // F = (1, 2), B = (2, 4) of which I = (1, 3), transfer 0.5:
   //   d0 F0 [0, 1]                                        I0 [7, 8]  W0 [8, 9]
   //   d1        F0 [1.5, 3.5]  I0 [3.5, 6.5]  W0 [6.5, 7.5]
-  StageTimes times{{1, 2}, {2, 4}, {0.5}, {1, 3}};
+  ChunkTimes times{{1, 2}, {2, 4}, {0.5}, {1, 3}};
   Result<Timeline> t = Simulate(*s, times);
   ASSERT_TRUE(t.ok()) << t.message();
   // (ready, start, end); the last stage's I waits for nothing but its device.
@@ -96,10 +96,10 @@ TEST(ScheduleCsv, SeveralStagesOnOneRankMapToChunks) {
   Result<Schedule> s = ScheduleFromCsv(" 0F0 , 1F0 , 1B0 , 0B0 ");
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(s->chunk_device, (std::vector<int>{0, 0}));
-  ASSERT_EQ(s->stages.size(), 1u);
-  EXPECT_EQ(s->stages[0][1], (PipelineOp{OpKind::kForward, 0, 1}));
+  ASSERT_EQ(s->device_ops.size(), 1u);
+  EXPECT_EQ(s->device_ops[0][1], (PipelineOp{OpKind::kForward, 0, 1}));
   // No transfer between chunks on one device: 1 + 2 + 4 + 3.
-  Result<Timeline> t = Simulate(*s, StageTimes{{1, 2}, {3, 4}, {9}});
+  Result<Timeline> t = Simulate(*s, ChunkTimes{{1, 2}, {3, 4}, {9}});
   ASSERT_TRUE(t.ok()) << t.message();
   EXPECT_DOUBLE_EQ(t->step_time_ms, 10);
 }

@@ -42,7 +42,7 @@ TEST(ScheduleRegistry, DeclaredFactsAgreeWithTheBuiltOpLists) {
           EXPECT_EQ(s->chunk_device.empty(), per_device == 1) << where;
           std::vector<int> runs_on(NumChunks(*s), -1);
           for (int d = 0; d < p; ++d) {
-            for (const PipelineOp& op : s->stages[d]) runs_on[OpChunk(*s, d, op)] = d;
+            for (const PipelineOp& op : s->device_ops[d]) runs_on[OpChunk(*s, d, op)] = d;
           }
           for (int c = 0; c < NumChunks(*s); ++c) {
             EXPECT_EQ(ChunkDevice(*s, c), kind->ChunkDevice(c, p, options)) << where << " c" << c;

@@ -14,8 +14,8 @@ namespace pp {
 namespace {
 
 // Every chunk takes f, b (with I = i of it) and there are no transfers.
-StageTimes Equal(int chunks, double f, double b, double input = -1) {
-  StageTimes times;
+ChunkTimes Equal(int chunks, double f, double b, double input = -1) {
+  ChunkTimes times;
   times.forward_ms.assign(chunks, f);
   times.backward_ms.assign(chunks, b);
   times.transfer_ms.assign(chunks - 1, 0.0);
@@ -56,7 +56,7 @@ TEST(Interleaved, PlacementOrderAndConstraints) {
       {OpKind::kBackward, 0, 0}, {OpKind::kForward, 3, 2},  {OpKind::kBackward, 1, 0},
       {OpKind::kBackward, 2, 2}, {OpKind::kBackward, 3, 2}, {OpKind::kBackward, 2, 0},
       {OpKind::kBackward, 3, 0}};
-  EXPECT_EQ(s.stages[0], expected);
+  EXPECT_EQ(s.device_ops[0], expected);
   EXPECT_TRUE(ValidateSchedule(s).ok());
   EXPECT_FALSE(BuildSchedule("interleaved", 4, 6, ScheduleOptions{2}).ok());  // 6 % 4 != 0
   EXPECT_FALSE(BuildSchedule("interleaved", 4, 8, ScheduleOptions{1}).ok());
@@ -96,7 +96,7 @@ std::vector<std::string> FrameworkInterleavedOrder(int p, int m, int v, int rank
 
 std::vector<std::string> OurOrder(const Schedule& s, int device) {
   std::vector<std::string> ops;
-  for (const PipelineOp& op : s.stages[device]) ops.push_back(OpText(op, op.chunk));
+  for (const PipelineOp& op : s.device_ops[device]) ops.push_back(OpText(op, op.chunk));
   return ops;
 }
 
@@ -182,15 +182,15 @@ TEST(Zbv, ValidVShapeAndNoDeadlock) {
 }
 
 TEST(Schedules, SplitBackwardDefaultsToEvenSplitAndValidates) {
-  StageTimes times = Equal(2, 1, 4);  // no I share: I = W = 2
+  ChunkTimes times = Equal(2, 1, 4);  // no I share: I = W = 2
   EXPECT_DOUBLE_EQ(OpDurationMs(times, 0, OpKind::kBackwardInput), 2);
   EXPECT_DOUBLE_EQ(OpDurationMs(times, 0, OpKind::kBackwardWeight), 2);
   Schedule s{"custom", 1, 1, {{{OpKind::kForward, 0}, {OpKind::kBackwardWeight, 0},
                                {OpKind::kBackwardInput, 0}}}};
   EXPECT_FALSE(ValidateSchedule(s).ok());  // W before I
-  s.stages[0] = {{OpKind::kForward, 0}, {OpKind::kBackwardInput, 0}, {OpKind::kBackward, 0}};
+  s.device_ops[0] = {{OpKind::kForward, 0}, {OpKind::kBackwardInput, 0}, {OpKind::kBackward, 0}};
   EXPECT_FALSE(ValidateSchedule(s).ok());  // both B and I
-  s.stages[0] = {{OpKind::kForward, 0}, {OpKind::kBackwardInput, 0},
+  s.device_ops[0] = {{OpKind::kForward, 0}, {OpKind::kBackwardInput, 0},
                  {OpKind::kBackwardWeight, 0}};
   EXPECT_TRUE(ValidateSchedule(s).ok());
   OpKind k;

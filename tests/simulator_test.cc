@@ -12,8 +12,8 @@
 namespace pp {
 namespace {
 
-StageTimes Equal(int p, double f, double b, double t) {
-  StageTimes times;
+ChunkTimes Equal(int p, double f, double b, double t) {
+  ChunkTimes times;
   times.forward_ms.assign(p, f);
   times.backward_ms.assign(p, b);
   times.transfer_ms.assign(p - 1, t);
@@ -54,7 +54,7 @@ TEST(Simulator, GpipeUnequalStagesIsClosedForm) {
   auto quarter = [&](int hi) { return 0.25 * std::uniform_int_distribution<int>(0, hi)(rng); };
   for (int trial = 0; trial < 300; ++trial) {
     const int p = 1 + trial % 7, m = 1 + (trial / 7) % 9;
-    StageTimes t;
+    ChunkTimes t;
     double total = 0, transfers = 0, max_f = 0, max_b = 0;
     for (int s = 0; s < p; ++s) {
       t.forward_ms.push_back(quarter(40));
@@ -92,7 +92,7 @@ TEST(Simulator, StepSimulatorEqualsSimulate) {
       ASSERT_TRUE(fast.status().ok());
       const int chunks = NumChunks(*schedule);
       for (int again = 0; again < 3; ++again) {  // buffers reused between calls
-        StageTimes t;
+        ChunkTimes t;
         for (int c = 0; c < chunks; ++c) {
           t.forward_ms.push_back(ms());
           t.backward_ms.push_back(ms());
@@ -102,14 +102,14 @@ TEST(Simulator, StepSimulatorEqualsSimulate) {
         EXPECT_EQ(fast.StepMs(t), Simulate(*schedule, t)->step_time_ms) << kind;
         ++compared;
       }
-      StageTimes wrong;
+      ChunkTimes wrong;
       wrong.forward_ms.assign(chunks + 1, 1.0);
       EXPECT_NE(fast.StepMs(wrong), fast.StepMs(wrong));  // NaN
     }
   }
   EXPECT_EQ(compared, 600);
   Schedule stuck = *BuildSchedule("1f1b", 2, 2);
-  std::swap(stuck.stages[1][0], stuck.stages[1][1]);  // B0 before F0 on the last stage
+  std::swap(stuck.device_ops[1][0], stuck.device_ops[1][1]);  // B0 before F0 on the last stage
   EXPECT_FALSE(StepSimulator(stuck).status().ok());
 }
 
@@ -118,7 +118,7 @@ TEST(Simulator, OneFOneBHandWorkedTimeline) {
   // runs F0 B0 F1 B1:
   //   s0 F0 [0,1]  F1 [1,2]                 B0 [7,9]          B1 [13,15]
   //   s1      F0 [1,3] B0 [3,7] F1 [7,9] B1 [9,13]
-  StageTimes times{{1, 2}, {2, 4}, {0}};
+  ChunkTimes times{{1, 2}, {2, 4}, {0}};
   Result<Timeline> t = Simulate(*BuildSchedule("1f1b", 2, 2), times);
   ASSERT_TRUE(t.ok());
   EXPECT_DOUBLE_EQ(t->step_time_ms, 15);
@@ -143,7 +143,7 @@ TEST(Schedules, OneFOneBOrderAndInFlight) {
         EXPECT_EQ(in_flight[stage], std::min(p - stage, m));
         // Warm-up forwards first, then strict alternation, then the remaining backwards.
         const int w = std::min(p - stage - 1, m);
-        const auto& ops = s.stages[stage];
+        const auto& ops = s.device_ops[stage];
         for (int i = 0; i < w; ++i) EXPECT_EQ(ops[i], (PipelineOp{OpKind::kForward, i}));
         for (int k = 0; k < m - w; ++k) {
           EXPECT_EQ(ops[w + 2 * k], (PipelineOp{OpKind::kForward, w + k}));
@@ -159,7 +159,7 @@ TEST(Schedules, OneFOneBOrderAndInFlight) {
 TEST(Simulator, ReportsDeadlockAndBadSchedules) {
   // Stage 0 waits for B0 from stage 1, which first wants F1 from stage 0.
   Schedule s{"custom", 2, 2, {}};  // one chunk per device
-  s.stages = {{{OpKind::kForward, 0}, {OpKind::kBackward, 0}, {OpKind::kForward, 1},
+  s.device_ops = {{{OpKind::kForward, 0}, {OpKind::kBackward, 0}, {OpKind::kForward, 1},
                {OpKind::kBackward, 1}},
               {{OpKind::kForward, 0}, {OpKind::kForward, 1}, {OpKind::kBackward, 0},
                {OpKind::kBackward, 1}}};
@@ -167,7 +167,7 @@ TEST(Simulator, ReportsDeadlockAndBadSchedules) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.message().find("deadlocks"), std::string::npos) << t.message();
 
-  s.stages[1].pop_back();
+  s.device_ops[1].pop_back();
   EXPECT_FALSE(ValidateSchedule(s).ok());
   EXPECT_FALSE(BuildSchedule("zigzag", 2, 2).ok());
 }

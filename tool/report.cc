@@ -225,13 +225,13 @@ std::string TimelineText(const Plan& plan, const Timeline& t) {
   out << "simulate: " << Header(plan) << "\n\n";
   out << Pad("stage", 6) << Pad("busy ms", 12, true) << Pad("idle ms", 12, true)
       << Pad("bubble", 10, true) << "  ops\n";
-  std::vector<std::string> orders(t.num_stages);
+  std::vector<std::string> orders(t.num_devices);
   for (const TimedOp& op : t.ops) {
-    std::string& o = orders[op.stage];
+    std::string& o = orders[op.device];
     if (o.size() < 60) o += std::string(o.empty() ? "" : " ") + OpLabel(plan, op.op);
     else if (o.back() != '.') o += " ...";
   }
-  for (int s = 0; s < t.num_stages; ++s) {
+  for (int s = 0; s < t.num_devices; ++s) {
     const double idle = t.step_time_ms - t.busy_ms[s];
     out << Pad(std::to_string(s), 6) << Pad(Fmt("%.3f", t.busy_ms[s]), 12, true)
         << Pad(Fmt("%.3f", idle), 12, true)
@@ -263,7 +263,7 @@ Json TimelineJson(const Plan& plan, const Timeline& t) {
           ? 1000.0 * plan.num_micro_batches * plan.micro_batch_size / t.step_time_ms
           : 0.0;
   Json stages = Json::array();
-  for (int s = 0; s < t.num_stages; ++s) {
+  for (int s = 0; s < t.num_devices; ++s) {
     stages.push_back({{"index", s},
                       {"busy_ms", t.busy_ms[s]},
                       {"bubble_ratio", t.step_time_ms > 0 ? 1 - t.busy_ms[s] / t.step_time_ms : 0.0}});
@@ -271,7 +271,7 @@ Json TimelineJson(const Plan& plan, const Timeline& t) {
   doc["stages"] = std::move(stages);
   Json ops = Json::array();
   for (const TimedOp& op : t.ops) {
-    Json o = {{"stage", op.stage},
+    Json o = {{"stage", op.device},
               {"op", std::string(1, OpKindLetter(op.op.kind))},
               {"micro_batch", op.op.micro_batch},
               {"ready_ms", op.ready_ms},
@@ -288,7 +288,7 @@ Json TimelineTrace(const Plan& plan, const Timeline& t, const std::string& proce
   Json events = Json::array();
   events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0},
                     {"args", {{"name", process + ": " + plan.model}}}});
-  for (int s = 0; s < t.num_stages; ++s) {
+  for (int s = 0; s < t.num_devices; ++s) {
     events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", s},
                       {"args", {{"name", "stage " + std::to_string(s)}}}});
   }
@@ -297,7 +297,7 @@ Json TimelineTrace(const Plan& plan, const Timeline& t, const std::string& proce
                       {"cat", OpCategory(op.op.kind)},
                       {"ph", "X"},
                       {"pid", 0},
-                      {"tid", op.stage},
+                      {"tid", op.device},
                       {"ts", op.start_ms * 1000.0},
                       {"dur", (op.end_ms - op.start_ms) * 1000.0},
                       {"args", {{"micro_batch", op.op.micro_batch}}}});
