@@ -290,7 +290,7 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const PlanContext&
     Result<std::vector<int>> split = baseline(free);
     if (split.ok()) options.seeds.push_back(std::move(*split));
   }
-  Result<StepSearchResult> result = MinStepSplit(ctx, context.schedule, options);
+  Result<StepSearchResult> result = MinStepSplit(ctx, context, options);
   if (!result.ok()) return result.status();
   bound->exact = result->exact;
   bound->lower_bound_ms = result->lower_bound_ms;

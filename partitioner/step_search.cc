@@ -230,6 +230,12 @@ class BranchAndBound {
 
 }  // namespace
 
+namespace {
+// MinStepSplit for a schedule that passed ValidateSchedule.
+Result<StepSearchResult> MinStepSplitValid(const SplitContext& ctx, const Schedule& schedule,
+                                           const StepSearchOptions& options);
+}  // namespace
+
 Status StepSearchApplies(const Schedule& schedule) { return ValidateSchedule(schedule); }
 
 Result<StepBoundProbe> ProbeStepBounds(const SplitContext& ctx, const Schedule& schedule,
@@ -243,6 +249,18 @@ Result<StepBoundProbe> ProbeStepBounds(const SplitContext& ctx, const Schedule& 
 Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& schedule,
                                       const StepSearchOptions& options) {
   PP_RETURN_IF_ERROR(StepSearchApplies(schedule));
+  return MinStepSplitValid(ctx, schedule, options);
+}
+
+Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const PlanContext& context,
+                                      const StepSearchOptions& options) {
+  return MinStepSplitValid(ctx, context.schedule, options);
+}
+
+namespace {
+
+Result<StepSearchResult> MinStepSplitValid(const SplitContext& ctx, const Schedule& schedule,
+                                           const StepSearchOptions& options) {
   if (NumChunks(schedule) != ctx.num_stages || !ctx.step_time_ms) {
     return Status::Error("internal error: the step search needs the plan's schedule");
   }
@@ -279,5 +297,7 @@ Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& s
   result.exact = result.lower_bound_ms >= result.step_ms;
   return result;
 }
+
+}  // namespace
 
 }  // namespace pp

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "executor/plan_context.h"
 #include "executor/schedule.h"
 #include "partitioner/methods.h"
 
@@ -48,6 +49,9 @@ Status StepSearchApplies(const Schedule& schedule);
 // limit. `schedule` must be the one ctx.step_time_ms simulates and pass StepSearchApplies.
 // Error: no split meets the memory limit.
 Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const Schedule& schedule,
+                                      const StepSearchOptions& options);
+// The same on a plan context's schedule, validated when the context was made.
+Result<StepSearchResult> MinStepSplit(const SplitContext& ctx, const PlanContext& context,
                                       const StepSearchOptions& options);
 
 // For tests: the lower bounds the search uses with stages 0..k-1 fixed by `prefix` (their

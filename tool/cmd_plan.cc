@@ -297,8 +297,8 @@ int RunOne(const PlanFlags& f) {
               << FormatMs(plan->objective_bound->lower_bound_ms) << "; a larger --step-budget "
               << "may prove it)\n";
   }
-  if (Result<PlanContext> context = PlanContextOf(*plan);
-      context.ok() && context->splits_backward && !HasBackwardSplit(request.profile)) {
+  if (const ScheduleKind* kind = FindScheduleKind(request.schedule);
+      kind != nullptr && kind->traits().splits_backward && !HasBackwardSplit(request.profile)) {
     std::cerr << "pp-partition: warning: the profile lacks backward_input_ms/backward_weight_ms; "
               << f.schedule << " splits each backward evenly into I and W\n";
   }
