@@ -1,6 +1,7 @@
 // pp-partition export PLAN.json --to TARGET [-o FILE] [--module-prefix LAYER=MODULE ...]
 #include <memory>
 
+#include "executor/plan_context.h"
 #include "partitioner/export/exporter.h"
 #include "tool/command.h"
 
@@ -27,6 +28,11 @@ int RunExport(const ExportFlags& f) {
   }
   Result<Plan> plan = LoadPlan(f.plan);
   if (!plan.ok()) return Fail(plan.status());
+  // The plan's structure as every command reads it: its schedule rebuilt from its fields and
+  // each stage's device checked against it.
+  if (Result<PlanContext> context = PlanContextOf(*plan); !context.ok()) {
+    return Fail(context.status().Prefixed(f.plan));
+  }
   Result<std::string> text = exporter->Export(*plan, options);
   if (!text.ok()) return Fail(text.status().Prefixed(f.plan));
   // The exported text is the document: written to -o, or printed.

@@ -1,10 +1,11 @@
 // Export targets: a plan written in the form a training framework takes. Each target
 // implements Exporter and registers in exporter.cc's table (one .cc per target).
 //
-// Exporters read a plan's stages as pipeline *chunks*: today one chunk per stage, chunk c on
-// device c. Interleaved plans (a later schedule) will list p·V chunks, chunk c on device
-// c mod p; targets that take virtual stages (Megatron-LM's layout, torch's interleaved
-// schedules) read them from the same list, the others refuse such plans.
+// Exporters read a plan's stages as pipeline *chunks* (docs/architecture.md, "Words"): one
+// per device, or p·V for chunked schedules, each with the device the plan records (checked
+// against the schedule by PlanContextOf before exporting). Whether a framework can run the
+// plan's schedule is the schedule kind's trait (executor/schedule.h ScheduleTraits); targets
+// that take virtual stages read them from the same list, the others refuse such plans.
 #pragma once
 
 #include <string>
