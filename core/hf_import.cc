@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "core/units.h"
+
 namespace pp {
 namespace {
 
@@ -41,7 +43,7 @@ void CheckActivation(FieldReader& r, std::string_view key, std::string_view pref
                      std::string_view modelled_as) {
   const std::optional<std::string> act = r.OptString(key);
   if (r.ok() && act && act->rfind(prefix, 0) != 0) {
-    r.Fail(key, "\"" + *act + "\" is not supported; the model format describes this family's "
+    r.Fail(key, Quote(*act) + " is not supported; the model format describes this family's "
                 "blocks with " + std::string(modelled_as) + " only");
   }
 }
@@ -183,7 +185,7 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
     if (f.model_type == type) family = &f;
   }
   if (family == nullptr) {
-    return Status::Error("model_type: \"" + type + "\" is not supported (known: gpt2, bert, "
+    return Status::Error("model_type: " + Quote(type) + " is not supported (known: gpt2, bert, "
                          "llama)");
   }
   HfImport out;
@@ -205,7 +207,8 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
     out.notes.push_back("--seq-len " + std::to_string(seq_len) + " is longer than the config's "
                         "context length " + std::to_string(built->context));
   }
-  const std::string torch_dtype = config.value("torch_dtype", std::string("bfloat16"));
+  const std::string torch_dtype = r.OptString("torch_dtype").value_or("bfloat16");
+  if (!r.ok()) return r.status();
   Json doc = {{"format", kModelFormat},
               {"name", name},
               {"source", "Hugging Face config.json (model_type " + type + "), imported by "
@@ -223,7 +226,7 @@ Result<HfImport> ImportHfConfigFile(const std::string& path, const HfImportOptio
   Result<Json> doc = ReadJsonFile(path);
   if (!doc.ok()) return doc.status();
   Result<HfImport> out = ImportHfConfig(*doc, options);
-  if (!out.ok()) return out.status().Prefixed(path);
+  if (!out.ok()) return out.status().Prefixed(ShownPath(path));
   return out;
 }
 

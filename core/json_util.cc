@@ -116,19 +116,21 @@ Result<Json> ReadJsonFile(const std::string& path) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return Status::Error(path + ": cannot open: " + std::strerror(errno));
+    if (!in) return Status::Error(ShownPath(path) + ": cannot open: " + std::strerror(errno));
     in.seekg(0, std::ios::end);
     const std::streamoff size = in.tellg();
-    if (size < 0) return Status::Error(path + ": cannot read");
+    if (size < 0) return Status::Error(ShownPath(path) + ": cannot read");
     if (static_cast<uint64_t>(size) > kMaxDocumentBytes) {
-      return Status::Error(path + ": file is larger than 1 GiB");
+      return Status::Error(ShownPath(path) + ": file is larger than 1 GiB");
     }
     in.seekg(0, std::ios::beg);
     text.resize(static_cast<size_t>(size));
-    if (size > 0 && !in.read(text.data(), size)) return Status::Error(path + ": cannot read");
+    if (size > 0 && !in.read(text.data(), size)) {
+      return Status::Error(ShownPath(path) + ": cannot read");
+    }
   }
   Result<Json> doc = ParseJsonText(text);
-  if (!doc.ok()) return doc.status().Prefixed(path);
+  if (!doc.ok()) return doc.status().Prefixed(ShownPath(path));
   return doc;
 }
 
@@ -176,7 +178,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
 }
 
 std::string DescribeValue(const Json& value) {
-  if (value.is_string()) return "\"" + Abbreviate(value.get<std::string>()) + "\"";
+  if (value.is_string()) return Quote(value.get<std::string>());
   if (value.is_array()) return "an array";
   if (value.is_object()) return "an object";
   return Abbreviate(value.dump(), 48);

@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "core/kind_entry.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -171,7 +172,7 @@ Result<Model> LoadModel(const std::string& path) {
   Result<Json> doc = ReadJsonFile(path);
   if (!doc.ok()) return doc.status();
   Result<Model> m = ModelFromJson(*doc);
-  if (!m.ok()) return m.status().Prefixed(path);
+  if (!m.ok()) return m.status().Prefixed(ShownPath(path));
   return m;
 }
 

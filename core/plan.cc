@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/content_hash.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -276,7 +277,7 @@ Result<Plan> LoadPlan(const std::string& path) {
   Result<Json> doc = ReadJsonFile(path);
   if (!doc.ok()) return doc.status();
   Result<Plan> p = PlanFromJson(*doc);
-  if (!p.ok()) return p.status().Prefixed(path);
+  if (!p.ok()) return p.status().Prefixed(ShownPath(path));
   return p;
 }
 

@@ -1,15 +1,62 @@
 #include "core/profile.h"
 
+#include <algorithm>
+#include <cmath>
 #include <unordered_map>
+
+#include "core/units.h"
 
 namespace pp {
 namespace {
 
-// A layer slower than this (11.6 days per micro-batch) is a unit mistake; the bound also keeps
-// sums over 100,000 layers finite.
-constexpr double kMaxLayerMs = 1e9;
+std::string Number(double v) { return Printf("%.6g", v); }
+
+uint64_t LargestOutput(const Profile& profile) {
+  uint64_t largest = 0;
+  for (const LayerProfile& l : profile.layers) largest = std::max(largest, l.output_bytes);
+  return largest;
+}
 
 }  // namespace
+
+Status CheckLink(const Link& link, uint64_t max_bytes, const std::string& where) {
+  if (!(link.latency_ms >= 0) || !(link.latency_ms <= kMaxLayerMs)) {
+    return Status::Error(where + ".latency_ms: " + Number(link.latency_ms) +
+                         " must be between 0 and 1e9 ms; check the units (milliseconds)");
+  }
+  const double bandwidth = link.bandwidth_bytes_per_s;
+  if (!(bandwidth > 0) || !std::isfinite(bandwidth)) {
+    return Status::Error(where + ".bandwidth_bytes_per_s: " + Number(bandwidth) +
+                         " must be a finite number greater than 0");
+  }
+  const double ms = link.TransferMs(max_bytes);
+  if (!(ms <= kMaxLayerMs)) {
+    return Status::Error(where + ".bandwidth_bytes_per_s: " + Number(bandwidth) +
+                         " bytes/s makes sending " + std::to_string(max_bytes) + " bytes take " +
+                         Number(ms) + " ms, over 1e9 ms; check the units (bytes per second)");
+  }
+  return Status::Ok();
+}
+
+Status CheckProfileTimes(const Profile& profile, const std::string& base) {
+  auto at = [&](const std::string& p) { return base.empty() ? p : base + "." + p; };
+  for (size_t i = 0; i < profile.layers.size(); ++i) {
+    const LayerProfile& l = profile.layers[i];
+    const std::pair<const char*, std::optional<double>> times[] = {
+        {"forward_ms", l.forward_ms},
+        {"backward_ms", l.backward_ms},
+        {"backward_input_ms", l.backward_input_ms},
+        {"backward_weight_ms", l.backward_weight_ms}};
+    for (const auto& [key, ms] : times) {
+      if (ms && !(*ms >= 0 && *ms <= kMaxLayerMs)) {
+        return Status::Error(at("layers[" + std::to_string(i) + "]." + key) + ": " +
+                             Number(*ms) + " must be between 0 and 1e9 ms; check the units "
+                             "(milliseconds)");
+      }
+    }
+  }
+  return CheckLink(profile.link, LargestOutput(profile), at("link"));
+}
 
 Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
   auto at = [&](const std::string& p) { return base.empty() ? p : base + "." + p; };
@@ -89,6 +136,7 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     if (!l.ok()) return l.status();
     p.layers.push_back(std::move(lp));
   }
+  PP_RETURN_IF_ERROR(CheckLink(p.link, LargestOutput(p), at("link")));
   return p;
 }
 
@@ -96,7 +144,7 @@ Result<Profile> LoadProfile(const std::string& path) {
   Result<Json> doc = ReadJsonFile(path);
   if (!doc.ok()) return doc.status();
   Result<Profile> p = ProfileFromJson(*doc);
-  if (!p.ok()) return p.status().Prefixed(path);
+  if (!p.ok()) return p.status().Prefixed(ShownPath(path));
   return p;
 }
 

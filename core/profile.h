@@ -62,6 +62,20 @@ struct Profile {
   std::optional<double> sm_share;
 };
 
+// A layer or transfer slower than this (11.6 days per micro-batch) is a unit mistake; the bound
+// also keeps sums over every layer and boundary finite.
+inline constexpr double kMaxLayerMs = 1e9;
+
+// Whether every transfer of up to `max_bytes` over `link` takes a finite time of at most
+// kMaxLayerMs (bandwidth positive and finite, latency finite and >= 0). Errors name the field
+// below `where` ("link", "profile.link", "--inter-node-link").
+Status CheckLink(const Link& link, uint64_t max_bytes, const std::string& where);
+// Whether every time the profile yields is finite and in range: each layer's times (finite,
+// >= 0, at most kMaxLayerMs) and its link's transfers of the largest layer output. Errors name
+// the field below `base` as ProfileFromJson does. ProfileFromJson applies it; code that builds
+// a Profile itself calls it before planning.
+Status CheckProfileTimes(const Profile& profile, const std::string& base = "");
+
 // Parses and validates. Errors name the JSON path below `base` ("profile" when the profile is
 // embedded in a plan, "" for a profile file).
 Result<Profile> ProfileFromJson(const Json& doc, const std::string& base = "");

@@ -109,13 +109,51 @@ std::string FormatMs(double ms, int digits) {
   return buf;
 }
 
-std::string Abbreviate(std::string_view text, size_t max_chars) {
+namespace {
+
+std::string Escaped(std::string_view text, size_t max_chars, bool quote_marks) {
   std::string out;
-  for (char c : text.substr(0, std::min(text.size(), max_chars))) {
-    out += std::isprint(static_cast<unsigned char>(c)) ? c : '?';
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    std::string piece;
+    switch (c) {
+      case '\n': piece = "\\n"; break;
+      case '\r': piece = "\\r"; break;
+      case '\t': piece = "\\t"; break;
+      case '\\': piece = "\\\\"; break;
+      default:
+        if (c == '"' && quote_marks) {
+          piece = "\\\"";
+        } else if (c >= 0x20 && c < 0x7f) {
+          piece = std::string(1, static_cast<char>(c));
+        } else {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          piece = buf;
+        }
+    }
+    if (out.size() + piece.size() > max_chars) return out + "...";
+    out += piece;
   }
-  if (text.size() > max_chars) out += "...";
   return out;
+}
+
+}  // namespace
+
+std::string Abbreviate(std::string_view text, size_t max_chars) {
+  return Escaped(text, max_chars, false);
+}
+
+std::string Quote(std::string_view text, size_t max_chars) {
+  return "\"" + Escaped(text, max_chars, true) + "\"";
+}
+
+std::string ShownPath(std::string_view path) { return Abbreviate(path, kShownPathChars); }
+
+std::string FormatSeconds(double seconds) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g s", seconds);
+  return buf;
 }
 
 }  // namespace pp

@@ -30,7 +30,21 @@ std::string Printf(const char* format, double value);
 // "12.345 ms" style with `digits` decimals.
 std::string FormatMs(double ms, int digits = 3);
 
-// Shortens `text` for an error message: at most `max_chars`, with "..." when cut.
-std::string Abbreviate(std::string_view text, size_t max_chars = 48);
+// How much of a user's text one error message shows: a value or name, and a file path.
+inline constexpr size_t kShownChars = 48;
+inline constexpr size_t kShownPathChars = 160;
+
+// The one way a message shows text a user gave (a flag's value, a document's string, a
+// path): every byte that is not printable ASCII becomes an escape (\n, \r, \t, \\, \x1b),
+// so the message stays one line, and the result is cut to at most `max_chars` characters
+// (escapes count in full, none is split) followed by "..." when anything was left out.
+std::string Abbreviate(std::string_view text, size_t max_chars = kShownChars);
+// Abbreviate(text, max_chars) between double quotes (a '"' inside is escaped as \").
+std::string Quote(std::string_view text, size_t max_chars = kShownChars);
+// A path as messages show it: Abbreviate(path, kShownPathChars), unquoted.
+std::string ShownPath(std::string_view path);
+
+// Seconds as given, for messages: "0.001 s", "60 s", "86400 s" (up to 6 significant digits).
+std::string FormatSeconds(double seconds);
 
 }  // namespace pp

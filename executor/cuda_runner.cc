@@ -11,6 +11,7 @@
 #include "executor/cuda_stage.h"
 #include "layers/cuda_check.h"
 #include "layers/layer.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -51,7 +52,7 @@ Status WaitWithDeadline(cudaEvent_t event, double timeout_s) {
     }
     if (std::chrono::steady_clock::now() > deadline) {
       return Status::Error("the GPU did not finish the step within " +
-                           std::to_string(static_cast<int>(timeout_s)) + " s");
+                           FormatSeconds(timeout_s));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }

@@ -4,6 +4,7 @@
 
 #include "layers/cuda_arena.h"
 #include "layers/cuda_check.h"
+#include "core/units.h"
 
 namespace pp {
 
@@ -26,8 +27,8 @@ Result<cudaEvent_t> EventMailbox::Take(const MessageKey& key, double timeout_s) 
   while (!slot->posted && !aborted_) {
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !slot->posted &&
         !aborted_) {
-      return Status::Error("waited longer than " + std::to_string(static_cast<int>(timeout_s)) +
-                           " s for its input");
+      return Status::Error("waited longer than " + FormatSeconds(timeout_s) +
+                           " for its input");
     }
   }
   if (aborted_) return Status::Error("aborted");

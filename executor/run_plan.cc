@@ -5,16 +5,24 @@
 
 #include "executor/cpu_runner.h"
 #include "executor/cuda_runner.h"
+#include "core/units.h"
 
 namespace pp {
 
+Status CheckTimeout(double timeout_s) {
+  if (timeout_s >= kMinTimeoutS && timeout_s <= kMaxTimeoutS) return Status::Ok();
+  return Status::Error("--timeout must be between " + FormatSeconds(kMinTimeoutS) + " and " +
+                       FormatSeconds(kMaxTimeoutS) + " (got " + Printf("%g", timeout_s) + ")");
+}
+
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
+  PP_RETURN_IF_ERROR(CheckTimeout(options.run.timeout_s));
   if (!plan.model_spec) {
     return Status::Error("the plan carries no model (model_spec): make it with `plan MODEL.json` "
                          "to run it");
   }
   if (options.backend != "cpu" && options.backend != "cuda") {
-    return Status::Error("unknown backend \"" + options.backend + "\" (use cpu or cuda)");
+    return Status::Error("unknown backend " + Quote(options.backend) + " (use cpu or cuda)");
   }
   if (options.run.steps < 1 || options.run.warmup_steps < 0) {
     return Status::Error("--steps must be at least 1 and --warmup at least 0");

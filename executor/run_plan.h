@@ -18,6 +18,9 @@ struct RunPlanOptions {
   std::string gpus;             // cuda only
 };
 
+// Whether `timeout_s` is a number in [kMinTimeoutS, kMaxTimeoutS]; the error names --timeout.
+Status CheckTimeout(double timeout_s);
+
 // Trains the plan's model with its split and schedule and measures it.
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options);
 

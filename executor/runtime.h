@@ -17,10 +17,16 @@
 
 namespace pp {
 
+// The range of RunOptions::timeout_s: 1 ms to one day (a deadline that far ahead is far from
+// overflowing the clock).
+inline constexpr double kMinTimeoutS = 1e-3;
+inline constexpr double kMaxTimeoutS = 86400;
+
 struct RunOptions {
   int steps = 5;            // timed steps
   int warmup_steps = 1;     // untimed steps first
-  double timeout_s = 60;    // the longest a device waits for an input
+  double timeout_s = 60;    // the longest a device waits for an input, in
+                            // [kMinTimeoutS, kMaxTimeoutS]
   uint64_t seed = 1;        // parameters and data
   bool optimizer = true;    // AdamW step after each step's micro-batches
   double learning_rate = 1e-3;

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "executor/schedules.h"
+#include "core/units.h"
 
 namespace pp {
 
@@ -83,8 +84,8 @@ Result<Schedule> BuildSchedule(std::string_view name, int stages, int micro_batc
                                const ScheduleOptions& options) {
   const ScheduleKind* kind = FindScheduleKind(name);
   if (kind == nullptr) {
-    return Status::Error("unknown schedule \"" + std::string(name) +
-                         "\" (known: " + ScheduleNames() + ")");
+    return Status::Error("unknown schedule " + Quote(name) +
+                         " (known: " + ScheduleNames() + ")");
   }
   if (stages < 1 || micro_batches < 1) {
     return Status::Error("a schedule needs at least one stage and one micro-batch");

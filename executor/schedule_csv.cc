@@ -4,6 +4,8 @@
 #include <cctype>
 #include <vector>
 
+#include "core/units.h"
+
 namespace pp {
 namespace {
 
@@ -110,7 +112,7 @@ Result<Schedule> ScheduleFromCsv(std::string_view text, const ScheduleCsvOptions
       }
       if (!cell_text.empty()) {
         const std::string place =
-            line_place + ": cell " + std::to_string(index) + " \"" + std::string(raw) + "\"";
+            line_place + ": cell " + std::to_string(index) + " " + Quote(raw);
         Cell cell;
         const std::string problem = ParseCell(cell_text, &cell);
         if (!problem.empty()) return Status::Error(place + ": " + problem);

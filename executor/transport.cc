@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/units.h"
+
 namespace pp {
 
 Status HostTransport::Send(const MessageKey& key, const float* data, size_t count) {
@@ -30,8 +32,8 @@ Status HostTransport::Receive(const MessageKey& key, float* out, size_t count, d
   Slot* slot = &slots_[key];
   while (!slot->full && !aborted_) {
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !slot->full && !aborted_) {
-      return Status::Error("waited longer than " + std::to_string(static_cast<int>(timeout_s)) +
-                           " s for its input");
+      return Status::Error("waited longer than " + FormatSeconds(timeout_s) +
+                           " for its input");
     }
   }
   if (aborted_) return Status::Error("aborted");

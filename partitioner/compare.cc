@@ -56,8 +56,8 @@ Result<PlanComparison> ComparePlans(const Plan& base, const Plan& next, double t
     return Status::Error("--tolerance must be a finite fraction >= 0");
   }
   if (base.model != next.model) {
-    return Status::Error("not comparable: BASE plans model \"" + base.model +
-                         "\" and NEW plans \"" + next.model + "\"");
+    return Status::Error("not comparable: BASE plans model " + Quote(base.model) +
+                         " and NEW plans " + Quote(next.model));
   }
   const std::vector<LayerProfile>& bl = base.profile.layers;
   const std::vector<LayerProfile>& nl = next.profile.layers;

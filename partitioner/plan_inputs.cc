@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "partitioner/search.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -18,14 +19,14 @@ Status LoadDeviceTypes(const std::string& path, const ProfileOptions& po,
     one.device = type;
     one.device_given = true;
     Result<ProfileSource> source = LoadProfileSource(path, one);
-    if (!source.ok()) return source.status().Prefixed("--device-types " + type);
+    if (!source.ok()) return source.status().Prefixed("--device-types " + Abbreviate(type));
     (*others)[type] = std::move(source->profile);
   }
   ProfileOptions first = po;
   first.device = types.front();
   first.device_given = true;
   Result<ProfileSource> source = LoadProfileSource(path, first);
-  if (!source.ok()) return source.status().Prefixed("--device-types " + first.device);
+  if (!source.ok()) return source.status().Prefixed("--device-types " + Abbreviate(first.device));
   *base = std::move(*source);
   return Status::Ok();
 }

@@ -126,8 +126,8 @@ void SplitLowerBounds(const StageCosts& costs, int stages, std::vector<double>* 
 Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanContext& context) {
   std::optional<RecomputeMode> mode = ParseRecomputeMode(request.recompute);
   if (!mode) {
-    return Status::Error("--recompute must be none, all or auto (got \"" + request.recompute +
-                         "\")");
+    return Status::Error("--recompute must be none, all or auto (got " + Quote(request.recompute) +
+                         ")");
   }
   if (*mode != RecomputeMode::kNone && !SupportsPerStageRecompute(context.schedule)) {
     return Status::Error("--recompute with schedule " + context.schedule.name +
@@ -246,9 +246,27 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   return plan;
 }
 
-// The request's context with the request's counts checked against the profile.
+// Whether every time the request's profiles and links yield is finite (a profile built in code
+// has not been through ProfileFromJson).
+Status CheckTimes(const PlanRequest& request) {
+  PP_RETURN_IF_ERROR(CheckProfileTimes(request.profile));
+  for (const auto& [type, profile] : request.devices.profiles) {
+    PP_RETURN_IF_ERROR(CheckProfileTimes(profile).Prefixed("--device-types " + Abbreviate(type)));
+  }
+  if (request.devices.inter_node_link) {
+    uint64_t largest = 0;
+    for (const LayerProfile& l : request.profile.layers) {
+      largest = std::max(largest, l.output_bytes);
+    }
+    PP_RETURN_IF_ERROR(CheckLink(*request.devices.inter_node_link, largest, "--inter-node-link"));
+  }
+  return Status::Ok();
+}
+
+// The request's context with the request's counts and times checked against the profile.
 Result<PlanContext> CheckedContext(const PlanRequest& request) {
   PP_RETURN_IF_ERROR(CheckShape(request.profile, request.num_stages, request.num_micro_batches));
+  PP_RETURN_IF_ERROR(CheckTimes(request));
   Result<PlanContext> context = RequestContext(request);
   if (!context.ok()) return context.status();
   PP_RETURN_IF_ERROR(CheckShape(request.profile, request.num_stages, request.num_micro_batches,
@@ -301,8 +319,8 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const PlanContext&
 
 Result<Plan> MakePlan(const PlanRequest& request) {
   if (request.objective != "bottleneck" && request.objective != "step") {
-    return Status::Error("unknown --objective \"" + request.objective +
-                         "\" (known: bottleneck, step)");
+    return Status::Error("unknown --objective " + Quote(request.objective) +
+                         " (known: bottleneck, step)");
   }
   const Profile& profile = request.profile;
   const int p = request.num_stages;
@@ -318,7 +336,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
 
   const PartitionMethod* method = FindPartitionMethod(request.method);
   if (method == nullptr) {
-    return Status::Error("unknown --method \"" + request.method + "\" (known: " +
+    return Status::Error("unknown --method " + Quote(request.method) + " (known: " +
                          PartitionMethodNames() + ")");
   }
   Result<std::unique_ptr<StageCosts>> made =

@@ -144,7 +144,7 @@ Result<SearchResult> SearchPlans(const PlanRequest& request) {
   if (space.global_batch < 1) return Status::Error("--global-batch must be at least 1");
   for (const std::string& schedule : space.schedules) {
     if (FindScheduleKind(schedule) == nullptr) {
-      return Status::Error("unknown schedule \"" + schedule + "\" (known: " + ScheduleNames() +
+      return Status::Error("unknown schedule " + Quote(schedule) + " (known: " + ScheduleNames() +
                            ")");
     }
   }

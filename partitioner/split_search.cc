@@ -193,10 +193,13 @@ std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTi
   auto boundary_cost = [&](int s, int e) {  // the boundary after stage s - 1, at layer e
     return tie == SplitTie::kFewestTransferMs ? cost_.TransferMs(e, setup_.link[s - 1]) : 0.0;
   };
+  // Whether best[s - 1][e] is set is kept apart from its value, which may itself be infinite
+  // (a link too slow for its bytes), so that every reachable end gets a choice.
   std::vector<double> prev(n, kInf), cur(n, kInf);
+  std::vector<char> prev_set(n, 0), cur_set(n, 0);
   std::vector<std::vector<int>> choice(p, std::vector<int>(n, -1));
   for (int j = 0; j < n; ++j) {
-    if (reach[0][j]) prev[j] = 0;
+    if (reach[0][j]) prev[j] = 0, prev_set[j] = 1;
   }
   for (int s = 1; s < p; ++s) {
     std::deque<int> window;  // candidate ends e, increasing; values non-decreasing from front
@@ -204,9 +207,10 @@ std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTi
     auto value = [&](int e) { return prev[e] + boundary_cost(s, e); };
     for (int j = 0; j < n; ++j) {
       cur[j] = kInf;
+      cur_set[j] = 0;
       while (pushed <= j - 1) {
         const int e = pushed++;
-        if (prev[e] == kInf) continue;
+        if (!prev_set[e]) continue;
         const double v = value(e);
         // kLate keeps the later of equal candidates; the others keep the earlier.
         if (tie == SplitTie::kLate) {
@@ -220,13 +224,18 @@ std::optional<std::vector<int>> SplitSearch::Split(double bottleneck_ms, SplitTi
       while (!window.empty() && window.front() < first_end) window.pop_front();
       if (!reach[s][j] || window.empty()) continue;
       cur[j] = value(window.front());
+      cur_set[j] = 1;
       choice[s][j] = window.front();
     }
     prev.swap(cur);
+    prev_set.swap(cur_set);
   }
   std::vector<int> boundaries(p - 1);
   int end = n - 1;
   for (int s = p - 1; s >= 1; --s) {
+    // Unreachable when `reach` holds (it says some earlier end exists); a NaN cost could still
+    // empty the window, and no boundary is made up from an unset choice.
+    if (choice[s][end] < 0) return std::nullopt;
     end = choice[s][end];
     boundaries[s - 1] = end + 1;
   }

@@ -65,8 +65,9 @@ class SplitSearch {
   // The least max_stage_ms over splits that meet the memory limit. Requires MemoryFeasible().
   double MinBottleneckMs() const;
   // A split whose stages all take <= `bottleneck_ms` and meet the memory limit, chosen by
-  // `tie`, as its p-1 boundaries; nullopt when none exists. Past kMaxReconstructEntries (fast
-  // path) every tie gives kEarly's split.
+  // `tie`, as its p-1 boundaries; nullopt when none exists (or, rather than a made-up split,
+  // when costs that are not numbers leave no choice). Past kMaxReconstructEntries (fast path)
+  // every tie gives kEarly's split.
   std::optional<std::vector<int>> Split(double bottleneck_ms, SplitTie tie) const;
 
  private:

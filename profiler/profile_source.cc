@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "profiler/backend.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -26,21 +27,21 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   const Json* format = doc->is_object() && doc->contains("format") ? &(*doc)["format"] : nullptr;
   if (format != nullptr && format->is_string() && *format == kProfileFormat) {
     if (options.device_given || options.micro_batch_size || options.dtype) {
-      return Status::Error(path + ": is a profile; --device, --micro-batch-size and --dtype "
+      return Status::Error(ShownPath(path) + ": is a profile; --device, --micro-batch-size and --dtype "
                                   "apply to model files only");
     }
     Result<Profile> profile = ProfileFromJson(*doc);
-    if (!profile.ok()) return profile.status().Prefixed(path);
+    if (!profile.ok()) return profile.status().Prefixed(ShownPath(path));
     return ProfileSource{std::move(*profile), std::nullopt, "profile file " + path};
   }
   if (format == nullptr || !format->is_string() || *format != kModelFormat) {
-    return Status::Error(path + ": format: expected \"" + std::string(kModelFormat) +
+    return Status::Error(ShownPath(path) + ": format: expected \"" + std::string(kModelFormat) +
                          "\" or \"" + std::string(kProfileFormat) + "\"" +
                          (format == nullptr ? " (the field is missing)"
                                             : " (got " + DescribeValue(*format) + ")"));
   }
   Result<Model> model = ModelFromJson(*doc);
-  if (!model.ok()) return model.status().Prefixed(path);
+  if (!model.ok()) return model.status().Prefixed(ShownPath(path));
 
   ProfileRequest request;
   request.model = &*model;

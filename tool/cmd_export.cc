@@ -4,6 +4,7 @@
 #include "executor/plan_context.h"
 #include "partitioner/export/exporter.h"
 #include "tool/command.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -18,7 +19,7 @@ struct ExportFlags {
 int RunExport(const ExportFlags& f) {
   const Exporter* exporter = FindExporter(f.to);
   if (exporter == nullptr) {
-    return Fail("--to \"" + f.to + "\" is unknown (known: " + ExporterNames() + ")");
+    return Fail("--to " + Quote(f.to) + " is unknown (known: " + ExporterNames() + ")");
   }
   ExportOptions options;
   for (const std::string& p : f.module_prefixes) {
@@ -34,7 +35,7 @@ int RunExport(const ExportFlags& f) {
     return Fail(context.status().Prefixed(f.plan));
   }
   Result<std::string> text = exporter->Export(*plan, options);
-  if (!text.ok()) return Fail(text.status().Prefixed(f.plan));
+  if (!text.ok()) return Fail(text.status().Prefixed(ShownPath(f.plan)));
   // The exported text is the document: written to -o, or printed.
   return Deliver(f.output, "json", *text, nullptr);
 }

@@ -65,8 +65,8 @@ Result<std::vector<int>> ParseBoundaries(const std::string& text) {
       used = 0;
     }
     if (used == 0 || used != item.size() || value < 1 || value > kMaxLayers) {
-      return Status::Error("--boundaries: \"" + Abbreviate(item) +
-                           "\" is not a layer index (example: --boundaries 5,10,15)");
+      return Status::Error("--boundaries: " + Quote(item) +
+                           " is not a layer index (example: --boundaries 5,10,15)");
     }
     out.push_back(static_cast<int>(value));
   }
@@ -85,8 +85,8 @@ Result<int> ParseStages(const std::string& text) {
     used = 0;
   }
   if (used == 0 || used != text.size() || value < 1 || value > 100000) {
-    return Status::Error("--stages: \"" + Abbreviate(text) +
-                         "\" is neither a stage count from 1 to 100000 nor auto");
+    return Status::Error("--stages: " + Quote(text) +
+                         " is neither a stage count from 1 to 100000 nor auto");
   }
   return static_cast<int>(value);
 }
@@ -110,8 +110,8 @@ Result<std::vector<std::string>> ParseDeviceTypes(const std::string& text) {
         used = 0;
       }
       if (used == 0 || used != item.size() - colon - 1 || count < 1 || count > 1 << 16) {
-        return Status::Error("--device-types: \"" + Abbreviate(item) +
-                             "\" must be TYPE:COUNT with a positive count");
+        return Status::Error("--device-types: " + Quote(item) +
+                             " must be TYPE:COUNT with a positive count");
       }
     }
     if (type.empty()) return Status::Error("--device-types: empty device type");
@@ -151,7 +151,7 @@ Result<DeviceLayout> DeviceLayoutFromFlags(const PlanFlags& f) {
     if (!ok || !(link.bandwidth_bytes_per_s > 0) || !std::isfinite(link.bandwidth_bytes_per_s) ||
         !(link.latency_ms >= 0) || !std::isfinite(link.latency_ms)) {
       return Status::Error("--inter-node-link must be BANDWIDTH,LATENCY in bytes/s and ms, e.g. "
-                           "25e9,0.005 (got \"" + Abbreviate(f.inter_node_link) + "\")");
+                           "25e9,0.005 (got " + Quote(f.inter_node_link) + ")");
     }
     layout.gpus_per_node = f.gpus_per_node;
     layout.inter_node_link = link;
@@ -173,8 +173,8 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   if (auto o = ParseOptimizer(f.optimizer)) {
     request.optimizer = *o;
   } else {
-    return Status::Error("--optimizer must be adam, sgd or none (got \"" +
-                         Abbreviate(f.optimizer) + "\")");
+    return Status::Error("--optimizer must be adam, sgd or none (got " +
+                         Quote(f.optimizer) + ")");
   }
   if (!f.memory_limit.empty()) {
     Result<std::optional<uint64_t>> limit = ParseByteSize(f.memory_limit);
@@ -217,7 +217,7 @@ int RunSearch(const PlanFlags& f) {
   space.global_batch = f.global_batch;
   if (f.schedule_option->count() > 0) {  // only this schedule
     if (!FindScheduleKind(f.schedule)) {
-      return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+      return Fail("--schedule " + Quote(f.schedule) + " is unknown (known: " +
                   ScheduleNames() + ")");
     }
     space.schedules = {f.schedule};
@@ -243,7 +243,7 @@ int RunPlan(const PlanFlags& f) {
 
 int RunOne(const PlanFlags& f) {
   if (!FindScheduleKind(f.schedule)) {
-    return Fail("--schedule \"" + Abbreviate(f.schedule) + "\" is unknown (known: " +
+    return Fail("--schedule " + Quote(f.schedule) + " is unknown (known: " +
                 ScheduleNames() + ")");
   }
   PlanInputs inputs;

@@ -7,6 +7,7 @@
 #include "profiler/backend.h"
 #include "tool/command.h"
 #include "tool/report.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -31,7 +32,7 @@ int RunProfile(const ProfileFlags& f) {
   if (backend == nullptr) {
     std::string known;
     for (std::string_view n : BackendNames()) known += (known.empty() ? "" : ", ") + std::string(n);
-    return Fail("--backend \"" + f.backend + "\" is unknown (known: " + known + ")");
+    return Fail("--backend " + Quote(f.backend) + " is unknown (known: " + known + ")");
   }
   ProfileRequest request;
   request.model = &*model;
@@ -43,7 +44,7 @@ int RunProfile(const ProfileFlags& f) {
   if (f.micro_batch_size > 0) request.micro_batch_size = f.micro_batch_size;
   if (!f.dtype.empty()) {
     std::optional<DType> d = ParseDType(f.dtype);
-    if (!d) return Fail("--dtype must be bf16 or fp32 (got \"" + f.dtype + "\")");
+    if (!d) return Fail("--dtype must be bf16 or fp32 (got " + Quote(f.dtype) + ")");
     request.dtype = d;
   }
   Result<Profile> profile = backend->Run(request);

@@ -9,6 +9,7 @@
 #include "profiler/gpu_info.h"
 #include "tool/command.h"
 #include "tool/run_report.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -26,6 +27,7 @@ struct RunFlags {
 };
 
 int RunRun(const RunFlags& f) {
+  if (Status s = CheckTimeout(f.timeout_s); !s.ok()) return Fail(s);
   Result<Plan> plan = LoadPlan(f.input);
   if (!plan.ok()) return Fail(plan.status());
   std::string backend = f.backend;
@@ -43,7 +45,7 @@ int RunRun(const RunFlags& f) {
   options.run.seed = f.seed;
   options.run.learning_rate = f.learning_rate;
   Result<RunResult> run = RunPlan(*plan, options);
-  if (!run.ok()) return Fail(run.status().Prefixed(f.input));
+  if (!run.ok()) return Fail(run.status().Prefixed(ShownPath(f.input)));
 
   if (!f.trace.empty() || !f.svg.empty()) {
     Result<Timeline> predicted = SimulatePlan(*plan);
@@ -89,7 +91,7 @@ Handler SetupRun(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--warmup", f->warmup, "Untimed steps first")->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  sub.add_option("--timeout", f->timeout_s, "Seconds a stage may wait for an input")
+  sub.add_option("--timeout", f->timeout_s, "Seconds a stage may wait for an input (0.001 to 86400)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub.add_option("--seed", f->seed, "Seed of the parameters and the synthetic data")

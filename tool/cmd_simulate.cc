@@ -10,6 +10,7 @@
 #include "partitioner/planner.h"
 #include "tool/command.h"
 #include "tool/report.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -47,11 +48,11 @@ int RunSimulate(const SimulateFlags& f) {
   Plan plan = *loaded;
   Result<PlanContext> context = ContextToSimulate(plan, f.schedule_csv);
   if (!context.ok()) {
-    return Fail(f.schedule_csv.empty() ? context.status().Prefixed(f.input) : context.status());
+    return Fail(f.schedule_csv.empty() ? context.status().Prefixed(ShownPath(f.input)) : context.status());
   }
   if (!f.schedule_csv.empty()) plan.schedule = "schedule of " + f.schedule_csv;
   Result<Timeline> timeline = SimulatePlan(plan, *context);
-  if (!timeline.ok()) return Fail(timeline.status().Prefixed(f.input));
+  if (!timeline.ok()) return Fail(timeline.status().Prefixed(ShownPath(f.input)));
   if (!f.dump_schedule_csv.empty()) {
     if (Status s = WriteFileAtomic(f.dump_schedule_csv, ScheduleToCsv(context->schedule)); !s.ok()) {
       return Fail(s);

@@ -29,6 +29,12 @@ const std::vector<Command>& Commands();
 int Fail(const Status& status);
 int Fail(const std::string& message);
 
+// Exit code for a defect of the tool itself (an exception that reached main), not bad input.
+inline constexpr int kInternalErrorExit = 70;
+// Prints "pp-partition: internal error: WHAT" (one line) on stderr and returns
+// kInternalErrorExit.
+int InternalError(std::string_view what);
+
 // Delivers a command's result: writes `document` (JSON) atomically to `output` when one is
 // given ("-": stdout, and nothing else is printed there); then prints the document itself
 // for --format json without -o, or `render(format)` otherwise. Returns the exit status.

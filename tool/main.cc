@@ -1,6 +1,7 @@
 // pp-partition: parse the command line and dispatch to one subcommand. No logic of its own.
 #include <iostream>
 
+#include "core/units.h"
 #include "core/version.h"
 #include "profiler/gpu_info.h"
 #include "tool/command.h"
@@ -36,6 +37,11 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+int InternalError(std::string_view what) {
+  std::cerr << "pp-partition: internal error: " << Abbreviate(what, kShownPathChars) << "\n";
+  return kInternalErrorExit;
+}
+
 }  // namespace pp
 
 int main(int argc, char** argv) {
@@ -61,19 +67,27 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  // The libraries return errors as values; an exception reaching this far is a defect, reported
+  // as one line with its own exit code rather than an abort.
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (what.empty()) what = e.get_name();
-    return pp::Fail(what + " (see 'pp-partition --help')");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+      std::string what = e.what();
+      if (what.empty()) what = e.get_name();
+      return pp::Fail(pp::Abbreviate(what, pp::kShownPathChars) + " (see 'pp-partition --help')");
+    }
+    for (auto& [sub, handler] : handlers) {
+      if (sub->parsed()) return handler();
+    }
+    return pp::Fail("no subcommand given (see 'pp-partition --help')");
+  } catch (const std::exception& e) {
+    return pp::InternalError(e.what());
+  } catch (...) {
+    return pp::InternalError("an exception of unknown type");
   }
-  for (auto& [sub, handler] : handlers) {
-    if (sub->parsed()) return handler();
-  }
-  return pp::Fail("no subcommand given (see 'pp-partition --help')");
 }

@@ -1,6 +1,7 @@
 #include "partitioner/export/exporter.h"
 
 #include "partitioner/export/targets.h"
+#include "core/units.h"
 
 namespace pp {
 
@@ -30,14 +31,14 @@ std::string ExporterNames() {
 Result<std::pair<std::string, std::string>> ParseModulePrefix(std::string_view text) {
   const size_t eq = text.find('=');
   if (eq == std::string_view::npos || eq == 0) {
-    return Status::Error("--module-prefix: \"" + std::string(text.substr(0, 64)) +
-                         "\" is not LAYER_PREFIX=MODULE_PATH (example: block=transformer.h)");
+    return Status::Error("--module-prefix: " + Quote(text) +
+                         " is not LAYER_PREFIX=MODULE_PATH (example: block=transformer.h)");
   }
   std::string from(text.substr(0, eq)), to(text.substr(eq + 1));
   for (char c : from + to) {
     if (c <= ' ' || c > '~' || c == '"' || c == '\\' || c == '\'') {
-      return Status::Error("--module-prefix: \"" + std::string(text.substr(0, 64)) +
-                           "\" may hold printable characters only, without spaces or quotes");
+      return Status::Error("--module-prefix: " + Quote(text) +
+                           " may hold printable characters only, without spaces or quotes");
     }
   }
   return std::make_pair(std::move(from), std::move(to));

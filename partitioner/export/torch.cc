@@ -5,6 +5,7 @@
 #include "core/model.h"
 #include "executor/schedule.h"
 #include "partitioner/export/targets.h"
+#include "core/units.h"
 
 namespace pp {
 namespace {
@@ -22,7 +23,7 @@ class Torch final : public Exporter {
     const std::string_view schedule_class = kind ? kind->traits().torch_class : "";
     if (schedule_class.empty()) {
       return Status::Error("this plan cannot be expressed for torch.distributed.pipelining: no "
-                           "schedule class is known for schedule \"" + plan.schedule + "\"");
+                           "schedule class is known for schedule " + Quote(plan.schedule));
     }
     const std::vector<std::string> ops = LayerOps(plan);
     const std::vector<Chunk> chunks = ChunksOf(plan);
