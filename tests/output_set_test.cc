@@ -106,7 +106,6 @@ TEST(OutputSet, AFailedCommitLeavesNoFileOfTheSet) {
 // A signal between the temporary files and their renames: the process dies of the signal and
 // no temporary file (nor output) is left.
 void ExpectSignalLeavesNothing(int sig) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
   const std::string dir = TempDir();
   EXPECT_EXIT(
       {
@@ -136,7 +135,6 @@ TEST(OutputSet, SigintBeforeTheRenamesRemovesTheTemporaryFiles) {
 
 // Files renamed into place are no longer tracked: a later signal leaves them.
 TEST(OutputSet, ASignalAfterTheCommitKeepsTheOutputs) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
   const std::string dir = TempDir();
   EXPECT_EXIT(
       {
