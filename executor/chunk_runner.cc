@@ -11,17 +11,17 @@ ChunkRunner::ChunkRunner(const Schedule& schedule, int device,
     : schedule_(schedule), device_(device), backend_(std::move(backend)),
       ops_(schedule.device_ops[device]) {}
 
-Status ChunkRunner::Setup(const std::vector<ChunkRange>& chunks) {
+Result<DeviceLayout> LayoutOf(const Schedule& schedule, int device,
+                              const std::vector<ChunkRange>& chunks) {
   const int num_chunks = static_cast<int>(chunks.size());
-  const int m = schedule_.num_micro_batches;
-  const std::vector<int> slots = InFlightPerChunk(schedule_);
+  const std::vector<int> slots = InFlightPerChunk(schedule);
   DeviceLayout layout;
-  layout.device = device_;
-  layout.micro_batches = m;
-  layout.ops_per_step = num_ops();
-  layout.split = SplitsBackward(schedule_);
+  layout.device = device;
+  layout.micro_batches = schedule.num_micro_batches;
+  layout.ops_per_step = static_cast<int>(schedule.device_ops[device].size());
+  layout.split = SplitsBackward(schedule);
   for (int c = 0; c < num_chunks; ++c) {
-    if (ChunkDevice(schedule_, c) != device_) continue;
+    if (ChunkDevice(schedule, c) != device) continue;
     if (chunks[c].recompute && layout.split) {
       return Status::Error("chunk " + std::to_string(c) + " recomputes, which needs full "
                            "backwards (gpipe or 1f1b)");
@@ -34,6 +34,14 @@ Status ChunkRunner::Setup(const std::vector<ChunkRange>& chunks) {
     spec.slots = std::max(slots[c], 1);
     layout.chunks.push_back(spec);
   }
+  return layout;
+}
+
+Status ChunkRunner::Setup(const std::vector<ChunkRange>& chunks) {
+  const int m = schedule_.num_micro_batches;
+  Result<DeviceLayout> laid_out = LayoutOf(schedule_, device_, chunks);
+  if (!laid_out.ok()) return laid_out.status();
+  const DeviceLayout& layout = *laid_out;
   PP_RETURN_IF_ERROR(backend_->Setup(layout));
   chunks_.clear();
   for (const ChunkSpec& spec : layout.chunks) {

@@ -15,6 +15,13 @@
 
 namespace pp {
 
+// The layout of device `device`'s chunks of `chunks` (every model chunk's layers; the
+// schedule's chunk count): one slot per micro-batch the chunk holds at its peak
+// (InFlightPerChunk), split backwards where SplitsBackward says so. A chunk that recomputes
+// needs full backwards (B); with a split schedule it is an error.
+Result<DeviceLayout> LayoutOf(const Schedule& schedule, int device,
+                              const std::vector<ChunkRange>& chunks);
+
 class ChunkRunner {
  public:
   // Runs device `device`'s op list of `schedule` (which must outlive the runner) on `backend`.
@@ -22,10 +29,7 @@ class ChunkRunner {
   ChunkRunner(const ChunkRunner&) = delete;
   ChunkRunner& operator=(const ChunkRunner&) = delete;
 
-  // Lays out the device's chunks of `chunks` (every model chunk's layers; the schedule's chunk
-  // count): one slot per micro-batch the chunk holds at its peak (InFlightPerChunk), split
-  // backwards where SplitsBackward says so, then sets the backend up. A chunk that recomputes
-  // needs full backwards (B); with a split schedule it is an error.
+  // Lays out the device's chunks of `chunks` (LayoutOf), then sets the backend up.
   Status Setup(const std::vector<ChunkRange>& chunks);
 
   int num_ops() const { return static_cast<int>(ops_.size()); }

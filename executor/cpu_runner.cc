@@ -11,9 +11,17 @@
 // chunk) and one set of activations, rebuilt by Recompute at the start of each backward.
 #include "executor/cpu_runner.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <new>
+#include <sstream>
+#include <string>
+
+#include "core/units.h"
+#include "executor/chunk_runner.h"
 
 #include "executor/host_clock.h"
 #include "executor/synthetic_data.h"
@@ -50,6 +58,46 @@ struct Chunk {
   std::vector<std::vector<int32_t>> tokens, labels;
   std::vector<std::vector<float>> features, targets;
 };
+
+// The layers of `range` with nothing allocated yet.
+Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange& range) {
+  std::vector<LayerState> layers;
+  for (int i = range.first_layer; i <= range.last_layer; ++i) {
+    auto made = MakeCpuLayer<float>(model.layers[i], model.input);
+    if (!made.ok()) return made.status();
+    LayerState ls;
+    ls.index = i;
+    ls.layer = std::move(*made);
+    layers.push_back(std::move(ls));
+  }
+  return layers;
+}
+
+// A chunk's arena in floats (total), and the sizes of its shared buffers: the one count both
+// the allocation and the memory check before it use.
+struct ArenaSize {
+  int64_t total = 0, work = 0, act = 0, input = 0;
+};
+
+ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& spec, bool split) {
+  ArenaSize size;
+  if (layers.empty()) return size;
+  const int num_slots = std::max(spec.slots, 1);
+  const bool recompute = spec.range.recompute;
+  const int saved_sets = recompute ? 1 : num_slots;  // activations kept at once
+  for (const LayerState& ls : layers) {
+    const CpuLayer<float>& l = *ls.layer;
+    size.total += 4 * l.param_count() + saved_sets * l.saved_count() +
+                  (split ? num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
+    size.work = std::max(size.work, l.workspace_count());
+    size.act = std::max({size.act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
+  }
+  const CpuLayer<float>& head = *layers.front().layer;
+  size.input = head.rows() * std::max<int64_t>(head.in_width(), 1);
+  size.total += size.work + 1 + 3 * size.act + size.input;
+  if (recompute && !spec.first) size.total += num_slots * size.input;
+  return size;
+}
 
 class CpuDevice final : public PipelineDevice {
  public:
@@ -179,35 +227,21 @@ class CpuDevice final : public PipelineDevice {
   static int64_t TargetWidthOf(const Model& m) { return m.layers.back().in_width; }
 
   Status AddChunk(const ChunkSpec& spec, bool split) {
-    const ChunkRange& range = spec.range;
     Chunk c;
     c.index = spec.index;
     c.first = spec.first;
     c.last = spec.last;
     c.num_slots = std::max(spec.slots, 1);
-    c.recompute = range.recompute;
-    const int saved_sets = c.recompute ? 1 : c.num_slots;  // activations kept at once
-    int64_t total = 0, work = 0, act = 0;
-    for (int i = range.first_layer; i <= range.last_layer; ++i) {
-      auto made = MakeCpuLayer<float>(model_.layers[i], model_.input);
-      if (!made.ok()) return made.status();
-      LayerState ls;
-      ls.index = i;
-      ls.layer = std::move(*made);
-      const CpuLayer<float>& l = *ls.layer;
-      total += 4 * l.param_count() +
-               saved_sets * l.saved_count() +
-               (split ? c.num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
-      work = std::max(work, l.workspace_count());
-      act = std::max({act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
-      c.layers.push_back(std::move(ls));
-    }
+    c.recompute = spec.range.recompute;
+    Result<std::vector<LayerState>> layers = MakeLayers(model_, spec.range);
+    if (!layers.ok()) return layers.status();
+    c.layers = std::move(*layers);
     if (c.layers.empty()) return Status::Error("chunk " + std::to_string(c.index) + " has no layers");
-    const CpuLayer<float>& head = *c.layers.front().layer;
-    c.input_count = head.rows() * std::max<int64_t>(head.in_width(), 1);
-    c.act_count = act;
-    total += work + 1 + 3 * act + c.input_count;
-    if (c.recompute && !c.first) total += c.num_slots * c.input_count;
+    const ArenaSize size = ArenaSizeOf(c.layers, spec, split);
+    const int64_t total = size.total, work = size.work;
+    c.input_count = size.input;
+    c.act_count = size.act;
+    const int64_t act = size.act;
     try {
       c.arena.assign(static_cast<size_t>(total), 0.0f);
     } catch (const std::bad_alloc&) {
@@ -366,8 +400,53 @@ std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptio
   return std::make_unique<CpuDevice>(model, options, transport);
 }
 
+Result<uint64_t> CpuRunBytes(const Model& model, const std::vector<ChunkRange>& chunks,
+                             const Schedule& schedule) {
+  PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
+  uint64_t bytes = 0;
+  for (int d = 0; d < schedule.num_devices; ++d) {
+    Result<DeviceLayout> layout = LayoutOf(schedule, d, chunks);
+    if (!layout.ok()) return layout.status().Prefixed("device " + std::to_string(d));
+    for (const ChunkSpec& spec : layout->chunks) {
+      Result<std::vector<LayerState>> layers = MakeLayers(model, spec.range);
+      if (!layers.ok()) return layers.status();
+      bytes += 4 * static_cast<uint64_t>(ArenaSizeOf(*layers, spec, layout->split).total);
+    }
+  }
+  return bytes;
+}
+
+Status CheckCpuRunFits(const Model& model, const std::vector<ChunkRange>& chunks,
+                       const Schedule& schedule, uint64_t available_bytes) {
+  Result<uint64_t> needed = CpuRunBytes(model, chunks, schedule);
+  if (!needed.ok()) return needed.status();
+  if (*needed <= available_bytes) return Status::Ok();
+  return Status::Error("the run needs " + std::to_string(*needed) + " bytes (" +
+                       FormatBytes(*needed) + ") of memory for its devices on the cpu backend, "
+                       "but only " + std::to_string(available_bytes) + " bytes (" +
+                       FormatBytes(available_bytes) + ") are available; nothing was allocated");
+}
+
+uint64_t AvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream fields(line.substr(13));
+    uint64_t kib = 0;
+    if (fields >> kib) return kib * 1024;
+  }
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+  }
+  return UINT64_MAX;  // unknown: no check
+}
+
 Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& chunks,
                            const Schedule& schedule, const RunOptions& options) {
+  PP_RETURN_IF_ERROR(CheckCpuRunFits(model, chunks, schedule, AvailableMemoryBytes()));
   HostTransport transport;
   std::vector<std::unique_ptr<PipelineDevice>> devices;
   for (int d = 0; d < schedule.num_devices; ++d) {

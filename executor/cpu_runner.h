@@ -2,6 +2,7 @@
 // reference layers (fp32), messages through a HostTransport, op times from the host clock.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -18,8 +19,23 @@ namespace pp {
 std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptions& options,
                                               Transport* transport);
 
+// Bytes the cpu backend allocates for `model` cut into `chunks` with `schedule`, counted
+// without allocating: every device's arena, the sum of the run's peak_memory_bytes.
+Result<uint64_t> CpuRunBytes(const Model& model, const std::vector<ChunkRange>& chunks,
+                             const Schedule& schedule);
+
+// Ok when CpuRunBytes fits in `available_bytes`; otherwise an error naming the bytes needed
+// and the bytes available.
+Status CheckCpuRunFits(const Model& model, const std::vector<ChunkRange>& chunks,
+                       const Schedule& schedule, uint64_t available_bytes);
+
+// The memory this machine can give a process now: MemAvailable of /proc/meminfo, else the
+// available physical pages (sysconf); UINT64_MAX when neither is known.
+uint64_t AvailableMemoryBytes();
+
 // Trains `model` cut into `chunks` with `schedule` on the CPU (one thread per device, each
-// doing its matrix products single-threaded) and measures it.
+// doing its matrix products single-threaded) and measures it. Refuses, before allocating
+// anything, a run whose CpuRunBytes exceed AvailableMemoryBytes.
 Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& chunks,
                            const Schedule& schedule, const RunOptions& options);
 

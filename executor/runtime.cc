@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "core/stats.h"
@@ -11,6 +15,26 @@
 #include "executor/pipeline_device.h"
 
 namespace pp {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// When a run started at `start` must end: far in the future for no limit.
+Clock::time_point DeadlineOf(Clock::time_point start, double limit_s) {
+  constexpr double kNever = 1e9;  // about 30 years: within every clock's range
+  const double s = limit_s > 0 && std::isfinite(limit_s) ? std::min(limit_s, kNever) : kNever;
+  return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+std::string TimeLimitMessage(double time_limit_s) {
+  std::ostringstream out;
+  out << "the run took longer than its time limit of " << time_limit_s
+      << " s (--time-limit) and was stopped";
+  return out.str();
+}
 
 Status CheckRun(const Schedule& schedule, const std::vector<ChunkRange>& chunks) {
   PP_RETURN_IF_ERROR(ValidateSchedule(schedule));
@@ -25,6 +49,7 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
                               const std::vector<ChunkRange>& chunks,
                               std::vector<std::unique_ptr<PipelineDevice>> devices,
                               const AbortRun& abort, const RunOptions& options) {
+  const Clock::time_point deadline = DeadlineOf(Clock::now(), options.time_limit_s);
   const int p = schedule.num_devices;
   if (static_cast<int>(devices.size()) != p) {
     return Status::Error("the runtime needs one backend per device");
@@ -36,6 +61,7 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
     const Status s = runners.back()->Setup(chunks);
     if (!s.ok()) return s.Prefixed("device " + std::to_string(d));
   }
+  if (Clock::now() >= deadline) return Status::Error(TimeLimitMessage(options.time_limit_s));
   const int total_steps = options.warmup_steps + options.steps;
 
   std::mutex error_mu;
@@ -84,9 +110,26 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
     }
   };
 
+  // The watchdog: at the deadline it fails the run, which aborts every wait; each device
+  // stops after its current op.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(done_mu);
+    if (!done_cv.wait_until(lock, deadline, [&] { return done; })) {
+      fail(Status::Error(TimeLimitMessage(options.time_limit_s)));
+    }
+  });
   std::vector<std::thread> threads;
   for (int d = 0; d < p; ++d) threads.emplace_back(device_main, d);
   for (std::thread& t : threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = true;
+  }
+  done_cv.notify_one();
+  watchdog.join();
   if (failed) return first_error;
 
   RunResult result;

@@ -27,6 +27,9 @@ struct RunOptions {
   int warmup_steps = 1;     // untimed steps first
   double timeout_s = 60;    // the longest a device waits for an input, in
                             // [kMinTimeoutS, kMaxTimeoutS]
+  // The longest the whole run may take, setup and every step (seconds; 0: no limit). When it
+  // passes, every device stops and the run fails with TimeLimitMessage.
+  double time_limit_s = 600;
   uint64_t seed = 1;        // parameters and data
   bool optimizer = true;    // AdamW step after each step's micro-batches
   double learning_rate = 1e-3;
@@ -65,6 +68,9 @@ struct RunResult {
 
 class PipelineDevice;  // executor/pipeline_device.h: what a backend implements
 
+// The error of a run that took longer than `time_limit_s`, naming the limit and --time-limit.
+std::string TimeLimitMessage(double time_limit_s);
+
 // Ok when `chunks` and `schedule` fit together: the schedule passes ValidateSchedule and runs
 // as many model chunks as `chunks` has.
 Status CheckRun(const Schedule& schedule, const std::vector<ChunkRange>& chunks);
@@ -78,6 +84,8 @@ using AbortRun = std::function<void()>;
 // warm-up + timed steps and measures it. Sets every device up on the calling thread first, then runs one
 // thread per device. A failure on any device (out of memory, a timeout, a bad op) calls
 // `abort` once, stops every device and is returned naming the device, the op and the cause.
+// So does passing options.time_limit_s (counted from the call): every device stops after
+// its current op, and the error is TimeLimitMessage.
 Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size,
                               const std::vector<ChunkRange>& chunks,
                               std::vector<std::unique_ptr<PipelineDevice>> devices,

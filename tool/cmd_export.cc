@@ -17,6 +17,7 @@ struct ExportFlags {
 };
 
 int RunExport(const ExportFlags& f) {
+  if (Status s = CheckOutputPath(f.output); !s.ok()) return Fail(s);  // before any work
   const Exporter* exporter = FindExporter(f.to);
   if (exporter == nullptr) {
     return Fail("--to " + Quote(f.to) + " is unknown (known: " + ExporterNames() + ")");

@@ -17,6 +17,7 @@ struct ImportFlags {
 };
 
 int RunImport(const ImportFlags& f) {
+  if (Status s = CheckOutputPath(f.output); !s.ok()) return Fail(s);  // before any work
   HfImportOptions options;
   if (!f.name.empty()) {
     if (std::string problem = NameProblem(f.name); !problem.empty()) {

@@ -229,6 +229,7 @@ int RunSearch(const PlanFlags& f) {
 }
 
 int RunPlan(const PlanFlags& f) {
+  if (Status s = CheckOutputPath(f.output); !s.ok()) return Fail(s);  // before any work
   Result<int> stages = ParseStages(f.stages_text);
   if (!stages.ok()) return Fail(stages.status());
   if (f.stages_text == "auto") return RunSearch(f);

@@ -26,6 +26,7 @@ struct ProfileFlags {
 };
 
 int RunProfile(const ProfileFlags& f) {
+  if (Status s = CheckOutputPath(f.output); !s.ok()) return Fail(s);  // before any work
   Result<Model> model = LoadModel(f.input);
   if (!model.ok()) return Fail(model.status());
   const ProfilerBackend* backend = FindBackend(f.backend);

@@ -1,7 +1,8 @@
-// pp-partition run PLAN.json [--backend cpu|cuda] [--steps N] [--trace run.json] [--svg run.svg]
-//                            [-o RAN.json]
+// pp-partition run PLAN.json [--backend cpu|cuda] [--steps N] [--time-limit S] [--trace run.json]
+//                            [--svg run.svg] [-o RAN.json]
 #include <iostream>
 #include <memory>
+#include <utility>
 
 #include "executor/gantt_svg.h"
 #include "executor/run_plan.h"
@@ -21,6 +22,7 @@ struct RunFlags {
   int steps = 10;
   int warmup = 2;
   double timeout_s = 60;
+  double time_limit_s = 600;
   uint64_t seed = 1;
   double learning_rate = 1e-3;
   std::string trace, svg, output, format = "text";
@@ -28,6 +30,9 @@ struct RunFlags {
 
 int RunRun(const RunFlags& f) {
   if (Status s = CheckTimeout(f.timeout_s); !s.ok()) return Fail(s);
+  // Every output is written at the end, together, or none; a path that cannot be is refused
+  // before the run.
+  if (Status s = CheckOutputPaths({f.trace, f.svg, f.output}); !s.ok()) return Fail(s);
   Result<Plan> plan = LoadPlan(f.input);
   if (!plan.ok()) return Fail(plan.status());
   std::string backend = f.backend;
@@ -42,36 +47,29 @@ int RunRun(const RunFlags& f) {
   options.run.steps = f.steps;
   options.run.warmup_steps = f.warmup;
   options.run.timeout_s = f.timeout_s;
+  options.run.time_limit_s = f.time_limit_s;
   options.run.seed = f.seed;
   options.run.learning_rate = f.learning_rate;
   Result<RunResult> run = RunPlan(*plan, options);
   if (!run.ok()) return Fail(run.status().Prefixed(ShownPath(f.input)));
 
+  OutputSet outputs;
   if (!f.trace.empty() || !f.svg.empty()) {
     Result<Timeline> predicted = SimulatePlan(*plan);
     if (!predicted.ok()) return Fail(predicted.status());
     const Timeline measured = MedianStepTimeline(*run, plan->num_stages);
-    if (!f.trace.empty()) {
-      if (Status s = WriteFileAtomic(f.trace, DumpJson(RunTrace(*plan, *predicted, measured)));
-          !s.ok()) {
-        return Fail(s);
-      }
-    }
+    if (!f.trace.empty()) outputs.Add(f.trace, DumpJson(RunTrace(*plan, *predicted, measured)));
     if (!f.svg.empty()) {
       GanttOptions chart;
       chart.chunked = plan->virtual_stages > 1;
       const std::string what = ": " + plan->model + ", " + plan->schedule + ", " + backend;
-      if (Status s = WriteFileAtomic(
-              f.svg, GanttSvg({{"predicted" + what, *predicted}, {"measured" + what, measured}},
-                              chart));
-          !s.ok()) {
-        return Fail(s);
-      }
+      outputs.Add(f.svg, GanttSvg({{"predicted" + what, *predicted}, {"measured" + what, measured}},
+                                  chart));
     }
   }
   Plan ran = *plan;
   ran.measured = MeasurementOf(*plan, *run, backend);
-  return Deliver(f.output, f.format, DumpJson(PlanToJson(ran)),
+  return Deliver(std::move(outputs), f.output, f.format, DumpJson(PlanToJson(ran)),
                  [&](const std::string&) { return RunText(*plan, *run, backend); });
 }
 
@@ -93,6 +91,11 @@ Handler SetupRun(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--timeout", f->timeout_s, "Seconds a stage may wait for an input (0.001 to 86400)")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub.add_option("--time-limit", f->time_limit_s,
+                 "Seconds the whole run may take (setup and every step); past it every stage "
+                 "stops and the run fails")
+      ->check(CLI::Range(0.001, 1e7))
       ->capture_default_str();
   sub.add_option("--seed", f->seed, "Seed of the parameters and the synthetic data")
       ->capture_default_str();

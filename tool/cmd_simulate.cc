@@ -43,6 +43,9 @@ Result<PlanContext> ContextToSimulate(const Plan& plan, const std::string& csv_p
 }
 
 int RunSimulate(const SimulateFlags& f) {
+  // Every output is written at the end, together, or none; a path that cannot be is refused
+  // before any work.
+  if (Status s = CheckOutputPaths({f.dump_schedule_csv, f.svg, f.trace}); !s.ok()) return Fail(s);
   Result<Plan> loaded = LoadPlan(f.input);
   if (!loaded.ok()) return Fail(loaded.status());
   Plan plan = *loaded;
@@ -53,25 +56,19 @@ int RunSimulate(const SimulateFlags& f) {
   if (!f.schedule_csv.empty()) plan.schedule = "schedule of " + f.schedule_csv;
   Result<Timeline> timeline = SimulatePlan(plan, *context);
   if (!timeline.ok()) return Fail(timeline.status().Prefixed(ShownPath(f.input)));
-  if (!f.dump_schedule_csv.empty()) {
-    if (Status s = WriteFileAtomic(f.dump_schedule_csv, ScheduleToCsv(context->schedule)); !s.ok()) {
-      return Fail(s);
-    }
-  }
+  OutputSet outputs;
+  outputs.Add(f.dump_schedule_csv,
+              f.dump_schedule_csv.empty() ? "" : ScheduleToCsv(context->schedule));
   if (!f.svg.empty()) {
     GanttOptions options;
     options.chunked = plan.virtual_stages > 1;
     const std::string title = "predicted: " + plan.model + ", " + plan.schedule + ", " +
                               std::to_string(plan.num_stages) + " devices, " +
                               std::to_string(plan.num_micro_batches) + " micro-batches";
-    if (Status s = WriteFileAtomic(f.svg, GanttSvg({{title, *timeline}}, options)); !s.ok()) {
-      return Fail(s);
-    }
+    outputs.Add(f.svg, GanttSvg({{title, *timeline}}, options));
   }
-  if (!f.trace.empty()) {
-    const Json trace = TimelineTrace(plan, *timeline, "predicted");
-    if (Status s = WriteFileAtomic(f.trace, DumpJson(trace)); !s.ok()) return Fail(s);
-  }
+  if (!f.trace.empty()) outputs.Add(f.trace, DumpJson(TimelineTrace(plan, *timeline, "predicted")));
+  if (Status s = outputs.Commit(); !s.ok()) return Fail(s);
   // A document written to stdout is all that goes there.
   for (const std::string* out : {&f.trace, &f.svg, &f.dump_schedule_csv}) {
     if (*out == "-") return 0;

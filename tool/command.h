@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/json_util.h"
 #include "core/status.h"
 
 namespace pp {
@@ -39,6 +40,11 @@ int InternalError(std::string_view what);
 // given ("-": stdout, and nothing else is printed there); then prints the document itself
 // for --format json without -o, or `render(format)` otherwise. Returns the exit status.
 int Deliver(const std::string& output, const std::string& format, const std::string& document,
+            const std::function<std::string(const std::string& format)>& render);
+// Deliver with the command's other output files: `outputs` (staged by the command) and the
+// document are written together (OutputSet::Commit), all or none.
+int Deliver(OutputSet outputs, const std::string& output, const std::string& format,
+            const std::string& document,
             const std::function<std::string(const std::string& format)>& render);
 
 Handler SetupProfile(CLI::App& sub);

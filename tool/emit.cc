@@ -7,8 +7,15 @@ namespace pp {
 
 int Deliver(const std::string& output, const std::string& format, const std::string& document,
             const std::function<std::string(const std::string& format)>& render) {
+  return Deliver(OutputSet(), output, format, document, render);
+}
+
+int Deliver(OutputSet outputs, const std::string& output, const std::string& format,
+            const std::string& document,
+            const std::function<std::string(const std::string& format)>& render) {
+  outputs.Add(output, document);
+  if (Status s = outputs.Commit(); !s.ok()) return Fail(s);
   if (!output.empty()) {
-    if (Status s = WriteFileAtomic(output, document); !s.ok()) return Fail(s);
     if (output == "-") return 0;
     std::cerr << "pp-partition: wrote " << output << "\n";
   }
