@@ -1,11 +1,28 @@
 # pp-partition quick start: `make demo` and `make test` each install missing Debian
-# packages (as root; otherwise they name them), configure, build and run.
+# packages (as root; otherwise they name them), configure, build and run. `make sanitize`
+# runs the suite under AddressSanitizer and UndefinedBehaviorSanitizer (build-sanitize/);
+# `make fuzz` runs each libFuzzer harness of fuzz/ for FUZZ_SECONDS (build-fuzz/).
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin
+DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin clang-14 libclang-rt-14-dev
 BIN := $(BUILD_DIR)/tool/pp-partition
 
-.PHONY: all deps configure build demo test bench clean
+# Sanitizer and fuzzer builds: CPU only, no benchmarks, each in its own folder. Warnings are
+# held to -Werror by the regular build; these two exist to run the code. The sanitizer build
+# uses g++ (clang 14 cannot compile libstdc++ 12's std::ranges views, which the partitioner
+# uses); libFuzzer needs clang, and the readers it drives compile with clang 14.
+SAN_CXX ?= g++
+CLANGXX ?= clang++-14
+SAN_DIR ?= build-sanitize
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_WORK ?= $(FUZZ_DIR)/work
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+FUZZERS := model_fuzz profile_fuzz plan_fuzz hf_config_fuzz schedule_csv_fuzz
+
+.PHONY: all deps configure build demo test bench sanitize fuzz clean
 
 all: build
 
@@ -41,5 +58,53 @@ test: build
 bench: build
 	$(BUILD_DIR)/bench/partitioner_bench
 
+$(SAN_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(SAN_DIR) -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$(SAN_FLAGS)" -DCMAKE_MODULE_LINKER_FLAGS="$(SAN_FLAGS)" \
+	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_WERROR=OFF
+
+sanitize: $(SAN_DIR)/CMakeCache.txt
+	cmake --build $(SAN_DIR) -j $(JOBS)
+	$(SAN_ENV) ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
+
+$(FUZZ_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(FUZZ_FLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_TESTS=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
+
+# Seeds: models/, the HF configs of fuzz/seeds/, and a profile, a plan and a schedule CSV that
+# the regular build's tool writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
+# left in $(FUZZ_WORK)/crashes/ and fails the target.
+fuzz: build $(FUZZ_DIR)/CMakeCache.txt
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS)
+	rm -rf $(FUZZ_WORK)/seeds; mkdir -p $(FUZZ_WORK)/seeds $(FUZZ_WORK)/crashes
+	$(BIN) profile models/gpt2-small.json --device h100 -o $(FUZZ_WORK)/seeds/profile.json >/dev/null
+	$(BIN) plan models/gpt2-small.json --device h100 --stages 4 --schedule 1f1b \
+	  --micro-batches 8 -o $(FUZZ_WORK)/seeds/plan.json >/dev/null
+	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --schedule zbv \
+	  --micro-batches 4 -o $(FUZZ_WORK)/seeds/plan-zbv.json >/dev/null
+	$(BIN) simulate $(FUZZ_WORK)/seeds/plan.json \
+	  --dump-schedule-csv $(FUZZ_WORK)/seeds/schedule.csv >/dev/null
+	$(BIN) simulate $(FUZZ_WORK)/seeds/plan-zbv.json \
+	  --dump-schedule-csv $(FUZZ_WORK)/seeds/schedule-zbv.csv >/dev/null
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_WORK)/$$f; \
+	  case $$f in \
+	    model_fuzz) cp models/*.json $(FUZZ_WORK)/$$f/ ;; \
+	    profile_fuzz) cp $(FUZZ_WORK)/seeds/profile.json $(FUZZ_WORK)/$$f/ ;; \
+	    plan_fuzz) cp $(FUZZ_WORK)/seeds/plan*.json $(FUZZ_WORK)/$$f/ ;; \
+	    hf_config_fuzz) cp fuzz/seeds/hf_config/*.json $(FUZZ_WORK)/$$f/ ;; \
+	    schedule_csv_fuzz) cp $(FUZZ_WORK)/seeds/schedule*.csv $(FUZZ_WORK)/$$f/ ;; \
+	  esac; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  $(SAN_ENV) $(FUZZ_DIR)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_WORK)/crashes/$$f- $(FUZZ_WORK)/$$f \
+	    > $(FUZZ_WORK)/$$f.log 2>&1 || { tail -n 60 $(FUZZ_WORK)/$$f.log; \
+	    echo "fuzz: $$f failed; input left in $(FUZZ_WORK)/crashes/"; exit 1; }; \
+	  grep -E "^Done|stat::number_of_executed_units" $(FUZZ_WORK)/$$f.log; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR) $(FUZZ_DIR)
