@@ -33,10 +33,6 @@ std::vector<char> OverLimitFlags(const Plan& plan) {
   return over;
 }
 
-// The limit stage `s` of `plan` is held to: its own (its device's memory) or the plan's.
-uint64_t LimitOf(const Plan& plan, const StagePlan& s) {
-  return s.memory_limit_bytes.value_or(plan.memory_limit_bytes.value_or(0));
-}
 
 // Adds the step time, bubble ratio and throughput of one kind ("predicted" or "measured").
 void AddTimeFigures(const std::string& kind, const Prediction& base, const Prediction& next,
@@ -142,7 +138,8 @@ Result<PlanComparison> ComparePlans(const Plan& base, const Plan& next, double t
       c.regressions.push_back("stage " + std::to_string(s) + " peak memory: " +
                               FormatBytes(need) +
                               (sc.next->device ? " with its device's other chunks" : "") +
-                              " exceeds NEW's limit of " + FormatBytes(LimitOf(next, *sc.next)) +
+                              " exceeds NEW's limit of " +
+                              FormatBytes(StageMemoryLimit(next, *sc.next).value_or(0)) +
                               (sc.base ? "; BASE's stage fit" : "; BASE has no such stage"));
     }
     c.stages.push_back(std::move(sc));

@@ -463,14 +463,16 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
   return device;
 }
 
+std::optional<uint64_t> StageMemoryLimit(const Plan& plan, const StagePlan& stage) {
+  return stage.memory_limit_bytes ? stage.memory_limit_bytes : plan.memory_limit_bytes;
+}
+
 std::vector<int> StagesOverLimit(const Plan& plan) {
   std::vector<int> over;
   const std::vector<uint64_t> device = DevicePeakMemory(plan);
   for (const StagePlan& s : plan.stages) {
     const int d = s.device.value_or(s.index);
-    // A stage's own limit (its device's memory) when recorded, else the plan's.
-    const std::optional<uint64_t> limit =
-        s.memory_limit_bytes ? s.memory_limit_bytes : plan.memory_limit_bytes;
+    const std::optional<uint64_t> limit = StageMemoryLimit(plan, s);
     if (limit && d >= 0 && d < plan.num_stages && device[d] > *limit) {
       over.push_back(s.index);
     }

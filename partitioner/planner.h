@@ -49,6 +49,10 @@ Result<Timeline> SimulatePlan(const Plan& plan);
 // Peak memory per device: the sum of its chunks' peaks (one chunk per device: the stage's).
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan);
 
+// The limit a stage (chunk) is held to: its own (its device's memory) when recorded, else the
+// plan's; nullopt: none.
+std::optional<uint64_t> StageMemoryLimit(const Plan& plan, const StagePlan& stage);
+
 // Stage (chunk) indices on a device whose peak memory exceeds the plan's limit.
 std::vector<int> StagesOverLimit(const Plan& plan);
 

@@ -93,6 +93,13 @@ Result<int> ParseStages(const std::string& text) {
 
 int RunOne(const PlanFlags& f);
 
+// --schedule names a registered kind.
+Status CheckScheduleFlag(const std::string& name) {
+  if (FindScheduleKind(name) != nullptr) return Status::Ok();
+  return Status::Error("--schedule " + Quote(name) + " is unknown (known: " + ScheduleNames() +
+                       ")");
+}
+
 // --device-types TYPE:COUNT,... as one type per device, in pipeline order.
 Result<std::vector<std::string>> ParseDeviceTypes(const std::string& text) {
   std::vector<std::string> types;
@@ -216,10 +223,7 @@ int RunSearch(const PlanFlags& f) {
   space.gpus_total = f.gpus_total;
   space.global_batch = f.global_batch;
   if (f.schedule_option->count() > 0) {  // only this schedule
-    if (!FindScheduleKind(f.schedule)) {
-      return Fail("--schedule " + Quote(f.schedule) + " is unknown (known: " +
-                  ScheduleNames() + ")");
-    }
+    if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
     space.schedules = {f.schedule};
   }
   request->search = std::move(space);
@@ -243,10 +247,7 @@ int RunPlan(const PlanFlags& f) {
 }
 
 int RunOne(const PlanFlags& f) {
-  if (!FindScheduleKind(f.schedule)) {
-    return Fail("--schedule " + Quote(f.schedule) + " is unknown (known: " +
-                ScheduleNames() + ")");
-  }
+  if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
   PlanInputs inputs;
   Result<PlanRequest> made = RequestFromFlags(f, &inputs);
   if (!made.ok()) return Fail(made.status());
@@ -318,8 +319,7 @@ int RunOne(const PlanFlags& f) {
               << FormatBytes(st.device ? device_memory[*st.device] : st.peak_memory_bytes)
               << (st.device ? " with its device's other chunks" : "")
               << ", over the limit of "
-              << FormatBytes(st.memory_limit_bytes ? *st.memory_limit_bytes
-                                                   : plan->memory_limit_bytes.value_or(0))
+              << FormatBytes(StageMemoryLimit(*plan, st).value_or(0))
               << "\n";
   }
 
