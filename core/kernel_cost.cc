@@ -12,13 +12,22 @@ KernelShape KernelShapeOf(const ModelInput& input, DType dtype) {
 }
 
 Kernel GemmKernel(std::string_view name, double m, double k, double n, double element_bytes) {
-  return Kernel{name, 2 * m * k * n, (m * k + k * n + m * n) * element_bytes};
+  Kernel g{name, 2 * m * k * n, (m * k + k * n + m * n) * element_bytes};
+  g.cls = KernelClass::kGemm;
+  g.m = m;
+  g.k = k;
+  g.n = n;
+  g.batch = 1;
+  return g;
 }
 
 Kernel BatchedGemmKernel(std::string_view name, double batch, double m, double k, double n,
                          double element_bytes) {
-  Kernel one = GemmKernel(name, m, k, n, element_bytes);
-  return Kernel{name, batch * one.flops, batch * one.bytes};
+  Kernel g = GemmKernel(name, m, k, n, element_bytes);
+  g.flops *= batch;
+  g.bytes *= batch;
+  g.batch = batch;
+  return g;
 }
 
 Kernel MemoryKernel(std::string_view name, double bytes) { return Kernel{name, 0, bytes}; }

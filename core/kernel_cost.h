@@ -15,19 +15,33 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/parallelism.h"
 
 namespace pp {
+
+// What kind of work a kernel is, for the efficiency model (profiler/): a matrix product (its
+// shape below decides its achieved rate), a fused attention kernel (flash-style: scores never
+// reach memory), or a memory-bound kernel (its bytes at the achieved bandwidth).
+enum class KernelClass { kGemm, kAttention, kMemory };
 
 struct Kernel {
   std::string_view name;  // a static label such as "qkv" or "softmax_dgrad"
   double flops = 0;       // floating-point operations
   double bytes = 0;       // bytes read + bytes written
+  KernelClass cls = KernelClass::kMemory;
+  // Matrix products: batch independent [m x k] . [k x n] products (0 for other kernels).
+  double m = 0, k = 0, n = 0, batch = 0;
 };
 
+// The kernels of one micro-batch on one rank, and the collectives the rank waits for in each
+// part (core/parallelism.h; empty without tensor, context or expert parallelism).
 struct LayerKernels {
   std::vector<Kernel> forward;
   std::vector<Kernel> backward_input;   // gradient with respect to the layer's input
   std::vector<Kernel> backward_weight;  // gradients of the layer's own parameters
+  std::vector<Collective> forward_comm;
+  std::vector<Collective> backward_input_comm;
+  std::vector<Collective> backward_weight_comm;
 };
 
 // The shapes every kernel and memory term of one micro-batch uses, as doubles.
@@ -36,6 +50,13 @@ struct KernelShape {
   double b = 0;  // micro_batch_size
   double s = 0;  // seq_len (1 for feature models)
   double e = 0;  // bytes per element of the dtype
+  // How the layer is split over ranks (default: not at all). Every count a kind reports for
+  // this shape is one rank's: its kernels, its parameters and its activations.
+  ShardDegrees par;
+  // Attention as one fused kernel per direction (flash-style: the s x s scores are neither
+  // written nor kept; causal masking halves the work). Off: the unfused kernels the CPU and
+  // CUDA layers run.
+  bool flash_attention = false;
 };
 KernelShape KernelShapeOf(const ModelInput& input, DType dtype);
 

@@ -1,0 +1,83 @@
+#include "core/parallelism.h"
+
+namespace pp {
+
+std::string_view CollectiveKindName(CollectiveKind kind) {
+  switch (kind) {
+    case CollectiveKind::kAllReduce: return "all_reduce";
+    case CollectiveKind::kAllGather: return "all_gather";
+    case CollectiveKind::kReduceScatter: return "reduce_scatter";
+    case CollectiveKind::kAllToAll: return "all_to_all";
+    case CollectiveKind::kSendRecv: return "send_recv";
+  }
+  return "?";
+}
+
+std::string_view CommGroupName(CommGroup group) {
+  switch (group) {
+    case CommGroup::kTensor: return "tp";
+    case CommGroup::kContext: return "cp";
+    case CommGroup::kExpert: return "ep";
+    case CommGroup::kData: return "dp";
+    case CommGroup::kPipeline: return "pp";
+  }
+  return "?";
+}
+
+double BusFactor(CollectiveKind kind, int n) {
+  if (n <= 1) return 0;
+  const double r = n;
+  switch (kind) {
+    case CollectiveKind::kAllReduce: return 2 * (r - 1) / r;
+    case CollectiveKind::kAllGather:
+    case CollectiveKind::kReduceScatter:
+    case CollectiveKind::kAllToAll: return (r - 1) / r;
+    case CollectiveKind::kSendRecv: return 1;
+  }
+  return 0;
+}
+
+double CollectiveMs(CollectiveKind kind, double bytes, int n, double bus_bytes_per_s,
+                    double latency_ms) {
+  if (n <= 1) return 0;
+  double steps = 1;
+  switch (kind) {
+    case CollectiveKind::kAllReduce: steps = 2.0 * (n - 1); break;
+    case CollectiveKind::kAllGather:
+    case CollectiveKind::kReduceScatter:
+    case CollectiveKind::kAllToAll: steps = n - 1; break;
+    case CollectiveKind::kSendRecv: steps = 1; break;
+  }
+  return steps * latency_ms + 1000.0 * bytes * BusFactor(kind, n) / bus_bytes_per_s;
+}
+
+int GroupSize(const ParallelLayout& l, CommGroup group) {
+  switch (group) {
+    case CommGroup::kTensor: return l.tp;
+    case CommGroup::kContext: return l.cp;
+    case CommGroup::kExpert: return l.ep;
+    case CommGroup::kData: return l.dp;
+    case CommGroup::kPipeline: return l.pp;
+  }
+  return 1;
+}
+
+int64_t GroupSpan(const ParallelLayout& l, CommGroup group) {
+  // Rank order tp, cp, (ep inside dp x cp), dp, pp. The expert group is taken from the
+  // data-parallel ranks next to the tensor and context ranks.
+  const int64_t tp = l.tp, cp = l.cp;
+  switch (group) {
+    case CommGroup::kTensor: return tp;
+    case CommGroup::kContext: return tp * cp;
+    case CommGroup::kExpert: return tp * l.ep;
+    case CommGroup::kData: return tp * cp * l.dp;
+    case CommGroup::kPipeline: return tp * cp * l.dp * l.pp;
+  }
+  return 1;
+}
+
+bool GroupInsideNode(const ParallelLayout& l, CommGroup group) {
+  return GroupSpan(l, group) <= l.gpus_per_node;
+}
+
+}  // namespace pp

@@ -1,0 +1,86 @@
+// The degrees of parallelism beside the pipeline and the collectives they cost. A layer's
+// kind says, for given degrees, what one rank computes and which collectives it waits for
+// (core/kind_entry.h AddKernels, core/kernel_cost.h LayerKernels); the analytic profiler turns
+// each collective into time on the link of its group (docs/cost-model.md); the planner adds the
+// data-parallel ones of a whole step.
+//
+// Rank order (as Megatron-LM and torchtitan build their groups): tensor innermost, then
+// context, expert, data and pipeline outermost. A group whose ranks lie inside one node
+// (GroupSpan <= gpus_per_node) talks over the node's links, else over the network.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace pp {
+
+// How one layer is split: tensor (Megatron column/row splits), context (the sequence split
+// over cp ranks with a ring exchange of K/V) and expert degrees; with sequence parallelism the
+// parts outside the matrix products (norms, dropout, residual adds) are split over the tensor
+// ranks along the sequence, and the all-reduces become all-gathers and reduce-scatters.
+struct ShardDegrees {
+  int tp = 1;
+  int cp = 1;
+  int ep = 1;
+  bool sequence_parallel = true;  // only meaningful when tp > 1
+};
+
+// The whole layout of a training step: G = tp x cp x pp x dp GPUs (ep divides dp x cp: the
+// expert groups are carved out of the data-parallel ranks, as Megatron-LM does), vp chunks per
+// pipeline device, ZeRO stage 0-3 over the data-parallel ranks (1: optimizer states sharded,
+// Megatron's distributed optimizer; 2: and gradients; 3: and parameters, as FSDP).
+struct ParallelLayout {
+  int tp = 1;
+  int pp = 1;
+  int cp = 1;
+  int ep = 1;
+  int dp = 1;
+  int vp = 1;
+  int zero = 0;
+  bool sequence_parallel = true;
+  int gpus_per_node = 8;
+  int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
+  ShardDegrees shard() const { return {tp, cp, ep, sequence_parallel}; }
+};
+
+enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
+enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline };
+
+std::string_view CollectiveKindName(CollectiveKind kind);
+std::string_view CommGroupName(CommGroup group);
+
+// One collective a rank takes part in. `bytes` follows nccl-tests' "size": the whole buffer
+// of one rank (the gathered output of an all-gather, the input of a reduce-scatter, the buffer
+// of an all-reduce, everything a rank sends and keeps in an all-to-all, one message of a
+// send/receive). `hidden_behind` names a kernel of the same list part that the collective
+// overlaps with (the ring exchange of context parallelism runs under the attention of the
+// previous block of K/V): only the part of the collective longer than that kernel is exposed.
+// Empty: the collective is exposed whole (the layer waits for it).
+struct Collective {
+  std::string_view name;  // a static label such as "qkv_allgather"
+  CollectiveKind kind = CollectiveKind::kAllReduce;
+  CommGroup group = CommGroup::kTensor;
+  double bytes = 0;
+  std::string_view hidden_behind;
+};
+
+// The NCCL bus-bandwidth factor: over n ranks a collective of `bytes` moves
+// bytes x BusFactor / bus bandwidth per rank. all-reduce 2(n-1)/n; all-gather,
+// reduce-scatter and all-to-all (n-1)/n; send/receive 1. 0 when n <= 1 (nothing moves).
+double BusFactor(CollectiveKind kind, int n);
+
+// Milliseconds of one collective over n ranks on a link of `bus_bytes_per_s` (the bus
+// bandwidth nccl-tests reports for that kind of link) and `latency_ms` per collective
+// (ring steps: latency x (n-1) for the ring kinds, 2(n-1) for all-reduce; 1 for send/receive).
+// 0 when n <= 1.
+double CollectiveMs(CollectiveKind kind, double bytes, int n, double bus_bytes_per_s,
+                    double latency_ms);
+
+// Ranks a group of the layout spans in rank order (tensor innermost): the product of its own
+// degree and every degree inside it. A group spanning at most gpus_per_node ranks stays in one
+// node.
+int64_t GroupSpan(const ParallelLayout& layout, CommGroup group);
+int GroupSize(const ParallelLayout& layout, CommGroup group);
+bool GroupInsideNode(const ParallelLayout& layout, CommGroup group);
+
+}  // namespace pp
