@@ -39,9 +39,10 @@ double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, D
   return ms;
 }
 
-LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype) {
+LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype,
+                                const KernelOptions& options) {
   const LayerKindEntry& kind = KindEntry(layer.op);
-  const KernelShape sh = KernelShapeOf(input, dtype);
+  const KernelShape sh = KernelShapeOf(input, dtype, options);
   LayerMemory m;
   m.param_bytes = static_cast<double>(kind.ParamCount(layer)) * sh.e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
@@ -50,15 +51,15 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
 }
 
 Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input, DType dtype,
-                                    const DeviceSpec& device) {
-  const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype);
+                                    const DeviceSpec& device, const KernelOptions& options) {
+  const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype, options);
   LayerCost cost;
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "parameters", memory.param_bytes, &cost.param_bytes));
   PP_RETURN_IF_ERROR(
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
 
-  const LayerKernels k = ListKernels(layer, input, dtype);
+  const LayerKernels k = ListKernels(layer, input, dtype, options);
   cost.forward_ms = KernelsMs(k.forward, device, dtype);
   cost.backward_input_ms = KernelsMs(k.backward_input, device, dtype);
   cost.backward_weight_ms = KernelsMs(k.backward_weight, device, dtype);
@@ -101,7 +102,9 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
   p.layers.reserve(model.layers.size());
   for (const Layer& layer : model.layers) {
     if (previous == nullptr || !SameShape(*previous, layer)) {
-      Result<LayerCost> cost = AnalyticLayerCost(layer, input, dtype, device);
+      Result<LayerCost> cost = AnalyticLayerCost(
+          layer, input, dtype, device,
+          KernelOptions{options.layout.shard(), options.flash_attention});
       if (!cost.ok()) return cost.status();
       c = *cost;
     }

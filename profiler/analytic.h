@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/parallelism.h"
 #include "core/profile.h"
 #include "core/status.h"
 #include "profiler/device_table.h"
@@ -29,6 +30,10 @@ namespace pp {
 struct AnalyticOptions {
   std::optional<int64_t> micro_batch_size;  // replaces the model's input.micro_batch_size
   std::optional<DType> dtype;               // replaces the model's dtype
+  // The layout the layers run under: each layer is costed as one rank of its tensor, context
+  // and expert groups (ParallelLayout::shard), its collectives on the links of those groups.
+  ParallelLayout layout;
+  bool flash_attention = false;  // fused attention kernels (profiler/kernels.h)
 };
 
 // Roofline time of one kernel in milliseconds.
@@ -45,7 +50,8 @@ struct LayerMemory {
   double activation_bytes = 0;
   double output_bytes = 0;
 };
-LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype);
+LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype,
+                                const KernelOptions& options = {});
 
 // Everything the analytic backend knows about one layer. Times in ms; flops and bytes are
 // the totals of each part's kernels.
@@ -66,7 +72,7 @@ struct LayerCost {
 // Costs `layer` (from a loaded Model) for one micro-batch of `input`. Fails, naming the
 // layer, when a byte count exceeds kMaxBytes.
 Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input, DType dtype,
-                                    const DeviceSpec& device);
+                                    const DeviceSpec& device, const KernelOptions& options = {});
 
 // A profile of every layer of `model` (expanded names, op names from LayerKindName) with
 // backend "analytic", the device's name, memory and link from `device`, and

@@ -4,9 +4,17 @@
 
 namespace pp {
 
-LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype) {
+KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOptions& options) {
+  KernelShape sh = KernelShapeOf(input, dtype);
+  sh.par = options.par;
+  sh.flash_attention = options.flash_attention;
+  return sh;
+}
+
+LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype,
+                         const KernelOptions& options) {
   LayerKernels k;
-  KindEntry(layer.op).AddKernels(layer, KernelShapeOf(input, dtype), &k);
+  KindEntry(layer.op).AddKernels(layer, KernelShapeOf(input, dtype, options), &k);
   return k;
 }
 

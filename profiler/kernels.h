@@ -13,6 +13,14 @@ namespace pp {
 // Every kernel `layer` launches for one micro-batch of `input` in `dtype`. `layer` must come
 // from a loaded Model (its in_width is filled in). A layer with nothing to do in a part (the
 // input gradient of an embedding, the weight gradient of a relu) has an empty list there.
-LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype);
+// `options` splits the layer over tensor, context and expert ranks (one rank's kernels and its
+// collectives) and fuses attention.
+struct KernelOptions {
+  ShardDegrees par;
+  bool flash_attention = false;
+};
+KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOptions& options);
+LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype,
+                         const KernelOptions& options = {});
 
 }  // namespace pp
