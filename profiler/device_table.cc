@@ -5,6 +5,8 @@
 namespace pp {
 namespace {
 
+// The collective bandwidths are provisional (nccl-tests orders of magnitude) until the
+// efficiency model gives each its source.
 // The link latencies are not datasheet figures: they are the order of magnitude of a small
 // device-to-device copy (about 10 us over NVLink, 20 us over PCIe) and only matter for
 // small activations.
@@ -18,6 +20,10 @@ constexpr DeviceSpec kDevices[] = {
         .memory_bytes = 85520809984,
         .link_bytes_per_s = 4.5e11,
         .link_latency_ms = 0.01,
+        .node_bus_bytes_per_s = 3.6e11,
+        .node_latency_ms = 0.008,
+        .network_bus_bytes_per_s = 4.5e10,
+        .network_latency_ms = 0.015,
         .source = "NVIDIA H100 Tensor Core GPU datasheet, SXM5 column: 1979 TFLOPS bf16 "
                   "with sparsity (989.4 dense), 67 TFLOPS fp32 (66.9 in the H100 "
                   "architecture whitepaper), 3.35 TB/s HBM3, NVLink 900 GB/s (450 GB/s "
@@ -32,6 +38,10 @@ constexpr DeviceSpec kDevices[] = {
         .memory_bytes = 141000000000,
         .link_bytes_per_s = 4.5e11,
         .link_latency_ms = 0.01,
+        .node_bus_bytes_per_s = 3.6e11,
+        .node_latency_ms = 0.008,
+        .network_bus_bytes_per_s = 4.5e10,
+        .network_latency_ms = 0.015,
         .source = "NVIDIA H200 Tensor Core GPU datasheet, SXM column: same compute as the "
                   "H100 SXM (989.4 TFLOPS dense bf16, 66.9 TFLOPS fp32), 141 GB HBM3e at "
                   "4.8 TB/s, NVLink 900 GB/s (450 GB/s each way); memory is the "
@@ -46,6 +56,10 @@ constexpr DeviceSpec kDevices[] = {
         .memory_bytes = 80000000000,
         .link_bytes_per_s = 3e11,
         .link_latency_ms = 0.01,
+        .node_bus_bytes_per_s = 2.3e11,
+        .node_latency_ms = 0.008,
+        .network_bus_bytes_per_s = 2.2e10,
+        .network_latency_ms = 0.015,
         .source = "NVIDIA A100 Tensor Core GPU datasheet, 80GB SXM column: 312 TFLOPS "
                   "bf16 dense, 19.5 TFLOPS fp32, 2039 GB/s HBM2e, third-generation NVLink "
                   "600 GB/s (300 GB/s each way); memory is the datasheet's decimal 80 GB "
@@ -60,6 +74,10 @@ constexpr DeviceSpec kDevices[] = {
         .memory_bytes = 48000000000,
         .link_bytes_per_s = 3.2e10,
         .link_latency_ms = 0.02,
+        .node_bus_bytes_per_s = 2.4e10,
+        .node_latency_ms = 0.02,
+        .network_bus_bytes_per_s = 2.2e10,
+        .network_latency_ms = 0.015,
         .source = "NVIDIA L40S datasheet: 733 TFLOPS bf16 with sparsity (362.05 dense), "
                   "91.6 TFLOPS fp32, 48 GB GDDR6 at 864 GB/s; no NVLink, so stages talk "
                   "over PCIe 4.0 x16 (64 GB/s both ways, 32 GB/s each way); memory is the "

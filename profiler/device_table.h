@@ -21,6 +21,13 @@ struct DeviceSpec {
   uint64_t memory_bytes = 0;
   double link_bytes_per_s = 0;  // one direction between two GPUs
   double link_latency_ms = 0;
+  // Collectives (core/parallelism.h CollectiveMs): the bus bandwidth a group reaches inside
+  // one node (NVLink / NVSwitch) and across nodes (the network, per GPU), and the latency per
+  // ring step on each.
+  double node_bus_bytes_per_s = 0;
+  double node_latency_ms = 0;
+  double network_bus_bytes_per_s = 0;
+  double network_latency_ms = 0;
   std::string_view source;  // where the numbers come from
 };
 
