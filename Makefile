@@ -1,24 +1,23 @@
 # pp-partition quick start: `make demo` and `make test` each install missing Debian
 # packages (as root; otherwise they name them), configure, build and run. `make sanitize`
 # runs the suite under AddressSanitizer and UndefinedBehaviorSanitizer (build-sanitize/);
-# `make fuzz` runs each libFuzzer harness of fuzz/ for FUZZ_SECONDS (build-fuzz/).
+# `make fuzz` runs each libFuzzer harness of fuzz/ for FUZZ_SECONDS (the same folder).
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin clang-14 libclang-rt-14-dev
 BIN := $(BUILD_DIR)/tool/pp-partition
 
-# Sanitizer and fuzzer builds: CPU only, no benchmarks, each in its own folder. Warnings are
-# held to -Werror by the regular build; these two exist to run the code. The sanitizer build
-# uses g++ (clang 14 cannot compile libstdc++ 12's std::ranges views, which the partitioner
-# uses); libFuzzer needs clang, and the readers it drives compile with clang 14.
-SAN_CXX ?= g++
+# The sanitizer and fuzzer build: CPU only, no benchmarks, one folder for both. clang
+# compiles every library and test with AddressSanitizer, UndefinedBehaviorSanitizer and
+# libFuzzer's coverage hooks (fuzzer-no-link: inert outside a fuzzer), so `make sanitize` runs
+# the suite and `make fuzz` the harnesses of fuzz/ from the same objects. Warnings are held
+# to -Werror by the regular build; this one exists to run the code.
 CLANGXX ?= clang++-14
 SAN_DIR ?= build-sanitize
-FUZZ_DIR ?= build-fuzz
+FUZZ_DIR ?= $(SAN_DIR)
 FUZZ_SECONDS ?= 60
 FUZZ_WORK ?= $(FUZZ_DIR)/work
-SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 FUZZERS := model_fuzz profile_fuzz plan_fuzz hf_config_fuzz schedule_csv_fuzz
 
@@ -59,25 +58,20 @@ bench: build
 	$(BUILD_DIR)/bench/partitioner_bench
 
 $(SAN_DIR)/CMakeCache.txt: | deps
-	cmake -S . -B $(SAN_DIR) -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	cmake -S . -B $(SAN_DIR) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" \
-	  -DCMAKE_EXE_LINKER_FLAGS="$(SAN_FLAGS)" -DCMAKE_MODULE_LINKER_FLAGS="$(SAN_FLAGS)" \
-	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_WERROR=OFF
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+	  -DCMAKE_MODULE_LINKER_FLAGS="-fsanitize=address,undefined" \
+	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
 
 sanitize: $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(SAN_DIR) -j $(JOBS)
 	$(SAN_ENV) ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
 
-$(FUZZ_DIR)/CMakeCache.txt: | deps
-	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(FUZZ_FLAGS)" \
-	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_TESTS=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
-
 # Seeds: models/, the HF configs of fuzz/seeds/, and a profile, a plan and a schedule CSV that
 # the regular build's tool writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
 # left in $(FUZZ_WORK)/crashes/ and fails the target.
-fuzz: build $(FUZZ_DIR)/CMakeCache.txt
+fuzz: build $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS)
 	rm -rf $(FUZZ_WORK)/seeds; mkdir -p $(FUZZ_WORK)/seeds $(FUZZ_WORK)/crashes
 	$(BIN) profile models/gpt2-small.json --device h100 -o $(FUZZ_WORK)/seeds/profile.json >/dev/null
@@ -107,4 +101,4 @@ fuzz: build $(FUZZ_DIR)/CMakeCache.txt
 	done
 
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR)

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
-#include <ranges>
 #include <vector>
 
 #include "executor/schedule.h"
@@ -97,8 +96,16 @@ int FirstEndWithin(int lo, int hi, int guess, double threshold, const Skip& skip
     }
     hi = std::min(hi, lo + step - 1);
   }
-  const auto ends = std::views::iota(lo, hi);
-  return lo + static_cast<int>(std::ranges::partition_point(ends, above) - ends.begin());
+  // The first end in [lo, hi) that is not above (above holds on a prefix).
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (above(mid)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 // The family for `schedule` (the one ctx.step_time_ms simulates, passing ValidateSchedule):
