@@ -4,7 +4,7 @@
 # `make fuzz` runs each libFuzzer harness of fuzz/ for FUZZ_SECONDS (build-fuzz/).
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin clang-14 libclang-rt-14-dev
+DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin clang-14 libclang-rt-14-dev openmpi-bin libopenmpi-dev
 BIN := $(BUILD_DIR)/tool/pp-partition
 
 # Sanitizer and fuzzer builds: CPU only, no benchmarks, each in its own folder. Warnings are
