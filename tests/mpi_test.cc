@@ -1,0 +1,387 @@
+// The distributed run under mpirun (--oversubscribe: ranks may share this machine's cores).
+// Against independent references: with a fixed seed, the loss and every gradient of
+// `mpirun -np 2, 3, 4` on gpipe, 1f1b, interleaved, zb-h1 and zbv equal the plain sequential
+// loop over the micro-batches (runtime_fixtures.h; <= 1e-5, fp32); 2 stages x 2 replicas equal
+// the sequential loop over the whole global batch; parameters after 3 steps with AdamW equal
+// the single-process run's. Through the CLI: a wrong rank count exits 2 at once with the
+// count it needs; rank 0 alone writes the report and files, the trace with one process per
+// rank; a rank killed with SIGKILL mid-step or stopped (a hang) ends every other rank within
+// --timeout with an error naming the rank, device, op and micro-batch, and no rank is left.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/json_util.h"
+#include "executor/cpu_runner.h"
+#include "executor/schedule.h"
+#include "tests/runtime_fixtures.h"
+#include "tests/test_util.h"
+
+namespace pp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// mpirun's environment for a test: as root (CI containers) too.
+const char* const kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
+
+bool HaveMpi(std::string* why) {
+#ifndef PP_HAVE_MPI
+  *why = "this pp-partition was built without MPI (libopenmpi-dev)";
+  return false;
+#else
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) {
+    *why = "mpirun is not on PATH (openmpi-bin)";
+    return false;
+  }
+  return true;
+#endif
+}
+
+#define REQUIRE_MPI()                      \
+  do {                                     \
+    std::string why;                       \
+    if (!HaveMpi(&why)) GTEST_SKIP() << why; \
+  } while (0)
+
+testing::CommandResult Shell(const std::string& command) {
+  const std::string dir = testing::TempDir();
+  const std::string full = "cd '" + std::string(PP_SOURCE_DIR) + "' && " + command + " >'" +
+                           dir + "/out' 2>'" + dir + "/err' </dev/null";
+  const int status = std::system(full.c_str());
+  testing::CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = testing::ReadText(dir + "/out");
+  r.err = testing::ReadText(dir + "/err");
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+std::string Mpirun(int ranks) {
+  return std::string(kMpiEnv) + "timeout 120 mpirun --oversubscribe -np " + std::to_string(ranks) +
+         " ";
+}
+
+#ifdef PP_MPI_WORKER
+// Runs the worker's `cases` on `ranks` ranks; the documents rank 0 wrote, by case.
+std::vector<Json> RunWorker(int ranks, const std::vector<std::string>& cases) {
+  const std::string dir = testing::TempDir();
+  std::string command = Mpirun(ranks) + "'" + PP_MPI_WORKER + "' '" + dir + "'";
+  for (const std::string& c : cases) command += " " + c;
+  const testing::CommandResult r = Shell(command);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<Json> docs;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string path = dir + "/case" + std::to_string(i) + ".json";
+    docs.push_back(std::filesystem::exists(path) ? Json::parse(testing::ReadText(path)) : Json());
+  }
+  std::filesystem::remove_all(dir);
+  return docs;
+}
+#endif
+
+std::vector<std::vector<float>> Floats(const Json& j) {
+  return j.is_null() ? std::vector<std::vector<float>>{} : j.get<std::vector<std::vector<float>>>();
+}
+
+double MaxAbsDiff(const std::vector<std::vector<float>>& a,
+                  const std::vector<std::vector<float>>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  for (size_t l = 0; l < a.size(); ++l) {
+    if (a[l].size() != b[l].size()) return INFINITY;
+    for (size_t i = 0; i < a[l].size(); ++i) worst = std::max(worst, double(std::fabs(a[l][i] - b[l][i])));
+  }
+  return worst;
+}
+
+const char* const kSchedules[] = {"gpipe", "1f1b", "interleaved", "zb-h1", "zbv"};
+
+// Every schedule on `ranks` ranks with m = 2 x ranks, one step without the optimizer: loss
+// and gradients against the sequential loop.
+void CheckSchedulesAgainstSequential(int ranks) {
+#ifdef PP_MPI_WORKER
+  const int m = 2 * ranks;
+  std::vector<std::string> cases;
+  for (const char* name : kSchedules) {
+    cases.push_back(std::string(name) + ":" + std::to_string(m) + ":1:1:0");
+  }
+  const std::vector<Json> docs = RunWorker(ranks, cases);
+  const Model model = testing::DeepFeatureModel();
+  const testing::Reference ref = testing::Sequential(model, m, 7);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i] + " on " + std::to_string(ranks) + " ranks");
+    ASSERT_FALSE(docs[i].is_null());
+    EXPECT_NEAR(docs[i]["loss"][0].get<double>(), ref.loss, 1e-5 * std::fabs(ref.loss));
+    EXPECT_LE(testing::GradientRelativeError(Floats(docs[i]["gradients"]), ref.gradients), 1e-5);
+    EXPECT_EQ(docs[i]["ranks"].size(), static_cast<size_t>(ranks));
+  }
+#else
+  (void)ranks;
+#endif
+}
+
+TEST(Mpi, TwoRanksEqualTheSequentialLoopOnEverySchedule) {
+  REQUIRE_MPI();
+  CheckSchedulesAgainstSequential(2);
+}
+TEST(Mpi, ThreeRanksEqualTheSequentialLoopOnEverySchedule) {
+  REQUIRE_MPI();
+  CheckSchedulesAgainstSequential(3);
+}
+TEST(Mpi, FourRanksEqualTheSequentialLoopOnEverySchedule) {
+  REQUIRE_MPI();
+  CheckSchedulesAgainstSequential(4);
+}
+
+// 2 stages x 2 replicas, each replica on its own half of the global batch, gradients averaged
+// over the replicas: one sequential loop over all 2 x m micro-batches. And 3 steps with AdamW
+// on 2 ranks (one pipeline) and on 2 x 2 ranks: the parameters of the single-process run (of
+// the whole global batch for the replicas).
+TEST(Mpi, ReplicasEqualOneLoopOverTheGlobalBatchAndParametersMatchOneProcess) {
+  REQUIRE_MPI();
+#ifdef PP_MPI_WORKER
+  const Model model = testing::DeepFeatureModel();
+  const int n = static_cast<int>(model.layers.size());
+  const std::vector<Json> docs = RunWorker(4, {"1f1b:4:2:1:0", "1f1b:4:2:3:1"});
+  const testing::Reference ref = testing::Sequential(model, 8, 7);
+  ASSERT_FALSE(docs[0].is_null());
+  EXPECT_NEAR(docs[0]["loss"][0].get<double>(), ref.loss, 1e-5 * std::fabs(ref.loss));
+  EXPECT_LE(testing::GradientRelativeError(Floats(docs[0]["gradients"]), ref.gradients), 1e-5);
+
+  RunOptions options = testing::GradientOptions();
+  options.steps = 3;
+  options.optimizer = true;
+  Result<RunResult> global = RunOnCpu(model, testing::EvenChunks(n, 2),
+                                      *BuildSchedule("1f1b", 2, 8), options);
+  ASSERT_TRUE(global.ok()) << global.message();
+  ASSERT_FALSE(docs[1].is_null());
+  EXPECT_LE(MaxAbsDiff(Floats(docs[1]["parameters"]), global->parameters), 1e-6);
+
+  const std::vector<Json> one = RunWorker(2, {"1f1b:4:1:3:1", "zbv:4:1:3:1"});
+  for (const char* name : {"1f1b", "zbv"}) {
+    SCOPED_TRACE(name);
+    const Schedule schedule = *BuildSchedule(name, 2, 4);
+    Result<RunResult> local =
+        RunOnCpu(model, testing::EvenChunks(n, NumChunks(schedule)), schedule, options);
+    ASSERT_TRUE(local.ok()) << local.message();
+    const Json& doc = one[std::string(name) == "1f1b" ? 0 : 1];
+    ASSERT_FALSE(doc.is_null());
+    EXPECT_LE(MaxAbsDiff(Floats(doc["parameters"]), local->parameters), 1e-6);
+    for (int s = 0; s < 3; ++s) {
+      EXPECT_NEAR(doc["loss"][s].get<double>(), local->steps[s].loss, 1e-6);
+    }
+  }
+#endif
+}
+
+// A plan of the small token model on `stages` stages in a fresh folder.
+std::string PlanIn(const std::string& dir, int stages, int micro_batches) {
+  testing::WriteText(dir + "/m.json", DumpJson(testing::SmallModelJson()));
+  const testing::CommandResult r = testing::RunTool(
+      "plan " + dir + "/m.json --stages " + std::to_string(stages) + " --micro-batches " +
+      std::to_string(micro_batches) + " -o " + dir + "/p.json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return dir + "/p.json";
+}
+
+std::string Tool() { return std::string("'") + PP_BINARY + "'"; }
+
+TEST(MpiCli, AWrongRankCountExitsAtOnceWithTheCountItNeeds) {
+  REQUIRE_MPI();
+  const std::string dir = testing::TempDir();
+  const std::string plan = PlanIn(dir, 2, 4);
+  const Clock::time_point start = Clock::now();
+  testing::CommandResult r = Shell(Mpirun(3) + Tool() + " run " + plan + " --backend cpu");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("this plan needs 2 × r ranks"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("got 3"), std::string::npos) << r.err;
+  r = Shell(Mpirun(2) + Tool() + " run " + plan + " --backend cpu --replicas 2");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("this plan needs 2 × 2 ranks, got 2"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 30.0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(MpiCli, RankZeroWritesTheReportAndATracePerRank) {
+  REQUIRE_MPI();
+  const std::string dir = testing::TempDir();
+  const std::string plan = PlanIn(dir, 2, 4);
+  const testing::CommandResult r =
+      Shell(Mpirun(4) + Tool() + " run " + plan + " --backend cpu --steps 2 --warmup 1 --trace " +
+            dir + "/t.json --svg " + dir + "/t.svg -o " + dir + "/r.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One report, from rank 0.
+  EXPECT_EQ(r.out.find("run: "), r.out.rfind("run: ")) << r.out;
+  EXPECT_NE(r.out.find("4 ranks, 2 stages × 2 replicas"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("timings are per rank"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gradient all-reduce"), std::string::npos) << r.out;
+  const Json ran = Json::parse(testing::ReadText(dir + "/r.json"));
+  EXPECT_GT(ran["measured"]["step_time_ms"].get<double>(), 0);
+  EXPECT_EQ(ran["measured"]["stages"].size(), 2u);
+  const Json trace = Json::parse(testing::ReadText(dir + "/t.json"));
+  std::vector<int> ops_per_pid(6, 0);
+  for (const Json& e : trace["traceEvents"]) {
+    if (e["ph"] == "X") ++ops_per_pid.at(e["pid"].get<int>());
+  }
+  // Process 0 is the prediction; 1..4 are ranks 0..3, each with its device's whole op list.
+  const Schedule schedule = *BuildSchedule("1f1b", 2, 4);
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_EQ(ops_per_pid[1 + rank], static_cast<int>(schedule.device_ops[rank / 2].size()))
+        << "rank " << rank;
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir + "/t.svg"));
+  std::filesystem::remove_all(dir);
+}
+
+// The pids of the processes whose parent is `parent`.
+std::vector<int> ChildrenOf(int parent) {
+  std::vector<int> pids;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return pids;
+  while (dirent* e = readdir(proc)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z') pids.push_back(pid);
+  }
+  closedir(proc);
+  return pids;
+}
+
+// The rank of a process from its environment; -1 when it has none.
+int RankOf(int pid) {
+  std::ifstream env("/proc/" + std::to_string(pid) + "/environ");
+  std::string var;
+  while (std::getline(env, var, '\0')) {
+    if (var.rfind("OMPI_COMM_WORLD_RANK=", 0) == 0) return std::atoi(var.c_str() + 21);
+  }
+  return -1;
+}
+
+bool Gone(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+}
+
+// Starts a long 2-rank run, lets it get into its steps, sends `signal_number` to rank 1 and
+// returns how long the job took to end after that, its exit status, its stderr, and whether
+// every rank is gone.
+struct Fault {
+  double seconds = 0;
+  int exit_code = 0;
+  std::string err;
+  bool all_gone = false;
+};
+
+Fault InjectFault(int signal_number, double timeout_s) {
+  Fault f;
+  const std::string dir = testing::TempDir();
+  const std::string plan = PlanIn(dir, 2, 8);
+  const std::string err = dir + "/err";
+  const pid_t mpirun = fork();
+  if (mpirun == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen(err.c_str(), "w", stderr);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    const std::string timeout = std::to_string(timeout_s);
+    execlp("mpirun", "mpirun", "--oversubscribe", "-np", "2", PP_BINARY, "run", plan.c_str(),
+           "--backend", "cpu", "--steps", "100000", "--warmup", "0", "--timeout",
+           timeout.c_str(), "--time-limit", "300", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Both ranks up and into their steps.
+  std::vector<int> ranks;
+  int victim = -1;
+  for (int i = 0; i < 300 && victim < 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ranks = ChildrenOf(mpirun);
+    for (int pid : ranks) {
+      if (ranks.size() == 2 && RankOf(pid) == 1) victim = pid;
+    }
+  }
+  EXPECT_GE(victim, 0) << "rank 1 never started";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  if (victim >= 0) kill(victim, signal_number);
+  const Clock::time_point sent = Clock::now();
+  int status = 0;
+  while (waitpid(mpirun, &status, WNOHANG) == 0) {
+    if (std::chrono::duration<double>(Clock::now() - sent).count() > 60) {
+      kill(mpirun, SIGKILL);
+      for (int pid : ranks) kill(pid, SIGKILL);
+      waitpid(mpirun, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  f.seconds = std::chrono::duration<double>(Clock::now() - sent).count();
+  f.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  // Give the launcher's last kills a moment, then look.
+  for (int i = 0; i < 100; ++i) {
+    f.all_gone = true;
+    for (int pid : ranks) f.all_gone = f.all_gone && Gone(pid);
+    if (f.all_gone) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (victim >= 0 && signal_number == SIGSTOP) kill(victim, SIGKILL);
+  f.err = testing::ReadText(err);
+  std::filesystem::remove_all(dir);
+  return f;
+}
+
+TEST(MpiFaults, ARankKilledMidStepEndsTheOthersWithANamedError) {
+  REQUIRE_MPI();
+  const double timeout_s = 5;
+  const Fault f = InjectFault(SIGKILL, timeout_s);
+  EXPECT_LT(f.seconds, timeout_s + 5) << f.err;
+  EXPECT_NE(f.exit_code, 0) << f.err;
+  EXPECT_TRUE(f.all_gone) << "a rank outlived the job";
+  // The launcher names the rank that died; the survivor names itself, its device, its op and
+  // micro-batch, and the rank it waited on.
+  EXPECT_NE(f.err.find("rank 1"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("pp-partition: rank 0 (stage 0"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("device 0, op "), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("micro-batch "), std::string::npos) << f.err;
+}
+
+TEST(MpiFaults, AHungRankEndsTheOthersWithinTheTimeout) {
+  REQUIRE_MPI();
+  const double timeout_s = 2;
+  const Fault f = InjectFault(SIGSTOP, timeout_s);
+  EXPECT_LT(f.seconds, timeout_s + 8) << f.err;
+  EXPECT_GT(f.seconds, timeout_s * 0.9) << f.err;
+  EXPECT_NE(f.exit_code, 0) << f.err;
+  EXPECT_TRUE(f.all_gone) << "a rank outlived the job";
+  EXPECT_NE(f.err.find("rank 0 (stage 0"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("device 0, op "), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("waited longer than 2 s for its input from rank 1"), std::string::npos)
+      << f.err;
+  EXPECT_NE(f.err.find("micro-batch "), std::string::npos) << f.err;
+}
+
+}  // namespace
+}  // namespace pp
