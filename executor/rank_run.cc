@@ -294,7 +294,7 @@ Result<RunResult> RunRank(const Schedule& schedule, int64_t micro_batch_size,
     }
     record.ops.push_back(std::move(timings));
     record.loss.push_back(loss_sum);
-    record.allreduce_ms.push_back(request.averager != nullptr ? request.averager->TakeMs() : 0);
+    record.allreduce_ms.push_back(request.take_allreduce_ms ? request.take_allreduce_ms() : 0);
   }
   record.allocated = static_cast<double>(runner.backend().allocated_bytes());
   if (options.keep_gradients && record.replica == 0) {

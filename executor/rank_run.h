@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,8 +73,8 @@ class RankWhere {
 std::string RankName(const RankLayout& layout, int rank, const std::string& host);
 
 // Runs this rank's device (stage layout.StageOf(rank)) of `schedule` for warm-up + timed
-// steps on `device`, whose messages go through the transport it was made with. `averager`
-// is the one the device's gradient hook calls (nullptr with one replica). Every rank's
+// steps on `device`, whose messages go through the transport it was made with, and whose
+// gradient hook averages over the replicas. Every rank's
 // timings, losses and bytes reach rank 0, which returns the whole run as RunResult (steps
 // with every rank's ops, busy time per stage averaged over the replicas, the all-reduce time,
 // and with keep_gradients every layer's gradients and parameters); the other ranks return a
@@ -82,8 +83,10 @@ struct RankRunRequest {
   RankLayout layout;
   int rank = 0;
   std::string host;
-  RankWhere* where = nullptr;          // updated as ops run; may be nullptr
-  ReplicaAverager* averager = nullptr;  // with replicas > 1
+  RankWhere* where = nullptr;  // updated as ops run; may be nullptr
+  // With replicas: the milliseconds the backend's gradient average took since the last call
+  // (ReplicaAverager::TakeMs on the cpu backend); empty with one replica.
+  std::function<double()> take_allreduce_ms;
 };
 Result<RunResult> RunRank(const Schedule& schedule, int64_t micro_batch_size,
                           const std::vector<ChunkRange>& chunks,

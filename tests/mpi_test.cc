@@ -58,8 +58,7 @@ bool HaveMpi(std::string* why) {
 
 testing::CommandResult Shell(const std::string& command) {
   const std::string dir = testing::TempDir();
-  const std::string full = "cd '" + std::string(PP_SOURCE_DIR) + "' && " + command + " >'" +
-                           dir + "/out' 2>'" + dir + "/err' </dev/null";
+  const std::string full = command + " >'" + dir + "/out' 2>'" + dir + "/err' </dev/null";
   const int status = std::system(full.c_str());
   testing::CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -187,17 +186,23 @@ TEST(Mpi, ReplicasEqualOneLoopOverTheGlobalBatchAndParametersMatchOneProcess) {
 #endif
 }
 
+// The pp-partition binary: $PP_PARTITION_BINARY (a packed copy, bench/gpu_check.sh), else the
+// one this build made.
+std::string Tool() {
+  const char* env = std::getenv("PP_PARTITION_BINARY");
+  return std::string("'") + (env != nullptr && *env ? env : PP_BINARY) + "'";
+}
+
 // A plan of the small token model on `stages` stages in a fresh folder.
 std::string PlanIn(const std::string& dir, int stages, int micro_batches) {
   testing::WriteText(dir + "/m.json", DumpJson(testing::SmallModelJson()));
-  const testing::CommandResult r = testing::RunTool(
-      "plan " + dir + "/m.json --stages " + std::to_string(stages) + " --micro-batches " +
-      std::to_string(micro_batches) + " -o " + dir + "/p.json");
+  const testing::CommandResult r =
+      Shell(Tool() + " plan " + dir + "/m.json --stages " + std::to_string(stages) +
+            " --micro-batches " + std::to_string(micro_batches) + " -o " + dir + "/p.json");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return dir + "/p.json";
 }
 
-std::string Tool() { return std::string("'") + PP_BINARY + "'"; }
 
 TEST(MpiCli, AWrongRankCountExitsAtOnceWithTheCountItNeeds) {
   REQUIRE_MPI();
@@ -244,6 +249,80 @@ TEST(MpiCli, RankZeroWritesTheReportAndATracePerRank) {
   }
   EXPECT_TRUE(std::filesystem::exists(dir + "/t.svg"));
   std::filesystem::remove_all(dir);
+}
+
+// plan, simulate and a run in one process never load libmpi (the dynamic loader lists every
+// library it opens); a run under mpirun does, through the module.
+TEST(MpiCli, OnlyADistributedRunLoadsLibmpi) {
+  REQUIRE_MPI();
+  const std::string dir = testing::TempDir();
+  const std::string plan = PlanIn(dir, 2, 4);
+  for (const std::string& args : {"plan " + dir + "/m.json --stages 2 --micro-batches 4",
+                                  "simulate " + plan, "run " + plan + " --backend cpu --steps 1"}) {
+    const testing::CommandResult r = Shell("LD_DEBUG=files " + Tool() + " " + args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err.substr(0, 2000);
+    EXPECT_EQ(r.err.find("libmpi"), std::string::npos) << args;
+    EXPECT_NE(r.err.find("libopenblas"), std::string::npos) << "the loader listed nothing";
+  }
+  const testing::CommandResult r =
+      Shell(Mpirun(2) + "-x LD_DEBUG=files " + Tool() + " run " + plan + " --backend cpu --steps 1");
+  EXPECT_EQ(r.exit_code, 0) << r.err.substr(0, 2000);
+  EXPECT_NE(r.err.find("pp-partition-mpi.so"), std::string::npos);
+  EXPECT_NE(r.err.find("libmpi"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// GPUs visible here (nvidia-smi -L), 0 without a driver.
+int VisibleGpuCount() {
+  const testing::CommandResult r = Shell("nvidia-smi -L 2>/dev/null | grep -c '^GPU'");
+  return r.exit_code == 0 ? std::atoi(r.out.c_str()) : 0;
+}
+
+// The numbers of the report's line "loss A (step 1) -> B (step N)".
+std::vector<double> LossLine(const std::string& report) {
+  std::vector<double> values;
+  const size_t at = report.find("\nloss ");
+  if (at == std::string::npos) return values;
+  std::istringstream line(report.substr(at + 6, report.find('\n', at + 1) - at - 6));
+  std::string word;
+  while (line >> word) {
+    char* end = nullptr;
+    const double v = std::strtod(word.c_str(), &end);
+    if (end != word.c_str() && *end == '\0') values.push_back(v);
+  }
+  return values;
+}
+
+// The nccl transport: the cuda backend on 2 ranks (one GPU each) trains as the cuda backend
+// in one process does (fp32: the same kernels on the same data; the first and last loss).
+TEST(MpiNccl, TwoRanksOnTwoGpusTrainAsOneProcess) {
+  REQUIRE_MPI();
+#ifndef PP_HAVE_NCCL
+  GTEST_SKIP() << "this pp-partition was built without NCCL (the CUDA toolkit's nccl.h)";
+#else
+  const int gpus = VisibleGpuCount();
+  if (gpus < 2) {
+    GTEST_SKIP() << "the nccl transport takes one GPU per rank: 2 ranks need 2 GPUs, this "
+                    "machine shows " << gpus;
+  }
+  const std::string dir = testing::TempDir();
+  Json model = testing::SmallModelJson();
+  model["dtype"] = "fp32";
+  testing::WriteText(dir + "/m.json", DumpJson(model));
+  ASSERT_EQ(Shell(Tool() + " plan " + dir + "/m.json --stages 2 --micro-batches 4 -o " + dir +
+                  "/p.json").exit_code, 0);
+  const std::string args = " run " + dir + "/p.json --backend cuda --steps 3 --warmup 0";
+  const testing::CommandResult one = Shell(Tool() + args + " --gpus 0,1");
+  const testing::CommandResult two = Shell(Mpirun(2) + Tool() + args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_NE(two.out.find("nccl transport"), std::string::npos) << two.out;
+  const std::vector<double> a = LossLine(one.out), b = LossLine(two.out);
+  ASSERT_EQ(a.size(), b.size()) << one.out << two.out;
+  ASSERT_FALSE(a.empty());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * std::fabs(a[i]) + 1e-4);
+  std::filesystem::remove_all(dir);
+#endif
 }
 
 // The pids of the processes whose parent is `parent`.

@@ -6,6 +6,9 @@
 // Open MPI opens its own components with dlopen and needs libmpi's symbols visible to them,
 // so the proxy opens libmpi with RTLD_GLOBAL first, then the module. The module is found at
 // $PP_PARTITION_MPI_PLUGIN, else beside the running executable, else where the build put it.
+// The cuda backend across ranks is a second module with the same table, pp-partition-nccl.so
+// ($PP_PARTITION_NCCL_PLUGIN), built where the CUDA toolkit has NCCL: it carries CUDA and
+// NCCL, so a cpu run under mpirun never loads them.
 #pragma once
 
 #include <vector>
