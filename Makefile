@@ -7,7 +7,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBIAN_PACKAGES := cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libopenblas-dev librsvg2-bin clang-14 libclang-rt-14-dev openmpi-bin libopenmpi-dev
 BIN := $(BUILD_DIR)/tool/pp-partition
 
-# Sanitizer and fuzzer builds: CPU only, no benchmarks, each in its own folder. Warnings are
+# Sanitizer and fuzzer builds: CPU only, one process (no MPI: libmpi's own allocations would
+# read as leaks), no benchmarks, each in its own folder. Warnings are
 # held to -Werror by the regular build; these two exist to run the code. The sanitizer build
 # uses g++ (clang 14 cannot compile libstdc++ 12's std::ranges views, which the partitioner
 # uses); libFuzzer needs clang, and the readers it drives compile with clang 14.
@@ -62,7 +63,7 @@ $(SAN_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(SAN_DIR) -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" \
 	  -DCMAKE_EXE_LINKER_FLAGS="$(SAN_FLAGS)" -DCMAKE_MODULE_LINKER_FLAGS="$(SAN_FLAGS)" \
-	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_WERROR=OFF
+	  -DPP_CUDA=OFF -DPP_MPI=OFF -DPP_BUILD_BENCH=OFF -DPP_WERROR=OFF
 
 sanitize: $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(SAN_DIR) -j $(JOBS)
@@ -72,7 +73,7 @@ $(FUZZ_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(FUZZ_FLAGS)" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-	  -DPP_CUDA=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_TESTS=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
+	  -DPP_CUDA=OFF -DPP_MPI=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_TESTS=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
 
 # Seeds: models/, the HF configs of fuzz/seeds/, and a profile, a plan and a schedule CSV that
 # the regular build's tool writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is

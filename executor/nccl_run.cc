@@ -117,7 +117,9 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
           ncclAllReduce(g, g, static_cast<size_t>(n), type, ncclAvg, replicas, stream);
       if (r != ncclSuccess) return Status::Error("ncclAllReduce: " + NcclErrorText(r));
       const cudaError_t e = cudaStreamSynchronize(stream);
-      if (e != cudaSuccess) return Status::Error(std::string("all-reduce: ") + cudaGetErrorString(e));
+      if (e != cudaSuccess) {
+        return Status::Error(std::string("all-reduce: ") + cudaGetErrorString(e));
+      }
       allreduce_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       return Status::Ok();
     };

@@ -276,6 +276,7 @@ Result<RunResult> RunRank(const Schedule& schedule, int64_t micro_batch_size,
       return s.Prefixed(who + ", start of step " + std::to_string(step));
     }
     for (int i = 0; i < runner.num_ops(); ++i) {
+      if (past_limit()) return Status::Error(who + ": " + TimeLimitMessage(options.time_limit_s));
       if (request.where != nullptr) request.where->Set(i);
       const Status s = runner.Run(i);
       if (!s.ok()) {

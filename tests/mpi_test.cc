@@ -18,6 +18,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@
 
 #include "core/json_util.h"
 #include "executor/cpu_runner.h"
+#include "executor/launch.h"
 #include "executor/schedule.h"
 #include "tests/runtime_fixtures.h"
 #include "tests/test_util.h"
@@ -101,9 +103,58 @@ double MaxAbsDiff(const std::vector<std::vector<float>>& a,
   double worst = 0;
   for (size_t l = 0; l < a.size(); ++l) {
     if (a[l].size() != b[l].size()) return INFINITY;
-    for (size_t i = 0; i < a[l].size(); ++i) worst = std::max(worst, double(std::fabs(a[l][i] - b[l][i])));
+    for (size_t i = 0; i < a[l].size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(a[l][i] - b[l][i])));
+    }
   }
   return worst;
+}
+
+// The launch from each launcher's variables, the first set present winning; none: one process.
+TEST(Launch, ReadsEachLaunchersVariables) {
+  using Env = std::map<std::string, std::string>;
+  auto detect = [](const Env& env) {
+    return DetectLaunch([&env](const char* name) -> const char* {
+      auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    });
+  };
+  Launch l = detect({});
+  EXPECT_FALSE(l.launched);
+  EXPECT_EQ(l.size, 1);
+  l = detect({{"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_RANK", "5"},
+              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_PROCID", "0"}});
+  EXPECT_TRUE(l.launched);
+  EXPECT_EQ(l.launcher, "Open MPI");
+  EXPECT_EQ(l.size, 8);
+  EXPECT_EQ(l.rank, 5);
+  EXPECT_EQ(l.local_rank, 1);
+  l = detect({{"PMI_SIZE", "4"}, {"PMI_RANK", "3"}});
+  EXPECT_EQ(l.launcher, "PMI");
+  EXPECT_EQ(l.rank, 3);
+  l = detect({{"SLURM_NTASKS", "6"}, {"SLURM_PROCID", "2"}, {"SLURM_LOCALID", "2"}});
+  EXPECT_EQ(l.launcher, "Slurm");
+  EXPECT_EQ(l.size, 6);
+  EXPECT_EQ(l.local_rank, 2);
+  // A rank outside the job or a size that is no number is no launch.
+  EXPECT_FALSE(detect({{"SLURM_NTASKS", "2"}, {"SLURM_PROCID", "2"}}).launched);
+  EXPECT_FALSE(detect({{"OMPI_COMM_WORLD_SIZE", "x"}, {"OMPI_COMM_WORLD_RANK", "0"}}).launched);
+}
+
+// N ranks for p stages: r = N / p, or --replicas r exactly; rank = stage x r + replica.
+TEST(Launch, LaysRanksOutAsStagesByReplicas) {
+  Result<RankLayout> l = LayoutRanks(2, 8, 0);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->replicas, 4);
+  EXPECT_EQ(l->RankOf(1, 2), 6);
+  EXPECT_EQ(l->StageOf(6), 1);
+  EXPECT_EQ(l->ReplicaOf(6), 2);
+  EXPECT_TRUE(LayoutRanks(3, 3, 1).ok());
+  EXPECT_EQ(LayoutRanks(2, 3, 0).message(),
+            "this plan needs 2 × r ranks (2 stages, r data-parallel replicas), got 3");
+  EXPECT_EQ(LayoutRanks(2, 6, 2).message(), "this plan needs 2 × 2 ranks, got 6");
+  EXPECT_EQ(LayoutRanks(4, 2, 0).message(),
+            "this plan needs 4 × r ranks (4 stages, r data-parallel replicas), got 2");
 }
 
 const char* const kSchedules[] = {"gpipe", "1f1b", "interleaved", "zb-h1", "zbv"};
@@ -265,13 +316,15 @@ TEST(MpiCli, OnlyADistributedRunLoadsLibmpi) {
     EXPECT_NE(r.err.find("libopenblas"), std::string::npos) << "the loader listed nothing";
   }
   const testing::CommandResult r =
-      Shell(Mpirun(2) + "-x LD_DEBUG=files " + Tool() + " run " + plan + " --backend cpu --steps 1");
+      Shell(Mpirun(2) + "-x LD_DEBUG=files " + Tool() + " run " + plan +
+            " --backend cpu --steps 1");
   EXPECT_EQ(r.exit_code, 0) << r.err.substr(0, 2000);
   EXPECT_NE(r.err.find("pp-partition-mpi.so"), std::string::npos);
   EXPECT_NE(r.err.find("libmpi"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
+#ifdef PP_HAVE_NCCL
 // GPUs visible here (nvidia-smi -L), 0 without a driver.
 int VisibleGpuCount() {
   const testing::CommandResult r = Shell("nvidia-smi -L 2>/dev/null | grep -c '^GPU'");
@@ -292,6 +345,7 @@ std::vector<double> LossLine(const std::string& report) {
   }
   return values;
 }
+#endif
 
 // The nccl transport: the cuda backend on 2 ranks (one GPU each) trains as the cuda backend
 // in one process does (fp32: the same kernels on the same data; the first and last loss).

@@ -74,15 +74,20 @@ int RunRun(const RunFlags& f) {
   const bool distributed = launch.launched && (launch.size > 1 || f.transport == "mpi" ||
                                                f.transport == "nccl");
   const bool root = !distributed || launch.rank == 0;
-  // A failure before any rank started MPI: every rank exits 2 on its own, rank 0 says why.
+  // A failure before any rank started MPI: every rank exits 2 on its own. What every rank
+  // finds alike (the rank count, a flag) rank 0 says; what may differ between machines (the
+  // plan file) each rank says, naming itself.
   auto refuse = [&](const Status& s) { return root ? Fail(s) : 2; };
+  auto refuse_here = [&](const Status& s) {
+    return root ? Fail(s) : Fail(s.Prefixed("rank " + std::to_string(launch.rank)));
+  };
   // Every output is written at the end, together, or none; a path that cannot be is refused
   // before the run.
   if (root) {
     if (Status s = CheckOutputPaths({f.trace, f.svg, f.output}); !s.ok()) return Fail(s);
   }
   Result<Plan> plan = LoadPlan(f.input);
-  if (!plan.ok()) return refuse(plan.status());
+  if (!plan.ok()) return refuse_here(plan.status());
   std::optional<RankLayout> layout;
   if (distributed) {
     Result<RankLayout> laid = LayoutRanks(plan->num_stages, launch.size, f.replicas);
@@ -114,7 +119,7 @@ int RunRun(const RunFlags& f) {
   Result<RunResult> run = Status::Error("not run");
   if (distributed) {
     Result<PreparedRun> prepared = PrepareRun(*plan, options);
-    if (!prepared.ok()) return refuse(prepared.status().Prefixed(ShownPath(f.input)));
+    if (!prepared.ok()) return refuse_here(prepared.status().Prefixed(ShownPath(f.input)));
     MpiRunRequest request;
     request.layout = *layout;
     request.launch = launch;

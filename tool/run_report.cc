@@ -74,8 +74,8 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
     for (const std::string& name : run.rank_names) out << "  " << name << "\n";
     if (run.replicas > 1) {
       out << "gradient all-reduce over the replicas: " << Printf("%.3f ms", run.allreduce_ms)
-          << " per step (median of the slowest rank's, which includes waiting for the other replicas "
-             "to finish their step; not in the step time)\n";
+          << " per step (median of the slowest rank's, which includes waiting for the other "
+             "replicas to finish their step; not in the step time)\n";
     }
   }
   if (!run.steps.empty()) {
