@@ -93,10 +93,10 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
     const int m = schedule.num_micro_batches;
     Status s;
     if (from == to) {
-      s = Status::Error("chunks " + std::to_string(c - 1) + " and " + std::to_string(c) +
-                        " are both on device " + std::to_string(to) + ": a schedule that hands "
-                        "a message to its own device is not available on the nccl transport "
-                        "yet");
+      s = transport->AddLocalChannel(c, false, act, m);
+      if (s.ok() && (*head)->has_input_gradient()) {
+        s = transport->AddLocalChannel(c - 1, true, grad, m);
+      }
     } else {
       s = transport->AddChannel(c, false, act, m, from == job.stage);
       if (s.ok() && (*head)->has_input_gradient()) {

@@ -63,14 +63,33 @@ Status NcclTransport::AddChannel(int to_chunk, bool gradient, int64_t bytes, int
   return Status::Ok();
 }
 
+Status NcclTransport::AddLocalChannel(int to_chunk, bool gradient, int64_t bytes,
+                                      int micro_batches) {
+  for (int mb = 0; mb < micro_batches; ++mb) {
+    Message m;
+    m.bytes = bytes;
+    m.local = true;
+    PP_RETURN_IF_ERROR(CudaOk(cudaMalloc(&m.buffer, static_cast<size_t>(bytes)), "cudaMalloc"));
+    allocations_.push_back(m.buffer);
+    bytes_ += static_cast<uint64_t>(bytes);
+    messages_[MessageKey{to_chunk, gradient, mb}] = m;
+  }
+  return Status::Ok();
+}
+
 void* NcclTransport::SendBuffer(const MessageKey& key) {
   auto it = messages_.find(key);
-  return it == messages_.end() || !it->second.sending ? nullptr : it->second.buffer;
+  if (it == messages_.end()) return nullptr;
+  return it->second.sending || it->second.local ? it->second.buffer : nullptr;
 }
 
 Status NcclTransport::Send(const MessageKey& key, cudaEvent_t ready, cudaStream_t copy_stream) {
   if (aborted_) return Status::Error("aborted");
   auto it = messages_.find(key);
+  if (it != messages_.end() && it->second.local) {
+    it->second.ready = ready;  // the consumer runs later on this rank's own thread
+    return Status::Ok();
+  }
   if (it == messages_.end() || !it->second.sending) {
     return Status::Error("no channel sends to chunk " + std::to_string(key.to_chunk));
   }
@@ -86,6 +105,16 @@ Result<const void*> NcclTransport::Receive(const MessageKey& key, cudaStream_t s
                                            double /*timeout_s*/) {
   if (aborted_) return Status::Error("aborted");
   auto it = messages_.find(key);
+  if (it != messages_.end() && it->second.local) {
+    Message& m = it->second;
+    if (m.ready == nullptr) {
+      return Status::Error("the message to chunk " + std::to_string(key.to_chunk) +
+                           " on this rank was not sent before it was needed");
+    }
+    PP_RETURN_IF_ERROR(CudaOk(cudaStreamWaitEvent(stream, m.ready, 0), "cudaStreamWaitEvent"));
+    m.ready = nullptr;
+    return static_cast<const void*>(m.buffer);
+  }
   if (it == messages_.end() || it->second.sending) {
     return Status::Error("no channel receives for chunk " + std::to_string(key.to_chunk));
   }

@@ -38,10 +38,13 @@ class NcclTransport final : public DeviceTransport {
   NcclTransport(const NcclTransport&) = delete;
   NcclTransport& operator=(const NcclTransport&) = delete;
 
-  // Registers the messages to `to_chunk` of one kind, `bytes` each, for micro-batches
+    // Registers the messages to `to_chunk` of one kind, `bytes` each, for micro-batches
   // 0..micro_batches-1, that this rank sends (`sending`) or receives. Allocates on the
   // current GPU.
   Status AddChannel(int to_chunk, bool gradient, int64_t bytes, int micro_batches, bool sending);
+  // The same for messages between two chunks of this rank (zbv's turn of the V): handed over
+  // in place, the producer's end event the only signal, as CudaTransport does on one GPU.
+  Status AddLocalChannel(int to_chunk, bool gradient, int64_t bytes, int micro_batches);
 
   void* SendBuffer(const MessageKey& key) override;
   Status Send(const MessageKey& key, cudaEvent_t ready, cudaStream_t copy_stream) override;
@@ -60,7 +63,9 @@ class NcclTransport final : public DeviceTransport {
     void* buffer = nullptr;
     int64_t bytes = 0;
     cudaEvent_t arrived = nullptr;  // receives only
+    cudaEvent_t ready = nullptr;    // local: the producer's end event, set by Send
     bool sending = false;
+    bool local = false;
   };
   int PeerOf(const MessageKey& key, bool sending) const;
 
