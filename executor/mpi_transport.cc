@@ -146,6 +146,13 @@ Status MpiGroup::Barrier(double timeout_s) {
                                           "left early)");
 }
 
+Status MpiGroup::ReplicaBarrier(double timeout_s) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Ibarrier(replicas_, &request), "replica barrier"));
+  return WaitRequest(&request, timeout_s, "every replica of the stage at the gradient "
+                                          "all-reduce (a rank died, hangs or left early)");
+}
+
 Status MpiGroup::SumOverReplicas(float* data, size_t count, double timeout_s) {
   MPI_Request request = MPI_REQUEST_NULL;
   PP_RETURN_IF_ERROR(Check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT,

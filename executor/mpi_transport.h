@@ -67,6 +67,7 @@ class MpiGroup final : public RankGroup {
   MpiGroup(MPI_Comm world, MPI_Comm replicas) : world_(world), replicas_(replicas) {}
   Status Barrier(double timeout_s) override;
   Status SumOverReplicas(float* data, size_t count, double timeout_s) override;
+  Status ReplicaBarrier(double timeout_s) override;
   Status Gather(const std::vector<double>& mine, std::vector<std::vector<double>>* all,
                 double timeout_s) override;
 

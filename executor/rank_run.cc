@@ -187,6 +187,10 @@ Result<RunResult> Assemble(const std::vector<std::vector<double>>& all, const Sc
 }  // namespace
 
 Status ReplicaAverager::operator()(float* gradients, size_t count) {
+  if (!arrived_) {
+    PP_RETURN_IF_ERROR(group_->ReplicaBarrier(timeout_s_));
+    arrived_ = true;
+  }
   const Clock::time_point start = Clock::now();
   PP_RETURN_IF_ERROR(group_->SumOverReplicas(gradients, count, timeout_s_));
   const float scale = 1.0f / static_cast<float>(replicas_);
@@ -198,6 +202,7 @@ Status ReplicaAverager::operator()(float* gradients, size_t count) {
 double ReplicaAverager::TakeMs() {
   const double ms = ms_;
   ms_ = 0;
+  arrived_ = false;
   return ms;
 }
 

@@ -30,13 +30,17 @@ class RankGroup {
   virtual Status Barrier(double timeout_s) = 0;
   // Sums `count` floats in place over the ranks that run this rank's stage (its replicas).
   virtual Status SumOverReplicas(float* data, size_t count, double timeout_s) = 0;
+  // Returns once every replica of this rank's stage arrived.
+  virtual Status ReplicaBarrier(double timeout_s) = 0;
   // Rank 0 gets every rank's `mine`, indexed by rank; the other ranks get nothing.
   virtual Status Gather(const std::vector<double>& mine, std::vector<std::vector<double>>* all,
                         double timeout_s) = 0;
 };
 
 // Averages a stage's gradients over its replicas (the sum of RankGroup, divided by r) and
-// times it: the hook the backend calls for each parameter tensor before the optimizer.
+// times it: the hook the backend calls for each parameter tensor before the optimizer. The
+// first call of a step first waits for every replica to get there (untimed), so the time is
+// the all-reduce's own, not the wait for the slowest replica's step.
 class ReplicaAverager {
  public:
   ReplicaAverager(RankGroup* group, int replicas, double timeout_s)
@@ -50,6 +54,7 @@ class ReplicaAverager {
   int replicas_;
   double timeout_s_;
   double ms_ = 0;
+  bool arrived_ = false;  // this step's replica barrier passed
 };
 
 // Where a rank is, for the line it prints when the launcher ends it because another rank

@@ -1,11 +1,13 @@
 #include "tool/run_report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include "core/units.h"
 #include "executor/run_plan.h"
+#include "partitioner/search.h"
 #include "tool/report.h"
 
 namespace pp {
@@ -73,9 +75,24 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
            "so the timings are per rank\n";
     for (const std::string& name : run.rank_names) out << "  " << name << "\n";
     if (run.replicas > 1) {
-      out << "gradient all-reduce over the replicas: " << Printf("%.3f ms", run.allreduce_ms)
-          << " per step (median of the slowest rank's, which includes waiting for the other "
-             "replicas to finish their step; not in the step time)\n";
+      // The planner's figure (plan --stages auto): a ring all-reduce of the largest stage's
+      // gradients over the profile's link, or the network's when the ranks span machines.
+      uint64_t largest = 0;
+      for (const StagePlan& s : plan.stages) largest = std::max(largest, s.param_bytes);
+      std::string first_host, host;
+      bool one_host = true;
+      for (const std::string& name : run.rank_names) {
+        host = name.substr(std::min(name.find("host "), name.size()));
+        if (first_host.empty()) first_host = host;
+        one_host = one_host && host == first_host;
+      }
+      const Link& link = !one_host && plan.inter_node_link ? *plan.inter_node_link
+                                                           : plan.profile.link;
+      out << "gradient all-reduce over the replicas: predicted "
+          << Printf("%.3f ms", RingAllReduceMs(largest, run.replicas, link)) << ", measured "
+          << Printf("%.3f ms", run.allreduce_ms)
+          << " per step (median of the slowest rank's, timed once every replica got there; "
+             "not in the step time)\n";
     }
   }
   if (!run.steps.empty()) {
