@@ -37,7 +37,8 @@ Status WaitRequest(MPI_Request* request, double timeout_s, const std::string& wh
   MPI_Status local;
   MPI_Status* st = status != nullptr ? status : &local;
   // Spin for the first ~50 us (a message that is nearly there), then yield the core between
-  // polls, then sleep briefly: ranks may share cores (--oversubscribe).
+  // polls, then sleep between polls, 50 us and from 20 ms on 200 us: ranks may share cores
+  // (--oversubscribe), and a long wait should cost them little.
   for (long polls = 0;; ++polls) {
     int done = 0;
     const int code = MPI_Test(request, &done, st);
@@ -50,7 +51,7 @@ Status WaitRequest(MPI_Request* request, double timeout_s, const std::string& wh
       return Status::Error("waited longer than " + FormatSeconds(timeout_s) + " for " + what);
     }
     if (waited > std::chrono::microseconds(2000)) {
-      const timespec nap{0, 50 * 1000};
+      const timespec nap{0, (waited > std::chrono::milliseconds(20) ? 200 : 50) * 1000};
       nanosleep(&nap, nullptr);
     } else if (waited > std::chrono::microseconds(50)) {
       sched_yield();
@@ -98,8 +99,13 @@ Status MpiTransport::Send(const MessageKey& key, const float* data, size_t count
                                    "message"));
   }
   out.data.assign(data, data + count);
-  return Check(MPI_Isend(out.data.data(), static_cast<int>(count), MPI_FLOAT, to, TagOf(key),
-                         comm_, &out.request),
+  PP_RETURN_IF_ERROR(Check(MPI_Isend(out.data.data(), static_cast<int>(count), MPI_FLOAT, to,
+                                     TagOf(key), comm_, &out.request),
+                           "sending to rank " + std::to_string(to)));
+  // One turn of the progress engine, so that the message is on its way before this rank
+  // computes its next op.
+  int done = 0;
+  return Check(MPI_Test(&out.request, &done, MPI_STATUS_IGNORE),
                "sending to rank " + std::to_string(to));
 }
 
