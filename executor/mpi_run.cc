@@ -49,9 +49,7 @@ Result<MpiJob> JoinMpiJob(const RankLayout& layout) {
   MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &job.size);
   if (job.size != layout.ranks()) {
-    return Status::Error("this plan needs " + std::to_string(layout.stages) + " × " +
-                         std::to_string(layout.replicas) + " ranks, got " +
-                         std::to_string(job.size));
+    return LayoutRanks(layout.stages, job.size, layout.replicas).status();
   }
   job.stage = layout.StageOf(job.rank);
   job.replica = layout.ReplicaOf(job.rank);
@@ -73,22 +71,11 @@ void CatchLauncherSignals(RankWhere* where) {
 }
 
 std::string RanksText(const RunResult& run, const RankLayout& layout) {
-  // The hosts from the rank names, in rank order, each once.
-  std::vector<std::string> hosts;
-  for (const std::string& name : run.rank_names) {
-    const size_t at = name.find("host ");
-    if (at == std::string::npos) continue;
-    std::string host = name.substr(at + 5);
-    if (!host.empty() && host.back() == ')') host.pop_back();
-    bool seen = false;
-    for (const std::string& h : hosts) seen |= h == host;
-    if (!seen) hosts.push_back(host);
-  }
   std::string text;
-  for (const std::string& h : hosts) text += (text.empty() ? "" : ", ") + h;
+  for (const std::string& h : run.hosts) text += (text.empty() ? "" : ", ") + h;
   return std::to_string(layout.ranks()) + " MPI ranks = " + std::to_string(layout.stages) +
          " stages × " + std::to_string(layout.replicas) + " replicas on " +
-         (hosts.size() == 1 ? "host " : "hosts ") + text;
+         (run.hosts.size() == 1 ? "host " : "hosts ") + text;
 }
 
 Result<RunResult> RunOnMpi(const Model& model, const std::vector<ChunkRange>& chunks,

@@ -131,7 +131,13 @@ Result<RunResult> Assemble(const std::vector<std::vector<double>>& all, const Sc
   RunResult result;
   result.warmup_steps = options.warmup_steps;
   result.replicas = r;
-  for (int k = 0; k < n; ++k) result.rank_names.push_back(RankName(layout, k, records[k].host));
+  for (int k = 0; k < n; ++k) {
+    result.rank_names.push_back(RankName(layout, k, records[k].host));
+    if (std::find(result.hosts.begin(), result.hosts.end(), records[k].host) ==
+        result.hosts.end()) {
+      result.hosts.push_back(records[k].host);
+    }
+  }
   result.steps.resize(total_steps);
   std::vector<double> step_ms, bubble, allreduce;
   std::vector<std::vector<double>> busy(p);

@@ -73,6 +73,7 @@ struct RunResult {
   bool root = true;
   int replicas = 1;
   std::vector<std::string> rank_names;  // per rank (RankName); empty in one process
+  std::vector<std::string> hosts;       // the machines the ranks ran on, each once, rank order
   double allreduce_ms = 0;              // median over the timed steps
 };
 

@@ -91,7 +91,6 @@ std::vector<Json> RunWorker(int ranks, const std::vector<std::string>& cases) {
   std::filesystem::remove_all(dir);
   return docs;
 }
-#endif
 
 std::vector<std::vector<float>> Floats(const Json& j) {
   return j.is_null() ? std::vector<std::vector<float>>{} : j.get<std::vector<std::vector<float>>>();
@@ -109,6 +108,7 @@ double MaxAbsDiff(const std::vector<std::vector<float>>& a,
   }
   return worst;
 }
+#endif
 
 // The launch from each launcher's variables, the first set present winning; none: one process.
 TEST(Launch, ReadsEachLaunchersVariables) {

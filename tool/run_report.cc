@@ -79,15 +79,8 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
       // gradients over the profile's link, or the network's when the ranks span machines.
       uint64_t largest = 0;
       for (const StagePlan& s : plan.stages) largest = std::max(largest, s.param_bytes);
-      std::string first_host, host;
-      bool one_host = true;
-      for (const std::string& name : run.rank_names) {
-        host = name.substr(std::min(name.find("host "), name.size()));
-        if (first_host.empty()) first_host = host;
-        one_host = one_host && host == first_host;
-      }
-      const Link& link = !one_host && plan.inter_node_link ? *plan.inter_node_link
-                                                           : plan.profile.link;
+      const Link& link = run.hosts.size() > 1 && plan.inter_node_link ? *plan.inter_node_link
+                                                                      : plan.profile.link;
       out << "gradient all-reduce over the replicas: predicted "
           << Printf("%.3f ms", RingAllReduceMs(largest, run.replicas, link)) << ", measured "
           << Printf("%.3f ms", run.allreduce_ms)
