@@ -3,10 +3,11 @@
 #   bash bench/gpu_check.sh PART OUTDIR
 # Runs prebuilt binaries from .carry/ (bash bench/pack_gpu.sh makes it; the GPU machine has no
 # compilers or headers), writes full results as JSON under OUTDIR and prints a summary table
-# last. Parts: profiler (issue 3), executor (issue 4), export (issue 5).
+# last. Parts: profiler (issue 3), executor (issue 4), export (issue 5), nccl (the cuda
+# backend across ranks).
 set -uo pipefail
 
-usage() { echo "usage: bash bench/gpu_check.sh profiler|executor|export OUTDIR" >&2; exit 2; }
+usage() { echo "usage: bash bench/gpu_check.sh profiler|executor|export|nccl OUTDIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 part=$1
 out=$2
@@ -281,9 +282,38 @@ JSON
   [[ $failures -eq 0 ]]
 }
 
+# The cuda backend across ranks: the nccl transport on 2 ranks against one process
+# (tests/mpi_test.cc, MpiNccl.*). Needs mpirun (openmpi-bin), 2 GPUs and a pack made with
+# PACK_NCCL=1 (mpi_test, mpi_worker and the modules pp-partition-mpi.so, pp-partition-nccl.so).
+part_nccl() {
+  step "environment (cheap first)"
+  cat "$carry/COMMIT" 2>/dev/null
+  if ! command -v mpirun >/dev/null; then
+    echo "nccl part skipped: mpirun is not installed here (Debian: openmpi-bin)"; return 0
+  fi
+  local gpus
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  if (( gpus < 2 )); then
+    echo "nccl part skipped: the nccl transport takes one GPU per rank; 2 ranks need 2 GPUs, this machine has $gpus"
+    return 0
+  fi
+  for b in pp-partition pp-partition-mpi.so pp-partition-nccl.so mpi_test mpi_worker; do
+    [[ -e "$bin/$b" ]] || { echo "no $bin/$b: run PACK_NCCL=1 bash bench/pack_gpu.sh first" >&2; exit 1; }
+  done
+  find_cuda_libs
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export PP_PARTITION_BINARY="$bin/pp-partition"
+  step "nccl transport: 2 ranks on 2 GPUs against one process"
+  run 240 mpi_test_nccl "$bin/mpi_test" --gtest_filter='MpiNccl.*' \
+    --gtest_output="json:$out/mpi_test_nccl.json"
+  echo; echo "nccl part: $failures failure(s)"
+  [[ $failures -eq 0 ]]
+}
+
 case "$part" in
   profiler) part_profiler ;;
   executor) part_executor ;;
   export) part_export ;;
+  nccl) part_nccl ;;
   *) usage ;;
 esac

@@ -13,11 +13,19 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTUR
   -DPP_BUILD_BENCH=ON -DPP_BUILD_TESTS=ON ${PACK_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j"$jobs" --target pp-partition pp_cuda_plugin cuda_layers_test cuda_step_bench \
   cuda_runtime_test runtime_overhead_bench
+# PACK_NCCL=1: also the distributed run's modules and test (gpu_check.sh nccl).
+if [[ "${PACK_NCCL:-0}" == 1 ]]; then
+  cmake --build "$build" -j"$jobs" --target pp_mpi_plugin pp_nccl_plugin mpi_test mpi_worker
+fi
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/lib"
 bins=("$build/tool/pp-partition" "$build/tool/pp-partition-cuda.so" "$build/tests/cuda_layers_test" "$build/bench/cuda_step_bench"
   "$build/tests/cuda_runtime_test" "$build/bench/runtime_overhead_bench")
+if [[ "${PACK_NCCL:-0}" == 1 ]]; then
+  bins+=("$build/tool/pp-partition-mpi.so" "$build/tool/pp-partition-nccl.so" "$build/tests/mpi_test"
+    "$build/tests/mpi_worker")
+fi
 for b in "${bins[@]}"; do
   [[ -x "$b" ]] || { echo "pack_gpu.sh: $b was not built" >&2; exit 1; }
   strip -o "$carry/bin/$(basename "$b")" "$b"

@@ -19,6 +19,7 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "core/units.h"
 #include "executor/chunk_runner.h"
@@ -101,8 +102,9 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
 
 class CpuDevice final : public PipelineDevice {
  public:
-  CpuDevice(const Model& model, const RunOptions& options, Transport* transport)
-      : model_(model), options_(options), transport_(transport),
+  CpuDevice(const Model& model, const RunOptions& options, Transport* transport,
+            CpuDeviceHooks hooks)
+      : model_(model), options_(options), transport_(transport), hooks_(std::move(hooks)),
         data_(model.input, VocabOf(model), TargetWidthOf(model), options.seed) {}
 
   Status Setup(const DeviceLayout& layout) override {
@@ -156,10 +158,11 @@ class CpuDevice final : public PipelineDevice {
     Chunk* c = Find(call.chunk);
     if (c == nullptr) return Status::Error("chunk is not on this device");
     const int slot = call.slot;
+    const int mb = hooks_.micro_batch_offset + call.micro_batch;
     if (model_.input.tokens()) {
-      data_.Tokens(step_, call.micro_batch, c->tokens[slot].data(), c->labels[slot].data());
+      data_.Tokens(step_, mb, c->tokens[slot].data(), c->labels[slot].data());
     } else {
-      data_.Features(step_, call.micro_batch, c->features[slot].data(), c->targets[slot].data());
+      data_.Features(step_, mb, c->features[slot].data(), c->targets[slot].data());
     }
     const float* x = c->input;  // received there (the embedding reads tokens, not x)
     if (c->first && !model_.input.tokens()) x = c->features[slot].data();
@@ -199,6 +202,14 @@ class CpuDevice final : public PipelineDevice {
   }
 
   Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss_sum) override {
+    if (hooks_.reduce_gradients) {
+      for (Chunk& c : chunks_) {
+        for (LayerState& ls : c.layers) {
+          const int64_t n = ls.layer->param_count();
+          if (n > 0) PP_RETURN_IF_ERROR(hooks_.reduce_gradients(ls.grads, static_cast<size_t>(n)));
+        }
+      }
+    }
     if (options_.optimizer) AdamW();
     clock_.Read(ops, spans);
     *loss_sum = loss_sum_;
@@ -383,6 +394,7 @@ class CpuDevice final : public PipelineDevice {
   const Model& model_;
   RunOptions options_;
   Transport* transport_;
+  CpuDeviceHooks hooks_;
   int micro_batches_ = 0;
   SyntheticData data_;
   std::vector<Chunk> chunks_;
@@ -396,8 +408,8 @@ class CpuDevice final : public PipelineDevice {
 }  // namespace
 
 std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptions& options,
-                                              Transport* transport) {
-  return std::make_unique<CpuDevice>(model, options, transport);
+                                              Transport* transport, CpuDeviceHooks hooks) {
+  return std::make_unique<CpuDevice>(model, options, transport, std::move(hooks));
 }
 
 Result<uint64_t> CpuRunBytes(const Model& model, const std::vector<ChunkRange>& chunks,

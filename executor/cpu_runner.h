@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -15,9 +16,18 @@
 
 namespace pp {
 
+// What a device of a data-parallel replica does differently (executor/rank_run.h): its
+// micro-batch m of a step reads the synthetic data of micro-batch micro_batch_offset + m, and
+// before the optimizer each parameter's gradient goes through `reduce_gradients` (which
+// averages it over the replicas). The defaults: one pipeline, nothing reduced.
+struct CpuDeviceHooks {
+  int micro_batch_offset = 0;
+  std::function<Status(float* gradients, size_t count)> reduce_gradients;
+};
+
 // One device of the cpu backend. `model` and `transport` outlive it.
 std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptions& options,
-                                              Transport* transport);
+                                              Transport* transport, CpuDeviceHooks hooks = {});
 
 // Bytes the cpu backend allocates for `model` cut into `chunks` with `schedule`, counted
 // without allocating: every device's arena, the sum of the run's peak_memory_bytes.

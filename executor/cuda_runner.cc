@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include "executor/cuda_optimizer.h"
 #include "executor/cuda_stage.h"
@@ -62,8 +63,10 @@ Status WaitWithDeadline(cudaEvent_t event, double timeout_s) {
 
 template <typename T>
 CudaDevice<T>::CudaDevice(const Model& model, const RunOptions& options,
-                          CudaTransport* transport, const CudaPlace& place)
+                          DeviceTransport* transport, const CudaPlace& place,
+                          CudaDeviceHooks hooks)
     : model_(model), options_(options), transport_(transport), place_(place),
+      hooks_(std::move(hooks)),
       data_(model.input, model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1,
             model.layers.back().in_width, options.seed) {}
 
@@ -286,10 +289,11 @@ Status CudaDevice<T>::PrepareData(int step) {
   const int64_t m = micro_batches_;
   for (int mb = 0; mb < m; ++mb) {
     if (needs_tokens_) {
-      data_.Tokens(step, mb, host_ids_ + mb * rows_, host_ids_ + (m + mb) * rows_);
+      data_.Tokens(step, hooks_.micro_batch_offset + mb, host_ids_ + mb * rows_,
+                   host_ids_ + (m + mb) * rows_);
     } else if (needs_features_ || needs_targets_) {
       std::vector<float> x(rows_ * feature_width_), y(rows_ * target_width_);
-      data_.Features(step, mb, x.data(), y.data());
+      data_.Features(step, hooks_.micro_batch_offset + mb, x.data(), y.data());
       T* hx = host_values_ + mb * rows_ * feature_width_;
       T* hy = host_values_ + m * rows_ * feature_width_ + mb * rows_ * target_width_;
       for (size_t i = 0; i < x.size(); ++i) hx[i] = ToT<T>(x[i]);
@@ -486,6 +490,9 @@ Status CudaDevice<T>::Send(const OpCall& call) {
 
 template <typename T>
 Status CudaDevice<T>::EndStep(int ops, std::vector<OpSpan>* spans, double* loss_sum) {
+  if (hooks_.reduce_gradients) {
+    PP_RETURN_IF_ERROR(hooks_.reduce_gradients(grads_, state_count_, sizeof(T), compute_));
+  }
   if (options_.optimizer) {
     AdamWConfig config;
     config.learning_rate = static_cast<float>(options_.learning_rate);

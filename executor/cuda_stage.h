@@ -21,6 +21,7 @@
 
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -43,11 +44,23 @@ struct CudaPlace {
   int share = -1;
 };
 
+// What a device of a data-parallel replica does differently (executor/rank_run.h): its
+// micro-batch m of a step reads the synthetic data of micro-batch micro_batch_offset + m, and
+// before the optimizer the gradients (`count` elements of `element_bytes` each, contiguous on
+// the GPU) go through `reduce_gradients` on the compute stream (which averages them over the
+// replicas). The defaults: one pipeline, nothing reduced.
+struct CudaDeviceHooks {
+  int micro_batch_offset = 0;
+  std::function<Status(void* gradients, int64_t count, size_t element_bytes,
+                       cudaStream_t stream)>
+      reduce_gradients;
+};
+
 template <typename T>
 class CudaDevice final : public PipelineDevice {
  public:
-  CudaDevice(const Model& model, const RunOptions& options, CudaTransport* transport,
-             const CudaPlace& place);
+  CudaDevice(const Model& model, const RunOptions& options, DeviceTransport* transport,
+             const CudaPlace& place, CudaDeviceHooks hooks = {});
   ~CudaDevice() override;
   CudaDevice(const CudaDevice&) = delete;
   CudaDevice& operator=(const CudaDevice&) = delete;
@@ -100,8 +113,9 @@ class CudaDevice final : public PipelineDevice {
 
   const Model& model_;
   RunOptions options_;
-  CudaTransport* transport_;
+  DeviceTransport* transport_;
   CudaPlace place_;
+  CudaDeviceHooks hooks_;
   int micro_batches_ = 0;
   SyntheticData data_;
   std::vector<Chunk> chunks_;

@@ -2,7 +2,7 @@
 // twin of Transport (transport.h). A message (MessageKey) is produced on one device's stream
 // and consumed on another's; nothing waits on the host except the consumer's short handoff
 // ("has the producer enqueued it yet?"), after which the consumer's stream waits on a CUDA
-// event. A multi-process NCCL transport implements the same three calls.
+// event. The multi-process NCCL transport (nccl_transport.h) implements the same calls.
 //
 // Protocol, per message and step (every message is sent and received once per step):
 //   producer thread:  p = SendBuffer(key); enqueue work writing p; record `ready` on its
@@ -63,6 +63,8 @@ class DeviceTransport {
                                       double timeout_s) = 0;
   // Wakes every waiting Receive with an error; later calls fail at once.
   virtual void Abort() = 0;
+  // Bytes this transport allocated for runtime device `device` (received or staged there).
+  virtual uint64_t allocated_bytes(int device) const = 0;
 };
 
 // One process, any GPUs: same-GPU messages (virtual devices) are handed over in place (the
@@ -84,8 +86,7 @@ class CudaTransport final : public DeviceTransport {
   // for which cuda::IsOutOfMemory holds.
   Status AddChannel(int to_chunk, bool gradient, int64_t bytes, int micro_batches, int from,
                     int from_gpu, int to, int to_gpu);
-  // Bytes this transport allocated for runtime device `device` (received or staged there).
-  uint64_t allocated_bytes(int device) const;
+  uint64_t allocated_bytes(int device) const override;
   // "in place", "peer copies", "copies staged through host" or a mix, for reports.
   std::string description() const;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "executor/cpu_runner.h"
 #include "executor/cuda_runner.h"
@@ -15,7 +16,7 @@ Status CheckTimeout(double timeout_s) {
                        FormatSeconds(kMaxTimeoutS) + " (got " + Printf("%g", timeout_s) + ")");
 }
 
-Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
+Result<PreparedRun> PrepareRun(const Plan& plan, const RunPlanOptions& options) {
   PP_RETURN_IF_ERROR(CheckTimeout(options.run.timeout_s));
   if (!plan.model_spec) {
     return Status::Error("the plan carries no model (model_spec): make it with `plan MODEL.json` "
@@ -27,24 +28,33 @@ Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
   if (options.run.steps < 1 || options.run.warmup_steps < 0) {
     return Status::Error("--steps must be at least 1 and --warmup at least 0");
   }
-  Model model = *plan.model_spec;
-  model.input.micro_batch_size = plan.micro_batch_size;
+  PreparedRun prepared;
+  prepared.model = *plan.model_spec;
+  prepared.model.input.micro_batch_size = plan.micro_batch_size;
   Result<PlanContext> context = PlanContextOf(plan);
   if (!context.ok()) return context.status();
-  const Schedule* schedule = &context->schedule;
-  const std::vector<ChunkRange>& chunks = context->chunks;
+  prepared.context = std::move(*context);
   bool recompute = false;
-  for (const ChunkRange& c : chunks) recompute |= c.recompute;
+  for (const ChunkRange& c : prepared.context.chunks) recompute |= c.recompute;
+  if (options.backend == "cuda" && recompute) {
+    return Status::Error("the plan recomputes activations on some stages; recomputation on "
+                         "the cuda backend is not available yet (--backend cpu runs it)");
+  }
+  return prepared;
+}
+
+Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options) {
+  Result<PreparedRun> prepared = PrepareRun(plan, options);
+  if (!prepared.ok()) return prepared.status();
+  const Model& model = prepared->model;
+  const Schedule& schedule = prepared->context.schedule;
+  const std::vector<ChunkRange>& chunks = prepared->context.chunks;
   if (options.backend == "cuda") {
-    if (recompute) {
-      return Status::Error("the plan recomputes activations on some stages; recomputation on "
-                           "the cuda backend is not available yet (--backend cpu runs it)");
-    }
     // The profile's dtype is what the plan's times and bytes were measured in.
-    return RunOnCuda(model, chunks, *schedule, options.run,
+    return RunOnCuda(model, chunks, schedule, options.run,
                      CudaRunRequest{options.gpus, plan.profile.dtype});
   }
-  return RunOnCpu(model, chunks, *schedule, options.run);
+  return RunOnCpu(model, chunks, schedule, options.run);
 }
 
 Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::string& backend) {
@@ -80,6 +90,7 @@ Timeline MedianStepTimeline(const RunResult& run, int num_devices) {
     }
   }
   for (const OpTiming& op : best->ops) {
+    if (op.replica != 0) continue;
     t.ops.push_back({op.device, op.op, op.start_ms, op.start_ms, op.end_ms});
   }
   std::stable_sort(t.ops.begin(), t.ops.end(),

@@ -6,6 +6,7 @@
 
 #include "core/plan.h"
 #include "core/status.h"
+#include "executor/plan_context.h"
 #include "executor/runtime.h"
 #include "executor/schedule.h"
 #include "executor/simulator.h"
@@ -21,13 +22,23 @@ struct RunPlanOptions {
 // Whether `timeout_s` is a number in [kMinTimeoutS, kMaxTimeoutS]; the error names --timeout.
 Status CheckTimeout(double timeout_s);
 
+// What a run of a plan trains: the plan's model at the plan's micro-batch size, and the
+// plan's context (schedule and chunks). Errors: no model_spec, an unknown backend, steps
+// below 1, a recomputing plan on the cuda backend, a bad --timeout.
+struct PreparedRun {
+  Model model;
+  PlanContext context;
+};
+Result<PreparedRun> PrepareRun(const Plan& plan, const RunPlanOptions& options);
+
 // Trains the plan's model with its split and schedule and measures it.
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options);
 
 // The measured block for `plan` from a run.
 Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::string& backend);
 
-// The timed step whose step time is the median, as a timeline (for traces and charts).
+// The timed step whose step time is the median, as a timeline (for traces and charts). Of a
+// distributed run with replicas, the ops of replica 0 (one row per stage).
 Timeline MedianStepTimeline(const RunResult& run, int num_devices);
 
 }  // namespace pp

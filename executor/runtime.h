@@ -42,6 +42,8 @@ struct OpTiming {
   PipelineOp op;
   double start_ms = 0;
   double end_ms = 0;
+  int rank = -1;    // distributed runs (executor/rank_run.h): the rank that ran it
+  int replica = 0;  // and the data-parallel replica it belongs to
 };
 
 struct StepTiming {
@@ -50,6 +52,7 @@ struct StepTiming {
   std::vector<double> busy_ms;   // per device
   double bubble_ratio = 0;       // 1 - sum(busy) / (p x step)
   double loss = 0;               // mean loss over the step's micro-batches
+  double allreduce_ms = 0;       // distributed, replicas > 1: the slowest rank's gradient sum
 };
 
 struct RunResult {
@@ -64,6 +67,14 @@ struct RunResult {
   std::vector<std::vector<float>> gradients;   // per model layer, with keep_gradients
   std::vector<std::vector<float>> parameters;  // per model layer, with keep_gradients
   std::string device;                          // what ran it
+  // Distributed runs (executor/rank_run.h): rank 0 holds the whole run; every other rank
+  // returns `root` false and nothing else. Busy times are per stage, averaged over replicas;
+  // each rank's clock starts at its own exit of the barrier that starts a step.
+  bool root = true;
+  int replicas = 1;
+  std::vector<std::string> rank_names;  // per rank (RankName); empty in one process
+  std::vector<std::string> hosts;       // the machines the ranks ran on, each once, rank order
+  double allreduce_ms = 0;              // median over the timed steps
 };
 
 class PipelineDevice;  // executor/pipeline_device.h: what a backend implements

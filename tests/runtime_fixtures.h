@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/json_util.h"
 #include "core/model.h"
 #include "executor/runtime.h"
+#include "executor/synthetic_data.h"
+#include "layers/layer.h"
 
 namespace pp::testing {
 
@@ -38,6 +42,18 @@ inline Model FeatureModel() {
       "input": {"micro_batch_size": 4, "features": 6},
       "layers": [{"name": "fc1", "op": "linear", "in": 6, "out": 10}, {"name": "act", "op": "gelu"},
                  {"name": "fc2", "op": "linear", "in": 10, "out": 5}, {"name": "loss", "op": "mse"}]})");
+}
+
+// Five linears with GELUs between them and an MSE loss: ten layers, enough for 2 chunks on
+// each of 4 devices (interleaved, zbv).
+inline Model DeepFeatureModel() {
+  return ParseModel(R"({"format": "pp-partition.model/v1", "name": "deep-mlp", "dtype": "fp32",
+      "input": {"micro_batch_size": 4, "features": 6},
+      "layers": [{"name": "fc1", "op": "linear", "in": 6, "out": 12}, {"name": "a1", "op": "gelu"},
+                 {"name": "fc2", "op": "linear", "in": 12, "out": 10}, {"name": "a2", "op": "gelu"},
+                 {"name": "fc3", "op": "linear", "in": 10, "out": 12}, {"name": "a3", "op": "gelu"},
+                 {"name": "fc4", "op": "linear", "in": 12, "out": 8}, {"name": "a4", "op": "gelu"},
+                 {"name": "fc5", "op": "linear", "in": 8, "out": 5}, {"name": "loss", "op": "mse"}]})");
 }
 
 // `layers` cut into `p` contiguous chunks of equal counts (the first ones one larger).
@@ -77,6 +93,58 @@ inline double GradientRelativeError(const std::vector<std::vector<float>>& got,
     }
   }
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+struct Reference {
+  double loss = 0;
+  std::vector<std::vector<float>> gradients;
+};
+
+// A plain loop: for each micro-batch of step 0, forward through every layer, then backward, gradients
+// accumulated with the loss weighted 1/m. Shares only the layers and the data with the runtime.
+inline Reference Sequential(const Model& model, int m, uint64_t seed) {
+  Reference ref;
+  const int64_t vocab = model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1;
+  const SyntheticData data(model.input, vocab, model.layers.back().in_width, seed);
+  std::vector<std::unique_ptr<CpuLayer<float>>> layers;
+  std::vector<std::vector<float>> params, saved, pending;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    layers.push_back(std::move(*MakeCpuLayer<float>(model.layers[i], model.input)));
+    params.emplace_back(layers.back()->param_count());
+    layers.back()->Init(params.back().data(), seed * 1000003ULL + i);
+    ref.gradients.emplace_back(layers.back()->param_count(), 0.0f);
+    saved.emplace_back(layers.back()->saved_count());
+    pending.emplace_back(layers.back()->pending_count() + 1);
+  }
+  const int64_t rows = model.input.rows();
+  std::vector<int32_t> tokens(rows), labels(rows);
+  std::vector<float> features(rows * std::max<int64_t>(model.input.features, 1)),
+      targets(rows * model.layers.back().in_width);
+  for (int mb = 0; mb < m; ++mb) {
+    if (model.input.tokens()) data.Tokens(0, mb, tokens.data(), labels.data());
+    else data.Features(0, mb, features.data(), targets.data());
+    const MicroBatch batch{tokens.data(), labels.data(), targets.data()};
+    std::vector<std::vector<float>> acts(model.layers.size() + 1);
+    acts[0] = features;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::vector<float> work(layers[i]->workspace_count() + 1);
+      acts[i + 1].resize(layers[i]->output_count());
+      layers[i]->Forward(params[i].data(), acts[i].data(), batch, acts[i + 1].data(),
+                         saved[i].data(), work.data());
+    }
+    ref.loss += acts.back()[0] / m;
+    std::vector<float> dy = {1.0f / static_cast<float>(m)};
+    for (int i = static_cast<int>(layers.size()) - 1; i >= 0; --i) {
+      std::vector<float> work(layers[i]->workspace_count() + 1), dx(acts[i].size());
+      layers[i]->BackwardInput(params[i].data(), dy.data(), saved[i].data(), batch,
+                               layers[i]->has_input_gradient() ? dx.data() : nullptr,
+                               pending[i].data(), work.data());
+      layers[i]->BackwardWeight(params[i].data(), dy.data(), saved[i].data(), pending[i].data(),
+                                batch, ref.gradients[i].data(), work.data());
+      dy = dx;
+    }
+  }
+  return ref;
 }
 
 }  // namespace pp::testing

@@ -29,59 +29,9 @@ using testing::EvenChunks;
 using testing::FeatureModel;
 using testing::GradientOptions;
 using testing::GradientRelativeError;
+using testing::Reference;
+using testing::Sequential;
 using testing::TokenModel;
-
-struct Reference {
-  double loss = 0;
-  std::vector<std::vector<float>> gradients;
-};
-
-// A plain loop: for each micro-batch, forward through every layer, then backward, gradients
-// accumulated with the loss weighted 1/m. Shares only the layers and the data with the runtime.
-Reference Sequential(const Model& model, int m, uint64_t seed) {
-  Reference ref;
-  const int64_t vocab = model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1;
-  const SyntheticData data(model.input, vocab, model.layers.back().in_width, seed);
-  std::vector<std::unique_ptr<CpuLayer<float>>> layers;
-  std::vector<std::vector<float>> params, saved, pending;
-  for (size_t i = 0; i < model.layers.size(); ++i) {
-    layers.push_back(std::move(*MakeCpuLayer<float>(model.layers[i], model.input)));
-    params.emplace_back(layers.back()->param_count());
-    layers.back()->Init(params.back().data(), seed * 1000003ULL + i);
-    ref.gradients.emplace_back(layers.back()->param_count(), 0.0f);
-    saved.emplace_back(layers.back()->saved_count());
-    pending.emplace_back(layers.back()->pending_count() + 1);
-  }
-  const int64_t rows = model.input.rows();
-  std::vector<int32_t> tokens(rows), labels(rows);
-  std::vector<float> features(rows * std::max<int64_t>(model.input.features, 1)),
-      targets(rows * model.layers.back().in_width);
-  for (int mb = 0; mb < m; ++mb) {
-    if (model.input.tokens()) data.Tokens(0, mb, tokens.data(), labels.data());
-    else data.Features(0, mb, features.data(), targets.data());
-    const MicroBatch batch{tokens.data(), labels.data(), targets.data()};
-    std::vector<std::vector<float>> acts(model.layers.size() + 1);
-    acts[0] = features;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      std::vector<float> work(layers[i]->workspace_count() + 1);
-      acts[i + 1].resize(layers[i]->output_count());
-      layers[i]->Forward(params[i].data(), acts[i].data(), batch, acts[i + 1].data(),
-                         saved[i].data(), work.data());
-    }
-    ref.loss += acts.back()[0] / m;
-    std::vector<float> dy = {1.0f / static_cast<float>(m)};
-    for (int i = static_cast<int>(layers.size()) - 1; i >= 0; --i) {
-      std::vector<float> work(layers[i]->workspace_count() + 1), dx(acts[i].size());
-      layers[i]->BackwardInput(params[i].data(), dy.data(), saved[i].data(), batch,
-                               layers[i]->has_input_gradient() ? dx.data() : nullptr,
-                               pending[i].data(), work.data());
-      layers[i]->BackwardWeight(params[i].data(), dy.data(), saved[i].data(), pending[i].data(),
-                                batch, ref.gradients[i].data(), work.data());
-      dy = dx;
-    }
-  }
-  return ref;
-}
 
 Result<RunResult> RunOnce(const Model& model, const Schedule& schedule,
                           const std::vector<ChunkRange>& chunks, RunOptions options) {

@@ -1,10 +1,13 @@
 #include "tool/run_report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include "core/units.h"
+#include "executor/run_plan.h"
+#include "partitioner/search.h"
 #include "tool/report.h"
 
 namespace pp {
@@ -65,6 +68,26 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
                   FormatBytes(run.peak_memory_bytes[d]).c_str());
     out << line;
   }
+  if (!run.rank_names.empty()) {
+    out << "\n" << run.rank_names.size() << " ranks, " << plan.num_stages << " stages × "
+        << run.replicas << " replicas (stage s of replica k is rank s × " << run.replicas
+        << " + k); each rank's clock starts at its own exit of the barrier that starts a step, "
+           "so the timings are per rank\n";
+    for (const std::string& name : run.rank_names) out << "  " << name << "\n";
+    if (run.replicas > 1) {
+      // The planner's figure (plan --stages auto): a ring all-reduce of the largest stage's
+      // gradients over the profile's link, or the network's when the ranks span machines.
+      uint64_t largest = 0;
+      for (const StagePlan& s : plan.stages) largest = std::max(largest, s.param_bytes);
+      const Link& link = run.hosts.size() > 1 && plan.inter_node_link ? *plan.inter_node_link
+                                                                      : plan.profile.link;
+      out << "gradient all-reduce over the replicas: predicted "
+          << Printf("%.3f ms", RingAllReduceMs(largest, run.replicas, link)) << ", measured "
+          << Printf("%.3f ms", run.allreduce_ms)
+          << " per step (median of the slowest rank's, timed once every replica got there; "
+             "not in the step time)\n";
+    }
+  }
   if (!run.steps.empty()) {
     out << "\nloss " << Printf("%.4f", run.steps.front().loss) << " (step 1) -> "
         << Printf("%.4f", run.steps.back().loss) << " (step " << run.steps.size() << ")\n";
@@ -72,12 +95,37 @@ std::string RunText(const Plan& plan, const RunResult& run, const std::string& b
   return out.str();
 }
 
-Json RunTrace(const Plan& plan, const Timeline& predicted, const Timeline& measured) {
+Json RunTrace(const Plan& plan, const Timeline& predicted, const RunResult& run) {
   Json doc = TimelineTrace(plan, predicted, "predicted");
-  Json second = TimelineTrace(plan, measured, "measured");
-  for (Json& e : second["traceEvents"]) {
-    e["pid"] = 1;
-    doc["traceEvents"].push_back(std::move(e));
+  const Timeline measured = MedianStepTimeline(run, plan.num_stages);
+  if (run.rank_names.empty()) {
+    Json second = TimelineTrace(plan, measured, "measured");
+    for (Json& e : second["traceEvents"]) {
+      e["pid"] = 1;
+      doc["traceEvents"].push_back(std::move(e));
+    }
+    return doc;
+  }
+  // The same median step, every rank's ops as its own process.
+  const StepTiming* step = nullptr;
+  for (size_t i = run.warmup_steps; i < run.steps.size(); ++i) {
+    if (run.steps[i].step_ms == measured.step_time_ms) step = &run.steps[i];
+  }
+  if (step == nullptr) return doc;
+  for (size_t rank = 0; rank < run.rank_names.size(); ++rank) {
+    Timeline t;
+    t.num_devices = 1;
+    for (const OpTiming& op : step->ops) {
+      if (op.rank == static_cast<int>(rank)) {
+        t.ops.push_back({0, op.op, op.start_ms, op.start_ms, op.end_ms});
+      }
+    }
+    Json part = TimelineTrace(plan, t, "measured on " + run.rank_names[rank] +
+                                           ", its own clock");
+    for (Json& e : part["traceEvents"]) {
+      e["pid"] = 1 + static_cast<int>(rank);
+      doc["traceEvents"].push_back(std::move(e));
+    }
   }
   return doc;
 }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The distributed run's fidelity and the mpi transport's figures on this machine:
+#   bash bench/mpi_fidelity.sh [BUILD_DIR] [OUTDIR]
+# 1. For mlp-2gpu and a wider feature MLP: profile with --backend cpu pinned to one core,
+#    plan 2 stages (1f1b, 8 micro-batches, fp32), then `mpirun -np 2 --bind-to core
+#    pp-partition run`: the measured step time against the predicted one (target within
+#    10 %) and the bubble (target within 3 points).
+# 2. mpi_transport_bench on 2 ranks: a 64 MiB message through the mpi transport against a
+#    plain MPI ping-pong (target >= 80 %), and the host overhead per op (target < 20 us).
+# The figures depend on the machine and on what else runs on it; the summary says which.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+out=${2:-$(mktemp -d)}
+bin=$build/tool/pp-partition
+mkdir -p "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cores=$(nproc)
+[[ $cores -ge 2 ]] || { echo "needs 2 cores, has $cores" >&2; exit 2; }
+
+cat > "$out/wide-mlp.json" <<'JSON'
+{"format": "pp-partition.model/v1", "name": "wide-mlp", "dtype": "fp32",
+ "source": "a wider feature MLP: four 2048-wide linears with ReLUs, MSE loss",
+ "input": {"micro_batch_size": 32, "features": 2048},
+ "layers": [
+   {"name": "fc1", "op": "linear", "in": 2048, "out": 2048, "bias": true},
+   {"name": "relu1", "op": "relu"},
+   {"name": "fc2", "op": "linear", "in": 2048, "out": 2048, "bias": true},
+   {"name": "relu2", "op": "relu"},
+   {"name": "fc3", "op": "linear", "in": 2048, "out": 2048, "bias": true},
+   {"name": "relu3", "op": "relu"},
+   {"name": "fc4", "op": "linear", "in": 2048, "out": 2048, "bias": true},
+   {"name": "loss", "op": "mse"}]}
+JSON
+
+summary=()
+for model in "$root/models/mlp-2gpu.json" "$out/wide-mlp.json"; do
+  name=$(basename "$model" .json)
+  taskset -c 0 "$bin" profile "$model" --backend cpu --dtype fp32 --repeats 20 \
+    -o "$out/$name.profile.json" >/dev/null
+  "$bin" plan "$model" --profile "$out/$name.profile.json" --stages 2 --micro-batches 8 --schedule 1f1b \
+    -o "$out/$name.plan.json" >/dev/null
+  mpirun -np 2 --bind-to core "$bin" run "$out/$name.plan.json" --backend cpu --steps 10 \
+    --warmup 2 -o "$out/$name.ran.json" | tee "$out/$name.run.txt"
+  summary+=("$(python3 - "$out/$name.ran.json" "$name" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p, m = d["predicted"], d["measured"]
+err = 100 * (m["step_time_ms"] - p["step_time_ms"]) / p["step_time_ms"]
+pts = 100 * (m["bubble_ratio"] - p["bubble_ratio"])
+print(f"{sys.argv[2]:12s} step predicted {p['step_time_ms']:9.3f} ms measured "
+      f"{m['step_time_ms']:9.3f} ms ({err:+.1f} %, target 10 %); bubble predicted "
+      f"{100 * p['bubble_ratio']:.2f} % measured {100 * m['bubble_ratio']:.2f} % "
+      f"({pts:+.2f} pt, target 3)")
+PY
+)")
+done
+
+mpirun -np 2 --bind-to core "$build/bench/mpi_transport_bench" --mib 64 --repeats 10 \
+  | tee "$out/mpi_transport_bench.json"
+
+echo
+echo "== $(hostname), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves these figures)"
+printf '%s\n' "${summary[@]}"
+python3 - "$out/mpi_transport_bench.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+pp, st, oh = d["pingpong_gb_per_s"], d["stream_gb_per_s"], d["overhead"]
+print(f"64 MiB ping-pong: plain MPI {pp['plain_mpi']:.2f} GB/s, mpi transport "
+      f"{pp['mpi_transport']:.2f} GB/s ({100 * pp['ratio']:.0f} %, target 80 %)")
+print(f"64 MiB stream:    plain MPI {st['plain_mpi']:.2f} GB/s, mpi transport "
+      f"{st['mpi_transport']:.2f} GB/s ({100 * st['ratio']:.0f} %)")
+print(f"host overhead per op: {oh['per_op_us']:.1f} us (target 20 us)")
+PY

@@ -1,0 +1,206 @@
+#include "executor/mpi_transport.h"
+
+#include <sched.h>
+#include <time.h>
+
+#include <chrono>
+#include <utility>
+
+#include "core/units.h"
+
+namespace pp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Status Check(int code, const std::string& what) {
+  if (code == MPI_SUCCESS) return Status::Ok();
+  return Status::Error(what + ": " + MpiErrorText(code));
+}
+
+}  // namespace
+
+std::string MpiErrorText(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) {
+    return "MPI error " + std::to_string(code);
+  }
+  return std::string(text, static_cast<size_t>(length));
+}
+
+Status WaitRequest(MPI_Request* request, double timeout_s, const std::string& what,
+                   MPI_Status* status) {
+  const Clock::time_point start = Clock::now();
+  const auto limit = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(timeout_s));
+  MPI_Status local;
+  MPI_Status* st = status != nullptr ? status : &local;
+  // Spin for the first ~50 us (a message that is nearly there), then yield the core between
+  // polls, then sleep between polls, 50 us and from 20 ms on 200 us: ranks may share cores
+  // (--oversubscribe), and a long wait should cost them little.
+  for (long polls = 0;; ++polls) {
+    int done = 0;
+    const int code = MPI_Test(request, &done, st);
+    if (code != MPI_SUCCESS) return Status::Error(what + ": " + MpiErrorText(code));
+    if (done) return Status::Ok();
+    const Clock::duration waited = Clock::now() - start;
+    if (waited > limit) {
+      MPI_Cancel(request);
+      MPI_Request_free(request);
+      return Status::Error("waited longer than " + FormatSeconds(timeout_s) + " for " + what);
+    }
+    if (waited > std::chrono::microseconds(2000)) {
+      const timespec nap{0, (waited > std::chrono::milliseconds(20) ? 200 : 50) * 1000};
+      nanosleep(&nap, nullptr);
+    } else if (waited > std::chrono::microseconds(50)) {
+      sched_yield();
+    }
+  }
+}
+
+MpiTransport::MpiTransport(MPI_Comm comm, std::vector<int> rank_of_chunk, double timeout_s)
+    : comm_(comm), rank_of_chunk_(std::move(rank_of_chunk)), timeout_s_(timeout_s) {}
+
+int MpiTransport::TagOf(const MessageKey& key) const {
+  return (key.micro_batch * 2 + (key.gradient ? 1 : 0)) * static_cast<int>(rank_of_chunk_.size()) +
+         key.to_chunk;
+}
+
+int MpiTransport::SourceOf(const MessageKey& key) const {
+  return rank_of_chunk_[key.gradient ? key.to_chunk + 1 : key.to_chunk - 1];
+}
+
+Status MpiTransport::CheckTags(int micro_batches) const {
+  void* value = nullptr;
+  int found = 0;
+  MPI_Comm_get_attr(comm_, MPI_TAG_UB, &value, &found);
+  const long tag_ub = found ? *static_cast<int*>(value) : 32767;
+  const long needed = 2L * micro_batches * static_cast<long>(rank_of_chunk_.size());
+  if (needed - 1 <= tag_ub) return Status::Ok();
+  return Status::Error(std::to_string(micro_batches) + " micro-batches of " +
+                       std::to_string(rank_of_chunk_.size()) + " chunks need MPI tags up to " +
+                       std::to_string(needed - 1) + ", beyond this MPI's MPI_TAG_UB " +
+                       std::to_string(tag_ub));
+}
+
+Status MpiTransport::Send(const MessageKey& key, const float* data, size_t count) {
+  if (aborted_) return Status::Error("aborted");
+  if (key.to_chunk < 0 || key.to_chunk >= static_cast<int>(rank_of_chunk_.size())) {
+    return Status::Error("a message to chunk " + std::to_string(key.to_chunk) + ", which the plan "
+                         "does not have");
+  }
+  Outgoing& out = sends_[key];
+  const int to = rank_of_chunk_[key.to_chunk];
+  // The previous step's message of this key must have left before its buffer is reused.
+  if (out.request != MPI_REQUEST_NULL) {
+    PP_RETURN_IF_ERROR(WaitRequest(&out.request, timeout_s_,
+                                   "rank " + std::to_string(to) + " to take the previous step's "
+                                   "message"));
+  }
+  out.data.assign(data, data + count);
+  PP_RETURN_IF_ERROR(Check(MPI_Isend(out.data.data(), static_cast<int>(count), MPI_FLOAT, to,
+                                     TagOf(key), comm_, &out.request),
+                           "sending to rank " + std::to_string(to)));
+  // One turn of the progress engine, so that the message is on its way before this rank
+  // computes its next op.
+  int done = 0;
+  return Check(MPI_Test(&out.request, &done, MPI_STATUS_IGNORE),
+               "sending to rank " + std::to_string(to));
+}
+
+Status MpiTransport::Receive(const MessageKey& key, float* out, size_t count, double timeout_s) {
+  if (aborted_) return Status::Error("aborted");
+  const int last = static_cast<int>(rank_of_chunk_.size()) - 1;
+  if (key.to_chunk < 0 || key.to_chunk > last || (key.gradient && key.to_chunk == last) ||
+      (!key.gradient && key.to_chunk == 0)) {
+    return Status::Error("no chunk sends the message to chunk " + std::to_string(key.to_chunk));
+  }
+  const int from = SourceOf(key);
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Irecv(out, static_cast<int>(count), MPI_FLOAT, from, TagOf(key),
+                                     comm_, &request),
+                           "receiving from rank " + std::to_string(from)));
+  MPI_Status status;
+  PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s,
+                                 "its input from rank " + std::to_string(from) +
+                                     " (that rank died, hangs or left early)",
+                                 &status));
+  int got = 0;
+  MPI_Get_count(&status, MPI_FLOAT, &got);
+  if (static_cast<size_t>(got) != count) {
+    return Status::Error("received " + std::to_string(got) + " values from rank " +
+                         std::to_string(from) + ", expected " + std::to_string(count));
+  }
+  return Status::Ok();
+}
+
+Status MpiTransport::Flush(double timeout_s) {
+  for (auto& [key, out] : sends_) {
+    if (out.request == MPI_REQUEST_NULL) continue;
+    PP_RETURN_IF_ERROR(WaitRequest(&out.request, timeout_s,
+                                   "rank " + std::to_string(rank_of_chunk_[key.to_chunk]) +
+                                       " to take its last message"));
+  }
+  return Status::Ok();
+}
+
+Status MpiGroup::Barrier(double timeout_s) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Ibarrier(world_, &request), "barrier"));
+  return WaitRequest(&request, timeout_s, "every rank at the barrier (a rank died, hangs or "
+                                          "left early)");
+}
+
+Status MpiGroup::ReplicaBarrier(double timeout_s) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Ibarrier(replicas_, &request), "replica barrier"));
+  return WaitRequest(&request, timeout_s, "every replica of the stage at the gradient "
+                                          "all-reduce (a rank died, hangs or left early)");
+}
+
+Status MpiGroup::SumOverReplicas(float* data, size_t count, double timeout_s) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT,
+                                          MPI_SUM, replicas_, &request),
+                           "gradient all-reduce"));
+  return WaitRequest(&request, timeout_s, "the gradient all-reduce over the replicas (a rank "
+                                          "died, hangs or left early)");
+}
+
+Status MpiGroup::Gather(const std::vector<double>& mine, std::vector<std::vector<double>>* all,
+                        double timeout_s) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(world_, &rank);
+  MPI_Comm_size(world_, &size);
+  int count = static_cast<int>(mine.size());
+  std::vector<int> counts(rank == 0 ? size : 0), offsets(rank == 0 ? size : 0);
+  MPI_Request request = MPI_REQUEST_NULL;
+  PP_RETURN_IF_ERROR(Check(MPI_Igather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world_,
+                                       &request),
+                           "gather"));
+  PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s, "every rank's timings"));
+  std::vector<double> joined;
+  if (rank == 0) {
+    int total = 0;
+    for (int k = 0; k < size; ++k) {
+      offsets[k] = total;
+      total += counts[k];
+    }
+    joined.resize(static_cast<size_t>(total));
+  }
+  PP_RETURN_IF_ERROR(Check(MPI_Igatherv(mine.data(), count, MPI_DOUBLE, joined.data(),
+                                        counts.data(), offsets.data(), MPI_DOUBLE, 0, world_,
+                                        &request),
+                           "gather"));
+  PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s, "every rank's timings"));
+  all->clear();
+  if (rank == 0) {
+    for (int k = 0; k < size; ++k) {
+      all->emplace_back(joined.begin() + offsets[k], joined.begin() + offsets[k] + counts[k]);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace pp
