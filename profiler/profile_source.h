@@ -21,6 +21,7 @@ struct ProfileSource {
 
 struct ProfileOptions {
   std::string device = "h100";
+  std::string device_file;  // a device file (device_file.h) instead of `device`
   std::optional<int64_t> micro_batch_size;
   std::optional<std::string> dtype;
   bool device_given = false;
