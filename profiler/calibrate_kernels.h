@@ -9,8 +9,7 @@
 
 namespace pp {
 
-cudaError_t LaunchCopy(const float4* src, float4* dst, size_t n, int sm_count,
-                       cudaStream_t stream);
+cudaError_t LaunchCopy(const float4* src, float4* dst, size_t n, int sm_count, cudaStream_t stream);
 cudaError_t LaunchEmpty(cudaStream_t stream);
 
 }  // namespace pp

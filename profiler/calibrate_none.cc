@@ -4,8 +4,9 @@
 namespace pp {
 
 Result<Json> CalibrateDevice(const CalibrateRequest&) {
-  return Status::Error("no CUDA device: this pp-partition was built without CUDA; rebuild "
-                       "where nvcc is installed to calibrate");
+  return Status::Error(
+      "no CUDA device: this pp-partition was built without CUDA; rebuild "
+      "where nvcc is installed to calibrate");
 }
 
 }  // namespace pp

@@ -26,17 +26,15 @@ constexpr std::string_view kTopFields[] = {
     "efficiency",
 };
 constexpr std::string_view kEfficiencyFields[] = {
-    "gemm",   "attention_forward", "attention_backward", "memory",
-    "launch_ms", "sm_count",       "gemm_points",        "source",
+    "gemm",      "attention_forward", "attention_backward", "memory",
+    "launch_ms", "sm_count",          "gemm_points",        "source",
 };
 constexpr std::string_view kDTypeFields[] = {"bf16", "fp32", "fp8"};
 constexpr std::string_view kAttentionDTypeFields[] = {"bf16", "fp8"};
-constexpr std::string_view kPointFields[] = {"dtype", "m", "n", "k",
-                                                                  "batch", "flops_per_s"};
+constexpr std::string_view kPointFields[] = {"dtype", "m", "n", "k", "batch", "flops_per_s"};
 
 // Fails on the first key of `object` that `known` does not list.
-void RejectUnknown(const Json& object, std::span<const std::string_view> known,
-                   FieldReader* r) {
+void RejectUnknown(const Json& object, std::span<const std::string_view> known, FieldReader* r) {
   if (!object.is_object()) return;
   for (const auto& [key, value] : object.items()) {
     bool listed = false;
@@ -51,7 +49,8 @@ void RejectUnknown(const Json& object, std::span<const std::string_view> known,
 // A fraction in (0, 1].
 double Fraction(FieldReader* r, std::string_view key) {
   const double f = r->Positive(key);
-  if (r->ok() && f > 1) r->Fail(key, "must be a fraction in (0, 1] (got " + DescribeValue(Json(f)) + ")");
+  if (r->ok() && f > 1)
+    r->Fail(key, "must be a fraction in (0, 1] (got " + DescribeValue(Json(f)) + ")");
   return f;
 }
 
@@ -75,8 +74,11 @@ Status ReadPoint(const Json& object, const std::string& path, GemmPoint* p) {
   RejectUnknown(object, kPointFields, &r);
   const std::string dtype = r.String("dtype");
   if (r.ok()) {
-    if (auto d = ParseDType(dtype)) p->dtype = *d;
-    else r.Fail("dtype", "must be \"bf16\", \"fp32\" or \"fp8\" (got " + DescribeValue(Json(dtype)) + ")");
+    if (auto d = ParseDType(dtype))
+      p->dtype = *d;
+    else
+      r.Fail("dtype",
+             "must be \"bf16\", \"fp32\" or \"fp8\" (got " + DescribeValue(Json(dtype)) + ")");
   }
   p->m = r.Positive("m");
   p->n = r.Positive("n");
@@ -104,8 +106,7 @@ Status ReadEfficiency(const Json& object, LoadedDevice* d) {
   PP_RETURN_IF_ERROR(ReadPerDType(*forward, "efficiency.attention_forward",
                                   &e.attention_forward_bf16, nullptr, &e.attention_forward_fp8));
   PP_RETURN_IF_ERROR(ReadPerDType(*backward, "efficiency.attention_backward",
-                                  &e.attention_backward_bf16, nullptr,
-                                  &e.attention_backward_fp8));
+                                  &e.attention_backward_bf16, nullptr, &e.attention_backward_fp8));
   if (points != nullptr) {
     if (points->size() > kMaxGemmPoints) {
       return Status::Error("efficiency.gemm_points: more than " + std::to_string(kMaxGemmPoints) +

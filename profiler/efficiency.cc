@@ -10,9 +10,12 @@ namespace {
 
 double GemmFraction(const DeviceEfficiency& e, DType dtype) {
   switch (dtype) {
-    case DType::kBf16: return e.gemm_bf16;
-    case DType::kFp32: return e.gemm_fp32;
-    case DType::kFp8: return e.gemm_fp8;
+    case DType::kBf16:
+      return e.gemm_bf16;
+    case DType::kFp32:
+      return e.gemm_fp32;
+    case DType::kFp8:
+      return e.gemm_fp8;
   }
   return 1;
 }
@@ -20,9 +23,11 @@ double GemmFraction(const DeviceEfficiency& e, DType dtype) {
 double AttentionFraction(const DeviceEfficiency& e, DType dtype, Direction direction) {
   const bool forward = direction == Direction::kForward;
   switch (dtype) {
-    case DType::kFp8: return forward ? e.attention_forward_fp8 : e.attention_backward_fp8;
+    case DType::kFp8:
+      return forward ? e.attention_forward_fp8 : e.attention_backward_fp8;
     case DType::kBf16:
-    case DType::kFp32: return forward ? e.attention_forward_bf16 : e.attention_backward_bf16;
+    case DType::kFp32:
+      return forward ? e.attention_forward_bf16 : e.attention_backward_bf16;
   }
   return 1;
 }
@@ -31,9 +36,7 @@ double AttentionFraction(const DeviceEfficiency& e, DType dtype, Direction direc
 // nullptr when none was measured for that dtype.
 const GemmPoint* NearestPoint(const Kernel& kernel, std::span<const GemmPoint> points,
                               DType dtype) {
-  auto log_ratio = [](double a, double b) {
-    return std::log(std::max(a, 1.0) / std::max(b, 1.0));
-  };
+  auto log_ratio = [](double a, double b) { return std::log(std::max(a, 1.0) / std::max(b, 1.0)); };
   const GemmPoint* best = nullptr;
   double best_distance = std::numeric_limits<double>::infinity();
   for (const GemmPoint& p : points) {
@@ -135,9 +138,8 @@ double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>&
 Status CheckDType(const DeviceSpec& device, DType dtype) {
   if (PeakFlops(device, dtype) > 0) return Status::Ok();
   return Status::Error("device " + std::string(device.key) + " has no " +
-                       std::string(DTypeName(dtype)) +
-                       " tensor cores (its table gives no " + std::string(DTypeName(dtype)) +
-                       " rate); use --dtype bf16");
+                       std::string(DTypeName(dtype)) + " tensor cores (its table gives no " +
+                       std::string(DTypeName(dtype)) + " rate); use --dtype bf16");
 }
 
 }  // namespace pp

@@ -29,7 +29,7 @@
 namespace pp {
 
 enum class Rates { kPeak, kAchieved };
-std::string_view RatesName(Rates rates);               // "peak", "achieved"
+std::string_view RatesName(Rates rates);  // "peak", "achieved"
 std::optional<Rates> ParseRates(std::string_view name);
 
 // Which part of a layer a kernel belongs to: attention's achieved rate differs by direction.

@@ -114,15 +114,14 @@ TEST(DeviceFileTest, EachBadFieldIsNamed) {
       {"unknown", [](Json& d) { d["colour"] = "green"; }, "colour"},
       {"no efficiency", [](Json& d) { d.erase("efficiency"); }, "efficiency"},
       {"fraction", [](Json& d) { d["efficiency"]["gemm"]["bf16"] = 1.5; }, "efficiency.gemm.bf16"},
-      {"attention fp32",
-       [](Json& d) { d["efficiency"]["attention_forward"]["fp32"] = 0.5; },
+      {"attention fp32", [](Json& d) { d["efficiency"]["attention_forward"]["fp32"] = 0.5; },
        "efficiency.attention_forward.fp32"},
       {"memory", [](Json& d) { d["efficiency"]["memory"] = 0; }, "efficiency.memory"},
       {"sm_count", [](Json& d) { d["efficiency"]["sm_count"] = 1.5; }, "efficiency.sm_count"},
       {"point dtype",
        [](Json& d) {
-         d["efficiency"]["gemm_points"] = Json::parse(
-             R"([{"dtype": "int4", "m": 1, "n": 1, "k": 1, "flops_per_s": 1}])");
+         d["efficiency"]["gemm_points"] =
+             Json::parse(R"([{"dtype": "int4", "m": 1, "n": 1, "k": 1, "flops_per_s": 1}])");
        },
        "efficiency.gemm_points[0].dtype"},
       {"point rate",
@@ -157,8 +156,7 @@ TEST(DeviceFileTest, FileErrorsNameTheFile) {
   WriteText(dir + "/bad.json", DumpJson(doc));
   Result<std::shared_ptr<const LoadedDevice>> d = LoadDeviceFile(dir + "/bad.json");
   ASSERT_FALSE(d.ok());
-  EXPECT_NE(d.message().find("bad.json: efficiency.launch_ms"), std::string::npos)
-      << d.message();
+  EXPECT_NE(d.message().find("bad.json: efficiency.launch_ms"), std::string::npos) << d.message();
 }
 
 TEST(DeviceFileTest, ProfileAndPlanTakeADeviceFile) {
@@ -197,14 +195,17 @@ TEST(DeviceFileTest, ProfileAndPlanTakeADeviceFile) {
   EXPECT_NE(bad.err.find("bad.json: efficiency.gemm.bf16"), std::string::npos) << bad.err;
   EXPECT_EQ(bad.err.find('\n'), bad.err.size() - 1) << bad.err;
   // plan reads it at the one place it chooses the device.
-  testing::CommandResult plan = RunTool("plan " + model + " --stages 2 --micro-batches 4 "
-                                        "--device-file " + file + " --format json");
+  testing::CommandResult plan = RunTool("plan " + model +
+                                        " --stages 2 --micro-batches 4 "
+                                        "--device-file " +
+                                        file + " --format json");
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
-  testing::CommandResult plan_bad = RunTool("plan " + model + " --stages 2 --micro-batches 4 "
-                                            "--device-file " + dir + "/bad.json");
+  testing::CommandResult plan_bad = RunTool("plan " + model +
+                                            " --stages 2 --micro-batches 4 "
+                                            "--device-file " +
+                                            dir + "/bad.json");
   EXPECT_EQ(plan_bad.exit_code, 2);
-  EXPECT_NE(plan_bad.err.find("bad.json: efficiency.gemm.bf16"), std::string::npos)
-      << plan_bad.err;
+  EXPECT_NE(plan_bad.err.find("bad.json: efficiency.gemm.bf16"), std::string::npos) << plan_bad.err;
   // fp8 on an A100 device file: refused in one line.
   WriteText(dir + "/a100.json", DumpJson(DeviceToJson(*FindDevice("a100"))));
   testing::CommandResult fp8 =

@@ -69,8 +69,7 @@ TEST(EfficiencyTest, FewTilesLeaveMostSmsIdle) {
   const Kernel heads = BatchedGemmKernel("heads", 64, 128, 64, 128, 2);
   EXPECT_DOUBLE_EQ(WaveEfficiency(heads, 132), 128.0 / 132);
   // A100: 108 SMs; 8192^2 outputs in 128x64 tiles: 8192 tiles, 76 waves.
-  EXPECT_DOUBLE_EQ(WaveEfficiency(GemmKernel("g", 8192, 8192, 8192, 2), 108),
-                   8192.0 / (76 * 108));
+  EXPECT_DOUBLE_EQ(WaveEfficiency(GemmKernel("g", 8192, 8192, 8192, 2), 108), 8192.0 / (76 * 108));
 }
 
 TEST(EfficiencyTest, AttentionHasItsOwnRateByDirection) {
@@ -83,14 +82,13 @@ TEST(EfficiencyTest, AttentionHasItsOwnRateByDirection) {
   const double bwd = 1000 * 4e12 / (kH100Bf16 * 0.75 * 0.50 / 0.73) + kLaunchMs;
   EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
                    fwd);
-  EXPECT_DOUBLE_EQ(
-      KernelTimeMs(attn, H100(), DType::kBf16, Direction::kBackward, Rates::kAchieved), bwd);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
+                   bwd);
   // A100: 73 % forward, 50 % backward of 312 TFLOPS.
   EXPECT_DOUBLE_EQ(KernelTimeMs(attn, A100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
                    1000 * 4e12 / (312e12 * 0.73) + kLaunchMs);
-  EXPECT_DOUBLE_EQ(
-      KernelTimeMs(attn, A100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
-      1000 * 4e12 / (312e12 * 0.50) + kLaunchMs);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, A100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
+                   1000 * 4e12 / (312e12 * 0.50) + kLaunchMs);
 }
 
 TEST(EfficiencyTest, MemoryKernelsStreamAtTheAchievedBandwidth) {
@@ -158,8 +156,7 @@ TEST(EfficiencyTest, Fp8HalvesGemmBytesAndUsesTheFp8Rate) {
   const Kernel k = GemmKernel("g", 8192, 8192, 8192, 1);
   const double waves = 8192.0 / (63 * 132);
   EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved),
-                   1000 * 2.0 * 8192 * 8192 * 8192 / (kH100Fp8 * kH100GemmFp8 * waves) +
-                       kLaunchMs);
+                   1000 * 2.0 * 8192 * 8192 * 8192 / (kH100Fp8 * kH100GemmFp8 * waves) + kLaunchMs);
 }
 
 TEST(EfficiencyTest, A100RefusesFp8InOneLine) {

@@ -408,7 +408,8 @@ Handler SetupPlan(CLI::App& sub) {
       sub.add_option("--device", f->device, "Device for the analytic profile: h100, h200, a100, l40s")
           ->capture_default_str();
   sub.add_option("--device-file", f->device_file,
-                 "A device file (pp-partition.device/v1, from profile --calibrate) instead of --device");
+                 "A device file (pp-partition.device/v1, from profile --calibrate) instead of "
+                 "--device");
   sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32 | fp8");

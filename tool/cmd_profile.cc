@@ -36,7 +36,9 @@ struct ProfileFlags {
 // Measures the GPU into a device file (profiler/calibrate.h).
 int RunCalibrate(const ProfileFlags& f) {
   if (f.backend != "cuda") return Fail("--calibrate measures a GPU: give --backend cuda");
-  if (!f.input.empty()) return Fail("--calibrate measures the GPU, not a model: drop " + Quote(f.input));
+  if (!f.input.empty()) {
+    return Fail("--calibrate measures the GPU, not a model: drop " + Quote(f.input));
+  }
   if (f.output.empty()) return Fail("--calibrate writes a device file: give -o DEVICE.json");
   if (!f.device_file.empty()) return Fail("--calibrate writes a device file; drop --device-file");
   const DeviceSpec* base = FindDevice(f.device);
@@ -110,7 +112,8 @@ Handler SetupProfile(CLI::App& sub) {
                      "a100, l40s")
           ->capture_default_str();
   sub.add_option("--device-file", f->device_file,
-                 "A device file (pp-partition.device/v1, e.g. from --calibrate) instead of --device");
+                 "A device file (pp-partition.device/v1, e.g. from --calibrate) instead of "
+                 "--device");
   sub.add_option("--rates", f->rates,
                  "analytic: achieved (what real kernels reach) or peak (the datasheet roofline)")
       ->capture_default_str();
@@ -119,7 +122,8 @@ Handler SetupProfile(CLI::App& sub) {
   sub.add_option("--gpus", f->gpus, "GPUs to profile on (cuda): 0, or 0x4 for a quarter of GPU 0");
   sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32 | fp8 (fp8: analytic only)");
+  sub.add_option("--dtype", f->dtype,
+                 "Override the model's dtype: bf16 | fp32 | fp8 (fp8: analytic only)");
   sub.add_flag("--no-dedupe", f->no_dedupe,
                "Measure every layer, not one of each group of identical layers");
   sub.add_option("--repeats", f->repeats, "Timed repeats per op (measuring backends)")
