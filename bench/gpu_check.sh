@@ -115,6 +115,7 @@ dev = load("device.json")
 if dev:
     e = dev["efficiency"]
     t["calibrated gemm bf16 fraction (table: 0.803 H100/H200, 0.869 A100)"] = e["gemm"]["bf16"]
+    t["calibrated gemm fp8 fraction (table: 0.709 H100, 0.734 H200)"] = e["gemm"].get("fp8", 1)
     t["calibrated attention forward bf16 fraction (table: 0.75 / 0.73)"] = e["attention_forward"]["bf16"]
     t["calibrated memory fraction (table: 0.89)"] = e["memory"]
     t["calibrated launch ms (table: 0.0027)"] = e["launch_ms"]

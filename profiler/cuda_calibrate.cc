@@ -1,6 +1,8 @@
-// Calibration on a GPU (calibrate.h): cuBLAS products, a batched product of attention's
+// Calibration on a GPU (calibrate.h): cuBLAS products (bf16, fp32, and fp8 through cuBLASLt
+// where the GPU has fp8 tensor cores), a batched product of attention's
 // shapes, a copy kernel, empty kernels and, where NCCL loads and more than one GPU is visible,
 // an all-reduce; written as a device file document.
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
@@ -92,6 +94,66 @@ Result<double> TimeGemm(CudaContext& ctx, cudaDataType_t type, size_t element, i
   if (!t.ok()) return t.status();
   const double flops = 2.0 * static_cast<double>(m) * n * k * batch;
   return flops / (t->median_ms * 1e-3);
+}
+
+// cuBLASLt objects of one fp8 product, destroyed with the object.
+struct LtFp8Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  LtFp8Plan() = default;
+  LtFp8Plan(const LtFp8Plan&) = delete;
+  LtFp8Plan& operator=(const LtFp8Plan&) = delete;
+  ~LtFp8Plan() {
+    if (pref != nullptr) (void)cublasLtMatmulPreferenceDestroy(pref);
+    if (d != nullptr) (void)cublasLtMatrixLayoutDestroy(d);
+    if (b != nullptr) (void)cublasLtMatrixLayoutDestroy(b);
+    if (a != nullptr) (void)cublasLtMatrixLayoutDestroy(a);
+    if (op != nullptr) (void)cublasLtMatmulDescDestroy(op);
+  }
+};
+
+// The median rate (FLOP/s) of one fp8 (E4M3) product [m x k] . [k x n] with bf16 output, in
+// the layout cuBLASLt's fp8 kernels take (column-major, A transposed); 0 when cuBLASLt offers
+// no fp8 algorithm for the shape.
+Result<double> TimeFp8Gemm(CudaContext& ctx, int64_t m, int64_t n, int64_t k, int repeats) {
+  LtFp8Plan p;
+  PP_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  PP_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                                 sizeof transpose));
+  PP_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
+  PP_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, k, m, k));
+  PP_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, k, n, k));
+  PP_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, m, n, m));
+  PP_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p.pref));
+  const size_t workspace = ctx.gemm_workspace_bytes();
+  PP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      p.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
+  int found = 0;
+  if (cublasLtMatmulAlgoGetHeuristic(ctx.lt(), p.op, p.a, p.b, p.d, p.d, p.pref, 1, &p.heuristic,
+                                     &found) != CUBLAS_STATUS_SUCCESS ||
+      found == 0) {
+    return 0.0;
+  }
+  DeviceBuffer a, b, d;
+  PP_RETURN_IF_ERROR(a.Allocate(static_cast<size_t>(m * k)));
+  PP_RETURN_IF_ERROR(b.Allocate(static_cast<size_t>(k * n)));
+  PP_RETURN_IF_ERROR(d.Allocate(static_cast<size_t>(2 * m * n)));
+  const float alpha = 1, beta = 0;
+  Result<Timing> t = TimeOnStream(
+      ctx.stream(),
+      [&]() -> Status {
+        PP_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), p.op, &alpha, a.get(), p.a, b.get(), p.b, &beta,
+                                       d.get(), p.d, d.get(), p.d, &p.heuristic.algo,
+                                       ctx.gemm_workspace(), workspace, ctx.stream()));
+        return Status::Ok();
+      },
+      kWarmup, repeats);
+  if (!t.ok()) return t.status();
+  return 2.0 * static_cast<double>(m) * n * k / (t->median_ms * 1e-3);
 }
 
 struct Bus {
@@ -275,6 +337,22 @@ Result<Json> CalibrateDevice(const CalibrateRequest& request) {
   }
   e.gemm_bf16 = std::min(1.0, best_bf16 / base->bf16_flops_per_s);
   e.gemm_fp32 = std::min(1.0, best_fp32 / base->fp32_flops_per_s);
+  // fp8 where the base device has fp8 tensor cores (sm_89 and later) and cuBLASLt runs them.
+  double best_fp8 = 0;
+  if (base->fp8_flops_per_s > 0 && prop.major * 10 + prop.minor >= 89) {
+    for (int64_t m : {1024, 4096, 16384}) {
+      for (int64_t n : {4096, 16384}) {
+        for (int64_t k : {4096, 16384}) {
+          Result<double> r = TimeFp8Gemm(ctx, m, n, k, repeats);
+          if (!r.ok()) return r.status();
+          if (*r <= 0) continue;
+          d->gemm_points.push_back({DType::kFp8, double(m), double(n), double(k), 1, *r});
+          best_fp8 = std::max(best_fp8, *r);
+        }
+      }
+    }
+  }
+  if (best_fp8 > 0) e.gemm_fp8 = std::min(1.0, best_fp8 / base->fp8_flops_per_s);
 
   // Attention's products: QK^T of 32 heads at s = 2048, head width 128.
   Result<double> attention = TimeGemm(ctx, CUDA_R_16BF, 2, 2048, 2048, 128, 32, repeats);
@@ -336,7 +414,9 @@ Result<Json> CalibrateDevice(const CalibrateRequest& request) {
                          " cuBLAS products (points listed), attention from a batched product "
                          "32 x 2048x128x2048, memory from a 1 GiB copy kernel, launch from " +
                          std::to_string(kLaunches) + " empty kernels, " + bus_note +
-                         "; fp8 from the " + std::string(base->key) + " table";
+                         (best_fp8 > 0 ? "; fp8 gemm from cuBLASLt E4M3 products, fp8 attention"
+                                       : "; fp8") +
+                         " from the " + std::string(base->key) + " table";
   s.key = d->key;
   s.name = d->name;
   s.source = d->source;
