@@ -39,6 +39,8 @@ class Analytic final : public ProfilerBackend {
     options.micro_batch_size = request.micro_batch_size;
     options.dtype = request.dtype;
     options.rates = request.rates;
+    options.layout = request.layout;
+    options.flash_attention = request.flash_attention;
     return AnalyticProfile(*request.model, *device, options);
   }
 };

@@ -48,6 +48,8 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   request.model = &*model;
   request.device = options.device;
   request.device_file = options.device_file;
+  request.layout = options.layout;
+  request.flash_attention = options.flash_attention;
   request.micro_batch_size = options.micro_batch_size;
   if (options.dtype) {
     std::optional<DType> d = ParseDType(*options.dtype);
@@ -78,8 +80,12 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   const std::filesystem::path measured = std::filesystem::path(path).parent_path() / "profiles" /
                                          options.device / (model->name + ".profile.json");
   std::error_code ec;
-  // A device file describes its own device: no measured profile stands for it.
-  if (options.device_file.empty() && std::filesystem::is_regular_file(measured, ec)) {
+  // A device file describes its own device, and a measured profile is of whole layers on one
+  // GPU: neither a device file nor a split layer has a measured profile standing for it.
+  const ParallelLayout& l = options.layout;
+  const bool whole_layers = l.tp == 1 && l.cp == 1 && l.ep == 1;
+  if (options.device_file.empty() && whole_layers &&
+      std::filesystem::is_regular_file(measured, ec)) {
     Result<Profile> p = LoadProfile(measured.string());
     if (!p.ok()) return p.status();
     const int64_t mbs = options.micro_batch_size.value_or(model->input.micro_batch_size);
