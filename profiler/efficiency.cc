@@ -99,7 +99,9 @@ double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
   }
   const DeviceEfficiency& e = device.efficiency;
   const double memory = MemoryMs(kernel.bytes, device, e.memory);
-  if (kernel.cls == KernelClass::kMemory || kernel.flops <= 0) return memory + e.launch_ms;
+  // A kernel with no counted flops streams its bytes; one with flops but no class of its own is
+  // timed as a product (its shape unknown: no waves), so that no counted work is dropped.
+  if (kernel.flops <= 0) return memory + e.launch_ms;
   const double compute = 1000.0 * kernel.flops / AchievedFlops(kernel, device, dtype, direction);
   return std::max(compute, memory) + e.launch_ms;
 }
