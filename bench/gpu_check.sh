@@ -72,6 +72,11 @@ JSON
   run 30 profile-fp32-small "$bin/pp-partition" profile "$root/models/mlp-2gpu.json" --backend cuda \
     --dtype fp32 -o "$out/mlp-2gpu.fp32.profile.json"
 
+  step "calibration: a device file of this GPU, then a plan on it"
+  run 180 calibrate "$bin/pp-partition" profile --backend cuda --calibrate -o "$out/device.json"
+  run 30 plan-device-file "$bin/pp-partition" plan "$root/models/gpt2-xl.json" --stages 4 \
+    --micro-batches 8 --device-file "$out/device.json" --format json -o "$out/plan-device-file.json"
+
   step "sum of layers against a whole-model step (one GPU)"
   run 60 step-gpt2-small "$bin/cuda_step_bench" "$root/models/gpt2-small.json" -o "$out/step-gpt2-small.json"
   run 90 step-gpt2-xl "$bin/cuda_step_bench" "$root/models/gpt2-xl.json" --micro-batch-size 4 \
@@ -107,6 +112,15 @@ if a and b:
 pt = load("profile_time.json")
 if pt:
     t["gpt2-xl profile seconds (< 60)"] = pt["gpt2_xl_profile_s"]
+dev = load("device.json")
+if dev:
+    e = dev["efficiency"]
+    t["calibrated gemm bf16 fraction (table: 0.803 H100/H200, 0.869 A100)"] = e["gemm"]["bf16"]
+    t["calibrated gemm fp8 fraction (table: 0.709 H100, 0.734 H200)"] = e["gemm"].get("fp8", 1)
+    t["calibrated attention forward bf16 fraction (table: 0.75 / 0.73)"] = e["attention_forward"]["bf16"]
+    t["calibrated memory fraction (table: 0.89)"] = e["memory"]
+    t["calibrated launch ms (table: 0.0027)"] = e["launch_ms"]
+    t["calibrated node bus GB/s (table: 370 / 230)"] = dev["node_bus_bytes_per_s"] / 1e9
 tests = load("cuda_layers_test.json")
 if tests:
     t["cuda layer tests failed"] = tests.get("failures", "?")

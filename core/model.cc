@@ -95,15 +95,30 @@ std::optional<LayerKind> ParseLayerKind(std::string_view name) {
 
 bool IsLoss(LayerKind op) { return KindEntry(op).is_loss(); }
 
-std::string_view DTypeName(DType dtype) { return dtype == DType::kBf16 ? "bf16" : "fp32"; }
+std::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kBf16: return "bf16";
+    case DType::kFp32: return "fp32";
+    case DType::kFp8: return "fp8";
+  }
+  return "?";
+}
 
 std::optional<DType> ParseDType(std::string_view name) {
   if (name == "bf16") return DType::kBf16;
   if (name == "fp32") return DType::kFp32;
+  if (name == "fp8") return DType::kFp8;
   return std::nullopt;
 }
 
-int64_t DTypeBytes(DType dtype) { return dtype == DType::kBf16 ? 2 : 4; }
+int64_t DTypeBytes(DType dtype) {
+  switch (dtype) {
+    case DType::kBf16: return 2;
+    case DType::kFp32: return 4;
+    case DType::kFp8: return 1;
+  }
+  return 4;
+}
 
 Result<Model> ModelFromJson(const Json& doc) {
   FieldReader r(doc, "");
@@ -114,7 +129,7 @@ Result<Model> ModelFromJson(const Json& doc) {
   const std::string dtype = r.OptString("dtype").value_or("bf16");
   if (r.ok()) {
     if (auto d = ParseDType(dtype)) m.dtype = *d;
-    else r.Fail("dtype", "must be \"bf16\" or \"fp32\" (got " + DescribeValue(Json(dtype)) + ")");
+    else r.Fail("dtype", "must be \"bf16\", \"fp32\" or \"fp8\" (got " + DescribeValue(Json(dtype)) + ")");
   }
   const Json* input = r.Object("input");
   const Json* layers = r.Array("layers");

@@ -26,10 +26,13 @@ std::string_view LayerKindName(LayerKind op);
 std::optional<LayerKind> ParseLayerKind(std::string_view name);
 bool IsLoss(LayerKind op);
 
-enum class DType { kBf16, kFp32 };
-std::string_view DTypeName(DType dtype);
+// Element types. kFp8 is an analytic-only type (profiler/analytic.h): every element is one byte
+// and matrix products run at the device's fp8 tensor rate; the CPU and CUDA layers run bf16
+// and fp32 only.
+enum class DType { kBf16, kFp32, kFp8 };
+std::string_view DTypeName(DType dtype);  // "bf16", "fp32", "fp8"
 std::optional<DType> ParseDType(std::string_view name);
-int64_t DTypeBytes(DType dtype);  // 2 or 4
+int64_t DTypeBytes(DType dtype);  // 2, 4 or 1
 
 struct Model {
   std::string name;

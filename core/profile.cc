@@ -69,7 +69,7 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
   const std::string dtype = r.String("dtype");
   if (r.ok()) {
     if (auto d = ParseDType(dtype)) p.dtype = *d;
-    else r.Fail("dtype", "must be \"bf16\" or \"fp32\" (got " + DescribeValue(Json(dtype)) + ")");
+    else r.Fail("dtype", "must be \"bf16\", \"fp32\" or \"fp8\" (got " + DescribeValue(Json(dtype)) + ")");
   }
   if (r.ok() && p.backend != "analytic" && p.backend != "cpu" && p.backend != "cuda") {
     r.Fail("backend", "must be \"analytic\", \"cpu\" or \"cuda\" (got " +

@@ -84,6 +84,10 @@ Result<RunResult> RunOnCuda(const Model& model, const std::vector<ChunkRange>& c
                             const Schedule& schedule, const RunOptions& options,
                             const CudaRunRequest& request) {
   PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
+  if (request.dtype == DType::kFp8) {
+    return Status::Error("the CUDA layers run bf16 and fp32; fp8 is modelled by the analytic "
+                         "profile only");
+  }
   int visible = 0;
   PP_RETURN_IF_ERROR(VisibleGpus(&visible));
   const int p = schedule.num_devices;

@@ -28,9 +28,7 @@ Status CheckedBytes(const Layer& l, const char* what, double bytes, uint64_t* ou
 }  // namespace
 
 double KernelMs(const Kernel& kernel, const DeviceSpec& device, DType dtype) {
-  const double rate = dtype == DType::kBf16 ? device.bf16_flops_per_s : device.fp32_flops_per_s;
-  const double seconds = std::max(kernel.flops / rate, kernel.bytes / device.memory_bytes_per_s);
-  return 1000.0 * seconds;
+  return KernelTimeMs(kernel, device, dtype, Direction::kForward, Rates::kPeak);
 }
 
 double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, DType dtype) {
@@ -51,7 +49,9 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
 }
 
 Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input, DType dtype,
-                                    const DeviceSpec& device, const KernelOptions& options) {
+                                    const DeviceSpec& device, const KernelOptions& options,
+                                    const LayerTiming& timing) {
+  PP_RETURN_IF_ERROR(CheckDType(device, dtype));
   const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype, options);
   LayerCost cost;
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "parameters", memory.param_bytes, &cost.param_bytes));
@@ -60,9 +60,22 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
 
   const LayerKernels k = ListKernels(layer, input, dtype, options);
-  cost.forward_ms = KernelsMs(k.forward, device, dtype);
-  cost.backward_input_ms = KernelsMs(k.backward_input, device, dtype);
-  cost.backward_weight_ms = KernelsMs(k.backward_weight, device, dtype);
+  ParallelLayout layout;
+  if (timing.layout) {
+    layout = *timing.layout;
+  } else {
+    layout.tp = options.par.tp;
+    layout.cp = options.par.cp;
+    layout.ep = options.par.ep;
+    layout.sequence_parallel = options.par.sequence_parallel;
+  }
+  const Rates rates = timing.rates;
+  cost.forward_ms = PartMs(k.forward, k.forward_comm, device, dtype, Direction::kForward, rates,
+                           layout);
+  cost.backward_input_ms = PartMs(k.backward_input, k.backward_input_comm, device, dtype,
+                                  Direction::kBackward, rates, layout);
+  cost.backward_weight_ms = PartMs(k.backward_weight, k.backward_weight_comm, device, dtype,
+                                   Direction::kBackward, rates, layout);
   cost.forward_flops = TotalFlops(k.forward);
   cost.backward_flops = TotalFlops(k.backward_input) + TotalFlops(k.backward_weight);
   cost.forward_bytes = TotalBytes(k.forward);
@@ -83,6 +96,7 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     input.micro_batch_size = mbs;
   }
   const DType dtype = options.dtype.value_or(model.dtype);
+  PP_RETURN_IF_ERROR(CheckDType(device, dtype));
 
   Profile p;
   p.model = model.name;
@@ -104,7 +118,8 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     if (previous == nullptr || !SameShape(*previous, layer)) {
       Result<LayerCost> cost = AnalyticLayerCost(
           layer, input, dtype, device,
-          KernelOptions{options.layout.shard(), options.flash_attention});
+          KernelOptions{options.layout.shard(), options.flash_attention},
+          LayerTiming{options.rates, options.layout});
       if (!cost.ok()) return cost.status();
       c = *cost;
     }

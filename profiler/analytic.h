@@ -1,12 +1,13 @@
 // The analytic profiler backend: per-layer time and memory from the layer's shapes and a
-// device's datasheet rates, with no GPU involved.
+// device's rates, with no GPU involved.
 //
-// Time is a roofline per kernel (kernels.h lists them): a kernel lasts
-//   max(flops / peak rate, bytes / memory bandwidth)
-// where the peak rate is the device's bf16 tensor rate or its fp32 rate by dtype. A layer's
-// forward_ms is the sum over its forward kernels; backward_input_ms and backward_weight_ms
-// likewise; backward_ms is their sum. Launch overheads, overlap between kernels and
-// efficiency below peak are not modelled, so measured times are longer.
+// Time (profiler/efficiency.h, docs/cost-model.md "Efficiency"): each kernel of a layer part
+// (kernels.h lists them) at the rate the device achieves for its class and shape, plus a
+// launch overhead, plus the exposed part of the part's collectives on their groups' links.
+// With Rates::kPeak each kernel is the datasheet roofline instead,
+//   max(flops / peak rate, bytes / memory bandwidth),
+// with no overhead (a lower bound). A layer's forward_ms covers its forward kernels and
+// collectives; backward_input_ms and backward_weight_ms likewise; backward_ms is their sum.
 //
 // Memory is exact from the shapes (docs/analytic.md gives every term): param_bytes,
 // activation_bytes (kept for the backward, per micro-batch) and output_bytes (sent to the
@@ -23,6 +24,7 @@
 #include "core/profile.h"
 #include "core/status.h"
 #include "profiler/device_table.h"
+#include "profiler/efficiency.h"
 #include "profiler/kernels.h"
 
 namespace pp {
@@ -34,9 +36,11 @@ struct AnalyticOptions {
   // and expert groups (ParallelLayout::shard), its collectives on the links of those groups.
   ParallelLayout layout;
   bool flash_attention = false;  // fused attention kernels (profiler/kernels.h)
+  // Achieved rates (what real runs reach) or the datasheet peaks (a lower bound).
+  Rates rates = Rates::kAchieved;
 };
 
-// Roofline time of one kernel in milliseconds.
+// Peak-rate roofline time of one kernel in milliseconds: max(flops / peak, bytes / bw).
 double KernelMs(const Kernel& kernel, const DeviceSpec& device, DType dtype);
 // Sum of KernelMs over a list.
 double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, DType dtype);
@@ -69,15 +73,24 @@ struct LayerCost {
   uint64_t output_bytes = 0;
 };
 
+// How AnalyticLayerCost times the kernels: the rates, and the layout whose groups carry the
+// collectives (unset: tp, cp and ep from the kernel options, 8 GPUs per node).
+struct LayerTiming {
+  Rates rates = Rates::kAchieved;
+  std::optional<ParallelLayout> layout;
+};
+
 // Costs `layer` (from a loaded Model) for one micro-batch of `input`. Fails, naming the
-// layer, when a byte count exceeds kMaxBytes.
+// layer, when a byte count exceeds kMaxBytes, and when the device has no rate for `dtype`.
 Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input, DType dtype,
-                                    const DeviceSpec& device, const KernelOptions& options = {});
+                                    const DeviceSpec& device, const KernelOptions& options = {},
+                                    const LayerTiming& timing = {});
 
 // A profile of every layer of `model` (expanded names, op names from LayerKindName) with
 // backend "analytic", the device's name, memory and link from `device`, and
 // backward_input_ms / backward_weight_ms filled in. Fails on a micro-batch size outside
-// [1, 2^20] or a byte count above kMaxBytes.
+// [1, 2^20], a byte count above kMaxBytes, or a dtype the device has no rate for (fp8 on an
+// A100).
 Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
                                 const AnalyticOptions& options);
 

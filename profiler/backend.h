@@ -12,13 +12,21 @@
 
 #include "core/model.h"
 #include "core/profile.h"
+#include "core/parallelism.h"
 #include "core/status.h"
+#include "profiler/efficiency.h"
 
 namespace pp {
 
 struct ProfileRequest {
   const Model* model = nullptr;             // not owned; must outlive the call
   std::string device = "h100";              // analytic: a key of the device table (device_table.h)
+  std::string device_file;  // analytic: a device file (device_file.h) instead of `device`
+  Rates rates = Rates::kAchieved;           // analytic: achieved rates or the peak roofline
+  // analytic: the layout each layer runs under (one rank of its tensor, context and expert
+  // groups; collectives on those groups' links) and whether attention is one fused kernel.
+  ParallelLayout layout;
+  bool flash_attention = false;
   std::optional<int64_t> micro_batch_size;  // replaces the model's when set
   std::optional<DType> dtype;               // replaces the model's when set
   std::string gpus;  // measuring backends: which GPUs ("0", "0x4"); "" for the default

@@ -278,6 +278,10 @@ class Cuda final : public ProfilerBackend {
     ModelInput input = model.input;
     if (request.micro_batch_size) input.micro_batch_size = *request.micro_batch_size;
     const DType dtype = request.dtype ? *request.dtype : model.dtype;
+    if (dtype == DType::kFp8) {
+      return Status::Error("the cuda backend measures bf16 and fp32 layers; fp8 is modelled by "
+                           "the analytic backend only (--backend analytic)");
+    }
     const int repeats = request.repeats > 0 ? request.repeats : kDefaultRepeats;
 
     auto ctx_made = shares ? CudaContext::CreateOnStream(device, share_stream)

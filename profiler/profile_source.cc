@@ -26,9 +26,10 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   if (!doc.ok()) return doc.status();
   const Json* format = doc->is_object() && doc->contains("format") ? &(*doc)["format"] : nullptr;
   if (format != nullptr && format->is_string() && *format == kProfileFormat) {
-    if (options.device_given || options.micro_batch_size || options.dtype) {
-      return Status::Error(ShownPath(path) + ": is a profile; --device, --micro-batch-size and --dtype "
-                                  "apply to model files only");
+    if (options.device_given || !options.device_file.empty() || options.micro_batch_size ||
+        options.dtype) {
+      return Status::Error(ShownPath(path) + ": is a profile; --device, --device-file, "
+                                  "--micro-batch-size and --dtype apply to model files only");
     }
     Result<Profile> profile = ProfileFromJson(*doc);
     if (!profile.ok()) return profile.status().Prefixed(ShownPath(path));
@@ -46,10 +47,13 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   ProfileRequest request;
   request.model = &*model;
   request.device = options.device;
+  request.device_file = options.device_file;
+  request.layout = options.layout;
+  request.flash_attention = options.flash_attention;
   request.micro_batch_size = options.micro_batch_size;
   if (options.dtype) {
     std::optional<DType> d = ParseDType(*options.dtype);
-    if (!d) return Status::Error("--dtype must be bf16 or fp32 (got \"" + *options.dtype + "\")");
+    if (!d) return Status::Error("--dtype must be bf16, fp32 or fp8 (got \"" + *options.dtype + "\")");
     request.dtype = d;
   }
 
@@ -76,7 +80,12 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   const std::filesystem::path measured = std::filesystem::path(path).parent_path() / "profiles" /
                                          options.device / (model->name + ".profile.json");
   std::error_code ec;
-  if (std::filesystem::is_regular_file(measured, ec)) {
+  // A device file describes its own device, and a measured profile is of whole layers on one
+  // GPU: neither a device file nor a split layer has a measured profile standing for it.
+  const ParallelLayout& l = options.layout;
+  const bool whole_layers = l.tp == 1 && l.cp == 1 && l.ep == 1;
+  if (options.device_file.empty() && whole_layers &&
+      std::filesystem::is_regular_file(measured, ec)) {
     Result<Profile> p = LoadProfile(measured.string());
     if (!p.ok()) return p.status();
     const int64_t mbs = options.micro_batch_size.value_or(model->input.micro_batch_size);
@@ -87,7 +96,9 @@ Result<ProfileSource> LoadProfileSource(const std::string& path, const ProfileOp
   const ProfilerBackend* analytic = FindBackend("analytic");
   Result<Profile> p = analytic->Run(request);
   if (!p.ok()) return p.status();
-  return ProfileSource{std::move(*p), std::move(*model), "analytic " + options.device};
+  return ProfileSource{std::move(*p), std::move(*model),
+                       "analytic " + (options.device_file.empty() ? options.device
+                                                                   : options.device_file)};
 }
 
 }  // namespace pp

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/model.h"
+#include "core/parallelism.h"
 #include "core/profile.h"
 #include "core/status.h"
 
@@ -21,6 +22,9 @@ struct ProfileSource {
 
 struct ProfileOptions {
   std::string device = "h100";
+  std::string device_file;  // a device file (device_file.h) instead of `device`
+  ParallelLayout layout;        // analytic profiles: the layout layers run under
+  bool flash_attention = false;  // analytic profiles: fused attention kernels
   std::optional<int64_t> micro_batch_size;
   std::optional<std::string> dtype;
   bool device_given = false;

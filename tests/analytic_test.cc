@@ -279,9 +279,12 @@ TEST(AnalyticTest, MicroBatchSizeScalesActivationsLinearly) {
 
 TEST(AnalyticTest, DtypeOverride) {
   const Model m = LoadOrFail("gpt2-small");
-  AnalyticOptions fp32;
+  // The peak roofline, whose compute-bound kernels slow by the ratio of the peaks.
+  AnalyticOptions bf16;
+  bf16.rates = Rates::kPeak;
+  AnalyticOptions fp32 = bf16;
   fp32.dtype = DType::kFp32;
-  Result<Profile> bf = AnalyticProfile(m, H100(), AnalyticOptions());
+  Result<Profile> bf = AnalyticProfile(m, H100(), bf16);
   Result<Profile> fp = AnalyticProfile(m, H100(), fp32);
   ASSERT_TRUE(bf.ok() && fp.ok());
   EXPECT_EQ(fp->dtype, DType::kFp32);

@@ -45,6 +45,7 @@ struct PlanFlags {
   std::string output;
   std::string device = "h100";
   CLI::Option* device_option = nullptr;
+  std::string device_file;
   std::vector<std::string> profile_paths;
   int64_t micro_batch_size = 0;
   std::string dtype;
@@ -194,6 +195,12 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   inputs->path = f.input;
   inputs->profile.device = f.device;
   inputs->profile.device_given = f.device_option->count() > 0;
+  if (!f.device_file.empty() &&
+      (inputs->profile.device_given || !f.device_types.empty() || !f.profile_paths.empty())) {
+    return Status::Error("--device-file is the one device to profile on; drop --device, "
+                         "--device-types and --profile");
+  }
+  inputs->profile.device_file = f.device_file;
   if (f.micro_batch_size > 0) inputs->profile.micro_batch_size = f.micro_batch_size;
   if (!f.dtype.empty()) inputs->profile.dtype = f.dtype;
   inputs->profile_paths = f.profile_paths;
@@ -400,9 +407,12 @@ Handler SetupPlan(CLI::App& sub) {
   f->device_option =
       sub.add_option("--device", f->device, "Device for the analytic profile: h100, h200, a100, l40s")
           ->capture_default_str();
+  sub.add_option("--device-file", f->device_file,
+                 "A device file (pp-partition.device/v1, from profile --calibrate) instead of "
+                 "--device");
   sub.add_option("--micro-batch-size", f->micro_batch_size, "Override the model's micro-batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32");
+  sub.add_option("--dtype", f->dtype, "Override the model's dtype: bf16 | fp32 | fp8");
   sub.add_option("--profile", f->profile_paths,
                  "A measured profile of MODEL.json to plan from (the plan keeps the model, so "
                  "`run` can train it); with --stages auto, repeat it: one per micro-batch size");

@@ -1,7 +1,7 @@
 // The CUDA side of pp-partition as a loadable module (pp-partition-cuda.so). pp-partition
 // links only a proxy (cuda_plugin_client.cc) for the CUDA entry points — ListGpus,
-// CudaSummary, CudaBackend, CudaBackendAvailable, RunOnCuda — which loads the module on first
-// use. Planning, simulating and exporting then never load cuBLAS, cuBLASLt or CUPTI, whose
+// CudaSummary, CudaBackend, CudaBackendAvailable, RunOnCuda, CalibrateDevice — which loads the
+// module on first use. Planning, simulating and exporting then never load cuBLAS, cuBLASLt or CUPTI, whose
 // start-up alone costs about a quarter of a second and 200 MB.
 //
 // The module is found at $PP_PARTITION_CUDA_PLUGIN, else beside the running executable, else
@@ -18,11 +18,12 @@
 #include "executor/runtime.h"
 #include "executor/schedule.h"
 #include "profiler/backend.h"
+#include "profiler/calibrate.h"
 #include "profiler/gpu_info.h"
 
 namespace pp {
 
-inline constexpr int kCudaPluginVersion = 1;
+inline constexpr int kCudaPluginVersion = 2;
 
 struct CudaPluginApi {
   int version;
@@ -32,6 +33,7 @@ struct CudaPluginApi {
   Status (*cuda_backend_available)();
   Result<RunResult> (*run_on_cuda)(const Model&, const std::vector<ChunkRange>&,
                                    const Schedule&, const RunOptions&, const CudaRunRequest&);
+  Result<Json> (*calibrate_device)(const CalibrateRequest&);
 };
 
 }  // namespace pp

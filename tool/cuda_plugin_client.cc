@@ -103,4 +103,10 @@ Result<RunResult> RunOnCuda(const Model& model, const std::vector<ChunkRange>& c
   return l.api->run_on_cuda(model, chunks, schedule, options, request);
 }
 
+Result<Json> CalibrateDevice(const CalibrateRequest& request) {
+  const Loaded& l = Load();
+  if (l.api == nullptr) return Status::Error("no CUDA device: " + l.error);
+  return l.api->calibrate_device(request);
+}
+
 }  // namespace pp

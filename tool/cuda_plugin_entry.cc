@@ -6,7 +6,7 @@ extern "C" __attribute__((visibility("default"))) const pp::CudaPluginApi*
 pp_partition_cuda_plugin() {
   static const pp::CudaPluginApi kApi = {
       pp::kCudaPluginVersion, &pp::ListGpus,          &pp::CudaSummary, &pp::CudaBackend,
-      &pp::CudaBackendAvailable, &pp::RunOnCuda,
+      &pp::CudaBackendAvailable, &pp::RunOnCuda, &pp::CalibrateDevice,
   };
   return &kApi;
 }

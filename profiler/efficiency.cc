@@ -1,0 +1,147 @@
+#include "profiler/efficiency.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace pp {
+namespace {
+
+double GemmFraction(const DeviceEfficiency& e, DType dtype) {
+  switch (dtype) {
+    case DType::kBf16:
+      return e.gemm_bf16;
+    case DType::kFp32:
+      return e.gemm_fp32;
+    case DType::kFp8:
+      return e.gemm_fp8;
+  }
+  return 1;
+}
+
+double AttentionFraction(const DeviceEfficiency& e, DType dtype, Direction direction) {
+  const bool forward = direction == Direction::kForward;
+  switch (dtype) {
+    case DType::kFp8:
+      return forward ? e.attention_forward_fp8 : e.attention_backward_fp8;
+    case DType::kBf16:
+    case DType::kFp32:
+      return forward ? e.attention_forward_bf16 : e.attention_backward_bf16;
+  }
+  return 1;
+}
+
+// The measured product of `dtype` nearest to `kernel` in (log m, log n, log k, log batch), or
+// nullptr when none was measured for that dtype.
+const GemmPoint* NearestPoint(const Kernel& kernel, std::span<const GemmPoint> points,
+                              DType dtype) {
+  auto log_ratio = [](double a, double b) { return std::log(std::max(a, 1.0) / std::max(b, 1.0)); };
+  const GemmPoint* best = nullptr;
+  double best_distance = std::numeric_limits<double>::infinity();
+  for (const GemmPoint& p : points) {
+    if (p.dtype != dtype) continue;
+    const double dm = log_ratio(kernel.m, p.m), dn = log_ratio(kernel.n, p.n);
+    const double dk = log_ratio(kernel.k, p.k), db = log_ratio(kernel.batch, p.batch);
+    const double distance = dm * dm + dn * dn + dk * dk + db * db;
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = &p;
+    }
+  }
+  return best;
+}
+
+double MemoryMs(double bytes, const DeviceSpec& device, double fraction) {
+  return 1000.0 * bytes / (device.memory_bytes_per_s * fraction);
+}
+
+}  // namespace
+
+std::string_view RatesName(Rates rates) { return rates == Rates::kPeak ? "peak" : "achieved"; }
+
+std::optional<Rates> ParseRates(std::string_view name) {
+  if (name == "peak") return Rates::kPeak;
+  if (name == "achieved") return Rates::kAchieved;
+  return std::nullopt;
+}
+
+double WaveEfficiency(const Kernel& kernel, int sm_count) {
+  if (sm_count <= 0 || kernel.m <= 0 || kernel.n <= 0) return 1;
+  constexpr double kTiles[][2] = {{256, 128}, {128, 128}, {128, 64}};
+  const double sms = sm_count;
+  const double batch = std::max(kernel.batch, 1.0);
+  double best = 0;
+  for (const auto& tile : kTiles) {
+    const double tiles = batch * std::ceil(kernel.m / tile[0]) * std::ceil(kernel.n / tile[1]);
+    const double waves = std::ceil(tiles / sms);
+    best = std::max(best, tiles / (waves * sms));
+  }
+  return best;
+}
+
+double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
+                     Direction direction) {
+  const DeviceEfficiency& e = device.efficiency;
+  const double peak = PeakFlops(device, dtype);
+  if (kernel.cls == KernelClass::kAttention) {
+    return peak * AttentionFraction(e, dtype, direction);
+  }
+  if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, dtype)) return p->flops_per_s;
+  return peak * GemmFraction(e, dtype) * WaveEfficiency(kernel, e.sm_count);
+}
+
+double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
+                    Direction direction, Rates rates) {
+  if (rates == Rates::kPeak) {
+    const double compute = kernel.flops > 0 ? kernel.flops / PeakFlops(device, dtype) : 0;
+    return 1000.0 * std::max(compute, kernel.bytes / device.memory_bytes_per_s);
+  }
+  const DeviceEfficiency& e = device.efficiency;
+  const double memory = MemoryMs(kernel.bytes, device, e.memory);
+  // A kernel with no counted flops streams its bytes; one with flops but no class of its own is
+  // timed as a product (its shape unknown: no waves), so that no counted work is dropped.
+  if (kernel.flops <= 0) return memory + e.launch_ms;
+  const double compute = 1000.0 * kernel.flops / AchievedFlops(kernel, device, dtype, direction);
+  return std::max(compute, memory) + e.launch_ms;
+}
+
+double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
+                        const ParallelLayout& layout) {
+  const int n = GroupSize(layout, collective.group);
+  if (n <= 1) return 0;
+  const bool inside = GroupInsideNode(layout, collective.group);
+  return CollectiveMs(collective.kind, collective.bytes, n,
+                      inside ? device.node_bus_bytes_per_s : device.network_bus_bytes_per_s,
+                      inside ? device.node_latency_ms : device.network_latency_ms);
+}
+
+double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>& comm,
+              const DeviceSpec& device, DType dtype, Direction direction, Rates rates,
+              const ParallelLayout& layout) {
+  double ms = 0;
+  for (const Kernel& k : kernels) ms += KernelTimeMs(k, device, dtype, direction, rates);
+  for (const Collective& c : comm) {
+    const double t = CollectiveTimeMs(c, device, layout);
+    double hidden = 0;
+    if (!c.hidden_behind.empty()) {
+      for (const Kernel& k : kernels) {
+        if (k.name == c.hidden_behind) {
+          hidden = KernelTimeMs(k, device, dtype, direction, rates);
+          break;
+        }
+      }
+    }
+    ms += std::max(0.0, t - hidden);
+  }
+  return ms;
+}
+
+Status CheckDType(const DeviceSpec& device, DType dtype) {
+  if (PeakFlops(device, dtype) > 0) return Status::Ok();
+  return Status::Error("device " + std::string(device.key) + " has no " +
+                       std::string(DTypeName(dtype)) + " tensor cores (its table gives no " +
+                       std::string(DTypeName(dtype)) + " rate); use --dtype bf16");
+}
+
+}  // namespace pp

@@ -1,0 +1,66 @@
+// The time of kernels and collectives as a device achieves them (docs/cost-model.md
+// "Efficiency" gives every formula and the source of every number):
+//
+//   matrix product  max(flops / (peak x gemm_eff x waves), bytes / (bw x mem_eff)) + launch
+//   attention       max(flops / (peak x attn_eff[direction]), bytes / (bw x mem_eff)) + launch
+//   memory-bound    bytes / (bw x mem_eff) + launch
+//   collective      CollectiveMs on the group's link (node bus inside a node, else network)
+//
+// where waves is the wave quantization of the product's output tiles over the SMs and, for a
+// calibrated device (DeviceEfficiency::gemm_points), the nearest measured product's rate
+// replaces peak x gemm_eff x waves. Rates::kPeak is the roofline of the datasheet peaks alone:
+// max(flops / peak, bytes / bw), no overhead, as the analytic profile was before efficiency.
+//
+// A layer part (its forward, its input gradient, its weight gradient) lasts the sum of its
+// kernels plus the exposed part of each of its collectives: all of it, or, when the
+// collective names a kernel of the same part in `hidden_behind`, max(0, t_comm - t_kernel).
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "core/kernel_cost.h"
+#include "core/model.h"
+#include "core/parallelism.h"
+#include "core/status.h"
+#include "profiler/device_table.h"
+
+namespace pp {
+
+enum class Rates { kPeak, kAchieved };
+std::string_view RatesName(Rates rates);  // "peak", "achieved"
+std::optional<Rates> ParseRates(std::string_view name);
+
+// Which part of a layer a kernel belongs to: attention's achieved rate differs by direction.
+enum class Direction { kForward, kBackward };
+
+// Fraction of the SMs a product's output tiles keep busy over its waves: with T tiles of the
+// best of the cuBLAS tile shapes 256x128, 128x128 and 128x64 on S SMs, T / (ceil(T / S) x S);
+// 1 when sm_count is 0.
+double WaveEfficiency(const Kernel& kernel, int sm_count);
+
+// The rate (FLOP/s) a matrix product or attention kernel of `dtype` achieves (before the
+// memory bound and the launch overhead). Not for memory-bound kernels.
+double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
+                     Direction direction);
+
+// One kernel's time in ms under `rates`.
+double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
+                    Direction direction, Rates rates);
+
+// One collective's time in ms: CollectiveMs over GroupSize(layout, group) ranks on the node's
+// bus when GroupInsideNode, else on the network.
+double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
+                        const ParallelLayout& layout);
+
+// One layer part: its kernels' times plus the exposed part of each collective.
+double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>& comm,
+              const DeviceSpec& device, DType dtype, Direction direction, Rates rates,
+              const ParallelLayout& layout);
+
+// Ok when `device` can run matrix products of `dtype`; else one line naming the device
+// ("a100 has no fp8 tensor cores ...").
+Status CheckDType(const DeviceSpec& device, DType dtype);
+
+}  // namespace pp

@@ -1,0 +1,234 @@
+// The efficiency model (profiler/efficiency.h) against hand-computed closed forms: a large and
+// a memory-bound matrix product, wave quantization, attention by direction, a memory kernel,
+// collectives on each link and hidden behind a kernel, fp8, and the peak roofline of old.
+#include "profiler/efficiency.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "core/kernel_cost.h"
+#include "core/model.h"
+#include "profiler/analytic.h"
+#include "profiler/device_table.h"
+#include "profiler/kernels.h"
+
+namespace pp {
+namespace {
+
+const DeviceSpec& H100() { return *FindDevice("h100"); }
+const DeviceSpec& A100() { return *FindDevice("a100"); }
+
+Model LoadOrFail(const std::string& name) {
+  Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
+  if (!m.ok()) {
+    ADD_FAILURE() << m.message();
+    return Model();
+  }
+  return std::move(m).value();
+}
+
+// The published figures the H100 table carries (device_table.cc gives their sources).
+constexpr double kH100Bf16 = 989.4e12, kH100Fp8 = 1979e12, kH100Bw = 3.35e12;
+constexpr double kH100GemmBf16 = 0.803, kH100GemmFp8 = 0.709, kMemory = 0.89;
+constexpr double kLaunchMs = 0.0027;
+
+TEST(EfficiencyTest, LargeGemmRunsAtTheMeasuredFractionTimesItsWaves) {
+  // 8192^3: 128x64 tiles give 64 x 128 = 8192 tiles over 132 SMs in 63 waves (the best of the
+  // three tile shapes: 256x128 and 128x128 fill 2048/2112 = 4096/4224 = 0.9697).
+  const Kernel k = GemmKernel("g", 8192, 8192, 8192, 2);
+  const double waves = 8192.0 / (63 * 132);
+  EXPECT_DOUBLE_EQ(WaveEfficiency(k, 132), waves);
+  const double flops = 2.0 * 8192 * 8192 * 8192;
+  const double expected = 1000 * flops / (kH100Bf16 * kH100GemmBf16 * waves) + kLaunchMs;
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   expected);
+  // About 20 % slower than the datasheet roofline, as measured GEMMs are.
+  const double peak = 1000 * flops / kH100Bf16;
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kPeak), peak);
+  EXPECT_GT(expected / peak, 1.2);
+  EXPECT_LT(expected / peak, 1.3);
+}
+
+TEST(EfficiencyTest, ThinGemmIsBoundByTheAchievedBandwidth) {
+  // k = 64: 2mkn = 2.1 GFLOP but (mk + kn + mn) x 2 = 34.6 MB, so memory decides.
+  const Kernel k = GemmKernel("thin", 4096, 64, 4096, 2);
+  const double bytes = (4096.0 * 64 + 64.0 * 4096 + 4096.0 * 4096) * 2;
+  EXPECT_DOUBLE_EQ(k.bytes, bytes);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   1000 * bytes / (kH100Bw * kMemory) + kLaunchMs);
+}
+
+TEST(EfficiencyTest, FewTilesLeaveMostSmsIdle) {
+  // 128 x 128: one tile of 256x128 or 128x128, two of 128x64, on 132 SMs.
+  const Kernel k = GemmKernel("tiny", 128, 4096, 128, 2);
+  EXPECT_DOUBLE_EQ(WaveEfficiency(k, 132), 2.0 / 132);
+  EXPECT_DOUBLE_EQ(WaveEfficiency(k, 0), 1.0);  // no SM count: no quantization
+  // 64 heads of 128x128 outputs: 64 tiles (256x128 or 128x128) or 128 (128x64) of 132.
+  const Kernel heads = BatchedGemmKernel("heads", 64, 128, 64, 128, 2);
+  EXPECT_DOUBLE_EQ(WaveEfficiency(heads, 132), 128.0 / 132);
+  // A100: 108 SMs; 8192^2 outputs in 128x64 tiles: 8192 tiles, 76 waves.
+  EXPECT_DOUBLE_EQ(WaveEfficiency(GemmKernel("g", 8192, 8192, 8192, 2), 108), 8192.0 / (76 * 108));
+}
+
+TEST(EfficiencyTest, AttentionHasItsOwnRateByDirection) {
+  Kernel attn;
+  attn.name = "flash";
+  attn.cls = KernelClass::kAttention;
+  attn.flops = 4e12;
+  attn.bytes = 1e8;  // far below the compute time
+  const double fwd = 1000 * 4e12 / (kH100Bf16 * 0.75) + kLaunchMs;
+  const double bwd = 1000 * 4e12 / (kH100Bf16 * 0.75 * 0.50 / 0.73) + kLaunchMs;
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   fwd);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
+                   bwd);
+  // A100: 73 % forward, 50 % backward of 312 TFLOPS.
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, A100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   1000 * 4e12 / (312e12 * 0.73) + kLaunchMs);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(attn, A100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
+                   1000 * 4e12 / (312e12 * 0.50) + kLaunchMs);
+}
+
+TEST(EfficiencyTest, MemoryKernelsStreamAtTheAchievedBandwidth) {
+  const Kernel k = MemoryKernel("softmax", 1e9);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   1000 * 1e9 / (kH100Bw * kMemory) + kLaunchMs);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kPeak),
+                   1000 * 1e9 / kH100Bw);
+}
+
+TEST(EfficiencyTest, CollectivesUseTheLinkOfTheirGroup) {
+  // An all-reduce of 64 MB over tp = 4 inside a node: 2(n-1) = 6 ring steps of 3.4 us and
+  // 2(n-1)/n = 1.5 x bytes at 370 GB/s.
+  ParallelLayout layout;
+  layout.tp = 4;
+  const Collective ar{"ar", CollectiveKind::kAllReduce, CommGroup::kTensor, 64e6, ""};
+  EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout), 6 * 0.0034 + 1000 * 64e6 * 1.5 / 3.7e11);
+  // The same group split over nodes of 2 GPUs goes over the network: 47 GB/s, 9.6 us a step.
+  layout.gpus_per_node = 2;
+  EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout), 6 * 0.0096 + 1000 * 64e6 * 1.5 / 4.7e10);
+  // A group of one rank moves nothing.
+  const Collective cp{"kv", CollectiveKind::kSendRecv, CommGroup::kContext, 64e6, ""};
+  EXPECT_EQ(CollectiveTimeMs(cp, H100(), layout), 0);
+}
+
+TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
+  ParallelLayout layout;
+  layout.cp = 2;  // tp 1 x cp 2: inside one node
+  const Kernel gemm = GemmKernel("attn_block", 8192, 8192, 8192, 2);
+  const double t_kernel =
+      KernelTimeMs(gemm, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved);
+  auto send = [&](double bytes, std::string_view behind) {
+    return Collective{"kv_ring", CollectiveKind::kSendRecv, CommGroup::kContext, bytes, behind};
+  };
+  auto t_comm = [&](double bytes) { return 0.0034 + 1000 * bytes / 3.7e11; };
+  // 100 MB takes 0.27 ms, under the kernel's 1.4 ms: nothing is exposed.
+  EXPECT_LT(t_comm(100e6), t_kernel);
+  EXPECT_DOUBLE_EQ(PartMs({gemm}, {send(100e6, "attn_block")}, H100(), DType::kBf16,
+                          Direction::kForward, Rates::kAchieved, layout),
+                   t_kernel);
+  // 1 GB takes 2.7 ms: only what outlasts the kernel is exposed.
+  EXPECT_GT(t_comm(1e9), t_kernel);
+  EXPECT_DOUBLE_EQ(PartMs({gemm}, {send(1e9, "attn_block")}, H100(), DType::kBf16,
+                          Direction::kForward, Rates::kAchieved, layout),
+                   t_kernel + (t_comm(1e9) - t_kernel));
+  // Not hidden: the whole collective adds.
+  EXPECT_DOUBLE_EQ(PartMs({gemm}, {send(100e6, "")}, H100(), DType::kBf16, Direction::kForward,
+                          Rates::kAchieved, layout),
+                   t_kernel + t_comm(100e6));
+}
+
+TEST(EfficiencyTest, Fp8HalvesGemmBytesAndUsesTheFp8Rate) {
+  const Model m = LoadOrFail("mlp-2gpu");
+  const Layer& fc1 = m.layers[0];
+  const LayerKernels bf = ListKernels(fc1, m.input, DType::kBf16);
+  const LayerKernels f8 = ListKernels(fc1, m.input, DType::kFp8);
+  ASSERT_EQ(bf.forward.size(), f8.forward.size());
+  for (size_t i = 0; i < bf.forward.size(); ++i) {
+    EXPECT_DOUBLE_EQ(f8.forward[i].bytes, bf.forward[i].bytes / 2) << bf.forward[i].name;
+    EXPECT_DOUBLE_EQ(f8.forward[i].flops, bf.forward[i].flops) << bf.forward[i].name;
+  }
+  EXPECT_EQ(AnalyticLayerMemory(fc1, m.input, DType::kFp8).param_bytes,
+            AnalyticLayerMemory(fc1, m.input, DType::kBf16).param_bytes / 2);
+  // A compute-bound product at the fp8 rate: 1979 TFLOPS x 0.709 x waves.
+  const Kernel k = GemmKernel("g", 8192, 8192, 8192, 1);
+  const double waves = 8192.0 / (63 * 132);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved),
+                   1000 * 2.0 * 8192 * 8192 * 8192 / (kH100Fp8 * kH100GemmFp8 * waves) + kLaunchMs);
+}
+
+TEST(EfficiencyTest, A100RefusesFp8InOneLine) {
+  const Model m = LoadOrFail("gpt2-small");
+  AnalyticOptions fp8;
+  fp8.dtype = DType::kFp8;
+  Result<Profile> p = AnalyticProfile(m, A100(), fp8);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.message().find("a100"), std::string::npos) << p.message();
+  EXPECT_NE(p.message().find("fp8"), std::string::npos) << p.message();
+  EXPECT_EQ(p.message().find('\n'), std::string::npos) << p.message();
+  EXPECT_TRUE(AnalyticProfile(m, H100(), fp8).ok());
+  EXPECT_EQ(ParseDType("fp8"), DType::kFp8);
+  EXPECT_EQ(DTypeName(DType::kFp8), "fp8");
+  EXPECT_EQ(DTypeBytes(DType::kFp8), 1);
+}
+
+// The roofline of the datasheet peaks, written out again here: what the analytic profile
+// gave before the efficiency model.
+double OldRoofline(const std::vector<Kernel>& kernels, double rate, double bw) {
+  double ms = 0;
+  for (const Kernel& k : kernels) ms += 1000.0 * std::max(k.flops / rate, k.bytes / bw);
+  return ms;
+}
+
+TEST(EfficiencyTest, PeakRatesReproduceTheOldRooflineExactly) {
+  const Model m = LoadOrFail("gpt2-small");
+  for (DType dtype : {DType::kBf16, DType::kFp32}) {
+    AnalyticOptions peak;
+    peak.dtype = dtype;
+    peak.rates = Rates::kPeak;
+    Result<Profile> p = AnalyticProfile(m, H100(), peak);
+    ASSERT_TRUE(p.ok()) << p.message();
+    const double rate = dtype == DType::kBf16 ? kH100Bf16 : 66.9e12;
+    for (size_t i = 0; i < m.layers.size(); ++i) {
+      const LayerKernels k = ListKernels(m.layers[i], m.input, dtype);
+      EXPECT_DOUBLE_EQ(p->layers[i].forward_ms, OldRoofline(k.forward, rate, kH100Bw))
+          << m.layers[i].name;
+      EXPECT_DOUBLE_EQ(*p->layers[i].backward_input_ms,
+                       OldRoofline(k.backward_input, rate, kH100Bw))
+          << m.layers[i].name;
+      EXPECT_DOUBLE_EQ(*p->layers[i].backward_weight_ms,
+                       OldRoofline(k.backward_weight, rate, kH100Bw))
+          << m.layers[i].name;
+    }
+  }
+}
+
+TEST(EfficiencyTest, AchievedIsTheDefaultAndSlowerThanPeak) {
+  const Model m = LoadOrFail("gpt2-small");
+  EXPECT_EQ(AnalyticOptions().rates, Rates::kAchieved);
+  AnalyticOptions peak;
+  peak.rates = Rates::kPeak;
+  Result<Profile> a = AnalyticProfile(m, H100(), AnalyticOptions());
+  Result<Profile> p = AnalyticProfile(m, H100(), peak);
+  ASSERT_TRUE(a.ok() && p.ok());
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    EXPECT_GT(a->layers[i].forward_ms, p->layers[i].forward_ms) << m.layers[i].name;
+    EXPECT_GT(a->layers[i].backward_ms, p->layers[i].backward_ms) << m.layers[i].name;
+  }
+  EXPECT_EQ(ParseRates("peak"), Rates::kPeak);
+  EXPECT_EQ(ParseRates("achieved"), Rates::kAchieved);
+  EXPECT_EQ(ParseRates("fast"), std::nullopt);
+}
+
+TEST(EfficiencyTest, L40sKeepsItsPeaks) {
+  // No published measurements in its table: achieved is the peak roofline.
+  const DeviceSpec& l40s = *FindDevice("l40s");
+  const Kernel k = GemmKernel("g", 4096, 4096, 4096, 2);
+  EXPECT_DOUBLE_EQ(KernelTimeMs(k, l40s, DType::kBf16, Direction::kForward, Rates::kAchieved),
+                   KernelTimeMs(k, l40s, DType::kBf16, Direction::kForward, Rates::kPeak));
+}
+
+}  // namespace
+}  // namespace pp
