@@ -13,6 +13,7 @@
 #include "tool/command.h"
 #include "tool/compare_report.h"
 #include "partitioner/plan_inputs.h"
+#include "profiler/device_table.h"
 #include "tool/plan_search.h"
 #include "tool/report.h"
 
@@ -30,6 +31,7 @@ struct PlanFlags {
   std::string inter_node_link;
   int micro_batches = 0;
   int virtual_stages = 2;
+  CLI::Option* virtual_stages_option = nullptr;
   std::string schedule = "1f1b";
   CLI::Option* schedule_option = nullptr;
   std::string method = "dp";
@@ -272,9 +274,55 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   return request;
 }
 
+// --stages auto over the layout (partitioner/layout_search.h): the levers given pin theirs.
+int RunLayoutSearch(const PlanFlags& f) {
+  if (!f.device_types.empty() || !f.profile_paths.empty() || !f.boundaries.empty() ||
+      f.micro_batches != 0) {
+    return Fail("--stages auto over the layout profiles the model analytically and chooses the "
+                "micro-batches; drop --device-types, --profile, --boundaries and "
+                "--micro-batches");
+  }
+  if (f.method != "dp" || !f.compare_to.empty()) {
+    return Fail("--stages auto searches with dp; drop --method and --compare-to");
+  }
+  PlanInputs inputs;
+  PlanFlags plain = f;
+  plain.gpus_per_node = 0;
+  plain.micro_batch_size = 0;
+  Result<PlanRequest> request = RequestFromFlags(plain, &inputs);
+  if (!request.ok()) return Fail(request.status());
+  Result<std::string> origin = LoadPlanInputs(inputs, &*request);
+  if (!origin.ok()) return Fail(origin.status());
+  if (!request->model) return Fail(f.input + ": --stages auto needs a model file");
+  const DeviceSpec* device = FindDevice(f.device);
+  if (device == nullptr) {
+    return Fail("--device " + Quote(f.device) + " is unknown (known: " + KnownDeviceKeys() + ")");
+  }
+  request->step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
+  if (!inputs.memory_limit_given) request->memory_limit = device->memory_bytes;
+  LeverSpace space;
+  space.gpus_total = f.gpus_total;
+  space.global_batch = f.global_batch;
+  space.gpus_per_node = f.gpus_per_node != 0 ? f.gpus_per_node : 8;
+  if (f.layout_options[0]->count() > 0) space.tp = {f.tp};
+  if (f.layout_options[1]->count() > 0) space.cp = {f.cp};
+  if (f.layout_options[2]->count() > 0) space.ep = {f.ep};
+  if (f.layout_options[3]->count() > 0) space.zero = {f.zero};
+  if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
+  if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
+  if (f.schedule_option->count() > 0) {
+    if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
+    space.schedules = {f.schedule};
+  }
+  return RunLayoutSearchReport(*request, *device, space, f.format, f.output);
+}
+
 int RunSearch(const PlanFlags& f) {
   if (f.gpus_total < 1 || f.global_batch < 1) {
     return Fail("--stages auto needs --gpus-total G and --global-batch N");
+  }
+  if (f.LayoutGiven() || (f.gpus_per_node != 0 && f.inter_node_link.empty())) {
+    return RunLayoutSearch(f);
   }
   if (f.micro_batches != 0 || f.micro_batch_size != 0 || !f.boundaries.empty()) {
     return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
@@ -456,7 +504,7 @@ Handler SetupPlan(CLI::App& sub) {
   f->schedule_option =
       sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
           ->capture_default_str();
-  sub.add_option("--virtual-stages", f->virtual_stages,
+  f->virtual_stages_option = sub.add_option("--virtual-stages", f->virtual_stages,
                  "interleaved: model chunks per device V (the model is cut into P*V chunks)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
