@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <tuple>
 
@@ -46,6 +47,16 @@ std::vector<int> PowersOfTwo(int64_t most) {
   std::vector<int> out;
   for (int64_t v = 1; v <= most; v *= 2) out.push_back(static_cast<int>(v));
   return out;
+}
+
+// Experts of a layer where its kind has them (mixture-of-experts blocks), else 0.
+template <typename L>
+int64_t ExpertsOf(const L& layer) {
+  if constexpr (requires { layer.experts; }) {
+    return layer.experts;
+  } else {
+    return 0;
+  }
 }
 
 template <typename T>
@@ -142,7 +153,16 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
   for (int c : OrAll(space.cp, PowersOfTwo(std::min<int64_t>(G, 64)))) {
     if (c == 1 || (seq % (2 * c) == 0)) cps.push_back(c);
   }
-  const std::vector<int> eps = OrAll(space.ep, {1});
+  // ep: powers of two dividing every expert layer's expert count; 1 without expert layers.
+  int64_t experts_gcd = 0;
+  for (const Layer& l : model.layers) {
+    if (ExpertsOf(l) > 0) experts_gcd = std::gcd(experts_gcd, ExpertsOf(l));
+  }
+  std::vector<int> ep_all = {1};
+  for (int64_t e = 2; experts_gcd > 0 && e <= experts_gcd && e <= G; e *= 2) {
+    if (experts_gcd % e == 0) ep_all.push_back(static_cast<int>(e));
+  }
+  const std::vector<int> eps = OrAll(space.ep, ep_all);
   std::vector<int64_t> sizes = space.micro_batch_sizes;
   if (sizes.empty()) {
     for (int64_t b = 1; b <= 64 && b <= N; b *= 2) sizes.push_back(b);

@@ -1,7 +1,8 @@
 // The search over every lever of a training step (`plan --stages auto --gpus-per-node K`, or
 // with --tp/--cp/--ep/--zero pinning some): tensor degree tp (divisors of K that divide every
 // block's heads), context degree cp (powers of two dividing the GPUs, the sequence a multiple
-// of 2 cp), expert degree ep (1: the models have no expert layers yet), pipeline depth pp
+// of 2 cp), expert degree ep (powers of two dividing every expert layer's expert count; 1
+// without expert layers), pipeline depth pp
 // (dividing G / (tp cp), at most the layers), dp = G / (tp cp pp), micro-batch size b (powers
 // of two up to 64 with N a multiple of dp b), virtual stages (interleaved), schedule,
 // recomputation and ZeRO stage, under each device's memory; ranked by time per global batch.
