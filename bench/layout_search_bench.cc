@@ -4,6 +4,9 @@
 //                             H100s, global batch 2048: target under 10 s on the 2-core
 //                             development machine;
 //   BM_SearchLlama405b/1024   the same on 1,024 GPUs: under 2 s.
+//   .../unlimited             the same without a memory limit: nothing is pruned for memory,
+//                             so every candidate is estimated (the search's worst case while
+//                             the profiles at tp > 1 are not yet one rank's).
 // Counters: the candidates enumerated, pruned (memory, dominated), estimated and planned, and
 // the analytic profiles built.
 #include <benchmark/benchmark.h>
@@ -37,6 +40,7 @@ void BM_SearchLlama405b(benchmark::State& state) {
   PlanRequest request;
   request.model = Llama405b();
   request.step_budget_s = 2.0;
+  if (state.range(1) != 0) request.memory_limit = uint64_t{1} << 60;
   const DeviceSpec& device = *FindDevice("h100");
   LeverSpace space;
   space.gpus_total = state.range(0);
@@ -58,7 +62,11 @@ void BM_SearchLlama405b(benchmark::State& state) {
   state.counters["planned"] = static_cast<double>(last.planned);
   state.counters["profiles"] = static_cast<double>(last.profiles);
 }
-BENCHMARK(BM_SearchLlama405b)->Arg(1024)->Arg(16384)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_SearchLlama405b)
+    ->ArgsProduct({{1024, 16384}, {0, 1}})
+    ->ArgNames({"gpus", "unlimited"})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 }  // namespace
 }  // namespace pp
