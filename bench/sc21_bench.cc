@@ -39,31 +39,30 @@ Result<Model> Gpt(const Row& r) {
       {"name", r.model},
       {"dtype", "bf16"},
       {"input", {{"micro_batch_size", 1}, {"seq_len", 2048}}},
-      {"layers",
-       Json::array({Json{{"name", "embed"},
-                         {"op", "embedding"},
-                         {"vocab", 51200},
-                         {"hidden", r.hidden},
-                         {"positions", 2048}},
-                    Json{{"name", "block"},
-                         {"op", "transformer_block"},
-                         {"hidden", r.hidden},
-                         {"heads", r.heads},
-                         {"ffn", 4 * r.hidden},
-                         {"norm", "layernorm"},
-                         {"mlp", "gelu"},
-                         {"bias", true},
-                         {"causal", true},
-                         {"rotary", false},
-                         {"repeat", r.layers}},
-                    Json{{"name", "ln_f"}, {"op", "layernorm"}, {"hidden", r.hidden}},
-                    Json{{"name", "lm_head"},
-                         {"op", "linear"},
-                         {"in", r.hidden},
-                         {"out", 51200},
-                         {"bias", false},
-                         {"tied_to", "embed"}},
-                    Json{{"name", "loss"}, {"op", "cross_entropy"}}})}};
+      {"layers", Json::array({Json{{"name", "embed"},
+                                   {"op", "embedding"},
+                                   {"vocab", 51200},
+                                   {"hidden", r.hidden},
+                                   {"positions", 2048}},
+                              Json{{"name", "block"},
+                                   {"op", "transformer_block"},
+                                   {"hidden", r.hidden},
+                                   {"heads", r.heads},
+                                   {"ffn", 4 * r.hidden},
+                                   {"norm", "layernorm"},
+                                   {"mlp", "gelu"},
+                                   {"bias", true},
+                                   {"causal", true},
+                                   {"rotary", false},
+                                   {"repeat", r.layers}},
+                              Json{{"name", "ln_f"}, {"op", "layernorm"}, {"hidden", r.hidden}},
+                              Json{{"name", "lm_head"},
+                                   {"op", "linear"},
+                                   {"in", r.hidden},
+                                   {"out", 51200},
+                                   {"bias", false},
+                                   {"tied_to", "embed"}},
+                              Json{{"name", "loss"}, {"op", "cross_entropy"}}})}};
   return ModelFromJson(doc);
 }
 
@@ -82,15 +81,16 @@ double Median(std::vector<double> v) {
 
 int Main(int argc, char** argv) {
   const std::string path =
-      argc > 1 ? argv[1] : std::string(PP_SOURCE_DIR) + "/../shared/published/megatron-sc21-table1.json";
+      argc > 1 ? argv[1]
+               : std::string(PP_SOURCE_DIR) + "/../shared/published/megatron-sc21-table1.json";
   Result<Json> doc = ReadJsonFile(path);
   if (!doc.ok()) {
     std::fprintf(stderr, "sc21_bench: %s\n", doc.message().c_str());
     return 2;
   }
   const DeviceSpec& a100 = *FindDevice("a100");
-  std::printf("%-12s %3s %3s %4s %5s %5s %9s %9s %7s  %-28s %-34s %6s\n", "model", "tp", "pp",
-              "dp", "gpus", "batch", "measured", "predicted", "error", "tool's levers",
+  std::printf("%-12s %3s %3s %4s %5s %5s %9s %9s %7s  %-28s %-34s %6s\n", "model", "tp", "pp", "dp",
+              "gpus", "batch", "measured", "predicted", "error", "tool's levers",
               "search's best layout", "gap");
   std::vector<double> errors, gaps;
   for (const Json& j : (*doc)["rows"]) {
@@ -130,17 +130,18 @@ int Main(int argc, char** argv) {
     Result<LayoutSearchResult> best = SearchLayouts(request, a100, all);
     if (!at.ok()) {
       std::printf("%-12s %3lld %3lld  -- no plan at the published layout: %s\n", r.model.c_str(),
-                  static_cast<long long>(r.tp), static_cast<long long>(r.pp),
-                  at.message().c_str());
+                  static_cast<long long>(r.tp), static_cast<long long>(r.pp), at.message().c_str());
       continue;
     }
     const LayoutCandidate& c = at->ranked.front();
-    const double predicted = PaperFlops(r) / (c.batch_ms / 1000.0) / static_cast<double>(r.gpus) / 1e12;
+    const double predicted =
+        PaperFlops(r) / (c.batch_ms / 1000.0) / static_cast<double>(r.gpus) / 1e12;
     const double error = predicted / r.measured - 1;
     errors.push_back(std::fabs(error));
     char levers[64], layout[64] = "-";
-    std::snprintf(levers, sizeof levers, "b=%lld %s%s%s", static_cast<long long>(c.micro_batch_size),
-                  c.schedule.c_str(), c.layout.vp > 1 ? (" v=" + std::to_string(c.layout.vp)).c_str() : "",
+    std::snprintf(levers, sizeof levers, "b=%lld %s%s%s",
+                  static_cast<long long>(c.micro_batch_size), c.schedule.c_str(),
+                  c.layout.vp > 1 ? (" v=" + std::to_string(c.layout.vp)).c_str() : "",
                   c.recompute ? " rc" : "");
     double gap = 0;
     if (best.ok()) {
@@ -154,15 +155,15 @@ int Main(int argc, char** argv) {
     std::printf("%-12s %3lld %3lld %4lld %5lld %5lld %9.1f %9.1f %+6.1f%%  %-28s %-34s %+5.1f%%\n",
                 r.model.c_str(), static_cast<long long>(r.tp), static_cast<long long>(r.pp),
                 static_cast<long long>(r.gpus / (r.tp * r.pp)), static_cast<long long>(r.gpus),
-                static_cast<long long>(r.batch), r.measured, predicted, 100 * error, levers,
-                layout, 100 * gap);
+                static_cast<long long>(r.batch), r.measured, predicted, 100 * error, levers, layout,
+                100 * gap);
   }
   const double worst = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
   const double worst_gap = gaps.empty() ? 0 : *std::max_element(gaps.begin(), gaps.end());
-  std::printf("\n|error| median %.1f%%, worst %.1f%% (targets 10%%, 20%%); published layout behind "
-              "the search's best: worst %.1f%% (target 5%%); %zu of %zu rows planned\n",
-              100 * Median(errors), 100 * worst, 100 * worst_gap, errors.size(),
-              (*doc)["rows"].size());
+  std::printf(
+      "\n|error| median %.1f%%, worst %.1f%% (targets 10%%, 20%%); published layout behind "
+      "the search's best: worst %.1f%% (target 5%%); %zu of %zu rows planned\n",
+      100 * Median(errors), 100 * worst, 100 * worst_gap, errors.size(), (*doc)["rows"].size());
   return 0;
 }
 

@@ -120,7 +120,9 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   l.vp = static_cast<int>(r.Int("vp", 1, 64));
   l.zero = static_cast<int>(r.Int("zero", 0, 3));
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
-  if (r.Has("gpus_per_node")) l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
+  if (r.Has("gpus_per_node")) {
+    l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
+  }
   if (!r.ok()) return r.status();
   if (l.pp != num_stages || l.vp != virtual_stages) {
     return Status::Error("parallelism: pp " + std::to_string(l.pp) + " and vp " +

@@ -4,7 +4,8 @@
 // of each stage on the data group's link, and the part of them the backward (or the next
 // forward) does not hide; and the optimizer step.
 //
-// Training state per parameter (partitioner/cost_model.h StateBytes; e = bytes of the profile's dtype; Adam):
+// Training state per parameter (partitioner/cost_model.h StateBytes; e = bytes of the profile's
+// dtype; Adam):
 //   zero 0:     16 bytes replicated (weights e, gradients e, the fp32 master copy and two fp32
 //               moments 16 - 2e), as today's state multiplier;
 //   zero >= 1:  Megatron's distributed optimizer, which keeps fp32 main gradients: weights e,
@@ -65,9 +66,9 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
 
 // What one pipeline device adds after the last micro-batch's backward.
 struct DeviceSync {
-  double gradient_ms = 0;        // whole gradient synchronisation
+  double gradient_ms = 0;  // whole gradient synchronisation
   double gradient_exposed_ms = 0;
-  double gather_ms = 0;          // zero 1/2 parameter all-gather
+  double gather_ms = 0;  // zero 1/2 parameter all-gather
   double gather_exposed_ms = 0;
   double optimizer_ms = 0;
   double exposed_ms() const { return gradient_exposed_ms + gather_exposed_ms + optimizer_ms; }

@@ -122,8 +122,8 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
 bool Faster(const LayoutCandidate& a, const LayoutCandidate& b) {
   const auto key = [](const LayoutCandidate& c) {
     return std::make_tuple(c.planned ? c.batch_ms : c.estimate_ms, c.layout.tp, c.layout.pp,
-                           c.layout.cp, c.layout.zero, c.micro_batch_size, c.schedule,
-                           c.layout.vp, c.recompute);
+                           c.layout.cp, c.layout.zero, c.micro_batch_size, c.schedule, c.layout.vp,
+                           c.recompute);
   };
   return key(a) < key(b);
 }
@@ -201,8 +201,9 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
               Result<Profile> profile = LayoutProfile(model, device, shard, b, dtype);
               if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
               ++result.profiles;
-              stats = &profiles.emplace(std::make_tuple(tp, cp, ep, b), StatsOf(std::move(*profile)))
-                           .first->second;
+              stats =
+                  &profiles.emplace(std::make_tuple(tp, cp, ep, b), StatsOf(std::move(*profile)))
+                       .first->second;
             }
             if (pp > stats->layers) break;
             for (const std::string& schedule : space.schedules) {

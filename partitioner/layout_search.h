@@ -66,12 +66,12 @@ struct LayoutCandidate {
 
 struct LayoutSearchResult {
   std::vector<LayoutCandidate> ranked;  // planned candidates, fastest first, at most `top`
-  int64_t enumerated = 0;       // layouts x levers considered
-  int64_t pruned_memory = 0;    // over the memory lower bound
-  int64_t pruned_dominated = 0;  // a lower ZeRO stage or no recomputation fits
-  int64_t estimated = 0;        // estimated in pass 1
-  int64_t planned = 0;          // planned in pass 2 (including those that failed)
-  int64_t profiles = 0;         // analytic profiles built
+  int64_t enumerated = 0;               // layouts x levers considered
+  int64_t pruned_memory = 0;            // over the memory lower bound
+  int64_t pruned_dominated = 0;         // a lower ZeRO stage or no recomputation fits
+  int64_t estimated = 0;                // estimated in pass 1
+  int64_t planned = 0;                  // planned in pass 2 (including those that failed)
+  int64_t profiles = 0;                 // analytic profiles built
   Plan best;
 };
 

@@ -36,8 +36,8 @@ double ModelFlopsPerSample(const Model& model, int tp) {
         const double q = h;  // heads x head_dim
         const double kv = heads > 0 ? q * static_cast<double>(KvHeads(l)) / heads : q;
         const double gated = l.mlp == MlpKind::kSwiglu ? 3.0 : 2.0;
-        per_token += 6 * (h * (q + 2 * kv) + q * h) + 6 * q * s +
-                     6 * h * static_cast<double>(l.ffn) * gated;
+        per_token +=
+            6 * (h * (q + 2 * kv) + q * h) + 6 * q * s + 6 * h * static_cast<double>(l.ffn) * gated;
         break;
       }
       case LayerKind::kLinear: {

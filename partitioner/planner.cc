@@ -490,7 +490,8 @@ void PredictBatch(Plan* plan) {
   const double gpus = static_cast<double>(layout.gpus());
   if (!(*p.batch_time_ms > 0) || !(gpus > 0) || !plan->model_spec) return;
   const Model& model = *plan->model_spec;
-  const double tokens = samples * static_cast<double>(model.input.tokens() ? model.input.seq_len : 1);
+  const double tokens =
+      samples * static_cast<double>(model.input.tokens() ? model.input.seq_len : 1);
   p.tokens_per_s_per_gpu = 1000.0 * tokens / *p.batch_time_ms / gpus;
   p.model_tflops_per_gpu =
       1000.0 * ModelFlopsPerSample(model, layout.tp) * samples / *p.batch_time_ms / gpus / 1e12;

@@ -185,9 +185,10 @@ TEST(ModelFlops, GptCountIsTheRescaledPaperCount) {
 std::string Models() { return std::string(PP_SOURCE_DIR) + "/models/"; }
 
 TEST(LayoutCli, DataParallelAndMicroBatchesComeFromTheGpusAndBatch) {
-  const testing::CommandResult r = testing::RunTool(
-      "plan " + Models() + "gpt2-small.json --stages 2 --tp 2 --gpus-total 32 --global-batch 256 "
-      "--micro-batch-size 2 --zero 1 --format json");
+  const testing::CommandResult r =
+      testing::RunTool("plan " + Models() +
+                       "gpt2-small.json --stages 2 --tp 2 --gpus-total 32 --global-batch 256 "
+                       "--micro-batch-size 2 --zero 1 --format json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Json plan = Json::parse(r.out);
   // dp = 32 / (2 x 2) = 8; m = 256 / (8 x 2) = 16.
@@ -201,8 +202,7 @@ TEST(LayoutCli, DataParallelAndMicroBatchesComeFromTheGpusAndBatch) {
   EXPECT_NEAR(batch_ms, p["step_time_ms"].get<double>() + p["data_parallel_ms"].get<double>(),
               1e-9 * batch_ms);
   // 256 sequences of 1024 tokens per batch over 32 GPUs.
-  EXPECT_NEAR(p["tokens_per_s_per_gpu"].get<double>(), 256.0 * 1024 / 32 / (batch_ms / 1000),
-              1e-6);
+  EXPECT_NEAR(p["tokens_per_s_per_gpu"].get<double>(), 256.0 * 1024 / 32 / (batch_ms / 1000), 1e-6);
   Result<Plan> loaded = PlanFromJson(plan);
   ASSERT_TRUE(loaded.ok()) << loaded.message();
   ASSERT_TRUE(loaded->parallelism);
@@ -244,7 +244,8 @@ TEST(LayoutCli, BadLayoutsAreOneLineExitTwo) {
 // The same split under ZeRO 0 and ZeRO 1 over dp = 8: each stage's peak differs by its
 // parameters' state, 8 - (1 + 2 + 6/8) = 4.25 bytes per bf16 parameter byte.
 TEST(LayoutCli, ZeroOneSavesTheShardedState) {
-  const std::string base = "plan " + Models() + "gpt2-small.json --stages 2 --boundaries 7 "
+  const std::string base = "plan " + Models() +
+                           "gpt2-small.json --stages 2 --boundaries 7 "
                            "--gpus-total 16 --global-batch 64 --format json --zero ";
   const testing::CommandResult a = testing::RunTool(base + "0");
   const testing::CommandResult b = testing::RunTool(base + "1");

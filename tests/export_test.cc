@@ -512,7 +512,8 @@ TEST(LayoutExport, DeepSpeedConfigIsConsistent) {
 TEST(LayoutExport, TorchTitanParallelismSettings) {
   const std::string text = Export(LayoutPlan(3), "torchtitan");
   for (const std::string& line :
-       std::vector<std::string>{"data_parallel_replicate_degree = 1", "data_parallel_shard_degree = 4",
+       std::vector<std::string>{"data_parallel_replicate_degree = 1",
+                                "data_parallel_shard_degree = 4",
         "fsdp_reshard_after_forward = \"default\"", "tensor_parallel_degree = 2",
         "context_parallel_degree = 1", "pipeline_parallel_degree = 4",
         "expert_parallel_degree = 1"}) {

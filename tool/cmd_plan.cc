@@ -110,7 +110,10 @@ int RunOne(const PlanFlags& f, std::optional<ParallelLayout> layout = std::nullo
 // --global-batch N the micro-batch count N / (dp x micro-batch size).
 int RunLayout(PlanFlags f) {
   if (f.stages < 1) return Fail("--stages: give a stage count with --tp/--cp/--ep/--zero");
-  if (!f.device_types.empty()) return Fail("--device-types does not go with a layout (--tp, --cp, --ep, --zero, --gpus-total)");
+  if (!f.device_types.empty()) {
+    return Fail("--device-types does not go with a layout (--tp, --cp, --ep, --zero, "
+                "--gpus-total)");
+  }
   if (!f.inter_node_link.empty()) {
     return Fail("--inter-node-link does not go with a layout; the data and pipeline groups use "
                 "the device's node and network bus bandwidths (--gpus-per-node)");
