@@ -41,6 +41,10 @@ Result<Prediction> PredictionFromJson(const Json& object, const std::string& pat
   out.bottleneck_stage = static_cast<int>(pr.Int("bottleneck_stage", 0, num_stages - 1));
   out.max_stage_ms = pr.NonNegative("max_stage_ms");
   out.bubble_over_ideal = pr.OptNonNegative("bubble_over_ideal");
+  out.batch_time_ms = pr.OptNonNegative("batch_time_ms");
+  out.data_parallel_ms = pr.OptNonNegative("data_parallel_ms");
+  out.tokens_per_s_per_gpu = pr.OptNonNegative("tokens_per_s_per_gpu");
+  out.model_tflops_per_gpu = pr.OptNonNegative("model_tflops_per_gpu");
   if (!pr.ok()) return pr.status();
   return out;
 }
@@ -52,6 +56,10 @@ Json PredictionToJson(const Prediction& p) {
               {"bottleneck_stage", p.bottleneck_stage},
               {"max_stage_ms", p.max_stage_ms}};
   if (p.bubble_over_ideal) doc["bubble_over_ideal"] = *p.bubble_over_ideal;
+  if (p.batch_time_ms) doc["batch_time_ms"] = *p.batch_time_ms;
+  if (p.data_parallel_ms) doc["data_parallel_ms"] = *p.data_parallel_ms;
+  if (p.tokens_per_s_per_gpu) doc["tokens_per_s_per_gpu"] = *p.tokens_per_s_per_gpu;
+  if (p.model_tflops_per_gpu) doc["model_tflops_per_gpu"] = *p.model_tflops_per_gpu;
   return doc;
 }
 
@@ -96,6 +104,45 @@ Json MeasurementToJson(const Measurement& m) {
   }
   doc["stages"] = std::move(stages);
   return doc;
+}
+
+// "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally sequence_parallel and
+// gpus_per_node; pp and vp must agree with the plan's num_stages and virtual_stages.
+Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int virtual_stages) {
+  FieldReader r(object, "parallelism");
+  ParallelLayout l;
+  constexpr int64_t kMaxDegree = int64_t{1} << 20;
+  l.tp = static_cast<int>(r.Int("tp", 1, kMaxDegree));
+  l.pp = static_cast<int>(r.Int("pp", 1, kMaxDegree));
+  l.cp = static_cast<int>(r.Int("cp", 1, kMaxDegree));
+  l.ep = static_cast<int>(r.Int("ep", 1, kMaxDegree));
+  l.dp = static_cast<int>(r.Int("dp", 1, kMaxDegree));
+  l.vp = static_cast<int>(r.Int("vp", 1, 64));
+  l.zero = static_cast<int>(r.Int("zero", 0, 3));
+  if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
+  if (r.Has("gpus_per_node")) {
+    l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
+  }
+  if (!r.ok()) return r.status();
+  if (l.pp != num_stages || l.vp != virtual_stages) {
+    return Status::Error("parallelism: pp " + std::to_string(l.pp) + " and vp " +
+                         std::to_string(l.vp) + " must equal num_stages " +
+                         std::to_string(num_stages) + " and virtual_stages " +
+                         std::to_string(virtual_stages));
+  }
+  return l;
+}
+
+Json LayoutToJson(const ParallelLayout& l) {
+  return {{"tp", l.tp},
+          {"pp", l.pp},
+          {"cp", l.cp},
+          {"ep", l.ep},
+          {"dp", l.dp},
+          {"vp", l.vp},
+          {"zero", l.zero},
+          {"sequence_parallel", l.sequence_parallel},
+          {"gpus_per_node", l.gpus_per_node}};
 }
 
 }  // namespace
@@ -261,6 +308,12 @@ Result<Plan> PlanFromJson(const Json& doc) {
     p.stages.push_back(std::move(st));
   }
 
+  if (const Json* layout = r.Find("parallelism"); layout != nullptr && !layout->is_null()) {
+    if (!layout->is_object()) return Status::Error("parallelism: must be an object");
+    Result<ParallelLayout> l = LayoutFromJson(*layout, p.num_stages, p.virtual_stages);
+    if (!l.ok()) return l.status();
+    p.parallelism = *l;
+  }
   Result<Prediction> prediction = PredictionFromJson(*predicted, "predicted", chunks);
   if (!prediction.ok()) return prediction.status();
   p.predicted = *prediction;
@@ -306,6 +359,7 @@ Json PlanToJson(const Plan& p) {
   Json stages = Json::array();
   for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));
   doc["stages"] = std::move(stages);
+  if (p.parallelism) doc["parallelism"] = LayoutToJson(*p.parallelism);
   doc["predicted"] = PredictionToJson(p.predicted);
   if (p.measured) doc["measured"] = MeasurementToJson(*p.measured);
   doc["profile"] = ProfileToJson(p.profile);

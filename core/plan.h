@@ -11,6 +11,7 @@
 
 #include "core/json_util.h"
 #include "core/model.h"
+#include "core/parallelism.h"
 #include "core/profile.h"
 #include "core/status.h"
 
@@ -53,6 +54,14 @@ struct Prediction {
   double max_stage_ms = 0;  // largest stage forward + backward
   // (devices * step time - sum(busy)) / sum(busy): idle per unit of work. Optional in JSON.
   std::optional<double> bubble_over_ideal = std::nullopt;
+  // Optional, plans with a layout (Plan::parallelism): the time per global batch (the step
+  // plus the exposed data-parallel synchronisation and the optimizer step,
+  // partitioner/data_parallel.h), its data-parallel part, tokens per second per GPU over the
+  // whole global batch, and the model TFLOP/s per GPU (partitioner/model_flops.h's count).
+  std::optional<double> batch_time_ms = std::nullopt;
+  std::optional<double> data_parallel_ms = std::nullopt;
+  std::optional<double> tokens_per_s_per_gpu = std::nullopt;
+  std::optional<double> model_tflops_per_gpu = std::nullopt;
 };
 
 // What `run` measured: predicted's figures (median over the timed steps) plus per-stage
@@ -105,6 +114,10 @@ struct Plan {
   // Optional, several nodes: GPUs per node and the link between nodes.
   std::optional<int> gpus_per_node;
   std::optional<Link> inter_node_link;
+  // Optional ("parallelism" in JSON): the degrees beside the pipeline the plan was made for
+  // (pp equals num_stages, vp virtual_stages); absent in plans without a layout, which are
+  // tp = cp = ep = dp = 1, zero 0.
+  std::optional<ParallelLayout> parallelism;
 };
 
 // Parses and validates the plan's own consistency (boundaries against stages and the

@@ -2,22 +2,41 @@
 
 namespace pp {
 
-int64_t StateMultiplier(Optimizer optimizer, DType dtype) {
+StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero) {
+  StateBytes s;
+  const int64_t e = DTypeBytes(dtype);
+  s.dtype_bytes = e;
+  s.dp = dp < 1 ? 1 : dp;
+  int64_t weights = e, gradients = 0, states = 0;
   switch (optimizer) {
     case Optimizer::kAdam:
-      return 16 / DTypeBytes(dtype);
+      if (zero == 0) {
+        gradients = e;
+        states = 16 - 2 * e;
+      } else {
+        gradients = 4;
+        states = e < 4 ? 12 : 8;
+      }
+      break;
     case Optimizer::kSgd:
-      return 2;
+      gradients = e;
+      break;
     case Optimizer::kNone:
-      return 1;
+      break;
   }
-  return 1;
+  const bool shard_states = zero >= 1, shard_gradients = zero >= 2, shard_weights = zero >= 3;
+  s.replicated = (shard_weights ? 0 : weights) + (shard_gradients ? 0 : gradients) +
+                 (shard_states ? 0 : states);
+  s.sharded = (shard_weights ? weights : 0) + (shard_gradients ? gradients : 0) +
+              (shard_states ? states : 0);
+  return s;
 }
 
 CostModel::CostModel(const Profile& profile, Optimizer optimizer)
-    : profile_(profile),
-      layers_(profile.layers.size()),
-      multiplier_(StateMultiplier(optimizer, profile.dtype)) {
+    : CostModel(profile, TrainingState(optimizer, profile.dtype)) {}
+
+CostModel::CostModel(const Profile& profile, const StateBytes& state)
+    : profile_(profile), layers_(profile.layers.size()), state_(state) {
   // Prefix sums; long double accumulation keeps range sums close to direct sums. Prefix values
   // never decrease, so a larger range never costs less (the solvers rely on this).
   forward_.assign(layers_ + 1, 0.0);

@@ -2,7 +2,7 @@
 // contiguous layer range [first, last] (inclusive) from prefix sums.
 //
 //   stage time      = sum forward_ms + sum backward_ms of its layers
-//   peak memory     = sum param_bytes x state multiplier + in_flight x sum activation_bytes
+//   peak memory     = state bytes of sum param_bytes + in_flight x sum activation_bytes
 //   transfer        = latency_ms + 1000 x output_bytes(last layer) / bandwidth, each direction
 //
 // Every planner, baseline and report reads stage costs through this class, so two splits are
@@ -21,18 +21,46 @@ namespace pp {
 // Wide enough that sums of 100,000 layers of up to 2^53 bytes times 16 never overflow.
 using WideBytes = unsigned __int128;
 
-// Bytes of training state per byte of parameters: adam holds 16 bytes per parameter (weights,
-// gradients, fp32 master copy, two fp32 moments), so 8x bf16 or 4x fp32 param_bytes; sgd 2x
-// (weights and gradients); none 1x (inference).
-int64_t StateMultiplier(Optimizer optimizer, DType dtype);
+// Bytes of training state of `param_bytes` of parameters over dp data-parallel ranks:
+// ceil(param_bytes x (replicated x dp + sharded) / (dtype_bytes x dp)), exact in integers
+// (replicated and sharded are bytes per parameter, one parameter being dtype_bytes of
+// param_bytes). The default is today's Adam state without sharding: 16 bytes per parameter.
+struct StateBytes {
+  int64_t replicated = 16;
+  int64_t sharded = 0;
+  int64_t dtype_bytes = 2;
+  int64_t dp = 1;
+  WideBytes Of(WideBytes param_bytes) const {
+    const WideBytes num = param_bytes * static_cast<WideBytes>(replicated * dp + sharded);
+    const WideBytes den = static_cast<WideBytes>(dtype_bytes * dp);
+    return (num + den - 1) / den;
+  }
+  // Bytes of state per byte of parameters, as a double (reports).
+  double PerParamByte() const {
+    return (static_cast<double>(replicated) + static_cast<double>(sharded) / dp) / dtype_bytes;
+  }
+};
+
+// The training state of `optimizer` on parameters of `dtype` under ZeRO stage `zero` over dp
+// ranks (docs/cost-model.md, "Data parallelism and ZeRO"). Adam, zero 0: 16 bytes per
+// parameter replicated (weights e, gradients e, fp32 master copy and two fp32 moments; 8x bf16
+// param_bytes, 4x fp32); zero >= 1 (Megatron's distributed optimizer, fp32 main gradients):
+// weights e, gradients 4, optimizer state 12 (8 when e = 4), sharded by stage: 1 the
+// optimizer state, 2 also the gradients, 3 also the weights. SGD: weights and gradients (e
+// each); none: the weights.
+StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp = 1, int zero = 0);
 
 class CostModel {
  public:
   // `profile` must outlive the model.
   CostModel(const Profile& profile, Optimizer optimizer);
+  // With the training state sharded as `state` says (data parallelism with ZeRO).
+  CostModel(const Profile& profile, const StateBytes& state);
 
   int num_layers() const { return static_cast<int>(layers_); }
-  int64_t state_multiplier() const { return multiplier_; }
+  const StateBytes& state() const { return state_; }
+  // Training state of layers [first, last].
+  WideBytes StateMemory(int first, int last) const { return state_.Of(ParamBytes(first, last)); }
 
   double ForwardMs(int first, int last) const { return Diff(forward_, first, last); }
   double BackwardMs(int first, int last) const { return Diff(backward_, first, last); }
@@ -43,7 +71,7 @@ class CostModel {
     return activations_[last + 1] - activations_[first];
   }
   WideBytes PeakMemory(int first, int last, int in_flight) const {
-    return ParamBytes(first, last) * static_cast<WideBytes>(multiplier_) +
+    return StateMemory(first, last) +
            ActivationBytes(first, last) * static_cast<WideBytes>(in_flight);
   }
   // Bytes a stage ending at `last` sends forward per micro-batch (0 after the last layer).
@@ -59,7 +87,7 @@ class CostModel {
   }
   const Profile& profile_;
   size_t layers_;
-  int64_t multiplier_;
+  StateBytes state_;
   std::vector<double> forward_, backward_, total_;
   std::vector<WideBytes> params_, activations_;
 };

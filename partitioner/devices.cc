@@ -71,6 +71,15 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                                                      Optimizer optimizer, int stages,
                                                      std::optional<uint64_t> memory_limit,
                                                      const std::vector<int>& chunk_device) {
+  return Make(base, layout, TrainingState(optimizer, base.dtype), stages, memory_limit,
+              chunk_device);
+}
+
+Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
+                                                     const DeviceLayout& layout,
+                                                     const StateBytes& state, int stages,
+                                                     std::optional<uint64_t> memory_limit,
+                                                     const std::vector<int>& chunk_device) {
   std::unique_ptr<StageCosts> c(new StageCosts());
   if (!chunk_device.empty() && static_cast<int>(chunk_device.size()) != stages) {
     return Status::Error("internal error: chunk devices do not match the stages");
@@ -86,7 +95,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                          " devices for " + std::to_string(devices) + " stages");
   }
   c->profiles_.push_back(base);
-  c->models_.emplace_back(c->profiles_.back(), optimizer);
+  c->models_.emplace_back(c->profiles_.back(), state);
   std::map<std::string, const CostModel*> by_type;
   std::map<std::string, const Profile*> profile_by_type;
   if (layout.heterogeneous()) {
@@ -101,7 +110,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
     }
     PP_RETURN_IF_ERROR(SameBytes(base, it->second, type));
     c->profiles_.push_back(it->second);
-    c->models_.emplace_back(c->profiles_.back(), optimizer);
+    c->models_.emplace_back(c->profiles_.back(), state);
     by_type[type] = &c->models_.back();
     profile_by_type[type] = &c->profiles_.back();
   }
@@ -134,7 +143,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
       }
     }
     c->profiles_.push_back(std::move(envelope));
-    c->models_.emplace_back(c->profiles_.back(), optimizer);
+    c->models_.emplace_back(c->profiles_.back(), state);
     c->envelope_ = &c->models_.back();
   }
   return c;

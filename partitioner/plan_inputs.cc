@@ -2,8 +2,10 @@
 
 #include <utility>
 
-#include "partitioner/search.h"
 #include "core/units.h"
+#include "partitioner/data_parallel.h"
+#include "partitioner/search.h"
+#include "profiler/analytic.h"
 
 namespace pp {
 namespace {
@@ -31,7 +33,54 @@ Status LoadDeviceTypes(const std::string& path, const ProfileOptions& po,
   return Status::Ok();
 }
 
+// One rank's profile at the layout, in place of `source`'s (see PlanInputs::layout).
+Status ApplyLayout(const PlanInputs& inputs, const ProfileOptions& po, ProfileSource* source) {
+  const ParallelLayout& layout = *inputs.layout;
+  const bool split = layout.tp > 1 || layout.cp > 1 || layout.ep > 1;
+  if (!source->model || !po.profile_path.empty()) {
+    if (split) {
+      return Status::Error((source->model ? "--profile " + po.profile_path : inputs.path) +
+                           ": a measured profile is one rank's only at --tp 1 --cp 1 --ep 1; "
+                           "plan the model file analytically at this layout");
+    }
+    source->profile.link = PipelineLink(layout, source->profile);
+    return Status::Ok();
+  }
+  const DeviceSpec* device = FindDevice(po.device);
+  if (device == nullptr) {
+    return Status::Error("--device " + Quote(po.device) + " is unknown (known: " +
+                         KnownDeviceKeys() + ")");
+  }
+  std::optional<DType> dtype;
+  if (po.dtype) {
+    dtype = ParseDType(*po.dtype);
+    if (!dtype) return Status::Error("--dtype " + Quote(*po.dtype) + " is unknown");
+  }
+  Result<Profile> profile =
+      LayoutProfile(*source->model, *device, layout, po.micro_batch_size, dtype);
+  if (!profile.ok()) return profile.status();
+  source->profile = std::move(*profile);
+  source->origin = "analytic " + po.device + " at tp " + std::to_string(layout.tp) + ", cp " +
+                   std::to_string(layout.cp) + ", ep " + std::to_string(layout.ep);
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
+                              const ParallelLayout& layout,
+                              std::optional<int64_t> micro_batch_size,
+                              std::optional<DType> dtype) {
+  AnalyticOptions options;
+  options.micro_batch_size = micro_batch_size;
+  options.dtype = dtype;
+  options.layout = layout;
+  options.flash_attention = true;
+  Result<Profile> profile = AnalyticProfile(model, device, options);
+  if (!profile.ok()) return profile.status();
+  profile->link = PipelineLink(layout, *profile);
+  return profile;
+}
 
 Result<std::string> LoadPlanInputs(const PlanInputs& inputs, PlanRequest* request) {
   const bool search = request->search.has_value();
@@ -86,6 +135,7 @@ Result<std::string> LoadPlanInputs(const PlanInputs& inputs, PlanRequest* reques
       Result<ProfileSource> s = LoadProfileSource(inputs.path, po);
       if (!s.ok()) return s.status();
       source = std::move(*s);
+      if (inputs.layout) PP_RETURN_IF_ERROR(ApplyLayout(inputs, po, &source));
     } else {
       PP_RETURN_IF_ERROR(LoadDeviceTypes(inputs.path, po, types, &source, &at.device_profiles));
     }

@@ -7,6 +7,8 @@
 #include "core/version.h"
 #include "executor/schedule.h"
 #include "partitioner/cost_model.h"
+#include "partitioner/data_parallel.h"
+#include "partitioner/model_flops.h"
 #include "partitioner/methods.h"
 #include "partitioner/recompute.h"
 #include "partitioner/step_search.h"
@@ -122,6 +124,21 @@ void SplitLowerBounds(const StageCosts& costs, int stages, std::vector<double>* 
   }
 }
 
+// The stage costs of `profile` under `layout` (nullopt: none): ZeRO 3's per-layer gathers in
+// the layer times, the training state sharded over the data-parallel ranks.
+Result<std::unique_ptr<StageCosts>> CostsUnder(const Profile& profile,
+                                               const std::optional<ParallelLayout>& layout,
+                                               const DeviceLayout& devices, Optimizer optimizer,
+                                               int chunks, std::optional<uint64_t> memory_limit,
+                                               const std::vector<int>& chunk_device) {
+  if (!layout) {
+    return StageCosts::Make(profile, devices, optimizer, chunks, memory_limit, chunk_device);
+  }
+  return StageCosts::Make(WithParameterGathers(profile, *layout), devices,
+                          TrainingState(optimizer, profile.dtype, layout->dp, layout->zero),
+                          chunks, memory_limit, chunk_device);
+}
+
 // The recomputation mode, checked against the schedule.
 Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanContext& context) {
   std::optional<RecomputeMode> mode = ParseRecomputeMode(request.recompute);
@@ -164,8 +181,8 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   PP_RETURN_IF_ERROR(CheckBoundaries(boundaries, chunks, n));
   const std::vector<int>& in_flight = context.in_flight;
   Result<std::unique_ptr<StageCosts>> costs =
-      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
-                       schedule.chunk_device);
+      CostsUnder(profile, request.layout, request.devices, request.optimizer, chunks,
+                 request.memory_limit, schedule.chunk_device);
   if (!costs.ok()) return costs.status();
   Result<RecomputeMode> mode = RequestRecompute(request, context);
   if (!mode.ok()) return mode.status();
@@ -243,6 +260,13 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
                                        static_cast<double>(profile.micro_batch_size) /
                                        timeline->step_time_ms
                                  : 0.0;
+  if (request.layout) {
+    ParallelLayout layout = *request.layout;
+    layout.pp = p;
+    layout.vp = chunks / p;
+    plan.parallelism = layout;
+    PredictBatch(&plan);
+  }
   return plan;
 }
 
@@ -340,8 +364,8 @@ Result<Plan> MakePlan(const PlanRequest& request) {
                          PartitionMethodNames() + ")");
   }
   Result<std::unique_ptr<StageCosts>> made =
-      StageCosts::Make(profile, request.devices, request.optimizer, chunks, request.memory_limit,
-                       context.schedule.chunk_device);
+      CostsUnder(profile, request.layout, request.devices, request.optimizer, chunks,
+                 request.memory_limit, context.schedule.chunk_device);
   if (!made.ok()) return made.status();
   const StageCosts& costs = **made;
 
@@ -405,9 +429,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       };
       if (m == RecomputeMode::kAll && request.devices.empty()) {
         // Every stage's backward is B + F: bounds from those times are tight.
-        recompute_profile = profile;
+        recompute_profile = costs.stage_profile(0);
         for (LayerProfile& l : recompute_profile.layers) l.backward_ms += l.forward_ms;
-        recompute_cost.emplace(recompute_profile, request.optimizer);
+        recompute_cost.emplace(recompute_profile, costs.stage(0).state());
         ctx.bound_cost = &*recompute_cost;
       }
       std::optional<std::vector<int>> seed;
@@ -434,8 +458,8 @@ Result<Plan> MakePlan(const PlanRequest& request) {
 
 Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) {
   Result<std::unique_ptr<StageCosts>> costs =
-      StageCosts::Make(plan.profile, LayoutOf(plan), plan.optimizer, context.num_chunks(),
-                       plan.memory_limit_bytes, context.schedule.chunk_device);
+      CostsUnder(plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer,
+                 context.num_chunks(), plan.memory_limit_bytes, context.schedule.chunk_device);
   if (!costs.ok()) return costs.status();
   std::vector<char> recompute;
   for (const ChunkRange& c : context.chunks) recompute.push_back(c.recompute);
@@ -452,6 +476,25 @@ Result<Timeline> SimulatePlan(const Plan& plan) {
   Result<PlanContext> context = PlanContextOf(plan);
   if (!context.ok()) return context.status();
   return SimulatePlan(plan, *context);
+}
+
+void PredictBatch(Plan* plan) {
+  if (!plan->parallelism) return;
+  const ParallelLayout& layout = *plan->parallelism;
+  Prediction& p = plan->predicted;
+  const double dp_ms = DataParallelMs(DataParallelSync(*plan, layout));
+  p.data_parallel_ms = dp_ms;
+  p.batch_time_ms = p.step_time_ms + dp_ms;
+  const double samples = static_cast<double>(plan->num_micro_batches) *
+                         static_cast<double>(plan->micro_batch_size) * layout.dp;
+  const double gpus = static_cast<double>(layout.gpus());
+  if (!(*p.batch_time_ms > 0) || !(gpus > 0) || !plan->model_spec) return;
+  const Model& model = *plan->model_spec;
+  const double tokens =
+      samples * static_cast<double>(model.input.tokens() ? model.input.seq_len : 1);
+  p.tokens_per_s_per_gpu = 1000.0 * tokens / *p.batch_time_ms / gpus;
+  p.model_tflops_per_gpu =
+      1000.0 * ModelFlopsPerSample(model, layout.tp) * samples / *p.batch_time_ms / gpus / 1e12;
 }
 
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {

@@ -46,6 +46,12 @@ Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context);
 // SimulatePlan with the plan's own context.
 Result<Timeline> SimulatePlan(const Plan& plan);
 
+// Plans with a layout (parallelism): fills predicted's batch_time_ms (the step plus the
+// data-parallel synchronisation and optimizer step, partitioner/data_parallel.h),
+// data_parallel_ms and, with the model, tokens_per_s_per_gpu and model_tflops_per_gpu
+// (partitioner/model_flops.h) from the plan's stages and step time. No-op without a layout.
+void PredictBatch(Plan* plan);
+
 // Peak memory per device: the sum of its chunks' peaks (one chunk per device: the stage's).
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan);
 

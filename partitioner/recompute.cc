@@ -112,7 +112,7 @@ Result<uint64_t> ModelInputBytes(const std::optional<Model>& model, const Profil
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
                     uint64_t model_input) {
   if (!recompute) return cost.PeakMemory(first, last, in_flight);
-  return cost.ParamBytes(first, last) * static_cast<WideBytes>(cost.state_multiplier()) +
+  return cost.StateMemory(first, last) +
          WideBytes{RecomputeInputBytes(cost, model_input, first)} *
              static_cast<WideBytes>(in_flight) +
          cost.ActivationBytes(first, last);

@@ -3,7 +3,8 @@
 // A stage that recomputes keeps, per in-flight micro-batch, only its input (the previous
 // stage's output_bytes; for stage 0 the model input), plus one micro-batch's activations
 // while that micro-batch's forward is run again inside its backward:
-//   peak     = param_bytes x state multiplier + in_flight x input_bytes + sum activation_bytes
+//   peak     = training state of param_bytes (StateBytes) + in_flight x input_bytes
+//              + sum activation_bytes
 //   backward = backward_ms + forward_ms (one more forward per micro-batch)
 #pragma once
 

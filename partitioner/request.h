@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/parallelism.h"
 #include "core/plan.h"
 #include "core/profile.h"
 #include "executor/schedule.h"
@@ -67,6 +68,12 @@ struct PlanRequest {
   // fields above hold for every candidate (num_stages, num_micro_batches, schedule, method,
   // boundaries and recompute are the search's to choose).
   std::optional<SearchSpace> search;
+  // The degrees beside the pipeline (--tp, --cp, --ep, --zero, --gpus-total): the profile is
+  // one rank's of its tensor, context and expert groups; the training state is sharded and
+  // the gradients synchronised over `dp` ranks (partitioner/data_parallel.h); the plan records
+  // it as "parallelism" and predicts the time per global batch. nullopt: no layout (today's
+  // plans). Its pp and vp are the plan's num_stages and chunks per device.
+  std::optional<ParallelLayout> layout;
 };
 
 }  // namespace pp

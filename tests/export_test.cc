@@ -445,3 +445,87 @@ TEST(TorchTitan, CliExitsTwoWithOneLine) {
 
 }  // namespace
 }  // namespace pp
+
+// ---- Exports of plans with a layout ----
+
+namespace pp {
+namespace {
+
+Plan LayoutPlan(int zero, int stages = 4) {
+  Plan plan = MakeTestPlan("llama-7b.json", stages);
+  ParallelLayout l;
+  l.tp = 2;
+  l.pp = stages;
+  l.dp = 4;
+  l.zero = zero;
+  plan.parallelism = l;
+  return plan;
+}
+
+TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
+  const Plan plan = LayoutPlan(1);
+  const std::string text = Export(plan, "megatron");
+  EXPECT_EQ(FlagValue(text, "--tensor-model-parallel-size"), 2) << text;
+  EXPECT_EQ(FlagValue(text, "--context-parallel-size"), 1) << text;
+  EXPECT_EQ(FlagValue(text, "--expert-model-parallel-size"), 1) << text;
+  EXPECT_EQ(FlagValue(text, "--pipeline-model-parallel-size"), 4) << text;
+  // Megatron-LM's global batch: micro-batch size x micro-batches x data-parallel ranks.
+  EXPECT_EQ(FlagValue(text, "--global-batch-size"),
+            plan.micro_batch_size * plan.num_micro_batches * 4) << text;
+  EXPECT_NE(text.find("\n--sequence-parallel\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n--use-distributed-optimizer\n"), std::string::npos) << text;
+  const std::string zero3 = Export(LayoutPlan(3), "megatron");
+  EXPECT_EQ(zero3.find("--use-distributed-optimizer"), std::string::npos) << zero3;
+  EXPECT_NE(zero3.find("--data-parallel-sharding-strategy optim_grads_params\n"),
+            std::string::npos) << zero3;
+  // Without a layout none of these flags appear (today's export).
+  const std::string plain = Export(MakeTestPlan("llama-7b.json", 4), "megatron");
+  EXPECT_EQ(plain.find("--tensor-model-parallel-size"), std::string::npos);
+}
+
+// DeepSpeed checks train_batch_size = micro-batch x accumulation steps x data-parallel ranks
+// (world size / (pipeline x tensor)); its pipeline engine takes ZeRO 0 and 1 only.
+TEST(LayoutExport, DeepSpeedConfigIsConsistent) {
+  const Plan plan = LayoutPlan(1);
+  const std::string text = Export(plan, "deepspeed");
+  const size_t open = text.find("r\"\"\""), close = text.rfind("\"\"\"");
+  ASSERT_NE(open, std::string::npos) << text;
+  const Json config = Json::parse(text.substr(open + 4, close - open - 4));
+  const int64_t world = plan.parallelism->gpus();
+  const int64_t dp = world / (plan.parallelism->pp * plan.parallelism->tp);
+  EXPECT_EQ(config["train_batch_size"].get<int64_t>(),
+            config["train_micro_batch_size_per_gpu"].get<int64_t>() *
+                config["gradient_accumulation_steps"].get<int64_t>() * dp);
+  EXPECT_EQ(config["train_micro_batch_size_per_gpu"], plan.micro_batch_size);
+  EXPECT_EQ(config["gradient_accumulation_steps"], plan.num_micro_batches);
+  EXPECT_EQ(config["zero_optimization"]["stage"], 1);
+  EXPECT_EQ(config["pipeline"]["stages"], 4);
+  if (HavePython()) {
+    EXPECT_TRUE(PyCompiles(text));
+  }
+  Result<std::string> zero2 = FindExporter("deepspeed")->Export(LayoutPlan(2), {});
+  ASSERT_FALSE(zero2.ok());
+  EXPECT_NE(zero2.message().find("cannot be expressed"), std::string::npos);
+}
+
+// The keys are torchtitan's ParallelismConfig fields (torchtitan/config/configs.py).
+TEST(LayoutExport, TorchTitanParallelismSettings) {
+  const std::string text = Export(LayoutPlan(3), "torchtitan");
+  for (const std::string& line :
+       std::vector<std::string>{"data_parallel_replicate_degree = 1",
+                                "data_parallel_shard_degree = 4",
+        "fsdp_reshard_after_forward = \"default\"", "tensor_parallel_degree = 2",
+        "context_parallel_degree = 1", "pipeline_parallel_degree = 4",
+        "expert_parallel_degree = 1"}) {
+    EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
+  }
+  const std::string ddp = Export(LayoutPlan(0), "torchtitan");
+  EXPECT_NE(ddp.find("\ndata_parallel_replicate_degree = 4\n"), std::string::npos) << ddp;
+  EXPECT_NE(ddp.find("\ndata_parallel_shard_degree = 1\n"), std::string::npos) << ddp;
+  if (HavePython()) {
+    EXPECT_TRUE(PyCompiles(text));
+  }
+}
+
+}  // namespace
+}  // namespace pp

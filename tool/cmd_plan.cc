@@ -13,6 +13,7 @@
 #include "tool/command.h"
 #include "tool/compare_report.h"
 #include "partitioner/plan_inputs.h"
+#include "profiler/device_table.h"
 #include "tool/plan_search.h"
 #include "tool/report.h"
 
@@ -30,6 +31,7 @@ struct PlanFlags {
   std::string inter_node_link;
   int micro_batches = 0;
   int virtual_stages = 2;
+  CLI::Option* virtual_stages_option = nullptr;
   std::string schedule = "1f1b";
   CLI::Option* schedule_option = nullptr;
   std::string method = "dp";
@@ -51,6 +53,17 @@ struct PlanFlags {
   std::string dtype;
   std::string compare_to;
   std::string tolerance = "2%";
+  // The layout beside the pipeline (--tp, --cp, --ep, --zero); given ones are counted.
+  int tp = 1, cp = 1, ep = 1, zero = 0;
+  std::vector<CLI::Option*> layout_options;
+  CLI::Option* gpus_per_node_option = nullptr;
+  // Whether any layout flag was given (then the plan has a layout).
+  bool LayoutGiven() const {
+    for (const CLI::Option* o : layout_options) {
+      if (o->count() > 0) return true;
+    }
+    return false;
+  }
 };
 
 Result<std::vector<int>> ParseBoundaries(const std::string& text) {
@@ -92,7 +105,70 @@ Result<int> ParseStages(const std::string& text) {
   return static_cast<int>(value);
 }
 
-int RunOne(const PlanFlags& f);
+int RunOne(const PlanFlags& f, std::optional<ParallelLayout> layout = std::nullopt);
+
+// --stages P with a layout: dp = G / (P x tp x cp) (G defaults to P x tp x cp: dp 1), and with
+// --global-batch N the micro-batch count N / (dp x micro-batch size).
+int RunLayout(PlanFlags f) {
+  if (f.stages < 1) return Fail("--stages: give a stage count with --tp/--cp/--ep/--zero");
+  if (!f.device_types.empty()) {
+    return Fail("--device-types does not go with a layout (--tp, --cp, --ep, --zero, "
+                "--gpus-total)");
+  }
+  if (!f.inter_node_link.empty()) {
+    return Fail("--inter-node-link does not go with a layout; the data and pipeline groups use "
+                "the device's node and network bus bandwidths (--gpus-per-node)");
+  }
+  ParallelLayout layout;
+  layout.tp = f.tp;
+  layout.cp = f.cp;
+  layout.ep = f.ep;
+  layout.zero = f.zero;
+  layout.pp = f.stages;
+  if (f.gpus_per_node != 0) layout.gpus_per_node = f.gpus_per_node;
+  const int64_t ranks = int64_t{f.stages} * f.tp * f.cp;
+  const int64_t gpus = f.gpus_total != 0 ? f.gpus_total : ranks;
+  if (gpus % ranks != 0) {
+    return Fail("--gpus-total " + std::to_string(gpus) + " is not a multiple of --stages x --tp x "
+                "--cp = " + std::to_string(ranks));
+  }
+  layout.dp = static_cast<int>(gpus / ranks);
+  if ((int64_t{layout.dp} * layout.cp) % layout.ep != 0) {
+    return Fail("--ep " + std::to_string(f.ep) + " must divide dp x cp = " +
+                std::to_string(int64_t{layout.dp} * layout.cp));
+  }
+  if (f.global_batch != 0) {
+    // The micro-batch size: the flag's, else the model's (read once here).
+    int64_t b = f.micro_batch_size;
+    if (b == 0) {
+      Result<Json> doc = ReadJsonFile(f.input);
+      if (!doc.ok()) return Fail(doc.status());
+      Result<Model> model = ModelFromJson(*doc);
+      if (!model.ok()) {
+        return Fail(ShownPath(f.input) + ": --global-batch needs a model file (or give "
+                    "--micro-batch-size and --micro-batches)");
+      }
+      b = model->input.micro_batch_size;
+    }
+    const int64_t per_step = int64_t{layout.dp} * b;
+    if (f.global_batch % per_step != 0) {
+      return Fail("--global-batch " + std::to_string(f.global_batch) + " is not a multiple of "
+                  "dp x micro-batch size = " + std::to_string(layout.dp) + " x " +
+                  std::to_string(b));
+    }
+    const int64_t m = f.global_batch / per_step;
+    if (m > kMaxMicroBatches) return Fail("--global-batch gives more than 2^20 micro-batches");
+    if (f.micro_batches != 0 && f.micro_batches != m) {
+      return Fail("--micro-batches " + std::to_string(f.micro_batches) + " disagrees with "
+                  "--global-batch " + std::to_string(f.global_batch) + " / (dp " +
+                  std::to_string(layout.dp) + " x micro-batch size " + std::to_string(b) +
+                  ") = " + std::to_string(m));
+    }
+    f.micro_batches = static_cast<int>(m);
+  }
+  if (f.micro_batches == 0) return Fail("--micro-batches or --global-batch is required");
+  return RunOne(f, layout);
+}
 
 // --schedule names a registered kind.
 Status CheckScheduleFlag(const std::string& name) {
@@ -208,9 +284,55 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   return request;
 }
 
+// --stages auto over the layout (partitioner/layout_search.h): the levers given pin theirs.
+int RunLayoutSearch(const PlanFlags& f) {
+  if (!f.device_types.empty() || !f.profile_paths.empty() || !f.boundaries.empty() ||
+      f.micro_batches != 0) {
+    return Fail("--stages auto over the layout profiles the model analytically and chooses the "
+                "micro-batches; drop --device-types, --profile, --boundaries and "
+                "--micro-batches");
+  }
+  if (f.method != "dp" || !f.compare_to.empty()) {
+    return Fail("--stages auto searches with dp; drop --method and --compare-to");
+  }
+  PlanInputs inputs;
+  PlanFlags plain = f;
+  plain.gpus_per_node = 0;
+  plain.micro_batch_size = 0;
+  Result<PlanRequest> request = RequestFromFlags(plain, &inputs);
+  if (!request.ok()) return Fail(request.status());
+  Result<std::string> origin = LoadPlanInputs(inputs, &*request);
+  if (!origin.ok()) return Fail(origin.status());
+  if (!request->model) return Fail(f.input + ": --stages auto needs a model file");
+  const DeviceSpec* device = FindDevice(f.device);
+  if (device == nullptr) {
+    return Fail("--device " + Quote(f.device) + " is unknown (known: " + KnownDeviceKeys() + ")");
+  }
+  request->step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
+  if (!inputs.memory_limit_given) request->memory_limit = device->memory_bytes;
+  LeverSpace space;
+  space.gpus_total = f.gpus_total;
+  space.global_batch = f.global_batch;
+  space.gpus_per_node = f.gpus_per_node != 0 ? f.gpus_per_node : 8;
+  if (f.layout_options[0]->count() > 0) space.tp = {f.tp};
+  if (f.layout_options[1]->count() > 0) space.cp = {f.cp};
+  if (f.layout_options[2]->count() > 0) space.ep = {f.ep};
+  if (f.layout_options[3]->count() > 0) space.zero = {f.zero};
+  if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
+  if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
+  if (f.schedule_option->count() > 0) {
+    if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
+    space.schedules = {f.schedule};
+  }
+  return RunLayoutSearchReport(*request, *device, space, f.format, f.output);
+}
+
 int RunSearch(const PlanFlags& f) {
   if (f.gpus_total < 1 || f.global_batch < 1) {
     return Fail("--stages auto needs --gpus-total G and --global-batch N");
+  }
+  if (f.LayoutGiven() || (f.gpus_per_node != 0 && f.inter_node_link.empty())) {
+    return RunLayoutSearch(f);
   }
   if (f.micro_batches != 0 || f.micro_batch_size != 0 || !f.boundaries.empty()) {
     return Fail("--stages auto chooses the micro-batches itself; drop --micro-batches, "
@@ -244,21 +366,23 @@ int RunPlan(const PlanFlags& f) {
   Result<int> stages = ParseStages(f.stages_text);
   if (!stages.ok()) return Fail(stages.status());
   if (f.stages_text == "auto") return RunSearch(f);
-  if (f.gpus_total != 0 || f.global_batch != 0) {
-    return Fail("--gpus-total and --global-batch go with --stages auto");
-  }
-  if (f.micro_batches == 0) return Fail("--micro-batches is required (or use --stages auto)");
   PlanFlags g = f;
   g.stages = *stages;
+  if (f.LayoutGiven() || f.gpus_total != 0 || f.global_batch != 0) return RunLayout(g);
+  if (f.micro_batches == 0) return Fail("--micro-batches is required (or use --stages auto)");
   return RunOne(g);
 }
 
-int RunOne(const PlanFlags& f) {
+int RunOne(const PlanFlags& f, std::optional<ParallelLayout> layout) {
   if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
   PlanInputs inputs;
-  Result<PlanRequest> made = RequestFromFlags(f, &inputs);
+  PlanFlags plain = f;
+  if (layout) plain.gpus_per_node = 0;  // the layout's, not a multi-node pipeline's
+  Result<PlanRequest> made = RequestFromFlags(plain, &inputs);
   if (!made.ok()) return Fail(made.status());
   PlanRequest& request = *made;
+  inputs.layout = layout;
+  request.layout = layout;
   Result<std::string> origin = LoadPlanInputs(inputs, &request);
   if (!origin.ok()) return Fail(origin.status());
   std::unique_ptr<Plan> compare_base;
@@ -362,21 +486,38 @@ Handler SetupPlan(CLI::App& sub) {
   sub.add_option("--micro-batches", f->micro_batches, "Micro-batches per step M")
       ->check(CLI::Range(1, 1 << 20));
   sub.add_option("--gpus-total", f->gpus_total,
-                 "--stages auto: GPUs G; depths P divide G, with G/P data-parallel replicas")
+                 "GPUs G; with --stages P: dp = G / (P x tp x cp); --stages auto: depths P "
+                 "divide G, with G/P data-parallel replicas")
       ->check(CLI::Range(1, 1 << 20));
   sub.add_option("--global-batch", f->global_batch,
-                 "--stages auto: samples per step N over all replicas")
+                 "Samples per step N over all replicas; with --stages P the micro-batch count is "
+                 "N / (dp x micro-batch size)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  f->layout_options = {
+      sub.add_option("--tp", f->tp, "Tensor-parallel degree (Megatron column/row splits with "
+                                    "sequence parallelism); the profile is one rank's")
+          ->check(CLI::Range(1, 1 << 16)),
+      sub.add_option("--cp", f->cp, "Context-parallel degree (the sequence split, ring K/V)")
+          ->check(CLI::Range(1, 1 << 16)),
+      sub.add_option("--ep", f->ep, "Expert-parallel degree (MoE models; divides dp x cp)")
+          ->check(CLI::Range(1, 1 << 16)),
+      sub.add_option("--zero", f->zero,
+                     "ZeRO stage over the data-parallel ranks: 0 (all-reduce), 1 (distributed "
+                     "optimizer), 2 (and gradients), 3 (and parameters)")
+          ->check(CLI::Range(0, 3))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,
-                 "GPUs per node; boundaries between nodes use --inter-node-link");
+                 "GPUs per node: with --inter-node-link, boundaries between nodes use it; "
+                 "without, the data and pipeline groups of a layout use the device's node or "
+                 "network bandwidth, and --stages auto searches every lever (tp, cp, ep, pp, "
+                 "dp, micro-batch size, virtual stages, schedule, recomputation, ZeRO)");
   sub.add_option("--inter-node-link", f->inter_node_link,
                  "Inter-node link BANDWIDTH,LATENCY in bytes/s and ms, e.g. 25e9,0.005");
   f->schedule_option =
       sub.add_option("--schedule", f->schedule, "Pipeline schedule: " + ScheduleNames())
           ->capture_default_str();
-  sub.add_option("--virtual-stages", f->virtual_stages,
+  f->virtual_stages_option = sub.add_option("--virtual-stages", f->virtual_stages,
                  "interleaved: model chunks per device V (the model is cut into P*V chunks)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -47,7 +47,48 @@ std::string SearchText(const SearchResult& r, const std::string& objective) {
   return out.str();
 }
 
+std::string LayoutRow(int rank, const LayoutCandidate& c, double best_ms) {
+  const ParallelLayout& l = c.layout;
+  std::ostringstream out;
+  out << rank << "\ttp=" << l.tp << " pp=" << l.pp << " cp=" << l.cp << " ep=" << l.ep
+      << " dp=" << l.dp << " zero=" << l.zero << " b=" << c.micro_batch_size
+      << " m=" << c.micro_batches << " " << c.schedule
+      << (l.vp > 1 ? " v=" + std::to_string(l.vp) : std::string())
+      << (c.recompute ? " recompute" : "")
+      << "\t" << FormatMs(c.batch_ms) << " per batch (step " << FormatMs(c.step_ms)
+      << " + data-parallel " << FormatMs(c.data_parallel_ms) << ")\t" << std::fixed
+      << std::setprecision(1) << c.model_tflops_per_gpu << " TFLOP/s/GPU\tpeak "
+      << FormatBytes(c.peak_memory_bytes);
+  if (rank != 1 && best_ms > 0) {
+    out << "\t+" << std::setprecision(1) << 100 * (c.batch_ms / best_ms - 1) << "%";
+  }
+  return out.str();
+}
+
 }  // namespace
+
+int RunLayoutSearchReport(const PlanRequest& request, const DeviceSpec& device,
+                          const LeverSpace& space, const std::string& format,
+                          const std::string& output) {
+  Result<LayoutSearchResult> result = SearchLayouts(request, device, space);
+  if (!result.ok()) return Fail(result.status());
+  std::ostringstream report;
+  const LayoutSearchResult& r = *result;
+  report << "search over the layout: " << r.enumerated << " candidates, " << r.pruned_memory
+         << " over memory, " << r.pruned_dominated << " dominated, " << r.estimated
+         << " estimated, " << r.planned << " planned exactly (" << r.profiles
+         << " analytic profiles); ranked by time per global batch\n";
+  report << "rank\tcandidate\ttime\tthroughput\tmemory\tbehind the first\n";
+  const double best = r.ranked.empty() ? 0 : r.ranked.front().batch_ms;
+  for (size_t i = 0; i < r.ranked.size(); ++i) {
+    report << LayoutRow(static_cast<int>(i) + 1, r.ranked[i], best) << "\n";
+  }
+  const bool stdout_is_document = output == "-" || (output.empty() && format == "json");
+  (stdout_is_document ? std::cerr : std::cout) << report.str() << "\nbest plan:\n";
+  return Deliver(output, format, DumpJson(PlanToJson(r.best)), [&](const std::string& as) {
+    return as == "md" ? PlanMarkdown(r.best, nullptr) : PlanText(r.best, nullptr, "search");
+  });
+}
 
 int RunPlanSearch(const PlanRequest& request, const std::string& format,
                   const std::string& output) {

@@ -4,7 +4,9 @@
 
 #include <string>
 
+#include "partitioner/layout_search.h"
 #include "partitioner/request.h"
+#include "profiler/device_table.h"
 
 namespace pp {
 
@@ -13,5 +15,11 @@ namespace pp {
 // Returns the exit status.
 int RunPlanSearch(const PlanRequest& request, const std::string& format,
                   const std::string& output);
+
+// Runs the search over the layout (partitioner/layout_search.h), prints the ranked candidates
+// and the candidate counts, and delivers the best plan. Returns the exit status.
+int RunLayoutSearchReport(const PlanRequest& request, const DeviceSpec& device,
+                          const LeverSpace& space, const std::string& format,
+                          const std::string& output);
 
 }  // namespace pp

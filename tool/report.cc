@@ -101,6 +101,15 @@ std::string StageLabel(const StagePlan& s) {
          (s.device_type ? " " + *s.device_type : "") + (s.recompute ? " rc" : "");
 }
 
+// "tp 8, pp 4, cp 1, ep 1, dp 32, vp 1, zero 1"
+std::string LayoutLine(const ParallelLayout& l) {
+  return "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + ", cp " +
+         std::to_string(l.cp) + ", ep " + std::to_string(l.ep) + ", dp " + std::to_string(l.dp) +
+         ", vp " + std::to_string(l.vp) + ", zero " + std::to_string(l.zero) +
+         (l.tp > 1 && l.sequence_parallel ? ", sequence parallel" : "") + "; " +
+         std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) + " per node";
+}
+
 }  // namespace
 
 std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& origin) {
@@ -118,6 +127,7 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
         << Fmt("%g", plan.inter_node_link->bandwidth_bytes_per_s) << " B/s, "
         << Fmt("%g", plan.inter_node_link->latency_ms) << " ms\n";
   }
+  if (plan.parallelism) out << "parallelism: " << LayoutLine(*plan.parallelism) << "\n";
   out << "\n";
   const double bottleneck = plan.predicted.max_stage_ms;
   bool recompute = false;
@@ -147,6 +157,15 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
     out << "bubble / ideal       " << Percent(*p.bubble_over_ideal) << " (idle / busy)\n";
   }
   out << "throughput           " << Fmt("%.1f samples/s", p.throughput_samples_per_s) << "\n";
+  if (p.batch_time_ms) {
+    out << "time per batch       " << Fmt("%.3f ms", *p.batch_time_ms) << " (step + "
+        << Fmt("%.3f ms", p.data_parallel_ms.value_or(0))
+        << " exposed data-parallel sync and optimizer step)\n";
+  }
+  if (p.tokens_per_s_per_gpu) {
+    out << "per GPU              " << Fmt("%.1f tokens/s", *p.tokens_per_s_per_gpu) << ", "
+        << Fmt("%.1f model TFLOP/s", p.model_tflops_per_gpu.value_or(0)) << "\n";
+  }
   out << "bottleneck           stage " << p.bottleneck_stage << ", "
       << Fmt("%.3f ms", p.max_stage_ms) << " forward + backward per micro-batch\n";
   if (baseline != nullptr) {
@@ -185,6 +204,13 @@ std::string PlanMarkdown(const Plan& plan, const Plan* baseline) {
   out << "| step time | " << Fmt("%.3f ms", p.step_time_ms) << " |\n";
   out << "| bubble ratio | " << Percent(p.bubble_ratio) << " |\n";
   out << "| throughput | " << Fmt("%.1f samples/s", p.throughput_samples_per_s) << " |\n";
+  if (plan.parallelism) out << "| parallelism | " << LayoutLine(*plan.parallelism) << " |\n";
+  if (p.batch_time_ms) out << "| time per batch | " << Fmt("%.3f ms", *p.batch_time_ms) << " |\n";
+  if (p.tokens_per_s_per_gpu) {
+    out << "| tokens/s per GPU | " << Fmt("%.1f", *p.tokens_per_s_per_gpu) << " |\n";
+    out << "| model TFLOP/s per GPU | " << Fmt("%.1f", p.model_tflops_per_gpu.value_or(0))
+        << " |\n";
+  }
   out << "| bottleneck | stage " << p.bottleneck_stage << ", " << Fmt("%.3f ms", p.max_stage_ms)
       << " |\n";
   if (baseline != nullptr) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "core/json_util.h"
 #include "partitioner/export/targets.h"
 
 namespace pp {
@@ -101,6 +102,12 @@ class DeepSpeed final : public Exporter {
       same.push_back("\"type:BLOCK\" (BLOCK: your transformer block's class name)");
     }
 
+    std::string config;
+    if (plan.parallelism) {
+      Result<std::string> c = Config(plan);
+      if (!c.ok()) return c.status();
+      config = *c;
+    }
     std::string out = HeaderComment(plan, "DeepSpeed");
     out += "# Stage s builds layers PLAN_PARTS[s] .. PLAN_PARTS[s + 1] - 1 of the layer list,\n"
            "# which must hold the plan's " + std::to_string(n) + " layers in order:\n";
@@ -131,6 +138,38 @@ class DeepSpeed final : public Exporter {
            "        stage_id = self._topo.get_coord(self.global_rank).pipe\n"
            "        self.parts = list(PLAN_PARTS)\n"
            "        self._set_bounds(start=self.parts[stage_id], stop=self.parts[stage_id + 1])\n";
+    return out + config;
+  }
+
+ private:
+  // The plan's DeepSpeed configuration (pipeline stages, ZeRO stage, batch sizes with
+  // train_batch_size = micro-batch size x gradient accumulation steps x data-parallel ranks,
+  // as DeepSpeed checks), as JSON text in a Python string.
+  static Result<std::string> Config(const Plan& plan) {
+    const ParallelLayout& l = *plan.parallelism;
+    if (l.zero >= 2 && plan.num_stages > 1) {
+      return Status::Error("this plan cannot be expressed for DeepSpeed: ZeRO stage " +
+                           std::to_string(l.zero) + " with pipeline parallelism (DeepSpeed's "
+                           "pipeline engine takes ZeRO 0 or 1)");
+    }
+    if (l.cp > 1 || l.ep > 1) {
+      return Status::Error("this plan cannot be expressed for DeepSpeed: context or expert "
+                           "parallelism beside its pipeline engine");
+    }
+    const int64_t batch = int64_t{plan.num_micro_batches} * plan.micro_batch_size * l.dp;
+    Json config = {
+        {"train_batch_size", batch},
+        {"train_micro_batch_size_per_gpu", plan.micro_batch_size},
+        {"gradient_accumulation_steps", plan.num_micro_batches},
+        {"zero_optimization", {{"stage", l.zero}}},
+        {"pipeline", {{"stages", plan.num_stages}}},
+    };
+    if (plan.profile.dtype == DType::kBf16) config["bf16"] = {{"enabled", true}};
+    std::string out = "\n# The DeepSpeed configuration (deepspeed.initialize(config=DS_CONFIG));";
+    out += " tensor parallelism\n# (" + std::to_string(l.tp) +
+           " ranks) comes from the model's own tensor-parallel layers.\n";
+    out += "DS_CONFIG_JSON = r\"\"\"" + config.dump(2) + "\"\"\"\n";
+    out += "import json  # noqa: E402\n\nDS_CONFIG = json.loads(DS_CONFIG_JSON)\n";
     return out;
   }
 };

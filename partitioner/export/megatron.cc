@@ -107,6 +107,7 @@ class Megatron final : public Exporter {
     }
     out += "--pipeline-model-parallel-size " + std::to_string(plan.num_stages) + "\n";
     out += "--num-layers " + std::to_string(total) + "\n";
+    if (plan.parallelism) out += LayoutFlags(plan, chunks.size());
     // Interleaved plans (more chunks than stages) need the layout's virtual stages.
     out += chunks.size() == static_cast<size_t>(plan.num_stages)
                ? ShapeFlags(blocks, layout)
@@ -115,6 +116,43 @@ class Megatron final : public Exporter {
   }
 
  private:
+  // The degrees beside the pipeline, the batch and ZeRO's sharding. Virtual stages travel in
+  // --pipeline-model-parallel-layout, which Megatron-LM does not take together with
+  // --num-virtual-stages-per-pipeline-rank; plans without a layout string (no chunks) have
+  // none.
+  static std::string LayoutFlags(const Plan& plan, size_t chunks) {
+    const ParallelLayout& l = *plan.parallelism;
+    std::string out;
+    out += "--tensor-model-parallel-size " + std::to_string(l.tp) + "\n";
+    if (l.tp > 1 && l.sequence_parallel) out += "--sequence-parallel\n";
+    out += "--context-parallel-size " + std::to_string(l.cp) + "\n";
+    out += "--expert-model-parallel-size " + std::to_string(l.ep) + "\n";
+    out += "--micro-batch-size " + std::to_string(plan.micro_batch_size) + "\n";
+    out += "--global-batch-size " +
+           std::to_string(int64_t{plan.num_micro_batches} * plan.micro_batch_size * l.dp) + "\n";
+    if (chunks != static_cast<size_t>(plan.num_stages)) {
+      out += "# " + std::to_string(chunks / plan.num_stages) +
+             " virtual stages per pipeline rank, given by the layout above\n";
+    }
+    // ZeRO 1: the distributed optimizer; 2 and 3: Megatron FSDP's sharding strategies.
+    if (l.zero == 1) out += "--use-distributed-optimizer\n";
+    if (l.zero >= 2) {
+      out += "--use-megatron-fsdp\n--data-parallel-sharding-strategy ";
+      out += l.zero == 2 ? "optim_grads\n" : "optim_grads_params\n";
+    }
+    // The step model overlaps the gradient reduction with the backward and the parameter
+    // gather with the next forward (docs/cost-model.md, "Data parallelism and ZeRO").
+    if (l.dp > 1) out += "--overlap-grad-reduce\n";
+    if (l.dp > 1 && l.zero >= 1) out += "--overlap-param-gather\n";
+    bool recompute = false;
+    for (const StagePlan& s : plan.stages) recompute |= s.recompute;
+    if (recompute) {
+      out += "# some stages recompute their activations: --recompute-granularity full "
+             "--recompute-method uniform recomputes them in every stage\n";
+    }
+    return out;
+  }
+
   // The first/last flags when the split has that shape, else the layout.
   static std::string ShapeFlags(const std::vector<int>& blocks, const std::string& layout) {
     const int p = static_cast<int>(blocks.size());

@@ -122,6 +122,31 @@ Result<std::vector<std::string>> TitanNames(const Plan& plan) {
   return Status::Error("this plan cannot be expressed for torchtitan: " + best_problem + advice);
 }
 
+// torchtitan's [parallelism] settings for the plan's layout (ParallelismConfig in
+// torchtitan/config/configs.py), as lines valid in TOML and in Python. ZeRO 0 replicates over
+// the data-parallel ranks (DDP); ZeRO 3 shards over them (FSDP, resharding after the
+// forward); FSDP keeping the parameters after the forward (reshard "never") is ZeRO 2, which
+// torchtitan also runs for ZeRO 1 (it has no optimizer-only sharding).
+std::string ParallelismSettings(const Plan& plan) {
+  const ParallelLayout& l = *plan.parallelism;
+  std::string out = "\n# parallelism settings (torchtitan's [parallelism] section)\n";
+  const bool shard = l.zero >= 1;
+  out += "data_parallel_replicate_degree = " + std::to_string(shard ? 1 : l.dp) + "\n";
+  out += "data_parallel_shard_degree = " + std::to_string(shard ? l.dp : 1) + "\n";
+  if (shard) {
+    out += std::string("fsdp_reshard_after_forward = ") +
+           (l.zero == 3 ? "\"default\"" : "\"never\"") + "\n";
+    if (l.zero == 1) out += "# ZeRO 1 runs as FSDP without resharding (ZeRO 2) in torchtitan\n";
+  }
+  out += "tensor_parallel_degree = " + std::to_string(l.tp) + "\n";
+  if (l.tp > 1 && !l.sequence_parallel) out += "# enable_sequence_parallel: false\n";
+  out += "context_parallel_degree = " + std::to_string(l.cp) + "\n";
+  out += "pipeline_parallel_degree = " + std::to_string(l.pp) + "\n";
+  out += "expert_parallel_degree = " + std::to_string(l.ep) + "\n";
+  if (l.pp > 1) out += "num_pp_microbatches = " + std::to_string(plan.num_micro_batches) + "\n";
+  return out;
+}
+
 class TorchTitan final : public Exporter {
  public:
   std::string_view name() const override { return "torchtitan"; }
@@ -162,6 +187,7 @@ class TorchTitan final : public Exporter {
                  "\"output\").\n"
                : "come\n# from the plan's layer names through --module-prefix.\n";
     out += "module_fqns_per_model_part = [\n" + parts + "]\n";
+    if (plan.parallelism) out += ParallelismSettings(plan);
     return out;
   }
 };

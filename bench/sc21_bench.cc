@@ -1,0 +1,173 @@
+// Predicted against measured training throughput on Table 1 of Narayanan et al., "Efficient
+// Large-Scale Language Model Training on GPU Clusters Using Megatron-LM" (SC21): ten GPT models
+// on A100s at their published tensor and pipeline sizes (docs/published.md).
+//
+//   sc21_bench [TABLE.json]   (default: ../shared/published/megatron-sc21-table1.json beside
+//                              the source tree)
+//
+// For every row: the GPT model (the row's layers, hidden and heads; MLP 4h, vocabulary 51200,
+// sequence 2048, learned positions, tied output layer, bf16) planned by the layout search on
+// a100 with tp, pp and dp = gpus / (tp pp) pinned and ZeRO 0 (the paper's runs predate the
+// distributed optimizer); micro-batch size, schedule, virtual stages and recomputation are the
+// tool's. Its TFLOP/s per GPU counts the paper's FLOPs, F = 96 B s l h^2 (1 + s / 6h +
+// V / 16 l h) per step, over the predicted time per global batch. Then the search over every
+// lever at the row's GPU count, and how far the published layout is behind its best.
+// Prints one line per row, the median and worst absolute error, and the worst gap.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/json_util.h"
+#include "core/model.h"
+#include "partitioner/layout_search.h"
+#include "profiler/device_table.h"
+
+namespace pp {
+namespace {
+
+struct Row {
+  std::string model;
+  int64_t layers = 0, hidden = 0, heads = 0, tp = 0, pp = 0, gpus = 0, batch = 0;
+  double measured = 0;
+};
+
+Result<Model> Gpt(const Row& r) {
+  const Json doc = {
+      {"format", "pp-partition.model/v1"},
+      {"name", r.model},
+      {"dtype", "bf16"},
+      {"input", {{"micro_batch_size", 1}, {"seq_len", 2048}}},
+      {"layers", Json::array({Json{{"name", "embed"},
+                                   {"op", "embedding"},
+                                   {"vocab", 51200},
+                                   {"hidden", r.hidden},
+                                   {"positions", 2048}},
+                              Json{{"name", "block"},
+                                   {"op", "transformer_block"},
+                                   {"hidden", r.hidden},
+                                   {"heads", r.heads},
+                                   {"ffn", 4 * r.hidden},
+                                   {"norm", "layernorm"},
+                                   {"mlp", "gelu"},
+                                   {"bias", true},
+                                   {"causal", true},
+                                   {"rotary", false},
+                                   {"repeat", r.layers}},
+                              Json{{"name", "ln_f"}, {"op", "layernorm"}, {"hidden", r.hidden}},
+                              Json{{"name", "lm_head"},
+                                   {"op", "linear"},
+                                   {"in", r.hidden},
+                                   {"out", 51200},
+                                   {"bias", false},
+                                   {"tied_to", "embed"}},
+                              Json{{"name", "loss"}, {"op", "cross_entropy"}}})}};
+  return ModelFromJson(doc);
+}
+
+// The paper's FLOPs of one step (the recomputed forward included).
+double PaperFlops(const Row& r) {
+  const double B = static_cast<double>(r.batch), s = 2048, l = static_cast<double>(r.layers),
+               h = static_cast<double>(r.hidden), V = 51200;
+  return 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int Main(int argc, char** argv) {
+  const std::string path =
+      argc > 1 ? argv[1]
+               : std::string(PP_SOURCE_DIR) + "/../shared/published/megatron-sc21-table1.json";
+  Result<Json> doc = ReadJsonFile(path);
+  if (!doc.ok()) {
+    std::fprintf(stderr, "sc21_bench: %s\n", doc.message().c_str());
+    return 2;
+  }
+  const DeviceSpec& a100 = *FindDevice("a100");
+  std::printf("%-12s %3s %3s %4s %5s %5s %9s %9s %7s  %-28s %-34s %6s\n", "model", "tp", "pp", "dp",
+              "gpus", "batch", "measured", "predicted", "error", "tool's levers",
+              "search's best layout", "gap");
+  std::vector<double> errors, gaps;
+  for (const Json& j : (*doc)["rows"]) {
+    Row r;
+    r.model = j["model"].get<std::string>();
+    r.layers = j["layers"].get<int64_t>();
+    r.hidden = j["hidden"].get<int64_t>();
+    r.heads = j["heads"].get<int64_t>();
+    r.tp = j["tp"].get<int64_t>();
+    r.pp = j["pp"].get<int64_t>();
+    r.gpus = j["gpus"].get<int64_t>();
+    r.batch = j["global_batch"].get<int64_t>();
+    r.measured = j["measured_tflops_per_gpu"].get<double>();
+    Result<Model> model = Gpt(r);
+    if (!model.ok()) {
+      std::fprintf(stderr, "sc21_bench: %s: %s\n", r.model.c_str(), model.message().c_str());
+      return 2;
+    }
+    PlanRequest request;
+    request.model = *model;
+    request.step_budget_s = 1.0;
+    LeverSpace published;
+    published.gpus_total = r.gpus;
+    published.global_batch = r.batch;
+    published.gpus_per_node = 8;
+    published.tp = {static_cast<int>(r.tp)};
+    published.pp = {static_cast<int>(r.pp)};
+    published.cp = {1};
+    published.zero = {0};
+    published.top = 1;
+    Result<LayoutSearchResult> at = SearchLayouts(request, a100, published);
+    LeverSpace all = published;
+    all.tp.clear();
+    all.pp.clear();
+    all.cp.clear();
+    all.zero.clear();
+    Result<LayoutSearchResult> best = SearchLayouts(request, a100, all);
+    if (!at.ok()) {
+      std::printf("%-12s %3lld %3lld  -- no plan at the published layout: %s\n", r.model.c_str(),
+                  static_cast<long long>(r.tp), static_cast<long long>(r.pp), at.message().c_str());
+      continue;
+    }
+    const LayoutCandidate& c = at->ranked.front();
+    const double predicted =
+        PaperFlops(r) / (c.batch_ms / 1000.0) / static_cast<double>(r.gpus) / 1e12;
+    const double error = predicted / r.measured - 1;
+    errors.push_back(std::fabs(error));
+    char levers[64], layout[64] = "-";
+    std::snprintf(levers, sizeof levers, "b=%lld %s%s%s",
+                  static_cast<long long>(c.micro_batch_size), c.schedule.c_str(),
+                  c.layout.vp > 1 ? (" v=" + std::to_string(c.layout.vp)).c_str() : "",
+                  c.recompute ? " rc" : "");
+    double gap = 0;
+    if (best.ok()) {
+      const LayoutCandidate& b = best->ranked.front();
+      std::snprintf(layout, sizeof layout, "tp%d pp%d cp%d dp%d z%d b=%lld %s", b.layout.tp,
+                    b.layout.pp, b.layout.cp, b.layout.dp, b.layout.zero,
+                    static_cast<long long>(b.micro_batch_size), b.schedule.c_str());
+      gap = c.batch_ms / b.batch_ms - 1;
+      gaps.push_back(gap);
+    }
+    std::printf("%-12s %3lld %3lld %4lld %5lld %5lld %9.1f %9.1f %+6.1f%%  %-28s %-34s %+5.1f%%\n",
+                r.model.c_str(), static_cast<long long>(r.tp), static_cast<long long>(r.pp),
+                static_cast<long long>(r.gpus / (r.tp * r.pp)), static_cast<long long>(r.gpus),
+                static_cast<long long>(r.batch), r.measured, predicted, 100 * error, levers, layout,
+                100 * gap);
+  }
+  const double worst = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
+  const double worst_gap = gaps.empty() ? 0 : *std::max_element(gaps.begin(), gaps.end());
+  std::printf(
+      "\n|error| median %.1f%%, worst %.1f%% (targets 10%%, 20%%); published layout behind "
+      "the search's best: worst %.1f%% (target 5%%); %zu of %zu rows planned\n",
+      100 * Median(errors), 100 * worst, 100 * worst_gap, errors.size(), (*doc)["rows"].size());
+  return 0;
+}
+
+}  // namespace
+}  // namespace pp
+
+int main(int argc, char** argv) { return pp::Main(argc, argv); }

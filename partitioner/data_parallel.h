@@ -1,0 +1,90 @@
+// Data parallelism and ZeRO in the model of a training step (docs/cost-model.md, "Data
+// parallelism and ZeRO"): the training state a stage keeps per parameter, sharded over the
+// dp data-parallel ranks by ZeRO stage; the gradient synchronisation and parameter gathers
+// of each stage on the data group's link, and the part of them the backward (or the next
+// forward) does not hide; and the optimizer step.
+//
+// Training state per parameter (partitioner/cost_model.h StateBytes; e = bytes of the profile's
+// dtype; Adam):
+//   zero 0:     16 bytes replicated (weights e, gradients e, the fp32 master copy and two fp32
+//               moments 16 - 2e), as today's state multiplier;
+//   zero >= 1:  Megatron's distributed optimizer, which keeps fp32 main gradients: weights e,
+//               gradients 4, optimizer state 12 (8 when e = 4: the weights are the master
+//               copy); zero 1 shards the optimizer state over dp, zero 2 also the gradients,
+//               zero 3 also the weights.
+// SGD keeps weights and gradients (e each), no optimizer state; `none` the weights only.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/parallelism.h"
+#include "core/plan.h"
+#include "core/profile.h"
+#include "partitioner/cost_model.h"
+#include "profiler/device_table.h"
+
+namespace pp {
+
+// The bus bandwidth and latency of the data-parallel group's link: inside one node
+// (GroupInsideNode) the device's node figures, else its network figures; a profile whose
+// device is not in the device table (a CPU profile) uses the profile's link for both.
+struct BusLink {
+  double bus_bytes_per_s = 0;
+  double latency_ms = 0;
+};
+BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile);
+// The device table's entry for the profile's device (by its name or key), or nullptr.
+const DeviceSpec* ProfileDevice(const Profile& profile);
+
+// The link between neighbouring pipeline stages under `layout`: the profile's own link when
+// the pipeline group stays inside one node, else the network's bus bandwidth and latency
+// (the profile's link when its device is not in the device table).
+Link PipelineLink(const ParallelLayout& layout, const Profile& profile);
+
+// The gradient synchronisation of `grad_bytes` over the dp ranks: zero 0 an all-reduce; zero
+// 1, 2 and 3 a reduce-scatter. 0 when dp = 1.
+double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const BusLink& link);
+// The all-gather of `param_bytes` of updated parameters after the optimizer step (zero 1 and
+// 2); 0 otherwise (zero 0 has every parameter; zero 3 gathers per layer, see below).
+double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link);
+
+// ZeRO 3: each layer's parameters are all-gathered before its forward and again before its
+// backward, and its gradients reduce-scattered after its backward, every micro-batch. The
+// gathers are prefetched (issued while the previous layer computes), so a layer's forward
+// lasts max(forward, all-gather) and its backward max(backward, all-gather + reduce-scatter).
+// Returns the profile with those times (backward_input_ms / backward_weight_ms scaled with
+// the backward); the profile itself when zero < 3 or dp = 1.
+Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layout);
+
+// Milliseconds of the optimizer step over `param_bytes` (memory bound: Adam reads and writes
+// the fp32 master weights and both moments, reads the fp32 gradient and writes the weights,
+// 30 bytes per parameter; SGD 3e; sharded over dp from zero 1); 0 when the profile's device is
+// unknown.
+double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLayout& layout,
+                       const Profile& profile);
+
+// What one pipeline device adds after the last micro-batch's backward.
+struct DeviceSync {
+  double gradient_ms = 0;  // whole gradient synchronisation
+  double gradient_exposed_ms = 0;
+  double gather_ms = 0;  // zero 1/2 parameter all-gather
+  double gather_exposed_ms = 0;
+  double optimizer_ms = 0;
+  double exposed_ms() const { return gradient_exposed_ms + gather_exposed_ms + optimizer_ms; }
+};
+
+// Per pipeline device of the plan (its chunks together): the synchronisation overlaps the
+// backward of the last micro-batch (Megatron's overlap of the gradient reduction, bucket by
+// bucket as gradients become ready): exposed max(sync - backward, sync of the device's first
+// layer), the first layer's gradients being ready last. The zero 1/2 parameter all-gather
+// overlaps the next step's first forward likewise: max(gather - forward, gather of the
+// first layer). ZeRO 3's per-layer collectives are in the chunk times already
+// (WithParameterGathers). `profile` is the plan's (unchanged) profile.
+std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout);
+
+// The time the data-parallel side adds to a step: the largest exposed time over the devices
+// (the devices synchronise at once after the pipeline drains).
+double DataParallelMs(const std::vector<DeviceSync>& sync);
+
+}  // namespace pp

@@ -1,0 +1,329 @@
+#include "partitioner/layout_search.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <tuple>
+
+#include "core/units.h"
+#include "partitioner/cost_model.h"
+#include "partitioner/data_parallel.h"
+#include "partitioner/plan_inputs.h"
+#include "partitioner/planner.h"
+
+namespace pp {
+namespace {
+
+// What pass 1 reads of one (tp, cp, ep, b) profile.
+struct ProfileStats {
+  Profile profile;
+  int layers = 0;
+  double forward = 0, backward = 0;
+  double largest = 0;            // largest layer forward + backward
+  double largest_recompute = 0;  // largest layer 2 forward + backward
+  double params = 0, activations = 0;
+  double largest_output = 0;
+};
+
+ProfileStats StatsOf(Profile profile) {
+  ProfileStats s;
+  s.layers = static_cast<int>(profile.layers.size());
+  for (const LayerProfile& l : profile.layers) {
+    s.forward += l.forward_ms;
+    s.backward += l.backward_ms;
+    s.largest = std::max(s.largest, l.forward_ms + l.backward_ms);
+    s.largest_recompute = std::max(s.largest_recompute, 2 * l.forward_ms + l.backward_ms);
+    s.params += static_cast<double>(l.param_bytes);
+    s.activations += static_cast<double>(l.activation_bytes);
+    s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
+  }
+  s.profile = std::move(profile);
+  return s;
+}
+
+// Powers of two up to `most` (and `most` itself when pinned lists are empty).
+std::vector<int> PowersOfTwo(int64_t most) {
+  std::vector<int> out;
+  for (int64_t v = 1; v <= most; v *= 2) out.push_back(static_cast<int>(v));
+  return out;
+}
+
+// Experts of a layer where its kind has them (mixture-of-experts blocks), else 0.
+template <typename L>
+int64_t ExpertsOf(const L& layer) {
+  if constexpr (requires { layer.experts; }) {
+    return layer.experts;
+  } else {
+    return 0;
+  }
+}
+
+template <typename T>
+std::vector<T> OrAll(const std::vector<T>& pinned, std::vector<T> all) {
+  return pinned.empty() ? all : pinned;
+}
+
+struct Estimate {
+  double batch_ms = 0;
+  double memory = 0;        // balanced device's peak
+  double memory_floor = 0;  // no split fits under this (the state of a p-th of the parameters)
+};
+
+// Pass 1 (see the header). `zero3` holds the ZeRO 3 forward and backward totals with the
+// per-layer gathers when layout.zero == 3.
+Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, bool recompute,
+                    Optimizer optimizer) {
+  Estimate e;
+  const int p = layout.pp, v = layout.vp, chunks = p * v;
+  double forward = s.forward, backward = s.backward;
+  const BusLink data = DataGroupLink(layout, s.profile);
+  if (layout.zero == 3 && layout.dp > 1) {
+    forward = backward = 0;
+    for (const LayerProfile& l : s.profile.layers) {
+      const double bytes = static_cast<double>(l.param_bytes);
+      const double gather = CollectiveMs(CollectiveKind::kAllGather, bytes, layout.dp,
+                                         data.bus_bytes_per_s, data.latency_ms);
+      const double scatter = CollectiveMs(CollectiveKind::kReduceScatter, bytes, layout.dp,
+                                          data.bus_bytes_per_s, data.latency_ms);
+      forward += std::max(l.forward_ms, gather);
+      backward += std::max(l.backward_ms, gather + scatter);
+    }
+  }
+  const double total = forward + backward + (recompute ? forward : 0);
+  const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
+  const double device_ms = v * chunk;
+  const Link link = PipelineLink(layout, s.profile);
+  const double transfer =
+      chunks > 1 ? 2.0 * (chunks - 1) * link.TransferMs(static_cast<uint64_t>(s.largest_output))
+                 : 0.0;
+  const double step = (m + static_cast<double>(p - 1) / v) * device_ms + transfer;
+  const double params = s.params / p;
+  double sync = OptimizerStepMs(params, optimizer, layout, s.profile);
+  if (layout.dp > 1 && layout.zero < 3) {
+    const double first = s.params / std::max(s.layers, 1);
+    const double grad = GradientSyncMs(params, layout, data);
+    sync += std::max(grad - backward / p, GradientSyncMs(first, layout, data));
+    const double gather = ParamGatherMs(params, layout, data);
+    if (gather > 0) sync += std::max(gather - forward / p, ParamGatherMs(first, layout, data));
+  }
+  e.batch_ms = step + sync;
+  const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero);
+  const double state_bytes = static_cast<double>(state.Of(static_cast<WideBytes>(params)));
+  const double in_flight =
+      std::min<double>(m, p) * (v > 1 ? 1.0 + static_cast<double>(p - 1) / (p * v) : 1.0);
+  const double kept = recompute ? in_flight * v * s.largest_output + s.activations / chunks
+                                : in_flight * s.activations / p;
+  e.memory = state_bytes + kept;
+  e.memory_floor = state_bytes;
+  return e;
+}
+
+bool Faster(const LayoutCandidate& a, const LayoutCandidate& b) {
+  const auto key = [](const LayoutCandidate& c) {
+    return std::make_tuple(c.planned ? c.batch_ms : c.estimate_ms, c.layout.tp, c.layout.pp,
+                           c.layout.cp, c.layout.zero, c.micro_batch_size, c.schedule, c.layout.vp,
+                           c.recompute);
+  };
+  return key(a) < key(b);
+}
+
+}  // namespace
+
+Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSpec& device,
+                                         const LeverSpace& space) {
+  if (!base.model) return Status::Error("--stages auto over the layout needs a model file");
+  if (space.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
+  if (space.global_batch < 1) return Status::Error("--global-batch must be at least 1");
+  if (space.gpus_per_node < 1) return Status::Error("--gpus-per-node must be at least 1");
+  const Model& model = *base.model;
+  const int64_t G = space.gpus_total, N = space.global_batch, K = space.gpus_per_node;
+  const uint64_t limit = base.memory_limit.value_or(device.memory_bytes);
+  int64_t heads_gcd = 0;
+  for (const Layer& l : model.layers) {
+    if (l.op == LayerKind::kTransformerBlock) heads_gcd = std::gcd(heads_gcd, l.heads);
+  }
+  const int64_t seq = model.input.tokens() ? model.input.seq_len : 1;
+
+  std::vector<int> tps;
+  for (int t : OrAll(space.tp, PowersOfTwo(K))) {
+    if (K % t == 0 && G % t == 0 && (heads_gcd == 0 || heads_gcd % t == 0)) tps.push_back(t);
+  }
+  std::vector<int> cps;
+  for (int c : OrAll(space.cp, PowersOfTwo(std::min<int64_t>(G, 64)))) {
+    if (c == 1 || (seq % (2 * c) == 0)) cps.push_back(c);
+  }
+  // ep: powers of two dividing every expert layer's expert count; 1 without expert layers.
+  int64_t experts_gcd = 0;
+  for (const Layer& l : model.layers) {
+    if (ExpertsOf(l) > 0) experts_gcd = std::gcd(experts_gcd, ExpertsOf(l));
+  }
+  std::vector<int> ep_all = {1};
+  for (int64_t e = 2; experts_gcd > 0 && e <= experts_gcd && e <= G; e *= 2) {
+    if (experts_gcd % e == 0) ep_all.push_back(static_cast<int>(e));
+  }
+  const std::vector<int> eps = OrAll(space.ep, ep_all);
+  std::vector<int64_t> sizes = space.micro_batch_sizes;
+  if (sizes.empty()) {
+    for (int64_t b = 1; b <= 64 && b <= N; b *= 2) sizes.push_back(b);
+  }
+  const std::vector<int> zeros = OrAll(space.zero, {0, 1, 2, 3});
+
+  LayoutSearchResult result;
+  std::vector<LayoutCandidate> estimates;
+  // Profiles by (tp, cp, ep, b), built on first use.
+  std::map<std::tuple<int, int, int, int64_t>, ProfileStats> profiles;
+  const std::optional<DType> dtype =
+      base.profile.layers.empty() ? std::nullopt : std::optional<DType>(base.profile.dtype);
+  for (int tp : tps) {
+    for (int cp : cps) {
+      if (G % (int64_t{tp} * cp) != 0) continue;
+      for (int ep : eps) {
+        for (int64_t b : sizes) {
+          const ProfileStats* stats = nullptr;
+          const int64_t rest = G / (int64_t{tp} * cp);
+          for (int64_t pp = 1; pp <= rest; ++pp) {
+            if (rest % pp != 0) continue;
+            if (!space.pp.empty() &&
+                std::find(space.pp.begin(), space.pp.end(), pp) == space.pp.end()) {
+              continue;
+            }
+            const int64_t dp = rest / pp;
+            if ((dp * cp) % ep != 0 || N % (dp * b) != 0) continue;
+            const int64_t m = N / (dp * b);
+            if (m > kMaxMicroBatches) continue;
+            if (stats == nullptr) {
+              ParallelLayout shard;
+              shard.tp = tp;
+              shard.cp = cp;
+              shard.ep = ep;
+              shard.gpus_per_node = static_cast<int>(K);
+              Result<Profile> profile = LayoutProfile(model, device, shard, b, dtype);
+              if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
+              ++result.profiles;
+              stats =
+                  &profiles.emplace(std::make_tuple(tp, cp, ep, b), StatsOf(std::move(*profile)))
+                       .first->second;
+            }
+            if (pp > stats->layers) break;
+            for (const std::string& schedule : space.schedules) {
+              const bool interleaved = schedule == "interleaved";
+              std::vector<int> vps = {1};
+              if (interleaved) {
+                if (pp < 2 || m % pp != 0) continue;
+                vps.clear();
+                for (int v : space.virtual_stages) {
+                  if (v >= 2 && pp * v <= stats->layers) vps.push_back(v);
+                }
+              }
+              for (int vp : vps) {
+                bool lower_fits = false;  // some lower ZeRO stage fits without recomputation
+                for (int zero : zeros) {
+                  ParallelLayout layout;
+                  layout.tp = tp;
+                  layout.cp = cp;
+                  layout.ep = ep;
+                  layout.pp = static_cast<int>(pp);
+                  layout.dp = static_cast<int>(dp);
+                  layout.vp = vp;
+                  layout.zero = zero;
+                  layout.gpus_per_node = static_cast<int>(K);
+                  const bool can_recompute = space.recompute_lever && !interleaved;
+                  for (int again = 0; again <= (can_recompute ? 1 : 0); ++again) {
+                    ++result.enumerated;
+                    if (zero >= 2 && lower_fits) {
+                      ++result.pruned_dominated;
+                      continue;
+                    }
+                    const Estimate e =
+                        EstimateOf(*stats, layout, static_cast<int>(m), again != 0, base.optimizer);
+                    if (e.memory_floor > static_cast<double>(limit) ||
+                        e.memory > static_cast<double>(limit)) {
+                      ++result.pruned_memory;
+                      continue;
+                    }
+                    ++result.estimated;
+                    LayoutCandidate c;
+                    c.layout = layout;
+                    c.micro_batch_size = b;
+                    c.micro_batches = static_cast<int>(m);
+                    c.schedule = schedule;
+                    c.recompute = again != 0;
+                    c.estimate_ms = e.batch_ms;
+                    estimates.push_back(std::move(c));
+                    if (again == 0) {
+                      lower_fits = true;
+                      result.pruned_dominated += can_recompute ? 1 : 0;
+                      result.enumerated += can_recompute ? 1 : 0;
+                      break;  // recomputation is never faster
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (estimates.empty()) {
+    return Status::Error("no layout of " + std::to_string(G) + " GPUs fits " + FormatBytes(limit) +
+                         " per device for global batch " + std::to_string(N) +
+                         " (even with ZeRO 3 and recomputation)");
+  }
+  std::sort(estimates.begin(), estimates.end(), Faster);
+
+  // Pass 2: plan the best estimates exactly.
+  std::vector<LayoutCandidate> planned;
+  const size_t tries = std::min(estimates.size(), 4 * space.exact);
+  for (size_t i = 0; i < tries && planned.size() < space.exact; ++i) {
+    LayoutCandidate c = estimates[i];
+    const ProfileStats& stats =
+        profiles.at(std::make_tuple(c.layout.tp, c.layout.cp, c.layout.ep, c.micro_batch_size));
+    PlanRequest r = base;
+    r.search.reset();
+    r.profile = stats.profile;
+    r.profile.link = PipelineLink(c.layout, stats.profile);
+    r.model->input.micro_batch_size = c.micro_batch_size;
+    r.schedule = c.schedule;
+    r.num_stages = c.layout.pp;
+    r.virtual_stages = c.layout.vp == 1 ? 2 : c.layout.vp;
+    r.num_micro_batches = c.micro_batches;
+    r.method = "dp";
+    r.boundaries.clear();
+    r.recompute = c.recompute ? "auto" : "none";
+    r.memory_limit = limit;
+    r.devices = DeviceLayout{};
+    r.layout = c.layout;
+    r.step_budget_s = base.step_budget_s / static_cast<double>(space.exact);
+    ++result.planned;
+    Result<Plan> plan = MakePlan(r);
+    if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
+    c.planned = true;
+    c.batch_ms = plan->predicted.batch_time_ms.value_or(plan->predicted.step_time_ms);
+    c.step_ms = plan->predicted.step_time_ms;
+    c.data_parallel_ms = plan->predicted.data_parallel_ms.value_or(0);
+    c.model_tflops_per_gpu = plan->predicted.model_tflops_per_gpu.value_or(0);
+    for (uint64_t peak : DevicePeakMemory(*plan)) {
+      c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
+    }
+    if (planned.empty() || Faster(c, planned.front())) {
+      result.best = std::move(*plan);
+      planned.insert(planned.begin(), c);
+    } else {
+      planned.push_back(c);
+    }
+  }
+  if (planned.empty()) {
+    return Status::Error("none of the " + std::to_string(tries) + " best estimated layouts " +
+                         "could be planned under " + FormatBytes(limit) + " per device");
+  }
+  std::sort(planned.begin(), planned.end(), Faster);
+  for (LayoutCandidate& c : planned) {
+    if (result.ranked.size() == space.top) break;
+    result.ranked.push_back(std::move(c));
+  }
+  return result;
+}
+
+}  // namespace pp

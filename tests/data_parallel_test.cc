@@ -1,0 +1,334 @@
+// Data parallelism and ZeRO in the step model (partitioner/data_parallel.h, cost_model.h's
+// StateBytes), the model FLOP count (partitioner/model_flops.h), plans with a layout through
+// the CLI, and the search over the layout against a brute force.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/plan.h"
+#include "partitioner/cost_model.h"
+#include "partitioner/data_parallel.h"
+#include "partitioner/layout_search.h"
+#include "partitioner/model_flops.h"
+#include "partitioner/planner.h"
+#include "profiler/analytic.h"
+#include "profiler/device_table.h"
+#include "tests/test_util.h"
+
+namespace pp {
+namespace {
+
+// Bytes per parameter of bf16 mixed-precision Adam, written out: zero 0 is 2 + 2 + 12
+// replicated; from zero 1 Megatron's fp32 main gradients: weights 2, gradients 4, master copy
+// and moments 12, divided by dp where sharded.
+TEST(TrainingState, BytesPerParameterFollowTheZeroStages) {
+  const WideBytes params = 2000;  // 1000 bf16 parameters
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 0).Of(params), WideBytes{16000});
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1).Of(params),
+            WideBytes{1000 * (2 + 4) + 1000 * 12 / 8});
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 2).Of(params),
+            WideBytes{1000 * 2 + 1000 * (4 + 12) / 8});
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 3).Of(params),
+            WideBytes{1000 * 18 / 8});
+  // fp32: weights are the master copy, 4 + 4 + 8 (Megatron's 8 + 8/d with zero 1).
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kFp32, 4, 1).Of(4000),
+            WideBytes{1000 * 8 + 1000 * 8 / 4});
+  // One parameter over 8 ranks under zero 3: 18 / 8 = 2.25 bytes, rounded up.
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 3).Of(2), WideBytes{3});
+  // SGD keeps weights and gradients; zero 2 shards the gradients.
+  EXPECT_EQ(TrainingState(Optimizer::kSgd, DType::kBf16, 4, 2).Of(2000), WideBytes{2000 + 500});
+  EXPECT_EQ(TrainingState(Optimizer::kNone, DType::kBf16, 4, 3).Of(2000), WideBytes{500});
+}
+
+Profile TwoLayerProfile() {
+  Profile p;
+  p.model = "two";
+  p.backend = "cpu";
+  p.device = {"test cpu", uint64_t{1} << 40};
+  p.micro_batch_size = 1;
+  p.link = {1e9, 0.0};  // 1 GB/s, no latency: collectives in round numbers
+  for (int i = 0; i < 2; ++i) {
+    LayerProfile l;
+    l.name = "l" + std::to_string(i);
+    l.forward_ms = 1;
+    l.backward_ms = 2;
+    l.backward_input_ms = 1;
+    l.backward_weight_ms = 1;
+    l.param_bytes = 10'000'000;
+    l.activation_bytes = 1000;
+    l.output_bytes = 1000;
+    p.layers.push_back(l);
+  }
+  return p;
+}
+
+// Without a layout the cost model keeps today's 8 x bf16 parameter bytes.
+TEST(TrainingState, DefaultCostModelIsTodaysMultiplier) {
+  const Profile p = TwoLayerProfile();
+  const CostModel cost(p, Optimizer::kAdam);
+  EXPECT_EQ(cost.PeakMemory(0, 1, 3), WideBytes{20'000'000} * 8 + WideBytes{2000} * 3);
+}
+
+TEST(Collectives, GradientSyncIsAllReduceOrReduceScatter) {
+  ParallelLayout l;
+  l.dp = 4;
+  const BusLink link{1e9, 0.01};
+  // All-reduce: 2 (n-1)/n bytes over the bus, 2 (n-1) latency steps.
+  EXPECT_NEAR(GradientSyncMs(4e6, l, link), 1000.0 * 2 * 0.75 * 4e6 / 1e9 + 6 * 0.01, 1e-12);
+  l.zero = 1;
+  EXPECT_NEAR(GradientSyncMs(4e6, l, link), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
+  EXPECT_NEAR(ParamGatherMs(4e6, l, link), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
+  l.zero = 3;
+  EXPECT_EQ(ParamGatherMs(4e6, l, link), 0.0);  // gathered per layer instead
+  l.dp = 1;
+  EXPECT_EQ(GradientSyncMs(4e6, l, link), 0.0);
+}
+
+TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
+  Profile p = TwoLayerProfile();
+  const DeviceSpec& a100 = *FindDevice("a100");
+  p.device.name = std::string(a100.name);
+  ParallelLayout l;
+  l.dp = 8;  // ranks 0..7 of one node
+  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.node_bus_bytes_per_s);
+  l.tp = 2;  // the data group now spans 16 ranks
+  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.network_bus_bytes_per_s);
+  // A device outside the table: the profile's link.
+  EXPECT_EQ(DataGroupLink(l, TwoLayerProfile()).bus_bytes_per_s, 1e9);
+}
+
+// ZeRO 3 over dp = 2: gathering 10 MB at 1 GB/s moves half of it, 5 ms; the reduce-scatter
+// another 5 ms. Forward max(1, 5), backward max(2, 5 + 5).
+TEST(Zero3, GathersBoundEachLayersTimes) {
+  ParallelLayout l;
+  l.dp = 2;
+  l.zero = 3;
+  const Profile p = WithParameterGathers(TwoLayerProfile(), l);
+  for (const LayerProfile& layer : p.layers) {
+    EXPECT_NEAR(layer.forward_ms, 5.0, 1e-12);
+    EXPECT_NEAR(layer.backward_ms, 10.0, 1e-12);
+    EXPECT_NEAR(*layer.backward_input_ms + *layer.backward_weight_ms, 10.0, 1e-12);
+  }
+  l.zero = 1;
+  EXPECT_EQ(WithParameterGathers(TwoLayerProfile(), l).layers[0].forward_ms, 1.0);
+}
+
+// One stage of two layers over dp = 4, zero 0: the all-reduce of 20 MB (30 ms) overlaps the
+// last backward (4 ms): exposed 26 ms; at least the first layer's 15 ms.
+TEST(Exposure, SyncHidesBehindTheLastBackward) {
+  PlanRequest request;
+  request.profile = TwoLayerProfile();
+  request.num_stages = 1;
+  request.num_micro_batches = 2;
+  request.optimizer = Optimizer::kSgd;
+  ParallelLayout l;
+  l.dp = 4;
+  request.layout = l;
+  Result<Plan> plan = MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
+  ASSERT_EQ(sync.size(), 1u);
+  EXPECT_NEAR(sync[0].gradient_ms, 1000.0 * 1.5 * 20e6 / 1e9, 1e-9);
+  EXPECT_NEAR(sync[0].gradient_exposed_ms, 30.0 - 4.0, 1e-9);
+  EXPECT_EQ(sync[0].optimizer_ms, 0.0);  // a device the table does not know
+  ASSERT_TRUE(plan->predicted.batch_time_ms);
+  EXPECT_NEAR(*plan->predicted.batch_time_ms, plan->predicted.step_time_ms + 26.0, 1e-9);
+  // A backward longer than the sync leaves the first layer's part: 1.5 x 10 MB = 15 ms.
+  for (LayerProfile& layer : request.profile.layers) layer.backward_ms = 100;
+  for (LayerProfile& layer : request.profile.layers) layer.backward_input_ms = 50;
+  for (LayerProfile& layer : request.profile.layers) layer.backward_weight_ms = 50;
+  plan = MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_NEAR(DataParallelSync(*plan, *plan->parallelism)[0].gradient_exposed_ms, 15.0, 1e-9);
+}
+
+Model Gpt(int64_t layers, int64_t hidden, int64_t heads, int64_t vocab, int64_t seq) {
+  Json doc = testing::SmallModelJson();
+  doc["input"]["seq_len"] = seq;
+  doc["layers"][0]["vocab"] = vocab;
+  doc["layers"][0]["hidden"] = hidden;
+  doc["layers"][0]["positions"] = seq;
+  doc["layers"][1]["hidden"] = hidden;
+  doc["layers"][1]["heads"] = heads;
+  doc["layers"][1]["ffn"] = 4 * hidden;
+  doc["layers"][1]["repeat"] = layers;
+  doc["layers"][2]["hidden"] = hidden;
+  doc["layers"][3]["in"] = hidden;
+  doc["layers"][3]["out"] = vocab;
+  Result<Model> model = ModelFromJson(doc);
+  EXPECT_TRUE(model.ok()) << model.message();
+  return *model;
+}
+
+// Narayanan et al. count 96 s l h^2 (1 + s/6h + V/16lh) per sample with the recomputed
+// forward (4 passes) and the full attention square; without recomputation (3 passes: x 3/4 on
+// the layer terms) and causal attention at half (the s/6h term halved again) that is
+// 72 s l h^2 + 6 s^2 l h + 6 s h V, the count Megatron-Bridge reports (V padded to 128 tp).
+TEST(ModelFlops, GptCountIsTheRescaledPaperCount) {
+  const int64_t l = 24, h = 2304, heads = 24, V = 51200, s = 2048;
+  const Model gpt = Gpt(l, h, heads, V, s);
+  const double L = l, H = h, S = s;
+  const double paper = 96 * S * L * H * H * (1 + S / (6 * H) + V / (16 * L * H));
+  const double expect = paper - 24 * S * L * H * H - 10 * S * S * L * H;
+  EXPECT_NEAR(ModelFlopsPerSample(gpt, 1), expect, 1e-9 * expect);
+  EXPECT_NEAR(ModelFlopsPerSample(gpt, 1), 72 * S * L * H * H + 6 * S * S * L * H + 6 * S * H * V,
+              1e-9 * expect);
+  // 50257 pads to 50304 at tp 1 (a multiple of 128) and 51200 at tp 8 (of 1024).
+  EXPECT_EQ(PaddedVocab(50257, 1), 50304);
+  EXPECT_EQ(PaddedVocab(50257, 8), 51200);
+}
+
+// --- plans with a layout through the CLI ---
+
+std::string Models() { return std::string(PP_SOURCE_DIR) + "/models/"; }
+
+TEST(LayoutCli, DataParallelAndMicroBatchesComeFromTheGpusAndBatch) {
+  const testing::CommandResult r =
+      testing::RunTool("plan " + Models() +
+                       "gpt2-small.json --stages 2 --tp 2 --gpus-total 32 --global-batch 256 "
+                       "--micro-batch-size 2 --zero 1 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json plan = Json::parse(r.out);
+  // dp = 32 / (2 x 2) = 8; m = 256 / (8 x 2) = 16.
+  EXPECT_EQ(plan["parallelism"]["dp"], 8);
+  EXPECT_EQ(plan["parallelism"]["tp"], 2);
+  EXPECT_EQ(plan["parallelism"]["pp"], 2);
+  EXPECT_EQ(plan["parallelism"]["zero"], 1);
+  EXPECT_EQ(plan["num_micro_batches"], 16);
+  const Json& p = plan["predicted"];
+  const double batch_ms = p["batch_time_ms"].get<double>();
+  EXPECT_NEAR(batch_ms, p["step_time_ms"].get<double>() + p["data_parallel_ms"].get<double>(),
+              1e-9 * batch_ms);
+  // 256 sequences of 1024 tokens per batch over 32 GPUs.
+  EXPECT_NEAR(p["tokens_per_s_per_gpu"].get<double>(), 256.0 * 1024 / 32 / (batch_ms / 1000), 1e-6);
+  Result<Plan> loaded = PlanFromJson(plan);
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  ASSERT_TRUE(loaded->parallelism);
+  EXPECT_EQ(loaded->parallelism->dp, 8);
+}
+
+TEST(LayoutCli, WithoutTheFlagsPlansHaveNoLayout) {
+  const testing::CommandResult r = testing::RunTool(
+      "plan " + Models() + "gpt2-small.json --stages 2 --micro-batches 4 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json plan = Json::parse(r.out);
+  EXPECT_FALSE(plan.contains("parallelism"));
+  EXPECT_FALSE(plan["predicted"].contains("batch_time_ms"));
+}
+
+TEST(LayoutCli, BadLayoutsAreOneLineExitTwo) {
+  const std::string model = Models() + "gpt2-small.json";
+  for (const std::string& args : {
+           model + " --stages 2 --tp 2 --gpus-total 30 --global-batch 64",
+           model + " --stages 2 --tp 2 --gpus-total 32 --global-batch 100",
+           model + " --stages 2 --gpus-total 8 --global-batch 64 --micro-batches 5",
+           model + " --stages 2 --tp 2 --gpus-total 8 --global-batch 64 --ep 3",
+       }) {
+    const testing::CommandResult r = testing::RunTool("plan " + args);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+  }
+  // A measured profile is one rank's only at tp = cp = ep = 1.
+  const std::string dir = testing::TempDir();
+  ASSERT_EQ(testing::RunTool("profile " + model + " -o " + dir + "/p.json").exit_code, 0);
+  testing::CommandResult r =
+      testing::RunTool("plan " + dir + "/p.json --stages 2 --tp 2 --micro-batches 4");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--tp 1 --cp 1 --ep 1"), std::string::npos) << r.err;
+  r = testing::RunTool("plan " + dir + "/p.json --stages 2 --gpus-total 8 --micro-batches 4");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// The same split under ZeRO 0 and ZeRO 1 over dp = 8: each stage's peak differs by its
+// parameters' state, 8 - (1 + 2 + 6/8) = 4.25 bytes per bf16 parameter byte.
+TEST(LayoutCli, ZeroOneSavesTheShardedState) {
+  const std::string base = "plan " + Models() +
+                           "gpt2-small.json --stages 2 --boundaries 7 "
+                           "--gpus-total 16 --global-batch 64 --format json --zero ";
+  const testing::CommandResult a = testing::RunTool(base + "0");
+  const testing::CommandResult b = testing::RunTool(base + "1");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const Json pa = Json::parse(a.out), pb = Json::parse(b.out);
+  for (int s = 0; s < 2; ++s) {
+    const uint64_t params = pa["stages"][s]["param_bytes"].get<uint64_t>();
+    const uint64_t zero0 = pa["stages"][s]["peak_memory_bytes"].get<uint64_t>();
+    const uint64_t zero1 = pb["stages"][s]["peak_memory_bytes"].get<uint64_t>();
+    // ceil(params x (6 x 8 + 12) / (2 x 8)) bytes of state under zero 1.
+    const uint64_t state1 = (params * 60 + 15) / 16;
+    EXPECT_EQ(zero0 - zero1, params * 8 - state1) << "stage " << s;
+  }
+}
+
+// --- the search over the layout against a brute force ---
+
+// With every estimate planned exactly, the search's best is the least planned batch time over
+// the pinned space, which a brute force over MakePlan finds independently.
+TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  const DeviceSpec& device = *FindDevice("h100");
+  PlanRequest base;
+  base.model = *model;
+  base.objective = "bottleneck";
+  LeverSpace space;
+  space.gpus_total = 8;
+  space.global_batch = 32;
+  space.gpus_per_node = 8;
+  space.tp = {1, 2};
+  space.cp = {1};
+  space.zero = {0, 1};
+  space.schedules = {"1f1b"};
+  space.recompute_lever = false;
+  space.micro_batch_sizes = {1, 2, 4};
+  space.exact = 1000;
+  Result<LayoutSearchResult> found = SearchLayouts(base, device, space);
+  ASSERT_TRUE(found.ok()) << found.message();
+  ASSERT_FALSE(found->ranked.empty());
+
+  double best = std::numeric_limits<double>::infinity();
+  int planned = 0;
+  for (int tp : {1, 2}) {
+    for (int pp = 1; pp <= 8 / tp; ++pp) {
+      if ((8 / tp) % pp != 0) continue;
+      const int dp = 8 / tp / pp;
+      for (int64_t b : {1, 2, 4}) {
+        if (32 % (dp * b) != 0) continue;
+        for (int zero : {0, 1}) {
+          ParallelLayout l;
+          l.tp = tp;
+          l.pp = pp;
+          l.dp = dp;
+          l.zero = zero;
+          AnalyticOptions options;
+          options.micro_batch_size = b;
+          options.layout = l;
+          options.flash_attention = true;
+          Result<Profile> profile = AnalyticProfile(*model, device, options);
+          ASSERT_TRUE(profile.ok()) << profile.message();
+          PlanRequest r = base;
+          r.profile = *profile;
+          r.profile.link = PipelineLink(l, *profile);
+          r.model->input.micro_batch_size = b;
+          r.num_stages = pp;
+          r.num_micro_batches = static_cast<int>(32 / (dp * b));
+          r.memory_limit = device.memory_bytes;
+          r.layout = l;
+          Result<Plan> plan = MakePlan(r);
+          if (!plan.ok()) continue;
+          ++planned;
+          best = std::min(best, *plan->predicted.batch_time_ms);
+        }
+      }
+    }
+  }
+  ASSERT_GT(planned, 0);
+  EXPECT_EQ(found->estimated, planned);
+  EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
+  EXPECT_NEAR(*found->best.predicted.batch_time_ms, best, 1e-9 * best);
+}
+
+}  // namespace
+}  // namespace pp
