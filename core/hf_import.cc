@@ -202,7 +202,9 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   if (!r.ok()) return r.status();
   if (family.sliding_window) {
     const Json* window = r.Find("sliding_window");
-    const bool used = family.model_type.rfind("qwen", 0) != 0 || r.Bool("use_sliding_window", false);
+    // Qwen configs give a window that only use_sliding_window turns on.
+    const bool used =
+        family.model_type.rfind("qwen", 0) != 0 || r.Bool("use_sliding_window", false);
     if (used && window != nullptr && window->is_number_integer() &&
         window->get<int64_t>() < context) {
       notes->push_back("sliding_window " + std::to_string(window->get<int64_t>()) +
@@ -224,7 +226,9 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   const bool qkv_bias = family.qkv_bias_only || attention_bias;
   if (qkv_bias != block["bias"].get<bool>()) block["qkv_bias"] = qkv_bias;
   if (kv_heads && *kv_heads != heads) block["kv_heads"] = *kv_heads;
-  if (head_dim && (hidden % heads != 0 || *head_dim != hidden / heads)) block["head_dim"] = *head_dim;
+  if (head_dim && (hidden % heads != 0 || *head_dim != hidden / heads)) {
+    block["head_dim"] = *head_dim;
+  }
   if (family.qk_norm) block["qk_norm"] = true;
   if (moe) {
     block["experts"] = experts;

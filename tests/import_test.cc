@@ -285,6 +285,16 @@ TEST(HfImport, CliWritesAModelThatPlans) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find(dir + "/bad.json: n_embd"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad-model.json"));
+  // A grouped-query config whose key/value heads do not divide the heads: one line naming
+  // the key.
+  testing::WriteText(dir + "/gqa.json", R"({"model_type": "qwen2", "hidden_size": 64,
+      "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 3, "max_position_embeddings": 64, "vocab_size": 100})");
+  r = testing::RunTool("import " + dir + "/gqa.json -o " + dir + "/gqa-model.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(dir + "/gqa.json: num_key_value_heads"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/gqa-model.json"));
   std::filesystem::remove_all(dir);
 }
 

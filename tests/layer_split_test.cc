@@ -74,7 +74,8 @@ TEST(LayerSplit, SplitMatrixProductsTimesTheDegreeAreTheUnsplitOnes) {
     for (int tp : {2, 4}) {
       for (int cp : {1, 2}) {
         for (bool sp : {true, false}) {
-          const auto rank = FlopsByName(ListKernels(block, m.input, DType::kBf16, Par(tp, cp, 1, sp)));
+          const auto rank =
+              FlopsByName(ListKernels(block, m.input, DType::kBf16, Par(tp, cp, 1, sp)));
           ASSERT_EQ(rank.size(), whole.size());
           for (const auto& [name, flops] : whole) {
             if (flops == 0) continue;
@@ -100,7 +101,8 @@ TEST(LayerSplit, ExpertProductsSplitOverTensorRanksAndStayPerTokenOverExpertRank
   EXPECT_EQ(whole.at("router"), 2.0 * 16 * 8 * 8);
   for (int tp : {1, 2}) {
     for (int ep : {1, 2, 4}) {
-      const auto rank = FlopsByName(ListKernels(block, m.input, DType::kBf16, Par(tp, 1, ep, true)));
+      const auto rank =
+          FlopsByName(ListKernels(block, m.input, DType::kBf16, Par(tp, 1, ep, true)));
       // Each expert rank computes as many token copies as it sends out (balanced routing),
       // each expert's width split over the tensor ranks.
       for (const char* name : {"expert_gate_up", "expert_fc2", "expert_gate_up_dgrad",
@@ -305,7 +307,8 @@ TEST(LayerSplit, ExpertAllToAllsAndTheVocabularyParallelEnds) {
   const KernelOptions tp2 = Par(2, 1, 1, true);
   const double x = 16 * 8 * 2;
   const LayerKernels embed = ListKernels(m.layers[0], m.input, DType::kBf16, tp2);
-  ExpectComm(embed.forward_comm, {{"embedding_reducescatter", K::kReduceScatter, G::kTensor, x, ""}});
+  ExpectComm(embed.forward_comm,
+             {{"embedding_reducescatter", K::kReduceScatter, G::kTensor, x, ""}});
   ExpectComm(embed.backward_weight_comm,
              {{"embedding_dgrad_allgather", K::kAllGather, G::kTensor, x, ""}});
   const LayerKernels head = ListKernels(m.layers[3], m.input, DType::kBf16, tp2);

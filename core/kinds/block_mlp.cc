@@ -68,7 +68,8 @@ DensePieces Dense(const Layer& l, const KernelShape& sh, double rows, double w, 
                          : MemoryKernel("shared_swiglu_dgrad", 5 * tensor);
     return p;
   }
-  p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias, {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
+  p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias,
+                                {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
                   : LinearPiece(at, h, 2 * w, l.bias,
                                 {"gate_up", "gate_up_dgrad", "gate_up_wgrad", "gate_up_bias_grad"});
   p.fc2 = LinearPiece(at, w, h, l.bias, {"fc2", "fc2_dgrad", "fc2_wgrad", "fc2_bias_grad"});
@@ -178,8 +179,9 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
     }
   }
   if (m.r.tp > 1) {
-    k->forward_comm.push_back(m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
-                                     : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
+    k->forward_comm.push_back(
+        m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
+               : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
   }
 }
 

@@ -33,7 +33,9 @@ AttentionWidths RankAttention(const Layer& l, int64_t tp) {
   return {Share(l.heads, tp), l.kv_heads >= tp ? Share(l.kv_heads, tp) : 1, l.head_dim};
 }
 
-int64_t NormParams(const Layer& l) { return l.norm == NormKind::kLayerNorm ? 2 * l.hidden : l.hidden; }
+int64_t NormParams(const Layer& l) {
+  return l.norm == NormKind::kLayerNorm ? 2 * l.hidden : l.hidden;
+}
 
 class TransformerBlock final : public LayerKindEntry {
  public:
@@ -84,7 +86,8 @@ class TransformerBlock final : public LayerKindEntry {
     } else {
       elements += heads * r.seq * sh.s;  // softmax probabilities: own queries, all keys
     }
-    return (elements + MlpActivationElements(l, sh)) * sh.e + bytes + MlpActivationExtraBytes(l, sh);
+    return (elements + MlpActivationElements(l, sh)) * sh.e + bytes +
+           MlpActivationExtraBytes(l, sh);
   }
 
   double OutputBytes(const Layer& l, const KernelShape& sh) const override {
