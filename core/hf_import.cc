@@ -116,36 +116,134 @@ Result<Built> Bert(FieldReader& r, std::vector<std::string>*) {
   return b;
 }
 
-Result<Built> Llama(FieldReader& r, std::vector<std::string>* notes) {
+// What distinguishes the decoder families that share the llama layout.
+struct Decoder {
+  std::string_view model_type = {};
+  // Qwen2: biases on q, k and v only, always. Else attention_bias (q, k, v and o) and
+  // mlp_bias (llama only; the MLP).
+  bool qkv_bias_only = false;
+  bool qk_norm = false;                 // Qwen3: an RMS norm over each head of q and k
+  std::string_view experts_key = {};    // mixture of experts: the expert count's key
+  std::string_view expert_ffn_key = {}; // and the expert MLP width's
+  bool sliding_window = false;          // the config may give a sliding attention window
+  bool sparse_layout = false;           // qwen3_moe: decoder_sparse_step, mlp_only_layers
+  int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
+};
+
+constexpr Decoder kDecoders[] = {
+    {.model_type = "llama"},
+    {.model_type = "mistral", .sliding_window = true},
+    {.model_type = "mixtral",
+     .experts_key = "num_local_experts",
+     .expert_ffn_key = "intermediate_size",
+     .sliding_window = true},
+    {.model_type = "qwen2", .qkv_bias_only = true, .sliding_window = true},
+    // Qwen3Config and Qwen3MoeConfig default head_dim to 128.
+    {.model_type = "qwen3", .qk_norm = true, .sliding_window = true, .default_head_dim = 128},
+    {.model_type = "qwen3_moe",
+     .qk_norm = true,
+     .experts_key = "num_experts",
+     .expert_ffn_key = "moe_intermediate_size",
+     .sliding_window = true,
+     .sparse_layout = true,
+     .default_head_dim = 128},
+};
+
+Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
+                           std::vector<std::string>* notes) {
   Built b;
+  const bool moe = !family.experts_key.empty();
   const int64_t hidden = r.Int("hidden_size", 1, kMaxDim);
-  const int64_t ffn = r.Int("intermediate_size", 1, kMaxDim);
   const int64_t layers = r.Int("num_hidden_layers", 1, kMaxLayers);
   const int64_t heads = r.Int("num_attention_heads", 1, kMaxDim);
   const int64_t vocab = r.Int("vocab_size", 1, kMaxDim);
   const int64_t context = r.Int("max_position_embeddings", 1, kMaxDim);
   const std::optional<int64_t> kv_heads = OptNullableInt(r, "num_key_value_heads");
+  std::optional<int64_t> head_dim = OptNullableInt(r, "head_dim");
+  if (!head_dim && family.default_head_dim > 0) head_dim = family.default_head_dim;
   const bool tied = r.Bool("tie_word_embeddings", false);
-  const bool attention_bias = r.Bool("attention_bias", false);
-  const bool mlp_bias = r.Bool("mlp_bias", false);
+  const bool attention_bias = !family.qkv_bias_only && r.Bool("attention_bias", false);
+  const bool mlp_bias = family.model_type == "llama" && r.Bool("mlp_bias", false);
   CheckActivation(r, "hidden_act", "silu", "silu (swiglu)");
-  if (!r.ok()) return r.status();
-  if (kv_heads && *kv_heads != heads) {
-    notes->push_back("num_key_value_heads " + std::to_string(*kv_heads) + " differs from " +
-                     std::to_string(heads) + " attention heads; the model format has no "
-                     "grouped-query attention, so the blocks are described with full key/value "
-                     "heads (parameters and time are overestimated)");
+  int64_t ffn = 0, experts = 0, top_k = 0, expert_ffn = 0, shared_ffn = 0;
+  if (!moe) {
+    ffn = r.Int("intermediate_size", 1, kMaxDim);
+  } else {
+    experts = r.Int(family.experts_key, 1, kMaxDim);
+    top_k = r.Int("num_experts_per_tok", 1, kMaxDim);
+    expert_ffn = r.Int(family.expert_ffn_key, 1, kMaxDim);
+    shared_ffn = OptNullableInt(r, "shared_expert_intermediate_size").value_or(0);
   }
-  if (attention_bias != mlp_bias) {
-    notes->push_back("attention_bias and mlp_bias differ; the model format has one bias flag "
-                     "per block, set to true");
+  if (!r.ok()) return r.status();
+  if (kv_heads && heads % *kv_heads != 0) {
+    r.Fail("num_key_value_heads", std::to_string(*kv_heads) + " key/value heads do not divide " +
+                                      std::to_string(heads) + " attention heads");
+  }
+  if (!head_dim && hidden % heads != 0) {
+    r.Fail("num_attention_heads", std::to_string(heads) + " heads do not divide hidden_size " +
+                                      std::to_string(hidden) + " (and head_dim is not given)");
+  }
+  if (moe && top_k > experts) {
+    r.Fail("num_experts_per_tok", std::to_string(top_k) + " experts per token exceed the " +
+                                      std::to_string(experts) + " experts");
+  }
+  if (family.sparse_layout) {
+    if (r.OptInt("decoder_sparse_step", 1, kMaxLayers).value_or(1) != 1) {
+      r.Fail("decoder_sparse_step", "dense layers between mixture-of-experts layers are not "
+                                    "supported (only 1: every layer a mixture of experts)");
+    }
+    const Json* dense = r.Find("mlp_only_layers");
+    if (r.ok() && dense != nullptr && !dense->is_null() &&
+        !(dense->is_array() && dense->empty())) {
+      r.Fail("mlp_only_layers", "dense layers among mixture-of-experts layers are not "
+                                "supported (only an empty list)");
+    }
+  }
+  if (!r.ok()) return r.status();
+  if (family.sliding_window) {
+    const Json* window = r.Find("sliding_window");
+    // Qwen configs give a window that only use_sliding_window turns on.
+    const bool used =
+        family.model_type.rfind("qwen", 0) != 0 || r.Bool("use_sliding_window", false);
+    if (used && window != nullptr && window->is_number_integer() &&
+        window->get<int64_t>() < context) {
+      notes->push_back("sliding_window " + std::to_string(window->get<int64_t>()) +
+                       " is not modelled: attention is costed over the whole sequence (exact "
+                       "when seq_len is at most the window)");
+    }
+  }
+  if (family.model_type == "llama" && attention_bias != mlp_bias) {
+    notes->push_back("attention_bias and mlp_bias differ; the output projection's bias is "
+                     "described with the MLP's (mlp_bias)");
   }
   b.layers.push_back(Embedding(vocab, hidden));
-  BlockShape shape{hidden, heads, ffn, layers};
-  shape.rms_swiglu = true;
-  shape.bias = attention_bias || mlp_bias;
-  shape.rotary = true;
-  b.layers.push_back(Block(shape));
+  Json block = {{"name", "block"},        {"op", "transformer_block"},
+                {"hidden", hidden},       {"heads", heads},
+                {"norm", "rmsnorm"},      {"mlp", "swiglu"},
+                {"bias", family.model_type == "llama" ? mlp_bias : attention_bias},
+                {"causal", true},         {"rotary", true},
+                {"repeat", layers}};
+  const bool qkv_bias = family.qkv_bias_only || attention_bias;
+  if (qkv_bias != block["bias"].get<bool>()) block["qkv_bias"] = qkv_bias;
+  if (kv_heads && *kv_heads != heads) block["kv_heads"] = *kv_heads;
+  if (head_dim && (hidden % heads != 0 || *head_dim != hidden / heads)) {
+    block["head_dim"] = *head_dim;
+  }
+  if (family.qk_norm) block["qk_norm"] = true;
+  if (moe) {
+    block["experts"] = experts;
+    block["top_k"] = top_k;
+    block["expert_ffn"] = expert_ffn;
+    if (shared_ffn > 0) {
+      block["shared_experts"] = 1;
+      block["shared_ffn"] = shared_ffn;
+      notes->push_back("the shared expert's sigmoid gate (hidden_size parameters a layer) is "
+                       "not modelled");
+    }
+  } else {
+    block["ffn"] = ffn;
+  }
+  b.layers.push_back(block);
   b.layers.push_back(Norm("norm", "rmsnorm", hidden));
   Json head = Linear("lm_head", hidden, vocab, false);
   if (tied) head["tied_to"] = "embed";
@@ -155,12 +253,6 @@ Result<Built> Llama(FieldReader& r, std::vector<std::string>* notes) {
   b.default_mbs = 1;
   return b;
 }
-
-struct Family {
-  std::string_view model_type;
-  Result<Built> (*build)(FieldReader&, std::vector<std::string>*);
-};
-constexpr Family kFamilies[] = {{"gpt2", Gpt2}, {"bert", Bert}, {"llama", Llama}};
 
 // The last path component of _name_or_path, when it is a valid name.
 std::optional<std::string> NameFromConfig(const Json& config) {
@@ -180,17 +272,26 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
   FieldReader r(config, "");
   const std::string type = r.String("model_type");
   if (!r.ok()) return r.status();
-  const Family* family = nullptr;
-  for (const Family& f : kFamilies) {
-    if (f.model_type == type) family = &f;
-  }
-  if (family == nullptr) {
-    return Status::Error("model_type: " + Quote(type) + " is not supported (known: gpt2, bert, "
-                         "llama)");
-  }
   HfImport out;
   out.family = type;
-  Result<Built> built = family->build(r, &out.notes);
+  Result<Built> built = Status::Error("");
+  if (type == "gpt2") {
+    built = Gpt2(r, &out.notes);
+  } else if (type == "bert") {
+    built = Bert(r, &out.notes);
+  } else {
+    const Decoder* family = nullptr;
+    for (const Decoder& d : kDecoders) {
+      if (d.model_type == type) family = &d;
+    }
+    if (family == nullptr) {
+      std::string known = "gpt2, bert";
+      for (const Decoder& d : kDecoders) known += ", " + std::string(d.model_type);
+      return Status::Error("model_type: " + Quote(type) + " is not supported (known: " + known +
+                           ")");
+    }
+    built = DecoderModel(*family, r, &out.notes);
+  }
   if (!built.ok()) return built.status();
 
   const std::string name = options.name.value_or(NameFromConfig(config).value_or(type));

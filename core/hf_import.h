@@ -1,5 +1,5 @@
 // Importing a Hugging Face config.json into a model description (format
-// "pp-partition.model/v1"). Three families, chosen by the config's "model_type":
+// "pp-partition.model/v1"). The family is chosen by the config's "model_type":
 //
 //   gpt2   embed (learned positions) · block × n_layer · ln_f · lm_head · loss
 //          hidden n_embd, heads n_head, ffn n_inner (null or absent: 4 × n_embd), positions
@@ -8,13 +8,23 @@
 //   bert   embed (positions, token types) · embed_ln · block × num_hidden_layers ·
 //          mlm_transform · mlm_act · mlm_ln · lm_head · loss (the masked-LM head, tied unless
 //          tie_word_embeddings is false); bidirectional layernorm + gelu blocks with biases.
-//   llama  embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks
-//          without biases (unless attention_bias / mlp_bias), causal, rotary; the head is
-//          untied unless tie_word_embeddings is true.
+//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe
+//          embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks,
+//          causal, rotary, kv_heads num_key_value_heads (default: the heads), head_dim where
+//          given (qwen3 and qwen3_moe default to 128, as their configs do); the head is untied
+//          unless tie_word_embeddings is true. Biases: llama attention_bias (q, k, v) and
+//          mlp_bias (the MLP and the output projection); qwen2 q, k and v only; the others
+//          attention_bias on q, k, v and the output projection. qwen3 and qwen3_moe have a
+//          q/k norm. mixtral: num_local_experts experts of intermediate_size,
+//          num_experts_per_tok a token; qwen3_moe: num_experts of moe_intermediate_size, and a
+//          shared expert of shared_expert_intermediate_size where given (its gate is not
+//          modelled: a note); dense layers among them (decoder_sparse_step other than 1,
+//          mlp_only_layers) are an error.
 //
-// The layer names and fields equal those of models/gpt2-*.json, models/bert-large.json and
-// models/llama-7b.json. Fields the model format cannot describe (grouped key/value heads, for
-// instance) are reported as notes, not errors.
+// The layer names and fields equal those of models/gpt2-*.json, models/bert-large.json,
+// models/llama*.json, models/mixtral-8x7b.json and models/qwen3-30b-a3b.json. What the model
+// format cannot describe (a sliding attention window shorter than the context, for instance)
+// is reported as a note, not an error.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +47,7 @@ struct HfImportOptions {
 
 struct HfImport {
   Model model;
-  std::string family;               // "gpt2", "bert" or "llama"
+  std::string family;               // the config's model_type
   std::vector<std::string> notes;   // what the model format could not represent
 };
 

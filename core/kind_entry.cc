@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/kinds/pieces.h"
+
 namespace pp {
 namespace {
 
@@ -35,8 +37,13 @@ Status WidthContext::Expect(std::string_view field, int64_t got) const {
 
 int64_t LayerKindEntry::IdRange(const Layer& l) const { return std::max<int64_t>(l.in_width, 1); }
 
+int64_t LayerKindEntry::RankParamCount(const Layer& l, const ShardDegrees&) const {
+  return ParamCount(l);
+}
+
+// One rank's rows: the sequence-parallel share where sequence parallelism splits them.
 double LayerKindEntry::OutputBytes(const Layer& l, const KernelShape& sh) const {
-  return is_loss() ? 4.0 : sh.n * static_cast<double>(l.out_width) * sh.e;
+  return is_loss() ? 4.0 : RankSplitOf(sh).sp_rows * static_cast<double>(l.out_width) * sh.e;
 }
 
 const LayerKindEntry& KindEntry(LayerKind kind) {

@@ -64,6 +64,11 @@ class LayerKindEntry {
 
   // Parameters the layer holds (a tied linear counts its own copy of the shared weight).
   virtual int64_t ParamCount(const Layer& l) const = 0;
+  // Parameters one rank holds when the layer is split by `par` (docs/analytic.md, "Under
+  // parallelism"): the kind's Megatron-style share of each split matrix, and in full every
+  // part that each rank keeps whole (norm gains, row-parallel biases, a router, position
+  // tables). ParamCount when nothing is split; the default keeps everything whole.
+  virtual int64_t RankParamCount(const Layer& l, const ShardDegrees& par) const;
   // Of those, the parameters a layer tied to another (tied_to) shares with it, which the
   // model counts once, at the other layer. 0 unless the kind can be tied.
   virtual int64_t SharedParamCount(const Layer&) const { return 0; }
@@ -73,7 +78,7 @@ class LayerKindEntry {
 
   // Analytic memory for one micro-batch of shape `sh`, in bytes: what the layer keeps for its
   // backward (docs/analytic.md) and what it sends to the next layer (rows x out_width x e; a
-  // loss sends one fp32 value).
+  // loss sends one fp32 value), for one rank of sh.par.
   virtual double ActivationBytes(const Layer& l, const KernelShape& sh) const = 0;
   virtual double OutputBytes(const Layer& l, const KernelShape& sh) const;
   // Appends the kernels of one micro-batch (kernel_cost.h conventions) to `k`. A part with

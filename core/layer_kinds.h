@@ -61,9 +61,23 @@ struct Layer {
   int64_t token_types = 0;  // embedding: segment table rows (0: none)
   int64_t in = 0;           // linear
   int64_t out = 0;          // linear
-  int64_t heads = 0;        // transformer_block
-  int64_t ffn = 0;          // transformer_block
+  int64_t heads = 0;        // transformer_block: query heads
+  int64_t ffn = 0;          // transformer_block: dense MLP width (0 in a mixture-of-experts block)
   bool bias = true;         // linear, transformer_block
+  // transformer_block, filled in by its reader (defaults: kv_heads = heads, head_dim =
+  // hidden / heads, qkv_bias = bias):
+  int64_t kv_heads = 0;     // key/value heads (grouped-query attention when < heads)
+  int64_t head_dim = 0;     // size of one head; q is heads x head_dim wide
+  bool qkv_bias = true;     // biases on q, k and v (the other biases follow `bias`)
+  bool qk_norm = false;     // an RMS norm over each head of q and of k (Qwen3)
+  // Mixture of experts (experts > 0): the MLP is `experts` expert MLPs of width expert_ffn,
+  // each token routed to top_k of them by a router (h x experts), plus shared_experts MLPs of
+  // width shared_ffn that every token passes through.
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  int64_t expert_ffn = 0;
+  int64_t shared_experts = 0;
+  int64_t shared_ffn = 0;
   NormKind norm = NormKind::kLayerNorm;
   MlpKind mlp = MlpKind::kGelu;
   bool causal = false;
@@ -79,8 +93,9 @@ struct Layer {
   // Every field that decides what the layer computes and at which widths: all of the above
   // but names, repeats, ties and the spec index. SameShape (core/model.h) compares these.
   auto ShapeFields() const {
-    return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias, norm,
-                    mlp, causal, rotary, in_width, out_width);
+    return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias,
+                    kv_heads, head_dim, qkv_bias, qk_norm, experts, top_k, expert_ffn,
+                    shared_experts, shared_ffn, norm, mlp, causal, rotary, in_width, out_width);
   }
 };
 

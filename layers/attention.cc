@@ -28,13 +28,15 @@ void Rotary(const AttentionShape& sh, bool inverse, T* x) {
 template <typename T>
 void AttentionForward(const AttentionShape& sh, const T* q, const T* k, const T* v, T* probs,
                       T* out) {
-  const int64_t s = sh.seq, d = sh.head_dim, h = sh.hidden();
+  const int64_t s = sh.seq, d = sh.head_dim, h = sh.hidden(), hk = sh.kv_hidden();
+  const int64_t group = sh.heads / sh.kv();
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d)));
   for (int64_t b = 0; b < sh.batch; ++b) {
     for (int64_t a = 0; a < sh.heads; ++a) {
       const int64_t offset = b * s * h + a * d;
+      const int64_t kv_offset = b * s * hk + (a / group) * d;
       T* p = probs + (b * sh.heads + a) * s * s;
-      Gemm<T>(false, true, s, s, d, scale, q + offset, h, k + offset, h, 0, p, s);
+      Gemm<T>(false, true, s, s, d, scale, q + offset, h, k + kv_offset, hk, 0, p, s);
       for (int64_t i = 0; i < s; ++i) {
         T* row = p + i * s;
         const int64_t visible = sh.causal ? i + 1 : s;
@@ -44,7 +46,7 @@ void AttentionForward(const AttentionShape& sh, const T* q, const T* k, const T*
         for (int64_t j = 0; j < visible; ++j) row[j] = static_cast<T>(std::exp(row[j] - top) / sum);
         for (int64_t j = visible; j < s; ++j) row[j] = 0;
       }
-      Gemm<T>(false, false, s, d, s, 1, p, s, v + offset, h, 0, out + offset, h);
+      Gemm<T>(false, false, s, d, s, 1, p, s, v + kv_offset, hk, 0, out + offset, h);
     }
   }
 }
@@ -52,16 +54,20 @@ void AttentionForward(const AttentionShape& sh, const T* q, const T* k, const T*
 template <typename T>
 void AttentionBackward(const AttentionShape& sh, const T* q, const T* k, const T* v,
                        const T* probs, const T* dout, T* dq, T* dk, T* dv, T* work) {
-  const int64_t s = sh.seq, d = sh.head_dim, h = sh.hidden();
+  const int64_t s = sh.seq, d = sh.head_dim, h = sh.hidden(), hk = sh.kv_hidden();
+  const int64_t group = sh.heads / sh.kv();
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d)));
   T* ds = work;  // s x s: dP, then dS in place
+  std::fill(dk, dk + sh.rows() * hk, T(0));
+  std::fill(dv, dv + sh.rows() * hk, T(0));
   for (int64_t b = 0; b < sh.batch; ++b) {
     for (int64_t a = 0; a < sh.heads; ++a) {
       const int64_t offset = b * s * h + a * d;
+      const int64_t kv_offset = b * s * hk + (a / group) * d;
       const T* p = probs + (b * sh.heads + a) * s * s;
-      // dV = P^T dO; dP = dO V^T.
-      Gemm<T>(true, false, s, d, s, 1, p, s, dout + offset, h, 0, dv + offset, h);
-      Gemm<T>(false, true, s, s, d, 1, dout + offset, h, v + offset, h, 0, ds, s);
+      // dV += P^T dO; dP = dO V^T.
+      Gemm<T>(true, false, s, d, s, 1, p, s, dout + offset, h, 1, dv + kv_offset, hk);
+      Gemm<T>(false, true, s, s, d, 1, dout + offset, h, v + kv_offset, hk, 0, ds, s);
       // dS = P * (dP - rowsum(dP * P)); masked entries have P = 0.
       for (int64_t i = 0; i < s; ++i) {
         double dot = 0;
@@ -70,9 +76,9 @@ void AttentionBackward(const AttentionShape& sh, const T* q, const T* k, const T
           ds[i * s + j] = static_cast<T>(p[i * s + j] * (ds[i * s + j] - dot));
         }
       }
-      // dQ = dS K / sqrt(d); dK = dS^T Q / sqrt(d).
-      Gemm<T>(false, false, s, d, s, scale, ds, s, k + offset, h, 0, dq + offset, h);
-      Gemm<T>(true, false, s, d, s, scale, ds, s, q + offset, h, 0, dk + offset, h);
+      // dQ = dS K / sqrt(d); dK += dS^T Q / sqrt(d).
+      Gemm<T>(false, false, s, d, s, scale, ds, s, k + kv_offset, hk, 0, dq + offset, h);
+      Gemm<T>(true, false, s, d, s, scale, ds, s, q + offset, h, 1, dk + kv_offset, hk);
     }
   }
 }

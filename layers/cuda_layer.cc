@@ -2,6 +2,7 @@
 // CudaLayer (parameter upload). Compiled by the host compiler.
 #include <cuda_bf16.h>
 
+#include <string>
 #include <vector>
 
 #include "core/model.h"
@@ -34,6 +35,16 @@ std::unique_ptr<CudaLayer<T>> MakeKind(const Layer& l, const ModelInput& in) {
   return nullptr;
 }
 
+// What the CUDA layers do not implement yet beyond what the reference refuses: "" when the
+// layer is available.
+std::string CudaMissing(const Layer& l) {
+  if (l.op != LayerKind::kTransformerBlock) return "";
+  if (l.kv_heads != l.heads) return "grouped-query attention (kv_heads < heads)";
+  if (l.head_dim * l.heads != l.hidden) return "a head_dim other than hidden / heads";
+  if (l.qkv_bias != l.bias) return "a qkv_bias that differs from bias";
+  return "";
+}
+
 }  // namespace
 
 template <typename T>
@@ -60,6 +71,11 @@ Result<std::unique_ptr<CudaLayer<T>>> MakeCudaLayer(const Layer& layer, const Mo
   // The reference checks the shapes and supplies the initial values.
   Result<std::unique_ptr<CpuLayer<float>>> ref = MakeCpuLayer<float>(layer, input);
   if (!ref.ok()) return ref.status();
+  if (const std::string missing = CudaMissing(layer); !missing.empty()) {
+    return Status::Error("layer \"" + layer.name + "\": " + missing +
+                         " is not available yet in the CUDA layers (the cpu and analytic "
+                         "backends model it)");
+  }
   std::unique_ptr<CudaLayer<T>> made = MakeKind<T>(layer, input);
   if (made == nullptr) return Status::Error("layer \"" + layer.name + "\": unknown op");
   std::shared_ptr<const CpuLayer<float>> init(std::move(*ref));

@@ -1,12 +1,30 @@
 // MakeCpuLayer: one case per row of PP_LAYER_KINDS (core/layer_kinds.h).
+#include <string>
+
 #include "layers/cpu_layers.h"
 
 namespace pp {
+namespace {
+
+// What the reference layers do not implement yet (the analytic backend models it): "" when
+// the layer is available.
+std::string CpuMissing(const Layer& l) {
+  if (l.experts > 0) return "a mixture-of-experts MLP (experts > 0)";
+  if (l.qk_norm) return "qk_norm";
+  return "";
+}
+
+}  // namespace
 
 template <typename T>
 Result<std::unique_ptr<CpuLayer<T>>> MakeCpuLayer(const Layer& layer, const ModelInput& input) {
   if (input.micro_batch_size < 1 || (input.seq_len < 1 && input.features < 1)) {
     return Status::Error("layer \"" + layer.name + "\": the model input has no rows");
+  }
+  if (const std::string missing = CpuMissing(layer); !missing.empty()) {
+    return Status::Error("layer \"" + layer.name + "\": " + missing +
+                         " is not available yet in the CPU and CUDA layers (the analytic "
+                         "backend models it)");
   }
   switch (layer.op) {
 #define PP_CPU_FACTORY_CASE(Name, Impl) \

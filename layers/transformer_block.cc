@@ -1,8 +1,10 @@
 // Transformer block (pre-norm), CPU reference:
 //   h1 = x + Wo · attention(rotary(norm1(x) · Wqkv))
 //   y  = h1 + mlp(norm2(h1)),  mlp = W2 · gelu(W1 ·)  or  Wd · (silu(Wg ·) * (Wu ·))
+// with q of width qw = heads x head_dim and k, v of width kvw = kv_heads x head_dim
+// (grouped-query attention when kv_heads < heads).
 // params, in order (biases only when the block has them; beta only for layer norm):
-//   gamma1 [beta1] Wqkv(h x 3h) [bqkv] Wo(h x h) [bo] gamma2 [beta2]
+//   gamma1 [beta1] Wqkv(h x (qw + 2 kvw)) [bqkv] Wo(qw x h) [bo] gamma2 [beta2]
 //   gelu:   W1(h x f) [b1] W2(f x h) [b2]
 //   swiglu: Wg(h x f) Wu(h x f) [bg bu] Wd(f x h) [bd]
 // saved (what the analytic profiler counts): x, norm1(x), [mean1] rstd1, q, k (rotated), v,
@@ -29,7 +31,10 @@ class TransformerBlock final : public CpuLayer<T> {
       : h_(l.hidden), f_(l.ffn), rms_(l.norm == NormKind::kRmsNorm),
         swiglu_(l.mlp == MlpKind::kSwiglu), bias_(l.bias), rotary_(l.rotary) {
     this->SetShape(in.rows(), l.hidden, l.hidden);
-    att_ = {in.micro_batch_size, in.seq_len, l.heads, l.hidden / l.heads, l.causal};
+    att_ = {in.micro_batch_size, in.seq_len, l.heads, l.head_dim, l.causal, l.kv_heads};
+    qw_ = l.heads * l.head_dim;
+    kvw_ = l.kv_heads * l.head_dim;
+    qkv_bias_ = l.qkv_bias;
     Layout();
   }
 
@@ -43,32 +48,33 @@ class TransformerBlock final : public CpuLayer<T> {
     cpu::Fill<T>(params + l_.p.g1, h_, T(1));
     cpu::Fill<T>(params + l_.p.g2, h_, T(1));
     const T wh = T(1) / std::sqrt(static_cast<T>(h_)), wf = T(1) / std::sqrt(static_cast<T>(f_));
-    cpu::FillUniform<T>(params + l_.p.wqkv, h_ * 3 * h_, wh, seed + 1);
-    cpu::FillUniform<T>(params + l_.p.wo, h_ * h_, wh, seed + 2);
+    cpu::FillUniform<T>(params + l_.p.wqkv, h_ * (qw_ + 2 * kvw_), wh, seed + 1);
+    cpu::FillUniform<T>(params + l_.p.wo, qw_ * h_, wh, seed + 2);
     cpu::FillUniform<T>(params + l_.p.w1, h_ * f_, wh, seed + 3);
     if (swiglu_) cpu::FillUniform<T>(params + l_.p.wu, h_ * f_, wh, seed + 4);
     cpu::FillUniform<T>(params + l_.p.w2, f_ * h_, wf, seed + 5);
   }
 
   void Forward(const T* P, const T* x, const MicroBatch&, T* y, T* S, T* W) const override {
-    const int64_t n = this->rows(), h = h_, f = f_;
+    const int64_t n = this->rows(), h = h_, f = f_, qw = qw_, kvw = kvw_, qkvw = qw_ + 2 * kvw_;
     T* qkv = W + w_.big;
     T* tmp = W + w_.h1;
     std::copy(x, x + n * h, S + l_.s.x);
     cpu::NormForward<T>(rms_, x, P + l_.p.g1, B(P, l_.p.b1), n, h, S + l_.s.ln1, Mean(S, l_.s.mean1, W),
                         S + l_.s.rstd1);
-    cpu::LinearForward<T>(S + l_.s.ln1, P + l_.p.wqkv, Bias(P, l_.p.bqkv), n, h, 3 * h, qkv);
+    cpu::LinearForward<T>(S + l_.s.ln1, P + l_.p.wqkv, Bias(P, l_.p.bqkv), n, h, qkvw, qkv);
     for (int64_t r = 0; r < n; ++r) {
-      std::copy(qkv + r * 3 * h, qkv + r * 3 * h + h, S + l_.s.q + r * h);
-      std::copy(qkv + r * 3 * h + h, qkv + r * 3 * h + 2 * h, S + l_.s.k + r * h);
-      std::copy(qkv + r * 3 * h + 2 * h, qkv + r * 3 * h + 3 * h, S + l_.s.v + r * h);
+      const T* row = qkv + r * qkvw;
+      std::copy(row, row + qw, S + l_.s.q + r * qw);
+      std::copy(row + qw, row + qw + kvw, S + l_.s.k + r * kvw);
+      std::copy(row + qw + kvw, row + qkvw, S + l_.s.v + r * kvw);
     }
     if (rotary_) {
       cpu::Rotary<T>(att_, false, S + l_.s.q);
-      cpu::Rotary<T>(att_, false, S + l_.s.k);
+      cpu::Rotary<T>(att_.KvShape(), false, S + l_.s.k);
     }
     cpu::AttentionForward<T>(att_, S + l_.s.q, S + l_.s.k, S + l_.s.v, S + l_.s.probs, S + l_.s.attn);
-    cpu::LinearForward<T>(S + l_.s.attn, P + l_.p.wo, Bias(P, l_.p.bo), n, h, h, tmp);
+    cpu::LinearForward<T>(S + l_.s.attn, P + l_.p.wo, Bias(P, l_.p.bo), n, qw, h, tmp);
     for (int64_t i = 0; i < n * h; ++i) S[l_.s.h1 + i] = x[i] + tmp[i];
     cpu::NormForward<T>(rms_, S + l_.s.h1, P + l_.p.g2, B(P, l_.p.b2), n, h, S + l_.s.ln2,
                         Mean(S, l_.s.mean2, W), S + l_.s.rstd2);
@@ -89,11 +95,12 @@ class TransformerBlock final : public CpuLayer<T> {
 
   void BackwardInput(const T* P, const T* dy, const T* S, const MicroBatch&, T* dx, T* D,
                      T* W) const override {
-    const int64_t n = this->rows(), h = h_, f = f_;
+    const int64_t n = this->rows(), h = h_, f = f_, qw = qw_, kvw = kvw_, qkvw = qw_ + 2 * kvw_;
     T* dmid = W + w_.f;   // n x f
     T* dt = W + w_.h1;    // n x h
     T* dt2 = W + w_.h2;   // n x h
-    T* dqkv = W + w_.big;  // 3 x (n x h): dq, dk, dv
+    T* dattn = W + w_.attn;  // n x qw
+    T* dqkv = W + w_.big;  // dq (n x qw), dk and dv (n x kvw each)
     std::copy(dy, dy + n * h, D + l_.d.dy);
     // MLP.
     if (swiglu_) {
@@ -115,23 +122,23 @@ class TransformerBlock final : public CpuLayer<T> {
                               D + l_.d.ln2, n, h, dt);
     for (int64_t i = 0; i < n * h; ++i) D[l_.d.h1 + i] = dy[i] + dt[i];
     // Attention.
-    cpu::LinearBackwardInput<T>(D + l_.d.h1, P + l_.p.wo, n, h, h, dt);  // d attention output
+    cpu::LinearBackwardInput<T>(D + l_.d.h1, P + l_.p.wo, n, qw, h, dattn);  // d attention output
     T* dq = dqkv;
-    T* dk = dqkv + n * h;
-    T* dv = dqkv + 2 * n * h;
-    cpu::AttentionBackward<T>(att_, S + l_.s.q, S + l_.s.k, S + l_.s.v, S + l_.s.probs, dt, dq, dk, dv,
-                              W + w_.scores);
+    T* dk = dqkv + n * qw;
+    T* dv = dk + n * kvw;
+    cpu::AttentionBackward<T>(att_, S + l_.s.q, S + l_.s.k, S + l_.s.v, S + l_.s.probs, dattn, dq,
+                              dk, dv, W + w_.scores);
     if (rotary_) {
       cpu::Rotary<T>(att_, true, dq);
-      cpu::Rotary<T>(att_, true, dk);
+      cpu::Rotary<T>(att_.KvShape(), true, dk);
     }
     for (int64_t r = 0; r < n; ++r) {
-      T* out = D + l_.d.qkv + r * 3 * h;
-      std::copy(dq + r * h, dq + r * h + h, out);
-      std::copy(dk + r * h, dk + r * h + h, out + h);
-      std::copy(dv + r * h, dv + r * h + h, out + 2 * h);
+      T* out = D + l_.d.qkv + r * qkvw;
+      std::copy(dq + r * qw, dq + r * qw + qw, out);
+      std::copy(dk + r * kvw, dk + r * kvw + kvw, out + qw);
+      std::copy(dv + r * kvw, dv + r * kvw + kvw, out + qw + kvw);
     }
-    cpu::LinearBackwardInput<T>(D + l_.d.qkv, P + l_.p.wqkv, n, h, 3 * h, D + l_.d.ln1);
+    cpu::LinearBackwardInput<T>(D + l_.d.qkv, P + l_.p.wqkv, n, h, qkvw, D + l_.d.ln1);
     cpu::NormBackwardInput<T>(rms_, S + l_.s.x, P + l_.p.g1, MeanC(S, l_.s.mean1), S + l_.s.rstd1,
                               D + l_.d.ln1, n, h, dt2);
     for (int64_t i = 0; i < n * h; ++i) dx[i] = D[l_.d.h1 + i] + dt2[i];
@@ -139,11 +146,12 @@ class TransformerBlock final : public CpuLayer<T> {
 
   void BackwardWeight(const T*, const T*, const T* S, const T* D, const MicroBatch&, T* G,
                       T*) const override {
-    const int64_t n = this->rows(), h = h_, f = f_;
+    const int64_t n = this->rows(), h = h_, f = f_, qw = qw_, qkvw = qw_ + 2 * kvw_;
     cpu::NormBackwardWeight<T>(rms_, S + l_.s.x, MeanC(S, l_.s.mean1), S + l_.s.rstd1, D + l_.d.ln1, n,
                                h, G + l_.p.g1, B(G, l_.p.b1));
-    cpu::LinearBackwardWeight<T>(S + l_.s.ln1, D + l_.d.qkv, n, h, 3 * h, G + l_.p.wqkv, Bias(G, l_.p.bqkv));
-    cpu::LinearBackwardWeight<T>(S + l_.s.attn, D + l_.d.h1, n, h, h, G + l_.p.wo, Bias(G, l_.p.bo));
+    cpu::LinearBackwardWeight<T>(S + l_.s.ln1, D + l_.d.qkv, n, h, qkvw, G + l_.p.wqkv,
+                                 Bias(G, l_.p.bqkv));
+    cpu::LinearBackwardWeight<T>(S + l_.s.attn, D + l_.d.h1, n, qw, h, G + l_.p.wo, Bias(G, l_.p.bo));
     cpu::NormBackwardWeight<T>(rms_, S + l_.s.h1, MeanC(S, l_.s.mean2), S + l_.s.rstd2, D + l_.d.ln2, n,
                                h, G + l_.p.g2, B(G, l_.p.b2));
     cpu::LinearBackwardWeight<T>(S + l_.s.ln2, D + l_.d.m1, n, h, f, G + l_.p.w1, Bias(G, l_.p.b1f));
@@ -161,7 +169,7 @@ class TransformerBlock final : public CpuLayer<T> {
   // its own); kNone when absent.
   BlockLayout l_;  // params (l_.p), saved (l_.s) and pending (l_.d) offsets and sizes
   struct WorkOffsets {
-    int64_t big, f, h1, h2, scores, mean;
+    int64_t big, f, h1, h2, attn, scores, mean;
   } w_{};
 
   void Layout() {
@@ -173,11 +181,13 @@ class TransformerBlock final : public CpuLayer<T> {
       return o;
     };
     // Params, kept activations and pending gradients: the layout both implementations share.
-    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_});
-    w_.big = take(3 * n * h);
+    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_,
+                      att_.kv(), att_.head_dim, qkv_bias_});
+    w_.big = take(n * (qw_ + 2 * kvw_));
     w_.f = take(n * f);
     w_.h1 = take(n * h);
     w_.h2 = take(n * h);
+    w_.attn = take(n * qw_);
     w_.scores = take(att_.seq * att_.seq + att_.seq);
     w_.mean = take(n);
     work_size_ = at;
@@ -199,6 +209,8 @@ class TransformerBlock final : public CpuLayer<T> {
 
   int64_t h_, f_;
   bool rms_, swiglu_, bias_, rotary_;
+  int64_t qw_ = 0, kvw_ = 0;  // widths of q and of k (and v)
+  bool qkv_bias_ = false;
   cpu::AttentionShape att_;
   int64_t work_size_ = 0;
 };

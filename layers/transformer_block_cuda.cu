@@ -157,7 +157,9 @@ class BlockCuda final : public CudaLayer<T> {
       return o;
     };
     // Params, kept activations and pending gradients: the layout both implementations share.
-    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_});
+    // Plain multi-head attention only (MakeCudaLayer refuses the other blocks).
+    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_,
+                      att_.heads, h / att_.heads, bias_});
     auto aligned = [&](int64_t count) { return take(AlignCount<T>(count)); };
     w_.qkv = aligned(3 * n * h);
     w_.f = aligned(n * f);

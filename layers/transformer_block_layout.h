@@ -13,6 +13,11 @@ struct BlockShape {
   int64_t hidden = 0, ffn = 0;       // h, f
   int64_t batch = 0, heads = 0, seq = 0;
   bool rms = false, bias = false, swiglu = false;
+  int64_t kv_heads = 0, head_dim = 0;  // key/value heads and head size
+  bool qkv_bias = false;               // biases on q, k and v
+  int64_t q() const { return heads * head_dim; }       // width of q (and of proj's input)
+  int64_t kv() const { return kv_heads * head_dim; }   // width of k and of v
+  int64_t qkv() const { return q() + 2 * kv(); }
 };
 
 struct BlockLayout {
@@ -31,6 +36,7 @@ struct BlockLayout {
 
 inline BlockLayout LayOutBlock(const BlockShape& b) {
   const int64_t n = b.rows, h = b.hidden, f = b.ffn;
+  const int64_t qw = b.q(), kvw = b.kv(), qkvw = b.qkv();
   BlockLayout l;
   int64_t at = 0;
   auto take = [&at](int64_t count) {
@@ -43,9 +49,9 @@ inline BlockLayout LayOutBlock(const BlockShape& b) {
   };
   l.p.g1 = take(h);
   l.p.b1 = maybe(!b.rms, h);
-  l.p.wqkv = take(h * 3 * h);
-  l.p.bqkv = maybe(b.bias, 3 * h);
-  l.p.wo = take(h * h);
+  l.p.wqkv = take(h * qkvw);
+  l.p.bqkv = maybe(b.qkv_bias, qkvw);
+  l.p.wo = take(qw * h);
   l.p.bo = maybe(b.bias, h);
   l.p.g2 = take(h);
   l.p.b2 = maybe(!b.rms, h);
@@ -62,11 +68,11 @@ inline BlockLayout LayOutBlock(const BlockShape& b) {
   l.s.ln1 = take(n * h);
   l.s.mean1 = maybe(!b.rms, n);
   l.s.rstd1 = take(n);
-  l.s.q = take(n * h);
-  l.s.k = take(n * h);
-  l.s.v = take(n * h);
+  l.s.q = take(n * qw);
+  l.s.k = take(n * kvw);
+  l.s.v = take(n * kvw);
   l.s.probs = take(b.batch * b.heads * b.seq * b.seq);
-  l.s.attn = take(n * h);
+  l.s.attn = take(n * qw);
   l.s.h1 = take(n * h);
   l.s.ln2 = take(n * h);
   l.s.mean2 = maybe(!b.rms, n);
@@ -79,7 +85,7 @@ inline BlockLayout LayOutBlock(const BlockShape& b) {
   at = 0;
   l.d.dy = take(n * h);
   l.d.ln1 = take(n * h);
-  l.d.qkv = take(3 * n * h);
+  l.d.qkv = take(n * qkvw);
   l.d.h1 = take(n * h);
   l.d.ln2 = take(n * h);
   l.d.m1 = take(n * f);

@@ -42,7 +42,7 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
   const LayerKindEntry& kind = KindEntry(layer.op);
   const KernelShape sh = KernelShapeOf(input, dtype, options);
   LayerMemory m;
-  m.param_bytes = static_cast<double>(kind.ParamCount(layer)) * sh.e;
+  m.param_bytes = static_cast<double>(kind.RankParamCount(layer, options.par)) * sh.e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
   m.output_bytes = kind.OutputBytes(layer, sh);
   return m;

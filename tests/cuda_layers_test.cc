@@ -292,6 +292,20 @@ TEST(CudaLayerLayout, EveryKindHasACudaLayerWithTheReferenceCounts) {
       auto cpu = MakeCpuLayer<float>(spec, m.input);
       auto f32 = MakeCudaLayer<float>(spec, m.input);
       auto bf16 = MakeCudaLayer<__nv_bfloat16>(spec, m.input);
+      // Blocks the CUDA layers do not implement yet (grouped-query attention, a head size of
+      // its own, separate q/k/v biases, q/k norms, experts) are refused in one line.
+      const bool plain =
+          spec.op != LayerKind::kTransformerBlock ||
+          (spec.kv_heads == spec.heads && spec.head_dim * spec.heads == spec.hidden &&
+           spec.qkv_bias == spec.bias && !spec.qk_norm && spec.experts == 0);
+      if (!plain) {
+        for (const Status* refused : {&f32.status(), &bf16.status()}) {
+          EXPECT_FALSE(refused->ok()) << s.doc.dump();
+          EXPECT_NE(refused->message().find("not available yet"), std::string::npos)
+              << refused->message();
+        }
+        continue;
+      }
       ASSERT_TRUE(cpu.ok() && f32.ok() && bf16.ok()) << s.doc.dump();
       for (const LayerShape* gpu : {static_cast<const LayerShape*>(f32->get()),
                                     static_cast<const LayerShape*>(bf16->get())}) {

@@ -35,6 +35,15 @@ void ExpectSameLayers(const Model& got, const Model& want) {
     EXPECT_EQ(a.heads, b.heads);
     EXPECT_EQ(a.ffn, b.ffn);
     EXPECT_EQ(a.bias, b.bias);
+    EXPECT_EQ(a.kv_heads, b.kv_heads);
+    EXPECT_EQ(a.head_dim, b.head_dim);
+    EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+    EXPECT_EQ(a.qk_norm, b.qk_norm);
+    EXPECT_EQ(a.experts, b.experts);
+    EXPECT_EQ(a.top_k, b.top_k);
+    EXPECT_EQ(a.expert_ffn, b.expert_ffn);
+    EXPECT_EQ(a.shared_experts, b.shared_experts);
+    EXPECT_EQ(a.shared_ffn, b.shared_ffn);
     EXPECT_EQ(a.norm, b.norm);
     EXPECT_EQ(a.mlp, b.mlp);
     EXPECT_EQ(a.causal, b.causal);
@@ -104,13 +113,112 @@ TEST(HfImport, OptionsAndNotes) {
   const Model m = Import(kGpt2Xl, options);
   EXPECT_EQ(m.input.seq_len, 256);
   EXPECT_EQ(m.input.micro_batch_size, 3);
+  // Grouped key/value heads are modelled: no note.
   Result<HfImport> gqa = ImportHfConfig(Json::parse(R"({"model_type": "llama",
       "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 2,
       "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 128,
       "vocab_size": 1000})"), {});
   ASSERT_TRUE(gqa.ok()) << gqa.message();
-  ASSERT_EQ(gqa->notes.size(), 1u);
-  EXPECT_NE(gqa->notes[0].find("num_key_value_heads"), std::string::npos);
+  EXPECT_TRUE(gqa->notes.empty());
+  EXPECT_EQ(gqa->model.layers[1].kv_heads, 2);
+  // A sliding window shorter than the context is named in a note.
+  Result<HfImport> window = ImportHfConfig(Json::parse(R"({"model_type": "mistral",
+      "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 2,
+      "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 8192,
+      "sliding_window": 4096, "vocab_size": 1000})"), {});
+  ASSERT_TRUE(window.ok()) << window.message();
+  ASSERT_EQ(window->notes.size(), 1u);
+  EXPECT_NE(window->notes[0].find("sliding_window 4096"), std::string::npos);
+}
+
+// The published config.json values of each model (Hugging Face meta-llama/Meta-Llama-3-8B,
+// meta-llama/Meta-Llama-3-70B, mistralai/Mixtral-8x7B-v0.1, Qwen/Qwen3-30B-A3B) import to the
+// shipped models, whose parameter counts models_test checks against the published ones.
+TEST(HfImport, Llama3MixtralAndQwen3MoeMatchTheShippedModels) {
+  struct Case {
+    const char* file;
+    const char* config;
+  } cases[] = {
+      {"llama3-8b.json", R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+          "attention_bias": false, "hidden_act": "silu", "hidden_size": 4096,
+          "intermediate_size": 14336, "max_position_embeddings": 8192,
+          "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+          "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": false,
+          "torch_dtype": "bfloat16", "vocab_size": 128256})"},
+      {"llama3-70b.json", R"({"model_type": "llama", "hidden_act": "silu",
+          "hidden_size": 8192, "intermediate_size": 28672, "max_position_embeddings": 8192,
+          "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
+          "rope_theta": 500000.0, "tie_word_embeddings": false, "vocab_size": 128256})"},
+      {"mixtral-8x7b.json", R"({"architectures": ["MixtralForCausalLM"],
+          "model_type": "mixtral", "hidden_act": "silu", "hidden_size": 4096,
+          "intermediate_size": 14336, "max_position_embeddings": 32768,
+          "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+          "num_key_value_heads": 8, "num_local_experts": 8, "rms_norm_eps": 1e-05,
+          "rope_theta": 1000000.0, "sliding_window": null, "tie_word_embeddings": false,
+          "torch_dtype": "bfloat16", "vocab_size": 32000})"},
+      {"qwen3-30b-a3b.json", R"({"architectures": ["Qwen3MoeForCausalLM"],
+          "model_type": "qwen3_moe", "attention_bias": false, "decoder_sparse_step": 1,
+          "head_dim": 128, "hidden_act": "silu", "hidden_size": 2048,
+          "intermediate_size": 6144, "max_position_embeddings": 40960, "mlp_only_layers": [],
+          "moe_intermediate_size": 768, "norm_topk_prob": true, "num_attention_heads": 32,
+          "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48,
+          "num_key_value_heads": 4, "rope_theta": 1000000.0, "sliding_window": null,
+          "tie_word_embeddings": false, "use_sliding_window": false,
+          "torch_dtype": "bfloat16", "vocab_size": 151936})"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.file);
+    HfImportOptions options;
+    options.seq_len = Shipped(c.file).input.seq_len;
+    Result<HfImport> r = ImportHfConfig(Json::parse(c.config), options);
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_TRUE(r->notes.empty()) << r->notes[0];
+    ExpectSameLayers(r->model, Shipped(c.file));
+  }
+}
+
+// Qwen2 has biases on q, k and v and nowhere else; Qwen3 has a q/k norm and its own head
+// size; a shared expert becomes one shared expert of its width. The counts are worked by
+// hand from the configs.
+TEST(HfImport, Qwen2BiasesQwen3HeadSizeAndSharedExperts) {
+  const Model qwen2 = Import(R"({"model_type": "qwen2", "hidden_size": 64,
+      "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "max_position_embeddings": 128, "vocab_size": 100,
+      "tie_word_embeddings": true})");
+  ASSERT_EQ(qwen2.layers.size(), 6u);
+  const Layer& b2 = qwen2.layers[1];
+  EXPECT_FALSE(b2.bias);
+  EXPECT_TRUE(b2.qkv_bias);
+  EXPECT_EQ(qwen2.layers[4].tied_to, "embed");
+  // Per block: norms 2*64; q 64x64 + k, v 64x32 each with biases (64 + 2*32); o 64x64;
+  // swiglu 3*64*96. Model: 2 blocks, embedding 100x64 (shared with the head), final norm 64.
+  const int64_t block2 = 2 * 64 + (64 * 128 + 128) + 64 * 64 + 3 * 64 * 96;
+  EXPECT_EQ(LayerParamCount(b2), block2);
+  EXPECT_EQ(ModelParamCount(qwen2), 2 * block2 + 100 * 64 + 64);
+
+  const Model qwen3 = Import(R"({"model_type": "qwen3", "hidden_size": 64, "head_dim": 32,
+      "intermediate_size": 96, "num_hidden_layers": 1, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "max_position_embeddings": 128, "vocab_size": 100})");
+  const Layer& b3 = qwen3.layers[1];
+  EXPECT_EQ(b3.head_dim, 32);
+  EXPECT_TRUE(b3.qk_norm);
+  // q 64 x 128, k and v 64 x 64 each, o 128 x 64, q and k norms 32 each.
+  EXPECT_EQ(LayerParamCount(b3), 2 * 64 + 64 * 256 + 128 * 64 + 2 * 32 + 3 * 64 * 96);
+
+  const Model moe = Import(R"({"model_type": "qwen3_moe", "hidden_size": 64, "head_dim": 16,
+      "intermediate_size": 512, "moe_intermediate_size": 16, "num_experts": 6,
+      "num_experts_per_tok": 2, "shared_expert_intermediate_size": 40,
+      "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 128,
+      "vocab_size": 100})");
+  const Layer& bm = moe.layers[1];
+  EXPECT_EQ(bm.experts, 6);
+  EXPECT_EQ(bm.top_k, 2);
+  EXPECT_EQ(bm.expert_ffn, 16);
+  EXPECT_EQ(bm.shared_experts, 1);
+  EXPECT_EQ(bm.shared_ffn, 40);
+  // Attention 4 x 64 x 64 + q/k norms 2 x 16; router 64 x 6; 6 experts and the shared one.
+  EXPECT_EQ(LayerParamCount(bm), 2 * 64 + 4 * 64 * 64 + 2 * 16 + 64 * 6 + 6 * 3 * 64 * 16 +
+                                     3 * 64 * 40);
 }
 
 TEST(HfImport, ErrorsNameTheField) {
@@ -127,6 +235,26 @@ TEST(HfImport, ErrorsNameTheField) {
       {R"({"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2,
            "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 64,
            "vocab_size": 100, "hidden_act": "relu"})", "hidden_act"},
+      {R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 3,
+           "max_position_embeddings": 64, "vocab_size": 100})", "num_key_value_heads"},
+      {R"({"model_type": "mistral", "hidden_size": 60, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 8,
+           "max_position_embeddings": 64, "vocab_size": 100})", "num_attention_heads"},
+      {R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_local_experts": 4,
+           "num_experts_per_tok": 5, "max_position_embeddings": 64, "vocab_size": 100})",
+       "num_experts_per_tok"},
+      {R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_experts_per_tok": 2,
+           "max_position_embeddings": 64, "vocab_size": 100})", "num_local_experts"},
+      {R"({"model_type": "qwen3_moe", "hidden_size": 64, "moe_intermediate_size": 16,
+           "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "max_position_embeddings": 64, "vocab_size": 100,
+           "mlp_only_layers": [0]})", "mlp_only_layers"},
+      {R"({"model_type": "qwen3_moe", "hidden_size": 64, "num_experts": 4,
+           "num_experts_per_tok": 2, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "max_position_embeddings": 64, "vocab_size": 100})", "moe_intermediate_size"},
   };
   for (const Case& c : cases) {
     Result<HfImport> r = ImportHfConfig(Json::parse(c.config), {});
@@ -157,6 +285,16 @@ TEST(HfImport, CliWritesAModelThatPlans) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find(dir + "/bad.json: n_embd"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad-model.json"));
+  // A grouped-query config whose key/value heads do not divide the heads: one line naming
+  // the key.
+  testing::WriteText(dir + "/gqa.json", R"({"model_type": "qwen2", "hidden_size": 64,
+      "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 3, "max_position_embeddings": 64, "vocab_size": 100})");
+  r = testing::RunTool("import " + dir + "/gqa.json -o " + dir + "/gqa-model.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(dir + "/gqa.json: num_key_value_heads"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/gqa-model.json"));
   std::filesystem::remove_all(dir);
 }
 

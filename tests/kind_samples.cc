@@ -97,14 +97,34 @@ KindSample RandomKindSample(LayerKind kind, std::mt19937_64& rng) {
     }
     case LayerKind::kTransformerBlock: {
       const bool rotary = d.Coin();
-      const int64_t heads = d.Int(1, 3);
+      const int64_t kv_heads = d.Int(1, 2);
+      const int64_t heads = kv_heads * d.Int(1, 2);
       const int64_t head_dim = rotary ? 2 * d.Int(1, 2) : d.Int(1, 4);
-      const int64_t hidden = heads * head_dim;
-      Json b{{"name", "block"}, {"op", op}, {"hidden", hidden}, {"heads", heads},
-             {"ffn", d.Int(1, 9)}};
+      // A head size of its own (q wider or narrower than hidden) a quarter of the time.
+      const bool own_head_dim = d.Int(0, 3) == 0;
+      const int64_t hidden = own_head_dim ? d.Int(1, 9) : heads * head_dim;
+      Json b{{"name", "block"}, {"op", op}, {"hidden", hidden}, {"heads", heads}};
+      if (kv_heads != heads) b["kv_heads"] = kv_heads;
+      if (hidden != heads * head_dim) b["head_dim"] = head_dim;
+      // A mixture of experts a quarter of the time (with shared experts half of those).
+      if (d.Int(0, 3) == 0) {
+        const int64_t experts = d.Int(1, 4);
+        b["experts"] = experts;
+        b["top_k"] = d.Int(1, experts);
+        b["expert_ffn"] = d.Int(1, 6);
+        if (d.Coin()) {
+          b["shared_experts"] = d.Int(1, 2);
+          b["shared_ffn"] = d.Int(1, 6);
+        }
+      } else {
+        b["ffn"] = d.Int(1, 9);
+      }
       d.Maybe(b, "norm", std::string(d.Coin() ? "rmsnorm" : "layernorm"), std::string("layernorm"));
       d.Maybe(b, "mlp", std::string(d.Coin() ? "swiglu" : "gelu"), std::string("gelu"));
-      d.Maybe(b, "bias", d.Coin(), true);
+      const bool bias = d.Coin();
+      d.Maybe(b, "bias", bias, true);
+      if (d.Int(0, 3) == 0) b["qkv_bias"] = !bias;
+      if (d.Int(0, 5) == 0) b["qk_norm"] = true;
       d.Maybe(b, "causal", d.Coin(), false);
       d.Maybe(b, "rotary", rotary, false);
       MaybeRepeat(d, b);

@@ -47,6 +47,8 @@ TEST(LayerKinds, AnUnknownOpListsEveryRegisteredKind) {
   }
 }
 
+void CheckRoundTrip(const Model& model, const testing::KindSample& sample);
+
 // Checks one sample of `kind`.
 void CheckSample(LayerKind kind, const testing::KindSample& sample) {
   SCOPED_TRACE(sample.doc.dump());
@@ -58,8 +60,21 @@ void CheckSample(LayerKind kind, const testing::KindSample& sample) {
   const LayerKindEntry& entry = KindEntry(kind);
   EXPECT_EQ(IsLoss(kind), entry.is_loss());
 
-  // Counts and widths: the entry against the CPU layer.
+  // Counts and widths: the entry against the CPU layer. The reference has no mixture-of-experts
+  // MLP and no q/k norm yet: it refuses those blocks in one line, and the rest is checked
+  // against the entry alone.
   auto made = MakeCpuLayer<double>(l, m->input);
+  if (l.experts > 0 || l.qk_norm) {
+    ASSERT_FALSE(made.ok());
+    EXPECT_NE(made.message().find("not available yet"), std::string::npos) << made.message();
+    EXPECT_EQ(made.message().find('\n'), std::string::npos) << made.message();
+    const LayerKernels k = ListKernels(l, m->input, DType::kBf16);
+    EXPECT_FALSE(k.forward.empty());
+    EXPECT_FALSE(k.backward_input.empty());
+    EXPECT_FALSE(k.backward_weight.empty());
+    CheckRoundTrip(*m, sample);
+    return;
+  }
   ASSERT_TRUE(made.ok()) << made.message();
   const CpuLayer<double>& cpu = **made;
   EXPECT_EQ(LayerParamCount(l), cpu.param_count());
@@ -96,8 +111,13 @@ void CheckSample(LayerKind kind, const testing::KindSample& sample) {
   EXPECT_EQ(k.backward_input.empty(), !cpu.has_input_gradient());
   EXPECT_EQ(k.backward_weight.empty(), cpu.param_count() == 0);
 
-  // JSON: written and read again, the model is the same, and every field the sample gave is
-  // written back with its value.
+  CheckRoundTrip(*m, sample);
+}
+
+// JSON: written and read again, the model is the same, and every field the sample gave is
+// written back with its value.
+void CheckRoundTrip(const Model& model, const testing::KindSample& sample) {
+  const Model* m = &model;
   const Json written = ModelToJson(*m);
   Result<Model> again = ModelFromJson(written);
   ASSERT_TRUE(again.ok()) << again.message();

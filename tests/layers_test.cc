@@ -170,6 +170,22 @@ TEST(CpuLayers, GradientsMatchFiniteDifferences) {
           {"name":"b","op":"transformer_block","hidden":8,"heads":4,"ffn":10,"norm":"layernorm",
            "mlp":"swiglu","bias":true,"rotary":true,"causal":false}])",
        kTokenInput, 1},
+      // Grouped-query attention: 4 query heads share 2 key/value heads (and 1: multi-query).
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
+          {"name":"b","op":"transformer_block","hidden":8,"heads":4,"kv_heads":2,"ffn":10,
+           "norm":"rmsnorm","mlp":"swiglu","bias":false,"rotary":true,"causal":true}])",
+       kTokenInput, 1},
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":12},
+          {"name":"b","op":"transformer_block","hidden":12,"heads":3,"kv_heads":1,"ffn":8,
+           "causal":false}])",
+       kTokenInput, 1},
+      // A head size of its own (q 3 x 4 = 12 wide on a hidden size of 10) and biases on q, k
+      // and v only.
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":10},
+          {"name":"b","op":"transformer_block","hidden":10,"heads":3,"kv_heads":1,"head_dim":4,
+           "ffn":8,"norm":"rmsnorm","mlp":"swiglu","bias":false,"qkv_bias":true,"rotary":true,
+           "causal":true}])",
+       kTokenInput, 1},
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {
@@ -223,7 +239,14 @@ TEST(CpuLayers, KeptActivationsMatchTheAnalyticCount) {
       {"name":"n","op":"rmsnorm","hidden":32},{"name":"head","op":"linear","in":32,"out":50},
       {"name":"loss","op":"cross_entropy"}])",
                             R"({"micro_batch_size":3,"seq_len":8})");
-  for (const Built* b : {&gpt, &llama}) {
+  const Built gqa = Build(R"([{"name":"e","op":"embedding","vocab":50,"hidden":32},
+      {"name":"blk","op":"transformer_block","hidden":32,"heads":8,"kv_heads":2,"head_dim":6,
+       "ffn":48,"norm":"rmsnorm","mlp":"swiglu","bias":false,"qkv_bias":true,"rotary":true,
+       "causal":true},
+      {"name":"n","op":"rmsnorm","hidden":32},{"name":"head","op":"linear","in":32,"out":50},
+      {"name":"loss","op":"cross_entropy"}])",
+                          R"({"micro_batch_size":3,"seq_len":8})");
+  for (const Built* b : {&gpt, &llama, &gqa}) {
     for (const Layer& spec : b->model.layers) {
       auto layer = MakeCpuLayer<float>(spec, b->model.input);
       ASSERT_TRUE(layer.ok());

@@ -33,7 +33,9 @@ Model LoadOrFail(const std::string& name) {
 TEST(ModelsTest, EveryFileLoads) {
   const std::vector<std::string> expected = {"mlp-2gpu",   "gpt2-small",  "gpt2-medium",
                                              "gpt2-large", "gpt2-xl",     "bert-large",
-                                             "llama-7b",   "uneven-vocab"};
+                                             "llama-7b",   "uneven-vocab",
+                                             "llama3-8b",  "llama3-70b",  "llama3.1-405b",
+                                             "mixtral-8x7b", "qwen3-30b-a3b"};
   std::vector<std::string> found;
   for (const auto& entry :
        std::filesystem::directory_iterator(std::string(PP_SOURCE_DIR) + "/models")) {
@@ -73,6 +75,18 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
       // PyTorch nn.Linear(1024, 2048) + nn.Linear(2048, 1024): 1024*2048 + 2048 + 2048*1024
       // + 1024.
       {"mlp-2gpu", 4197376, true},
+      // The parameter counts Hugging Face lists for meta-llama/Meta-Llama-3-8B (8.03B),
+      // meta-llama/Meta-Llama-3-70B (70.6B) and meta-llama/Llama-3.1-405B (406B), exactly:
+      // the sums of their safetensors shapes (grouped-query attention with 8 key/value heads,
+      // untied output heads).
+      {"llama3-8b", 8030261248, true},
+      {"llama3-70b", 70553706496, true},
+      {"llama3.1-405b", 405853388800, true},
+      // mistralai/Mixtral-8x7B-v0.1's safetensors total (Jiang et al. 2024: "47B").
+      {"mixtral-8x7b", 46702792704, true},
+      // Qwen/Qwen3-30B-A3B's safetensors total, 30.5B in the Qwen3 report (q/k norms and the
+      // 128 experts of every layer counted).
+      {"qwen3-30b-a3b", 30532122624, true},
   };
   for (const Published& p : kPublished) {
     const Model m = LoadOrFail(p.model);
@@ -84,6 +98,38 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
     }
   }
   EXPECT_EQ(ModelParamCount(LoadOrFail("llama-7b")), int64_t{6738415616});
+}
+
+// Parameters a token touches: every expert counted once per layer for top_k of them, the
+// rest whole. Qwen3-30B-A3B's "3.3B activated" (the Qwen3 report) is 3,353,032,704 from its
+// config; Mixtral's "13B active" likewise, worked here from the config values alone.
+TEST(ModelsTest, ActiveParametersOfTheMixturesOfExperts) {
+  struct Case {
+    const char* model;
+    int64_t layers, hidden, expert_ffn, experts, top_k;
+    int64_t active;  // the closed form from the config values, below
+  } cases[] = {
+      // 48 x (attention 2048 x (4096 + 2 x 512) + 4096 x 2048 + q/k norms 256 + norms 4096 +
+      // router 2048 x 128 + 8 x 3 x 2048 x 768) + embedding and head 2 x 151936 x 2048 + 2048.
+      {"qwen3-30b-a3b", 48, 2048, 768, 128, 8,
+       int64_t{48} * (2048 * 5120 + 4096 * 2048 + 256 + 4096 + 2048 * 128 + 8 * 3 * 2048 * 768) +
+           2 * 151936 * 2048 + 2048},
+      // 32 x (attention 4096 x (4096 + 2 x 1024) + 4096 x 4096 + norms 8192 + router
+      // 4096 x 8 + 2 x 3 x 4096 x 14336) + 2 x 32000 x 4096 + 4096.
+      {"mixtral-8x7b", 32, 4096, 14336, 8, 2,
+       int64_t{32} * (4096 * 6144 + 4096 * 4096 + 8192 + 4096 * 8 + 2 * 3 * 4096 * 14336) +
+           2 * 32000 * 4096 + 4096},
+  };
+  for (const Case& c : cases) {
+    const Model m = LoadOrFail(c.model);
+    const int64_t expert = 3 * c.hidden * c.expert_ffn;  // one swiglu expert
+    const int64_t inactive = c.layers * (c.experts - c.top_k) * expert;
+    EXPECT_EQ(ModelParamCount(m) - inactive, c.active) << c.model;
+  }
+  EXPECT_EQ(int64_t{48} * (2048 * 5120 + 4096 * 2048 + 256 + 4096 + 2048 * 128 +
+                           8 * 3 * 2048 * 768) +
+                2 * 151936 * 2048 + 2048,
+            int64_t{3353032704});
 }
 
 TEST(ModelsTest, Gpt2HeadIsTiedToTheEmbedding) {

@@ -1,6 +1,8 @@
 // relu and gelu (tanh approximation): no fields, no parameters; elementwise, so the output
-// width is the input's. They keep their input for the backward.
+// width is the input's. They keep their input for the backward. Under parallelism a rank
+// works on its sequence-parallel share of the rows (core/kinds/pieces.h RankSplit).
 #include "core/kind_entry.h"
+#include "core/kinds/pieces.h"
 
 namespace pp {
 namespace {
@@ -29,9 +31,9 @@ class Activation final : public LayerKindEntry {
   }
 
  private:
-  // One [N x in_width] tensor in bytes.
+  // One rank's [rows x in_width] tensor in bytes.
   static double Tensor(const Layer& l, const KernelShape& sh) {
-    return sh.n * static_cast<double>(l.in_width) * sh.e;
+    return RankSplitOf(sh).sp_rows * static_cast<double>(l.in_width) * sh.e;
   }
   bool gelu_;
 };

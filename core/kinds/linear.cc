@@ -1,5 +1,9 @@
 // linear: {"in", "out", "bias" (default true), "tied_to" (an embedding whose table it shares;
 // core/model.cc checks the tie)}. y = x W + b. Output width: out.
+// Under tensor parallelism the map is column-split (Megatron's ColumnParallelLinear, the
+// vocabulary-parallel output head): each rank holds ceil(out / tp) of the columns and their
+// biases and writes that share of the output; its input is all-gathered from the sequence-
+// parallel shares first (or, without sequence parallelism, the input gradient is all-reduced).
 #include "core/kind_entry.h"
 #include "core/kinds/pieces.h"
 
@@ -30,18 +34,41 @@ class Linear final : public LayerKindEntry {
     return l.out;
   }
 
-  int64_t ParamCount(const Layer& l) const override { return l.in * l.out + (l.bias ? l.out : 0); }
+  int64_t ParamCount(const Layer& l) const override { return RankParamCount(l, ShardDegrees{}); }
+  int64_t RankParamCount(const Layer& l, const ShardDegrees& par) const override {
+    const int64_t out = Share(l.out, par.tp);
+    return l.in * out + (l.bias ? out : 0);
+  }
   // A tied linear shares its weight with the embedding; only its bias is its own.
   int64_t SharedParamCount(const Layer& l) const override { return l.in * l.out; }
 
   double ActivationBytes(const Layer& l, const KernelShape& sh) const override {
-    return sh.n * static_cast<double>(l.in_width) * sh.e;  // the input
+    // The input (its sequence-parallel share, gathered again for the weight gradient).
+    return RankSplitOf(sh).sp_rows * static_cast<double>(l.in_width) * sh.e;
+  }
+
+  double OutputBytes(const Layer& l, const KernelShape& sh) const override {
+    return RankSplitOf(sh).rows * static_cast<double>(Share(l.out, sh.par.tp)) * sh.e;
   }
 
   void AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const override {
-    AddPiece(LinearPiece(sh, static_cast<double>(l.in), static_cast<double>(l.out), l.bias,
-                         {"linear", "linear_dgrad", "linear_wgrad", "linear_bias_grad"}),
+    const RankSplit r = RankSplitOf(sh);
+    const double in = static_cast<double>(l.in);
+    AddPiece(LinearPiece(WithRows(sh, r.rows), in, static_cast<double>(Share(l.out, r.tp)),
+                         l.bias, {"linear", "linear_dgrad", "linear_wgrad", "linear_bias_grad"}),
              k);
+    if (r.tp == 1) return;
+    const double x = r.rows * in * sh.e;  // the gathered input, or its gradient
+    if (r.sp) {
+      k->forward_comm.push_back(
+          {"linear_allgather", CollectiveKind::kAllGather, CommGroup::kTensor, x, ""});
+      k->backward_input_comm.push_back({"linear_dgrad_reducescatter",
+                                        CollectiveKind::kReduceScatter, CommGroup::kTensor, x,
+                                        ""});
+    } else {
+      k->backward_input_comm.push_back(
+          {"linear_dgrad_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, x, ""});
+    }
   }
 };
 

@@ -1,6 +1,7 @@
 // layernorm and rmsnorm over the hidden dimension: {"hidden"}, which must match the input
 // width. Layer norm has a gain and a shift and keeps fp32 mean and rstd per row; RMS norm has
-// a gain and keeps rstd.
+// a gain and keeps rstd. Under parallelism a rank normalises its sequence-parallel share of
+// the rows and keeps the whole gain (core/kinds/pieces.h RankSplit).
 #include "core/kind_entry.h"
 #include "core/kinds/pieces.h"
 
@@ -25,16 +26,17 @@ class Norm final : public LayerKindEntry {
   int64_t ParamCount(const Layer& l) const override { return rms_ ? l.hidden : 2 * l.hidden; }
 
   double ActivationBytes(const Layer& l, const KernelShape& sh) const override {
-    const double in = sh.n * static_cast<double>(l.in_width) * sh.e;
-    return rms_ ? in + sh.n * 4    // input, fp32 rstd
-                : in + sh.n * 8;   // input, fp32 mean and rstd
+    const double rows = RankSplitOf(sh).sp_rows;
+    const double in = rows * static_cast<double>(l.in_width) * sh.e;
+    return rms_ ? in + rows * 4    // input, fp32 rstd
+                : in + rows * 8;   // input, fp32 mean and rstd
   }
 
   void AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const override {
     const PieceNames names =
         rms_ ? PieceNames{"rmsnorm", "rmsnorm_dgrad", "rmsnorm_wgrad", ""}
              : PieceNames{"layernorm", "layernorm_dgrad", "layernorm_wgrad", ""};
-    AddPiece(NormPiece(sh, rms_ ? NormKind::kRmsNorm : NormKind::kLayerNorm,
+    AddPiece(NormPiece(WithRows(sh, RankSplitOf(sh).sp_rows), rms_ ? NormKind::kRmsNorm : NormKind::kLayerNorm,
                        static_cast<double>(l.hidden), names),
              k);
   }

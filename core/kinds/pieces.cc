@@ -1,5 +1,7 @@
 #include "core/kinds/pieces.h"
 
+#include <algorithm>
+
 namespace pp {
 
 Piece LinearPiece(const KernelShape& sh, double in, double out, bool bias,
@@ -26,6 +28,43 @@ Piece NormPiece(const KernelShape& sh, NormKind norm, double h, const PieceNames
   // Reads dy, x and the statistics; writes the parameter gradients.
   p.weight_grads.push_back(MemoryKernel(names.weight_grad, 2 * rows + stats + params));
   return p;
+}
+
+Piece ExpertPiece(const KernelShape& sh, double tokens, double experts, double in, double out,
+                  bool bias, const PieceNames& names) {
+  const double per = tokens / experts;  // rows of one expert
+  Piece p;
+  p.forward = BatchedGemmKernel(names.forward, experts, per, in, out, sh.e);
+  if (bias) p.forward.bytes += experts * out * sh.e;
+  p.input_grad = BatchedGemmKernel(names.input_grad, experts, per, out, in, sh.e);
+  p.weight_grads.push_back(BatchedGemmKernel(names.weight_grad, experts, in, per, out, sh.e));
+  if (bias) {
+    p.weight_grads.push_back(
+        MemoryKernel(names.bias_grad, tokens * out * sh.e + experts * out * sh.e));
+  }
+  return p;
+}
+
+RankSplit RankSplitOf(const KernelShape& sh) {
+  RankSplit r;
+  r.tp = std::max(1, sh.par.tp);
+  r.cp = std::max(1, sh.par.cp);
+  r.ep = std::max(1, sh.par.ep);
+  r.sp = r.tp > 1 && sh.par.sequence_parallel;
+  r.rows = sh.n / static_cast<double>(r.cp);
+  r.sp_rows = r.sp ? r.rows / static_cast<double>(r.tp) : r.rows;
+  r.seq = sh.s / static_cast<double>(r.cp);
+  return r;
+}
+
+int64_t Share(int64_t count, int64_t parts) {
+  return parts <= 1 ? count : (count + parts - 1) / parts;
+}
+
+KernelShape WithRows(const KernelShape& sh, double rows) {
+  KernelShape out = sh;
+  out.n = rows;
+  return out;
 }
 
 void AddPiece(const Piece& p, LayerKernels* k) {

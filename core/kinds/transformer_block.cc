@@ -1,54 +1,48 @@
-// transformer_block (pre-norm): {"hidden", "heads" (dividing hidden), "ffn", "norm":
-// layernorm|rmsnorm, "mlp": gelu|swiglu, "bias", "causal", "rotary" (an even head size)}.
-//   h1 = x + Wo . attention(rotary(norm1(x) . Wqkv));  y = h1 + mlp(norm2(h1))
-// Needs a token model; its input and output width is hidden.
+// transformer_block (pre-norm): {"hidden", "heads", "kv_heads" (default heads; must divide
+// heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
+// layernorm|rmsnorm, "mlp": gelu|swiglu, "bias", "qkv_bias" (default bias), "qk_norm",
+// "causal", "rotary" (an even head size), and for a mixture-of-experts MLP "experts",
+// "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place of "ffn"}.
+//   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
+// q is heads x head_dim wide, k and v kv_heads x head_dim each (grouped-query attention: each
+// key/value head serves heads / kv_heads query heads). A mixture-of-experts MLP routes each
+// token to top_k of `experts` expert MLPs (router: an h x experts linear, softmax, top-k) and
+// sums their outputs weighted by the router's probabilities, plus shared_experts MLPs every
+// token passes through. Needs a token model; its input and output width is hidden.
+//
+// Under KernelShape::par every count is one rank's (docs/analytic.md, "Under parallelism"):
+// Megatron-style tensor parallelism (qkv and fc1 column-split, proj and fc2 row-split, heads
+// and key/value heads divided, key/value heads replicated where fewer than tp), sequence
+// parallelism, context parallelism (a ring exchange of K and V) and expert parallelism (the
+// experts divided over ep ranks, all-to-all dispatch and combine).
 #include "core/kind_entry.h"
+#include "core/kinds/block_mlp.h"
 #include "core/kinds/pieces.h"
 
 namespace pp {
 namespace {
 
+// One rank's attention widths.
+struct AttentionWidths {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t q() const { return heads * head_dim; }
+  int64_t kv() const { return kv_heads * head_dim; }
+};
+AttentionWidths RankAttention(const Layer& l, int64_t tp) {
+  // Key/value heads fewer than the tensor ranks are replicated: each rank keeps one.
+  return {Share(l.heads, tp), l.kv_heads >= tp ? Share(l.kv_heads, tp) : 1, l.head_dim};
+}
+
+int64_t NormParams(const Layer& l) {
+  return l.norm == NormKind::kLayerNorm ? 2 * l.hidden : l.hidden;
+}
+
 class TransformerBlock final : public LayerKindEntry {
  public:
   std::string_view name() const override { return "transformer_block"; }
 
-  void Read(FieldReader& r, Layer* spec) const override {
-    spec->hidden = r.Int("hidden", 1, kMaxDim);
-    spec->heads = r.Int("heads", 1, kMaxDim);
-    spec->ffn = r.Int("ffn", 1, kMaxDim);
-    spec->bias = r.Bool("bias", true);
-    spec->causal = r.Bool("causal", false);
-    spec->rotary = r.Bool("rotary", false);
-    const std::string norm = r.OptString("norm").value_or("layernorm");
-    const std::string mlp = r.OptString("mlp").value_or("gelu");
-    if (!r.ok()) return;
-    if (norm == "layernorm") spec->norm = NormKind::kLayerNorm;
-    else if (norm == "rmsnorm") spec->norm = NormKind::kRmsNorm;
-    else r.Fail("norm", "must be \"layernorm\" or \"rmsnorm\" (got " + DescribeValue(Json(norm)) + ")");
-    if (mlp == "gelu") spec->mlp = MlpKind::kGelu;
-    else if (mlp == "swiglu") spec->mlp = MlpKind::kSwiglu;
-    else r.Fail("mlp", "must be \"gelu\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
-    if (r.ok() && spec->hidden % spec->heads != 0) {
-      r.Fail("heads", std::to_string(spec->heads) + " heads do not divide hidden size " +
-                          std::to_string(spec->hidden));
-    }
-    if (r.ok() && spec->rotary && (spec->hidden / spec->heads) % 2 != 0) {
-      r.Fail("rotary", "needs an even head size (hidden / heads = " +
-                           std::to_string(spec->hidden / spec->heads) + ")");
-    }
-  }
-
-  void Write(const Layer& s, Json* out) const override {
-    Json& l = *out;
-    l["hidden"] = s.hidden;
-    l["heads"] = s.heads;
-    l["ffn"] = s.ffn;
-    l["norm"] = s.norm == NormKind::kLayerNorm ? "layernorm" : "rmsnorm";
-    l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : "swiglu";
-    l["bias"] = s.bias;
-    l["causal"] = s.causal;
-    l["rotary"] = s.rotary;
-  }
+  void Read(FieldReader& r, Layer* spec) const override;
+  void Write(const Layer& s, Json* out) const override;
 
   Result<int64_t> OutWidth(const Layer& l, const WidthContext& c) const override {
     if (!c.input().tokens()) {
@@ -58,111 +52,274 @@ class TransformerBlock final : public LayerKindEntry {
     return c.in_width();
   }
 
-  int64_t ParamCount(const Layer& l) const override {
-    const int64_t h = l.hidden, f = l.ffn;
-    const int64_t norms = 2 * (l.norm == NormKind::kLayerNorm ? 2 * h : h);
-    const int64_t attention = 4 * h * h + (l.bias ? 4 * h : 0);
-    const int64_t mlp = l.mlp == MlpKind::kGelu ? 2 * h * f + (l.bias ? f + h : 0)
-                                                : 3 * h * f + (l.bias ? 2 * f + h : 0);
-    return norms + attention + mlp;
+  int64_t ParamCount(const Layer& l) const override { return RankParamCount(l, ShardDegrees{}); }
+
+  int64_t RankParamCount(const Layer& l, const ShardDegrees& par) const override {
+    const int64_t h = l.hidden;
+    const AttentionWidths w = RankAttention(l, par.tp);
+    const int64_t qkv = w.q() + 2 * w.kv();
+    const int64_t attention = h * qkv + (l.qkv_bias ? qkv : 0)  // column-split qkv
+                              + w.q() * h + (l.bias ? h : 0)    // row-split proj, whole bias
+                              + (l.qk_norm ? 2 * l.head_dim : 0);
+    return 2 * NormParams(l) + attention + MlpRankParams(l, par);
   }
 
   // What the block keeps for its backward (docs/analytic.md; the CPU and CUDA layers keep
   // the same tensors, transformer_block_layout.h).
   double ActivationBytes(const Layer& l, const KernelShape& sh) const override {
-    const double n = sh.n, b = sh.b, s = sh.s;
+    const RankSplit r = RankSplitOf(sh);
+    const AttentionWidths w = RankAttention(l, r.tp);
     const double h = static_cast<double>(l.hidden);
-    const double f = static_cast<double>(l.ffn);
-    const double a = static_cast<double>(l.heads);
-    const double elements = 2 * n * h        // norm1 input and output
-                            + 2 * n * h      // q and k (after rotary, when used)
-                            + n * h          // v
-                            + a * s * s * b  // softmax probabilities
-                            + n * h          // attention output = proj input
-                            + 2 * n * h      // norm2 input and output
-                            + (l.mlp == MlpKind::kGelu ? 2 * n * f    // fc1 and gelu outputs
-                                                       : 3 * n * f);  // gate, up, product
-    const double stats_per_row = l.norm == NormKind::kLayerNorm ? 8.0 : 4.0;  // fp32
-    return elements * sh.e + 2 * n * stats_per_row;
+    const double q = static_cast<double>(w.q()), kv = static_cast<double>(w.kv());
+    const double heads = sh.b * static_cast<double>(w.heads);  // attention problems
+    double elements = 2 * r.sp_rows * h        // norm1 input and output
+                      + r.rows * (q + 2 * kv)  // q, k (after rotary, when used) and v
+                      + r.rows * q             // attention output = proj input
+                      + 2 * r.sp_rows * h;     // norm2 input and output
+    double bytes = 2 * r.sp_rows * (l.norm == NormKind::kLayerNorm ? 8.0 : 4.0);  // fp32 stats
+    if (l.qk_norm) {
+      elements += r.rows * (q + kv);                                   // q and k before it
+      bytes += r.rows * static_cast<double>(w.heads + w.kv_heads) * 4;  // fp32 rstd per head
+    }
+    if (sh.flash_attention) {
+      bytes += heads * r.seq * 4;  // fp32 log-sum-exp per query row
+    } else {
+      elements += heads * r.seq * sh.s;  // softmax probabilities: own queries, all keys
+    }
+    return (elements + MlpActivationElements(l, sh)) * sh.e + bytes +
+           MlpActivationExtraBytes(l, sh);
+  }
+
+  double OutputBytes(const Layer& l, const KernelShape& sh) const override {
+    return RankSplitOf(sh).sp_rows * static_cast<double>(l.hidden) * sh.e;
   }
 
   void AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const override;
 };
 
+void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
+  spec->hidden = r.Int("hidden", 1, kMaxDim);
+  spec->heads = r.Int("heads", 1, kMaxDim);
+  spec->kv_heads = r.OptInt("kv_heads", 1, kMaxDim).value_or(spec->heads);
+  const std::optional<int64_t> head_dim = r.OptInt("head_dim", 1, kMaxDim);
+  spec->experts = r.OptInt("experts", 0, kMaxDim).value_or(0);
+  if (spec->experts == 0) {
+    spec->ffn = r.Int("ffn", 1, kMaxDim);
+    for (const char* key : {"top_k", "expert_ffn", "shared_experts", "shared_ffn"}) {
+      if (r.Has(key)) r.Fail(key, "is a field of mixture-of-experts blocks; set experts too");
+    }
+  } else {
+    if (r.Has("ffn")) {
+      r.Fail("ffn", "a mixture-of-experts block (experts > 0) has expert_ffn and shared_ffn, "
+                    "not ffn");
+    }
+    spec->ffn = 0;
+    spec->top_k = r.Int("top_k", 1, spec->experts);
+    spec->expert_ffn = r.Int("expert_ffn", 1, kMaxDim);
+    spec->shared_experts = r.OptInt("shared_experts", 0, kMaxDim).value_or(0);
+    if (spec->shared_experts > 0) {
+      spec->shared_ffn = r.Int("shared_ffn", 1, kMaxDim);
+    } else if (r.Has("shared_ffn")) {
+      r.Fail("shared_ffn", "needs shared_experts > 0");
+    }
+  }
+  spec->bias = r.Bool("bias", true);
+  spec->qkv_bias = r.Bool("qkv_bias", spec->bias);
+  spec->qk_norm = r.Bool("qk_norm", false);
+  spec->causal = r.Bool("causal", false);
+  spec->rotary = r.Bool("rotary", false);
+  const std::string norm = r.OptString("norm").value_or("layernorm");
+  const std::string mlp = r.OptString("mlp").value_or("gelu");
+  if (!r.ok()) return;
+  if (norm == "layernorm") spec->norm = NormKind::kLayerNorm;
+  else if (norm == "rmsnorm") spec->norm = NormKind::kRmsNorm;
+  else r.Fail("norm", "must be \"layernorm\" or \"rmsnorm\" (got " + DescribeValue(Json(norm)) + ")");
+  if (mlp == "gelu") spec->mlp = MlpKind::kGelu;
+  else if (mlp == "swiglu") spec->mlp = MlpKind::kSwiglu;
+  else r.Fail("mlp", "must be \"gelu\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
+  if (r.ok() && spec->heads % spec->kv_heads != 0) {
+    r.Fail("kv_heads", std::to_string(spec->kv_heads) + " key/value heads do not divide " +
+                           std::to_string(spec->heads) + " heads");
+  }
+  if (r.ok() && !head_dim && spec->hidden % spec->heads != 0) {
+    r.Fail("heads", std::to_string(spec->heads) + " heads do not divide hidden size " +
+                        std::to_string(spec->hidden) + " (give head_dim)");
+  }
+  if (!r.ok()) return;
+  spec->head_dim = head_dim.value_or(spec->hidden / spec->heads);
+  if (spec->rotary && spec->head_dim % 2 != 0) {
+    r.Fail("rotary", "needs an even head size (head_dim " + std::to_string(spec->head_dim) + ")");
+  }
+}
+
+void TransformerBlock::Write(const Layer& s, Json* out) const {
+  Json& l = *out;
+  l["hidden"] = s.hidden;
+  l["heads"] = s.heads;
+  // Fields at their defaults are left out, so that documents without them read and write
+  // back unchanged.
+  if (s.kv_heads != s.heads) l["kv_heads"] = s.kv_heads;
+  if (s.hidden % s.heads != 0 || s.head_dim != s.hidden / s.heads) l["head_dim"] = s.head_dim;
+  if (s.experts == 0) {
+    l["ffn"] = s.ffn;
+  } else {
+    l["experts"] = s.experts;
+    l["top_k"] = s.top_k;
+    l["expert_ffn"] = s.expert_ffn;
+    if (s.shared_experts > 0) {
+      l["shared_experts"] = s.shared_experts;
+      l["shared_ffn"] = s.shared_ffn;
+    }
+  }
+  l["norm"] = s.norm == NormKind::kLayerNorm ? "layernorm" : "rmsnorm";
+  l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : "swiglu";
+  l["bias"] = s.bias;
+  if (s.qkv_bias != s.bias) l["qkv_bias"] = s.qkv_bias;
+  if (s.qk_norm) l["qk_norm"] = true;
+  l["causal"] = s.causal;
+  l["rotary"] = s.rotary;
+}
+
 void Add(std::vector<Kernel>& list, Kernel k) { list.push_back(k); }
 
+// The fused attention kernel of one direction: `products` matrix products of [s_q x d] by
+// [d x s] per head (2 forward; 5 backward, S = QK^T recomputed), halved when causal; its bytes
+// are `tensors`.
+Kernel FlashKernel(std::string_view name, double products, double heads, double sq, double s,
+                   double d, bool causal, double tensors) {
+  Kernel f{name, products * heads * 2 * sq * s * d * (causal ? 0.5 : 1.0), tensors,
+           KernelClass::kAttention};
+  f.m = sq;
+  f.k = d;
+  f.n = s;
+  f.batch = heads;
+  return f;
+}
+
 void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const {
+  const RankSplit r = RankSplitOf(sh);
+  const AttentionWidths w = RankAttention(l, r.tp);
   const double h = static_cast<double>(l.hidden);
-  const double f = static_cast<double>(l.ffn);
-  const double a = static_cast<double>(l.heads);
-  const double d = h / a;
-  const double s = sh.s;
-  const double heads = sh.b * a;               // independent attention problems
-  const double act = sh.n * h * sh.e;          // one [N x h] tensor
-  const double scores = heads * s * s * sh.e;  // one [b x a x s x s] tensor
-  const double rows_f = sh.n * f * sh.e;       // one [N x f] tensor
-  const double add = 3 * act;                  // residual add: reads two, writes one
-  const bool gelu = l.mlp == MlpKind::kGelu;
+  const double d = static_cast<double>(w.head_dim);
+  const double qw = static_cast<double>(w.q()), kvw = static_cast<double>(w.kv());
+  const double s = sh.s, sq = r.seq;               // all keys; this rank's queries
+  const double heads = sh.b * static_cast<double>(w.heads);  // independent attention problems
+  const double scores = heads * sq * s * sh.e;     // one [b x a x s_q x s] tensor
+  const double add = 3 * r.sp_rows * h * sh.e;     // residual add: reads two, writes one
+  const double qk = r.rows * (qw + kvw) * sh.e;    // q and k
+  const double q_bytes = r.rows * qw * sh.e;       // q (and O, dO, dQ)
+  const double kv_all = sh.b * s * kvw * sh.e;     // k (or v) of the whole sequence
+  const double kv_local = r.rows * kvw * sh.e;     // this rank's k (or v)
+  const double stats = heads * sq * 4;             // fp32 statistics per query row
+  const KernelShape tp_rows = WithRows(sh, r.rows);
+  const KernelShape sp_rows = WithRows(sh, r.sp_rows);
 
-  const Piece norm1 = NormPiece(sh, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
-  const Piece qkv =
-      LinearPiece(sh, h, 3 * h, l.bias, {"qkv", "qkv_dgrad", "qkv_wgrad", "qkv_bias_grad"});
+  const Piece norm1 = NormPiece(sp_rows, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
+  const Piece qkv = LinearPiece(tp_rows, h, qw + 2 * kvw, l.qkv_bias,
+                                {"qkv", "qkv_dgrad", "qkv_wgrad", "qkv_bias_grad"});
   const Piece proj =
-      LinearPiece(sh, h, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
-  const Piece norm2 = NormPiece(sh, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
-  // The gelu MLP's first map is fc1 (h -> f); swiglu's is gate and up fused (h -> 2f).
-  const Piece fc1 =
-      gelu ? LinearPiece(sh, h, f, l.bias, {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
-           : LinearPiece(sh, h, 2 * f, l.bias,
-                         {"gate_up", "gate_up_dgrad", "gate_up_wgrad", "gate_up_bias_grad"});
-  const Piece fc2 =
-      LinearPiece(sh, f, h, l.bias, {"fc2", "fc2_dgrad", "fc2_wgrad", "fc2_bias_grad"});
+      LinearPiece(tp_rows, qw, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
+  const Piece norm2 = NormPiece(sp_rows, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
+  const double head_rows = r.rows * static_cast<double>(w.heads + w.kv_heads);
+  const double qk_gain = 2 * d * sh.e;
 
-  // Forward: x -> norm1 -> qkv -> (rotary) -> QK^T -> softmax -> PV -> proj -> + x
-  //            -> norm2 -> fc1 -> gelu | silu(gate) * up -> fc2 -> + residual.
+  // Forward: x -> norm1 -> qkv -> (qk_norm) -> (rotary) -> attention -> proj -> + x
+  //            -> norm2 -> mlp -> + residual.
   std::vector<Kernel>& fwd = k->forward;
   Add(fwd, norm1.forward);
   Add(fwd, qkv.forward);
-  if (l.rotary) Add(fwd, MemoryKernel("rotary", 4 * act));  // reads q and k; writes both
-  Add(fwd, BatchedGemmKernel("attention_scores", heads, s, d, s, sh.e));
-  Add(fwd, MemoryKernel("softmax", 2 * scores));  // scale, mask and softmax in one pass
-  Add(fwd, BatchedGemmKernel("attention_context", heads, s, s, d, sh.e));
+  // Reads q, k and the gains; writes both and an fp32 rstd per head.
+  if (l.qk_norm) Add(fwd, MemoryKernel("qk_norm", 2 * qk + qk_gain + head_rows * 4));
+  if (l.rotary) Add(fwd, MemoryKernel("rotary", 2 * qk));  // reads q and k; writes both
+  if (sh.flash_attention) {
+    // Reads Q, K, V, writes O (and the row statistics).
+    Add(fwd, FlashKernel("attention", 2, heads, sq, s, d, l.causal,
+                         2 * q_bytes + 2 * kv_all + stats));
+  } else {
+    Add(fwd, BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e));
+    Add(fwd, MemoryKernel("softmax", 2 * scores));  // scale, mask and softmax in one pass
+    Add(fwd, BatchedGemmKernel("attention_context", heads, sq, s, d, sh.e));
+  }
   Add(fwd, proj.forward);
   Add(fwd, MemoryKernel("residual_add1", add));
   Add(fwd, norm2.forward);
-  Add(fwd, fc1.forward);
-  // gelu reads fc1's output and writes its own; swiglu reads gate and up, writes the product.
-  Add(fwd, gelu ? MemoryKernel("gelu", 2 * rows_f) : MemoryKernel("swiglu", 3 * rows_f));
-  Add(fwd, fc2.forward);
+  AddMlpForward(l, sh, k);
   Add(fwd, MemoryKernel("residual_add2", add));
 
   // Input gradient: the same chain backwards. Where a branch rejoins its skip connection the
   // two gradients are summed (reads two, writes one).
   std::vector<Kernel>& bwd = k->backward_input;
-  Add(bwd, fc2.input_grad);
-  // gelu: reads dy and fc1's output, writes dx. swiglu: reads d(product), gate and up,
-  // writes d(gate) and d(up).
-  Add(bwd,
-      gelu ? MemoryKernel("gelu_dgrad", 3 * rows_f) : MemoryKernel("swiglu_dgrad", 5 * rows_f));
-  Add(bwd, fc1.input_grad);
+  AddMlpInputGrad(l, sh, k);
   Add(bwd, norm2.input_grad);
   Add(bwd, MemoryKernel("residual_grad_add2", add));
   Add(bwd, proj.input_grad);
-  // Context = P.V: dP = dO.V^T and dV = P^T.dO.
-  Add(bwd, BatchedGemmKernel("attention_context_dgrad_p", heads, s, d, s, sh.e));
-  Add(bwd, BatchedGemmKernel("attention_context_dgrad_v", heads, s, s, d, sh.e));
-  Add(bwd, MemoryKernel("softmax_dgrad", 3 * scores));  // reads dP and P; writes dS
-  // Scores = Q.K^T: dQ = dS.K and dK = dS^T.Q.
-  Add(bwd, BatchedGemmKernel("attention_scores_dgrad_q", heads, s, s, d, sh.e));
-  Add(bwd, BatchedGemmKernel("attention_scores_dgrad_k", heads, s, s, d, sh.e));
-  if (l.rotary) Add(bwd, MemoryKernel("rotary_dgrad", 4 * act));
+  if (sh.flash_attention) {
+    // Reads Q, K, V, O, dO and the statistics; writes dQ, dK, dV.
+    Add(bwd, FlashKernel("attention_dgrad", 5, heads, sq, s, d, l.causal,
+                         4 * q_bytes + 4 * kv_all + stats));
+  } else {
+    // Context = P.V: dP = dO.V^T and dV = P^T.dO.
+    Add(bwd, BatchedGemmKernel("attention_context_dgrad_p", heads, sq, d, s, sh.e));
+    Add(bwd, BatchedGemmKernel("attention_context_dgrad_v", heads, s, sq, d, sh.e));
+    Add(bwd, MemoryKernel("softmax_dgrad", 3 * scores));  // reads dP and P; writes dS
+    // Scores = Q.K^T: dQ = dS.K and dK = dS^T.Q.
+    Add(bwd, BatchedGemmKernel("attention_scores_dgrad_q", heads, sq, s, d, sh.e));
+    Add(bwd, BatchedGemmKernel("attention_scores_dgrad_k", heads, s, sq, d, sh.e));
+  }
+  if (l.rotary) Add(bwd, MemoryKernel("rotary_dgrad", 2 * qk));
+  // Reads dy, x, rstd and the gains; writes dx.
+  if (l.qk_norm) Add(bwd, MemoryKernel("qk_norm_dgrad", 3 * qk + head_rows * 4 + qk_gain));
   Add(bwd, qkv.input_grad);
   Add(bwd, norm1.input_grad);
   Add(bwd, MemoryKernel("residual_grad_add1", add));
 
   // Weight gradients, in the order the backward produces them.
-  for (const Piece* p : {&fc2, &fc1, &norm2, &proj, &qkv, &norm1}) {
-    for (const Kernel& w : p->weight_grads) Add(k->backward_weight, w);
+  AddMlpWeightGrads(l, sh, k);
+  for (const Piece* p : {&norm2, &proj}) {
+    for (const Kernel& g : p->weight_grads) Add(k->backward_weight, g);
+  }
+  if (l.qk_norm) {
+    // Reads dy, x and rstd; writes the two gains' gradients.
+    Add(k->backward_weight, MemoryKernel("qk_norm_wgrad", 2 * qk + head_rows * 4 + qk_gain));
+  }
+  for (const Piece* p : {&qkv, &norm1}) {
+    for (const Kernel& g : p->weight_grads) Add(k->backward_weight, g);
+  }
+
+  // Collectives (docs/analytic.md lists each with its bytes).
+  const double act = r.rows * h * sh.e;  // one [N/cp x h] tensor: what the tensor ranks share
+  if (r.tp > 1) {
+    if (r.sp) {
+      k->forward_comm.insert(
+          k->forward_comm.begin(),
+          {{"qkv_allgather", CollectiveKind::kAllGather, CommGroup::kTensor, act, ""},
+           {"proj_reducescatter", CollectiveKind::kReduceScatter, CommGroup::kTensor, act, ""}});
+      k->backward_input_comm.push_back({"proj_dgrad_allgather", CollectiveKind::kAllGather,
+                                        CommGroup::kTensor, act, ""});
+      k->backward_input_comm.push_back({"qkv_dgrad_reducescatter",
+                                        CollectiveKind::kReduceScatter, CommGroup::kTensor, act,
+                                        ""});
+    } else {
+      k->forward_comm.insert(
+          k->forward_comm.begin(),
+          {"proj_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
+      k->backward_input_comm.push_back(
+          {"qkv_dgrad_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
+    }
+  }
+  if (r.cp > 1) {
+    // The ring: cp - 1 steps, each sending this rank's K and V on and receiving the previous
+    // rank's, each under the attention of the block of K and V already here.
+    const double ring = static_cast<double>(r.cp - 1) * 2 * kv_local;
+    const std::string_view fwd_kernel = sh.flash_attention ? "attention" : "attention_scores";
+    const std::string_view bwd_kernel =
+        sh.flash_attention ? "attention_dgrad" : "attention_scores_dgrad_q";
+    k->forward_comm.push_back(
+        {"attention_kv_ring", CollectiveKind::kSendRecv, CommGroup::kContext, ring, fwd_kernel});
+    k->backward_input_comm.push_back({"attention_kv_ring_dgrad", CollectiveKind::kSendRecv,
+                                      CommGroup::kContext, ring, bwd_kernel});
+    k->backward_input_comm.push_back({"attention_dkv_ring", CollectiveKind::kSendRecv,
+                                      CommGroup::kContext, ring, bwd_kernel});
   }
 }
 

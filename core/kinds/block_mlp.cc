@@ -1,0 +1,259 @@
+#include "core/kinds/block_mlp.h"
+
+#include <algorithm>
+
+#include "core/kinds/pieces.h"
+
+namespace pp {
+namespace {
+
+bool Gelu(const Layer& l) { return l.mlp == MlpKind::kGelu; }
+
+// Parameters of one MLP of width w (its fc2 bias whole on every tensor rank).
+int64_t MlpParams(const Layer& l, int64_t w) {
+  const int64_t h = l.hidden;
+  return Gelu(l) ? 2 * h * w + (l.bias ? w + h : 0) : 3 * h * w + (l.bias ? 2 * w + h : 0);
+}
+
+// One rank's widths and token counts.
+struct MlpSplit {
+  RankSplit r;
+  double f = 0;         // dense: fc1's output width on this rank
+  double local = 0;     // experts on this rank
+  double expert_f = 0;  // one expert's width on this rank
+  double shared_f = 0;  // the shared experts' width together on this rank
+  double tokens = 0;    // token copies this rank's experts compute (balanced routing)
+  double copies = 0;    // token copies this rank's tokens send out: rows x top_k
+  double experts = 0, top_k = 0;
+};
+MlpSplit SplitOf(const Layer& l, const KernelShape& sh) {
+  MlpSplit m;
+  m.r = RankSplitOf(sh);
+  m.f = static_cast<double>(Share(l.ffn, m.r.tp));
+  if (l.experts > 0) {
+    const int64_t local = Share(l.experts, m.r.ep);
+    m.local = static_cast<double>(local);
+    m.expert_f = static_cast<double>(Share(l.expert_ffn, m.r.tp));
+    m.shared_f = static_cast<double>(l.shared_experts * Share(l.shared_ffn, m.r.tp));
+    m.experts = static_cast<double>(l.experts);
+    m.top_k = static_cast<double>(l.top_k);
+    m.copies = m.r.rows * m.top_k;
+    m.tokens = m.copies * static_cast<double>(m.r.ep * local) / m.experts;
+  }
+  return m;
+}
+
+// The pieces of a dense MLP of width w on `rows` rows: fc1 (gate and up fused for swiglu)
+// and fc2.
+struct DensePieces {
+  Piece fc1, fc2;
+  Kernel act, act_grad;
+};
+DensePieces Dense(const Layer& l, const KernelShape& sh, double rows, double w, bool shared) {
+  const double h = static_cast<double>(l.hidden);
+  const KernelShape at = WithRows(sh, rows);
+  const double tensor = rows * w * sh.e;  // one [rows x w] tensor
+  DensePieces p;
+  if (shared) {
+    p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias, {"shared_fc1", "shared_fc1_dgrad",
+                                                     "shared_fc1_wgrad", "shared_fc1_bias_grad"})
+                    : LinearPiece(at, h, 2 * w, l.bias,
+                                  {"shared_gate_up", "shared_gate_up_dgrad",
+                                   "shared_gate_up_wgrad", "shared_gate_up_bias_grad"});
+    p.fc2 = LinearPiece(at, w, h, l.bias, {"shared_fc2", "shared_fc2_dgrad", "shared_fc2_wgrad",
+                                           "shared_fc2_bias_grad"});
+    p.act = Gelu(l) ? MemoryKernel("shared_gelu", 2 * tensor)
+                    : MemoryKernel("shared_swiglu", 3 * tensor);
+    p.act_grad = Gelu(l) ? MemoryKernel("shared_gelu_dgrad", 3 * tensor)
+                         : MemoryKernel("shared_swiglu_dgrad", 5 * tensor);
+    return p;
+  }
+  p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias,
+                                {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
+                  : LinearPiece(at, h, 2 * w, l.bias,
+                                {"gate_up", "gate_up_dgrad", "gate_up_wgrad", "gate_up_bias_grad"});
+  p.fc2 = LinearPiece(at, w, h, l.bias, {"fc2", "fc2_dgrad", "fc2_wgrad", "fc2_bias_grad"});
+  // gelu reads fc1's output and writes its own; swiglu reads gate and up, writes the
+  // product. Backward: gelu reads dy and fc1's output, writes dx; swiglu reads d(product),
+  // gate and up, writes d(gate) and d(up).
+  p.act = Gelu(l) ? MemoryKernel("gelu", 2 * tensor) : MemoryKernel("swiglu", 3 * tensor);
+  p.act_grad = Gelu(l) ? MemoryKernel("gelu_dgrad", 3 * tensor)
+                       : MemoryKernel("swiglu_dgrad", 5 * tensor);
+  return p;
+}
+
+// The routed experts' pieces.
+DensePieces Experts(const Layer& l, const KernelShape& sh, const MlpSplit& m) {
+  const double h = static_cast<double>(l.hidden);
+  const double w = m.expert_f;
+  const double tensor = m.tokens * w * sh.e;
+  DensePieces p;
+  p.fc1 = Gelu(l) ? ExpertPiece(sh, m.tokens, m.local, h, w, l.bias,
+                                {"expert_fc1", "expert_fc1_dgrad", "expert_fc1_wgrad",
+                                 "expert_fc1_bias_grad"})
+                  : ExpertPiece(sh, m.tokens, m.local, h, 2 * w, l.bias,
+                                {"expert_gate_up", "expert_gate_up_dgrad",
+                                 "expert_gate_up_wgrad", "expert_gate_up_bias_grad"});
+  p.fc2 = ExpertPiece(sh, m.tokens, m.local, w, h, l.bias,
+                      {"expert_fc2", "expert_fc2_dgrad", "expert_fc2_wgrad",
+                       "expert_fc2_bias_grad"});
+  p.act = Gelu(l) ? MemoryKernel("expert_gelu", 2 * tensor)
+                  : MemoryKernel("expert_swiglu", 3 * tensor);
+  p.act_grad = Gelu(l) ? MemoryKernel("expert_gelu_dgrad", 3 * tensor)
+                       : MemoryKernel("expert_swiglu_dgrad", 5 * tensor);
+  return p;
+}
+
+void AddWeightGrads(const Piece& p, LayerKernels* k) {
+  for (const Kernel& g : p.weight_grads) k->backward_weight.push_back(g);
+}
+
+Collective Tensor(std::string_view name, CollectiveKind kind, double bytes) {
+  return {name, kind, CommGroup::kTensor, bytes, ""};
+}
+Collective Expert(std::string_view name, double bytes) {
+  return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, ""};
+}
+
+}  // namespace
+
+int64_t MlpRankParams(const Layer& l, const ShardDegrees& par) {
+  const int64_t tp = std::max(1, par.tp);
+  if (l.experts == 0) return MlpParams(l, Share(l.ffn, tp));
+  return l.hidden * l.experts  // the router, whole on every rank
+         + Share(l.experts, par.ep) * MlpParams(l, Share(l.expert_ffn, tp)) +
+         l.shared_experts * MlpParams(l, Share(l.shared_ffn, tp));
+}
+
+double MlpActivationElements(const Layer& l, const KernelShape& sh) {
+  const MlpSplit m = SplitOf(l, sh);
+  const double per_width = Gelu(l) ? 2 : 3;  // fc1 and gelu outputs, or gate, up and product
+  if (l.experts == 0) return m.r.rows * m.f * per_width;
+  const double h = static_cast<double>(l.hidden);
+  return m.r.rows * m.experts               // the router's probabilities
+         + m.copies                         // the top-k weights
+         + m.tokens * h                     // the experts' inputs (permuted tokens)
+         + m.tokens * m.expert_f * per_width  // the experts' fc1 outputs
+         + m.tokens * h                     // the experts' outputs (for the weights' gradient)
+         + m.r.rows * m.shared_f * per_width;  // the shared experts
+}
+
+double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh) {
+  return l.experts == 0 ? 0 : SplitOf(l, sh).copies * 4;  // int32 expert ids
+}
+
+void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
+  const MlpSplit m = SplitOf(l, sh);
+  const double h = static_cast<double>(l.hidden);
+  const double x = m.r.rows * h * sh.e;  // one [N/cp x h] tensor
+  std::vector<Kernel>& fwd = k->forward;
+  if (m.r.sp) k->forward_comm.push_back(Tensor("fc1_allgather", CollectiveKind::kAllGather, x));
+  if (l.experts == 0) {
+    const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
+    fwd.push_back(p.fc1.forward);
+    fwd.push_back(p.act);
+    fwd.push_back(p.fc2.forward);
+  } else {
+    const double copies = m.copies * h * sh.e;  // the permuted token copies
+    const double expert_out = m.tokens * h * sh.e;
+    fwd.push_back(GemmKernel("router", m.r.rows, h, m.experts, sh.e));
+    // Reads the logits; writes the probabilities, the top-k weights and int32 ids.
+    fwd.push_back(MemoryKernel("router_topk", 2 * m.r.rows * m.experts * sh.e +
+                                                  m.copies * (sh.e + 4)));
+    // Reads the tokens and ids; writes top_k copies of each, grouped by expert.
+    fwd.push_back(MemoryKernel("permute", x + m.copies * 4 + copies));
+    if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_dispatch_alltoall", copies));
+    const DensePieces e = Experts(l, sh, m);
+    fwd.push_back(e.fc1.forward);
+    fwd.push_back(e.act);
+    fwd.push_back(e.fc2.forward);
+    if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_combine_alltoall", copies));
+    // Reads the experts' outputs and the weights; writes their weighted sum per token.
+    fwd.push_back(MemoryKernel("unpermute", expert_out + m.copies * sh.e + x));
+    if (l.shared_experts > 0) {
+      const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
+      fwd.push_back(s.fc1.forward);
+      fwd.push_back(s.act);
+      fwd.push_back(s.fc2.forward);
+      fwd.push_back(MemoryKernel("shared_add", 3 * x));
+    }
+  }
+  if (m.r.tp > 1) {
+    k->forward_comm.push_back(
+        m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
+               : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
+  }
+}
+
+void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
+  const MlpSplit m = SplitOf(l, sh);
+  const double h = static_cast<double>(l.hidden);
+  const double x = m.r.rows * h * sh.e;
+  std::vector<Kernel>& bwd = k->backward_input;
+  if (m.r.sp) {
+    k->backward_input_comm.push_back(
+        Tensor("fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
+  }
+  if (l.experts == 0) {
+    const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
+    bwd.push_back(p.fc2.input_grad);
+    bwd.push_back(p.act_grad);
+    bwd.push_back(p.fc1.input_grad);
+  } else {
+    const double copies = m.copies * h * sh.e;
+    const double expert_out = m.tokens * h * sh.e;
+    if (l.shared_experts > 0) {
+      const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
+      bwd.push_back(s.fc2.input_grad);
+      bwd.push_back(s.act_grad);
+      bwd.push_back(s.fc1.input_grad);
+    }
+    // Reads dy, the experts' outputs and the weights; writes the experts' output gradients
+    // and the weights' gradients.
+    bwd.push_back(MemoryKernel("unpermute_dgrad",
+                               x + 2 * expert_out + 2 * m.copies * sh.e));
+    if (m.r.ep > 1) k->backward_input_comm.push_back(Expert("moe_combine_dgrad_alltoall", copies));
+    const DensePieces e = Experts(l, sh, m);
+    bwd.push_back(e.fc2.input_grad);
+    bwd.push_back(e.act_grad);
+    bwd.push_back(e.fc1.input_grad);
+    if (m.r.ep > 1) {
+      k->backward_input_comm.push_back(Expert("moe_dispatch_dgrad_alltoall", copies));
+    }
+    // Reads the copies' gradients and the ids; writes the tokens' gradient.
+    bwd.push_back(MemoryKernel("permute_dgrad", copies + m.copies * 4 + x));
+    // Reads the weights' gradients and the probabilities; writes the logits' gradient.
+    bwd.push_back(MemoryKernel("router_topk_dgrad",
+                               m.copies * sh.e + 2 * m.r.rows * m.experts * sh.e));
+    bwd.push_back(GemmKernel("router_dgrad", m.r.rows, m.experts, h, sh.e));
+    // Sums the router's, the experts' (and the shared experts') input gradients.
+    bwd.push_back(MemoryKernel("moe_grad_add", (l.shared_experts > 0 ? 4 : 3) * x));
+  }
+  if (m.r.tp > 1) {
+    k->backward_input_comm.push_back(
+        m.r.sp ? Tensor("fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
+               : Tensor("fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
+  }
+}
+
+void AddMlpWeightGrads(const Layer& l, const KernelShape& sh, LayerKernels* k) {
+  const MlpSplit m = SplitOf(l, sh);
+  if (l.experts == 0) {
+    const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
+    AddWeightGrads(p.fc2, k);
+    AddWeightGrads(p.fc1, k);
+    return;
+  }
+  const DensePieces e = Experts(l, sh, m);
+  AddWeightGrads(e.fc2, k);
+  AddWeightGrads(e.fc1, k);
+  if (l.shared_experts > 0) {
+    const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
+    AddWeightGrads(s.fc2, k);
+    AddWeightGrads(s.fc1, k);
+  }
+  k->backward_weight.push_back(
+      GemmKernel("router_wgrad", static_cast<double>(l.hidden), m.r.rows, m.experts, sh.e));
+}
+
+}  // namespace pp

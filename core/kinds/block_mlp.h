@@ -1,0 +1,32 @@
+// The MLP half of a transformer block (core/kinds/transformer_block.cc), dense or a mixture
+// of experts, for one rank of KernelShape::par: its parameters, what it keeps, its kernels
+// and its collectives (docs/analytic.md lists them). A dense MLP is fc1 (h -> f; swiglu: gate
+// and up fused, h -> 2f), the activation and fc2 (f -> h), fc1 column-split and fc2 row-split
+// over the tensor ranks. A mixture of experts is a router (h -> experts, softmax, top-k), a
+// permutation of each token's top_k copies to their experts, the experts' MLPs as grouped
+// GEMMs (each expert's width split over the tensor ranks, the experts divided over the expert
+// ranks), the weighted un-permutation back, plus the shared experts as one dense MLP of width
+// shared_experts x shared_ffn.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernel_cost.h"
+#include "core/layer_kinds.h"
+#include "core/parallelism.h"
+
+namespace pp {
+
+int64_t MlpRankParams(const Layer& l, const ShardDegrees& par);
+
+// Kept for the backward, in elements of sh.e bytes, and in other bytes (int32 expert ids).
+double MlpActivationElements(const Layer& l, const KernelShape& sh);
+double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh);
+
+// Appends the MLP's kernels (and collectives) of each part to `k`, between norm2 and the
+// second residual add.
+void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k);
+void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k);
+void AddMlpWeightGrads(const Layer& l, const KernelShape& sh, LayerKernels* k);
+
+}  // namespace pp
