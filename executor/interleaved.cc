@@ -29,7 +29,12 @@ class Interleaved final : public ScheduleKind {
             .searched_by_default = true,
             .torch_class = "ScheduleInterleaved1F1B",
             .megatron = FrameworkFit::kSame,
-            .torchgpipe = FrameworkFit::kNo};
+            .torchgpipe = FrameworkFit::kNo,
+            // Megatron-LM runs each step's sends and receives as one batched exchange and
+            // waits for it (then synchronises the device) before the next op: every transfer
+            // a device starts is exposed on it.
+            .pays_transfer_gaps = true,
+            .exposed_transfer_share = 1.0};
   }
   Status CheckOptions(const ScheduleOptions& options) const override {
     if (options.virtual_stages < 2) {

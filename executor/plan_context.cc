@@ -2,11 +2,13 @@
 
 #include <utility>
 
+#include "executor/simulator.h"
+
 namespace pp {
 
 Result<PlanContext> MakePlanContext(const PlanShape& shape) {
   Result<Schedule> schedule = BuildSchedule(shape.schedule, shape.devices, shape.micro_batches,
-                                            ScheduleOptions{shape.virtual_stages});
+                                            ScheduleOptions{shape.virtual_stages, shape.times});
   if (!schedule.ok()) return schedule.status();
   return MakePlanContext(std::move(*schedule));
 }
@@ -37,10 +39,37 @@ std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int nu
   return chunks;
 }
 
+OpTimesHint OpTimesHintOf(const Profile& profile, int chunks) {
+  OpTimesHint hint;
+  if (profile.layers.empty() || chunks < 1) return hint;
+  double forward = 0, backward = 0, input = 0, whole = 0, output = 0;
+  bool split = true;
+  for (const LayerProfile& l : profile.layers) {
+    forward += l.forward_ms;
+    backward += l.backward_ms;
+    split &= l.backward_input_ms.has_value() && l.backward_weight_ms.has_value();
+    if (split) {
+      input += *l.backward_input_ms;
+      whole += *l.backward_input_ms + *l.backward_weight_ms;
+    }
+    output += static_cast<double>(l.output_bytes);
+  }
+  const double share = split && whole > 0 ? input / whole : 0.5;
+  hint.forward_ms = forward / chunks;
+  hint.input_ms = backward * share / chunks;
+  hint.weight_ms = backward / chunks - hint.input_ms;
+  const auto mean = static_cast<uint64_t>(output / static_cast<double>(profile.layers.size()));
+  hint.transfer_ms = profile.link.bandwidth_bytes_per_s > 0 ? profile.link.TransferMs(mean) : 0;
+  hint.p2p_gap_ms = kDefaultP2pGapMs;
+  return hint;
+}
+
 PlanShape ShapeOf(const Plan& plan) {
   // Kinds that do not take V ignore it; 2 is the kinds' own default.
-  return PlanShape{plan.schedule, plan.num_stages, plan.num_micro_batches,
-                   plan.virtual_stages > 1 ? plan.virtual_stages : 2};
+  PlanShape shape{plan.schedule, plan.num_stages, plan.num_micro_batches,
+                  plan.virtual_stages > 1 ? plan.virtual_stages : 2};
+  shape.times = OpTimesHintOf(plan.profile, NumChunks(plan));
+  return shape;
 }
 
 namespace {

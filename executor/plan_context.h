@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/plan.h"
+#include "core/profile.h"
 #include "core/status.h"
 #include "executor/schedule.h"
 
@@ -30,7 +31,14 @@ struct PlanShape {
   int devices = 0;         // p
   int micro_batches = 0;   // m
   int virtual_stages = 2;  // chunks per device where the kind takes V (interleaved)
+  OpTimesHint times = {};  // what the kind may shape its order by (zbv): OpTimesHintOf
 };
+
+// The typical times of one of `chunks` equal chunks of `profile`'s model: its forward,
+// input- and weight-gradient totals over `chunks` (the backward split evenly where a layer
+// lacks the split), the transfer of the mean layer output over the profile's link and the
+// default gap per send or receive (kDefaultP2pGapMs).
+OpTimesHint OpTimesHintOf(const Profile& profile, int chunks);
 
 struct PlanContext {
   Schedule schedule;                // passed ValidateSchedule
@@ -55,7 +63,8 @@ Result<PlanContext> MakePlanContext(Schedule schedule);
 std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int num_layers,
                                       const std::vector<char>& recompute = {});
 
-// The shape a plan records (schedule, devices, micro-batches, chunks per device).
+// The shape a plan records (schedule, devices, micro-batches, chunks per device), with the
+// op times hinted by its embedded profile.
 PlanShape ShapeOf(const Plan& plan);
 
 // The context of `plan`, its chunks from the plan's stages. Errors: a schedule that cannot be

@@ -62,9 +62,21 @@ int OpChunk(const Schedule& schedule, int device, const PipelineOp& op);
 // The device that runs model chunk `chunk`.
 int ChunkDevice(const Schedule& schedule, int chunk);
 
+// Typical times of one chunk's ops and of one transfer, in ms, for kinds that shape their
+// order by them (zbv); the default says: equal ops, transfers free.
+struct OpTimesHint {
+  double forward_ms = 1;
+  double input_ms = 1;   // I, the input-gradient part of the backward
+  double weight_ms = 1;  // W
+  double transfer_ms = 0;
+  double p2p_gap_ms = 0;  // per send and per receive (ChunkTimes::p2p_gap_ms)
+  bool operator==(const OpTimesHint&) const = default;
+};
+
 // What some kinds need beyond p and m.
 struct ScheduleOptions {
   int virtual_stages = 2;  // interleaved: model chunks per device (--virtual-stages V)
+  OpTimesHint times = {};  // zbv: the op times its order is chosen for
 };
 
 // Which lower bounds the exact step search (partitioner/step_search.cc) applies.
@@ -90,6 +102,14 @@ struct ScheduleTraits {
   std::string_view torch_class;      // its torch.distributed.pipelining class; empty: none
   FrameworkFit megatron = FrameworkFit::kNo;    // Megatron-LM (chunk c on stage c mod p)
   FrameworkFit torchgpipe = FrameworkFit::kNo;  // torchgpipe / fairscale Pipe (one chunk each)
+  // What the simulator charges the devices per stage-to-stage transfer (docs/schedules.md,
+  // "What a transfer costs"). One chunk per device: nothing, a transfer is a pure delay.
+  // Several chunks per device: each send and each receive costs its device a launch gap, and
+  // the sender waits for this share (0 to 1) of each transfer it starts before its next op
+  // (1: the runtime that runs the kind blocks on every exchange, as Megatron-LM's
+  // interleaved schedule does; 0: sends are posted asynchronously).
+  bool pays_transfer_gaps = false;
+  double exposed_transfer_share = 0;
 };
 
 class ScheduleKind {

@@ -11,7 +11,49 @@ constexpr double kNotYet = std::numeric_limits<double>::quiet_NaN();
 
 bool Known(double t) { return t == t; }
 
+// Whether `times` has the entries a schedule of `chunks` chunks needs.
+bool TimesMatch(const ChunkTimes& times, size_t chunks) {
+  const size_t boundaries = chunks > 0 ? chunks - 1 : 0;
+  return times.forward_ms.size() == chunks && times.backward_ms.size() == chunks &&
+         times.transfer_ms.size() == boundaries &&
+         (times.backward_input_ms.empty() || times.backward_input_ms.size() == chunks) &&
+         (times.exposed_ms.empty() || times.exposed_ms.size() == boundaries);
+}
+
+// How long an op that sends across `boundary` (-1: it sends nothing) keeps its device after
+// it ends.
+double SendHoldMs(const ChunkTimes& times, int boundary) {
+  if (boundary < 0) return 0;
+  return times.p2p_gap_ms + (times.exposed_ms.empty() ? 0.0 : times.exposed_ms[boundary]);
+}
+
+// The boundary op `kind` of chunk `c` sends across to another device; -1 when none.
+int SendBoundary(const Schedule& schedule, int chunks, int c, OpKind kind) {
+  if (kind == OpKind::kForward) {
+    return c + 1 < chunks && ChunkDevice(schedule, c) != ChunkDevice(schedule, c + 1) ? c : -1;
+  }
+  if (kind == OpKind::kBackwardWeight) return -1;
+  return c > 0 && ChunkDevice(schedule, c) != ChunkDevice(schedule, c - 1) ? c - 1 : -1;
+}
+
 }  // namespace
+
+void ChargeTransfers(const Schedule& schedule, ChunkTimes* times, double gap_ms) {
+  bool pays = false;
+  double share = 0;
+  if (schedule.kind != nullptr) {
+    const ScheduleTraits traits = schedule.kind->traits();
+    pays = traits.pays_transfer_gaps;
+    share = traits.exposed_transfer_share;
+  } else {
+    pays = !schedule.chunk_device.empty() && NumChunks(schedule) > schedule.num_devices;
+  }
+  times->p2p_gap_ms = pays ? gap_ms : 0.0;
+  times->exposed_ms.clear();
+  if (pays && share > 0) {
+    for (const double t : times->transfer_ms) times->exposed_ms.push_back(share * t);
+  }
+}
 
 double OpDurationMs(const ChunkTimes& times, int chunk, OpKind kind) {
   const double input = times.backward_input_ms.empty() ? times.backward_ms[chunk] / 2
@@ -37,9 +79,7 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const ChunkTimes& times
   const int m = schedule.num_micro_batches;
   const int chunks = NumChunks(schedule);
   const auto n = static_cast<size_t>(chunks);
-  if (times.forward_ms.size() != n || times.backward_ms.size() != n ||
-      times.transfer_ms.size() != (chunks > 0 ? n - 1 : 0) ||
-      (!times.backward_input_ms.empty() && times.backward_input_ms.size() != n)) {
+  if (!TimesMatch(times, n)) {
     return Status::Error("simulator: stage times do not match the schedule's " +
                          std::to_string(chunks) + " stages");
   }
@@ -67,11 +107,13 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const ChunkTimes& times
         const PipelineOp& op = ops[next[s]];
         const int c = OpChunk(schedule, s, op);
         double ready = 0;
+        bool receives = false;  // its input comes from another device
         if (op.kind == OpKind::kForward) {
           if (c > 0) {
             const double prev = f_end[at(c - 1, op.micro_batch)];
             if (!Known(prev)) break;
             ready = prev + transfer(c - 1);
+            receives = ChunkDevice(schedule, c - 1) != s;
           }
         } else if (op.kind == OpKind::kBackwardWeight) {
           ready = input_end[at(c, op.micro_batch)];  // validated: I runs earlier on this device
@@ -79,17 +121,18 @@ Result<Timeline> SimulateValid(const Schedule& schedule, const ChunkTimes& times
           const double prev = grad_end[at(c + 1, op.micro_batch)];
           if (!Known(prev)) break;
           ready = prev + transfer(c);
+          receives = ChunkDevice(schedule, c + 1) != s;
         } else if (ChunkDevice(schedule, c) != s) {
           break;  // unreachable after validation
         }
-        const double start = std::max(ready, free_at[s]);
+        const double start = std::max(ready, free_at[s]) + (receives ? times.p2p_gap_ms : 0.0);
         const double end = start + OpDurationMs(times, c, op.kind);
         if (op.kind == OpKind::kForward) f_end[at(c, op.micro_batch)] = end;
         if (op.kind == OpKind::kBackward || op.kind == OpKind::kBackwardInput) {
           grad_end[at(c, op.micro_batch)] = end;
         }
         if (op.kind == OpKind::kBackwardInput) input_end[at(c, op.micro_batch)] = end;
-        free_at[s] = end;
+        free_at[s] = end + SendHoldMs(times, SendBoundary(schedule, chunks, c, op.kind));
         done[s].push_back({s, op, ready, start, end});
         ++next[s];
         --remaining;
@@ -150,7 +193,8 @@ StepSimulator::StepSimulator(const Schedule& schedule, Status valid) : status_(s
   ops_.resize(p);
   for (int d = 0; d < p; ++d) {
     for (const PipelineOp& op : schedule.device_ops[d]) {
-      Op x{op.kind, OpChunk(schedule, d, op), 0, -1, -1};
+      Op x{op.kind, OpChunk(schedule, d, op), 0, -1, -1, -1};
+      x.sends = SendBoundary(schedule, chunks_, x.chunk, op.kind);
       x.slot = x.chunk * m + op.micro_batch;
       if (op.kind == OpKind::kForward) {
         if (x.chunk > 0) x.dependency = (x.chunk - 1) * m + op.micro_batch;
@@ -203,9 +247,7 @@ StepSimulator::StepSimulator(const Schedule& schedule, Status valid) : status_(s
 
 double StepSimulator::StepMs(const ChunkTimes& times) {
   const auto n = static_cast<size_t>(chunks_);
-  if (!status_.ok() || times.forward_ms.size() != n || times.backward_ms.size() != n ||
-      times.transfer_ms.size() != (n > 0 ? n - 1 : 0) ||
-      (!times.backward_input_ms.empty() && times.backward_input_ms.size() != n)) {
+  if (!status_.ok() || !TimesMatch(times, n)) {
     return std::numeric_limits<double>::quiet_NaN();
   }
   std::fill(free_at_.begin(), free_at_.end(), 0.0);
@@ -220,12 +262,13 @@ double StepSimulator::StepMs(const ChunkTimes& times) {
                                                   : grad_end_[x.dependency];
       if (x.transfer >= 0) ready = ready + times.transfer_ms[x.transfer];
     }
-    const double start = std::max(ready, free_at_[d]);
+    const double start =
+        std::max(ready, free_at_[d]) + (x.transfer >= 0 ? times.p2p_gap_ms : 0.0);
     const double end = start + OpDurationMs(times, x.chunk, x.kind);
     if (x.kind == OpKind::kForward) f_end_[x.slot] = end;
     if (x.kind == OpKind::kBackward || x.kind == OpKind::kBackwardInput) grad_end_[x.slot] = end;
     if (x.kind == OpKind::kBackwardInput) input_end_[x.slot] = end;
-    free_at_[d] = end;
+    free_at_[d] = end + SendHoldMs(times, x.sends);
     step = std::max(step, end);
   }
   return step;

@@ -93,6 +93,12 @@ ChunkTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
   return t;
 }
 
+// `times` with what the context's schedule pays per transfer (ChargeTransfers).
+ChunkTimes Charged(const PlanContext& context, ChunkTimes times) {
+  ChargeTransfers(context.schedule, &times);
+  return times;
+}
+
 // Per-layer lower bounds on a stage's I and W as TimesOf derives them: a stage's I is
 // B x sum I / sum (I + W), and sum B / sum (I + W) is at least the least ratio k of a layer's
 // backward to its I + W, so k x I and k x W of each layer bound the stage's from below (over
@@ -156,8 +162,16 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
 }  // namespace
 
 Result<PlanContext> RequestContext(const PlanRequest& request) {
-  return MakePlanContext(PlanShape{request.schedule, request.num_stages,
-                                   request.num_micro_batches, request.virtual_stages});
+  PlanShape shape{request.schedule, request.num_stages, request.num_micro_batches,
+                  request.virtual_stages};
+  // The op times a kind may shape its order by, as ShapeOf derives them from the plan.
+  const ScheduleOptions options{request.virtual_stages};
+  const ScheduleKind* kind = FindScheduleKind(request.schedule);
+  if (kind != nullptr && kind->CheckOptions(options).ok()) {
+    shape.times =
+        OpTimesHintOf(request.profile, request.num_stages * kind->ChunksPerDevice(options));
+  }
+  return MakePlanContext(shape);
 }
 
 bool HasBackwardSplit(const Profile& profile) {
@@ -246,7 +260,8 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
 
   RecordLayout(request.devices, &plan);
   if (request.devices.per_device_memory) plan.memory_limit_bytes.reset();
-  Result<Timeline> timeline = Simulate(context, TimesOf(**costs, boundaries, recompute));
+  Result<Timeline> timeline =
+      Simulate(context, Charged(context, TimesOf(**costs, boundaries, recompute)));
   if (!timeline.ok()) return timeline.status();
   plan.predicted.step_time_ms = timeline->step_time_ms;
   plan.predicted.bubble_ratio = timeline->bubble_ratio;
@@ -387,7 +402,8 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   // arithmetic as Simulate) and the profiles' I/W split checked once.
   StepSimulator simulator(context);
   const bool split = AllSplit(costs, chunks);
-  const auto step_of = [&](const ChunkTimes& times) {
+  const auto step_of = [&](ChunkTimes times) {
+    ChargeTransfers(context.schedule, &times);
     const double step = simulator.StepMs(times);
     return step == step ? step : std::numeric_limits<double>::infinity();
   };
@@ -463,7 +479,7 @@ Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) 
   if (!costs.ok()) return costs.status();
   std::vector<char> recompute;
   for (const ChunkRange& c : context.chunks) recompute.push_back(c.recompute);
-  return TimesOf(**costs, plan.boundaries, recompute);
+  return Charged(context, TimesOf(**costs, plan.boundaries, recompute));
 }
 
 Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context) {

@@ -37,7 +37,8 @@ Result<Plan> MakePlan(const PlanRequest& request);
 Result<Plan> EvaluateSplit(const PlanRequest& request, const std::vector<int>& boundaries,
                            const std::string& method);
 
-// Per-chunk times of a plan (forward, backward with recomputation, I share, transfers),
+// Per-chunk times of a plan (forward, backward with recomputation, I share, transfers and
+// what the schedule pays per transfer: ChargeTransfers),
 // re-derived from its embedded profile, layout and boundaries; `context` is the plan's
 // (PlanContextOf, or PlanContextOf with a schedule read from a CSV).
 Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context);

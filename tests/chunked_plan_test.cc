@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "core/plan.h"
+#include "executor/plan_context.h"
 #include "executor/schedule.h"
+#include "executor/simulator.h"
 #include "partitioner/planner.h"
 #include "test_util.h"
 
@@ -57,10 +59,22 @@ TEST(ChunkedPlan, InterleavedLayoutMemoryAndClosedForm) {
   EXPECT_EQ(plan->boundaries, (std::vector<int>{2, 4, 6, 8, 10}));
   ASSERT_EQ(plan->stages.size(), 6u);
   for (const StagePlan& s : plan->stages) EXPECT_EQ(s.device, s.index % 2);
-  // Equal chunks of F = 2, B = 4 ms: step = m (f + b) + (p - 1)(f + b) / V per device stage
-  // of 3 chunks: (4 + 1/3) * 18 = 78.
-  EXPECT_NEAR(plan->predicted.step_time_ms, 4 * 18.0 + 18.0 / 3, 1e-9);
-  EXPECT_NEAR(plan->predicted.bubble_ratio, 1.0 / 13, 1e-12);
+  // Equal chunks of F = 2, B = 4 ms and free transfers: step = m (f + b) + (p - 1)(f + b) / V
+  // per device stage of 3 chunks: (4 + 1/3) * 18 = 78. Interleaved also pays a gap per send
+  // and receive (docs/schedules.md): without it the plan's chunk times give the closed form,
+  // with it the plan's step, at most two gaps per op (48 ops in all) above it.
+  Result<ChunkTimes> times = PlanChunkTimes(*plan, *PlanContextOf(*plan));
+  ASSERT_TRUE(times.ok()) << times.message();
+  EXPECT_EQ(times->p2p_gap_ms, kDefaultP2pGapMs);
+  const Schedule schedule = *BuildSchedule("interleaved", 2, 4, ScheduleOptions{3});
+  EXPECT_NEAR(Simulate(schedule, *times)->step_time_ms, plan->predicted.step_time_ms, 1e-9);
+  ChunkTimes free = *times;
+  free.p2p_gap_ms = 0;
+  const Timeline pure = *Simulate(schedule, free);
+  EXPECT_NEAR(pure.step_time_ms, 4 * 18.0 + 18.0 / 3, 1e-9);
+  EXPECT_NEAR(pure.bubble_ratio, 1.0 / 13, 1e-12);
+  EXPECT_GT(plan->predicted.step_time_ms, pure.step_time_ms);
+  EXPECT_LE(plan->predicted.step_time_ms, pure.step_time_ms + 2 * 48 * kDefaultP2pGapMs);
   // Device memory is the sum of its chunks' peaks, each 10 + in_flight * 200 bytes.
   const std::vector<int> in_flight =
       InFlightPerChunk(*BuildSchedule("interleaved", 2, 4, ScheduleOptions{3}));

@@ -65,7 +65,10 @@ struct Direct {
 Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
   Direct d;
   const int n = static_cast<int>(r.profile.layers.size());
-  const Schedule schedule = *BuildSchedule(r.schedule, r.num_stages, r.num_micro_batches);
+  // zbv chooses its order for the profile's typical op times (docs/schedules.md).
+  const int chunks = NumChunks(*BuildSchedule(r.schedule, r.num_stages, r.num_micro_batches));
+  const Schedule schedule = *BuildSchedule(r.schedule, r.num_stages, r.num_micro_batches,
+                                           ScheduleOptions{2, OpTimesHintOf(r.profile, chunks)});
   const int p = NumChunks(schedule);
   const std::vector<int> chunk_in_flight = InFlightPerChunk(schedule);
   std::vector<uint64_t> device_bytes(r.num_stages, 0);
@@ -102,6 +105,7 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
                                                         link.bandwidth_bytes_per_s);
     }
   }
+  ChargeTransfers(schedule, &times);  // what the kind pays per transfer
   d.step_ms = Simulate(schedule, times)->step_time_ms;
   return d;
 }

@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "executor/schedule.h"
 #include "executor/simulator.h"
@@ -99,6 +100,10 @@ TEST(Simulator, StepSimulatorEqualsSimulate) {
           if (trial % 2) t.backward_input_ms.push_back(t.backward_ms.back() * ms() / 10);
           if (c + 1 < chunks) t.transfer_ms.push_back(ms() / 4);
         }
+        if (trial % 3 == 0) {  // what a transfer costs the devices, as ChargeTransfers fills it
+          t.p2p_gap_ms = ms() / 20;
+          for (const double x : t.transfer_ms) t.exposed_ms.push_back(x * ms() / 10);
+        }
         EXPECT_EQ(fast.StepMs(t), Simulate(*schedule, t)->step_time_ms) << kind;
         ++compared;
       }
@@ -111,6 +116,79 @@ TEST(Simulator, StepSimulatorEqualsSimulate) {
   Schedule stuck = *BuildSchedule("1f1b", 2, 2);
   std::swap(stuck.device_ops[1][0], stuck.device_ops[1][1]);  // B0 before F0 on the last stage
   EXPECT_FALSE(StepSimulator(stuck).status().ok());
+}
+
+// One micro-batch ripples down and back up; each boundary crossed costs its transfer plus the
+// receiver's gap g, and the sender's hold (gap and exposed part, at most the transfer) ends
+// before its next op's input is back: step = p (f + b) + 2 (p - 1)(t + g).
+TEST(Simulator, TransferGapsOnOneMicroBatchAreClosedForm) {
+  for (const char* kind : {"gpipe", "1f1b"}) {
+    for (int p = 1; p <= 6; ++p) {
+      ChunkTimes times = Equal(p, 1.5, 2.5, 0.75);
+      times.p2p_gap_ms = 0.125;
+      times.exposed_ms.assign(p - 1, 0.75);
+      Result<Timeline> t = Simulate(*BuildSchedule(kind, p, 1), times);
+      ASSERT_TRUE(t.ok()) << t.message();
+      EXPECT_DOUBLE_EQ(t->step_time_ms, p * 4.0 + 2 * (p - 1) * (0.75 + 0.125)) << kind << p;
+      EXPECT_DOUBLE_EQ(t->busy_ms[0], 4.0);  // gaps and holds are not busy time
+    }
+  }
+}
+
+// Interleaved, p = 2, V = 2, m = 2: chunk c on device c mod 2. F = 1 and B = 2 per chunk,
+// transfer t = 0.5, gap g = 0.1 per send and receive, and the whole transfer exposed on its
+// sender (e = 0.5): an op that receives starts g after max(input there, device free); one that
+// sends holds its device g + e after it ends. Device 0 runs 0F0 0F1 2F0 2F1 2B0 2B1 0B0 0B1,
+// device 1 runs 1F0 1F1 3F0 3B0 3F1 3B1 1B0 1B1:
+//   d0 0F0 [0,1] (hold to 1.6) 0F1 [1.6,2.6] (3.2)   2F0: in at 2.6+.5, free 3.2 -> [3.3,4.3]
+//      2F1: in 4.8, free 4.9 -> [5.0,6.0]   2B0: in 8.0+.5 -> [8.6,10.6]   2B1: in 12.2 ->
+//      [12.3,14.3]   0B0: in 14.9, free 14.9 -> [15.0,17.0]   0B1: in 17.6 -> [17.7,19.7]
+//   d1 1F0: in 1.5 -> [1.6,2.6]   1F1: in 3.1, free 3.2 -> [3.3,4.3]   3F0: in 4.8, free 4.9
+//      -> [5.0,6.0] (last chunk: sends nothing)   3B0 [6.0,8.0] (hold to 8.6)   3F1: in 6.5 ->
+//      [8.7,9.7]   3B1 [9.7,11.7]   1B0: in 11.1, free 12.3 -> [12.4,14.4]   1B1: in 14.8,
+//      free 15.0 -> [15.1,17.1]
+TEST(Simulator, InterleavedTransferCostsHandWorkedTimeline) {
+  const Schedule s = *BuildSchedule("interleaved", 2, 2, ScheduleOptions{2});
+  ChunkTimes times = Equal(4, 1, 2, 0.5);
+  times.p2p_gap_ms = 0.1;
+  times.exposed_ms.assign(3, 0.5);
+  Result<Timeline> t = Simulate(s, times);
+  ASSERT_TRUE(t.ok()) << t.message();
+  const double expected[][2] = {{0, 1},       {1.6, 2.6},   {3.3, 4.3},   {5.0, 6.0},
+                                {8.6, 10.6},  {12.3, 14.3}, {15.0, 17.0}, {17.7, 19.7},
+                                {1.6, 2.6},   {3.3, 4.3},   {5.0, 6.0},   {6.0, 8.0},
+                                {8.7, 9.7},   {9.7, 11.7},  {12.4, 14.4}, {15.1, 17.1}};
+  ASSERT_EQ(t->ops.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) {
+    EXPECT_NEAR(t->ops[i].start_ms, expected[i][0], 1e-12) << i;
+    EXPECT_NEAR(t->ops[i].end_ms, expected[i][1], 1e-12) << i;
+  }
+  EXPECT_NEAR(t->step_time_ms, 19.7, 1e-12);
+  EXPECT_NEAR(StepSimulator(s).StepMs(times), 19.7, 1e-12);
+}
+
+// What each kind pays per transfer: the one-chunk kinds nothing, interleaved the gap and its
+// whole transfer exposed, zbv the gap only; a schedule without a kind the gap when it runs
+// several chunks per device.
+TEST(Simulator, ChargeTransfersFollowsTheKind) {
+  for (const char* kind : {"gpipe", "1f1b", "zb-h1", "interleaved", "zbv"}) {
+    const Schedule s = *BuildSchedule(kind, 2, 2);
+    ChunkTimes times = Equal(NumChunks(s), 1, 2, 0.25);
+    ChargeTransfers(s, &times, 0.01);
+    const std::string k = kind;
+    const bool chunked = k == "interleaved" || k == "zbv";
+    EXPECT_EQ(times.p2p_gap_ms, chunked ? 0.01 : 0.0) << kind;
+    if (k == "interleaved") {
+      EXPECT_EQ(times.exposed_ms, std::vector<double>(3, 0.25));
+    } else {
+      EXPECT_TRUE(times.exposed_ms.empty()) << kind;
+    }
+    Schedule bare = s;  // as read from a CSV
+    bare.kind = nullptr;
+    ChargeTransfers(bare, &times, 0.01);
+    EXPECT_EQ(times.p2p_gap_ms, chunked ? 0.01 : 0.0) << kind;
+    EXPECT_TRUE(times.exposed_ms.empty()) << kind;
+  }
 }
 
 TEST(Simulator, OneFOneBHandWorkedTimeline) {
