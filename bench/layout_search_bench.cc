@@ -35,7 +35,6 @@ Model Llama405b() {
 void BM_SearchLlama405b(benchmark::State& state) {
   PlanRequest request;
   request.model = Llama405b();
-  request.step_budget_s = 2.0;
   if (state.range(1) != 0) request.memory_limit = uint64_t{1} << 60;
   const DeviceSpec& device = *FindDevice("h100");
   LeverSpace space;
