@@ -42,7 +42,7 @@ double SecondsSince(Clock::time_point t) {
 class EmptyDevice final : public PipelineDevice {
  public:
   explicit EmptyDevice(Transport* transport) : transport_(transport) {}
-  Status Setup(const DeviceLayout& layout) override {
+  Status Setup(const DeviceChunks& layout) override {
     clock_.Resize(layout.ops_per_step);
     return Status::Ok();
   }

@@ -35,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 class HostFakeDevice final : public PipelineDevice {
  public:
   explicit HostFakeDevice(Transport* transport) : transport_(transport) {}
-  Status Setup(const DeviceLayout& layout) override {
+  Status Setup(const DeviceChunks& layout) override {
     clock_.Resize(layout.ops_per_step);
     return Status::Ok();
   }
@@ -99,7 +99,7 @@ class CudaFakeDevice final : public PipelineDevice {
   }
   CudaFakeDevice(const CudaFakeDevice&) = delete;
   CudaFakeDevice& operator=(const CudaFakeDevice&) = delete;
-  Status Setup(const DeviceLayout& layout) override {
+  Status Setup(const DeviceChunks& layout) override {
     PP_CUDA_OK(cudaSetDevice(0));
     PP_CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     events_.resize(2 * static_cast<size_t>(layout.ops_per_step) + 1);

@@ -11,11 +11,11 @@ ChunkRunner::ChunkRunner(const Schedule& schedule, int device,
     : schedule_(schedule), device_(device), backend_(std::move(backend)),
       ops_(schedule.device_ops[device]) {}
 
-Result<DeviceLayout> LayoutOf(const Schedule& schedule, int device,
+Result<DeviceChunks> LayoutOf(const Schedule& schedule, int device,
                               const std::vector<ChunkRange>& chunks) {
   const int num_chunks = static_cast<int>(chunks.size());
   const std::vector<int> slots = InFlightPerChunk(schedule);
-  DeviceLayout layout;
+  DeviceChunks layout;
   layout.device = device;
   layout.micro_batches = schedule.num_micro_batches;
   layout.ops_per_step = static_cast<int>(schedule.device_ops[device].size());
@@ -39,9 +39,9 @@ Result<DeviceLayout> LayoutOf(const Schedule& schedule, int device,
 
 Status ChunkRunner::Setup(const std::vector<ChunkRange>& chunks) {
   const int m = schedule_.num_micro_batches;
-  Result<DeviceLayout> laid_out = LayoutOf(schedule_, device_, chunks);
+  Result<DeviceChunks> laid_out = LayoutOf(schedule_, device_, chunks);
   if (!laid_out.ok()) return laid_out.status();
-  const DeviceLayout& layout = *laid_out;
+  const DeviceChunks& layout = *laid_out;
   PP_RETURN_IF_ERROR(backend_->Setup(layout));
   chunks_.clear();
   for (const ChunkSpec& spec : layout.chunks) {

@@ -19,7 +19,7 @@ namespace pp {
 // schedule's chunk count): one slot per micro-batch the chunk holds at its peak
 // (InFlightPerChunk), split backwards where SplitsBackward says so. A chunk that recomputes
 // needs full backwards (B); with a split schedule it is an error.
-Result<DeviceLayout> LayoutOf(const Schedule& schedule, int device,
+Result<DeviceChunks> LayoutOf(const Schedule& schedule, int device,
                               const std::vector<ChunkRange>& chunks);
 
 class ChunkRunner {

@@ -107,7 +107,7 @@ class CpuDevice final : public PipelineDevice {
       : model_(model), options_(options), transport_(transport), hooks_(std::move(hooks)),
         data_(model.input, VocabOf(model), TargetWidthOf(model), options.seed) {}
 
-  Status Setup(const DeviceLayout& layout) override {
+  Status Setup(const DeviceChunks& layout) override {
     micro_batches_ = layout.micro_batches;
     clock_.Resize(layout.ops_per_step);
     for (const ChunkSpec& spec : layout.chunks) {
@@ -417,7 +417,7 @@ Result<uint64_t> CpuRunBytes(const Model& model, const std::vector<ChunkRange>& 
   PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
   uint64_t bytes = 0;
   for (int d = 0; d < schedule.num_devices; ++d) {
-    Result<DeviceLayout> layout = LayoutOf(schedule, d, chunks);
+    Result<DeviceChunks> layout = LayoutOf(schedule, d, chunks);
     if (!layout.ok()) return layout.status().Prefixed("device " + std::to_string(d));
     for (const ChunkSpec& spec : layout->chunks) {
       Result<std::vector<LayerState>> layers = MakeLayers(model, spec.range);

@@ -96,7 +96,7 @@ Status CudaDevice<T>::MakeCurrent() const {
 }
 
 template <typename T>
-Status CudaDevice<T>::Setup(const DeviceLayout& layout) {
+Status CudaDevice<T>::Setup(const DeviceChunks& layout) {
   for (const ChunkSpec& spec : layout.chunks) {
     if (spec.range.recompute) {
       return Status::Error("chunk " + std::to_string(spec.index) + " recomputes activations, "
@@ -111,7 +111,7 @@ Status CudaDevice<T>::Setup(const DeviceLayout& layout) {
 }
 
 template <typename T>
-Status CudaDevice<T>::SetupCurrent(const DeviceLayout& layout) {
+Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
   split_ = layout.split;
   micro_batches_ = layout.micro_batches;
   rows_ = model_.input.rows();

@@ -68,7 +68,7 @@ class CudaDevice final : public PipelineDevice {
   // Builds the layers of the layout's chunks, sizes and allocates everything, uploads the
   // initial parameters. Makes the place current for the call (and restores the share).
   // Recomputing chunks are refused: recomputation is not available on this backend yet.
-  Status Setup(const DeviceLayout& layout) override;
+  Status Setup(const DeviceChunks& layout) override;
   bool PassesGradient(int chunk) const override;
   uint64_t device_bytes() const;  // arena + cuBLAS workspace
 
@@ -102,7 +102,7 @@ class CudaDevice final : public PipelineDevice {
   };
 
   Status MakeCurrent() const;
-  Status SetupCurrent(const DeviceLayout& layout);  // Setup with the place current
+  Status SetupCurrent(const DeviceChunks& layout);  // Setup with the place current
   Status Carve(bool split, size_t* bytes);  // sizes (arena_ null) or takes
   // B (input and weight), I (input only) or W (weight only) of `call`.
   Status RunBackward(const OpCall& call, bool input, bool weight);

@@ -32,7 +32,7 @@ struct ChunkSpec {
   int slots = 1;       // activation slots: the chunk's peak in-flight micro-batches (>= 1)
 };
 
-struct DeviceLayout {
+struct DeviceChunks {
   int device = 0;         // runtime device index (pipeline stage)
   int micro_batches = 0;  // m: the loss of each micro-batch is weighted 1/m
   int ops_per_step = 0;   // length of the device's op list: clock marks per step
@@ -63,7 +63,7 @@ class PipelineDevice {
   // Builds the chunks' layers and allocates everything the steps use (parameters, optimizer
   // state, `slots` sets of kept activations per chunk, buffers, clock marks), so that nothing
   // allocates inside a step. Out of memory is an error naming what did not fit.
-  virtual Status Setup(const DeviceLayout& layout) = 0;
+  virtual Status Setup(const DeviceChunks& layout) = 0;
   // Whether the backward of `chunk` (set up here) produces a gradient of the chunk's input
   // (false when its first layer has none, e.g. an embedding).
   virtual bool PassesGradient(int chunk) const = 0;

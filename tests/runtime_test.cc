@@ -161,7 +161,7 @@ class KnownTimesDevice final : public PipelineDevice {
  public:
   KnownTimesDevice(const ChunkTimes& times, KnownClock clock, Transport* transport)
       : times_(times), mode_(clock), transport_(transport) {}
-  Status Setup(const DeviceLayout& layout) override {
+  Status Setup(const DeviceChunks& layout) override {
     clock_.Resize(layout.ops_per_step);
     spans_.assign(layout.ops_per_step, OpSpan{});
     return Status::Ok();
