@@ -16,34 +16,16 @@
 #include "profiler/backend.h"
 #include "profiler/device_table.h"
 #include "profiler/kernels.h"
+#include "tests/test_util.h"
 
 namespace pp {
 namespace {
 
 const DeviceSpec& H100() { return *FindDevice("h100"); }
 
-Model LoadOrFail(const std::string& name) {
-  Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
-  if (!m.ok()) {
-    ADD_FAILURE() << m.message();
-    return Model();
-  }
-  return std::move(m).value();
-}
+Model LoadOrFail(const std::string& name) { return testing::LoadModelOrFail(name); }
 
-Model ModelOrFail(const std::string& text) {
-  Result<Json> doc = ParseJsonText(text);
-  if (!doc.ok()) {
-    ADD_FAILURE() << doc.message();
-    return Model();
-  }
-  Result<Model> m = ModelFromJson(*doc);
-  if (!m.ok()) {
-    ADD_FAILURE() << m.message();
-    return Model();
-  }
-  return std::move(m).value();
-}
+Model ModelOrFail(const std::string& text) { return testing::ModelOrFail(text); }
 
 // A one-block token model with GPT-2 small's shapes (b = 8, s = 1024, h = 768, a = 12).
 Model Gpt2Block(const std::string& dtype, const std::string& norm, const std::string& mlp,

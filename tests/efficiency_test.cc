@@ -13,6 +13,7 @@
 #include "profiler/analytic.h"
 #include "profiler/device_table.h"
 #include "profiler/kernels.h"
+#include "tests/test_util.h"
 
 namespace pp {
 namespace {
@@ -20,14 +21,7 @@ namespace {
 const DeviceSpec& H100() { return *FindDevice("h100"); }
 const DeviceSpec& A100() { return *FindDevice("a100"); }
 
-Model LoadOrFail(const std::string& name) {
-  Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
-  if (!m.ok()) {
-    ADD_FAILURE() << m.message();
-    return Model();
-  }
-  return std::move(m).value();
-}
+Model LoadOrFail(const std::string& name) { return testing::LoadModelOrFail(name); }
 
 // The published figures the H100 table carries (device_table.cc gives their sources).
 constexpr double kH100Bf16 = 989.4e12, kH100Fp8 = 1979e12, kH100Bw = 3.35e12;

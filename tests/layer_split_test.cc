@@ -15,24 +15,15 @@
 #include "core/model.h"
 #include "profiler/analytic.h"
 #include "profiler/kernels.h"
+#include "tests/test_util.h"
 
 namespace pp {
 namespace {
 
 Model ModelOrFail(const std::string& layers, const std::string& input) {
-  Result<Json> doc = ParseJsonText(
+  return testing::ModelOrFail(
       R"({"format": "pp-partition.model/v1", "name": "t", "dtype": "bf16", "input": )" + input +
       R"(, "layers": )" + layers + "}");
-  if (!doc.ok()) {
-    ADD_FAILURE() << doc.message();
-    return Model();
-  }
-  Result<Model> m = ModelFromJson(*doc);
-  if (!m.ok()) {
-    ADD_FAILURE() << m.message();
-    return Model();
-  }
-  return std::move(m).value();
 }
 
 // A token model: embedding, `block` (a transformer_block's fields), final norm, head, loss.

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <gtest/gtest.h>
+
 namespace pp::testing {
 
 std::string TempDir() {
@@ -45,6 +47,29 @@ CommandResult RunTool(const std::string& args) {
   r.err = ReadText(err);
   std::filesystem::remove_all(dir);
   return r;
+}
+
+Model LoadModelOrFail(const std::string& name) {
+  Result<Model> m = LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + name + ".json");
+  if (!m.ok()) {
+    ADD_FAILURE() << m.message();
+    return Model();
+  }
+  return std::move(m).value();
+}
+
+Model ModelOrFail(const std::string& text) {
+  Result<Json> doc = ParseJsonText(text);
+  if (!doc.ok()) {
+    ADD_FAILURE() << doc.message();
+    return Model();
+  }
+  Result<Model> m = ModelFromJson(*doc);
+  if (!m.ok()) {
+    ADD_FAILURE() << m.message();
+    return Model();
+  }
+  return std::move(m).value();
 }
 
 }  // namespace pp::testing

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/json_util.h"
+#include "core/model.h"
 
 namespace pp::testing {
 
@@ -54,5 +55,10 @@ void ForEachSplit(int n, int p, Visit visit) {
   rec(rec, 0, 1);
 }
 std::string ReadText(const std::string& path);
+
+// The model of models/NAME.json, or (after a test failure naming the problem) an empty Model.
+Model LoadModelOrFail(const std::string& name);
+// The model document `text`, or (after a test failure naming the problem) an empty Model.
+Model ModelOrFail(const std::string& text);
 
 }  // namespace pp::testing
