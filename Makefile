@@ -12,7 +12,8 @@ BIN := $(BUILD_DIR)/tool/pp-partition
 # test with AddressSanitizer, UndefinedBehaviorSanitizer and libFuzzer's coverage hooks
 # (fuzzer-no-link: inert outside a fuzzer), so `make sanitize` runs the suite and `make fuzz`
 # the harnesses of fuzz/ from the same objects. Warnings are held to -Werror by the regular
-# build; this one exists to run the code.
+# build; this one exists to run the code. Line tables only: reports name file and line, and
+# the build skips full debug information.
 CLANGXX ?= clang++-14
 SAN_DIR ?= build-sanitize
 FUZZ_DIR ?= $(SAN_DIR)
@@ -60,7 +61,7 @@ bench: build
 
 $(SAN_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(SAN_DIR) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
 	  -DCMAKE_MODULE_LINKER_FLAGS="-fsanitize=address,undefined" \
 	  -DPP_CUDA=OFF -DPP_MPI=OFF -DPP_BUILD_BENCH=OFF -DPP_BUILD_FUZZ=ON -DPP_WERROR=OFF
