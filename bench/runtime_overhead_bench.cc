@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/empty_device.h"
 #include "executor/host_clock.h"
 #include "executor/pipeline_device.h"
 #include "executor/runtime.h"
@@ -31,53 +32,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Receives its input and sends its output, one float each; no math.
-class HostFakeDevice final : public PipelineDevice {
- public:
-  explicit HostFakeDevice(Transport* transport) : transport_(transport) {}
-  Status Setup(const DeviceChunks& layout) override {
-    clock_.Resize(layout.ops_per_step);
-    return Status::Ok();
-  }
-  bool PassesGradient(int) const override { return true; }
-  Status BeginStep(int) override {
-    clock_.StartStep();
-    return Status::Ok();
-  }
-  Status Receive(const OpCall& call) override {
-    float v = 0;
-    return transport_->Receive(*call.input, &v, 1, 10);
-  }
-  Status MarkStart(const OpCall& call) override {
-    clock_.MarkStart(call.index);
-    return Status::Ok();
-  }
-  Status MarkEnd(const OpCall& call) override {
-    clock_.MarkEnd(call.index);
-    return Status::Ok();
-  }
-  Status Forward(const OpCall&) override { return Status::Ok(); }
-  Status Recompute(const OpCall&) override { return Status::Ok(); }
-  Status Backward(const OpCall&) override { return Status::Ok(); }
-  Status BackwardInput(const OpCall&) override { return Status::Ok(); }
-  Status BackwardWeight(const OpCall&) override { return Status::Ok(); }
-  Status Send(const OpCall& call) override {
-    const float v = 0;
-    return transport_->Send(*call.output, &v, 1);
-  }
-  Status EndStep(int ops, std::vector<OpSpan>* spans, double* loss) override {
-    clock_.Read(ops, spans);
-    *loss = 0;
-    return Status::Ok();
-  }
-  uint64_t allocated_bytes() const override { return 0; }
-  void CopyGradients(std::vector<std::vector<float>>*,
-                     std::vector<std::vector<float>>*) const override {}
+using bench::EmptyDevice;
 
- private:
-  Transport* transport_;
-  HostClock clock_;
-};
 
 #if PP_HAVE_CUDA
 Status CudaOk(cudaError_t e, const char* what) {
@@ -207,7 +163,7 @@ int Main(int argc, char** argv) {
   }
 #endif
   if (!use_cuda) {
-    for (int d = 0; d < p; ++d) devices.push_back(std::make_unique<HostFakeDevice>(&host));
+    for (int d = 0; d < p; ++d) devices.push_back(std::make_unique<EmptyDevice>(&host));
   }
   std::vector<ChunkRange> chunks;
   for (int c = 0; c < p; ++c) chunks.push_back({c, c});
