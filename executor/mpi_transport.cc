@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -93,20 +94,29 @@ Status MpiTransport::Send(const MessageKey& key, const float* data, size_t count
   Outgoing& out = sends_[key];
   const int to = rank_of_chunk_[key.to_chunk];
   // The previous step's message of this key must have left before its buffer is reused.
-  if (out.request != MPI_REQUEST_NULL) {
-    PP_RETURN_IF_ERROR(WaitRequest(&out.request, timeout_s_,
+  for (MPI_Request& request : out.requests) {
+    if (request == MPI_REQUEST_NULL) continue;
+    PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s_,
                                    "rank " + std::to_string(to) + " to take the previous step's "
                                    "message"));
   }
-  out.data.assign(data, data + count);
-  PP_RETURN_IF_ERROR(Check(MPI_Isend(out.data.data(), static_cast<int>(count), MPI_FLOAT, to,
-                                     TagOf(key), comm_, &out.request),
-                           "sending to rank " + std::to_string(to)));
-  // One turn of the progress engine, so that the message is on its way before this rank
-  // computes its next op.
-  int done = 0;
-  return Check(MPI_Test(&out.request, &done, MPI_STATUS_IGNORE),
-               "sending to rank " + std::to_string(to));
+  out.data.resize(count);
+  out.requests.assign(PieceCount(count), MPI_REQUEST_NULL);
+  // Copy a piece, post it, copy the next: the copy of piece k+1 overlaps the transfer of
+  // piece k, so a large message costs one piece's copy more than MPI's own transfer.
+  for (size_t k = 0; k < out.requests.size(); ++k) {
+    const size_t begin = k * kPieceFloats, n = std::min(kPieceFloats, count - begin);
+    std::copy(data + begin, data + begin + n, out.data.data() + begin);
+    PP_RETURN_IF_ERROR(Check(MPI_Isend(out.data.data() + begin, static_cast<int>(n), MPI_FLOAT, to,
+                                       TagOf(key), comm_, &out.requests[k]),
+                             "sending to rank " + std::to_string(to)));
+    // One turn of the progress engine, so that the piece is on its way before this rank
+    // copies the next one or computes its next op.
+    int done = 0;
+    PP_RETURN_IF_ERROR(Check(MPI_Test(&out.requests[k], &done, MPI_STATUS_IGNORE),
+                             "sending to rank " + std::to_string(to)));
+  }
+  return Status::Ok();
 }
 
 Status MpiTransport::Receive(const MessageKey& key, float* out, size_t count, double timeout_s) {
@@ -117,30 +127,53 @@ Status MpiTransport::Receive(const MessageKey& key, float* out, size_t count, do
     return Status::Error("no chunk sends the message to chunk " + std::to_string(key.to_chunk));
   }
   const int from = SourceOf(key);
-  MPI_Request request = MPI_REQUEST_NULL;
-  PP_RETURN_IF_ERROR(Check(MPI_Irecv(out, static_cast<int>(count), MPI_FLOAT, from, TagOf(key),
-                                     comm_, &request),
-                           "receiving from rank " + std::to_string(from)));
-  MPI_Status status;
-  PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s,
-                                 "its input from rank " + std::to_string(from) +
-                                     " (that rank died, hangs or left early)",
-                                 &status));
-  int got = 0;
-  MPI_Get_count(&status, MPI_FLOAT, &got);
-  if (static_cast<size_t>(got) != count) {
-    return Status::Error("received " + std::to_string(got) + " values from rank " +
-                         std::to_string(from) + ", expected " + std::to_string(count));
+  // The pieces of one key arrive in the order they were sent (MPI does not overtake messages
+  // of one tag between two ranks), each into its place in `out`.
+  std::vector<MPI_Request> requests(PieceCount(count), MPI_REQUEST_NULL);
+  for (size_t k = 0; k < requests.size(); ++k) {
+    const size_t begin = k * kPieceFloats, n = std::min(kPieceFloats, count - begin);
+    PP_RETURN_IF_ERROR(Check(MPI_Irecv(out + begin, static_cast<int>(n), MPI_FLOAT, from,
+                                       TagOf(key), comm_, &requests[k]),
+                             "receiving from rank " + std::to_string(from)));
+  }
+  size_t got_total = 0;
+  for (size_t k = 0; k < requests.size(); ++k) {
+    MPI_Status status;
+    Status waited = WaitRequest(&requests[k], timeout_s,
+                                "its input from rank " + std::to_string(from) +
+                                    " (that rank died, hangs or left early)",
+                                &status);
+    if (!waited.ok()) {
+      for (size_t j = k + 1; j < requests.size(); ++j) {
+        MPI_Cancel(&requests[j]);
+        MPI_Request_free(&requests[j]);
+      }
+      return waited;
+    }
+    int got = 0;
+    MPI_Get_count(&status, MPI_FLOAT, &got);
+    got_total += static_cast<size_t>(got);
+    const size_t expected = std::min(kPieceFloats, count - k * kPieceFloats);
+    if (static_cast<size_t>(got) != expected) {
+      for (size_t j = k + 1; j < requests.size(); ++j) {
+        MPI_Cancel(&requests[j]);
+        MPI_Request_free(&requests[j]);
+      }
+      return Status::Error("received " + std::to_string(got_total) + " values from rank " +
+                           std::to_string(from) + ", expected " + std::to_string(count));
+    }
   }
   return Status::Ok();
 }
 
 Status MpiTransport::Flush(double timeout_s) {
   for (auto& [key, out] : sends_) {
-    if (out.request == MPI_REQUEST_NULL) continue;
-    PP_RETURN_IF_ERROR(WaitRequest(&out.request, timeout_s,
-                                   "rank " + std::to_string(rank_of_chunk_[key.to_chunk]) +
-                                       " to take its last message"));
+    for (MPI_Request& request : out.requests) {
+      if (request == MPI_REQUEST_NULL) continue;
+      PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s,
+                                     "rank " + std::to_string(rank_of_chunk_[key.to_chunk]) +
+                                         " to take its last message"));
+    }
   }
   return Status::Ok();
 }

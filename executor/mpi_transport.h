@@ -6,8 +6,9 @@
 // that produces it to the rank holding `to_chunk`, with the tag (micro-batch x 2 + gradient)
 // x chunks + to_chunk; MPI keeps messages of one tag between two ranks in order, so the
 // steps never mix. Send copies into a buffer of its own per key (reused every step, so after
-// the first step nothing allocates) and posts MPI_Isend; Receive posts MPI_Irecv straight
-// into the consumer's buffer and waits for it.
+// the first step nothing allocates) and posts it with MPI_Isend in pieces of at most
+// kPieceFloats, each as soon as it is copied, so the copy overlaps the transfer; Receive posts
+// one MPI_Irecv per piece straight into the consumer's buffer and waits for them in order.
 #pragma once
 
 #include <mpi.h>
@@ -47,11 +48,17 @@ class MpiTransport final : public Transport {
   Status Flush(double timeout_s);
 
  private:
+  // 4 MiB of fp32: small enough that the first piece's copy is short beside the transfer,
+  // large enough that a 64 MiB message is 16 requests.
+  static constexpr size_t kPieceFloats = size_t{1} << 20;
+  static size_t PieceCount(size_t count) {
+    return count == 0 ? 1 : (count + kPieceFloats - 1) / kPieceFloats;
+  }
   int TagOf(const MessageKey& key) const;
   int SourceOf(const MessageKey& key) const;
   struct Outgoing {
     std::vector<float> data;
-    MPI_Request request = MPI_REQUEST_NULL;
+    std::vector<MPI_Request> requests;
   };
   MPI_Comm comm_;
   std::vector<int> rank_of_chunk_;

@@ -237,6 +237,23 @@ TEST(Mpi, ReplicasEqualOneLoopOverTheGlobalBatchAndParametersMatchOneProcess) {
 #endif
 }
 
+// A message of two and a half send pieces (10 MiB) through the mpi transport, there and back
+// twice on one key: bit-equal both times; a receive that expects one value more names both
+// counts.
+TEST(Mpi, ALargeMessageCrossesInPiecesAndAShortOneIsNamed) {
+  REQUIRE_MPI();
+#ifdef PP_MPI_WORKER
+  const size_t n = (size_t{5} << 20) / 2 + 3;
+  const std::vector<Json> docs = RunWorker(2, {"transport:" + std::to_string(n) + ":0:0:0"});
+  ASSERT_FALSE(docs[0].is_null());
+  EXPECT_FALSE(docs[0].contains("error")) << docs[0].dump();
+  EXPECT_TRUE(docs[0]["equal"].get<bool>());
+  EXPECT_EQ(docs[0]["longer_error"].get<std::string>(),
+            "received " + std::to_string(n) + " values from rank 0, expected " +
+                std::to_string(n + 1));
+#endif
+}
+
 // The pp-partition binary: $PP_PARTITION_BINARY (a packed copy, bench/gpu_check.sh), else the
 // one this build made.
 std::string Tool() {
