@@ -144,7 +144,8 @@ PlanRequest RandomRequest(std::mt19937_64& rng) {
 void CheckAgainstBruteForce(const std::string& objective, uint64_t seed, bool chunked = false) {
   std::mt19937_64 rng(seed);
   int feasible = 0, infeasible = 0, mixed = 0;
-  for (int trial = 0; trial < 400; ++trial) {
+  const int trials = testing::Trials(400);
+  for (int trial = 0; trial < trials; ++trial) {
     PlanRequest r = RandomRequest(rng);
     r.objective = objective;
     const int n = static_cast<int>(r.profile.layers.size());
@@ -188,9 +189,9 @@ void CheckAgainstBruteForce(const std::string& objective, uint64_t seed, bool ch
       EXPECT_EQ(st.device_type, r.devices.stage_type[st.device.value_or(st.index)]);
     }
   }
-  EXPECT_GT(feasible, 150);
-  EXPECT_GT(infeasible, 10);
-  EXPECT_GT(mixed, 150);
+  EXPECT_GT(feasible, trials * 3 / 8);
+  EXPECT_GT(infeasible, trials / 40);
+  EXPECT_GT(mixed, trials * 3 / 8);
 }
 
 TEST(HeterogeneousDevices, BottleneckEqualsBruteForce) {

@@ -9,6 +9,25 @@
 
 namespace pp::testing {
 
+// Whether this build runs under AddressSanitizer (make sanitize), which runs the brute-force
+// checks about twenty times slower.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// How many random trials a brute-force check runs: all `n` in the regular build, a quarter
+// under the sanitizers (the regular build still covers every trial; the sanitized one looks
+// for memory and undefined-behaviour defects, which the first quarter reaches as well).
+inline constexpr int Trials(int n) { return kSanitized ? (n + 3) / 4 : n; }
+
 // A small valid model document (token model: embed, 2 blocks, ln_f, head, loss) to mutate.
 inline Json SmallModelJson() {
   return Json::parse(R"({
