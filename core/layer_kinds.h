@@ -70,6 +70,9 @@ struct Layer {
   int64_t head_dim = 0;     // size of one head; q is heads x head_dim wide
   bool qkv_bias = true;     // biases on q, k and v (the other biases follow `bias`)
   bool qk_norm = false;     // an RMS norm over each head of q and of k (Qwen3)
+  // Dropout with this probability on the attention probabilities and on the attention and
+  // MLP outputs before each residual add (GPT-2 and GPT-3 train with 0.1); 0: none.
+  double dropout = 0;
   // Mixture of experts (experts > 0): the MLP is `experts` expert MLPs of width expert_ffn,
   // each token routed to top_k of them by a router (h x experts), plus shared_experts MLPs of
   // width shared_ffn that every token passes through.
@@ -94,7 +97,7 @@ struct Layer {
   // but names, repeats, ties and the spec index. SameShape (core/model.h) compares these.
   auto ShapeFields() const {
     return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias,
-                    kv_heads, head_dim, qkv_bias, qk_norm, experts, top_k, expert_ffn,
+                    kv_heads, head_dim, qkv_bias, qk_norm, dropout, experts, top_k, expert_ffn,
                     shared_experts, shared_ffn, norm, mlp, causal, rotary, in_width, out_width);
   }
 };

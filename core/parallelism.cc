@@ -1,5 +1,7 @@
 #include "core/parallelism.h"
 
+#include <algorithm>
+
 namespace pp {
 
 std::string_view CollectiveKindName(CollectiveKind kind) {
@@ -78,6 +80,22 @@ int64_t GroupSpan(const ParallelLayout& l, CommGroup group) {
 
 bool GroupInsideNode(const ParallelLayout& l, CommGroup group) {
   return GroupSpan(l, group) <= l.gpus_per_node;
+}
+
+int64_t GroupMembersPerNode(const ParallelLayout& l, CommGroup group) {
+  const int64_t size = GroupSize(l, group);
+  const int64_t stride = std::max<int64_t>(1, GroupSpan(l, group) / std::max<int64_t>(1, size));
+  return std::clamp<int64_t>(l.gpus_per_node / stride, 1, std::max<int64_t>(1, size));
+}
+
+GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, CollectiveKind kind,
+                         double node_bus_bytes_per_s, double node_latency_ms,
+                         double network_bus_bytes_per_s, double network_latency_ms) {
+  if (GroupInsideNode(layout, group)) return {node_bus_bytes_per_s, node_latency_ms};
+  const bool ring = kind == CollectiveKind::kAllReduce || kind == CollectiveKind::kAllGather ||
+                    kind == CollectiveKind::kReduceScatter;
+  const double k = ring ? static_cast<double>(GroupMembersPerNode(layout, group)) : 1.0;
+  return {std::min(node_bus_bytes_per_s, k * network_bus_bytes_per_s), network_latency_ms};
 }
 
 }  // namespace pp

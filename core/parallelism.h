@@ -38,6 +38,13 @@ struct ParallelLayout {
   int vp = 1;
   int zero = 0;
   bool sequence_parallel = true;
+  // How the training software runs the step beside the degrees: attention as one fused
+  // kernel per direction (flash-style; off: the unfused scores, softmax and context
+  // kernels), and the data-parallel gradient reduction (and ZeRO 1/2's parameter
+  // all-gather) overlapped with the last backward (and the next forward); off: after the
+  // pipeline drains, whole.
+  bool fused_attention = true;
+  bool overlap_grad_reduce = true;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   ShardDegrees shard() const { return {tp, cp, ep, sequence_parallel}; }
@@ -82,5 +89,23 @@ double CollectiveMs(CollectiveKind kind, double bytes, int n, double bus_bytes_p
 int64_t GroupSpan(const ParallelLayout& layout, CommGroup group);
 int GroupSize(const ParallelLayout& layout, CommGroup group);
 bool GroupInsideNode(const ParallelLayout& layout, CommGroup group);
+// Members of the group on each node it spans: its ranks sit GroupSpan / GroupSize apart in
+// rank order and a node holds gpus_per_node consecutive ranks (at least 1, at most the
+// group's size).
+int64_t GroupMembersPerNode(const ParallelLayout& layout, CommGroup group);
+
+// The bus bandwidth and latency of one collective of `kind` over `group`: the node's figures
+// inside a node; across nodes the network's per-GPU figures, except that a ring collective
+// (all-reduce, all-gather, reduce-scatter) with k members per node runs k rings at once, one
+// through each member's network card, so it reaches k x the per-GPU figure, at most the
+// node's (a full DGX A100 node: 8 x 24 = 192 GB/s, as measured); an all-to-all or send/receive
+// leaves through the rank's own card.
+struct GroupLink {
+  double bus_bytes_per_s = 0;
+  double latency_ms = 0;
+};
+GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, CollectiveKind kind,
+                         double node_bus_bytes_per_s, double node_latency_ms,
+                         double network_bus_bytes_per_s, double network_latency_ms);
 
 }  // namespace pp

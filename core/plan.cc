@@ -106,8 +106,8 @@ Json MeasurementToJson(const Measurement& m) {
   return doc;
 }
 
-// "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally sequence_parallel and
-// gpus_per_node; pp and vp must agree with the plan's num_stages and virtual_stages.
+// "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally sequence_parallel,
+// fused_attention, overlap_grad_reduce and gpus_per_node; pp and vp must agree with the plan's num_stages and virtual_stages.
 Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int virtual_stages) {
   FieldReader r(object, "parallelism");
   ParallelLayout l;
@@ -120,6 +120,8 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   l.vp = static_cast<int>(r.Int("vp", 1, 64));
   l.zero = static_cast<int>(r.Int("zero", 0, 3));
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
+  if (r.Has("fused_attention")) l.fused_attention = r.Bool("fused_attention", true);
+  if (r.Has("overlap_grad_reduce")) l.overlap_grad_reduce = r.Bool("overlap_grad_reduce", true);
   if (r.Has("gpus_per_node")) {
     l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
   }
@@ -134,7 +136,7 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
 }
 
 Json LayoutToJson(const ParallelLayout& l) {
-  return {{"tp", l.tp},
+  Json out = {{"tp", l.tp},
           {"pp", l.pp},
           {"cp", l.cp},
           {"ep", l.ep},
@@ -143,6 +145,10 @@ Json LayoutToJson(const ParallelLayout& l) {
           {"zero", l.zero},
           {"sequence_parallel", l.sequence_parallel},
           {"gpus_per_node", l.gpus_per_node}};
+  // Written only off their defaults, so that plans at the defaults read and write unchanged.
+  if (!l.fused_attention) out["fused_attention"] = false;
+  if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
+  return out;
 }
 
 }  // namespace

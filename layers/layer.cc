@@ -11,6 +11,7 @@ namespace {
 std::string CpuMissing(const Layer& l) {
   if (l.experts > 0) return "a mixture-of-experts MLP (experts > 0)";
   if (l.qk_norm) return "qk_norm";
+  if (l.dropout > 0) return "dropout";
   return "";
 }
 

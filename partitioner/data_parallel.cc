@@ -17,10 +17,12 @@ BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
       device->network_bus_bytes_per_s <= 0) {
     return {profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
   }
-  if (GroupInsideNode(layout, CommGroup::kData)) {
-    return {device->node_bus_bytes_per_s, device->node_latency_ms};
-  }
-  return {device->network_bus_bytes_per_s, device->network_latency_ms};
+  // Every data-parallel collective is a ring one (all-reduce, reduce-scatter, all-gather).
+  const GroupLink link = CollectiveLink(layout, CommGroup::kData, CollectiveKind::kAllReduce,
+                                        device->node_bus_bytes_per_s, device->node_latency_ms,
+                                        device->network_bus_bytes_per_s,
+                                        device->network_latency_ms);
+  return {link.bus_bytes_per_s, link.latency_ms};
 }
 
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
@@ -120,9 +122,14 @@ std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout&
         static_cast<double>(plan.profile.layers[static_cast<size_t>(a.first_layer)].param_bytes);
     if (layout.zero < 3) {
       sync.gradient_ms = GradientSyncMs(a.params, layout, link);
+      sync.gather_ms = ParamGatherMs(a.params, layout, link);
+      if (!layout.overlap_grad_reduce) {
+        sync.gradient_exposed_ms = sync.gradient_ms;
+        sync.gather_exposed_ms = sync.gather_ms;
+        continue;
+      }
       sync.gradient_exposed_ms =
           std::max(sync.gradient_ms - a.backward, GradientSyncMs(first, layout, link));
-      sync.gather_ms = ParamGatherMs(a.params, layout, link);
       if (sync.gather_ms > 0) {
         sync.gather_exposed_ms =
             std::max(sync.gather_ms - a.forward, ParamGatherMs(first, layout, link));

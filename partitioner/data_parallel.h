@@ -26,8 +26,8 @@
 
 namespace pp {
 
-// The bus bandwidth and latency of the data-parallel group's link: inside one node
-// (GroupInsideNode) the device's node figures, else its network figures; a profile whose
+// The bus bandwidth and latency of the data-parallel group's link: CollectiveLink (core/
+// parallelism.h) of a ring collective over the data group on the device; a profile whose
 // device is not in the device table (a CPU profile) uses the profile's link for both.
 struct BusLink {
   double bus_bytes_per_s = 0;
@@ -79,8 +79,8 @@ struct DeviceSync {
 // bucket as gradients become ready): exposed max(sync - backward, sync of the device's first
 // layer), the first layer's gradients being ready last. The zero 1/2 parameter all-gather
 // overlaps the next step's first forward likewise: max(gather - forward, gather of the
-// first layer). ZeRO 3's per-layer collectives are in the chunk times already
-// (WithParameterGathers). `profile` is the plan's (unchanged) profile.
+// first layer). Without layout.overlap_grad_reduce both are exposed whole. ZeRO 3's
+// per-layer collectives are in the chunk times already (WithParameterGathers). `profile` is the plan's (unchanged) profile.
 std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout);
 
 // The time the data-parallel side adds to a step: the largest exposed time over the devices

@@ -151,6 +151,9 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
   }
   std::vector<int> cps;
   for (int c : OrAll(space.cp, PowersOfTwo(std::min<int64_t>(G, 64)))) {
+    // Context parallelism merges each block of K/V into the fused kernel's running softmax
+    // statistics; unfused attention has none to merge.
+    if (c > 1 && !space.software.fused_attention) continue;
     if (c == 1 || (seq % (2 * c) == 0)) cps.push_back(c);
   }
   // ep: powers of two dividing every expert layer's expert count; 1 without expert layers.
@@ -193,7 +196,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
             const int64_t m = N / (dp * b);
             if (m > kMaxMicroBatches) continue;
             if (stats == nullptr) {
-              ParallelLayout shard;
+              ParallelLayout shard = space.software;
               shard.tp = tp;
               shard.cp = cp;
               shard.ep = ep;
@@ -219,7 +222,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
               for (int vp : vps) {
                 bool lower_fits = false;  // some lower ZeRO stage fits without recomputation
                 for (int zero : zeros) {
-                  ParallelLayout layout;
+                  ParallelLayout layout = space.software;
                   layout.tp = tp;
                   layout.cp = cp;
                   layout.ep = ep;
@@ -228,8 +231,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                   layout.vp = vp;
                   layout.zero = zero;
                   layout.gpus_per_node = static_cast<int>(K);
-                  const bool can_recompute = space.recompute_lever && !interleaved;
-                  for (int again = 0; again <= (can_recompute ? 1 : 0); ++again) {
+                  const bool can_recompute =
+                      (space.recompute_lever || space.recompute_all) && !interleaved;
+                  if (space.recompute_all && !can_recompute) continue;
+                  for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
+                       ++again) {
                     ++result.enumerated;
                     if (zero >= 2 && lower_fits) {
                       ++result.pruned_dominated;
@@ -251,6 +257,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                     c.recompute = again != 0;
                     c.estimate_ms = e.batch_ms;
                     estimates.push_back(std::move(c));
+                    if (space.recompute_all) lower_fits = true;  // its only option fits
                     if (again == 0) {
                       lower_fits = true;
                       result.pruned_dominated += can_recompute ? 1 : 0;
@@ -291,7 +298,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.num_micro_batches = c.micro_batches;
     r.method = "dp";
     r.boundaries.clear();
-    r.recompute = c.recompute ? "auto" : "none";
+    r.recompute = c.recompute ? (space.recompute_all ? "all" : "auto") : "none";
     r.memory_limit = limit;
     r.devices = DeviceLayout{};
     r.layout = c.layout;

@@ -1,7 +1,7 @@
 // The search over every lever of a training step (`plan --stages auto --gpus-per-node K`, or
 // with --tp/--cp/--ep/--zero pinning some): tensor degree tp (divisors of K that divide every
 // block's heads), context degree cp (powers of two dividing the GPUs, the sequence a multiple
-// of 2 cp), expert degree ep (powers of two dividing every expert layer's expert count; 1
+// of 2 cp; 1 with unfused attention), expert degree ep (powers of two dividing every expert layer's expert count; 1
 // without expert layers), pipeline depth pp
 // (dividing G / (tp cp), at most the layers), dp = G / (tp cp pp), micro-batch size b (powers
 // of two up to 64 with N a multiple of dp b), virtual stages (interleaved), schedule,
@@ -44,6 +44,12 @@ struct LeverSpace {
   std::vector<int> virtual_stages = {2, 3, 4, 6, 8};  // interleaved's V
   std::vector<std::string> schedules = {"1f1b", "interleaved"};
   bool recompute_lever = true;
+  // Every candidate recomputes every stage (--recompute all; the schedules that can: not
+  // interleaved).
+  bool recompute_all = false;
+  // How the training software runs every candidate: ParallelLayout's sequence_parallel,
+  // fused_attention and overlap_grad_reduce are taken from here.
+  ParallelLayout software;
   size_t exact = 12;  // candidates planned exactly
   size_t top = 10;
 };

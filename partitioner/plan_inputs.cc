@@ -75,7 +75,7 @@ Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
   options.micro_batch_size = micro_batch_size;
   options.dtype = dtype;
   options.layout = layout;
-  options.flash_attention = true;
+  options.flash_attention = layout.fused_attention;
   Result<Profile> profile = AnalyticProfile(model, device, options);
   if (!profile.ok()) return profile.status();
   profile->link = PipelineLink(layout, *profile);

@@ -22,7 +22,7 @@ struct PlanInputs {
   std::vector<std::string> profile_paths;
   bool memory_limit_given = false;  // else each device's own memory
   // A layout (plan --tp/--cp/--ep/--zero/--gpus-total): the profile is the model's analytic
-  // one at that layout (AnalyticOptions with layout and fused attention) on the device, with
+  // one at that layout (AnalyticOptions with the layout and its attention kernels) on the device, with
   // the pipeline link of the layout (partitioner/data_parallel.h PipelineLink). A measured
   // profile (a profile file, --profile) is one rank's only at tp = cp = ep = 1; otherwise an
   // error.
@@ -30,7 +30,8 @@ struct PlanInputs {
 };
 
 // The analytic profile of `model` on `device` at `layout` with the given micro-batch size and
-// dtype (nullopt: the model's), fused attention, and the layout's pipeline link.
+// dtype (nullopt: the model's), fused attention as the layout says, and the layout's pipeline
+// link.
 Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
                               const ParallelLayout& layout,
                               std::optional<int64_t> micro_batch_size,

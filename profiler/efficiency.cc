@@ -110,10 +110,12 @@ double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
                         const ParallelLayout& layout) {
   const int n = GroupSize(layout, collective.group);
   if (n <= 1) return 0;
-  const bool inside = GroupInsideNode(layout, collective.group);
-  return CollectiveMs(collective.kind, collective.bytes, n,
-                      inside ? device.node_bus_bytes_per_s : device.network_bus_bytes_per_s,
-                      inside ? device.node_latency_ms : device.network_latency_ms);
+  const GroupLink link = CollectiveLink(layout, collective.group, collective.kind,
+                                        device.node_bus_bytes_per_s, device.node_latency_ms,
+                                        device.network_bus_bytes_per_s,
+                                        device.network_latency_ms);
+  return CollectiveMs(collective.kind, collective.bytes, n, link.bus_bytes_per_s,
+                      link.latency_ms);
 }
 
 double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>& comm,

@@ -93,8 +93,28 @@ TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
   ParallelLayout l;
   l.dp = 8;  // ranks 0..7 of one node
   EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.node_bus_bytes_per_s);
-  l.tp = 2;  // the data group now spans 16 ranks
+  l.tp = 2;  // the data group now spans 16 ranks, 4 of them on each node
+  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, 4 * a100.network_bus_bytes_per_s);
+  l.tp = 8;  // one member per node: its own network card only
   EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.network_bus_bytes_per_s);
+  l.tp = 1;
+  l.dp = 32;  // four whole DGX A100 nodes: 8 x 24 = 192 GB/s, as [NET-HDR] measures
+  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, 8 * a100.network_bus_bytes_per_s);
+  EXPECT_DOUBLE_EQ(DataGroupLink(l, p).bus_bytes_per_s, 192e9);
+  // Never above the node's own bus: 8 H100 cards of 47 GB/s would be 376 > 370.
+  const DeviceSpec& h100 = *FindDevice("h100");
+  p.device.name = std::string(h100.name);
+  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, h100.node_bus_bytes_per_s);
+  // An all-to-all or a send/receive leaves through the rank's own card.
+  for (CollectiveKind kind : {CollectiveKind::kAllToAll, CollectiveKind::kSendRecv}) {
+    EXPECT_EQ(CollectiveLink(l, CommGroup::kData, kind, 1e12, 0.001, 5e10, 0.01).bus_bytes_per_s,
+              5e10);
+  }
+  EXPECT_EQ(CollectiveLink(l, CommGroup::kData, CollectiveKind::kAllGather, 1e12, 0.001, 5e10,
+                           0.01)
+                .bus_bytes_per_s,
+            8 * 5e10);
+  p.device.name = std::string(a100.name);
   // A device outside the table: the profile's link.
   EXPECT_EQ(DataGroupLink(l, TwoLayerProfile()).bus_bytes_per_s, 1e9);
 }
@@ -328,6 +348,84 @@ TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
   EXPECT_EQ(found->estimated, planned);
   EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
   EXPECT_NEAR(*found->best.predicted.batch_time_ms, best, 1e-9 * best);
+}
+
+// --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of
+// the case above, however long the backward.
+TEST(Exposure, WithoutOverlapTheWholeSyncIsExposed) {
+  PlanRequest request;
+  request.profile = TwoLayerProfile();
+  for (LayerProfile& layer : request.profile.layers) layer.backward_ms = 100;
+  request.num_stages = 1;
+  request.num_micro_batches = 2;
+  request.optimizer = Optimizer::kSgd;
+  ParallelLayout l;
+  l.dp = 4;
+  l.overlap_grad_reduce = false;
+  request.layout = l;
+  Result<Plan> plan = MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
+  EXPECT_NEAR(sync[0].gradient_exposed_ms, 1000.0 * 1.5 * 20e6 / 1e9, 1e-9);
+  EXPECT_NEAR(*plan->predicted.batch_time_ms, plan->predicted.step_time_ms + 30.0, 1e-9);
+}
+
+// The software flags reach the plan: unfused attention keeps the scores (more activation
+// memory per stage), no sequence parallelism keeps whole rows, and both are written to the
+// plan and read back; context parallelism needs fused attention.
+TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
+  const std::string base = "plan " + Models() +
+                           "gpt2-small.json --stages 2 --boundaries 7 --tp 2 --gpus-total 8 "
+                           "--global-batch 32 --micro-batch-size 2 --format json";
+  const testing::CommandResult fused = testing::RunTool(base);
+  const testing::CommandResult old = testing::RunTool(
+      base + " --attention unfused --sequence-parallel off --overlap-grad-reduce off");
+  ASSERT_EQ(fused.exit_code, 0) << fused.err;
+  ASSERT_EQ(old.exit_code, 0) << old.err;
+  const Json a = Json::parse(fused.out), b = Json::parse(old.out);
+  EXPECT_FALSE(a["parallelism"].contains("fused_attention"));
+  EXPECT_EQ(b["parallelism"]["fused_attention"], false);
+  EXPECT_EQ(b["parallelism"]["sequence_parallel"], false);
+  EXPECT_EQ(b["parallelism"]["overlap_grad_reduce"], false);
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
+              a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
+  }
+  Result<Plan> loaded = PlanFromJson(b);
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  EXPECT_FALSE(loaded->parallelism->fused_attention);
+  EXPECT_FALSE(loaded->parallelism->overlap_grad_reduce);
+  EXPECT_FALSE(loaded->parallelism->sequence_parallel);
+  const testing::CommandResult cp = testing::RunTool(
+      "plan " + Models() + "gpt2-small.json --stages 2 --cp 2 --attention unfused");
+  EXPECT_EQ(cp.exit_code, 2);
+  EXPECT_EQ(std::count(cp.err.begin(), cp.err.end(), '\n'), 1) << cp.err;
+  EXPECT_NE(cp.err.find("--attention fused"), std::string::npos) << cp.err;
+}
+
+// --recompute all in the search: every candidate recomputes (so none is interleaved), and
+// unfused attention leaves context parallelism out.
+TEST(LayoutSearch, RecomputeAllAndUnfusedAttentionConstrainTheCandidates) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  PlanRequest base;
+  base.model = *model;
+  LeverSpace space;
+  space.gpus_total = 16;
+  space.global_batch = 64;
+  space.recompute_all = true;
+  space.software.fused_attention = false;
+  space.top = 100;
+  Result<LayoutSearchResult> found = SearchLayouts(base, *FindDevice("h100"), space);
+  ASSERT_TRUE(found.ok()) << found.message();
+  ASSERT_FALSE(found->ranked.empty());
+  for (const LayoutCandidate& c : found->ranked) {
+    EXPECT_TRUE(c.recompute);
+    EXPECT_NE(c.schedule, "interleaved");
+    EXPECT_EQ(c.layout.cp, 1);
+    EXPECT_FALSE(c.layout.fused_attention);
+  }
+  for (const StagePlan& s : found->best.stages) EXPECT_TRUE(s.recompute);
 }
 
 }  // namespace

@@ -100,9 +100,19 @@ TEST(EfficiencyTest, CollectivesUseTheLinkOfTheirGroup) {
   layout.tp = 4;
   const Collective ar{"ar", CollectiveKind::kAllReduce, CommGroup::kTensor, 64e6, ""};
   EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout), 6 * 0.0034 + 1000 * 64e6 * 1.5 / 3.7e11);
-  // The same group split over nodes of 2 GPUs goes over the network: 47 GB/s, 9.6 us a step.
+  // The same group split over nodes of 2 GPUs goes over the network, 9.6 us a step, with two
+  // members per node: two rings at once, one through each card, 2 x 47 GB/s.
   layout.gpus_per_node = 2;
+  EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout),
+                   6 * 0.0096 + 1000 * 64e6 * 1.5 / (2 * 4.7e10));
+  // Over nodes of one GPU: one card per member, 47 GB/s.
+  layout.gpus_per_node = 1;
   EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout), 6 * 0.0096 + 1000 * 64e6 * 1.5 / 4.7e10);
+  // An all-to-all over the same ranks leaves through each rank's own card.
+  layout.gpus_per_node = 2;
+  const Collective a2a{"a2a", CollectiveKind::kAllToAll, CommGroup::kTensor, 64e6, ""};
+  EXPECT_DOUBLE_EQ(CollectiveTimeMs(a2a, H100(), layout),
+                   3 * 0.0096 + 1000 * 64e6 * 0.75 / 4.7e10);
   // A group of one rank moves nothing.
   const Collective cp{"kv", CollectiveKind::kSendRecv, CommGroup::kContext, 64e6, ""};
   EXPECT_EQ(CollectiveTimeMs(cp, H100(), layout), 0);

@@ -179,6 +179,51 @@ TEST(LayerSplit, BlockActivationsFollowKorthikanti) {
   EXPECT_EQ(cp2, (32 * s * b * h + 16 * s * b) / 2 + 2 * a * (s / 2) * s * b);
 }
 
+TEST(LayerSplit, BlockActivationsWithDropoutFollowKorthikantiExactly) {
+  // With dropout (Korthikanti et al.'s own setting): 10sbh + 24sbh/t + 5as^2b/t without
+  // sequence parallelism, 34sbh/t + 5as^2b/t with it, plus the norms' statistics 16sb.
+  const Model m = ModelOrFail(R"([{"name": "e", "op": "embedding", "vocab": 10, "hidden": 32},
+      {"name": "b", "op": "transformer_block", "hidden": 32, "heads": 4, "ffn": 128,
+       "causal": true, "dropout": 0.1}])",
+                              R"({"micro_batch_size": 2, "seq_len": 16})");
+  const Layer& block = m.layers[1];
+  const double s = 16, b = 2, h = 32, a = 4;
+  for (double t : {1.0, 2.0, 4.0}) {
+    const int tp = static_cast<int>(t);
+    EXPECT_EQ(AnalyticLayerMemory(block, m.input, DType::kBf16, Par(tp, 1, 1, false))
+                  .activation_bytes,
+              10 * s * b * h + 24 * s * b * h / t + 5 * a * s * s * b / t + 16 * s * b);
+    EXPECT_EQ(AnalyticLayerMemory(block, m.input, DType::kBf16, Par(tp, 1, 1, true))
+                  .activation_bytes,
+              (34 * s * b * h + 5 * a * s * s * b + 16 * s * b) / t);
+  }
+  // Fused attention keeps no scores, so dropout adds only the two branch masks, 2sbh.
+  EXPECT_EQ(AnalyticLayerMemory(block, m.input, DType::kBf16, Par(1, 1, 1, true, true))
+                    .activation_bytes -
+                AnalyticLayerMemory(ModelOrFail(R"([{"name": "e", "op": "embedding",
+      "vocab": 10, "hidden": 32}, {"name": "b", "op": "transformer_block", "hidden": 32,
+      "heads": 4, "ffn": 128, "causal": true}])",
+                                                R"({"micro_batch_size": 2, "seq_len": 16})")
+                                        .layers[1],
+                                    m.input, DType::kBf16, Par(1, 1, 1, true, true))
+                    .activation_bytes,
+            2 * s * b * h);
+  // Unfused: the forward drops out the scores (reads P, writes P' and a one-byte mask) and
+  // each branch (a one-byte mask per element on top of the residual add); the backward
+  // undoes each (reads the gradient and the mask, writes one).
+  const LayerKernels k = ListKernels(block, m.input, DType::kBf16, Par(1, 1, 1, false));
+  std::map<std::string, double> bytes;
+  for (const auto* part : {&k.forward, &k.backward_input}) {
+    for (const Kernel& kernel : *part) bytes[std::string(kernel.name)] = kernel.bytes;
+  }
+  const double scores = a * s * s * b;
+  EXPECT_EQ(bytes["attention_dropout"], 2 * scores * 2 + scores);
+  EXPECT_EQ(bytes["attention_dropout_dgrad"], 2 * scores * 2 + scores);
+  EXPECT_EQ(bytes["residual_add1"], 3 * s * b * h * 2 + s * b * h);
+  EXPECT_EQ(bytes["dropout1_dgrad"], 5 * s * b * h);
+  EXPECT_EQ(bytes["dropout2_dgrad"], 5 * s * b * h);
+}
+
 TEST(LayerSplit, FusedAttentionIsOneKernelAndKeepsNoProbabilities) {
   const Model m = WithBlock(R"("heads": 4, "kv_heads": 2, "ffn": 16, "causal": true)",
                             R"({"micro_batch_size": 2, "seq_len": 8})");

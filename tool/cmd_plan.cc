@@ -55,6 +55,9 @@ struct PlanFlags {
   std::string tolerance = "2%";
   // The layout beside the pipeline (--tp, --cp, --ep, --zero); given ones are counted.
   int tp = 1, cp = 1, ep = 1, zero = 0;
+  // How the training software runs the layout (--attention, --sequence-parallel,
+  // --overlap-grad-reduce); given ones count as layout flags too.
+  std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on";
   std::vector<CLI::Option*> layout_options;
   CLI::Option* gpus_per_node_option = nullptr;
   // Whether any layout flag was given (then the plan has a layout).
@@ -107,6 +110,13 @@ Result<int> ParseStages(const std::string& text) {
 
 int RunOne(const PlanFlags& f, std::optional<ParallelLayout> layout = std::nullopt);
 
+// The software settings of the flags on `layout`.
+void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
+  layout->fused_attention = f.attention == "fused";
+  layout->sequence_parallel = f.sequence_parallel == "on";
+  layout->overlap_grad_reduce = f.overlap_grad_reduce == "on";
+}
+
 // --stages P with a layout: dp = G / (P x tp x cp) (G defaults to P x tp x cp: dp 1), and with
 // --global-batch N the micro-batch count N / (dp x micro-batch size).
 int RunLayout(PlanFlags f) {
@@ -119,12 +129,17 @@ int RunLayout(PlanFlags f) {
     return Fail("--inter-node-link does not go with a layout; the data and pipeline groups use "
                 "the device's node and network bus bandwidths (--gpus-per-node)");
   }
+  if (f.cp > 1 && f.attention == "unfused") {
+    return Fail("--cp " + std::to_string(f.cp) + " needs --attention fused: context parallelism "
+                "merges each block of K/V into the fused kernel's running softmax statistics");
+  }
   ParallelLayout layout;
   layout.tp = f.tp;
   layout.cp = f.cp;
   layout.ep = f.ep;
   layout.zero = f.zero;
   layout.pp = f.stages;
+  ApplySoftware(f, &layout);
   if (f.gpus_per_node != 0) layout.gpus_per_node = f.gpus_per_node;
   const int64_t ranks = int64_t{f.stages} * f.tp * f.cp;
   const int64_t gpus = f.gpus_total != 0 ? f.gpus_total : ranks;
@@ -319,6 +334,12 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.layout_options[2]->count() > 0) space.ep = {f.ep};
   if (f.layout_options[3]->count() > 0) space.zero = {f.zero};
   if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
+  ApplySoftware(f, &space.software);
+  space.recompute_all = f.recompute == "all";
+  if (f.recompute == "auto") {
+    return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
+                "all to recompute every stage, or leave it out");
+  }
   if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
   if (f.schedule_option->count() > 0) {
     if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
@@ -504,7 +525,19 @@ Handler SetupPlan(CLI::App& sub) {
       sub.add_option("--zero", f->zero,
                      "ZeRO stage over the data-parallel ranks: 0 (all-reduce), 1 (distributed "
                      "optimizer), 2 (and gradients), 3 (and parameters)")
-          ->check(CLI::Range(0, 3))};
+          ->check(CLI::Range(0, 3)),
+      sub.add_option("--attention", f->attention,
+                     "Attention kernels of the layout: fused (flash-style, the default) or "
+                     "unfused (scores, softmax and context as separate kernels)")
+          ->check(CLI::IsMember({"fused", "unfused"})),
+      sub.add_option("--sequence-parallel", f->sequence_parallel,
+                     "Sequence parallelism with --tp > 1: on (the default) or off (all-reduces "
+                     "and replicated norms and dropouts instead)")
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--overlap-grad-reduce", f->overlap_grad_reduce,
+                     "Data-parallel gradient reduction under the last backward: on (the "
+                     "default) or off (after the pipeline drains, whole)")
+          ->check(CLI::IsMember({"on", "off"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,
@@ -541,7 +574,8 @@ Handler SetupPlan(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--recompute", f->recompute,
                  "Activation recomputation per stage: none, all, or auto (the stages over their "
-                 "memory limit without it); gpipe and 1f1b")
+                 "memory limit without it); gpipe and 1f1b. With --stages auto over the layout "
+                 "the search chooses; all makes every candidate recompute")
       ->check(CLI::IsMember({"none", "all", "auto"}));
   sub.add_option("--memory-limit", f->memory_limit,
                  "Per-stage memory limit, e.g. 80GiB, or none (default: the device's memory)");

@@ -106,7 +106,10 @@ std::string LayoutLine(const ParallelLayout& l) {
   return "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + ", cp " +
          std::to_string(l.cp) + ", ep " + std::to_string(l.ep) + ", dp " + std::to_string(l.dp) +
          ", vp " + std::to_string(l.vp) + ", zero " + std::to_string(l.zero) +
-         (l.tp > 1 && l.sequence_parallel ? ", sequence parallel" : "") + "; " +
+         (l.tp > 1 && l.sequence_parallel ? ", sequence parallel" : "") +
+         (l.fused_attention ? "" : ", unfused attention") +
+         (l.dp > 1 && !l.overlap_grad_reduce ? ", gradient reduction after the backward" : "") +
+         "; " +
          std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) + " per node";
 }
 

@@ -1,7 +1,7 @@
 // transformer_block (pre-norm): {"hidden", "heads", "kv_heads" (default heads; must divide
 // heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
 // layernorm|rmsnorm, "mlp": gelu|swiglu, "bias", "qkv_bias" (default bias), "qk_norm",
-// "causal", "rotary" (an even head size), and for a mixture-of-experts MLP "experts",
+// "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size), and for a mixture-of-experts MLP "experts",
 // "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place of "ffn"}.
 //   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
 // q is heads x head_dim wide, k and v kv_heads x head_dim each (grouped-query attention: each
@@ -86,6 +86,15 @@ class TransformerBlock final : public LayerKindEntry {
     } else {
       elements += heads * r.seq * sh.s;  // softmax probabilities: own queries, all keys
     }
+    if (l.dropout > 0) {
+      // One-byte masks of the two branch dropouts; unfused attention also keeps its dropout's
+      // mask and output (the fused kernel regenerates its mask from the random seed).
+      bytes += 2 * r.sp_rows * h;
+      if (!sh.flash_attention) {
+        elements += heads * r.seq * sh.s;
+        bytes += heads * r.seq * sh.s;
+      }
+    }
     return (elements + MlpActivationElements(l, sh)) * sh.e + bytes +
            MlpActivationExtraBytes(l, sh);
   }
@@ -126,6 +135,8 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   spec->bias = r.Bool("bias", true);
   spec->qkv_bias = r.Bool("qkv_bias", spec->bias);
   spec->qk_norm = r.Bool("qk_norm", false);
+  spec->dropout = r.OptNonNegative("dropout").value_or(0);
+  if (spec->dropout >= 1) r.Fail("dropout", "is a probability below 1");
   spec->causal = r.Bool("causal", false);
   spec->rotary = r.Bool("rotary", false);
   const std::string norm = r.OptString("norm").value_or("layernorm");
@@ -176,6 +187,7 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
   l["bias"] = s.bias;
   if (s.qkv_bias != s.bias) l["qkv_bias"] = s.qkv_bias;
   if (s.qk_norm) l["qk_norm"] = true;
+  if (s.dropout > 0) l["dropout"] = s.dropout;
   l["causal"] = s.causal;
   l["rotary"] = s.rotary;
 }
@@ -206,6 +218,12 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const double heads = sh.b * static_cast<double>(w.heads);  // independent attention problems
   const double scores = heads * sq * s * sh.e;     // one [b x a x s_q x s] tensor
   const double add = 3 * r.sp_rows * h * sh.e;     // residual add: reads two, writes one
+  // Dropout (l.dropout > 0): each residual add also drops out its branch and writes the
+  // one-byte mask; the mask's backward reads dy and the mask and writes the branch gradient.
+  const bool dropout = l.dropout > 0;
+  const double branch_mask = dropout ? r.sp_rows * h : 0;
+  const double branch_dgrad = (2 * sh.e + 1) * r.sp_rows * h;
+  const double score_mask = heads * sq * s;  // one byte per score
   const double qk = r.rows * (qw + kvw) * sh.e;    // q and k
   const double q_bytes = r.rows * qw * sh.e;       // q (and O, dO, dQ)
   const double kv_all = sh.b * s * kvw * sh.e;     // k (or v) of the whole sequence
@@ -238,20 +256,24 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   } else {
     Add(fwd, BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e));
     Add(fwd, MemoryKernel("softmax", 2 * scores));  // scale, mask and softmax in one pass
+    // Reads P, writes the dropped-out P and the mask.
+    if (dropout) Add(fwd, MemoryKernel("attention_dropout", 2 * scores + score_mask));
     Add(fwd, BatchedGemmKernel("attention_context", heads, sq, s, d, sh.e));
   }
   Add(fwd, proj.forward);
-  Add(fwd, MemoryKernel("residual_add1", add));
+  Add(fwd, MemoryKernel("residual_add1", add + branch_mask));
   Add(fwd, norm2.forward);
   AddMlpForward(l, sh, k);
-  Add(fwd, MemoryKernel("residual_add2", add));
+  Add(fwd, MemoryKernel("residual_add2", add + branch_mask));
 
   // Input gradient: the same chain backwards. Where a branch rejoins its skip connection the
   // two gradients are summed (reads two, writes one).
   std::vector<Kernel>& bwd = k->backward_input;
+  if (dropout) Add(bwd, MemoryKernel("dropout2_dgrad", branch_dgrad));
   AddMlpInputGrad(l, sh, k);
   Add(bwd, norm2.input_grad);
   Add(bwd, MemoryKernel("residual_grad_add2", add));
+  if (dropout) Add(bwd, MemoryKernel("dropout1_dgrad", branch_dgrad));
   Add(bwd, proj.input_grad);
   if (sh.flash_attention) {
     // Reads Q, K, V, O, dO and the statistics; writes dQ, dK, dV.
@@ -261,6 +283,8 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     // Context = P.V: dP = dO.V^T and dV = P^T.dO.
     Add(bwd, BatchedGemmKernel("attention_context_dgrad_p", heads, sq, d, s, sh.e));
     Add(bwd, BatchedGemmKernel("attention_context_dgrad_v", heads, s, sq, d, sh.e));
+    // Reads the gradient of the dropped-out P and the mask; writes dP.
+    if (dropout) Add(bwd, MemoryKernel("attention_dropout_dgrad", 2 * scores + score_mask));
     Add(bwd, MemoryKernel("softmax_dgrad", 3 * scores));  // reads dP and P; writes dS
     // Scores = Q.K^T: dQ = dS.K and dK = dS^T.Q.
     Add(bwd, BatchedGemmKernel("attention_scores_dgrad_q", heads, sq, s, d, sh.e));
