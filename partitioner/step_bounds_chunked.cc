@@ -27,10 +27,19 @@ class ChunkedStepBounds final : public StepBounds {
 
   void Prepare() override {
     // The later chunks' bound 7 taken together; the least over the chunks from p - r on
-    // keeps the table's cost from falling as r falls.
+    // keeps the table's cost from falling as r falls. Chunks of one shape class have one
+    // Value, so the least is over the classes among chunks p - r..p - 1 (classes[r]).
+    std::vector<std::vector<int>> classes(p_);
+    for (int r = 1; r < p_; ++r) {
+      classes[r] = classes[r - 1];
+      const int c = shapes_.ShapeClass(p_ - r);
+      if (std::find(classes[r].begin(), classes[r].end(), c) == classes[r].end()) {
+        classes[r].push_back(c);
+      }
+    }
     generic_ = MinMaxRows(n_, p_ - 1, [&](int r, int i, int e) {
       double least = kInf;
-      for (int c = p_ - r; c < p_; ++c) least = std::min(least, shapes_.Value(c, i, e));
+      for (int c : classes[r]) least = std::min(least, shapes_.Value(c, i, e));
       return least;
     });
     low_generic_ = generic_;

@@ -158,6 +158,13 @@ ChainShapes::ChainShapes(const CostModel& cost, const Schedule& schedule,
       }
     }
   }
+  for (int c = 0; c < chunks; ++c) {
+    int same = c;
+    for (int x = 0; x < c && same == c; ++x) {
+      if (shape_class_[x] == x && shapes_[x] == shapes_[c]) same = x;
+    }
+    shape_class_.push_back(same);
+  }
 }
 
 double ChainShapes::GradMs(int first, int last) const {

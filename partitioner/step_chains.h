@@ -99,6 +99,10 @@ class ChainShapes {
 
   // The longest chain through chunk c over layers [first, last].
   double Value(int c, int first, int last) const;
+  // The first chunk whose shapes are chunk c's (c itself when no earlier chunk's are): its
+  // Value is chunk c's for every range. Interleaved chunks mostly share their shapes, so a
+  // least Value over many chunks needs only one per class.
+  int ShapeClass(int c) const { return shape_class_[c]; }
   // A lower bound on the gradient ops' time through layers [first, last] (B, or I when the
   // schedule splits backwards); 0 for an empty range.
   double GradMs(int first, int last) const;
@@ -110,6 +114,7 @@ class ChainShapes {
   // with F, B, I, W the chunk's own times and "before"/"after" the layers outside it.
   struct Shape {
     double cf = 0, cb = 0, ci = 0, cw = 0, hf = 0, hg = 0, tf = 0, tg = 0, kf = 0;
+    bool operator==(const Shape&) const = default;
   };
   double ShapeValue(const Shape& x, int i, int e) const;
 
@@ -119,6 +124,7 @@ class ChainShapes {
   std::vector<double> input_, weight_;  // prefix sums of the I and W lower bounds
   double all_f_ = 0;                    // every layer's forward
   std::vector<std::vector<Shape>> shapes_;  // per chunk
+  std::vector<int> shape_class_;            // per chunk: ShapeClass
 };
 
 }  // namespace pp

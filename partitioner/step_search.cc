@@ -80,6 +80,94 @@ class BranchAndBound {
     for (int g = 0; g <= 64; ++g) balanced(capped(least_f * (1 + 0.2 * g / 64)), all_b);
   }
 
+  // With several chunks per device a device's memory is the sum of its chunks', which the
+  // seeds (split without that limit) and the left-to-right search (whose reach table checks
+  // chunks one by one) rarely meet when the limit is tight. When no seed fits, a descent on
+  // the devices' memory finds a split that does: starting from equal layer counts, it moves
+  // one layer at a time from a chunk of a device over the limit to any other chunk (the
+  // boundaries between them shift by one), taking the move that most lowers the bytes over
+  // the limit summed over the devices, then the largest device's; it stops when nothing is
+  // over, no move helps or after 4 n moves. Only ever offers a split (Offer checks it); never
+  // prunes. Runs whatever the budget: without a fitting split the search has no answer.
+  void OfferMemoryFit() {
+    if (!best_split_.empty() || num_devices_ == p_ || ctx_.stage_fits || p_ < 2 || n_ < p_) {
+      return;
+    }
+    bool limited = false;
+    for (const std::optional<uint64_t>& limit : devices_.memory_limit) limited |= limit.has_value();
+    if (!limited) return;
+    std::vector<int> b(p_ - 1);
+    for (int s = 1; s < p_; ++s) b[s - 1] = static_cast<int>(int64_t{n_} * s / p_);
+    // A device is held to the least limit of its chunks (as Fits holds it to each).
+    std::vector<std::optional<WideBytes>> device_limit(num_devices_);
+    for (int s = 0; s < p_; ++s) {
+      const std::optional<uint64_t>& limit = devices_.memory_limit[s];
+      std::optional<WideBytes>& held = device_limit[chunk_device_[s]];
+      if (limit && (!held || WideBytes{*limit} < *held)) held = WideBytes{*limit};
+    }
+    std::vector<WideBytes> device(num_devices_);
+    // (bytes over the limits summed over the devices, the largest device's bytes)
+    const auto score = [&](const std::vector<int>& split) {
+      std::fill(device.begin(), device.end(), WideBytes{0});
+      for (int s = 0; s < p_; ++s) {
+        const int first = s == 0 ? 0 : split[s - 1];
+        const int last = s + 1 == p_ ? n_ - 1 : split[s] - 1;
+        device[chunk_device_[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
+      }
+      WideBytes over = 0, most = 0;
+      for (int d = 0; d < num_devices_; ++d) {
+        most = std::max(most, device[d]);
+        if (device_limit[d] && device[d] > *device_limit[d]) over += device[d] - *device_limit[d];
+      }
+      return std::make_pair(over, most);
+    };
+    const auto size = [&](const std::vector<int>& split, int s) {
+      const int first = s == 0 ? 0 : split[s - 1];
+      const int end = s + 1 == p_ ? n_ : split[s];
+      return end - first;
+    };
+    std::pair<WideBytes, WideBytes> current = score(b);
+    std::vector<int> trial;
+    // Each move lowers the score, so the descent ends; the cap keeps it short.
+    for (int64_t moves = 0; current.first > 0 && moves < int64_t{4} * n_; ++moves) {
+      score(b);  // `device` now holds b's
+      const std::vector<WideBytes> held = device;
+      const int fullest =
+          static_cast<int>(std::max_element(held.begin(), held.end()) - held.begin());
+      std::optional<std::pair<WideBytes, WideBytes>> best;
+      std::vector<int> best_split;
+      // Moves off the fullest device first; when none helps, off any device over its limit.
+      for (int pass = 0; pass < 2 && !best; ++pass) {
+        for (int from = 0; from < p_; ++from) {
+          const int d = chunk_device_[from];
+          const bool source = pass == 0 ? d == fullest
+                                        : device_limit[d] && held[d] > *device_limit[d];
+          if (!source || size(b, from) < 2) continue;
+          for (int to = 0; to < p_; ++to) {
+            if (to == from) continue;
+            trial = b;
+            // from < to: chunk `from` gives its last layer and each boundary up to `to` moves
+            // down one; from > to: it gives its first and each boundary from `to` moves up.
+            if (from < to) {
+              for (int k = from; k < to; ++k) --trial[k];
+            } else {
+              for (int k = to; k < from; ++k) ++trial[k];
+            }
+            const std::pair<WideBytes, WideBytes> value = score(trial);
+            if (value < current && (!best || value < *best)) {
+              best = value;
+              best_split = trial;
+            }
+          }
+        }
+      }
+      if (!best) break;
+      current = *best;
+      b = std::move(best_split);
+    }
+    if (current.first == 0) Offer(b);
+  }
+
   // Hill climbing from the incumbent (partitioner/split_helpers.h), until `share` of the
   // budget is spent. Only makes the incumbent better; never prunes.
   void Improve(double share) {
@@ -275,6 +363,7 @@ Result<StepSearchResult> MinStepSplitValid(const SplitContext& ctx, const Schedu
   }
   if (tables && options.candidates) {  // better incumbents first: candidates, local moves
     search.OfferBalanced(0.1);
+    search.OfferMemoryFit();
     search.Improve(0.2);
   }
   StepSearchResult result;
