@@ -117,19 +117,21 @@ Status ValidateSchedule(const Schedule& schedule) {
   for (int d = 0; d < p; ++d) {
     for (const PipelineOp& op : schedule.device_ops[d]) {
       const int c = OpChunk(schedule, d, op);
-      const std::string where = "device " + std::to_string(d) + " op " + OpText(op, c);
+      // The op's name, built only for an error (this runs for every op of every plan).
+      auto where = [&] { return "device " + std::to_string(d) + " op " + OpText(op, c); };
       if (op.micro_batch < 0 || op.micro_batch >= m) {
-        return Status::Error(where + ": micro-batch out of range (m = " + std::to_string(m) + ")");
+        return Status::Error(where() + ": micro-batch out of range (m = " + std::to_string(m) +
+                             ")");
       }
       if (c < 0 || c >= chunks || ChunkDevice(schedule, c) != d) {
-        return Status::Error(where + ": chunk not placed on this device");
+        return Status::Error(where() + ": chunk not placed on this device");
       }
       auto& n = seen[static_cast<size_t>(c) * m + op.micro_batch];
       if (op.kind != OpKind::kForward && n[0] == 0) {
-        return Status::Error(where + " runs before its F");
+        return Status::Error(where() + " runs before its F");
       }
       if (op.kind == OpKind::kBackwardWeight && n[2] == 0) {
-        return Status::Error(where + " runs before its I");
+        return Status::Error(where() + " runs before its I");
       }
       ++n[static_cast<int>(op.kind)];
     }

@@ -46,11 +46,10 @@ Status ApplyLayout(const PlanInputs& inputs, const ProfileOptions& po, ProfileSo
     source->profile.link = PipelineLink(layout, source->profile);
     return Status::Ok();
   }
-  const DeviceSpec* device = FindDevice(po.device);
-  if (device == nullptr) {
-    return Status::Error("--device " + Quote(po.device) + " is unknown (known: " +
-                         KnownDeviceKeys() + ")");
-  }
+  std::shared_ptr<const LoadedDevice> file;
+  Result<const DeviceSpec*> found = ResolveDevice(po, &file);
+  if (!found.ok()) return found.status();
+  const DeviceSpec* device = *found;
   std::optional<DType> dtype;
   if (po.dtype) {
     dtype = ParseDType(*po.dtype);
@@ -60,12 +59,28 @@ Status ApplyLayout(const PlanInputs& inputs, const ProfileOptions& po, ProfileSo
       LayoutProfile(*source->model, *device, layout, po.micro_batch_size, dtype);
   if (!profile.ok()) return profile.status();
   source->profile = std::move(*profile);
-  source->origin = "analytic " + po.device + " at tp " + std::to_string(layout.tp) + ", cp " +
+  source->origin = "analytic " + (po.device_file.empty() ? po.device : po.device_file) + " at tp " + std::to_string(layout.tp) + ", cp " +
                    std::to_string(layout.cp) + ", ep " + std::to_string(layout.ep);
   return Status::Ok();
 }
 
 }  // namespace
+
+Result<const DeviceSpec*> ResolveDevice(const ProfileOptions& po,
+                                        std::shared_ptr<const LoadedDevice>* file) {
+  if (!po.device_file.empty()) {
+    Result<std::shared_ptr<const LoadedDevice>> loaded = LoadDeviceFile(po.device_file);
+    if (!loaded.ok()) return loaded.status();
+    *file = std::move(*loaded);
+    return &(*file)->spec;
+  }
+  const DeviceSpec* device = FindDevice(po.device);
+  if (device == nullptr) {
+    return Status::Error("--device " + Quote(po.device) + " is unknown (known: " +
+                         KnownDeviceKeys() + ")");
+  }
+  return device;
+}
 
 Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
                               const ParallelLayout& layout,

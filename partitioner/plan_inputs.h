@@ -4,12 +4,14 @@
 // depend on them (the memory limit is the device's memory unless one is given).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "partitioner/request.h"
+#include "profiler/device_file.h"
 #include "profiler/device_table.h"
 #include "profiler/profile_source.h"
 
@@ -36,6 +38,11 @@ Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
                               const ParallelLayout& layout,
                               std::optional<int64_t> micro_batch_size,
                               std::optional<DType> dtype);
+
+// The device `po` names: its --device-file's (held by *file) or the table's --device entry.
+// Errors name the file or the unknown key.
+Result<const DeviceSpec*> ResolveDevice(const ProfileOptions& po,
+                                        std::shared_ptr<const LoadedDevice>* file);
 
 // Fills request->profile and model (and the origin of the profile, for reports), each type of
 // request->devices.stage_type's profile, and with request->search its other_sizes: one per

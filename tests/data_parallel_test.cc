@@ -14,6 +14,7 @@
 #include "partitioner/model_flops.h"
 #include "partitioner/planner.h"
 #include "profiler/analytic.h"
+#include "profiler/device_file.h"
 #include "profiler/device_table.h"
 #include "tests/test_util.h"
 
@@ -401,6 +402,34 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_EQ(cp.exit_code, 2);
   EXPECT_EQ(std::count(cp.err.begin(), cp.err.end(), '\n'), 1) << cp.err;
   EXPECT_NE(cp.err.find("--attention fused"), std::string::npos) << cp.err;
+}
+
+// --device-file reaches a layout, given and searched: a file of the h100 table plans exactly
+// as --device h100; halving its matrix-product efficiency makes the same layout slower.
+TEST(LayoutCli, ADeviceFileReachesTheLayout) {
+  const std::string dir = testing::TempDir();
+  Json device = DeviceToJson(*FindDevice("h100"));
+  testing::WriteText(dir + "/same.json", device.dump());
+  device["efficiency"]["gemm"]["bf16"] = device["efficiency"]["gemm"]["bf16"].get<double>() / 2;
+  testing::WriteText(dir + "/slow.json", device.dump());
+  const std::string given = "plan " + Models() +
+                            "gpt2-small.json --stages 2 --tp 2 --gpus-total 8 --global-batch 32 "
+                            "--micro-batch-size 2 --format json ";
+  const std::string searched = "plan " + Models() +
+                               "gpt2-small.json --stages auto --gpus-total 8 --global-batch 32 "
+                               "--gpus-per-node 8 --tp 2 --format json ";
+  for (const std::string& base : {given, searched}) {
+    const testing::CommandResult table = testing::RunTool(base + "--device h100");
+    const testing::CommandResult same = testing::RunTool(base + "--device-file " + dir + "/same.json");
+    const testing::CommandResult slow = testing::RunTool(base + "--device-file " + dir + "/slow.json");
+    ASSERT_EQ(table.exit_code, 0) << table.err;
+    ASSERT_EQ(same.exit_code, 0) << same.err;
+    ASSERT_EQ(slow.exit_code, 0) << slow.err;
+    const Json a = Json::parse(table.out), b = Json::parse(same.out), c = Json::parse(slow.out);
+    EXPECT_EQ(a["predicted"]["batch_time_ms"], b["predicted"]["batch_time_ms"]) << base;
+    EXPECT_GT(c["predicted"]["batch_time_ms"].get<double>(),
+              a["predicted"]["batch_time_ms"].get<double>()) << base;
+  }
 }
 
 // --recompute all in the search: every candidate recomputes (so none is interleaved), and

@@ -478,6 +478,18 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   EXPECT_EQ(zero3.find("--use-distributed-optimizer"), std::string::npos) << zero3;
   EXPECT_NE(zero3.find("--data-parallel-sharding-strategy optim_grads_params\n"),
             std::string::npos) << zero3;
+  EXPECT_NE(text.find("\n--overlap-grad-reduce\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("--attention-backend"), std::string::npos) << text;
+  // The software of the layout: no sequence parallelism, no overlap, unfused attention.
+  Plan old = LayoutPlan(1);
+  old.parallelism->sequence_parallel = false;
+  old.parallelism->overlap_grad_reduce = false;
+  old.parallelism->fused_attention = false;
+  const std::string old_text = Export(old, "megatron");
+  EXPECT_EQ(old_text.find("--sequence-parallel"), std::string::npos) << old_text;
+  EXPECT_EQ(old_text.find("--overlap-grad-reduce"), std::string::npos) << old_text;
+  EXPECT_EQ(old_text.find("--overlap-param-gather"), std::string::npos) << old_text;
+  EXPECT_NE(old_text.find("\n--attention-backend unfused\n"), std::string::npos) << old_text;
   // Without a layout none of these flags appear (today's export).
   const std::string plain = Export(MakeTestPlan("llama-7b.json", 4), "megatron");
   EXPECT_EQ(plain.find("--tensor-model-parallel-size"), std::string::npos);

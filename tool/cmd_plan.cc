@@ -319,10 +319,10 @@ int RunLayoutSearch(const PlanFlags& f) {
   Result<std::string> origin = LoadPlanInputs(inputs, &*request);
   if (!origin.ok()) return Fail(origin.status());
   if (!request->model) return Fail(f.input + ": --stages auto needs a model file");
-  const DeviceSpec* device = FindDevice(f.device);
-  if (device == nullptr) {
-    return Fail("--device " + Quote(f.device) + " is unknown (known: " + KnownDeviceKeys() + ")");
-  }
+  std::shared_ptr<const LoadedDevice> file;
+  Result<const DeviceSpec*> found = ResolveDevice(inputs.profile, &file);
+  if (!found.ok()) return Fail(found.status());
+  const DeviceSpec* device = *found;
   request->step_budget_s = f.step_budget_option->count() > 0 ? f.step_budget_s : 2.0;
   if (!inputs.memory_limit_given) request->memory_limit = device->memory_bytes;
   LeverSpace space;

@@ -141,9 +141,12 @@ class Megatron final : public Exporter {
       out += l.zero == 2 ? "optim_grads\n" : "optim_grads_params\n";
     }
     // The step model overlaps the gradient reduction with the backward and the parameter
-    // gather with the next forward (docs/cost-model.md, "Data parallelism and ZeRO").
-    if (l.dp > 1) out += "--overlap-grad-reduce\n";
-    if (l.dp > 1 && l.zero >= 1) out += "--overlap-param-gather\n";
+    // gather with the next forward unless the layout says not (docs/cost-model.md, "Data
+    // parallelism and ZeRO").
+    if (l.dp > 1 && l.overlap_grad_reduce) out += "--overlap-grad-reduce\n";
+    if (l.dp > 1 && l.zero >= 1 && l.overlap_grad_reduce) out += "--overlap-param-gather\n";
+    // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
+    if (!l.fused_attention) out += "--attention-backend unfused\n";
     bool recompute = false;
     for (const StagePlan& s : plan.stages) recompute |= s.recompute;
     if (recompute) {
