@@ -1,14 +1,12 @@
 // The proxies pp-partition links for the CUDA entry points: each loads the pp-partition-cuda
 // module on first use (see cuda_plugin.h) and forwards to it. When the module cannot be
 // loaded, each answers with the reason instead of a result.
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <filesystem>
 #include <mutex>
+#include <string>
 
 #include "profiler/backends.h"
 #include "tool/cuda_plugin.h"
+#include "tool/module_loader.h"
 
 namespace pp {
 namespace {
@@ -18,46 +16,22 @@ struct Loaded {
   std::string error;
 };
 
-std::string ExecutableDir() {
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
-
 const Loaded& Load() {
   static Loaded loaded;
   static std::once_flag once;
   std::call_once(once, [] {
-    std::vector<std::string> candidates;
-    if (const char* env = std::getenv("PP_PARTITION_CUDA_PLUGIN"); env != nullptr && *env) {
-      candidates.push_back(env);
+    Result<const void*> api = OpenModule(
+        "pp-partition-cuda.so", "PP_PARTITION_CUDA_PLUGIN", PP_CUDA_PLUGIN_PATH,
+        "pp_partition_cuda_plugin", [](void* symbol) -> const void* {
+          using Entry = const CudaPluginApi* (*)();
+          const CudaPluginApi* a = reinterpret_cast<Entry>(symbol)();
+          return a != nullptr && a->version == kCudaPluginVersion ? a : nullptr;
+        });
+    if (api.ok()) {
+      loaded.api = static_cast<const CudaPluginApi*>(*api);
+    } else {
+      loaded.error = api.message();
     }
-    if (const std::string dir = ExecutableDir(); !dir.empty()) {
-      candidates.push_back(dir + "/pp-partition-cuda.so");
-    }
-    candidates.push_back(PP_CUDA_PLUGIN_PATH);
-    std::string errors;
-    for (const std::string& path : candidates) {
-      std::error_code ec;
-      if (!std::filesystem::exists(path, ec)) continue;
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (handle == nullptr) {
-        const char* why = dlerror();
-        errors += (errors.empty() ? "" : "; ") + path + ": " + (why ? why : "dlopen failed");
-        continue;
-      }
-      using Entry = const CudaPluginApi* (*)();
-      auto entry = reinterpret_cast<Entry>(dlsym(handle, "pp_partition_cuda_plugin"));
-      if (entry == nullptr || entry()->version != kCudaPluginVersion) {
-        errors += (errors.empty() ? "" : "; ") + path + ": not a matching pp-partition-cuda module";
-        continue;
-      }
-      loaded.api = entry();
-      return;
-    }
-    loaded.error = "the CUDA module pp-partition-cuda.so could not be loaded" +
-                   (errors.empty() ? std::string(" (not found beside the executable)")
-                                   : " (" + errors + ")");
   });
   return loaded;
 }

@@ -4,12 +4,10 @@
 // reason. EndRanks forwards to the module a run loaded, if any.
 #include <dlfcn.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <mutex>
 #include <string>
-#include <vector>
 
+#include "tool/module_loader.h"
 #include "tool/mpi_plugin.h"
 
 namespace pp {
@@ -22,49 +20,26 @@ struct Loaded {
 
 const MpiPluginApi* g_loaded = nullptr;  // the module a run loaded, for EndRanks
 
-std::string ExecutableDir() {
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
-
-// Opens module `file` (pp-partition-mpi.so or pp-partition-nccl.so): from $`env`, beside the
-// executable, or at `built` (where the build put it; empty: none).
+// Opens module `file` (pp-partition-mpi.so or pp-partition-nccl.so): module_loader.h, with
+// libmpi loaded first.
 Loaded Open(const char* file, const char* env, const std::string& built) {
-  Loaded loaded;
   // libmpi first, with its symbols global, for the components Open MPI opens itself. The
   // module names it too, so a library found under another name still loads it.
   for (const char* lib : {PP_MPI_LIBRARY, "libmpi.so.40", "libmpi.so"}) {
     if (dlopen(lib, RTLD_NOW | RTLD_GLOBAL) != nullptr) break;
   }
-  std::vector<std::string> candidates;
-  if (const char* path = std::getenv(env); path != nullptr && *path) candidates.push_back(path);
-  if (const std::string dir = ExecutableDir(); !dir.empty()) {
-    candidates.push_back(dir + "/" + file);
+  Result<const void*> api =
+      OpenModule(file, env, built, "pp_partition_mpi_plugin", [](void* symbol) -> const void* {
+        using Entry = const MpiPluginApi* (*)();
+        const MpiPluginApi* a = reinterpret_cast<Entry>(symbol)();
+        return a != nullptr && a->version == kMpiPluginVersion ? a : nullptr;
+      });
+  Loaded loaded;
+  if (api.ok()) {
+    loaded.api = static_cast<const MpiPluginApi*>(*api);
+  } else {
+    loaded.error = api.message();
   }
-  if (!built.empty()) candidates.push_back(built);
-  std::string errors;
-  for (const std::string& path : candidates) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) continue;
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      errors += (errors.empty() ? "" : "; ") + path + ": " + (why ? why : "dlopen failed");
-      continue;
-    }
-    using Entry = const MpiPluginApi* (*)();
-    auto entry = reinterpret_cast<Entry>(dlsym(handle, "pp_partition_mpi_plugin"));
-    if (entry == nullptr || entry()->version != kMpiPluginVersion) {
-      errors += (errors.empty() ? "" : "; ") + path + ": not a matching pp-partition module";
-      continue;
-    }
-    loaded.api = entry();
-    return loaded;
-  }
-  loaded.error = std::string("the module ") + file + " could not be loaded" +
-                 (errors.empty() ? std::string(" (not found beside the executable)")
-                                 : " (" + errors + ")");
   return loaded;
 }
 
