@@ -1,20 +1,6 @@
 #include "partitioner/model_flops.h"
 
 namespace pp {
-namespace {
-
-// Key/value heads of a block: its own field where the layer kind has one (grouped-query
-// attention), else one per query head.
-template <typename L>
-int64_t KvHeads(const L& layer) {
-  if constexpr (requires { layer.kv_heads; }) {
-    return layer.kv_heads > 0 ? layer.kv_heads : layer.heads;
-  } else {
-    return layer.heads;
-  }
-}
-
-}  // namespace
 
 int64_t PaddedVocab(int64_t vocab, int tp) {
   const int64_t multiple = int64_t{128} * (tp < 1 ? 1 : tp);
@@ -31,13 +17,18 @@ double ModelFlopsPerSample(const Model& model, int tp) {
   for (const Layer& l : model.layers) {
     switch (l.op) {
       case LayerKind::kTransformerBlock: {
+        // Megatron-Bridge's terms per token: q heads x head_dim wide, k and v kv_heads x
+        // head_dim; a dense MLP of ffn, or a mixture-of-experts one of top_k routed experts
+        // of expert_ffn plus the shared experts' whole width (the router is not counted).
         const double h = static_cast<double>(l.hidden);
-        const double heads = static_cast<double>(l.heads);
-        const double q = h;  // heads x head_dim
-        const double kv = heads > 0 ? q * static_cast<double>(KvHeads(l)) / heads : q;
+        const double d = static_cast<double>(l.head_dim > 0 ? l.head_dim : l.hidden / l.heads);
+        const double q = static_cast<double>(l.heads) * d;
+        const double kv = static_cast<double>(l.kv_heads > 0 ? l.kv_heads : l.heads) * d;
         const double gated = l.mlp == MlpKind::kSwiglu ? 3.0 : 2.0;
-        per_token +=
-            6 * (h * (q + 2 * kv) + q * h) + 6 * q * s + 6 * h * static_cast<double>(l.ffn) * gated;
+        const double mlp_width =
+            l.experts > 0 ? static_cast<double>(l.top_k * l.expert_ffn + l.shared_experts * l.shared_ffn)
+                          : static_cast<double>(l.ffn);
+        per_token += 6 * (h * (q + 2 * kv) + q * h) + 6 * q * s + 6 * h * mlp_width * gated;
         break;
       }
       case LayerKind::kLinear: {

@@ -3,8 +3,10 @@
 // docs/cost-model.md, "Model FLOPs"). It counts the matrix products of the forward once and
 // the backward twice (3 x 2 FLOPs per multiply-add), no recomputation, causal attention at half
 // the square, and the logits over the vocabulary padded to a multiple of 128 x tp. Per token:
-//   transformer block:  6 (h (q + 2 kv) + q h) + 6 q s  +  6 h ffn x (3 gated | 2 plain)
-//                       (q = heads x head_dim = h, kv = kv_heads x head_dim, s = sequence)
+//   transformer block:  6 (h (q + 2 kv) + q h) + 6 q s  +  6 h f x (3 gated | 2 plain)
+//                       (q = heads x head_dim, kv = kv_heads x head_dim, s = sequence;
+//                       f = ffn, or for a mixture-of-experts MLP top_k x expert_ffn +
+//                       shared_experts x shared_ffn: the experts a token passes through)
 //   output layer:       6 h V_padded (a linear whose width is the vocabulary)
 //   other linear:       6 in out
 // Norms, activations, embeddings and the loss count nothing.

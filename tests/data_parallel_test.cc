@@ -205,6 +205,22 @@ TEST(ModelFlops, GptCountIsTheRescaledPaperCount) {
 
 std::string Models() { return std::string(PP_SOURCE_DIR) + "/models/"; }
 
+// Megatron-Bridge's transformer_flops for a mixture-of-experts block with a separate head
+// size (qwen3-30b-a3b: 48 layers, h 2048, 32 heads of 128, 4 key/value heads, 128 experts of
+// 768, top 8, no shared expert, vocabulary 151,936 untied), worked by hand from its terms:
+// 6 h (q + 2 kv) + 6 q h + 6 q s per layer and token, 6 h x 768 x 8 x 3 for the routed
+// experts, 6 h V_padded for the logits.
+TEST(ModelFlops, MixtureOfExpertsCountsTheRoutedExpertsAndTheHeadSize) {
+  Result<Model> model = LoadModel(Models() + "qwen3-30b-a3b.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  const double s = static_cast<double>(model->input.seq_len), h = 2048, q = 32 * 128,
+               kv = 4 * 128, layers = 48;
+  const double V = static_cast<double>(PaddedVocab(151936, 1));
+  const double per_token =
+      layers * (6 * (h * (q + 2 * kv) + q * h) + 6 * q * s + 6 * h * 768 * 8 * 3) + 6 * h * V;
+  EXPECT_NEAR(ModelFlopsPerSample(*model, 1), per_token * s, 1e-9 * per_token * s);
+}
+
 TEST(LayoutCli, DataParallelAndMicroBatchesComeFromTheGpusAndBatch) {
   const testing::CommandResult r =
       testing::RunTool("plan " + Models() +
