@@ -67,6 +67,9 @@ Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::str
   m.steps = static_cast<int>(run.steps.size()) - run.warmup_steps;
   m.backend = backend;
   m.device = run.device;
+  // With data-parallel replicas: the measured gradient all-reduce per step, the counterpart of
+  // the prediction's data-parallel time.
+  if (run.replicas > 1) m.data_parallel_ms = run.allreduce_ms;
   // The bottleneck is the busiest device; its per-micro-batch busy time is the measured
   // counterpart of max_stage_ms.
   for (size_t d = 0; d < run.busy_ms.size(); ++d) {

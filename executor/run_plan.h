@@ -34,7 +34,8 @@ Result<PreparedRun> PrepareRun(const Plan& plan, const RunPlanOptions& options);
 // Trains the plan's model with its split and schedule and measures it.
 Result<RunResult> RunPlan(const Plan& plan, const RunPlanOptions& options);
 
-// The measured block for `plan` from a run.
+// The measured block for `plan` from a run; with data-parallel replicas its data_parallel_ms
+// is the measured gradient all-reduce per step (median of the slowest rank's).
 Measurement MeasurementOf(const Plan& plan, const RunResult& run, const std::string& backend);
 
 // The timed step whose step time is the median, as a timeline (for traces and charts). Of a

@@ -304,6 +304,13 @@ TEST(MpiCli, RankZeroWritesTheReportAndATracePerRank) {
   const Json ran = Json::parse(testing::ReadText(dir + "/r.json"));
   EXPECT_GT(ran["measured"]["step_time_ms"].get<double>(), 0);
   EXPECT_EQ(ran["measured"]["stages"].size(), 2u);
+  // The measured all-reduce travels in the run's document as the measured data-parallel time:
+  // the figure the report prints.
+  ASSERT_TRUE(ran["measured"].contains("data_parallel_ms")) << ran["measured"].dump();
+  const size_t at = r.out.find("ms, measured ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_NEAR(ran["measured"]["data_parallel_ms"].get<double>(),
+              std::stod(r.out.substr(at + std::string("ms, measured ").size())), 5e-4);
   const Json trace = Json::parse(testing::ReadText(dir + "/t.json"));
   std::vector<int> ops_per_pid(6, 0);
   for (const Json& e : trace["traceEvents"]) {
