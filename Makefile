@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_WORK ?= $(FUZZ_DIR)/work
 SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-FUZZERS := model_fuzz profile_fuzz plan_fuzz hf_config_fuzz schedule_csv_fuzz
+FUZZERS := model_fuzz profile_fuzz plan_fuzz hf_config_fuzz schedule_csv_fuzz device_file_fuzz
 
 .PHONY: all deps configure build demo test bench sanitize fuzz clean
 
@@ -74,7 +74,7 @@ sanitize: $(SAN_DIR)/CMakeCache.txt
 # the regular build's tool writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
 # left in $(FUZZ_WORK)/crashes/ and fails the target.
 fuzz: build $(SAN_DIR)/CMakeCache.txt
-	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS) device_file_seeds
 	rm -rf $(FUZZ_WORK)/seeds; mkdir -p $(FUZZ_WORK)/seeds $(FUZZ_WORK)/crashes
 	$(BIN) profile models/gpt2-small.json --device h100 -o $(FUZZ_WORK)/seeds/profile.json >/dev/null
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 4 --schedule 1f1b \
@@ -93,6 +93,7 @@ fuzz: build $(SAN_DIR)/CMakeCache.txt
 	    plan_fuzz) cp $(FUZZ_WORK)/seeds/plan*.json $(FUZZ_WORK)/$$f/ ;; \
 	    hf_config_fuzz) cp fuzz/seeds/hf_config/*.json $(FUZZ_WORK)/$$f/ ;; \
 	    schedule_csv_fuzz) cp $(FUZZ_WORK)/seeds/schedule*.csv $(FUZZ_WORK)/$$f/ ;; \
+	    device_file_fuzz) $(SAN_ENV) $(FUZZ_DIR)/fuzz/device_file_seeds $(FUZZ_WORK)/$$f ;; \
 	  esac; \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
 	  $(SAN_ENV) $(FUZZ_DIR)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -125,6 +125,7 @@ KindSample RandomKindSample(LayerKind kind, std::mt19937_64& rng) {
       d.Maybe(b, "bias", bias, true);
       if (d.Int(0, 3) == 0) b["qkv_bias"] = !bias;
       if (d.Int(0, 5) == 0) b["qk_norm"] = true;
+      if (d.Int(0, 5) == 0) b["dropout"] = 0.1;
       d.Maybe(b, "causal", d.Coin(), false);
       d.Maybe(b, "rotary", rotary, false);
       MaybeRepeat(d, b);

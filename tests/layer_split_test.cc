@@ -224,6 +224,26 @@ TEST(LayerSplit, BlockActivationsWithDropoutFollowKorthikantiExactly) {
   EXPECT_EQ(bytes["dropout2_dgrad"], 5 * s * b * h);
 }
 
+// A dropout probability must be in [0, 1): one line naming the field.
+TEST(LayerSplit, DropoutIsAProbabilityBelowOne) {
+  for (const char* bad : {"1", "1.5", "-0.1", "\"x\""}) {
+    Json doc = testing::SmallModelJson();
+    doc["layers"][1]["dropout"] = Json::parse(bad);
+    Result<Model> m = ModelFromJson(doc);
+    ASSERT_FALSE(m.ok()) << bad;
+    EXPECT_NE(m.message().find("dropout"), std::string::npos) << m.message();
+    EXPECT_EQ(m.message().find('\n'), std::string::npos) << m.message();
+  }
+  Json doc = testing::SmallModelJson();
+  doc["layers"][1]["dropout"] = 0.1;
+  Result<Model> m = ModelFromJson(doc);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->layers[1].dropout, 0.1);
+  EXPECT_EQ(ModelToJson(*m)["layers"][1]["dropout"], 0.1);
+  EXPECT_FALSE(ModelToJson(*ModelFromJson(testing::SmallModelJson()))["layers"][1].contains(
+      "dropout"));
+}
+
 TEST(LayerSplit, FusedAttentionIsOneKernelAndKeepsNoProbabilities) {
   const Model m = WithBlock(R"("heads": 4, "kv_heads": 2, "ffn": 16, "causal": true)",
                             R"({"micro_batch_size": 2, "seq_len": 8})");
