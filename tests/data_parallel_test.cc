@@ -138,7 +138,8 @@ TEST(Zero3, GathersBoundEachLayersTimes) {
 
 // One stage of two layers over dp = 4, zero 0: the all-reduce of 20 MB (30 ms) overlaps the
 // last backward (4 ms): exposed 26 ms; at least the first layer's 15 ms.
-TEST(Exposure, SyncHidesBehindTheLastBackward) {
+// One stage of the two-layer profile, 2 micro-batches, SGD, over dp = 4.
+PlanRequest DataParallelRequest(bool overlap = true) {
   PlanRequest request;
   request.profile = TwoLayerProfile();
   request.num_stages = 1;
@@ -146,7 +147,13 @@ TEST(Exposure, SyncHidesBehindTheLastBackward) {
   request.optimizer = Optimizer::kSgd;
   ParallelLayout l;
   l.dp = 4;
+  l.overlap_grad_reduce = overlap;
   request.layout = l;
+  return request;
+}
+
+TEST(Exposure, SyncHidesBehindTheLastBackward) {
+  PlanRequest request = DataParallelRequest();
   Result<Plan> plan = MakePlan(request);
   ASSERT_TRUE(plan.ok()) << plan.message();
   const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
@@ -370,16 +377,8 @@ TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of
 // the case above, however long the backward.
 TEST(Exposure, WithoutOverlapTheWholeSyncIsExposed) {
-  PlanRequest request;
-  request.profile = TwoLayerProfile();
+  PlanRequest request = DataParallelRequest(/*overlap=*/false);
   for (LayerProfile& layer : request.profile.layers) layer.backward_ms = 100;
-  request.num_stages = 1;
-  request.num_micro_batches = 2;
-  request.optimizer = Optimizer::kSgd;
-  ParallelLayout l;
-  l.dp = 4;
-  l.overlap_grad_reduce = false;
-  request.layout = l;
   Result<Plan> plan = MakePlan(request);
   ASSERT_TRUE(plan.ok()) << plan.message();
   const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
