@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The distributed run's fidelity and the mpi transport's figures on this machine:
-#   bash bench/mpi_fidelity.sh [BUILD_DIR] [OUTDIR]
+#   [ROUNDS=3] bash bench/mpi_fidelity.sh [BUILD_DIR] [OUTDIR]
 # 1. For mlp-2gpu and a wider feature MLP: profile with --backend cpu pinned to one core,
 #    plan 2 stages (1f1b, 8 micro-batches, fp32), then `mpirun -np 2 --bind-to core
 #    pp-partition run`: the measured step time against the predicted one (target within
@@ -33,25 +33,35 @@ cat > "$out/wide-mlp.json" <<'JSON'
    {"name": "loss", "op": "mse"}]}
 JSON
 
+# Each round profiles, plans and runs afresh (the machine's speed drifts between rounds);
+# the summary gives every round and the median error over the rounds.
+rounds=${ROUNDS:-3}
 summary=()
 for model in "$root/models/mlp-2gpu.json" "$out/wide-mlp.json"; do
   name=$(basename "$model" .json)
-  taskset -c 0 "$bin" profile "$model" --backend cpu --dtype fp32 --repeats 20 \
-    -o "$out/$name.profile.json" >/dev/null
-  "$bin" plan "$model" --profile "$out/$name.profile.json" --stages 2 --micro-batches 8 --schedule 1f1b \
-    -o "$out/$name.plan.json" >/dev/null
-  mpirun -np 2 --bind-to core "$bin" run "$out/$name.plan.json" --backend cpu --steps 10 \
-    --warmup 2 -o "$out/$name.ran.json" | tee "$out/$name.run.txt"
-  summary+=("$(python3 - "$out/$name.ran.json" "$name" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-p, m = d["predicted"], d["measured"]
-err = 100 * (m["step_time_ms"] - p["step_time_ms"]) / p["step_time_ms"]
-pts = 100 * (m["bubble_ratio"] - p["bubble_ratio"])
-print(f"{sys.argv[2]:12s} step predicted {p['step_time_ms']:9.3f} ms measured "
-      f"{m['step_time_ms']:9.3f} ms ({err:+.1f} %, target 10 %); bubble predicted "
-      f"{100 * p['bubble_ratio']:.2f} % measured {100 * m['bubble_ratio']:.2f} % "
-      f"({pts:+.2f} pt, target 3)")
+  for round in $(seq 1 "$rounds"); do
+    taskset -c 0 "$bin" profile "$model" --backend cpu --dtype fp32 --repeats 20 \
+      -o "$out/$name.$round.profile.json" >/dev/null
+    "$bin" plan "$model" --profile "$out/$name.$round.profile.json" --stages 2 --micro-batches 8 \
+      --schedule 1f1b -o "$out/$name.$round.plan.json" >/dev/null
+    mpirun -np 2 --bind-to core "$bin" run "$out/$name.$round.plan.json" --backend cpu --steps 10 \
+      --warmup 2 -o "$out/$name.$round.ran.json" > "$out/$name.$round.run.txt"
+  done
+  summary+=("$(python3 - "$name" "$rounds" "$out" <<'PY'
+import json, statistics, sys
+name, rounds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+errs, pts = [], []
+for r in range(1, rounds + 1):
+    d = json.load(open(f"{out}/{name}.{r}.ran.json"))
+    p, m = d["predicted"], d["measured"]
+    errs.append(100 * (m["step_time_ms"] - p["step_time_ms"]) / p["step_time_ms"])
+    pts.append(100 * (m["bubble_ratio"] - p["bubble_ratio"]))
+    print(f"{name:12s} round {r}: step predicted {p['step_time_ms']:9.3f} ms measured "
+          f"{m['step_time_ms']:9.3f} ms ({errs[-1]:+.1f} %); bubble predicted "
+          f"{100 * p['bubble_ratio']:.2f} % measured {100 * m['bubble_ratio']:.2f} % "
+          f"({pts[-1]:+.2f} pt)")
+print(f"{name:12s} median over {rounds} rounds: step {statistics.median(errs):+.1f} % "
+      f"(target 10 %), bubble {statistics.median(pts):+.2f} pt (target 3)")
 PY
 )")
 done
