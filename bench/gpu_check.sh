@@ -76,6 +76,10 @@ JSON
   run 180 calibrate "$bin/pp-partition" profile --backend cuda --calibrate -o "$out/device.json"
   run 30 plan-device-file "$bin/pp-partition" plan "$root/models/gpt2-xl.json" --stages 4 \
     --micro-batches 8 --device-file "$out/device.json" --format json -o "$out/plan-device-file.json"
+  # The calibrated device at a layout and in the layout search (Llama 3 70B on 64 GPUs).
+  run 60 plan-layout-device-file "$bin/pp-partition" plan "$root/models/llama3-70b.json" \
+    --stages 4 --tp 8 --gpus-total 64 --global-batch 512 --micro-batch-size 1 \
+    --device-file "$out/device.json" --format json -o "$out/plan-layout-device-file.json"
 
   step "sum of layers against a whole-model step (one GPU)"
   run 60 step-gpt2-small "$bin/cuda_step_bench" "$root/models/gpt2-small.json" -o "$out/step-gpt2-small.json"
