@@ -32,7 +32,12 @@ bool IsLoss(LayerKind op);
 enum class DType { kBf16, kFp32, kFp8 };
 std::string_view DTypeName(DType dtype);  // "bf16", "fp32", "fp8"
 std::optional<DType> ParseDType(std::string_view name);
-int64_t DTypeBytes(DType dtype);  // 2, 4 or 1
+// Bytes of one element: bf16 2, fp32 4, fp8 1. An fp8 model counts every tensor at one byte,
+// which is a lower bound. Transformer Engine's FP8 training keeps weights, most activations
+// and the elementwise kernels in bf16. Only the linear layers' products and the copies of
+// their inputs saved for the backward are fp8. Its fused attention runs in bf16
+// (profiler/efficiency.h ComputeDType).
+int64_t DTypeBytes(DType dtype);
 
 struct Model {
   std::string name;

@@ -58,6 +58,10 @@ double MemoryMs(double bytes, const DeviceSpec& device, double fraction) {
 
 }  // namespace
 
+DType ComputeDType(const Kernel& kernel, DType dtype) {
+  return dtype == DType::kFp8 && kernel.cls == KernelClass::kAttention ? DType::kBf16 : dtype;
+}
+
 std::string_view RatesName(Rates rates) { return rates == Rates::kPeak ? "peak" : "achieved"; }
 
 std::optional<Rates> ParseRates(std::string_view name) {
@@ -83,10 +87,11 @@ double WaveEfficiency(const Kernel& kernel, int sm_count) {
 double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                      Direction direction) {
   const DeviceEfficiency& e = device.efficiency;
-  const double peak = PeakFlops(device, dtype);
   if (kernel.cls == KernelClass::kAttention) {
-    return peak * AttentionFraction(e, dtype, direction);
+    const DType a = ComputeDType(kernel, dtype);
+    return PeakFlops(device, a) * AttentionFraction(e, a, direction);
   }
+  const double peak = PeakFlops(device, dtype);
   if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, dtype)) return p->flops_per_s;
   return peak * GemmFraction(e, dtype) * WaveEfficiency(kernel, e.sm_count);
 }
@@ -94,7 +99,8 @@ double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype
 double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                     Direction direction, Rates rates) {
   if (rates == Rates::kPeak) {
-    const double compute = kernel.flops > 0 ? kernel.flops / PeakFlops(device, dtype) : 0;
+    const double compute =
+        kernel.flops > 0 ? kernel.flops / PeakFlops(device, ComputeDType(kernel, dtype)) : 0;
     return 1000.0 * std::max(compute, kernel.bytes / device.memory_bytes_per_s);
   }
   const DeviceEfficiency& e = device.efficiency;

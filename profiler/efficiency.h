@@ -40,8 +40,15 @@ enum class Direction { kForward, kBackward };
 // 1 when sm_count is 0.
 double WaveEfficiency(const Kernel& kernel, int sm_count);
 
+// The dtype a kernel of a `dtype` model computes in: fp8 training runs the linear layers'
+// products in fp8 and its fused attention in bf16 (Transformer Engine's default; fp8
+// attention is an option it offers, which the tool does not model yet, so the fp8 attention
+// fractions of a device are not used); otherwise `dtype`.
+DType ComputeDType(const Kernel& kernel, DType dtype);
+
 // The rate (FLOP/s) a matrix product or attention kernel of `dtype` achieves (before the
-// memory bound and the launch overhead). Not for memory-bound kernels.
+// memory bound and the launch overhead), attention at its ComputeDType. Not for memory-bound
+// kernels.
 double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                      Direction direction);
 

@@ -144,7 +144,9 @@ TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
                    t_kernel + t_comm(100e6));
 }
 
-TEST(EfficiencyTest, Fp8HalvesGemmBytesAndUsesTheFp8Rate) {
+// An fp8 model: one byte per element, the linear layers' products at the fp8 rate and fused
+// attention at the bf16 one.
+TEST(EfficiencyTest, Fp8HalvesTheBytesAndRunsTheProductsInFp8) {
   const Model m = LoadOrFail("mlp-2gpu");
   const Layer& fc1 = m.layers[0];
   const LayerKernels bf = ListKernels(fc1, m.input, DType::kBf16);
@@ -161,6 +163,15 @@ TEST(EfficiencyTest, Fp8HalvesGemmBytesAndUsesTheFp8Rate) {
   const double waves = 8192.0 / (63 * 132);
   EXPECT_DOUBLE_EQ(KernelTimeMs(k, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved),
                    1000 * 2.0 * 8192 * 8192 * 8192 / (kH100Fp8 * kH100GemmFp8 * waves) + kLaunchMs);
+  // Fused attention of an fp8 model: the bf16 rate, exactly as in a bf16 model.
+  Kernel attention = k;
+  attention.cls = KernelClass::kAttention;
+  EXPECT_EQ(ComputeDType(attention, DType::kFp8), DType::kBf16);
+  EXPECT_EQ(ComputeDType(k, DType::kFp8), DType::kFp8);
+  EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
+                   AchievedFlops(attention, H100(), DType::kBf16, Direction::kForward));
+  EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
+                   989.4e12 * 0.75);
 }
 
 TEST(EfficiencyTest, A100RefusesFp8InOneLine) {
