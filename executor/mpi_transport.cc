@@ -94,11 +94,11 @@ Status MpiTransport::Send(const MessageKey& key, const float* data, size_t count
   Outgoing& out = sends_[key];
   const int to = rank_of_chunk_[key.to_chunk];
   // The previous step's message of this key must have left before its buffer is reused.
+  std::string what;  // built only when there is something to wait for
   for (MPI_Request& request : out.requests) {
     if (request == MPI_REQUEST_NULL) continue;
-    PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s_,
-                                   "rank " + std::to_string(to) + " to take the previous step's "
-                                   "message"));
+    if (what.empty()) what = "rank " + std::to_string(to) + " to take the previous step's message";
+    PP_RETURN_IF_ERROR(WaitRequest(&request, timeout_s_, what));
   }
   out.data.resize(count);
   out.requests.assign(PieceCount(count), MPI_REQUEST_NULL);
@@ -128,37 +128,43 @@ Status MpiTransport::Receive(const MessageKey& key, float* out, size_t count, do
   }
   const int from = SourceOf(key);
   // The pieces of one key arrive in the order they were sent (MPI does not overtake messages
-  // of one tag between two ranks), each into its place in `out`.
-  std::vector<MPI_Request> requests(PieceCount(count), MPI_REQUEST_NULL);
+  // of one tag between two ranks), each into its place in `out`. The request list is the
+  // transport's own, reused by every receive.
+  std::vector<MPI_Request>& requests = receives_;
+  requests.assign(PieceCount(count), MPI_REQUEST_NULL);
+  // Drops the requests from `k` on, after an error.
+  auto drop_from = [&](size_t k) {
+    for (; k < requests.size(); ++k) {
+      if (requests[k] == MPI_REQUEST_NULL) continue;
+      MPI_Cancel(&requests[k]);
+      MPI_Request_free(&requests[k]);
+    }
+  };
   for (size_t k = 0; k < requests.size(); ++k) {
     const size_t begin = k * kPieceFloats, n = std::min(kPieceFloats, count - begin);
-    PP_RETURN_IF_ERROR(Check(MPI_Irecv(out + begin, static_cast<int>(n), MPI_FLOAT, from,
-                                       TagOf(key), comm_, &requests[k]),
-                             "receiving from rank " + std::to_string(from)));
+    const Status posted = Check(MPI_Irecv(out + begin, static_cast<int>(n), MPI_FLOAT, from,
+                                          TagOf(key), comm_, &requests[k]),
+                                "receiving from rank " + std::to_string(from));
+    if (!posted.ok()) {
+      drop_from(0);
+      return posted;
+    }
   }
+  const std::string what =
+      "its input from rank " + std::to_string(from) + " (that rank died, hangs or left early)";
   size_t got_total = 0;
   for (size_t k = 0; k < requests.size(); ++k) {
     MPI_Status status;
-    Status waited = WaitRequest(&requests[k], timeout_s,
-                                "its input from rank " + std::to_string(from) +
-                                    " (that rank died, hangs or left early)",
-                                &status);
+    const Status waited = WaitRequest(&requests[k], timeout_s, what, &status);
     if (!waited.ok()) {
-      for (size_t j = k + 1; j < requests.size(); ++j) {
-        MPI_Cancel(&requests[j]);
-        MPI_Request_free(&requests[j]);
-      }
+      drop_from(k + 1);
       return waited;
     }
     int got = 0;
     MPI_Get_count(&status, MPI_FLOAT, &got);
     got_total += static_cast<size_t>(got);
-    const size_t expected = std::min(kPieceFloats, count - k * kPieceFloats);
-    if (static_cast<size_t>(got) != expected) {
-      for (size_t j = k + 1; j < requests.size(); ++j) {
-        MPI_Cancel(&requests[j]);
-        MPI_Request_free(&requests[j]);
-      }
+    if (static_cast<size_t>(got) != std::min(kPieceFloats, count - k * kPieceFloats)) {
+      drop_from(k + 1);
       return Status::Error("received " + std::to_string(got_total) + " values from rank " +
                            std::to_string(from) + ", expected " + std::to_string(count));
     }

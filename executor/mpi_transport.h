@@ -64,6 +64,7 @@ class MpiTransport final : public Transport {
   std::vector<int> rank_of_chunk_;
   double timeout_s_;
   std::map<MessageKey, Outgoing> sends_;
+  std::vector<MPI_Request> receives_;  // the pieces of the receive under way
   bool aborted_ = false;
 };
 

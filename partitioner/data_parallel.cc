@@ -18,11 +18,9 @@ BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
     return {profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
   }
   // Every data-parallel collective is a ring one (all-reduce, reduce-scatter, all-gather).
-  const GroupLink link = CollectiveLink(layout, CommGroup::kData, CollectiveKind::kAllReduce,
-                                        device->node_bus_bytes_per_s, device->node_latency_ms,
-                                        device->network_bus_bytes_per_s,
-                                        device->network_latency_ms);
-  return {link.bus_bytes_per_s, link.latency_ms};
+  return CollectiveLink(layout, CommGroup::kData, CollectiveKind::kAllReduce,
+                        device->node_bus_bytes_per_s, device->node_latency_ms,
+                        device->network_bus_bytes_per_s, device->network_latency_ms);
 }
 
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {

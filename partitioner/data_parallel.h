@@ -29,10 +29,7 @@ namespace pp {
 // The bus bandwidth and latency of the data-parallel group's link: CollectiveLink (core/
 // parallelism.h) of a ring collective over the data group on the device; a profile whose
 // device is not in the device table (a CPU profile) uses the profile's link for both.
-struct BusLink {
-  double bus_bytes_per_s = 0;
-  double latency_ms = 0;
-};
+using BusLink = GroupLink;
 BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile);
 // The device table's entry for the profile's device (by its name or key), or nullptr.
 const DeviceSpec* ProfileDevice(const Profile& profile);

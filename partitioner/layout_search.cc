@@ -211,6 +211,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
             if (pp > stats->layers) break;
             for (const std::string& schedule : space.schedules) {
               const bool interleaved = schedule == "interleaved";
+              // Every candidate recomputes, which the interleaved schedule cannot yet.
+              if (interleaved && space.recompute_all) continue;
               std::vector<int> vps = {1};
               if (interleaved) {
                 if (pp < 2 || m % pp != 0) continue;
@@ -233,7 +235,6 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                   layout.gpus_per_node = static_cast<int>(K);
                   const bool can_recompute =
                       (space.recompute_lever || space.recompute_all) && !interleaved;
-                  if (space.recompute_all && !can_recompute) continue;
                   for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
                        ++again) {
                     ++result.enumerated;

@@ -21,9 +21,10 @@ double ModelFlopsPerSample(const Model& model, int tp) {
         // head_dim; a dense MLP of ffn, or a mixture-of-experts one of top_k routed experts
         // of expert_ffn plus the shared experts' whole width (the router is not counted).
         const double h = static_cast<double>(l.hidden);
-        const double d = static_cast<double>(l.head_dim > 0 ? l.head_dim : l.hidden / l.heads);
+        // head_dim and kv_heads are filled in by the block's reader (core/layer_kinds.h).
+        const double d = static_cast<double>(l.head_dim);
         const double q = static_cast<double>(l.heads) * d;
-        const double kv = static_cast<double>(l.kv_heads > 0 ? l.kv_heads : l.heads) * d;
+        const double kv = static_cast<double>(l.kv_heads) * d;
         const double gated = l.mlp == MlpKind::kSwiglu ? 3.0 : 2.0;
         const double mlp_width =
             l.experts > 0 ? static_cast<double>(l.top_k * l.expert_ffn + l.shared_experts * l.shared_ffn)

@@ -59,7 +59,8 @@ Status ApplyLayout(const PlanInputs& inputs, const ProfileOptions& po, ProfileSo
       LayoutProfile(*source->model, *device, layout, po.micro_batch_size, dtype);
   if (!profile.ok()) return profile.status();
   source->profile = std::move(*profile);
-  source->origin = "analytic " + (po.device_file.empty() ? po.device : po.device_file) + " at tp " + std::to_string(layout.tp) + ", cp " +
+  source->origin = "analytic " + (po.device_file.empty() ? po.device : po.device_file) +
+                   " at tp " + std::to_string(layout.tp) + ", cp " +
                    std::to_string(layout.cp) + ", ep " + std::to_string(layout.ep);
   return Status::Ok();
 }

@@ -34,6 +34,8 @@ struct DeviceEfficiency {
   double gemm_fp32 = 1;
   double gemm_fp8 = 1;
   // Fused (flash-style) attention, forward and backward, as a fraction of the dtype's peak.
+  // The fp8 pair is read and written with device files but not used in timing: fp8 models
+  // run attention in bf16 (profiler/efficiency.h ComputeDType).
   double attention_forward_bf16 = 1;
   double attention_backward_bf16 = 1;
   double attention_forward_fp8 = 1;

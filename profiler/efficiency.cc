@@ -20,16 +20,11 @@ double GemmFraction(const DeviceEfficiency& e, DType dtype) {
   return 1;
 }
 
-double AttentionFraction(const DeviceEfficiency& e, DType dtype, Direction direction) {
-  const bool forward = direction == Direction::kForward;
-  switch (dtype) {
-    case DType::kFp8:
-      return forward ? e.attention_forward_fp8 : e.attention_backward_fp8;
-    case DType::kBf16:
-    case DType::kFp32:
-      return forward ? e.attention_forward_bf16 : e.attention_backward_bf16;
-  }
-  return 1;
+// The fraction of its dtype's peak fused attention reaches. Attention computes in bf16 (or
+// fp32) for every model, fp8 ones too (ComputeDType), so the device's fp8 attention fractions
+// are not read.
+double AttentionFraction(const DeviceEfficiency& e, Direction direction) {
+  return direction == Direction::kForward ? e.attention_forward_bf16 : e.attention_backward_bf16;
 }
 
 // The measured product of `dtype` nearest to `kernel` in (log m, log n, log k, log batch), or
@@ -89,7 +84,7 @@ double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype
   const DeviceEfficiency& e = device.efficiency;
   if (kernel.cls == KernelClass::kAttention) {
     const DType a = ComputeDType(kernel, dtype);
-    return PeakFlops(device, a) * AttentionFraction(e, a, direction);
+    return PeakFlops(device, a) * AttentionFraction(e, direction);
   }
   const double peak = PeakFlops(device, dtype);
   if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, dtype)) return p->flops_per_s;

@@ -417,6 +417,13 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_EQ(cp.exit_code, 2);
   EXPECT_EQ(std::count(cp.err.begin(), cp.err.end(), '\n'), 1) << cp.err;
   EXPECT_NE(cp.err.find("--attention fused"), std::string::npos) << cp.err;
+  // The layout search chooses recomputation itself: --recompute auto is refused at once.
+  const testing::CommandResult auto_rc = testing::RunTool(
+      "plan " + Models() + "gpt2-small.json --stages auto --gpus-total 8 --global-batch 32 "
+      "--gpus-per-node 8 --recompute auto");
+  EXPECT_EQ(auto_rc.exit_code, 2);
+  EXPECT_EQ(std::count(auto_rc.err.begin(), auto_rc.err.end(), '\n'), 1) << auto_rc.err;
+  EXPECT_NE(auto_rc.err.find("--recompute all"), std::string::npos) << auto_rc.err;
 }
 
 // --device-file reaches a layout, given and searched: a file of the h100 table plans exactly

@@ -171,7 +171,7 @@ TEST(EfficiencyTest, Fp8HalvesTheBytesAndRunsTheProductsInFp8) {
   EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
                    AchievedFlops(attention, H100(), DType::kBf16, Direction::kForward));
   EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
-                   989.4e12 * 0.75);
+                   kH100Bf16 * 0.75);
 }
 
 TEST(EfficiencyTest, A100RefusesFp8InOneLine) {

@@ -310,6 +310,10 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.method != "dp" || !f.compare_to.empty()) {
     return Fail("--stages auto searches with dp; drop --method and --compare-to");
   }
+  if (f.recompute == "auto") {
+    return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
+                "all to recompute every stage, or leave it out");
+  }
   PlanInputs inputs;
   PlanFlags plain = f;
   plain.gpus_per_node = 0;
@@ -336,10 +340,6 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
   ApplySoftware(f, &space.software);
   space.recompute_all = f.recompute == "all";
-  if (f.recompute == "auto") {
-    return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
-                "all to recompute every stage, or leave it out");
-  }
   if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
   if (f.schedule_option->count() > 0) {
     if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
