@@ -25,7 +25,7 @@ class Interleaved final : public ScheduleKind {
   ScheduleTraits traits() const override {
     return {.splits_backward = false,
             .step_bounds = StepBoundsFamily::kChunked,
-            .per_stage_recompute = false,
+            .per_stage_recompute = true,
             .searched_by_default = true,
             .torch_class = "ScheduleInterleaved1F1B",
             .megatron = FrameworkFit::kSame,

@@ -222,7 +222,7 @@ StepBoundsFamily StepBoundsOf(const Schedule& schedule) {
 
 bool SupportsPerStageRecompute(const Schedule& schedule) {
   if (schedule.kind != nullptr) return schedule.kind->traits().per_stage_recompute;
-  return OneChunkFullBackward(schedule);
+  return !SplitsBackward(schedule);
 }
 
 }  // namespace pp

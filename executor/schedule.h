@@ -97,7 +97,8 @@ enum class FrameworkFit {
 struct ScheduleTraits {
   bool splits_backward = false;  // runs I and W instead of B (SplitsBackward of every build)
   StepBoundsFamily step_bounds = StepBoundsFamily::kChunked;
-  bool per_stage_recompute = false;  // `plan --recompute all|auto` is available
+  // `plan --recompute all` is available (full backwards); `auto` too with one chunk per device
+  bool per_stage_recompute = false;
   bool searched_by_default = true;   // `plan --stages auto` tries it without --schedule
   std::string_view torch_class;      // its torch.distributed.pipelining class; empty: none
   FrameworkFit megatron = FrameworkFit::kNo;    // Megatron-LM (chunk c on stage c mod p)
@@ -156,8 +157,8 @@ bool SplitsBackward(const Schedule& schedule);
 // The kind's step-search bounds; for a schedule without a kind, kOneChunkFullBackward when it
 // has one chunk per device and no split backward, else kChunked.
 StepBoundsFamily StepBoundsOf(const Schedule& schedule);
-// Whether `--recompute all|auto` is available; without a kind, when the schedule has one
-// chunk per device and no split backward.
+// Whether `--recompute all` is available (`auto` too when the schedule has one chunk per
+// device); without a kind, when the schedule has no split backward.
 bool SupportsPerStageRecompute(const Schedule& schedule);
 
 // Checks that every chunk runs, on its own device, F of each micro-batch exactly once and

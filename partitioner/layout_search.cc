@@ -1,6 +1,7 @@
 #include "partitioner/layout_search.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -72,10 +73,25 @@ struct Estimate {
 
 // Pass 1 (see the header). `zero3` holds the ZeRO 3 forward and backward totals with the
 // per-layer gathers when layout.zero == 3.
+// `auto_limit`: recomputation as --recompute auto (one chunk per device) under that limit: only
+// the stages whose plain peak exceeds it recompute. Without it every stage and chunk does.
 Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, bool recompute,
-                    Optimizer optimizer) {
+                    Optimizer optimizer, std::optional<double> auto_limit) {
   Estimate e;
   const int p = layout.pp, v = layout.vp, chunks = p * v;
+  const double params = s.params / p;
+  const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero);
+  const double state_bytes = static_cast<double>(state.Of(static_cast<WideBytes>(params)));
+  // Balanced stages; stage k of a one-chunk schedule holds min(m, p - k) micro-batches.
+  const auto plain_peak = [&](int k) {
+    return state_bytes + std::min<double>(m, p - k) * s.activations / p;
+  };
+  double recomputing = recompute ? 1.0 : 0.0;  // the share of stages that recompute
+  if (recompute && v == 1 && auto_limit) {
+    int over = 0;
+    while (over < p && plain_peak(over) > *auto_limit) ++over;
+    recomputing = static_cast<double>(over) / p;
+  }
   double forward = s.forward, backward = s.backward;
   const BusLink data = DataGroupLink(layout, s.profile);
   if (layout.zero == 3 && layout.dp > 1) {
@@ -90,7 +106,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       backward += std::max(l.backward_ms, gather + scatter);
     }
   }
-  const double total = forward + backward + (recompute ? forward : 0);
+  const double total = forward + backward + recomputing * forward;
   const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
   const double device_ms = v * chunk;
   const Link link = PipelineLink(layout, s.profile);
@@ -98,7 +114,6 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       chunks > 1 ? 2.0 * (chunks - 1) * link.TransferMs(static_cast<uint64_t>(s.largest_output))
                  : 0.0;
   const double step = (m + static_cast<double>(p - 1) / v) * device_ms + transfer;
-  const double params = s.params / p;
   double sync = OptimizerStepMs(params, optimizer, layout, s.profile);
   if (layout.dp > 1 && layout.zero < 3) {
     const double first = s.params / std::max(s.layers, 1);
@@ -108,14 +123,19 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
     if (gather > 0) sync += std::max(gather - forward / p, ParamGatherMs(first, layout, data));
   }
   e.batch_ms = step + sync;
-  const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero);
-  const double state_bytes = static_cast<double>(state.Of(static_cast<WideBytes>(params)));
   const double in_flight =
       std::min<double>(m, p) * (v > 1 ? 1.0 + static_cast<double>(p - 1) / (p * v) : 1.0);
-  const double kept = recompute ? in_flight * v * s.largest_output + s.activations / chunks
+  // Recomputing, each of a device's v chunks keeps its inputs and rebuilds one micro-batch's
+  // activations of its own.
+  const double kept = recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
                                 : in_flight * s.activations / p;
   e.memory = state_bytes + kept;
-  e.memory_floor = state_bytes;
+  // Under auto the first stage that keeps its activations holds them all.
+  const int plain_from = static_cast<int>(std::lround(recomputing * p));
+  if (recompute && plain_from < p) e.memory = std::max(e.memory, plain_peak(plain_from));
+  // Every stage (device) holds at least one micro-batch of its own activations, so the
+  // largest holds at least a p-th of them beside its state.
+  e.memory_floor = state_bytes + s.activations / p;
   return e;
 }
 
@@ -211,8 +231,6 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
             if (pp > stats->layers) break;
             for (const std::string& schedule : space.schedules) {
               const bool interleaved = schedule == "interleaved";
-              // Every candidate recomputes, which the interleaved schedule cannot yet.
-              if (interleaved && space.recompute_all) continue;
               std::vector<int> vps = {1};
               if (interleaved) {
                 if (pp < 2 || m % pp != 0) continue;
@@ -233,8 +251,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                   layout.vp = vp;
                   layout.zero = zero;
                   layout.gpus_per_node = static_cast<int>(K);
-                  const bool can_recompute =
-                      (space.recompute_lever || space.recompute_all) && !interleaved;
+                  const bool can_recompute = space.recompute_lever || space.recompute_all;
                   for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
                        ++again) {
                     ++result.enumerated;
@@ -242,13 +259,17 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       ++result.pruned_dominated;
                       continue;
                     }
-                    const Estimate e =
-                        EstimateOf(*stats, layout, static_cast<int>(m), again != 0, base.optimizer);
-                    if (e.memory_floor > static_cast<double>(limit) ||
-                        e.memory > static_cast<double>(limit)) {
+                    const bool auto_mode = !space.recompute_all && vp == 1;
+                    const Estimate e = EstimateOf(
+                        *stats, layout, static_cast<int>(m), again != 0, base.optimizer,
+                        auto_mode ? std::optional<double>(static_cast<double>(limit))
+                                  : std::nullopt);
+                    if (e.memory_floor > static_cast<double>(limit)) {
                       ++result.pruned_memory;
                       continue;
                     }
+                    // Over the limit only as a balanced split: an uneven one may still fit.
+                    const bool tight = e.memory > static_cast<double>(limit);
                     ++result.estimated;
                     LayoutCandidate c;
                     c.layout = layout;
@@ -257,7 +278,9 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                     c.schedule = schedule;
                     c.recompute = again != 0;
                     c.estimate_ms = e.batch_ms;
+                    c.tight = tight;
                     estimates.push_back(std::move(c));
+                    if (tight) continue;  // the next option (recomputation, ZeRO) may fit
                     if (space.recompute_all) lower_fits = true;  // its only option fits
                     if (again == 0) {
                       lower_fits = true;
@@ -279,7 +302,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                          " per device for global batch " + std::to_string(N) +
                          " (even with ZeRO 3 and recomputation)");
   }
-  std::sort(estimates.begin(), estimates.end(), Faster);
+  // The balanced estimates that fit first, then the tight ones.
+  std::stable_sort(estimates.begin(), estimates.end(),
+                   [](const LayoutCandidate& a, const LayoutCandidate& b) {
+                     return a.tight != b.tight ? b.tight : Faster(a, b);
+                   });
 
   // Pass 2: plan the best estimates exactly.
   std::vector<LayoutCandidate> planned;
@@ -299,7 +326,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.num_micro_batches = c.micro_batches;
     r.method = "dp";
     r.boundaries.clear();
-    r.recompute = c.recompute ? (space.recompute_all ? "all" : "auto") : "none";
+    // Several chunks per device recompute all or none (auto needs one chunk per device).
+    r.recompute = !c.recompute ? "none"
+                  : space.recompute_all || c.layout.vp > 1 ? "all"
+                                                            : "auto";
     r.memory_limit = limit;
     r.devices = DeviceLayout{};
     r.layout = c.layout;

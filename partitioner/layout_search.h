@@ -13,10 +13,11 @@
 //     split's bottleneck max(total / chunks, largest layer) per chunk, the pipeline
 //     (m + (p - 1) / v) x device time plus 2 (chunks - 1) transfers, and the data-parallel
 //     synchronisation of partitioner/data_parallel.h on p-th shares of the parameters.
-//     Pruned before that: candidates whose memory lower bound (balanced parameters at their
-//     ZeRO stage, recomputing, one micro-batch's inputs in flight) exceeds the device, and
-//     dominated ones: a higher ZeRO stage than 1, or recomputation, only where the lower one
-//     does not fit (neither is ever faster).
+//     Pruned before that: candidates whose memory lower bound (a p-th of the parameters'
+//     state at their ZeRO stage and of one micro-batch's activations) exceeds the device, and
+//     dominated ones: a higher ZeRO stage than 1, or recomputation, only where the lower one's
+//     balanced split fits. Candidates whose balanced split does not fit stay, "tight", and
+//     are planned after the others.
 //  2. The best `exact` estimates are planned exactly (MakePlan: dp split under the memory
 //     limit, simulated schedule, plan's batch time) and ranked by their planned time.
 #pragma once
@@ -44,8 +45,7 @@ struct LeverSpace {
   std::vector<int> virtual_stages = {2, 3, 4, 6, 8};  // interleaved's V
   std::vector<std::string> schedules = {"1f1b", "interleaved"};
   bool recompute_lever = true;
-  // Every candidate recomputes every stage (--recompute all; the schedules that can: not
-  // interleaved).
+  // Every candidate recomputes every stage and chunk (--recompute all).
   bool recompute_all = false;
   // How the training software runs every candidate: ParallelLayout's sequence_parallel,
   // fused_attention and overlap_grad_reduce are taken from here.
@@ -61,6 +61,9 @@ struct LayoutCandidate {
   std::string schedule;
   bool recompute = false;
   double estimate_ms = 0;  // pass 1's time per global batch
+  // Pass 1: a balanced split would exceed the memory limit, so the candidate is planned only
+  // after those whose balanced split fits (an uneven split may still fit).
+  bool tight = false;
   // Pass 2 (planned): the plan's figures; 0 when only estimated.
   bool planned = false;
   double batch_ms = 0;

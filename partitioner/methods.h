@@ -35,6 +35,10 @@ struct SplitContext {
   // peak against the stage's limit (recomputation: a stage fits either way). For a fixed first
   // layer it must not turn true again as `last` grows. Used by the step search.
   std::function<bool(int s, int first, int last)> stage_fits;
+  // Several chunks per device with recomputation: chunk s's peak over layers [first, last],
+  // replacing the cost model's in the step search's per-chunk checks and device sums (where
+  // stage_fits stays empty).
+  std::function<WideBytes(int s, int first, int last)> chunk_peak;
 };
 
 // ctx.devices, or the uniform setup it stands for when empty.

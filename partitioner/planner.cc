@@ -156,6 +156,12 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
     return Status::Error("--recompute with schedule " + context.schedule.name +
                          " is not available yet");
   }
+  // Which chunks of a device to recompute so that their sum fits is not one stage's choice.
+  if (*mode == RecomputeMode::kAuto && context.num_chunks() != context.num_devices()) {
+    return Status::Error("--recompute auto with schedule " + context.schedule.name +
+                         " (several chunks per device) is not available yet; --recompute all "
+                         "recomputes every chunk");
+  }
   return *mode;
 }
 
@@ -336,7 +342,7 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const PlanContext&
   // device's; its splits only seed the search, which checks every device itself. With
   // recomputation (ctx.stage_fits) the plain memory check does not apply either.
   SplitContext free = ctx;
-  if (context.num_chunks() != context.num_devices() || ctx.stage_fits) {
+  if (context.num_chunks() != context.num_devices() || ctx.stage_fits || ctx.chunk_peak) {
     free.memory_limit = std::nullopt;
   }
   Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(free);
@@ -421,7 +427,12 @@ Result<Plan> MakePlan(const PlanRequest& request) {
     if (!model_input.ok()) return model_input.status();
     const StageSetup setup = DevicesOf(ctx);
     if (!RecomputeSplitExists(*mode, setup, ctx.in_flight, *model_input)) {
-      return Status::Error(RecomputeInfeasibleMessage(*mode, setup, ctx.in_flight, *model_input));
+      std::string message = RecomputeInfeasibleMessage(*mode, setup, ctx.in_flight, *model_input);
+      if (chunked) {
+        message += "; that is for one chunk alone, and a device holds " +
+                   std::to_string(chunks / p) + " chunks";
+      }
+      return Status::Error(message);
     }
     Result<std::vector<int>> bottleneck =
         RecomputeBottleneckSplit(*mode, setup, ctx.in_flight, *model_input);
@@ -434,15 +445,22 @@ Result<Plan> MakePlan(const PlanRequest& request) {
         const std::vector<char> flags = RecomputeStages(m, setup, ctx.in_flight, b, input);
         return step_of(TimesOf(costs, b, flags, split));
       };
-      ctx.stage_fits = [&, input, m](int s, int first, int last) {
-        const std::optional<uint64_t> limit = costs.memory_limit(s);
-        if (!limit) return true;
-        const auto fits = [&](bool again) {
-          return StagePeak(costs.stage(s), first, last, ctx.in_flight[s], again, input) <=
-                 WideBytes{*limit};
+      if (chunked) {
+        // Every chunk recomputes (auto is refused there): its peak, summed per device.
+        ctx.chunk_peak = [&, input](int s, int first, int last) {
+          return StagePeak(costs.stage(s), first, last, ctx.in_flight[s], true, input);
         };
-        return m == RecomputeMode::kAll ? fits(true) : fits(false) || fits(true);
-      };
+      } else {
+        ctx.stage_fits = [&, input, m](int s, int first, int last) {
+          const std::optional<uint64_t> limit = costs.memory_limit(s);
+          if (!limit) return true;
+          const auto fits = [&](bool again) {
+            return StagePeak(costs.stage(s), first, last, ctx.in_flight[s], again, input) <=
+                   WideBytes{*limit};
+          };
+          return m == RecomputeMode::kAll ? fits(true) : fits(false) || fits(true);
+        };
+      }
       if (m == RecomputeMode::kAll && request.devices.empty()) {
         // Every stage's backward is B + F: bounds from those times are tight.
         recompute_profile = costs.stage_profile(0);

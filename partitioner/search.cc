@@ -209,10 +209,11 @@ Result<SearchResult> SearchPlans(const PlanRequest& request) {
         if (chunked && (p < 2 || context->num_chunks() > n)) continue;
         points.push_back(point);
         // The recomputation lever: the same shape with the stages over their limit recomputing
-        // (never faster per stage, so kept only when it changes the plan).
-        if (space.recompute_lever && request.model && !chunked && !context->splits_backward) {
+        // (never faster per stage, so kept only when it changes the plan); with several chunks
+        // per device every chunk recomputes.
+        if (space.recompute_lever && request.model && !context->splits_backward) {
           Point again = point;
-          again.plan.recompute = "auto";
+          again.plan.recompute = chunked ? "all" : "auto";
           again.lever = true;
           points.push_back(std::move(again));
         }

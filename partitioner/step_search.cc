@@ -112,7 +112,7 @@ class BranchAndBound {
       for (int s = 0; s < p_; ++s) {
         const int first = s == 0 ? 0 : split[s - 1];
         const int last = s + 1 == p_ ? n_ - 1 : split[s] - 1;
-        device[chunk_device_[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
+        device[chunk_device_[s]] += ChunkPeak(s, first, last);
       }
       WideBytes over = 0, most = 0;
       for (int d = 0; d < num_devices_; ++d) {
@@ -219,7 +219,7 @@ class BranchAndBound {
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
       if (!WithinMemory(s, first, last)) return false;
       if (ctx_.stage_fits) continue;  // its own check, one chunk per device
-      device[chunk_device_[s]] += cost_.PeakMemory(first, last, ctx_.in_flight[s]);
+      device[chunk_device_[s]] += ChunkPeak(s, first, last);
     }
     // A device's peak is the sum of its chunks' (several chunks per device).
     for (int s = 0; s < p_; ++s) {
@@ -230,18 +230,24 @@ class BranchAndBound {
   }
 
   // can_finish_[k][j]: stages k..p-1 can cover layers [j, n-1] within the memory limit. The
-  // cost model's peak only grows with the range; a stage_fits check (recomputation) only
-  // with its end, as the kept input changes with the start.
+  // cost model's peak only grows with the range; with recomputation (stage_fits, chunk_peak)
+  // only with its end, as the kept input changes with the start.
   void BuildReach() {
     can_finish_ = CanFinishTable(
         p_, n_, [&](int k, int first, int last) { return WithinMemory(k, first, last); },
-        !ctx_.stage_fits);
+        !ctx_.stage_fits && !ctx_.chunk_peak);
+  }
+
+  // Chunk s's peak over [first, last]: the cost model's, or ctx_.chunk_peak's (recomputation).
+  WideBytes ChunkPeak(int s, int first, int last) const {
+    return ctx_.chunk_peak ? ctx_.chunk_peak(s, first, last)
+                           : cost_.PeakMemory(first, last, ctx_.in_flight[s]);
   }
 
   bool WithinMemory(int k, int first, int last) const {
     if (ctx_.stage_fits) return ctx_.stage_fits(k, first, last);
     const std::optional<uint64_t>& limit = devices_.memory_limit[k];
-    return !limit || cost_.PeakMemory(first, last, ctx_.in_flight[k]) <= WideBytes{*limit};
+    return !limit || ChunkPeak(k, first, last) <= WideBytes{*limit};
   }
 
   // Subtrees whose bound exceeds this are dropped: they cannot hold a split faster than the

@@ -374,6 +374,81 @@ TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
   EXPECT_NEAR(*found->best.predicted.batch_time_ms, best, 1e-9 * best);
 }
 
+// The same with the recomputation lever and the interleaved schedule under a memory limit
+// that makes some layouts recompute: one-chunk schedules recompute the stages over the limit
+// (--recompute auto), interleaved ones every chunk (--recompute all). The brute force plans
+// every layout, schedule and recomputation with MakePlan.
+TEST(LayoutSearch, BestWithRecomputationIsTheBruteForceOptimum) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  const DeviceSpec& device = *FindDevice("h100");
+  const uint64_t limit = uint64_t{1400} << 20;
+  PlanRequest base;
+  base.model = *model;
+  base.memory_limit = limit;
+  base.step_budget_s = 5;
+  LeverSpace space;
+  space.gpus_total = 8;
+  space.global_batch = 32;
+  space.gpus_per_node = 8;
+  space.tp = {1};
+  space.cp = {1};
+  space.zero = {0};
+  space.schedules = {"1f1b", "interleaved"};
+  space.virtual_stages = {2};
+  space.micro_batch_sizes = {2, 4};
+  space.exact = 1000;
+  space.top = 1000;
+  Result<LayoutSearchResult> found = SearchLayouts(base, device, space);
+  ASSERT_TRUE(found.ok()) << found.message();
+
+  double best = std::numeric_limits<double>::infinity();
+  int recomputing = 0, interleaved = 0;
+  for (int pp : {1, 2, 4, 8}) {
+    const int dp = 8 / pp;
+    for (int64_t b : {2, 4}) {
+      if (32 % (dp * b) != 0) continue;
+      const int m = static_cast<int>(32 / (dp * b));
+      ParallelLayout l;
+      l.pp = pp;
+      l.dp = dp;
+      AnalyticOptions options;
+      options.micro_batch_size = b;
+      options.layout = l;
+      options.flash_attention = true;
+      Result<Profile> profile = AnalyticProfile(*model, device, options);
+      ASSERT_TRUE(profile.ok()) << profile.message();
+      for (const char* schedule : {"1f1b", "interleaved"}) {
+        const bool chunked = std::string(schedule) == "interleaved";
+        if (chunked && (pp < 2 || m % pp != 0)) continue;
+        for (const char* recompute : {"none", chunked ? "all" : "auto"}) {
+          PlanRequest r = base;
+          r.profile = *profile;
+          r.profile.link = PipelineLink(l, *profile);
+          r.model->input.micro_batch_size = b;
+          r.schedule = schedule;
+          r.virtual_stages = 2;
+          r.num_stages = pp;
+          r.num_micro_batches = m;
+          r.recompute = recompute;
+          r.layout = l;
+          Result<Plan> plan = MakePlan(r);
+          if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
+          bool rc = false;
+          for (const StagePlan& st : plan->stages) rc |= st.recompute;
+          recomputing += rc ? 1 : 0;
+          interleaved += chunked ? 1 : 0;
+          best = std::min(best, *plan->predicted.batch_time_ms);
+        }
+      }
+    }
+  }
+  ASSERT_GT(recomputing, 0);
+  ASSERT_GT(interleaved, 0);
+  ASSERT_FALSE(found->ranked.empty());
+  EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
+}
+
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of
 // the case above, however long the backward.
 TEST(Exposure, WithoutOverlapTheWholeSyncIsExposed) {
@@ -454,8 +529,8 @@ TEST(LayoutCli, ADeviceFileReachesTheLayout) {
   }
 }
 
-// --recompute all in the search: every candidate recomputes (so none is interleaved), and
-// unfused attention leaves context parallelism out.
+// --recompute all in the search: every candidate recomputes, interleaved ones in every
+// chunk, and unfused attention leaves context parallelism out.
 TEST(LayoutSearch, RecomputeAllAndUnfusedAttentionConstrainTheCandidates) {
   Result<Model> model = LoadModel(Models() + "gpt2-small.json");
   ASSERT_TRUE(model.ok()) << model.message();
@@ -472,7 +547,6 @@ TEST(LayoutSearch, RecomputeAllAndUnfusedAttentionConstrainTheCandidates) {
   ASSERT_FALSE(found->ranked.empty());
   for (const LayoutCandidate& c : found->ranked) {
     EXPECT_TRUE(c.recompute);
-    EXPECT_NE(c.schedule, "interleaved");
     EXPECT_EQ(c.layout.cp, 1);
     EXPECT_FALSE(c.layout.fused_attention);
   }

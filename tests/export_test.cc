@@ -495,6 +495,26 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   EXPECT_EQ(plain.find("--tensor-model-parallel-size"), std::string::npos);
 }
 
+// Recomputation in every chunk is Megatron-LM's full, uniform recomputation with groups as
+// large as the largest chunk's blocks (each chunk then one group); Megatron-LM cannot
+// recompute only some stages, so a plan that does says so in a comment and sets no flag.
+TEST(Megatron, RecomputationBecomesTheUniformFlags) {
+  Plan plan = MakeTestPlan("gpt2-small.json", 4, "", {3, 7, 11});
+  for (StagePlan& s : plan.stages) s.recompute = true;
+  const std::string text = Export(plan, "megatron");
+  const std::vector<int> blocks = MegatronBlocks(text);
+  EXPECT_NE(text.find("\n--recompute-granularity full\n--recompute-method uniform\n"),
+            std::string::npos) << text;
+  EXPECT_EQ(FlagValue(text, "--recompute-num-layers"),
+            *std::max_element(blocks.begin(), blocks.end())) << text;
+  plan.stages[1].recompute = false;
+  const std::string some = Export(plan, "megatron");
+  EXPECT_EQ(some.find("\n--recompute-granularity"), std::string::npos) << some;
+  EXPECT_NE(some.find("# stages 0, 2, 3 recompute"), std::string::npos) << some;
+  for (StagePlan& s : plan.stages) s.recompute = false;
+  EXPECT_EQ(Export(plan, "megatron").find("recompute"), std::string::npos);
+}
+
 // DeepSpeed checks train_batch_size = micro-batch x accumulation steps x data-parallel ranks
 // (world size / (pipeline x tensor)); its pipeline engine takes ZeRO 0 and 1 only.
 TEST(LayoutExport, DeepSpeedConfigIsConsistent) {

@@ -280,6 +280,89 @@ TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
   EXPECT_GT(infeasible, 20);
 }
 
+// The interleaved schedule with every chunk recomputing: each chunk keeps its input per
+// in-flight micro-batch and rebuilds one micro-batch's activations, a device holds the sum of
+// its chunks, and the step search's plan is the least simulated step over every split whose
+// devices fit (each split evaluated on its own). An infeasible limit is refused; --recompute
+// auto is refused there in one line.
+TEST(Recompute, InterleavedRecomputingEveryChunkEqualsBruteForce) {
+  std::mt19937_64 rng(13);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int feasible = 0, infeasible = 0, recomputed_peak_checked = 0;
+  const int trials = testing::Trials(200);
+  for (int trial = 0; trial < trials; ++trial) {
+    std::vector<LayerProfile> layers;
+    const int n = uniform(4, 9);
+    for (int i = 0; i < n; ++i) {
+      layers.push_back(Layer(i, 0.25 * uniform(1, 20), 0.25 * uniform(1, 40), uniform(0, 100),
+                             uniform(0, 400), uniform(0, 200)));
+    }
+    PlanRequest r = Request(layers);
+    r.profile.link = {1e3 * uniform(1, 20), 0.25 * uniform(0, 2)};
+    r.schedule = "interleaved";
+    r.num_stages = 2;
+    r.virtual_stages = 2;
+    r.num_micro_batches = 2 * uniform(1, 3);
+    r.recompute = "all";
+    r.memory_limit = 300 * static_cast<uint64_t>(uniform(1, 10));
+    r.objective = "step";
+    r.step_budget_s = 60;
+    double best = kInf;
+    PlanRequest given = r;
+    given.method = "given";
+    testing::ForEachSplit(n, 4, [&](const std::vector<int>& b) {
+      Result<Plan> plan = EvaluateSplit(given, b, "given");
+      ASSERT_TRUE(plan.ok()) << plan.message();
+      // Closed form of one chunk: state + in_flight x its input + its activations.
+      const StagePlan& st = plan->stages[1];
+      uint64_t params = 0, acts = 0;
+      for (int i = st.first_layer; i <= st.last_layer; ++i) {
+        params += layers[i].param_bytes;
+        acts += layers[i].activation_bytes;
+      }
+      ASSERT_TRUE(st.recompute);
+      const int in_flight = InFlightPerChunk(
+          FindScheduleKind("interleaved")->Build(2, r.num_micro_batches, ScheduleOptions{2}))[1];
+      EXPECT_EQ(st.peak_memory_bytes,
+                2 * params + in_flight * layers[st.first_layer - 1].output_bytes + acts);
+      ++recomputed_peak_checked;
+      if (StagesOverLimit(*plan).empty()) best = std::min(best, plan->predicted.step_time_ms);
+    });
+    r.method = "dp";
+    Result<Plan> plan = MakePlan(r);
+    if (best == kInf) {
+      ++infeasible;
+      EXPECT_FALSE(plan.ok()) << "trial " << trial;
+      continue;
+    }
+    ++feasible;
+    ASSERT_TRUE(plan.ok()) << "trial " << trial << ": " << plan.message();
+    EXPECT_NEAR(plan->predicted.step_time_ms, best, 1e-9 * best) << "trial " << trial;
+    EXPECT_TRUE(StagesOverLimit(*plan).empty()) << "trial " << trial;
+    for (const StagePlan& st : plan->stages) EXPECT_TRUE(st.recompute);
+    ASSERT_TRUE(plan->objective_bound.has_value());
+    EXPECT_TRUE(plan->objective_bound->exact);
+  }
+  EXPECT_GT(feasible, trials / 4);
+  EXPECT_GT(infeasible, trials / 20);
+  EXPECT_GT(recomputed_peak_checked, 0);
+
+  PlanRequest r = Request({Layer(0, 1, 2, 0, 10, 10), Layer(1, 1, 2, 0, 10, 10),
+                           Layer(2, 1, 2, 0, 10, 10), Layer(3, 1, 2, 0, 10, 10)});
+  r.schedule = "interleaved";
+  r.num_stages = 2;
+  r.virtual_stages = 2;
+  r.num_micro_batches = 4;
+  r.recompute = "auto";
+  r.method = "dp";
+  r.objective = "step";
+  Result<Plan> refused = MakePlan(r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("--recompute auto with schedule interleaved"),
+            std::string::npos) << refused.message();
+  EXPECT_EQ(std::count(refused.message().begin(), refused.message().end(), '\n'), 0);
+}
+
 TEST(Recompute, CliRecordsAndReportsRecomputingStages) {
   const testing::CommandResult r = testing::RunTool(
       "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --memory-limit 20GiB "

@@ -53,8 +53,12 @@ TEST(ScheduleRegistry, DeclaredFactsAgreeWithTheBuiltOpLists) {
           EXPECT_EQ(SupportsPerStageRecompute(*s), traits.per_stage_recompute) << where;
           // The one-chunk, full-backward facts hold only where the lists have that shape.
           const bool classic = per_device == 1 && !SplitsBackward(*s);
-          if (traits.step_bounds != StepBoundsFamily::kChunked || traits.per_stage_recompute) {
+          if (traits.step_bounds != StepBoundsFamily::kChunked) {
             EXPECT_TRUE(classic) << where;
+          }
+          // Recomputation runs a chunk's forward again inside its backward: full backwards.
+          if (traits.per_stage_recompute) {
+            EXPECT_FALSE(SplitsBackward(*s)) << where;
           }
           // Pipe runs one chunk per device; Megatron-LM puts chunk c on stage c mod p.
           EXPECT_EQ(traits.torchgpipe != FrameworkFit::kNo, per_device == 1) << where;

@@ -8,6 +8,8 @@
 // so "Et*3|t*4|t*4|t*2L". The first/last flags are used when every stage but the first
 // and/or last holds the same number of blocks and the first and last hold at least one;
 // Megatron-LM then gives the first stage A blocks, the last B and divides the rest evenly.
+#include <algorithm>
+
 #include "executor/schedule.h"
 #include "partitioner/export/targets.h"
 
@@ -108,6 +110,7 @@ class Megatron final : public Exporter {
     out += "--pipeline-model-parallel-size " + std::to_string(plan.num_stages) + "\n";
     out += "--num-layers " + std::to_string(total) + "\n";
     if (plan.parallelism) out += LayoutFlags(plan, chunks.size());
+    out += RecomputeFlags(plan, blocks);
     // Interleaved plans (more chunks than stages) need the layout's virtual stages.
     out += chunks.size() == static_cast<size_t>(plan.num_stages)
                ? ShapeFlags(blocks, layout)
@@ -147,13 +150,32 @@ class Megatron final : public Exporter {
     if (l.dp > 1 && l.zero >= 1 && l.overlap_grad_reduce) out += "--overlap-param-gather\n";
     // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
     if (!l.fused_attention) out += "--attention-backend unfused\n";
-    bool recompute = false;
-    for (const StagePlan& s : plan.stages) recompute |= s.recompute;
-    if (recompute) {
-      out += "# some stages recompute their activations: --recompute-granularity full "
-             "--recompute-method uniform recomputes them in every stage\n";
-    }
     return out;
+  }
+
+  // Recomputation. The plan's recomputing chunk keeps only its input and runs its forward
+  // again in its backward. That is Megatron-LM's full recomputation with the uniform method,
+  // whose groups of --recompute-num-layers transformer layers, counted within each (virtual)
+  // stage and cut at its end, are then whole chunks (megatron/core/recompute.py). Megatron-LM
+  // recomputes only the transformer layers, not the embedding or the head.
+  static std::string RecomputeFlags(const Plan& plan, const std::vector<int>& blocks) {
+    int recomputing = 0, largest = 1;
+    std::string which;
+    for (const StagePlan& s : plan.stages) {
+      if (!s.recompute) continue;
+      ++recomputing;
+      which += (which.empty() ? "" : ", ") + std::to_string(s.index);
+    }
+    if (recomputing == 0) return "";
+    for (int t : blocks) largest = std::max(largest, t);
+    const std::string flags = "--recompute-granularity full\n--recompute-method uniform\n"
+                              "--recompute-num-layers " + std::to_string(largest) + "\n";
+    if (recomputing == static_cast<int>(plan.stages.size())) return flags;
+    // Megatron-LM's flags are the same on every stage: they cannot recompute only some.
+    return "# stages " + which + " recompute their activations, the others do not; " +
+           "Megatron-LM recomputes in every stage or none, and with --recompute-granularity " +
+           "full --recompute-method uniform --recompute-num-layers " + std::to_string(largest) +
+           " in every stage\n";
   }
 
   // The first/last flags when the split has that shape, else the layout.
