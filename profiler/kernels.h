@@ -20,6 +20,16 @@ struct KernelOptions {
   bool flash_attention = false;
 };
 KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOptions& options);
+// Bytes per element that the kernels of a `dtype` model read and write: DTypeBytes, except
+// for fp8, whose kernels move bf16's 2. Transformer Engine's FP8 training feeds only the
+// linear layers' products with fp8 operands; the norms, activations, residual adds, rotary
+// embeddings and attention read and write bf16. The products' own fp8 operands are counted
+// at 2 bytes too: an upper bound on their traffic, which leaves their time alone wherever
+// they are compute-bound. Its tensor-parallel all-gathers move the quantized tensor, one
+// byte per element (Transformer Engine quantizes a column-parallel layer's input before it
+// gathers it: pytorch/module/layernorm_linear.py); its reduce-scatters and all-reduces, of
+// bf16 product outputs, two. What a layer keeps (AnalyticLayerMemory) stays at DTypeBytes.
+double KernelTrafficBytes(DType dtype);
 LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype,
                          const KernelOptions& options = {});
 

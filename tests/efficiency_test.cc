@@ -144,20 +144,45 @@ TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
                    t_kernel + t_comm(100e6));
 }
 
-// An fp8 model: one byte per element, the linear layers' products at the fp8 rate and fused
-// attention at the bf16 one.
-TEST(EfficiencyTest, Fp8HalvesTheBytesAndRunsTheProductsInFp8) {
+// An fp8 model: its kernels move bf16 (Transformer Engine feeds only the products fp8
+// operands), its tensor-parallel all-gathers the quantized tensor at one byte per element and
+// its reduce-scatters bf16; what it keeps counts one byte per element; the linear layers'
+// products run at the fp8 rate and fused attention at the bf16 one.
+TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {
   const Model m = LoadOrFail("mlp-2gpu");
   const Layer& fc1 = m.layers[0];
   const LayerKernels bf = ListKernels(fc1, m.input, DType::kBf16);
   const LayerKernels f8 = ListKernels(fc1, m.input, DType::kFp8);
   ASSERT_EQ(bf.forward.size(), f8.forward.size());
   for (size_t i = 0; i < bf.forward.size(); ++i) {
-    EXPECT_DOUBLE_EQ(f8.forward[i].bytes, bf.forward[i].bytes / 2) << bf.forward[i].name;
+    EXPECT_DOUBLE_EQ(f8.forward[i].bytes, bf.forward[i].bytes) << bf.forward[i].name;
     EXPECT_DOUBLE_EQ(f8.forward[i].flops, bf.forward[i].flops) << bf.forward[i].name;
   }
+  EXPECT_EQ(KernelTrafficBytes(DType::kFp8), 2);
+  EXPECT_EQ(KernelTrafficBytes(DType::kFp32), 4);
   EXPECT_EQ(AnalyticLayerMemory(fc1, m.input, DType::kFp8).param_bytes,
             AnalyticLayerMemory(fc1, m.input, DType::kBf16).param_bytes / 2);
+  const Model llama = LoadOrFail("llama3-8b");
+  KernelOptions tp2;
+  tp2.par.tp = 2;
+  tp2.par.sequence_parallel = true;
+  tp2.flash_attention = true;
+  const LayerKernels block_bf = ListKernels(llama.layers[1], llama.input, DType::kBf16, tp2);
+  const LayerKernels block_f8 = ListKernels(llama.layers[1], llama.input, DType::kFp8, tp2);
+  int gathers = 0, scatters = 0;
+  for (auto part : {&LayerKernels::forward_comm, &LayerKernels::backward_input_comm}) {
+    const std::vector<Collective>& b = block_bf.*part;
+    const std::vector<Collective>& f = block_f8.*part;
+    ASSERT_EQ(b.size(), f.size());
+    for (size_t i = 0; i < b.size(); ++i) {
+      const bool gather = b[i].kind == CollectiveKind::kAllGather;
+      gathers += gather ? 1 : 0;
+      scatters += b[i].kind == CollectiveKind::kReduceScatter ? 1 : 0;
+      EXPECT_DOUBLE_EQ(f[i].bytes, gather ? b[i].bytes / 2 : b[i].bytes) << b[i].name;
+    }
+  }
+  EXPECT_EQ(gathers, 4);
+  EXPECT_EQ(scatters, 4);
   // A compute-bound product at the fp8 rate: 1979 TFLOPS x 0.709 x waves.
   const Kernel k = GemmKernel("g", 8192, 8192, 8192, 1);
   const double waves = 8192.0 / (63 * 132);
