@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The distributed run's fidelity and the mpi transport's figures on this machine:
 #   [ROUNDS=3] bash bench/mpi_fidelity.sh [BUILD_DIR] [OUTDIR]
-# 1. For mlp-2gpu and a wider feature MLP: profile with --backend cpu pinned to one core,
-#    plan 2 stages (1f1b, 8 micro-batches, fp32), then `mpirun -np 2 --bind-to core
+# 1. For mlp-2gpu and a wider feature MLP: profile with --backend cpu pinned to one core
+#    (while the same profile keeps the other core busy, as the run's second rank will), plan
+#    2 stages (1f1b, 8 micro-batches, fp32), then `mpirun -np 2 --bind-to core
 #    pp-partition run`: the measured step time against the predicted one (target within
 #    10 %) and the bubble (target within 3 points).
 # 2. mpi_transport_bench on 2 ranks: a 64 MiB message through the mpi transport against a
@@ -40,8 +41,14 @@ summary=()
 for model in "$root/models/mlp-2gpu.json" "$out/wide-mlp.json"; do
   name=$(basename "$model" .json)
   for round in $(seq 1 "$rounds"); do
+    # The run keeps both cores busy (one rank each, sharing the last-level cache and the
+    # memory bus), so the profile is taken with both busy too: the same profile runs on the
+    # second core at the same time, and only the first core's is planned from.
+    taskset -c 1 "$bin" profile "$model" --backend cpu --dtype fp32 --repeats 20 \
+      -o "$out/$name.$round.profile-load.json" >/dev/null &
     taskset -c 0 "$bin" profile "$model" --backend cpu --dtype fp32 --repeats 20 \
       -o "$out/$name.$round.profile.json" >/dev/null
+    wait
     "$bin" plan "$model" --profile "$out/$name.$round.profile.json" --stages 2 --micro-batches 8 \
       --schedule 1f1b -o "$out/$name.$round.plan.json" >/dev/null
     mpirun -np 2 --bind-to core "$bin" run "$out/$name.$round.plan.json" --backend cpu --steps 10 \
