@@ -1,6 +1,7 @@
 #include "executor/synthetic_data.h"
 
-#include <random>
+#include <algorithm>
+
 
 namespace pp {
 
@@ -33,12 +34,29 @@ void SyntheticData::Tokens(int step, int micro_batch, int32_t* tokens, int32_t* 
 }
 
 void SyntheticData::Features(int step, int micro_batch, float* x, float* targets) const {
+  // SplitMix64 of (sample seed + pair index) gives two values, each from 24 of its bits: a
+  // uniform u in [0, 1) scaled to (u - 1/2) sqrt(12), mean 0 and variance 1. A few ns a value,
+  // where a normal draw from a freshly seeded engine per sample took a third of a small
+  // forward's time.
   const int64_t f = input_.features;
+  constexpr float kScale = 3.4641016f / 16777216.0f;  // sqrt(12) / 2^24
+  constexpr float kHalf = 8388608.0f;                  // 2^23
   for (int64_t r = 0; r < input_.micro_batch_size; ++r) {
-    std::mt19937_64 rng(SampleSeed(step, micro_batch, r));
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (int64_t i = 0; i < f; ++i) x[r * f + i] = normal(rng);
-    for (int64_t o = 0; o < target_width_; ++o) targets[r * target_width_ + o] = 0.5f * x[r * f + o % f];
+    const uint64_t base = SampleSeed(step, micro_batch, r);
+    float* row = x + r * f;
+    for (int64_t i = 0; i < f; i += 2) {
+      uint64_t z = base + static_cast<uint64_t>(i / 2 + 1) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      z ^= z >> 31;
+      row[i] = (static_cast<float>(z >> 40) - kHalf) * kScale;
+      if (i + 1 < f) row[i + 1] = (static_cast<float>((z >> 8) & 0xFFFFFF) - kHalf) * kScale;
+    }
+    float* target = targets + r * target_width_;
+    for (int64_t o = 0; o < target_width_; o += f) {  // column o reads x[o mod f]
+      const int64_t n = std::min(f, target_width_ - o);
+      for (int64_t i = 0; i < n; ++i) target[o + i] = 0.5f * row[i];
+    }
   }
 }
 

@@ -3,7 +3,10 @@
 // so the loss falls as training proceeds.
 //   Token models: each sample is a sequence t0, t1 = (a t0 + c) mod V, t2 = ...; the label of
 //   token t is the next one, (a t + c) mod V.
-//   Feature models: x ~ N(0, 1); the target of output column o is 0.5 x[o mod features].
+//   Feature models: x uniform on [-sqrt 3, sqrt 3) (mean 0, variance 1), from a counter-based
+//   hash, cheap beside the layers it feeds (every stage regenerates it inside its forward, so
+//   its cost is in the measured op times); the target of output column o is
+//   0.5 x[o mod features].
 #pragma once
 
 #include <cstdint>

@@ -88,33 +88,36 @@ Result<LayerProfile> MeasureLayer(const Layer& spec, const ModelInput& input, in
     const MicroBatch batch{tokens.data(), labels.data(), targets.data()};
     float* dx_ptr = layer.has_input_gradient() ? dx.data() : nullptr;
 
-    // One whole pass (forward, input gradient, weight gradient) before any part is timed: a
-    // part timed straight after the process starts, before the others have run, can be much
-    // slower than the same call inside a training step (with OpenBLAS, a small-row product
-    // ran about 30 % slower until a weight-gradient product had run once; docs/profiling.md).
-    const auto pass = [&] {
+    // The parts are timed in passes, forward, input gradient and weight gradient in turn, as
+    // a training step runs them, so each part finds the caches as the others leave them: a
+    // forward timed over and over alone finds its weights in cache, which in a step the
+    // gradients have evicted. One whole pass runs untimed first: a part timed before the
+    // others had run in the process was up to 30 % slow (docs/profiling.md).
+    const auto forward_call = [&] {
       layer.Forward(params.data(), x.data(), batch, y.data(), saved.data(), work.data());
+    };
+    const auto input_call = [&] {
       layer.BackwardInput(params.data(), dy.data(), saved.data(), batch, dx_ptr, pending.data(),
                           work.data());
+    };
+    const auto weight_call = [&] {
       layer.BackwardWeight(params.data(), dy.data(), saved.data(), pending.data(), batch,
                            dparams.data(), work.data());
     };
-    for (int i = 0; i < kWarmup; ++i) pass();
-    const Timing forward = TimeOnHost(
-        [&] { layer.Forward(params.data(), x.data(), batch, y.data(), saved.data(), work.data()); },
-        kWarmup, repeats);
-    const Timing input_grad = TimeOnHost(
-        [&] {
-          layer.BackwardInput(params.data(), dy.data(), saved.data(), batch, dx_ptr,
-                              pending.data(), work.data());
-        },
-        kWarmup, repeats);
-    const Timing weight_grad = TimeOnHost(
-        [&] {
-          layer.BackwardWeight(params.data(), dy.data(), saved.data(), pending.data(), batch,
-                               dparams.data(), work.data());
-        },
-        kWarmup, repeats);
+    for (int i = 0; i < kWarmup; ++i) {
+      forward_call();
+      input_call();
+      weight_call();
+    }
+    std::vector<double> forward_ms, input_ms, weight_ms;
+    for (int r = 0; r < repeats; ++r) {
+      forward_ms.push_back(TimeOnceOnHost(forward_call));
+      input_ms.push_back(TimeOnceOnHost(input_call));
+      weight_ms.push_back(TimeOnceOnHost(weight_call));
+    }
+    const Timing forward = Summarize(std::move(forward_ms));
+    const Timing input_grad = Summarize(std::move(input_ms));
+    const Timing weight_grad = Summarize(std::move(weight_ms));
 
     LayerProfile lp;
     lp.name = spec.name;

@@ -30,18 +30,22 @@ inline Timing Summarize(std::vector<double> samples_ms) {
   return t;
 }
 
+// One call of `run()` on the host clock, in ms.
+template <typename Fn>
+double TimeOnceOnHost(Fn&& run) {
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  const auto end = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::milli>(end - start).count();
+}
+
 // Times `run()` on the host clock: `warmup` untimed calls, then `repeats` timed ones.
 template <typename Fn>
 Timing TimeOnHost(Fn&& run, int warmup, int repeats) {
   for (int i = 0; i < warmup; ++i) run();
   std::vector<double> samples;
   samples.reserve(repeats);
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    const auto end = std::chrono::steady_clock::now();
-    samples.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-  }
+  for (int i = 0; i < repeats; ++i) samples.push_back(TimeOnceOnHost(run));
   return Summarize(std::move(samples));
 }
 
