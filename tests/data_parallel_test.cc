@@ -308,6 +308,27 @@ TEST(LayoutCli, ZeroOneSavesTheShardedState) {
 
 // --- the search over the layout against a brute force ---
 
+// The brute force's own request for one layout at micro-batch size b: the analytic profile of
+// that layout (fused attention), its pipeline link, `pp` stages of `m` micro-batches.
+PlanRequest LayoutRequest(const PlanRequest& base, const DeviceSpec& device,
+                          const ParallelLayout& l, int64_t b, int m) {
+  AnalyticOptions options;
+  options.micro_batch_size = b;
+  options.layout = l;
+  options.flash_attention = true;
+  Result<Profile> profile = AnalyticProfile(*base.model, device, options);
+  EXPECT_TRUE(profile.ok()) << profile.message();
+  PlanRequest r = base;
+  if (!profile.ok()) return r;
+  r.profile = *profile;
+  r.profile.link = PipelineLink(l, *profile);
+  r.model->input.micro_batch_size = b;
+  r.num_stages = l.pp;
+  r.num_micro_batches = m;
+  r.layout = l;
+  return r;
+}
+
 // With every estimate planned exactly, the search's best is the least planned batch time over
 // the pinned space, which a brute force over MakePlan finds independently.
 TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
@@ -346,20 +367,8 @@ TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
           l.pp = pp;
           l.dp = dp;
           l.zero = zero;
-          AnalyticOptions options;
-          options.micro_batch_size = b;
-          options.layout = l;
-          options.flash_attention = true;
-          Result<Profile> profile = AnalyticProfile(*model, device, options);
-          ASSERT_TRUE(profile.ok()) << profile.message();
-          PlanRequest r = base;
-          r.profile = *profile;
-          r.profile.link = PipelineLink(l, *profile);
-          r.model->input.micro_batch_size = b;
-          r.num_stages = pp;
-          r.num_micro_batches = static_cast<int>(32 / (dp * b));
+          PlanRequest r = LayoutRequest(base, device, l, b, static_cast<int>(32 / (dp * b)));
           r.memory_limit = device.memory_bytes;
-          r.layout = l;
           Result<Plan> plan = MakePlan(r);
           if (!plan.ok()) continue;
           ++planned;
@@ -412,26 +421,15 @@ TEST(LayoutSearch, BestWithRecomputationIsTheBruteForceOptimum) {
       ParallelLayout l;
       l.pp = pp;
       l.dp = dp;
-      AnalyticOptions options;
-      options.micro_batch_size = b;
-      options.layout = l;
-      options.flash_attention = true;
-      Result<Profile> profile = AnalyticProfile(*model, device, options);
-      ASSERT_TRUE(profile.ok()) << profile.message();
+      const PlanRequest at = LayoutRequest(base, device, l, b, m);
       for (const char* schedule : {"1f1b", "interleaved"}) {
         const bool chunked = std::string(schedule) == "interleaved";
         if (chunked && (pp < 2 || m % pp != 0)) continue;
         for (const char* recompute : {"none", chunked ? "all" : "auto"}) {
-          PlanRequest r = base;
-          r.profile = *profile;
-          r.profile.link = PipelineLink(l, *profile);
-          r.model->input.micro_batch_size = b;
+          PlanRequest r = at;
           r.schedule = schedule;
           r.virtual_stages = 2;
-          r.num_stages = pp;
-          r.num_micro_batches = m;
           r.recompute = recompute;
-          r.layout = l;
           Result<Plan> plan = MakePlan(r);
           if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
           bool rc = false;
