@@ -59,7 +59,12 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
 
-  const LayerKernels k = ListKernels(layer, input, dtype, options);
+  // The dtype the layer's kernels run in (LayerTiming::fp8_blocks_only).
+  const DType kernels = dtype == DType::kFp8 && timing.fp8_blocks_only &&
+                                layer.op != LayerKind::kTransformerBlock
+                            ? DType::kBf16
+                            : dtype;
+  const LayerKernels k = ListKernels(layer, input, kernels, options);
   ParallelLayout layout;
   if (timing.layout) {
     layout = *timing.layout;
@@ -70,11 +75,11 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
     layout.sequence_parallel = options.par.sequence_parallel;
   }
   const Rates rates = timing.rates;
-  cost.forward_ms = PartMs(k.forward, k.forward_comm, device, dtype, Direction::kForward, rates,
+  cost.forward_ms = PartMs(k.forward, k.forward_comm, device, kernels, Direction::kForward, rates,
                            layout);
-  cost.backward_input_ms = PartMs(k.backward_input, k.backward_input_comm, device, dtype,
+  cost.backward_input_ms = PartMs(k.backward_input, k.backward_input_comm, device, kernels,
                                   Direction::kBackward, rates, layout);
-  cost.backward_weight_ms = PartMs(k.backward_weight, k.backward_weight_comm, device, dtype,
+  cost.backward_weight_ms = PartMs(k.backward_weight, k.backward_weight_comm, device, kernels,
                                    Direction::kBackward, rates, layout);
   cost.forward_flops = TotalFlops(k.forward);
   cost.backward_flops = TotalFlops(k.backward_input) + TotalFlops(k.backward_weight);
@@ -109,6 +114,8 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
   p.link.latency_ms = device.link_latency_ms;
   p.tool_version = kToolVersion;
 
+  bool has_blocks = false;
+  for (const Layer& layer : model.layers) has_blocks |= layer.op == LayerKind::kTransformerBlock;
   // Repeated layers (a spec's "repeat") are costed once: each layer reuses the previous
   // layer's cost when their shapes agree.
   const Layer* previous = nullptr;
@@ -119,7 +126,7 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
       Result<LayerCost> cost = AnalyticLayerCost(
           layer, input, dtype, device,
           KernelOptions{options.layout.shard(), options.flash_attention},
-          LayerTiming{options.rates, options.layout});
+          LayerTiming{options.rates, options.layout, has_blocks});
       if (!cost.ok()) return cost.status();
       c = *cost;
     }

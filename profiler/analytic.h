@@ -78,6 +78,12 @@ struct LayerCost {
 struct LayerTiming {
   Rates rates = Rates::kAchieved;
   std::optional<ParallelLayout> layout;
+  // An fp8 model with transformer blocks runs only the blocks in fp8: Megatron-LM enters
+  // Transformer Engine's fp8 context layer by layer inside the transformer block
+  // (megatron/core/transformer/transformer_block.py), and its output layer is a bf16
+  // ColumnParallelLinear (megatron/core/models/gpt/gpt_model.py). Set, the kernels of every
+  // other layer of an fp8 model are timed as bf16 (what it keeps still counts as fp8).
+  bool fp8_blocks_only = false;
 };
 
 // Costs `layer` (from a loaded Model) for one micro-batch of `input`. Fails, naming the

@@ -274,6 +274,54 @@ TEST(AnalyticTest, DtypeOverride) {
   EXPECT_GT(fp->layers[1].forward_ms, 5 * bf->layers[1].forward_ms);  // 989.4 / 66.9 peak
 }
 
+// An fp8 model with transformer blocks runs only the blocks in fp8 (Megatron-LM): its output
+// layer is timed exactly as in the bf16 model while keeping fp8's bytes, and its blocks run
+// faster; a model without blocks keeps fp8 everywhere.
+TEST(AnalyticTest, Fp8RunsOnlyTheTransformerBlocksInFp8) {
+  const Model m = LoadOrFail("llama3-8b");
+  AnalyticOptions bf16;
+  AnalyticOptions fp8;
+  fp8.dtype = DType::kFp8;
+  Result<Profile> bf = AnalyticProfile(m, H100(), bf16);
+  Result<Profile> f8 = AnalyticProfile(m, H100(), fp8);
+  ASSERT_TRUE(bf.ok() && f8.ok());
+  int heads = 0, blocks = 0;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerProfile& b = bf->layers[i];
+    const LayerProfile& f = f8->layers[i];
+    if (m.layers[i].op == LayerKind::kLinear) {
+      ++heads;
+      EXPECT_DOUBLE_EQ(f.forward_ms, b.forward_ms) << b.name;
+      EXPECT_DOUBLE_EQ(f.backward_ms, b.backward_ms) << b.name;
+      EXPECT_EQ(2 * f.param_bytes, b.param_bytes) << b.name;
+    }
+    if (m.layers[i].op == LayerKind::kTransformerBlock) {
+      ++blocks;
+      EXPECT_LT(f.forward_ms, b.forward_ms) << b.name;  // its products at the fp8 rate
+    }
+  }
+  EXPECT_EQ(heads, 1);
+  EXPECT_GT(blocks, 0);
+  // mlp-2gpu at 16,384 rows, where its products are compute-bound.
+  const Model mlp = LoadOrFail("mlp-2gpu");
+  bf16.micro_batch_size = fp8.micro_batch_size = 16384;
+  Result<Profile> mlp_bf = AnalyticProfile(mlp, H100(), bf16);
+  Result<Profile> mlp_f8 = AnalyticProfile(mlp, H100(), fp8);
+  ASSERT_TRUE(mlp_bf.ok() && mlp_f8.ok());
+  const Layer& fc1 = mlp.layers[0];
+  ASSERT_EQ(fc1.op, LayerKind::kLinear);
+  ModelInput rows = mlp.input;
+  rows.micro_batch_size = 16384;
+  const LayerKernels k = ListKernels(fc1, rows, DType::kFp8);
+  // fc1 is one product and a bias: its fp8 time is the fp8 rate's, not the bf16 one's.
+  double fp8_ms = 0;
+  for (const Kernel& kernel : k.forward) {
+    fp8_ms += KernelTimeMs(kernel, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved);
+  }
+  EXPECT_DOUBLE_EQ(mlp_f8->layers[0].forward_ms, fp8_ms);
+  EXPECT_LT(mlp_f8->layers[0].forward_ms, mlp_bf->layers[0].forward_ms);
+}
+
 TEST(AnalyticTest, BackendsAndUnknownDevice) {
   const Model m = LoadOrFail("gpt2-small");
   const ProfilerBackend* analytic = FindBackend("analytic");
