@@ -159,10 +159,14 @@ class CpuDevice final : public PipelineDevice {
     if (c == nullptr) return Status::Error("chunk is not on this device");
     const int slot = call.slot;
     const int mb = hooks_.micro_batch_offset + call.micro_batch;
-    if (model_.input.tokens()) {
-      data_.Tokens(step_, mb, c->tokens[slot].data(), c->labels[slot].data());
-    } else {
-      data_.Features(step_, mb, c->features[slot].data(), c->targets[slot].data());
+    // The micro-batch's data, where it is read: the first layer reads the token ids or
+    // features, the loss the labels or targets; the chunks between read neither.
+    if (c->first || c->last) {
+      if (model_.input.tokens()) {
+        data_.Tokens(step_, mb, c->tokens[slot].data(), c->labels[slot].data());
+      } else {
+        data_.Features(step_, mb, c->features[slot].data(), c->targets[slot].data());
+      }
     }
     const float* x = c->input;  // received there (the embedding reads tokens, not x)
     if (c->first && !model_.input.tokens()) x = c->features[slot].data();

@@ -190,6 +190,12 @@ Result<RunResult> Assemble(const std::vector<std::vector<double>>& all, const Sc
   return result;
 }
 
+// "<who>, op <op> (chunk c, micro-batch k)": where a rank stands, for its error lines.
+std::string AtOp(const std::string& who, const PipelineOp& op, int chunk) {
+  return who + ", op " + OpText(op, chunk) + " (chunk " + std::to_string(chunk) +
+         ", micro-batch " + std::to_string(op.micro_batch) + ")";
+}
+
 }  // namespace
 
 Status ReplicaAverager::operator()(float* gradients, size_t count) {
@@ -230,8 +236,7 @@ void RankWhere::Build(const Schedule& schedule, const RankLayout& layout, int ra
   lines_.clear();
   for (const PipelineOp& op : schedule.device_ops[stage]) {
     const int chunk = OpChunk(schedule, stage, op);
-    std::string line = who + ", op " + OpText(op, chunk) + " (chunk " + std::to_string(chunk) +
-                       ", micro-batch " + std::to_string(op.micro_batch) + ")";
+    std::string line = AtOp(who, op, chunk);
     // The rank it waits on for the op's input, if any.
     int from = -1;
     if (op.kind == OpKind::kForward && chunk > 0) from = ChunkDevice(schedule, chunk - 1);
@@ -277,11 +282,15 @@ Result<RunResult> RunRank(const Schedule& schedule, int64_t micro_batch_size,
   record.replica = layout.ReplicaOf(rank);
   record.host = request.host;
   const int total_steps = options.warmup_steps + options.steps;
+  const auto at_op = [&](int i) { return AtOp(who, runner.op(i), runner.chunk_of(i)); };
   for (int step = 0; step < total_steps; ++step) {
     if (past_limit()) return Status::Error(who + ": " + TimeLimitMessage(options.time_limit_s));
-    // Every rank starts the step together; its clock starts as it leaves the barrier.
+    // Every rank starts the step together; its clock starts as it leaves the barrier. A rank
+    // that waits there in vain names the op it was about to run.
     if (Status s = group.Barrier(options.timeout_s); !s.ok()) {
-      return s.Prefixed(who + ", start of step " + std::to_string(step));
+      return s.Prefixed(runner.num_ops() > 0
+                            ? at_op(0) + " at the start of step " + std::to_string(step)
+                            : who + ", start of step " + std::to_string(step));
     }
     if (Status s = runner.BeginStep(step); !s.ok()) {
       return s.Prefixed(who + ", start of step " + std::to_string(step));
@@ -290,13 +299,7 @@ Result<RunResult> RunRank(const Schedule& schedule, int64_t micro_batch_size,
       if (past_limit()) return Status::Error(who + ": " + TimeLimitMessage(options.time_limit_s));
       if (request.where != nullptr) request.where->Set(i);
       const Status s = runner.Run(i);
-      if (!s.ok()) {
-        const PipelineOp& op = runner.op(i);
-        const int chunk = runner.chunk_of(i);
-        return s.Prefixed(who + ", op " + OpText(op, chunk) + " (chunk " +
-                          std::to_string(chunk) + ", micro-batch " +
-                          std::to_string(op.micro_batch) + ")");
-      }
+      if (!s.ok()) return s.Prefixed(at_op(i));
     }
     if (request.where != nullptr) request.where->Set(-1);
     std::vector<OpTiming> timings;

@@ -2,21 +2,28 @@
 
 #include <algorithm>
 
-
 namespace pp {
 
 SyntheticData::SyntheticData(const ModelInput& input, int64_t vocab, int64_t target_width,
                              uint64_t seed)
     : input_(input), vocab_(vocab), target_width_(target_width), seed_(seed) {}
 
-uint64_t SyntheticData::SampleSeed(int step, int micro_batch, int64_t sample) const {
-  // SplitMix64-style mixing of the coordinates.
-  uint64_t z = seed_ ^ (static_cast<uint64_t>(step) << 40) ^
-               (static_cast<uint64_t>(micro_batch) << 20) ^ static_cast<uint64_t>(sample);
-  z += 0x9e3779b97f4a7c15ULL;
+namespace {
+
+// SplitMix64's output function of its state z + k x the golden-ratio increment.
+uint64_t Mix(uint64_t z, uint64_t k) {
+  z += k * 0x9e3779b97f4a7c15ULL;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+}  // namespace
+
+uint64_t SyntheticData::SampleSeed(int step, int micro_batch, int64_t sample) const {
+  return Mix(seed_ ^ (static_cast<uint64_t>(step) << 40) ^
+                 (static_cast<uint64_t>(micro_batch) << 20) ^ static_cast<uint64_t>(sample),
+             1);
 }
 
 void SyntheticData::Tokens(int step, int micro_batch, int32_t* tokens, int32_t* labels) const {
@@ -45,10 +52,7 @@ void SyntheticData::Features(int step, int micro_batch, float* x, float* targets
     const uint64_t base = SampleSeed(step, micro_batch, r);
     float* row = x + r * f;
     for (int64_t i = 0; i < f; i += 2) {
-      uint64_t z = base + static_cast<uint64_t>(i / 2 + 1) * 0x9e3779b97f4a7c15ULL;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      z ^= z >> 31;
+      const uint64_t z = Mix(base, static_cast<uint64_t>(i / 2 + 1));
       row[i] = (static_cast<float>(z >> 40) - kHalf) * kScale;
       if (i + 1 < f) row[i + 1] = (static_cast<float>((z >> 8) & 0xFFFFFF) - kHalf) * kScale;
     }

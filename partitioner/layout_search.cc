@@ -1,7 +1,6 @@
 #include "partitioner/layout_search.h"
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -12,6 +11,7 @@
 #include "partitioner/data_parallel.h"
 #include "partitioner/plan_inputs.h"
 #include "partitioner/planner.h"
+#include "partitioner/recompute.h"
 
 namespace pp {
 namespace {
@@ -86,11 +86,10 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   const auto plain_peak = [&](int k) {
     return state_bytes + std::min<double>(m, p - k) * s.activations / p;
   };
-  double recomputing = recompute ? 1.0 : 0.0;  // the share of stages that recompute
+  int recomputing = recompute ? p : 0;  // stages that recompute: the first ones, under auto
   if (recompute && v == 1 && auto_limit) {
-    int over = 0;
-    while (over < p && plain_peak(over) > *auto_limit) ++over;
-    recomputing = static_cast<double>(over) / p;
+    recomputing = 0;
+    while (recomputing < p && plain_peak(recomputing) > *auto_limit) ++recomputing;
   }
   double forward = s.forward, backward = s.backward;
   const BusLink data = DataGroupLink(layout, s.profile);
@@ -106,7 +105,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       backward += std::max(l.backward_ms, gather + scatter);
     }
   }
-  const double total = forward + backward + recomputing * forward;
+  const double total = forward + backward + recomputing * forward / p;
   const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
   const double device_ms = v * chunk;
   const Link link = PipelineLink(layout, s.profile);
@@ -131,12 +130,17 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
                                 : in_flight * s.activations / p;
   e.memory = state_bytes + kept;
   // Under auto the first stage that keeps its activations holds them all.
-  const int plain_from = static_cast<int>(std::lround(recomputing * p));
-  if (recompute && plain_from < p) e.memory = std::max(e.memory, plain_peak(plain_from));
+  if (recompute && recomputing < p) e.memory = std::max(e.memory, plain_peak(recomputing));
   // Every stage (device) holds at least one micro-batch of its own activations, so the
   // largest holds at least a p-th of them beside its state.
   e.memory_floor = state_bytes + s.activations / p;
   return e;
+}
+
+// How a candidate that recomputes does: `all` under --recompute all and with several chunks
+// per device (auto needs one chunk per device), else `auto`, the stages over the limit.
+RecomputeMode RecomputeOf(const LeverSpace& space, int vp) {
+  return space.recompute_all || vp > 1 ? RecomputeMode::kAll : RecomputeMode::kAuto;
 }
 
 bool Faster(const LayoutCandidate& a, const LayoutCandidate& b) {
@@ -259,7 +263,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       ++result.pruned_dominated;
                       continue;
                     }
-                    const bool auto_mode = !space.recompute_all && vp == 1;
+                    const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
                     const Estimate e = EstimateOf(
                         *stats, layout, static_cast<int>(m), again != 0, base.optimizer,
                         auto_mode ? std::optional<double>(static_cast<double>(limit))
@@ -326,10 +330,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.num_micro_batches = c.micro_batches;
     r.method = "dp";
     r.boundaries.clear();
-    // Several chunks per device recompute all or none (auto needs one chunk per device).
-    r.recompute = !c.recompute ? "none"
-                  : space.recompute_all || c.layout.vp > 1 ? "all"
-                                                            : "auto";
+    r.recompute = "none";
+    if (c.recompute) {
+      r.recompute = RecomputeOf(space, c.layout.vp) == RecomputeMode::kAll ? "all" : "auto";
+    }
     r.memory_limit = limit;
     r.devices = DeviceLayout{};
     r.layout = c.layout;
