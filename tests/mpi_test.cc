@@ -535,8 +535,14 @@ TEST(MpiFaults, AHungRankEndsTheOthersWithinTheTimeout) {
   EXPECT_TRUE(f.all_gone) << "a rank outlived the job";
   EXPECT_NE(f.err.find("rank 0 (stage 0"), std::string::npos) << f.err;
   EXPECT_NE(f.err.find("device 0, op "), std::string::npos) << f.err;
-  EXPECT_NE(f.err.find("waited longer than 2 s for its input from rank 1"), std::string::npos)
-      << f.err;
+  // Rank 0 waits in vain wherever rank 1 stopped: mostly for a gradient from it, or, when
+  // rank 1 stopped between steps, at the next step's barrier, or to hand it a message.
+  const bool named = f.err.find("waited longer than 2 s for its input from rank 1") !=
+                         std::string::npos ||
+                     f.err.find("waited longer than 2 s for every rank at the barrier") !=
+                         std::string::npos ||
+                     f.err.find("waited longer than 2 s for rank 1 to take") != std::string::npos;
+  EXPECT_TRUE(named) << f.err;
   EXPECT_NE(f.err.find("micro-batch "), std::string::npos) << f.err;
 }
 
