@@ -98,4 +98,17 @@ GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, Collecti
   return {std::min(node_bus_bytes_per_s, k * network_bus_bytes_per_s), network_latency_ms};
 }
 
+double AllToAllAcrossNodesMs(double bytes, int n, int64_t members_per_node,
+                             double node_bus_bytes_per_s, double node_latency_ms,
+                             double network_bus_bytes_per_s, double network_latency_ms) {
+  if (n <= 1) return 0;
+  const double m = static_cast<double>(std::clamp<int64_t>(members_per_node, 1, n));
+  const double r = n;
+  const double node = (m - 1) * node_latency_ms + 1000.0 * bytes * (m - 1) / r /
+                                                      node_bus_bytes_per_s;
+  const double network = (r - m) * network_latency_ms + 1000.0 * bytes * (r - m) / r /
+                                                            network_bus_bytes_per_s;
+  return std::max(node, network);
+}
+
 }  // namespace pp

@@ -98,8 +98,8 @@ int64_t GroupMembersPerNode(const ParallelLayout& layout, CommGroup group);
 // inside a node; across nodes the network's per-GPU figures, except that a ring collective
 // (all-reduce, all-gather, reduce-scatter) with k members per node runs k rings at once, one
 // through each member's network card, so it reaches k x the per-GPU figure, at most the
-// node's (a full DGX A100 node: 8 x 24 = 192 GB/s, as measured); an all-to-all or send/receive
-// leaves through the rank's own card.
+// node's (a full DGX A100 node: 8 x 24 = 192 GB/s, as measured); a send/receive leaves
+// through the rank's own card (an all-to-all across nodes is AllToAllAcrossNodesMs).
 struct GroupLink {
   double bus_bytes_per_s = 0;
   double latency_ms = 0;
@@ -107,5 +107,15 @@ struct GroupLink {
 GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, CollectiveKind kind,
                          double node_bus_bytes_per_s, double node_latency_ms,
                          double network_bus_bytes_per_s, double network_latency_ms);
+
+// Milliseconds of an all-to-all of `bytes` per rank over n ranks of which m share each node:
+// a rank sends bytes / n to each peer, m - 1 of them over the node's bus and n - m through its
+// own network card, both at once (NCCL posts every peer's send and receive together), so it
+// lasts the longer of the two parts, (m - 1) node steps + bytes (m - 1) / n over the node's
+// bus and (n - m) network steps + bytes (n - m) / n over the network's per-GPU figure. With
+// m = n (one node) it is CollectiveMs's all-to-all on the node's bus. 0 when n <= 1.
+double AllToAllAcrossNodesMs(double bytes, int n, int64_t members_per_node,
+                             double node_bus_bytes_per_s, double node_latency_ms,
+                             double network_bus_bytes_per_s, double network_latency_ms);
 
 }  // namespace pp

@@ -54,7 +54,10 @@ double MemoryMs(double bytes, const DeviceSpec& device, double fraction) {
 }  // namespace
 
 DType ComputeDType(const Kernel& kernel, DType dtype) {
-  return dtype == DType::kFp8 && kernel.cls == KernelClass::kAttention ? DType::kBf16 : dtype;
+  if (dtype != DType::kFp8) return dtype;
+  const bool bf16 = kernel.cls == KernelClass::kAttention ||
+                    kernel.name.starts_with("attention_") || kernel.name.starts_with("router");
+  return bf16 ? DType::kBf16 : dtype;
 }
 
 std::string_view RatesName(Rates rates) { return rates == Rates::kPeak ? "peak" : "achieved"; }
@@ -111,6 +114,11 @@ double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
                         const ParallelLayout& layout) {
   const int n = GroupSize(layout, collective.group);
   if (n <= 1) return 0;
+  if (collective.kind == CollectiveKind::kAllToAll && !GroupInsideNode(layout, collective.group)) {
+    return AllToAllAcrossNodesMs(collective.bytes, n, GroupMembersPerNode(layout, collective.group),
+                                 device.node_bus_bytes_per_s, device.node_latency_ms,
+                                 device.network_bus_bytes_per_s, device.network_latency_ms);
+  }
   const GroupLink link = CollectiveLink(layout, collective.group, collective.kind,
                                         device.node_bus_bytes_per_s, device.node_latency_ms,
                                         device.network_bus_bytes_per_s,

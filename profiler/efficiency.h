@@ -4,7 +4,8 @@
 //   matrix product  max(flops / (peak x gemm_eff x waves), bytes / (bw x mem_eff)) + launch
 //   attention       max(flops / (peak x attn_eff[direction]), bytes / (bw x mem_eff)) + launch
 //   memory-bound    bytes / (bw x mem_eff) + launch
-//   collective      CollectiveMs on the group's link (node bus inside a node, else network)
+//   collective      CollectiveMs on the group's link (node bus inside a node, else network;
+//                   an all-to-all across nodes splits its peers between the two)
 //
 // where waves is the wave quantization of the product's output tiles over the SMs and, for a
 // calibrated device (DeviceEfficiency::gemm_points), the nearest measured product's rate
@@ -43,7 +44,9 @@ double WaveEfficiency(const Kernel& kernel, int sm_count);
 // The dtype a kernel of a `dtype` model computes in: fp8 training runs the linear layers'
 // products in fp8 and its fused attention in bf16 (Transformer Engine's default; fp8
 // attention is an option it offers, which the tool does not model yet, so the fp8 attention
-// fractions of a device are not used); otherwise `dtype`.
+// fractions of a device are not used), and so are unfused attention's products (attention_*,
+// plain bf16 batched products) and the MoE router's (router*, a plain linear in the model's
+// bf16, Megatron-LM's TopKRouter); otherwise `dtype`.
 DType ComputeDType(const Kernel& kernel, DType dtype);
 
 // The rate (FLOP/s) a matrix product or attention kernel of `dtype` achieves (before the
@@ -57,7 +60,8 @@ double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                     Direction direction, Rates rates);
 
 // One collective's time in ms: CollectiveMs over GroupSize(layout, group) ranks on the node's
-// bus when GroupInsideNode, else on the network.
+// bus when GroupInsideNode, else on the network (CollectiveLink); an all-to-all across nodes
+// is AllToAllAcrossNodesMs, part over the node's bus and part over the network at once.
 double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
                         const ParallelLayout& layout);
 

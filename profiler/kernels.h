@@ -30,6 +30,19 @@ KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOpti
 // gathers it: pytorch/module/layernorm_linear.py); its reduce-scatters and all-reduces, of
 // bf16 product outputs, two. What a layer keeps (AnalyticLayerMemory) stays at DTypeBytes.
 double KernelTrafficBytes(DType dtype);
+// The quantizations an fp8 step adds to a layer's kernels, as Transformer Engine's current
+// scaling runs them on Hopper (transformer_engine/pytorch/csrc/quantizer.cpp and
+// extensions/normalization.cpp): every fp8 product's input in the forward and the gradient of
+// its output in the backward is quantized by an amax pass (reads the bf16 tensor), a scale
+// kernel, and a cast that reads it again and writes the fp8 copy and its transpose (the
+// weight gradient's operand). A product right after a norm (qkv, a dense block's first MLP
+// product) takes its amax from the norm's own kernel. A sequence-parallel column-parallel
+// product's input, and a row-parallel product's output gradient, is quantized on the rank's
+// share before its all-gather. The router's and unfused attention's products run in bf16
+// (ComputeDType) and are not quantized. The casts go at
+// the end of the forward and input-gradient lists; the weights' own casts (once per step)
+// are not counted.
+void AddFp8Casts(const ShardDegrees& par, LayerKernels* kernels);
 LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype,
                          const KernelOptions& options = {});
 

@@ -108,14 +108,52 @@ TEST(EfficiencyTest, CollectivesUseTheLinkOfTheirGroup) {
   // Over nodes of one GPU: one card per member, 47 GB/s.
   layout.gpus_per_node = 1;
   EXPECT_DOUBLE_EQ(CollectiveTimeMs(ar, H100(), layout), 6 * 0.0096 + 1000 * 64e6 * 1.5 / 4.7e10);
-  // An all-to-all over the same ranks leaves through each rank's own card.
+  // An all-to-all over the same ranks, two on each node: a rank sends a quarter of its bytes
+  // to its node's other member over NVLink and half to the two members elsewhere through its
+  // own card, at once; the network part is the longer.
   layout.gpus_per_node = 2;
   const Collective a2a{"a2a", CollectiveKind::kAllToAll, CommGroup::kTensor, 64e6, ""};
   EXPECT_DOUBLE_EQ(CollectiveTimeMs(a2a, H100(), layout),
-                   3 * 0.0096 + 1000 * 64e6 * 0.75 / 4.7e10);
+                   2 * 0.0096 + 1000 * 64e6 * 0.5 / 4.7e10);
   // A group of one rank moves nothing.
   const Collective cp{"kv", CollectiveKind::kSendRecv, CommGroup::kContext, 64e6, ""};
   EXPECT_EQ(CollectiveTimeMs(cp, H100(), layout), 0);
+}
+
+// The expert group's ranks, listed one by one (tensor ranks innermost, the expert group taken
+// from the data-parallel ranks next to them, nodes of gpus_per_node consecutive ranks): each
+// rank's sends to the peers on its own node go over NVLink and the rest through its card, both
+// at once; the all-to-all ends when the slowest rank's longer part does.
+TEST(EfficiencyTest, AnAllToAllAcrossNodesEndsWithItsSlowestRanksLongerLink) {
+  const DeviceSpec& d = H100();
+  const double bytes = 96e6;
+  for (int tp : {1, 2, 4}) {
+    for (int ep : {2, 4, 8, 16, 32}) {
+      for (int per_node : {1, 2, 4, 8}) {
+        ParallelLayout layout;
+        layout.tp = tp;
+        layout.ep = ep;
+        layout.dp = ep;
+        layout.gpus_per_node = per_node;
+        double slowest = 0;
+        for (int i = 0; i < ep; ++i) {
+          int same = 0, other = 0;
+          for (int j = 0; j < ep; ++j) {
+            if (j == i) continue;
+            ((i * tp) / per_node == (j * tp) / per_node ? same : other) += 1;
+          }
+          const double node = same * d.node_latency_ms +
+                              1000 * bytes * same / ep / d.node_bus_bytes_per_s;
+          const double net = other * d.network_latency_ms +
+                             1000 * bytes * other / ep / d.network_bus_bytes_per_s;
+          slowest = std::max(slowest, std::max(node, net));
+        }
+        const Collective a2a{"a2a", CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, ""};
+        EXPECT_NEAR(CollectiveTimeMs(a2a, d, layout), slowest, 1e-12 * slowest)
+            << "tp " << tp << " ep " << ep << " per node " << per_node;
+      }
+    }
+  }
 }
 
 TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
@@ -148,12 +186,51 @@ TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
 // operands), its tensor-parallel all-gathers the quantized tensor at one byte per element and
 // its reduce-scatters bf16; what it keeps counts one byte per element; the linear layers'
 // products run at the fp8 rate and fused attention at the bf16 one.
+// What fp8 adds to a Llama 3 8B block at tp 2 with sequence parallelism, worked by hand from
+// its widths (h 4096, 32 query and 8 key/value heads of 128, ffn 14,336; N = 8192 rows): each
+// of the four products quantizes its input in the forward and its output's gradient in the
+// backward, 2 bytes an element for the amax pass (none after a norm: qkv, gate_up) and 2 + 1 +
+// 1 for the cast (bf16 in, fp8 and its transpose out); gathered operands on the rank's half.
+TEST(EfficiencyTest, AnImplicitFp8CastPerProductOperand) {
+  const Model llama = LoadOrFail("llama3-8b");
+  KernelOptions tp2;
+  tp2.par.tp = 2;
+  tp2.par.sequence_parallel = true;
+  tp2.flash_attention = true;
+  const LayerKernels bf = ListKernels(llama.layers[1], llama.input, DType::kBf16, tp2);
+  const LayerKernels f8 = ListKernels(llama.layers[1], llama.input, DType::kFp8, tp2);
+  const double n = 8192, h = 4096, q = 32 * 128, kv = 8 * 128, ffn = 14336;
+  const double fwd_inputs_after_norm = n / 2 * h + n / 2 * h;  // qkv, gate_up
+  const double fwd_inputs = n * q / 2 + n * ffn / 2;             // proj, fc2
+  const double grads = n * (q + 2 * kv) / 2 + n / 2 * h + n * 2 * ffn / 2 + n / 2 * h;
+  auto added = [](const std::vector<Kernel>& b, const std::vector<Kernel>& f, int* count) {
+    double bytes = 0;
+    *count = static_cast<int>(f.size() - b.size());
+    for (size_t i = b.size(); i < f.size(); ++i) bytes += f[i].bytes;
+    return bytes;
+  };
+  int fwd_count = 0, bwd_count = 0;
+  EXPECT_DOUBLE_EQ(added(bf.forward, f8.forward, &fwd_count),
+                   4 * fwd_inputs_after_norm + 6 * fwd_inputs);
+  EXPECT_DOUBLE_EQ(added(bf.backward_input, f8.backward_input, &bwd_count), 6 * grads);
+  EXPECT_EQ(fwd_count, 2 * 2 + 2 * 3);  // scale and cast; amax, scale and cast
+  EXPECT_EQ(bwd_count, 4 * 3);
+  EXPECT_EQ(bf.backward_weight.size(), f8.backward_weight.size());
+  // A bf16 model has none; the router and unfused attention's products run in bf16.
+  for (const Kernel& k : bf.forward) EXPECT_FALSE(k.name.starts_with("fp8_")) << k.name;
+  Kernel scores = GemmKernel("attention_scores", 2048, 128, 2048, 2);
+  EXPECT_EQ(ComputeDType(scores, DType::kFp8), DType::kBf16);
+  EXPECT_EQ(ComputeDType(GemmKernel("router", 8192, 2048, 128, 2), DType::kFp8), DType::kBf16);
+  EXPECT_EQ(ComputeDType(GemmKernel("qkv", 8192, 2048, 6144, 2), DType::kFp8), DType::kFp8);
+}
+
 TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {
   const Model m = LoadOrFail("mlp-2gpu");
   const Layer& fc1 = m.layers[0];
   const LayerKernels bf = ListKernels(fc1, m.input, DType::kBf16);
   const LayerKernels f8 = ListKernels(fc1, m.input, DType::kFp8);
-  ASSERT_EQ(bf.forward.size(), f8.forward.size());
+  // The same kernels, then the input's quantization (AnImplicitFp8CastPerProductOperand).
+  ASSERT_EQ(bf.forward.size() + 3, f8.forward.size());
   for (size_t i = 0; i < bf.forward.size(); ++i) {
     EXPECT_DOUBLE_EQ(f8.forward[i].bytes, bf.forward[i].bytes) << bf.forward[i].name;
     EXPECT_DOUBLE_EQ(f8.forward[i].flops, bf.forward[i].flops) << bf.forward[i].name;
