@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Predictions against Megatron-Bridge's measured DGX-H100 pre-training rows:
+#   bash bench/bridge_h100.sh [BUILD_DIR]
+# Each row is planned at its published layout (`plan --device h100 --dtype fp8` with its tp,
+# pp, cp, ep, virtual stages, GPUs, global batch and micro-batch; the distributed optimizer as
+# --zero 1, FSDP as --zero 3) and the predicted figure printed beside the measured one. The
+# measured figures are from Megatron-Bridge's docs/performance-summary-archive.md (NeMo
+# containers 25.11, 26.02.01, 26.04.01 and 26.06; FP8 with current scaling; the MoE rows
+# force a balanced, dropless token distribution). Dense rows compare model TFLOP/s per GPU,
+# MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
+# per row, then the median and worst absolute error of each group. The step search's budget
+# warnings are left out (the plan is still the best split found). docs/published.md keeps
+# the table and what it says.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$root/build}/tool/pp-partition
+cd "$root"
+
+# name | measured | figure (tflops|tokens) | plan arguments
+rows=(
+  "Llama 3 8B, 25.11|744|tflops|models/llama3-8b.json --stages 1 --tp 1 --gpus-total 8 --global-batch 128 --micro-batch-size 1 --zero 3"
+  "Llama 3 70B, 25.11|719|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 128 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
+  "Llama 3 70B, 26.04.01|731|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 256 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
+  "Llama 3.1 405B, 25.11|737|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 512 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
+  "Llama 3.1 405B, 26.04.01|827|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 1536 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
+  "Qwen3-30B-A3B ep 16, 26.06|8826|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
+  "Qwen3-30B-A3B ep 16, 26.04.01|8960|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
+  "Qwen3-30B-A3B pp 2 vp 12 ep 8, 26.02.01|9058|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 12 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
+  "Qwen3-30B-A3B pp 2 vp 24 ep 8 b 2, 25.11|5275|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 24 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 512 --micro-batch-size 2 --zero 1"
+)
+
+printf '%-42s %10s %10s %8s\n' row measured predicted error
+errors_dense=() errors_moe=()
+for row in "${rows[@]}"; do
+  IFS='|' read -r name measured figure args <<<"$row"
+  # shellcheck disable=SC2086
+  line=$("$bin" plan $args --device h100 --dtype fp8 2>/dev/null | grep '^per GPU')
+  if [[ $figure == tflops ]]; then
+    predicted=$(sed -E 's/.*, ([0-9.]+) model TFLOP\/s.*/\1/' <<<"$line")
+  else
+    predicted=$(sed -E 's/^per GPU *([0-9.]+) tokens\/s.*/\1/' <<<"$line")
+  fi
+  error=$(awk -v p="$predicted" -v m="$measured" 'BEGIN { printf "%+.1f", 100 * (p - m) / m }')
+  printf '%-42s %10s %10s %7s%%\n' "$name" "$measured" "$predicted" "$error"
+  if [[ $figure == tflops ]]; then errors_dense+=("$error"); else errors_moe+=("$error"); fi
+done
+
+summary() {  # summary LABEL ERRORS...
+  local label=$1
+  shift
+  printf '%s\n' "$@" | tr -d '+-' | sort -g | awk -v label="$label" '
+    { a[NR] = $1 }
+    END {
+      median = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+      printf "%s: |error| median %.1f%%, worst %.1f%% over %d rows\n", label, median, a[NR], NR
+    }'
+}
+summary "dense (model TFLOP/s)" "${errors_dense[@]}"
+summary "MoE (tokens/s)" "${errors_moe[@]}"
