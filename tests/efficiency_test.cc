@@ -186,19 +186,24 @@ TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
 // operands), its tensor-parallel all-gathers the quantized tensor at one byte per element and
 // its reduce-scatters bf16; what it keeps counts one byte per element; the linear layers'
 // products run at the fp8 rate and fused attention at the bf16 one.
+// One Llama 3 8B block's kernels at tp 2 with sequence parallelism and fused attention.
+LayerKernels Llama8bBlockAtTp2(DType dtype) {
+  const Model llama = LoadOrFail("llama3-8b");
+  KernelOptions tp2;
+  tp2.par.tp = 2;
+  tp2.par.sequence_parallel = true;
+  tp2.flash_attention = true;
+  return ListKernels(llama.layers[1], llama.input, dtype, tp2);
+}
+
 // What fp8 adds to a Llama 3 8B block at tp 2 with sequence parallelism, worked by hand from
 // its widths (h 4096, 32 query and 8 key/value heads of 128, ffn 14,336; N = 8192 rows): each
 // of the four products quantizes its input in the forward and its output's gradient in the
 // backward, 2 bytes an element for the amax pass (none after a norm: qkv, gate_up) and 2 + 1 +
 // 1 for the cast (bf16 in, fp8 and its transpose out); gathered operands on the rank's half.
 TEST(EfficiencyTest, AnImplicitFp8CastPerProductOperand) {
-  const Model llama = LoadOrFail("llama3-8b");
-  KernelOptions tp2;
-  tp2.par.tp = 2;
-  tp2.par.sequence_parallel = true;
-  tp2.flash_attention = true;
-  const LayerKernels bf = ListKernels(llama.layers[1], llama.input, DType::kBf16, tp2);
-  const LayerKernels f8 = ListKernels(llama.layers[1], llama.input, DType::kFp8, tp2);
+  const LayerKernels bf = Llama8bBlockAtTp2(DType::kBf16);
+  const LayerKernels f8 = Llama8bBlockAtTp2(DType::kFp8);
   const double n = 8192, h = 4096, q = 32 * 128, kv = 8 * 128, ffn = 14336;
   const double fwd_inputs_after_norm = n / 2 * h + n / 2 * h;  // qkv, gate_up
   const double fwd_inputs = n * q / 2 + n * ffn / 2;             // proj, fc2
@@ -239,13 +244,8 @@ TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {
   EXPECT_EQ(KernelTrafficBytes(DType::kFp32), 4);
   EXPECT_EQ(AnalyticLayerMemory(fc1, m.input, DType::kFp8).param_bytes,
             AnalyticLayerMemory(fc1, m.input, DType::kBf16).param_bytes / 2);
-  const Model llama = LoadOrFail("llama3-8b");
-  KernelOptions tp2;
-  tp2.par.tp = 2;
-  tp2.par.sequence_parallel = true;
-  tp2.flash_attention = true;
-  const LayerKernels block_bf = ListKernels(llama.layers[1], llama.input, DType::kBf16, tp2);
-  const LayerKernels block_f8 = ListKernels(llama.layers[1], llama.input, DType::kFp8, tp2);
+  const LayerKernels block_bf = Llama8bBlockAtTp2(DType::kBf16);
+  const LayerKernels block_f8 = Llama8bBlockAtTp2(DType::kFp8);
   int gathers = 0, scatters = 0;
   for (auto part : {&LayerKernels::forward_comm, &LayerKernels::backward_input_comm}) {
     const std::vector<Collective>& b = block_bf.*part;
