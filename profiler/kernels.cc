@@ -1,18 +1,41 @@
 #include "profiler/kernels.h"
 
-#include <algorithm>
 #include <array>
+#include <string_view>
 
 #include "core/kind_entry.h"
 
 namespace pp {
 namespace {
 
-bool Named(std::string_view name, std::initializer_list<std::string_view> names) {
-  return std::find(names.begin(), names.end(), name) != names.end();
+// The linear layers' products, by their forward kernel's name: whether tensor parallelism
+// splits them by columns (a sequence-parallel input is gathered before them) or by rows (the
+// gradient of a sequence-parallel output is gathered before their input gradient), and
+// whether a norm kernel right before them takes the amax of their input.
+struct LinearProduct {
+  std::string_view name;
+  bool column = false;
+  bool row = false;
+  bool after_norm = false;
+};
+constexpr LinearProduct kLinearProducts[] = {
+    {"qkv", true, false, true},          {"proj", false, true, false},
+    {"fc1", true, false, true},          {"gate_up", true, false, true},
+    {"fc2", false, true, false},         {"linear", true, false, false},
+    {"shared_fc1", true, false, false},  {"shared_gate_up", true, false, false},
+    {"shared_fc2", false, true, false},  {"expert_fc1", false, false, false},
+    {"expert_gate_up", false, false, false}, {"expert_fc2", false, false, false},
+};
+
+const LinearProduct* FindLinearProduct(const Kernel& kernel) {
+  if (kernel.cls != KernelClass::kGemm) return nullptr;
+  for (const LinearProduct& p : kLinearProducts) {
+    if (p.name == kernel.name) return &p;
+  }
+  return nullptr;  // the router's, unfused attention's
 }
 
-// The quantizations of one fp8 product operand of `elements` (Fp8CastKernels).
+// The quantization of one fp8 product operand of `elements` (AddFp8Casts).
 void AddCasts(std::vector<Kernel>* part, const std::array<std::string_view, 3>& names,
               double elements, bool amax_fused) {
   const double bf16 = static_cast<double>(DTypeBytes(DType::kBf16));
@@ -25,26 +48,16 @@ void AddCasts(std::vector<Kernel>* part, const std::array<std::string_view, 3>& 
 }  // namespace
 
 void AddFp8Casts(const ShardDegrees& par, LayerKernels* k) {
-  const double tp = std::max(1, par.tp);
+  const double tp = par.tp > 1 ? par.tp : 1;
   const bool sp = par.tp > 1 && par.sequence_parallel;
   std::vector<Kernel> forward_casts, backward_casts;
   for (const Kernel& g : k->forward) {
-    if (g.cls != KernelClass::kGemm ||
-        !Named(g.name, {"qkv", "proj", "fc1", "gate_up", "fc2", "linear", "shared_fc1",
-                        "shared_gate_up", "shared_fc2", "expert_fc1", "expert_gate_up",
-                        "expert_fc2"})) {
-      continue;  // not a linear layer's product: the router, unfused attention's products
-    }
-    const double batch = std::max(1.0, g.batch);
-    // Column-parallel products gather their input after quantizing it, row-parallel ones the
-    // gradient of their output: the rank quantizes its sequence-parallel share.
-    const bool column = Named(g.name, {"qkv", "fc1", "gate_up", "linear", "shared_fc1",
-                                       "shared_gate_up"});
-    const bool row = Named(g.name, {"proj", "fc2", "shared_fc2"});
-    const double input = batch * g.m * g.k / (sp && column ? tp : 1);
-    const double grad = batch * g.m * g.n / (sp && row ? tp : 1);
-    const bool after_norm = Named(g.name, {"qkv", "fc1", "gate_up"});
-    AddCasts(&forward_casts, {"fp8_amax", "fp8_scale", "fp8_cast"}, input, after_norm);
+    const LinearProduct* p = FindLinearProduct(g);
+    if (p == nullptr) continue;
+    const double batch = g.batch > 1 ? g.batch : 1;
+    const double input = batch * g.m * g.k / (sp && p->column ? tp : 1);
+    const double grad = batch * g.m * g.n / (sp && p->row ? tp : 1);
+    AddCasts(&forward_casts, {"fp8_amax", "fp8_scale", "fp8_cast"}, input, p->after_norm);
     AddCasts(&backward_casts, {"fp8_grad_amax", "fp8_grad_scale", "fp8_grad_cast"}, grad,
              false);
   }
