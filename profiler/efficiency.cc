@@ -89,9 +89,9 @@ double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype
     const DType a = ComputeDType(kernel, dtype);
     return PeakFlops(device, a) * AttentionFraction(e, direction);
   }
-  const double peak = PeakFlops(device, dtype);
-  if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, dtype)) return p->flops_per_s;
-  return peak * GemmFraction(e, dtype) * WaveEfficiency(kernel, e.sm_count);
+  const DType d = ComputeDType(kernel, dtype);
+  if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, d)) return p->flops_per_s;
+  return PeakFlops(device, d) * GemmFraction(e, d) * WaveEfficiency(kernel, e.sm_count);
 }
 
 double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,

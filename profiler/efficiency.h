@@ -50,8 +50,7 @@ double WaveEfficiency(const Kernel& kernel, int sm_count);
 DType ComputeDType(const Kernel& kernel, DType dtype);
 
 // The rate (FLOP/s) a matrix product or attention kernel of `dtype` achieves (before the
-// memory bound and the launch overhead), attention at its ComputeDType. Not for memory-bound
-// kernels.
+// memory bound and the launch overhead), at its ComputeDType. Not for memory-bound kernels.
 double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                      Direction direction);
 

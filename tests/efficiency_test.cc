@@ -223,10 +223,19 @@ TEST(EfficiencyTest, AnImplicitFp8CastPerProductOperand) {
   EXPECT_EQ(bf.backward_weight.size(), f8.backward_weight.size());
   // A bf16 model has none; the router and unfused attention's products run in bf16.
   for (const Kernel& k : bf.forward) EXPECT_FALSE(k.name.starts_with("fp8_")) << k.name;
-  Kernel scores = GemmKernel("attention_scores", 2048, 128, 2048, 2);
+  Kernel scores = GemmKernel("attention_scores", 8192, 4096, 8192, 2);
   EXPECT_EQ(ComputeDType(scores, DType::kFp8), DType::kBf16);
   EXPECT_EQ(ComputeDType(GemmKernel("router", 8192, 2048, 128, 2), DType::kFp8), DType::kBf16);
   EXPECT_EQ(ComputeDType(GemmKernel("qkv", 8192, 2048, 6144, 2), DType::kFp8), DType::kFp8);
+  // And they are timed so: the same product at the bf16 rate in both models, at either rates.
+  for (Rates rates : {Rates::kAchieved, Rates::kPeak}) {
+    EXPECT_DOUBLE_EQ(KernelTimeMs(scores, H100(), DType::kFp8, Direction::kForward, rates),
+                     KernelTimeMs(scores, H100(), DType::kBf16, Direction::kForward, rates));
+  }
+  Kernel qkv = scores;
+  qkv.name = "qkv";
+  EXPECT_LT(KernelTimeMs(qkv, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved),
+            KernelTimeMs(scores, H100(), DType::kFp8, Direction::kForward, Rates::kAchieved));
 }
 
 TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {

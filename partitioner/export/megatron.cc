@@ -172,9 +172,11 @@ class Megatron final : public Exporter {
                               "--recompute-num-layers " + std::to_string(largest) + "\n";
     if (recomputing == static_cast<int>(plan.stages.size())) return flags;
     // Megatron-LM's flags are the same on every stage: they cannot recompute only some.
+    std::string inline_flags = flags;
+    inline_flags.pop_back();
+    std::replace(inline_flags.begin(), inline_flags.end(), '\n', ' ');
     return "# stages " + which + " recompute their activations, the others do not; " +
-           "Megatron-LM recomputes in every stage or none, and with --recompute-granularity " +
-           "full --recompute-method uniform --recompute-num-layers " + std::to_string(largest) +
+           "Megatron-LM recomputes in every stage or none, and with " + inline_flags +
            " in every stage\n";
   }
 
