@@ -267,6 +267,12 @@ std::optional<std::string> NameFromConfig(const Json& config) {
 
 }  // namespace
 
+std::string ImportableModelTypes() {
+  std::string known = "gpt2, bert";
+  for (const Decoder& d : kDecoders) known += ", " + std::string(d.model_type);
+  return known;
+}
+
 Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& options) {
   if (!config.is_object()) return Status::Error("must be a JSON object (a config.json)");
   FieldReader r(config, "");
@@ -285,10 +291,8 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
       if (d.model_type == type) family = &d;
     }
     if (family == nullptr) {
-      std::string known = "gpt2, bert";
-      for (const Decoder& d : kDecoders) known += ", " + std::string(d.model_type);
-      return Status::Error("model_type: " + Quote(type) + " is not supported (known: " + known +
-                           ")");
+      return Status::Error("model_type: " + Quote(type) + " is not supported (known: " +
+                           ImportableModelTypes() + ")");
     }
     built = DecoderModel(*family, r, &out.notes);
   }

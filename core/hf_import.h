@@ -54,6 +54,9 @@ struct HfImport {
 // Builds and validates the model. Errors name the config field ("n_embd: must be ...").
 Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& options);
 
+// The model types ImportHfConfig reads, comma-separated ("gpt2, bert, llama, ...").
+std::string ImportableModelTypes();
+
 // Reads a config file; errors are prefixed with the file name.
 Result<HfImport> ImportHfConfigFile(const std::string& path, const HfImportOptions& options);
 

@@ -22,8 +22,14 @@ std::string_view CommGroupName(CommGroup group) {
     case CommGroup::kExpert: return "ep";
     case CommGroup::kData: return "dp";
     case CommGroup::kPipeline: return "pp";
+    case CommGroup::kExpertTensor: return "etp";
   }
   return "?";
+}
+
+bool ExpertGridFits(const ParallelLayout& l) {
+  const int64_t grid = int64_t{l.ep} * l.expert_tp();
+  return grid > 0 && (int64_t{l.tp} * l.cp * l.dp) % grid == 0;
 }
 
 double BusFactor(CollectiveKind kind, int n) {
@@ -60,18 +66,20 @@ int GroupSize(const ParallelLayout& l, CommGroup group) {
     case CommGroup::kExpert: return l.ep;
     case CommGroup::kData: return l.dp;
     case CommGroup::kPipeline: return l.pp;
+    case CommGroup::kExpertTensor: return l.expert_tp();
   }
   return 1;
 }
 
 int64_t GroupSpan(const ParallelLayout& l, CommGroup group) {
-  // Rank order tp, cp, (ep inside dp x cp), dp, pp. The expert group is taken from the
-  // data-parallel ranks next to the tensor and context ranks.
-  const int64_t tp = l.tp, cp = l.cp;
+  // Rank order tp, cp, dp, pp; the MoE layers' grid etp, ep, expert data over the same
+  // ranks of a stage.
+  const int64_t tp = l.tp, cp = l.cp, etp = l.expert_tp();
   switch (group) {
     case CommGroup::kTensor: return tp;
     case CommGroup::kContext: return tp * cp;
-    case CommGroup::kExpert: return tp * l.ep;
+    case CommGroup::kExpert: return etp * l.ep;
+    case CommGroup::kExpertTensor: return etp;
     case CommGroup::kData: return tp * cp * l.dp;
     case CommGroup::kPipeline: return tp * cp * l.dp * l.pp;
   }

@@ -5,8 +5,11 @@
 // data-parallel ones of a whole step.
 //
 // Rank order (as Megatron-LM and torchtitan build their groups): tensor innermost, then
-// context, expert, data and pipeline outermost. A group whose ranks lie inside one node
-// (GroupSpan <= gpus_per_node) talks over the node's links, else over the network.
+// context, data and pipeline outermost. The MoE layers fold the tensor, context and data
+// ranks of a pipeline stage into their own grid (Megatron-LM's MoE parallel folding,
+// megatron/core/transformer/moe/README.md): expert tensor (etp) innermost, then expert (ep),
+// then expert data. A group whose ranks lie inside one node (GroupSpan <= gpus_per_node)
+// talks over the node's links, else over the network.
 #pragma once
 
 #include <cstdint>
@@ -18,16 +21,20 @@ namespace pp {
 // over cp ranks with a ring exchange of K/V) and expert degrees; with sequence parallelism the
 // parts outside the matrix products (norms, dropout, residual adds) are split over the tensor
 // ranks along the sequence, and the all-reduces become all-gathers and reduce-scatters.
+// The routed experts' own tensor degree is etp (Megatron-LM's
+// --expert-tensor-parallel-size); 0 means the same as tp, Megatron-LM's default.
 struct ShardDegrees {
   int tp = 1;
   int cp = 1;
   int ep = 1;
   bool sequence_parallel = true;  // only meaningful when tp > 1
+  int etp = 0;
+  int expert_tp() const { return etp > 0 ? etp : tp; }
 };
 
-// The whole layout of a training step: G = tp x cp x pp x dp GPUs (ep divides dp x cp: the
-// expert groups are carved out of the data-parallel ranks, as Megatron-LM does), vp chunks per
-// pipeline device, ZeRO stage 0-3 over the data-parallel ranks (1: optimizer states sharded,
+// The whole layout of a training step: G = tp x cp x pp x dp GPUs (ep x etp divides
+// tp x cp x dp: the MoE layers' expert tensor and expert groups are folded out of a pipeline
+// stage's ranks, ExpertGridFits), vp chunks per pipeline device, ZeRO stage 0-3 over the data-parallel ranks (1: optimizer states sharded,
 // Megatron's distributed optimizer; 2: and gradients; 3: and parameters, as FSDP).
 struct ParallelLayout {
   int tp = 1;
@@ -37,6 +44,7 @@ struct ParallelLayout {
   int dp = 1;
   int vp = 1;
   int zero = 0;
+  int etp = 0;  // the routed experts' tensor degree; 0: as tp (ShardDegrees)
   bool sequence_parallel = true;
   // How the training software runs the step beside the degrees: attention as one fused
   // kernel per direction (flash-style; off: the unfused scores, softmax and context
@@ -47,11 +55,20 @@ struct ParallelLayout {
   bool overlap_grad_reduce = true;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
-  ShardDegrees shard() const { return {tp, cp, ep, sequence_parallel}; }
+  int expert_tp() const { return etp > 0 ? etp : tp; }
+  // The expert-data-parallel degree: the stage's ranks over ep x etp (Megatron-LM's
+  // expert_data_parallel group, over which the experts' gradients are reduced).
+  int64_t expert_dp() const { return int64_t{tp} * cp * dp / (int64_t{ep} * expert_tp()); }
+  ShardDegrees shard() const { return {tp, cp, ep, sequence_parallel, etp}; }
 };
 
+// Whether ep x etp divides tp x cp x dp (Megatron-LM's condition for the folded expert grid).
+bool ExpertGridFits(const ParallelLayout& layout);
+
 enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
-enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline };
+// kExpertTensor: the routed experts' tensor group (etp ranks, innermost); kExpert: the
+// expert group (ep ranks, etp apart).
+enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline, kExpertTensor };
 
 std::string_view CollectiveKindName(CollectiveKind kind);
 std::string_view CommGroupName(CommGroup group);

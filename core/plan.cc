@@ -106,7 +106,7 @@ Json MeasurementToJson(const Measurement& m) {
   return doc;
 }
 
-// "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally sequence_parallel,
+// "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally etp, sequence_parallel,
 // fused_attention, overlap_grad_reduce and gpus_per_node; pp and vp must agree with the plan's num_stages and virtual_stages.
 Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int virtual_stages) {
   FieldReader r(object, "parallelism");
@@ -119,6 +119,10 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   l.dp = static_cast<int>(r.Int("dp", 1, kMaxDegree));
   l.vp = static_cast<int>(r.Int("vp", 1, 64));
   l.zero = static_cast<int>(r.Int("zero", 0, 3));
+  if (r.Has("etp")) {
+    l.etp = static_cast<int>(r.Int("etp", 1, kMaxDegree));
+    if (l.etp == l.tp) l.etp = 0;
+  }
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
   if (r.Has("fused_attention")) l.fused_attention = r.Bool("fused_attention", true);
   if (r.Has("overlap_grad_reduce")) l.overlap_grad_reduce = r.Bool("overlap_grad_reduce", true);
@@ -148,6 +152,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   // Written only off their defaults, so that plans at the defaults read and write unchanged.
   if (!l.fused_attention) out["fused_attention"] = false;
   if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
+  if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }
 

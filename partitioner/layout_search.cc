@@ -190,6 +190,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     if (experts_gcd % e == 0) ep_all.push_back(static_cast<int>(e));
   }
   const std::vector<int> eps = OrAll(space.ep, ep_all);
+  // etp (0: as tp): with expert layers, as tp and 1 (Megatron-LM's MoE parallel folding);
+  // without, nothing to split.
   std::vector<int64_t> sizes = space.micro_batch_sizes;
   if (sizes.empty()) {
     for (int64_t b = 1; b <= 64 && b <= N; b *= 2) sizes.push_back(b);
@@ -198,99 +200,114 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
 
   LayoutSearchResult result;
   std::vector<LayoutCandidate> estimates;
-  // Profiles by (tp, cp, ep, b), built on first use.
-  std::map<std::tuple<int, int, int, int64_t>, ProfileStats> profiles;
+  // Profiles by (tp, cp, ep, etp, b), built on first use.
+  std::map<std::tuple<int, int, int, int, int64_t>, ProfileStats> profiles;
   const std::optional<DType> dtype =
       base.profile.layers.empty() ? std::nullopt : std::optional<DType>(base.profile.dtype);
   for (int tp : tps) {
     for (int cp : cps) {
       if (G % (int64_t{tp} * cp) != 0) continue;
-      for (int ep : eps) {
-        for (int64_t b : sizes) {
-          const ProfileStats* stats = nullptr;
-          const int64_t rest = G / (int64_t{tp} * cp);
-          for (int64_t pp = 1; pp <= rest; ++pp) {
-            if (rest % pp != 0) continue;
-            if (!space.pp.empty() &&
-                std::find(space.pp.begin(), space.pp.end(), pp) == space.pp.end()) {
-              continue;
-            }
-            const int64_t dp = rest / pp;
-            if ((dp * cp) % ep != 0 || N % (dp * b) != 0) continue;
-            const int64_t m = N / (dp * b);
-            if (m > kMaxMicroBatches) continue;
-            if (stats == nullptr) {
-              ParallelLayout shard = space.software;
-              shard.tp = tp;
-              shard.cp = cp;
-              shard.ep = ep;
-              shard.gpus_per_node = static_cast<int>(K);
-              Result<Profile> profile = LayoutProfile(model, device, shard, b, dtype);
-              if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
-              ++result.profiles;
-              stats =
-                  &profiles.emplace(std::make_tuple(tp, cp, ep, b), StatsOf(std::move(*profile)))
-                       .first->second;
-            }
-            if (pp > stats->layers) break;
-            for (const std::string& schedule : space.schedules) {
-              const bool interleaved = schedule == "interleaved";
-              std::vector<int> vps = {1};
-              if (interleaved) {
-                if (pp < 2 || m % pp != 0) continue;
-                vps.clear();
-                for (int v : space.virtual_stages) {
-                  if (v >= 2 && pp * v <= stats->layers) vps.push_back(v);
-                }
+      std::vector<int> etps = {0};
+      if (experts_gcd > 0) {
+        if (!space.etp.empty()) {
+          etps.clear();
+          for (int e : space.etp) etps.push_back(e == tp ? 0 : e);
+        } else if (tp > 1) {
+          etps.push_back(1);
+        }
+      }
+      for (int etp : etps) {
+        const int64_t expert_tp = etp > 0 ? etp : tp;
+        for (int ep : eps) {
+          for (int64_t b : sizes) {
+            const ProfileStats* stats = nullptr;
+            const int64_t rest = G / (int64_t{tp} * cp);
+            for (int64_t pp = 1; pp <= rest; ++pp) {
+              if (rest % pp != 0) continue;
+              if (!space.pp.empty() &&
+                  std::find(space.pp.begin(), space.pp.end(), pp) == space.pp.end()) {
+                continue;
               }
-              for (int vp : vps) {
-                bool lower_fits = false;  // some lower ZeRO stage fits without recomputation
-                for (int zero : zeros) {
-                  ParallelLayout layout = space.software;
-                  layout.tp = tp;
-                  layout.cp = cp;
-                  layout.ep = ep;
-                  layout.pp = static_cast<int>(pp);
-                  layout.dp = static_cast<int>(dp);
-                  layout.vp = vp;
-                  layout.zero = zero;
-                  layout.gpus_per_node = static_cast<int>(K);
-                  const bool can_recompute = space.recompute_lever || space.recompute_all;
-                  for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
-                       ++again) {
-                    ++result.enumerated;
-                    if (zero >= 2 && lower_fits) {
-                      ++result.pruned_dominated;
-                      continue;
-                    }
-                    const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
-                    const Estimate e = EstimateOf(
-                        *stats, layout, static_cast<int>(m), again != 0, base.optimizer,
-                        auto_mode ? std::optional<double>(static_cast<double>(limit))
-                                  : std::nullopt);
-                    if (e.memory_floor > static_cast<double>(limit)) {
-                      ++result.pruned_memory;
-                      continue;
-                    }
-                    // Over the limit only as a balanced split: an uneven one may still fit.
-                    const bool tight = e.memory > static_cast<double>(limit);
-                    ++result.estimated;
-                    LayoutCandidate c;
-                    c.layout = layout;
-                    c.micro_batch_size = b;
-                    c.micro_batches = static_cast<int>(m);
-                    c.schedule = schedule;
-                    c.recompute = again != 0;
-                    c.estimate_ms = e.batch_ms;
-                    c.tight = tight;
-                    estimates.push_back(std::move(c));
-                    if (tight) continue;  // the next option (recomputation, ZeRO) may fit
-                    if (space.recompute_all) lower_fits = true;  // its only option fits
-                    if (again == 0) {
-                      lower_fits = true;
-                      result.pruned_dominated += can_recompute ? 1 : 0;
-                      result.enumerated += can_recompute ? 1 : 0;
-                      break;  // recomputation is never faster
+              const int64_t dp = rest / pp;
+              if ((tp * cp * dp) % (ep * expert_tp) != 0 || N % (dp * b) != 0) continue;
+              const int64_t m = N / (dp * b);
+              if (m > kMaxMicroBatches) continue;
+              if (stats == nullptr) {
+                ParallelLayout shard = space.software;
+                shard.tp = tp;
+                shard.cp = cp;
+                shard.ep = ep;
+                shard.etp = etp;
+                shard.gpus_per_node = static_cast<int>(K);
+                Result<Profile> profile = LayoutProfile(model, device, shard, b, dtype);
+                if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
+                ++result.profiles;
+                stats =
+                    &profiles
+                         .emplace(std::make_tuple(tp, cp, ep, etp, b), StatsOf(std::move(*profile)))
+                         .first->second;
+              }
+              if (pp > stats->layers) break;
+              for (const std::string& schedule : space.schedules) {
+                const bool interleaved = schedule == "interleaved";
+                std::vector<int> vps = {1};
+                if (interleaved) {
+                  if (pp < 2 || m % pp != 0) continue;
+                  vps.clear();
+                  for (int v : space.virtual_stages) {
+                    if (v >= 2 && pp * v <= stats->layers) vps.push_back(v);
+                  }
+                }
+                for (int vp : vps) {
+                  bool lower_fits = false;  // some lower ZeRO stage fits without recomputation
+                  for (int zero : zeros) {
+                    ParallelLayout layout = space.software;
+                    layout.tp = tp;
+                    layout.cp = cp;
+                    layout.ep = ep;
+                    layout.etp = etp;
+                    layout.pp = static_cast<int>(pp);
+                    layout.dp = static_cast<int>(dp);
+                    layout.vp = vp;
+                    layout.zero = zero;
+                    layout.gpus_per_node = static_cast<int>(K);
+                    const bool can_recompute = space.recompute_lever || space.recompute_all;
+                    for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
+                         ++again) {
+                      ++result.enumerated;
+                      if (zero >= 2 && lower_fits) {
+                        ++result.pruned_dominated;
+                        continue;
+                      }
+                      const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
+                      const Estimate e = EstimateOf(
+                          *stats, layout, static_cast<int>(m), again != 0, base.optimizer,
+                          auto_mode ? std::optional<double>(static_cast<double>(limit))
+                                    : std::nullopt);
+                      if (e.memory_floor > static_cast<double>(limit)) {
+                        ++result.pruned_memory;
+                        continue;
+                      }
+                      // Over the limit only as a balanced split: an uneven one may still fit.
+                      const bool tight = e.memory > static_cast<double>(limit);
+                      ++result.estimated;
+                      LayoutCandidate c;
+                      c.layout = layout;
+                      c.micro_batch_size = b;
+                      c.micro_batches = static_cast<int>(m);
+                      c.schedule = schedule;
+                      c.recompute = again != 0;
+                      c.estimate_ms = e.batch_ms;
+                      c.tight = tight;
+                      estimates.push_back(std::move(c));
+                      if (tight) continue;  // the next option (recomputation, ZeRO) may fit
+                      if (space.recompute_all) lower_fits = true;  // its only option fits
+                      if (again == 0) {
+                        lower_fits = true;
+                        result.pruned_dominated += can_recompute ? 1 : 0;
+                        result.enumerated += can_recompute ? 1 : 0;
+                        break;  // recomputation is never faster
+                      }
                     }
                   }
                 }
@@ -318,7 +335,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
   for (size_t i = 0; i < tries && planned.size() < space.exact; ++i) {
     LayoutCandidate c = estimates[i];
     const ProfileStats& stats =
-        profiles.at(std::make_tuple(c.layout.tp, c.layout.cp, c.layout.ep, c.micro_batch_size));
+        profiles.at(std::make_tuple(c.layout.tp, c.layout.cp, c.layout.ep, c.layout.etp,
+                                    c.micro_batch_size));
     PlanRequest r = base;
     r.search.reset();
     r.profile = stats.profile;

@@ -1,14 +1,16 @@
 // The search over every lever of a training step (`plan --stages auto --gpus-per-node K`, or
 // with --tp/--cp/--ep/--zero pinning some): tensor degree tp (divisors of K that divide every
 // block's heads), context degree cp (powers of two dividing the GPUs, the sequence a multiple
-// of 2 cp; 1 with unfused attention), expert degree ep (powers of two dividing every expert layer's expert count; 1
-// without expert layers), pipeline depth pp
+// of 2 cp; 1 with unfused attention), expert degree ep (powers of two dividing every expert
+// layer's expert count; 1 without expert layers) and the experts' tensor degree etp (as tp,
+// and 1 when tp > 1: Megatron-LM's MoE parallel folding; ep x etp dividing tp x cp x dp),
+// pipeline depth pp
 // (dividing G / (tp cp), at most the layers), dp = G / (tp cp pp), micro-batch size b (powers
 // of two up to 64 with N a multiple of dp b), virtual stages (interleaved), schedule,
 // recomputation and ZeRO stage, under each device's memory; ranked by time per global batch.
 //
 // Two passes (docs/cost-model.md, "Search over the layout"):
-//  1. Every candidate is estimated in O(1) from prefix sums of its (tp, cp, ep, b) profile
+//  1. Every candidate is estimated in O(1) from prefix sums of its (tp, cp, ep, etp, b) profile
 //     (one analytic profile each, shared by every candidate with those degrees): a balanced
 //     split's bottleneck max(total / chunks, largest layer) per chunk, the pipeline
 //     (m + (p - 1) / v) x device time plus 2 (chunks - 1) transfers, and the data-parallel
@@ -41,6 +43,8 @@ struct LeverSpace {
   int gpus_per_node = 8;     // K
   // Pinned levers: empty searches every value the header lists.
   std::vector<int> tp, cp, ep, pp, zero;
+  std::vector<int> etp;  // the experts' tensor degrees; a value equal to tp means "as tp"
+
   std::vector<int64_t> micro_batch_sizes;
   std::vector<int> virtual_stages = {2, 3, 4, 6, 8};  // interleaved's V
   std::vector<std::string> schedules = {"1f1b", "interleaved"};

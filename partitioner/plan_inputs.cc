@@ -61,7 +61,8 @@ Status ApplyLayout(const PlanInputs& inputs, const ProfileOptions& po, ProfileSo
   source->profile = std::move(*profile);
   source->origin = "analytic " + (po.device_file.empty() ? po.device : po.device_file) +
                    " at tp " + std::to_string(layout.tp) + ", cp " +
-                   std::to_string(layout.cp) + ", ep " + std::to_string(layout.ep);
+                   std::to_string(layout.cp) + ", ep " + std::to_string(layout.ep) +
+                   (layout.etp != 0 ? ", etp " + std::to_string(layout.etp) : "");
   return Status::Ok();
 }
 

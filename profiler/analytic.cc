@@ -72,6 +72,7 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
     layout.tp = options.par.tp;
     layout.cp = options.par.cp;
     layout.ep = options.par.ep;
+    layout.etp = options.par.etp;
     layout.sequence_parallel = options.par.sequence_parallel;
   }
   const Rates rates = timing.rates;

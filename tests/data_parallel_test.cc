@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "core/plan.h"
@@ -283,6 +284,52 @@ TEST(LayoutCli, BadLayoutsAreOneLineExitTwo) {
   EXPECT_NE(r.err.find("--tp 1 --cp 1 --ep 1"), std::string::npos) << r.err;
   r = testing::RunTool("plan " + dir + "/p.json --stages 2 --gpus-total 8 --micro-batches 4");
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// --etp 1 folds the expert group over the tensor ranks (Megatron-LM's MoE parallel
+// folding): ep 8 then fits tp 2 x dp 4, which alone it does not divide; the plan file keeps
+// etp, and the Megatron-LM flags carry it.
+TEST(LayoutCli, TheExpertGroupFoldsOverTheTensorRanksWithEtpOne) {
+  const std::string model = Models() + "mixtral-8x7b.json";
+  const std::string layout = " --stages 2 --tp 2 --ep 8 --gpus-total 16 --global-batch 64";
+  testing::CommandResult r = testing::RunTool("plan " + model + layout);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--etp 1"), std::string::npos) << r.err;
+  r = testing::RunTool("plan " + model + layout + " --etp 3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("tp x cp x dp = 8"), std::string::npos) << r.err;
+
+  const std::string dir = testing::TempDir();
+  r = testing::RunTool("plan " + model + layout + " --etp 1 -o " + dir + "/plan.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("ep 8, etp 1, dp 4"), std::string::npos) << r.out;
+  const Json plan = Json::parse(testing::ReadText(dir + "/plan.json"));
+  EXPECT_EQ(plan["parallelism"]["etp"], 1);
+  r = testing::RunTool("export " + dir + "/plan.json --to megatron");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\n--expert-tensor-parallel-size 1\n"), std::string::npos) << r.out;
+  // Given as tp, etp is tp: the plan file leaves it out.
+  r = testing::RunTool("plan " + Models() + "mixtral-8x7b.json --stages 2 --tp 2 --ep 4"
+                       " --etp 2 --gpus-total 16 --global-batch 64 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(Json::parse(r.out)["parallelism"].contains("etp"));
+  std::filesystem::remove_all(dir);
+}
+
+// The search pulls the etp lever for MoE models: with tp 2 and ep 16 pinned on 16 GPUs only
+// the folded grid fits (ep 16 divides no dp x cp of 8 ranks).
+TEST(LayoutCli, TheSearchFoldsTheExpertGroupWhenOnlyThatFits) {
+  const testing::CommandResult r = testing::RunTool(
+      "plan " + Models() + "qwen3-30b-a3b.json --stages auto --tp 2 --ep 16 --gpus-total 16 "
+      "--global-batch 256 --gpus-per-node 8 --device h100 --dtype fp8");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t first = r.out.find("\n1\ttp=2 ");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  const std::string row = r.out.substr(first + 1, r.out.find('\n', first + 1) - first - 1);
+  EXPECT_NE(row.find(" ep=16 etp=1 "), std::string::npos) << row;
+  EXPECT_NE(r.out.find("\nparallelism: tp 2, "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(", ep 16, etp 1, "), std::string::npos) << r.out;
 }
 
 // The same split under ZeRO 0 and ZeRO 1 over dp = 8: each stage's peak differs by its

@@ -559,5 +559,26 @@ TEST(LayoutExport, TorchTitanParallelismSettings) {
   }
 }
 
+// The experts' own tensor degree: Megatron-LM takes it as --expert-tensor-parallel-size
+// (default: the tensor degree); torchtitan's expert mesh always folds the tensor ranks in
+// (parallel_dims.py), so only etp 1 can be expressed there.
+TEST(LayoutExport, TheExpertsTensorDegreeTravelsWhereItCan) {
+  Plan plan = LayoutPlan(1);
+  plan.parallelism->ep = 2;
+  const std::string as_tp = Export(plan, "megatron");
+  EXPECT_EQ(FlagValue(as_tp, "--expert-model-parallel-size"), 2) << as_tp;
+  EXPECT_EQ(as_tp.find("--expert-tensor-parallel-size"), std::string::npos) << as_tp;
+  Result<std::string> titan = FindExporter("torchtitan")->Export(plan, {});
+  ASSERT_FALSE(titan.ok());
+  EXPECT_NE(titan.message().find("--etp 1"), std::string::npos) << titan.message();
+
+  plan.parallelism->etp = 1;
+  const std::string folded = Export(plan, "megatron");
+  EXPECT_EQ(FlagValue(folded, "--expert-tensor-parallel-size"), 1) << folded;
+  const std::string text = Export(plan, "torchtitan");
+  EXPECT_NE(text.find("\nexpert_parallel_degree = 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ntensor_parallel_degree = 2\n"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace pp

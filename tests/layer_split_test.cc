@@ -36,9 +36,9 @@ Model WithBlock(const std::string& block, const std::string& input) {
                      input);
 }
 
-KernelOptions Par(int tp, int cp, int ep, bool sp, bool flash = false) {
+KernelOptions Par(int tp, int cp, int ep, bool sp, bool flash = false, int etp = 0) {
   KernelOptions o;
-  o.par = ShardDegrees{tp, cp, ep, sp};
+  o.par = ShardDegrees{tp, cp, ep, sp, etp};
   o.flash_attention = flash;
   return o;
 }
@@ -91,17 +91,22 @@ TEST(LayerSplit, ExpertProductsSplitOverTensorRanksAndStayPerTokenOverExpertRank
   EXPECT_EQ(whole.at("expert_fc2"), 2.0 * 32 * 12 * 8);
   EXPECT_EQ(whole.at("router"), 2.0 * 16 * 8 * 8);
   for (int tp : {1, 2}) {
-    for (int ep : {1, 2, 4}) {
-      const auto rank =
-          FlopsByName(ListKernels(block, m.input, DType::kBf16, Par(tp, 1, ep, true)));
-      // Each expert rank computes as many token copies as it sends out (balanced routing),
-      // each expert's width split over the tensor ranks.
-      for (const char* name : {"expert_gate_up", "expert_fc2", "expert_gate_up_dgrad",
-                               "expert_fc2_dgrad", "expert_gate_up_wgrad", "expert_fc2_wgrad",
-                               "shared_gate_up", "shared_fc2"}) {
-        EXPECT_EQ(rank.at(name) * tp, whole.at(name)) << name << " tp " << tp << " ep " << ep;
+    for (int etp : {0, 1}) {  // the experts' width split as tp, or whole (folded)
+      for (int ep : {1, 2, 4}) {
+        const auto rank = FlopsByName(
+            ListKernels(block, m.input, DType::kBf16, Par(tp, 1, ep, true, false, etp)));
+        // Each tensor rank routes its sequence-parallel share; each expert rank computes as
+        // many token copies as the expert group sends out for its experts (balanced routing),
+        // gathered over the expert tensor ranks, each expert's width split over them: a
+        // tp-th of the whole either way. The shared experts split over tp as a dense MLP.
+        for (const char* name : {"expert_gate_up", "expert_fc2", "expert_gate_up_dgrad",
+                                 "expert_fc2_dgrad", "expert_gate_up_wgrad", "expert_fc2_wgrad",
+                                 "shared_gate_up", "shared_fc2", "router", "router_dgrad",
+                                 "router_wgrad"}) {
+          EXPECT_EQ(rank.at(name) * tp, whole.at(name))
+              << name << " tp " << tp << " etp " << etp << " ep " << ep;
+        }
       }
-      EXPECT_EQ(rank.at("router"), whole.at("router"));  // every tensor rank routes its rows
     }
   }
 }
@@ -143,6 +148,12 @@ TEST(LayerSplit, RankParametersSumToTheWholeCount) {
   // over the tensor ranks and repeated over the expert ranks.
   EXPECT_EQ(4 * (kind.RankParamCount(mb, both) - 32 - 8 * 4) - attention_whole + 32 + 8 * 4,
             kind.ParamCount(mb));
+  // Folded (etp 1): each rank holds its two experts whole; the four ranks (2 tensor x 2
+  // expert-data) then hold every expert weight twice, and the attention's halves twice.
+  const ShardDegrees folded{2, 1, 2, true, 1};
+  EXPECT_EQ(kind.RankParamCount(mb, folded), 32 + attention_whole / 2 + 8 * 4 + 2 * 3 * 8 * 6);
+  EXPECT_EQ(4 * (kind.RankParamCount(mb, folded) - 32 - 8 * 4) - 2 * attention_whole,
+            2 * 4 * 3 * 8 * 6);
 
   // The embedding and the head split their vocabulary; the sums are the whole tables.
   for (size_t i : {size_t{0}, size_t{3}}) {
@@ -340,6 +351,77 @@ TEST(LayerSplit, CollectivesOfOneSmallBlock) {
   const LayerKernels one = ListKernels(block, m.input, DType::kBf16);
   EXPECT_TRUE(one.forward_comm.empty() && one.backward_input_comm.empty() &&
               one.backward_weight_comm.empty());
+}
+
+// Megatron-LM's all-to-all token dispatcher under tensor parallelism with sequence
+// parallelism: each rank routes its own share of the rows, sends the copies over the expert
+// group, gathers them over the expert tensor group when etp > 1 and scatters the experts'
+// output back before the combine; the shared experts gather and scatter over the tensor group
+// as a dense MLP does, and the layer's output stays the sequence-parallel share.
+TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
+  using K = CollectiveKind;
+  using G = CommGroup;
+  const Model m = WithBlock(R"("heads": 4, "experts": 4, "top_k": 2, "expert_ffn": 6,
+      "mlp": "swiglu", "bias": false)", kInput);
+  const Model shared = WithBlock(R"("heads": 4, "experts": 4, "top_k": 2, "expert_ffn": 6,
+      "shared_experts": 1, "shared_ffn": 4, "mlp": "swiglu", "bias": false)", kInput);
+  // 16 rows, tp 2: a rank routes 8, whose 16 copies of 8 words of 2 bytes cross the expert
+  // group; ep 2 sends a rank the copies of its 2 of 4 experts from both members: 16.
+  const double copies = 8 * 2 * 8 * 2;
+  const double x = 16 * 8 * 2;  // the gathered rows of the shared experts
+  auto mlp_only = [](const std::vector<Collective>& all) {
+    std::vector<Collective> out;
+    for (const Collective& c : all) {
+      const std::string_view n = c.name;
+      if (n.substr(0, 3) == "moe" || n.substr(0, 6) == "shared") out.push_back(c);
+    }
+    return out;
+  };
+  // etp as tp (2): the 16 received copies are gathered over the 2 expert tensor ranks.
+  const double gathered = 2 * 16 * 8 * 2;
+  const LayerKernels etp2 =
+      ListKernels(m.layers[1], m.input, DType::kBf16, Par(2, 1, 2, true, false));
+  ExpectComm(mlp_only(etp2.forward_comm),
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"moe_etp_allgather", K::kAllGather, G::kExpertTensor, gathered, ""},
+              {"moe_etp_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, ""},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  ExpectComm(mlp_only(etp2.backward_input_comm),
+             {{"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"moe_etp_dgrad_allgather", K::kAllGather, G::kExpertTensor, gathered, ""},
+              {"moe_etp_dgrad_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, ""},
+              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  // No dense MLP collective: the routed experts never gather the whole rows.
+  for (const Collective& c : etp2.forward_comm) {
+    EXPECT_NE(c.name, "fc1_allgather");
+    EXPECT_NE(c.name, "fc2_reducescatter");
+  }
+  // etp 1: nothing to gather; each rank computes its 16 received copies at full width.
+  const LayerKernels etp1 =
+      ListKernels(m.layers[1], m.input, DType::kBf16, Par(2, 1, 2, true, false, 1));
+  ExpectComm(mlp_only(etp1.forward_comm),
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  // The shared experts: a dense MLP over the tensor ranks.
+  const LayerKernels sh =
+      ListKernels(shared.layers[1], shared.input, DType::kBf16, Par(2, 1, 2, true, false, 1));
+  ExpectComm(mlp_only(sh.forward_comm),
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"shared_fc1_allgather", K::kAllGather, G::kTensor, x, ""},
+              {"shared_fc2_reducescatter", K::kReduceScatter, G::kTensor, x, ""}});
+  ExpectComm(mlp_only(sh.backward_input_comm),
+             {{"shared_fc2_dgrad_allgather", K::kAllGather, G::kTensor, x, ""},
+              {"shared_fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, ""},
+              {"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  // The block hands on its sequence-parallel share either way.
+  for (int etp : {0, 1}) {
+    EXPECT_EQ(AnalyticLayerMemory(m.layers[1], m.input, DType::kBf16,
+                                  Par(2, 1, 2, true, false, etp))
+                  .output_bytes,
+              x / 2);
+  }
 }
 
 TEST(LayerSplit, ExpertAllToAllsAndTheVocabularyParallelEnds) {

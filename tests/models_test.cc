@@ -35,7 +35,7 @@ TEST(ModelsTest, EveryFileLoads) {
                                              "gpt2-large", "gpt2-xl",     "bert-large",
                                              "llama-7b",   "uneven-vocab",
                                              "llama3-8b",  "llama3-70b",  "llama3.1-405b",
-                                             "mixtral-8x7b", "qwen3-30b-a3b"};
+                                             "mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b"};
   std::vector<std::string> found;
   for (const auto& entry :
        std::filesystem::directory_iterator(std::string(PP_SOURCE_DIR) + "/models")) {
@@ -87,6 +87,8 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
       // Qwen/Qwen3-30B-A3B's safetensors total, 30.5B in the Qwen3 report (q/k norms and the
       // 128 experts of every layer counted).
       {"qwen3-30b-a3b", 30532122624, true},
+      // Qwen/Qwen3-235B-A22B: "235B in total" (its model card and the Qwen3 report).
+      {"qwen3-235b-a22b", 235000000000, false},
   };
   for (const Published& p : kPublished) {
     const Model m = LoadOrFail(p.model);
@@ -119,6 +121,13 @@ TEST(ModelsTest, ActiveParametersOfTheMixturesOfExperts) {
       {"mixtral-8x7b", 32, 4096, 14336, 8, 2,
        int64_t{32} * (4096 * 6144 + 4096 * 4096 + 8192 + 4096 * 8 + 2 * 3 * 4096 * 14336) +
            2 * 32000 * 4096 + 4096},
+      // 94 x (attention 4096 x (8192 + 2 x 512) + 8192 x 4096 + q/k norms 256 + norms 8192 +
+      // router 4096 x 128 + 8 x 3 x 4096 x 1536) + 2 x 151936 x 4096 + 4096: the report's
+      // "22B activated".
+      {"qwen3-235b-a22b", 94, 4096, 1536, 128, 8,
+       int64_t{94} * (4096 * 9216 + 8192 * 4096 + 256 + 8192 + 4096 * 128 +
+                      8 * 3 * 4096 * 1536) +
+           2 * 151936 * 4096 + 4096},
   };
   for (const Case& c : cases) {
     const Model m = LoadOrFail(c.model);

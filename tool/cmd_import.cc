@@ -39,7 +39,8 @@ int RunImport(const ImportFlags& f) {
 
 Handler SetupImport(CLI::App& sub) {
   auto f = std::make_shared<ImportFlags>();
-  sub.add_option("config", f->config, "A Hugging Face config.json (gpt2, bert or llama)")
+  sub.add_option("config", f->config,
+                 "A Hugging Face config.json (model_type " + ImportableModelTypes() + ")")
       ->required();
   sub.add_option("-o,--output", f->output, "Write the model file here ('-' for stdout only)");
   sub.add_option("--name", f->name, "Model name (default: the config's _name_or_path, else "
@@ -48,7 +49,7 @@ Handler SetupImport(CLI::App& sub) {
                                           "length)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   sub.add_option("--micro-batch-size", f->micro_batch_size,
-                 "Sequences per micro-batch (default: 8 for gpt2 and bert, 1 for llama)")
+                 "Sequences per micro-batch (default: 8 for gpt2 and bert, 1 for the others)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   return [f] { return RunImport(*f); };
 }

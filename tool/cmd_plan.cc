@@ -53,8 +53,8 @@ struct PlanFlags {
   std::string dtype;
   std::string compare_to;
   std::string tolerance = "2%";
-  // The layout beside the pipeline (--tp, --cp, --ep, --zero); given ones are counted.
-  int tp = 1, cp = 1, ep = 1, zero = 0;
+  // The layout beside the pipeline (--tp, --cp, --ep, --zero, --etp); given ones are counted.
+  int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce); given ones count as layout flags too.
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on";
@@ -137,6 +137,7 @@ int RunLayout(PlanFlags f) {
   layout.tp = f.tp;
   layout.cp = f.cp;
   layout.ep = f.ep;
+  layout.etp = f.etp == f.tp ? 0 : f.etp;
   layout.zero = f.zero;
   layout.pp = f.stages;
   ApplySoftware(f, &layout);
@@ -148,9 +149,14 @@ int RunLayout(PlanFlags f) {
                 "--cp = " + std::to_string(ranks));
   }
   layout.dp = static_cast<int>(gpus / ranks);
-  if ((int64_t{layout.dp} * layout.cp) % layout.ep != 0) {
-    return Fail("--ep " + std::to_string(f.ep) + " must divide dp x cp = " +
-                std::to_string(int64_t{layout.dp} * layout.cp));
+  if (!ExpertGridFits(layout)) {
+    const int64_t stage = int64_t{layout.tp} * layout.cp * layout.dp;
+    return Fail(layout.etp == 0
+                    ? "--ep " + std::to_string(f.ep) + " must divide dp x cp = " +
+                          std::to_string(int64_t{layout.dp} * layout.cp) +
+                          " (or give --etp 1 to fold the experts over the tensor ranks too)"
+                    : "--ep " + std::to_string(f.ep) + " x --etp " + std::to_string(f.etp) +
+                          " must divide tp x cp x dp = " + std::to_string(stage));
   }
   if (f.global_batch != 0) {
     // The micro-batch size: the flag's, else the model's (read once here).
@@ -337,6 +343,7 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.layout_options[1]->count() > 0) space.cp = {f.cp};
   if (f.layout_options[2]->count() > 0) space.ep = {f.ep};
   if (f.layout_options[3]->count() > 0) space.zero = {f.zero};
+  if (f.layout_options[7]->count() > 0) space.etp = {f.etp};
   if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
   ApplySoftware(f, &space.software);
   space.recompute_all = f.recompute == "all";
@@ -520,7 +527,8 @@ Handler SetupPlan(CLI::App& sub) {
           ->check(CLI::Range(1, 1 << 16)),
       sub.add_option("--cp", f->cp, "Context-parallel degree (the sequence split, ring K/V)")
           ->check(CLI::Range(1, 1 << 16)),
-      sub.add_option("--ep", f->ep, "Expert-parallel degree (MoE models; divides dp x cp)")
+      sub.add_option("--ep", f->ep,
+                     "Expert-parallel degree (MoE models; ep x etp divides tp x cp x dp)")
           ->check(CLI::Range(1, 1 << 16)),
       sub.add_option("--zero", f->zero,
                      "ZeRO stage over the data-parallel ranks: 0 (all-reduce), 1 (distributed "
@@ -537,7 +545,12 @@ Handler SetupPlan(CLI::App& sub) {
       sub.add_option("--overlap-grad-reduce", f->overlap_grad_reduce,
                      "Data-parallel gradient reduction under the last backward: on (the "
                      "default) or off (after the pipeline drains, whole)")
-          ->check(CLI::IsMember({"on", "off"}))};
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--etp", f->etp,
+                     "The routed experts' tensor-parallel degree (Megatron-LM's "
+                     "--expert-tensor-parallel-size; default: as --tp); 1 folds the expert "
+                     "group over the tensor ranks too")
+          ->check(CLI::Range(1, 1 << 16))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,

@@ -24,7 +24,7 @@ const std::vector<Command>& Commands() {
        "pp-partition export plan.json --to torch --module-prefix block=transformer.h", SetupExport},
       {"compare", "Compare two plans and fail (exit 1) on a regression",
        "pp-partition compare base.plan.json new.plan.json --tolerance 2%", SetupCompare},
-      {"import", "Turn a Hugging Face config.json (gpt2, bert, llama) into a model file",
+      {"import", "Turn a Hugging Face config.json into a model file",
        "pp-partition import config.json --name gpt2-xl -o models/gpt2-xl.json", SetupImport},
   };
   return kCommands;

@@ -104,7 +104,8 @@ std::string StageLabel(const StagePlan& s) {
 // "tp 8, pp 4, cp 1, ep 1, dp 32, vp 1, zero 1"
 std::string LayoutLine(const ParallelLayout& l) {
   return "tp " + std::to_string(l.tp) + ", pp " + std::to_string(l.pp) + ", cp " +
-         std::to_string(l.cp) + ", ep " + std::to_string(l.ep) + ", dp " + std::to_string(l.dp) +
+         std::to_string(l.cp) + ", ep " + std::to_string(l.ep) +
+         (l.etp != 0 ? ", etp " + std::to_string(l.etp) : "") + ", dp " + std::to_string(l.dp) +
          ", vp " + std::to_string(l.vp) + ", zero " + std::to_string(l.zero) +
          (l.tp > 1 && l.sequence_parallel ? ", sequence parallel" : "") +
          (l.fused_attention ? "" : ", unfused attention") +

@@ -20,10 +20,12 @@ struct MlpSplit {
   RankSplit r;
   double f = 0;         // dense: fc1's output width on this rank
   double local = 0;     // experts on this rank
-  double expert_f = 0;  // one expert's width on this rank
-  double shared_f = 0;  // the shared experts' width together on this rank
-  double tokens = 0;    // token copies this rank's experts compute (balanced routing)
-  double copies = 0;    // token copies this rank's tokens send out: rows x top_k
+  double expert_f = 0;  // one expert's width on this rank (split over etp)
+  double shared_f = 0;  // the shared experts' width together on this rank (split over tp)
+  double routed = 0;    // rows this rank routes: its sequence-parallel share (sp_rows)
+  double copies = 0;    // token copies this rank's rows send out: routed x top_k
+  double received = 0;  // copies the expert group sends this rank (balanced routing)
+  double tokens = 0;    // rows this rank's experts compute: received, gathered over etp
   double experts = 0, top_k = 0;
 };
 MlpSplit SplitOf(const Layer& l, const KernelShape& sh) {
@@ -33,12 +35,14 @@ MlpSplit SplitOf(const Layer& l, const KernelShape& sh) {
   if (l.experts > 0) {
     const int64_t local = Share(l.experts, m.r.ep);
     m.local = static_cast<double>(local);
-    m.expert_f = static_cast<double>(Share(l.expert_ffn, m.r.tp));
+    m.expert_f = static_cast<double>(Share(l.expert_ffn, m.r.etp));
     m.shared_f = static_cast<double>(l.shared_experts * Share(l.shared_ffn, m.r.tp));
     m.experts = static_cast<double>(l.experts);
     m.top_k = static_cast<double>(l.top_k);
-    m.copies = m.r.rows * m.top_k;
-    m.tokens = m.copies * static_cast<double>(m.r.ep * local) / m.experts;
+    m.routed = m.r.sp_rows;
+    m.copies = m.routed * m.top_k;
+    m.received = m.copies * static_cast<double>(m.r.ep * local) / m.experts;
+    m.tokens = m.received * static_cast<double>(m.r.etp);
   }
   return m;
 }
@@ -114,6 +118,9 @@ Collective Tensor(std::string_view name, CollectiveKind kind, double bytes) {
 Collective Expert(std::string_view name, double bytes) {
   return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, ""};
 }
+Collective ExpertTensor(std::string_view name, CollectiveKind kind, double bytes) {
+  return {name, kind, CommGroup::kExpertTensor, bytes, ""};
+}
 
 }  // namespace
 
@@ -121,7 +128,7 @@ int64_t MlpRankParams(const Layer& l, const ShardDegrees& par) {
   const int64_t tp = std::max(1, par.tp);
   if (l.experts == 0) return MlpParams(l, Share(l.ffn, tp));
   return l.hidden * l.experts  // the router, whole on every rank
-         + Share(l.experts, par.ep) * MlpParams(l, Share(l.expert_ffn, tp)) +
+         + Share(l.experts, par.ep) * MlpParams(l, Share(l.expert_ffn, par.expert_tp())) +
          l.shared_experts * MlpParams(l, Share(l.shared_ffn, tp));
 }
 
@@ -130,7 +137,7 @@ double MlpActivationElements(const Layer& l, const KernelShape& sh) {
   const double per_width = Gelu(l) ? 2 : 3;  // fc1 and gelu outputs, or gate, up and product
   if (l.experts == 0) return m.r.rows * m.f * per_width;
   const double h = static_cast<double>(l.hidden);
-  return m.r.rows * m.experts               // the router's probabilities
+  return m.routed * m.experts               // the router's probabilities
          + m.copies                         // the top-k weights
          + m.tokens * h                     // the experts' inputs (permuted tokens)
          + m.tokens * m.expert_f * per_width  // the experts' fc1 outputs
@@ -147,41 +154,60 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const double h = static_cast<double>(l.hidden);
   const double x = m.r.rows * h * sh.e;  // one [N/cp x h] tensor
   std::vector<Kernel>& fwd = k->forward;
-  if (m.r.sp) k->forward_comm.push_back(Tensor("fc1_allgather", CollectiveKind::kAllGather, x));
   if (l.experts == 0) {
+    if (m.r.sp) k->forward_comm.push_back(Tensor("fc1_allgather", CollectiveKind::kAllGather, x));
     const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
     fwd.push_back(p.fc1.forward);
     fwd.push_back(p.act);
     fwd.push_back(p.fc2.forward);
-  } else {
-    const double copies = m.copies * h * sh.e;  // the permuted token copies
-    const double expert_out = m.tokens * h * sh.e;
-    fwd.push_back(GemmKernel("router", m.r.rows, h, m.experts, sh.e));
-    // Reads the logits; writes the probabilities, the top-k weights and int32 ids.
-    fwd.push_back(MemoryKernel("router_topk", 2 * m.r.rows * m.experts * sh.e +
-                                                  m.copies * (sh.e + 4)));
-    // Reads the tokens and ids; writes top_k copies of each, grouped by expert.
-    fwd.push_back(MemoryKernel("permute", x + m.copies * 4 + copies));
-    if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_dispatch_alltoall", copies));
-    const DensePieces e = Experts(l, sh, m);
-    fwd.push_back(e.fc1.forward);
-    fwd.push_back(e.act);
-    fwd.push_back(e.fc2.forward);
-    if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_combine_alltoall", copies));
-    // Reads the experts' outputs and the weights; writes their weighted sum per token.
-    fwd.push_back(MemoryKernel("unpermute", expert_out + m.copies * sh.e + x));
-    if (l.shared_experts > 0) {
-      const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
-      fwd.push_back(s.fc1.forward);
-      fwd.push_back(s.act);
-      fwd.push_back(s.fc2.forward);
-      fwd.push_back(MemoryKernel("shared_add", 3 * x));
+    if (m.r.tp > 1) {
+      k->forward_comm.push_back(
+          m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
+                 : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
     }
+    return;
   }
-  if (m.r.tp > 1) {
+  const double own = m.routed * h * sh.e;     // the rows this rank routes
+  const double copies = m.copies * h * sh.e;  // their permuted token copies
+  const double gathered = m.tokens * h * sh.e;
+  fwd.push_back(GemmKernel("router", m.routed, h, m.experts, sh.e));
+  // Reads the logits; writes the probabilities, the top-k weights and int32 ids.
+  fwd.push_back(MemoryKernel("router_topk", 2 * m.routed * m.experts * sh.e +
+                                                m.copies * (sh.e + 4)));
+  // Reads the tokens and ids; writes top_k copies of each, grouped by expert.
+  fwd.push_back(MemoryKernel("permute", own + m.copies * 4 + copies));
+  if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_dispatch_alltoall", copies));
+  if (m.r.etp > 1) {
     k->forward_comm.push_back(
-        m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
-               : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
+        ExpertTensor("moe_etp_allgather", CollectiveKind::kAllGather, gathered));
+  }
+  const DensePieces e = Experts(l, sh, m);
+  fwd.push_back(e.fc1.forward);
+  fwd.push_back(e.act);
+  fwd.push_back(e.fc2.forward);
+  if (m.r.etp > 1) {
+    k->forward_comm.push_back(
+        ExpertTensor("moe_etp_reducescatter", CollectiveKind::kReduceScatter, gathered));
+  }
+  if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_combine_alltoall", copies));
+  // Reads the copies' outputs and the weights; writes their weighted sum per token.
+  fwd.push_back(MemoryKernel("unpermute", copies + m.copies * sh.e + own));
+  if (l.shared_experts > 0) {
+    // A dense MLP over the tensor ranks: gathered from and scattered back to the
+    // sequence-parallel share.
+    if (m.r.sp) {
+      k->forward_comm.push_back(Tensor("shared_fc1_allgather", CollectiveKind::kAllGather, x));
+    }
+    const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
+    fwd.push_back(s.fc1.forward);
+    fwd.push_back(s.act);
+    fwd.push_back(s.fc2.forward);
+    if (m.r.tp > 1) {
+      k->forward_comm.push_back(
+          m.r.sp ? Tensor("shared_fc2_reducescatter", CollectiveKind::kReduceScatter, x)
+                 : Tensor("shared_fc2_allreduce", CollectiveKind::kAllReduce, x));
+    }
+    fwd.push_back(MemoryKernel("shared_add", 3 * own));
   }
 }
 
@@ -190,50 +216,67 @@ void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const double h = static_cast<double>(l.hidden);
   const double x = m.r.rows * h * sh.e;
   std::vector<Kernel>& bwd = k->backward_input;
-  if (m.r.sp) {
-    k->backward_input_comm.push_back(
-        Tensor("fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
-  }
   if (l.experts == 0) {
+    if (m.r.sp) {
+      k->backward_input_comm.push_back(
+          Tensor("fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
+    }
     const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
     bwd.push_back(p.fc2.input_grad);
     bwd.push_back(p.act_grad);
     bwd.push_back(p.fc1.input_grad);
-  } else {
-    const double copies = m.copies * h * sh.e;
-    const double expert_out = m.tokens * h * sh.e;
-    if (l.shared_experts > 0) {
-      const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
-      bwd.push_back(s.fc2.input_grad);
-      bwd.push_back(s.act_grad);
-      bwd.push_back(s.fc1.input_grad);
+    if (m.r.tp > 1) {
+      k->backward_input_comm.push_back(
+          m.r.sp ? Tensor("fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
+                 : Tensor("fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
     }
-    // Reads dy, the experts' outputs and the weights; writes the experts' output gradients
-    // and the weights' gradients.
-    bwd.push_back(MemoryKernel("unpermute_dgrad",
-                               x + 2 * expert_out + 2 * m.copies * sh.e));
-    if (m.r.ep > 1) k->backward_input_comm.push_back(Expert("moe_combine_dgrad_alltoall", copies));
-    const DensePieces e = Experts(l, sh, m);
-    bwd.push_back(e.fc2.input_grad);
-    bwd.push_back(e.act_grad);
-    bwd.push_back(e.fc1.input_grad);
-    if (m.r.ep > 1) {
-      k->backward_input_comm.push_back(Expert("moe_dispatch_dgrad_alltoall", copies));
-    }
-    // Reads the copies' gradients and the ids; writes the tokens' gradient.
-    bwd.push_back(MemoryKernel("permute_dgrad", copies + m.copies * 4 + x));
-    // Reads the weights' gradients and the probabilities; writes the logits' gradient.
-    bwd.push_back(MemoryKernel("router_topk_dgrad",
-                               m.copies * sh.e + 2 * m.r.rows * m.experts * sh.e));
-    bwd.push_back(GemmKernel("router_dgrad", m.r.rows, m.experts, h, sh.e));
-    // Sums the router's, the experts' (and the shared experts') input gradients.
-    bwd.push_back(MemoryKernel("moe_grad_add", (l.shared_experts > 0 ? 4 : 3) * x));
+    return;
   }
-  if (m.r.tp > 1) {
+  const double own = m.routed * h * sh.e;
+  const double copies = m.copies * h * sh.e;
+  const double gathered = m.tokens * h * sh.e;
+  if (l.shared_experts > 0) {
+    if (m.r.sp) {
+      k->backward_input_comm.push_back(
+          Tensor("shared_fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
+    }
+    const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
+    bwd.push_back(s.fc2.input_grad);
+    bwd.push_back(s.act_grad);
+    bwd.push_back(s.fc1.input_grad);
+    if (m.r.tp > 1) {
+      k->backward_input_comm.push_back(
+          m.r.sp ? Tensor("shared_fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
+                 : Tensor("shared_fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
+    }
+  }
+  // Reads dy, the copies' outputs and the weights; writes the copies' output gradients and
+  // the weights' gradients.
+  bwd.push_back(MemoryKernel("unpermute_dgrad", own + 2 * copies + 2 * m.copies * sh.e));
+  if (m.r.ep > 1) k->backward_input_comm.push_back(Expert("moe_combine_dgrad_alltoall", copies));
+  if (m.r.etp > 1) {
     k->backward_input_comm.push_back(
-        m.r.sp ? Tensor("fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
-               : Tensor("fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
+        ExpertTensor("moe_etp_dgrad_allgather", CollectiveKind::kAllGather, gathered));
   }
+  const DensePieces e = Experts(l, sh, m);
+  bwd.push_back(e.fc2.input_grad);
+  bwd.push_back(e.act_grad);
+  bwd.push_back(e.fc1.input_grad);
+  if (m.r.etp > 1) {
+    k->backward_input_comm.push_back(
+        ExpertTensor("moe_etp_dgrad_reducescatter", CollectiveKind::kReduceScatter, gathered));
+  }
+  if (m.r.ep > 1) {
+    k->backward_input_comm.push_back(Expert("moe_dispatch_dgrad_alltoall", copies));
+  }
+  // Reads the copies' gradients and the ids; writes the tokens' gradient.
+  bwd.push_back(MemoryKernel("permute_dgrad", copies + m.copies * 4 + own));
+  // Reads the weights' gradients and the probabilities; writes the logits' gradient.
+  bwd.push_back(MemoryKernel("router_topk_dgrad",
+                             m.copies * sh.e + 2 * m.routed * m.experts * sh.e));
+  bwd.push_back(GemmKernel("router_dgrad", m.routed, m.experts, h, sh.e));
+  // Sums the router's, the experts' (and the shared experts') input gradients.
+  bwd.push_back(MemoryKernel("moe_grad_add", (l.shared_experts > 0 ? 4 : 3) * own));
 }
 
 void AddMlpWeightGrads(const Layer& l, const KernelShape& sh, LayerKernels* k) {
@@ -253,7 +296,7 @@ void AddMlpWeightGrads(const Layer& l, const KernelShape& sh, LayerKernels* k) {
     AddWeightGrads(s.fc1, k);
   }
   k->backward_weight.push_back(
-      GemmKernel("router_wgrad", static_cast<double>(l.hidden), m.r.rows, m.experts, sh.e));
+      GemmKernel("router_wgrad", static_cast<double>(l.hidden), m.routed, m.experts, sh.e));
 }
 
 }  // namespace pp

@@ -4,9 +4,13 @@
 // and up fused, h -> 2f), the activation and fc2 (f -> h), fc1 column-split and fc2 row-split
 // over the tensor ranks. A mixture of experts is a router (h -> experts, softmax, top-k), a
 // permutation of each token's top_k copies to their experts, the experts' MLPs as grouped
-// GEMMs (each expert's width split over the tensor ranks, the experts divided over the expert
-// ranks), the weighted un-permutation back, plus the shared experts as one dense MLP of width
-// shared_experts x shared_ffn.
+// GEMMs (the experts divided over the expert ranks, each expert's width split over the etp
+// expert tensor ranks), the weighted un-permutation back, plus the shared experts as one dense
+// MLP of width shared_experts x shared_ffn, split over the tensor ranks as a dense MLP is.
+// A rank routes only its own rows (its sequence-parallel share under tp), as Megatron-LM's
+// all-to-all token dispatcher does (megatron/core/transformer/moe/token_dispatcher.py): the
+// copies go to their experts' ranks over the expert group, are gathered over the expert
+// tensor group when etp > 1, and come back the same way reversed.
 #pragma once
 
 #include <cstdint>

@@ -50,6 +50,7 @@ RankSplit RankSplitOf(const KernelShape& sh) {
   r.tp = std::max(1, sh.par.tp);
   r.cp = std::max(1, sh.par.cp);
   r.ep = std::max(1, sh.par.ep);
+  r.etp = std::max(1, sh.par.expert_tp());
   r.sp = r.tp > 1 && sh.par.sequence_parallel;
   r.rows = sh.n / static_cast<double>(r.cp);
   r.sp_rows = r.sp ? r.rows / static_cast<double>(r.tp) : r.rows;

@@ -43,6 +43,7 @@ void AddPiece(const Piece& p, LayerKernels* k);
 // One rank's share of a micro-batch under sh.par (docs/analytic.md, "Under parallelism").
 struct RankSplit {
   int64_t tp = 1, cp = 1, ep = 1;
+  int64_t etp = 1;     // the routed experts' tensor degree (ShardDegrees::expert_tp)
   bool sp = false;     // sequence parallelism in effect: tp > 1 and par.sequence_parallel
   double rows = 0;     // rows of the tensor-parallel region (matrix products): N / cp
   double sp_rows = 0;  // rows of the parts outside it (norms, residual adds): rows / tp with

@@ -130,6 +130,8 @@ class Megatron final : public Exporter {
     if (l.tp > 1 && l.sequence_parallel) out += "--sequence-parallel\n";
     out += "--context-parallel-size " + std::to_string(l.cp) + "\n";
     out += "--expert-model-parallel-size " + std::to_string(l.ep) + "\n";
+    // The experts' own tensor degree when it is not tp (Megatron-LM's default is tp).
+    if (l.etp != 0) out += "--expert-tensor-parallel-size " + std::to_string(l.etp) + "\n";
     out += "--micro-batch-size " + std::to_string(plan.micro_batch_size) + "\n";
     out += "--global-batch-size " +
            std::to_string(int64_t{plan.num_micro_batches} * plan.micro_batch_size * l.dp) + "\n";

@@ -155,6 +155,18 @@ class TorchTitan final : public Exporter {
   }
 
   Result<std::string> Export(const Plan& plan, const ExportOptions& options) const override {
+    // torchtitan's expert mesh borrows from the data-sharding, context and tensor ranks alike
+    // (parallel_dims.py: efsdp = dp_shard x cp x tp / ep): its experts are never split over
+    // the tensor ranks, which is --etp 1 here.
+    if (plan.parallelism) {
+      const ParallelLayout& l = *plan.parallelism;
+      if (l.ep > 1 && l.expert_tp() > 1) {
+        return Status::Error("this plan cannot be expressed for torchtitan: its experts are "
+                             "split over " + std::to_string(l.expert_tp()) +
+                             " tensor ranks, and torchtitan folds the expert group over the "
+                             "tensor ranks instead (plan with --etp 1)");
+      }
+    }
     const std::vector<std::string> ops = LayerOps(plan);
     std::vector<std::string> names;
     if (options.module_prefixes.empty()) {
