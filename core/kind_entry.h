@@ -69,6 +69,10 @@ class LayerKindEntry {
   // part that each rank keeps whole (norm gains, row-parallel biases, a router, position
   // tables). ParamCount when nothing is split; the default keeps everything whole.
   virtual int64_t RankParamCount(const Layer& l, const ShardDegrees& par) const;
+  // Of those, the routed experts' (a mixture of experts' grouped MLPs), whose data
+  // parallelism is the expert-data-parallel group's (ParallelLayout::expert_dp). 0 unless the
+  // kind has experts.
+  virtual int64_t RankExpertParamCount(const Layer&, const ShardDegrees&) const { return 0; }
   // Of those, the parameters a layer tied to another (tied_to) shares with it, which the
   // model counts once, at the other layer. 0 unless the kind can be tied.
   virtual int64_t SharedParamCount(const Layer&) const { return 0; }

@@ -23,6 +23,7 @@ std::string_view CommGroupName(CommGroup group) {
     case CommGroup::kData: return "dp";
     case CommGroup::kPipeline: return "pp";
     case CommGroup::kExpertTensor: return "etp";
+    case CommGroup::kExpertData: return "edp";
   }
   return "?";
 }
@@ -67,6 +68,7 @@ int GroupSize(const ParallelLayout& l, CommGroup group) {
     case CommGroup::kData: return l.dp;
     case CommGroup::kPipeline: return l.pp;
     case CommGroup::kExpertTensor: return l.expert_tp();
+    case CommGroup::kExpertData: return static_cast<int>(std::max<int64_t>(1, l.expert_dp()));
   }
   return 1;
 }
@@ -80,6 +82,7 @@ int64_t GroupSpan(const ParallelLayout& l, CommGroup group) {
     case CommGroup::kContext: return tp * cp;
     case CommGroup::kExpert: return etp * l.ep;
     case CommGroup::kExpertTensor: return etp;
+    case CommGroup::kExpertData: return tp * cp * l.dp;
     case CommGroup::kData: return tp * cp * l.dp;
     case CommGroup::kPipeline: return tp * cp * l.dp * l.pp;
   }

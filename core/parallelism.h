@@ -67,8 +67,10 @@ bool ExpertGridFits(const ParallelLayout& layout);
 
 enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
 // kExpertTensor: the routed experts' tensor group (etp ranks, innermost); kExpert: the
-// expert group (ep ranks, etp apart).
-enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline, kExpertTensor };
+// expert group (ep ranks, etp apart); kExpertData: the expert-data-parallel group (expert_dp
+// ranks, ep x etp apart), over which the experts' gradients are reduced and their state
+// sharded.
+enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline, kExpertTensor, kExpertData };
 
 std::string_view CollectiveKindName(CollectiveKind kind);
 std::string_view CommGroupName(CommGroup group);

@@ -111,6 +111,9 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     lp.forward_ms = l.NonNegative("forward_ms");
     lp.backward_ms = l.NonNegative("backward_ms");
     lp.param_bytes = l.Bytes("param_bytes");
+    if (std::optional<uint64_t> experts = l.OptBytes("expert_param_bytes")) {
+      lp.expert_param_bytes = *experts;
+    }
     lp.activation_bytes = l.Bytes("activation_bytes");
     lp.output_bytes = l.Bytes("output_bytes");
     lp.backward_input_ms = l.OptNonNegative("backward_input_ms");
@@ -122,6 +125,10 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     for (const char* key : {"forward_ms", "backward_ms"}) {
       const double ms = std::string_view(key) == "forward_ms" ? lp.forward_ms : lp.backward_ms;
       if (l.ok() && ms > kMaxLayerMs) l.Fail(key, "is over 1e9 ms; check the units (milliseconds)");
+    }
+    if (l.ok() && lp.expert_param_bytes > lp.param_bytes) {
+      l.Fail("expert_param_bytes", "is more than param_bytes (" +
+                                       std::to_string(lp.param_bytes) + ")");
     }
     if (l.ok() && !lp.op.empty() && !ParseLayerKind(lp.op)) {
       l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
@@ -172,6 +179,7 @@ Json ProfileToJson(const Profile& p) {
     if (lp.backward_input_ms) l["backward_input_ms"] = *lp.backward_input_ms;
     if (lp.backward_weight_ms) l["backward_weight_ms"] = *lp.backward_weight_ms;
     l["param_bytes"] = lp.param_bytes;
+    if (lp.expert_param_bytes > 0) l["expert_param_bytes"] = lp.expert_param_bytes;
     l["activation_bytes"] = lp.activation_bytes;
     l["output_bytes"] = lp.output_bytes;
     if (lp.kernel_ms) l["kernel_ms"] = *lp.kernel_ms;

@@ -37,6 +37,9 @@ struct LayerProfile {
   double forward_ms = 0;
   double backward_ms = 0;
   uint64_t param_bytes = 0;
+  // Of param_bytes, the routed experts' (optional in files: 0 when absent), whose gradients
+  // are reduced and whose state is sharded over the expert-data-parallel group.
+  uint64_t expert_param_bytes = 0;
   uint64_t activation_bytes = 0;  // kept for the backward, per micro-batch
   uint64_t output_bytes = 0;      // sent to the next stage, per micro-batch
   std::optional<double> backward_input_ms;

@@ -1,12 +1,15 @@
 #include "partitioner/cost_model.h"
 
+#include <algorithm>
+
 namespace pp {
 
-StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero) {
+StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int64_t expert_dp) {
   StateBytes s;
   const int64_t e = DTypeBytes(dtype);
   s.dtype_bytes = e;
   s.dp = dp < 1 ? 1 : dp;
+  s.expert_dp = expert_dp < 0 ? 0 : expert_dp;
   int64_t weights = e, gradients = 0, states = 0;
   switch (optimizer) {
     case Optimizer::kAdam:
@@ -43,6 +46,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   backward_.assign(layers_ + 1, 0.0);
   total_.assign(layers_ + 1, 0.0);
   params_.assign(layers_ + 1, 0);
+  expert_params_.assign(layers_ + 1, 0);
   activations_.assign(layers_ + 1, 0);
   long double f = 0, b = 0, t = 0;
   for (size_t i = 0; i < layers_; ++i) {
@@ -54,6 +58,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     backward_[i + 1] = static_cast<double>(b);
     total_[i + 1] = static_cast<double>(t);
     params_[i + 1] = params_[i] + l.param_bytes;
+    expert_params_[i + 1] = expert_params_[i] + std::min(l.expert_param_bytes, l.param_bytes);
     activations_[i + 1] = activations_[i] + l.activation_bytes;
   }
 }

@@ -30,9 +30,18 @@ struct StateBytes {
   int64_t sharded = 0;
   int64_t dtype_bytes = 2;
   int64_t dp = 1;
-  WideBytes Of(WideBytes param_bytes) const {
-    const WideBytes num = param_bytes * static_cast<WideBytes>(replicated * dp + sharded);
-    const WideBytes den = static_cast<WideBytes>(dtype_bytes * dp);
+  // The routed experts' parameters shard over the expert-data-parallel degree instead
+  // (ParallelLayout::expert_dp; 0: dp).
+  int64_t expert_dp = 0;
+  // The state of `param_bytes` of parameters, `expert_bytes` of them the routed experts'.
+  WideBytes Of(WideBytes param_bytes, WideBytes expert_bytes = 0) const {
+    return Shard(param_bytes - expert_bytes, dp) +
+           Shard(expert_bytes, expert_dp > 0 ? expert_dp : dp);
+  }
+  WideBytes Shard(WideBytes bytes, int64_t over) const {
+    if (bytes == 0) return 0;
+    const WideBytes num = bytes * static_cast<WideBytes>(replicated * over + sharded);
+    const WideBytes den = static_cast<WideBytes>(dtype_bytes * over);
     return (num + den - 1) / den;
   }
   // Bytes of state per byte of parameters, as a double (reports).
@@ -48,7 +57,9 @@ struct StateBytes {
 // weights e, gradients 4, optimizer state 12 (8 when e = 4), sharded by stage: 1 the
 // optimizer state, 2 also the gradients, 3 also the weights. SGD: weights and gradients (e
 // each); none: the weights.
-StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp = 1, int zero = 0);
+// expert_dp: the routed experts' data-parallel degree (0: dp).
+StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp = 1, int zero = 0,
+                         int64_t expert_dp = 0);
 
 class CostModel {
  public:
@@ -60,13 +71,19 @@ class CostModel {
   int num_layers() const { return static_cast<int>(layers_); }
   const StateBytes& state() const { return state_; }
   // Training state of layers [first, last].
-  WideBytes StateMemory(int first, int last) const { return state_.Of(ParamBytes(first, last)); }
+  WideBytes StateMemory(int first, int last) const {
+    return state_.Of(ParamBytes(first, last), ExpertParamBytes(first, last));
+  }
 
   double ForwardMs(int first, int last) const { return Diff(forward_, first, last); }
   double BackwardMs(int first, int last) const { return Diff(backward_, first, last); }
   // Forward + backward of one micro-batch: the quantity max_stage_ms maximises.
   double StageMs(int first, int last) const { return Diff(total_, first, last); }
   WideBytes ParamBytes(int first, int last) const { return params_[last + 1] - params_[first]; }
+  // Of those, the routed experts'.
+  WideBytes ExpertParamBytes(int first, int last) const {
+    return expert_params_[last + 1] - expert_params_[first];
+  }
   WideBytes ActivationBytes(int first, int last) const {
     return activations_[last + 1] - activations_[first];
   }
@@ -89,7 +106,7 @@ class CostModel {
   size_t layers_;
   StateBytes state_;
   std::vector<double> forward_, backward_, total_;
-  std::vector<WideBytes> params_, activations_;
+  std::vector<WideBytes> params_, expert_params_, activations_;
 };
 
 // Stages on devices of their own (heterogeneous devices, several nodes): stage s reads its

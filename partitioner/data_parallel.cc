@@ -23,6 +23,16 @@ BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
                         device->network_bus_bytes_per_s, device->network_latency_ms);
 }
 
+ParallelLayout ExpertDataView(const ParallelLayout& layout) {
+  ParallelLayout view = layout;
+  view.tp = layout.ep * layout.expert_tp();
+  view.cp = 1;
+  view.ep = 1;
+  view.etp = 0;
+  view.dp = static_cast<int>(std::max<int64_t>(1, layout.expert_dp()));
+  return view;
+}
+
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
   const DeviceSpec* device = ProfileDevice(profile);
   if (device == nullptr || device->network_bus_bytes_per_s <= 0 ||
@@ -45,16 +55,22 @@ double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const Bus
 }
 
 Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layout) {
-  if (layout.zero < 3 || layout.dp <= 1) return profile;
+  const ParallelLayout experts = ExpertDataView(layout);
+  if (layout.zero < 3 || (layout.dp <= 1 && experts.dp <= 1)) return profile;
   const BusLink link = DataGroupLink(layout, profile);
+  const BusLink expert_link = DataGroupLink(experts, profile);
   Profile out = profile;
   for (LayerProfile& l : out.layers) {
-    const double bytes = static_cast<double>(l.param_bytes);
-    if (bytes <= 0) continue;
-    const double gather = CollectiveMs(CollectiveKind::kAllGather, bytes, layout.dp,
-                                       link.bus_bytes_per_s, link.latency_ms);
-    const double scatter = CollectiveMs(CollectiveKind::kReduceScatter, bytes, layout.dp,
-                                        link.bus_bytes_per_s, link.latency_ms);
+    if (l.param_bytes == 0) continue;
+    const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+    const double dense = static_cast<double>(l.param_bytes) - expert;
+    const auto both = [&](CollectiveKind kind) {
+      return CollectiveMs(kind, dense, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
+             CollectiveMs(kind, expert, experts.dp, expert_link.bus_bytes_per_s,
+                          expert_link.latency_ms);
+    };
+    const double gather = both(CollectiveKind::kAllGather);
+    const double scatter = both(CollectiveKind::kReduceScatter);
     l.forward_ms = std::max(l.forward_ms, gather);
     const double backward = std::max(l.backward_ms, gather + scatter);
     if (l.backward_input_ms && l.backward_weight_ms) {
@@ -73,7 +89,7 @@ Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layou
 }
 
 double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLayout& layout,
-                       const Profile& profile) {
+                       const Profile& profile, double expert_bytes) {
   const DeviceSpec* device = ProfileDevice(profile);
   if (device == nullptr || device->memory_bytes_per_s <= 0) return 0;
   const double e = static_cast<double>(DTypeBytes(profile.dtype));
@@ -89,22 +105,38 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
     case Optimizer::kNone:
       return 0;
   }
-  if (layout.zero >= 1 && layout.dp > 1) bytes /= layout.dp;
+  if (layout.zero >= 1) {
+    // Each group's share: the others over dp, the experts' over expert_dp.
+    const double experts = param_bytes > 0 ? std::clamp(expert_bytes / param_bytes, 0.0, 1.0) : 0;
+    bytes = bytes * (1 - experts) / std::max(layout.dp, 1) +
+            bytes * experts / static_cast<double>(std::max<int64_t>(1, layout.expert_dp()));
+  }
   return 1000.0 * bytes / device->memory_bytes_per_s;
 }
 
 std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout) {
   std::vector<DeviceSync> out(static_cast<size_t>(std::max(plan.num_stages, 1)));
   const BusLink link = DataGroupLink(layout, plan.profile);
+  const ParallelLayout experts = ExpertDataView(layout);
+  const BusLink expert_link = DataGroupLink(experts, plan.profile);
   struct Acc {
-    double params = 0, backward = 0, forward = 0;
+    double params = 0, expert_params = 0, backward = 0, forward = 0;
     int first_layer = -1;
+  };
+  const auto expert_bytes = [&](int layer) {
+    const LayerProfile& l = plan.profile.layers[static_cast<size_t>(layer)];
+    return static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
   };
   std::vector<Acc> acc(out.size());
   for (const StagePlan& s : plan.stages) {
     const size_t d = static_cast<size_t>(s.device.value_or(s.index));
     if (d >= acc.size()) continue;
     acc[d].params += static_cast<double>(s.param_bytes);
+    for (int i = s.first_layer; i <= s.last_layer; ++i) {
+      if (i >= 0 && static_cast<size_t>(i) < plan.profile.layers.size()) {
+        acc[d].expert_params += expert_bytes(i);
+      }
+    }
     acc[d].backward += s.backward_ms;
     acc[d].forward += s.forward_ms;
     if (acc[d].first_layer < 0 || s.first_layer < acc[d].first_layer) {
@@ -114,23 +146,34 @@ std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout&
   for (size_t d = 0; d < out.size(); ++d) {
     DeviceSync& sync = out[d];
     const Acc& a = acc[d];
-    sync.optimizer_ms = OptimizerStepMs(a.params, plan.optimizer, layout, plan.profile);
-    if (layout.dp <= 1 || a.first_layer < 0) continue;
+    sync.optimizer_ms =
+        OptimizerStepMs(a.params, plan.optimizer, layout, plan.profile, a.expert_params);
+    if ((layout.dp <= 1 && experts.dp <= 1) || a.first_layer < 0) continue;
+    // The others over dp, the experts' over expert_dp, one after the other.
+    const auto grads = [&](double all, double expert) {
+      return GradientSyncMs(all - expert, layout, link) +
+             GradientSyncMs(expert, experts, expert_link);
+    };
+    const auto gathers = [&](double all, double expert) {
+      return ParamGatherMs(all - expert, layout, link) +
+             ParamGatherMs(expert, experts, expert_link);
+    };
     const double first =
         static_cast<double>(plan.profile.layers[static_cast<size_t>(a.first_layer)].param_bytes);
+    const double first_expert = expert_bytes(a.first_layer);
     if (layout.zero < 3) {
-      sync.gradient_ms = GradientSyncMs(a.params, layout, link);
-      sync.gather_ms = ParamGatherMs(a.params, layout, link);
+      sync.gradient_ms = grads(a.params, a.expert_params);
+      sync.gather_ms = gathers(a.params, a.expert_params);
       if (!layout.overlap_grad_reduce) {
         sync.gradient_exposed_ms = sync.gradient_ms;
         sync.gather_exposed_ms = sync.gather_ms;
         continue;
       }
       sync.gradient_exposed_ms =
-          std::max(sync.gradient_ms - a.backward, GradientSyncMs(first, layout, link));
+          std::max(sync.gradient_ms - a.backward, grads(first, first_expert));
       if (sync.gather_ms > 0) {
         sync.gather_exposed_ms =
-            std::max(sync.gather_ms - a.forward, ParamGatherMs(first, layout, link));
+            std::max(sync.gather_ms - a.forward, gathers(first, first_expert));
       }
     }
   }

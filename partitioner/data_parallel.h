@@ -13,6 +13,12 @@
 //               copy); zero 1 shards the optimizer state over dp, zero 2 also the gradients,
 //               zero 3 also the weights.
 // SGD keeps weights and gradients (e each), no optimizer state; `none` the weights only.
+//
+// The routed experts' parameters (LayerProfile::expert_param_bytes) have a data parallelism
+// of their own: Megatron-LM keeps them in buffers of their own, reduced and sharded over the
+// expert-data-parallel group (expert_dp = tp x cp x dp / (ep x etp) ranks, ep x etp apart), so
+// their state shards over expert_dp, their collectives run over that group, and ZeRO's
+// sharding of them stops at it.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +37,10 @@ namespace pp {
 // device is not in the device table (a CPU profile) uses the profile's link for both.
 using BusLink = GroupLink;
 BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile);
+
+// The layout whose data group is `layout`'s expert-data-parallel group (expert_dp ranks, ep x
+// etp apart in rank order), so that the functions below, given it, time the experts' side.
+ParallelLayout ExpertDataView(const ParallelLayout& layout);
 // The device table's entry for the profile's device (by its name or key), or nullptr.
 const DeviceSpec* ProfileDevice(const Profile& profile);
 
@@ -47,19 +57,20 @@ double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const Bus
 double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link);
 
 // ZeRO 3: each layer's parameters are all-gathered before its forward and again before its
-// backward, and its gradients reduce-scattered after its backward, every micro-batch. The
+// backward, and its gradients reduce-scattered after its backward, every micro-batch (the
+// experts' over the expert-data-parallel group, after the others). The
 // gathers are prefetched (issued while the previous layer computes), so a layer's forward
 // lasts max(forward, all-gather) and its backward max(backward, all-gather + reduce-scatter).
 // Returns the profile with those times (backward_input_ms / backward_weight_ms scaled with
 // the backward); the profile itself when zero < 3 or dp = 1.
 Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layout);
 
-// Milliseconds of the optimizer step over `param_bytes` (memory bound: Adam reads and writes
-// the fp32 master weights and both moments, reads the fp32 gradient and writes the weights,
-// 30 bytes per parameter; SGD 3e; sharded over dp from zero 1); 0 when the profile's device is
-// unknown.
+// Milliseconds of the optimizer step over `param_bytes`, `expert_bytes` of them the routed
+// experts' (memory bound: Adam reads and writes the fp32 master weights and both moments,
+// reads the fp32 gradient and writes the weights, 30 bytes per parameter; SGD 3e; sharded from
+// zero 1, over dp and the experts' over expert_dp); 0 when the profile's device is unknown.
 double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLayout& layout,
-                       const Profile& profile);
+                       const Profile& profile, double expert_bytes = 0);
 
 // What one pipeline device adds after the last micro-batch's backward.
 struct DeviceSync {

@@ -23,7 +23,7 @@ struct ProfileStats {
   double forward = 0, backward = 0;
   double largest = 0;            // largest layer forward + backward
   double largest_recompute = 0;  // largest layer 2 forward + backward
-  double params = 0, activations = 0;
+  double params = 0, expert_params = 0, activations = 0;
   double largest_output = 0;
 };
 
@@ -36,6 +36,7 @@ ProfileStats StatsOf(Profile profile) {
     s.largest = std::max(s.largest, l.forward_ms + l.backward_ms);
     s.largest_recompute = std::max(s.largest_recompute, 2 * l.forward_ms + l.backward_ms);
     s.params += static_cast<double>(l.param_bytes);
+    s.expert_params += static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
     s.activations += static_cast<double>(l.activation_bytes);
     s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
   }
@@ -79,9 +80,11 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
                     Optimizer optimizer, std::optional<double> auto_limit) {
   Estimate e;
   const int p = layout.pp, v = layout.vp, chunks = p * v;
-  const double params = s.params / p;
-  const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero);
-  const double state_bytes = static_cast<double>(state.Of(static_cast<WideBytes>(params)));
+  const double params = s.params / p, expert_params = s.expert_params / p;
+  const StateBytes state =
+      TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero, layout.expert_dp());
+  const double state_bytes = static_cast<double>(
+      state.Of(static_cast<WideBytes>(params), static_cast<WideBytes>(expert_params)));
   // Balanced stages; stage k of a one-chunk schedule holds min(m, p - k) micro-batches.
   const auto plain_peak = [&](int k) {
     return state_bytes + std::min<double>(m, p - k) * s.activations / p;
@@ -93,14 +96,20 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   }
   double forward = s.forward, backward = s.backward;
   const BusLink data = DataGroupLink(layout, s.profile);
-  if (layout.zero == 3 && layout.dp > 1) {
+  const ParallelLayout experts = ExpertDataView(layout);
+  const BusLink expert_data = DataGroupLink(experts, s.profile);
+  if (layout.zero == 3 && (layout.dp > 1 || experts.dp > 1)) {
     forward = backward = 0;
     for (const LayerProfile& l : s.profile.layers) {
-      const double bytes = static_cast<double>(l.param_bytes);
-      const double gather = CollectiveMs(CollectiveKind::kAllGather, bytes, layout.dp,
-                                         data.bus_bytes_per_s, data.latency_ms);
-      const double scatter = CollectiveMs(CollectiveKind::kReduceScatter, bytes, layout.dp,
-                                          data.bus_bytes_per_s, data.latency_ms);
+      const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+      const double dense = static_cast<double>(l.param_bytes) - expert;
+      const auto both = [&](CollectiveKind kind) {
+        return CollectiveMs(kind, dense, layout.dp, data.bus_bytes_per_s, data.latency_ms) +
+               CollectiveMs(kind, expert, experts.dp, expert_data.bus_bytes_per_s,
+                            expert_data.latency_ms);
+      };
+      const double gather = both(CollectiveKind::kAllGather);
+      const double scatter = both(CollectiveKind::kReduceScatter);
       forward += std::max(l.forward_ms, gather);
       backward += std::max(l.backward_ms, gather + scatter);
     }
@@ -113,13 +122,22 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       chunks > 1 ? 2.0 * (chunks - 1) * link.TransferMs(static_cast<uint64_t>(s.largest_output))
                  : 0.0;
   const double step = (m + static_cast<double>(p - 1) / v) * device_ms + transfer;
-  double sync = OptimizerStepMs(params, optimizer, layout, s.profile);
-  if (layout.dp > 1 && layout.zero < 3) {
-    const double first = s.params / std::max(s.layers, 1);
-    const double grad = GradientSyncMs(params, layout, data);
-    sync += std::max(grad - backward / p, GradientSyncMs(first, layout, data));
-    const double gather = ParamGatherMs(params, layout, data);
-    if (gather > 0) sync += std::max(gather - forward / p, ParamGatherMs(first, layout, data));
+  double sync = OptimizerStepMs(params, optimizer, layout, s.profile, expert_params);
+  if ((layout.dp > 1 || experts.dp > 1) && layout.zero < 3) {
+    const double layers = std::max(s.layers, 1);
+    const double first = s.params / layers, first_expert = s.expert_params / layers;
+    // The others over dp, the experts' over expert_dp, one after the other.
+    const auto grads = [&](double all, double expert) {
+      return GradientSyncMs(all - expert, layout, data) +
+             GradientSyncMs(expert, experts, expert_data);
+    };
+    const auto gathers = [&](double all, double expert) {
+      return ParamGatherMs(all - expert, layout, data) +
+             ParamGatherMs(expert, experts, expert_data);
+    };
+    sync += std::max(grads(params, expert_params) - backward / p, grads(first, first_expert));
+    const double gather = gathers(params, expert_params);
+    if (gather > 0) sync += std::max(gather - forward / p, gathers(first, first_expert));
   }
   e.batch_ms = step + sync;
   const double in_flight =
@@ -147,7 +165,7 @@ bool Faster(const LayoutCandidate& a, const LayoutCandidate& b) {
   const auto key = [](const LayoutCandidate& c) {
     return std::make_tuple(c.planned ? c.batch_ms : c.estimate_ms, c.layout.tp, c.layout.pp,
                            c.layout.cp, c.layout.zero, c.micro_batch_size, c.schedule, c.layout.vp,
-                           c.recompute);
+                           c.recompute, c.layout.ep, c.layout.etp);
   };
   return key(a) < key(b);
 }

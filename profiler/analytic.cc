@@ -43,6 +43,7 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
   const KernelShape sh = KernelShapeOf(input, dtype, options);
   LayerMemory m;
   m.param_bytes = static_cast<double>(kind.RankParamCount(layer, options.par)) * sh.e;
+  m.expert_param_bytes = static_cast<double>(kind.RankExpertParamCount(layer, options.par)) * sh.e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
   m.output_bytes = kind.OutputBytes(layer, sh);
   return m;
@@ -55,6 +56,8 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype, options);
   LayerCost cost;
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "parameters", memory.param_bytes, &cost.param_bytes));
+  PP_RETURN_IF_ERROR(CheckedBytes(layer, "expert parameters", memory.expert_param_bytes,
+                                  &cost.expert_param_bytes));
   PP_RETURN_IF_ERROR(
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
@@ -140,6 +143,7 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     lp.backward_input_ms = c.backward_input_ms;
     lp.backward_weight_ms = c.backward_weight_ms;
     lp.param_bytes = c.param_bytes;
+    lp.expert_param_bytes = c.expert_param_bytes;
     lp.activation_bytes = c.activation_bytes;
     lp.output_bytes = c.output_bytes;
     p.layers.push_back(std::move(lp));

@@ -51,6 +51,7 @@ double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, D
 //   output_bytes     rows x out_width x e; a loss outputs one fp32 scalar (4 bytes).
 struct LayerMemory {
   double param_bytes = 0;
+  double expert_param_bytes = 0;  // of param_bytes, the routed experts'
   double activation_bytes = 0;
   double output_bytes = 0;
 };
@@ -69,6 +70,7 @@ struct LayerCost {
   double forward_bytes = 0;
   double backward_bytes = 0;
   uint64_t param_bytes = 0;
+  uint64_t expert_param_bytes = 0;
   uint64_t activation_bytes = 0;
   uint64_t output_bytes = 0;
 };

@@ -178,6 +178,7 @@ Profile SmallProfile() {
     l.backward_input_ms = 0.1;
     l.backward_weight_ms = l.backward_ms - 0.1;
     l.param_bytes = 100 + static_cast<uint64_t>(i);
+    l.expert_param_bytes = static_cast<uint64_t>(40 * i);  // absent from the file when 0
     l.activation_bytes = 7;
     l.output_bytes = 9;
     p.layers.push_back(l);
@@ -197,7 +198,9 @@ TEST(ProfileFormat, RoundTripsBitExactly) {
     EXPECT_EQ(back->layers[i].backward_ms, p.layers[i].backward_ms);
     EXPECT_EQ(*back->layers[i].backward_weight_ms, *p.layers[i].backward_weight_ms);
     EXPECT_EQ(back->layers[i].param_bytes, p.layers[i].param_bytes);
+    EXPECT_EQ(back->layers[i].expert_param_bytes, p.layers[i].expert_param_bytes);
   }
+  EXPECT_FALSE(doc["layers"][0].contains("expert_param_bytes"));
   EXPECT_EQ(back->link.latency_ms, 0.5);
   EXPECT_EQ(*back->measured_at, "2026-11-28");
   EXPECT_EQ(DumpJson(ProfileToJson(*back)), DumpJson(doc));
@@ -217,6 +220,8 @@ TEST(ProfileFormat, RejectsBadTimesAndBytes) {
       {"param_bytes", -3, "must not be negative"},
       {"activation_bytes", 1.5, "whole number of bytes"},
       {"output_bytes", 18014398509481984ULL, "2^53"},
+      {"expert_param_bytes", 102, "more than param_bytes"},
+      {"expert_param_bytes", -1, "must not be negative"},
   };
   for (const Case& c : cases) {
     Json doc = good;

@@ -44,6 +44,31 @@ TEST(TrainingState, BytesPerParameterFollowTheZeroStages) {
   EXPECT_EQ(TrainingState(Optimizer::kNone, DType::kBf16, 4, 3).Of(2000), WideBytes{500});
 }
 
+// The routed experts' state shards over the expert-data-parallel group (Megatron-LM keeps
+// them in buffers of their own over it): with ep = dp = 8 that group is one rank, so zero 1
+// leaves the experts' 12 bytes of optimizer state whole while the rest shards over 8.
+TEST(TrainingState, TheExpertsShardOverTheirOwnDataGroup) {
+  const WideBytes params = 2000, experts = 1200;  // 1000 bf16 parameters, 600 the experts'
+  const StateBytes one = TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1, 1);
+  EXPECT_EQ(one.Of(params, experts), WideBytes{400 * (2 + 4) + 400 * 12 / 8 + 600 * 18});
+  const StateBytes two = TrainingState(Optimizer::kAdam, DType::kBf16, 8, 3, 2);
+  EXPECT_EQ(two.Of(params, experts), WideBytes{400 * 18 / 8 + 600 * 18 / 2});
+  // No expert part, or the experts' group as large as dp: the plain formula.
+  EXPECT_EQ(one.Of(params), TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1).Of(params));
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1, 8).Of(params, experts),
+            TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1).Of(params));
+  // The layout's expert-data-parallel degree: tp x cp x dp / (ep x etp).
+  ParallelLayout l;
+  l.tp = 2;
+  l.dp = 8;
+  l.ep = 8;
+  EXPECT_EQ(l.expert_dp(), 1);  // etp as tp: the experts' grid is 2 x 8 of the 16 ranks
+  l.etp = 1;
+  EXPECT_EQ(l.expert_dp(), 2);
+  l.ep = 16;
+  EXPECT_EQ(l.expert_dp(), 1);
+}
+
 Profile TwoLayerProfile() {
   Profile p;
   p.model = "two";
@@ -137,6 +162,31 @@ TEST(Zero3, GathersBoundEachLayersTimes) {
   EXPECT_EQ(WithParameterGathers(TwoLayerProfile(), l).layers[0].forward_ms, 1.0);
 }
 
+// The two-layer profile with 6 of each layer's 10 MB the routed experts'.
+Profile TwoLayerExpertProfile() {
+  Profile p = TwoLayerProfile();
+  for (LayerProfile& l : p.layers) l.expert_param_bytes = 6'000'000;
+  return p;
+}
+
+// ZeRO 3 over dp = 2 with ep = 2: the experts' group is one rank, so only the other 4 MB are
+// gathered (2 ms) and scattered (2 ms): forward max(1, 2), backward max(2, 2 + 2). With ep = 1
+// the experts gather over dp as the rest does: the whole 10 MB as before.
+TEST(Zero3, TheExpertsGatherOverTheirOwnGroup) {
+  ParallelLayout l;
+  l.dp = 2;
+  l.ep = 2;
+  l.zero = 3;
+  Profile p = WithParameterGathers(TwoLayerExpertProfile(), l);
+  EXPECT_NEAR(p.layers[0].forward_ms, 2.0, 1e-12);
+  EXPECT_NEAR(p.layers[0].backward_ms, 4.0, 1e-12);
+  l.ep = 1;
+  p = WithParameterGathers(TwoLayerExpertProfile(), l);
+  EXPECT_NEAR(p.layers[0].forward_ms, 5.0, 1e-12);
+  EXPECT_NEAR(p.layers[0].backward_ms, 10.0, 1e-12);
+}
+
+
 // One stage of two layers over dp = 4, zero 0: the all-reduce of 20 MB (30 ms) overlaps the
 // last backward (4 ms): exposed 26 ms; at least the first layer's 15 ms.
 // One stage of the two-layer profile, 2 micro-batches, SGD, over dp = 4.
@@ -171,6 +221,25 @@ TEST(Exposure, SyncHidesBehindTheLastBackward) {
   plan = MakePlan(request);
   ASSERT_TRUE(plan.ok()) << plan.message();
   EXPECT_NEAR(DataParallelSync(*plan, *plan->parallelism)[0].gradient_exposed_ms, 15.0, 1e-9);
+}
+
+// dp = 4, zero 0, 20 MB on the device, 12 MB of them the experts': with ep = 4 their group
+// is one rank, so only the other 8 MB are all-reduced over 4 (1.5 x 8 MB = 12 ms); with
+// ep = 2 the experts' 12 MB are all-reduced over their 2 ranks as well (1 x 12 MB = 12 ms).
+TEST(Exposure, TheExpertsGradientsReduceOverTheirOwnGroup) {
+  PlanRequest request = DataParallelRequest(false);
+  request.profile = TwoLayerExpertProfile();
+  for (int ep : {4, 2, 1}) {
+    request.layout->ep = ep;
+    Result<Plan> plan = MakePlan(request);
+    ASSERT_TRUE(plan.ok()) << plan.message();
+    const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
+    const double dense = 1000.0 * 1.5 * 8e6 / 1e9;
+    const double experts = ep == 4 ? 0.0 : ep == 2 ? 1000.0 * 1.0 * 12e6 / 1e9
+                                                   : 1000.0 * 1.5 * 12e6 / 1e9;
+    EXPECT_NEAR(sync[0].gradient_ms, dense + experts, 1e-9) << "ep " << ep;
+    EXPECT_NEAR(sync[0].gradient_exposed_ms, dense + experts, 1e-9) << "ep " << ep;
+  }
 }
 
 Model Gpt(int64_t layers, int64_t hidden, int64_t heads, int64_t vocab, int64_t seq) {

@@ -151,6 +151,13 @@ TEST(LayerSplit, RankParametersSumToTheWholeCount) {
   // Folded (etp 1): each rank holds its two experts whole; the four ranks (2 tensor x 2
   // expert-data) then hold every expert weight twice, and the attention's halves twice.
   const ShardDegrees folded{2, 1, 2, true, 1};
+  // The routed experts' part: two experts a rank, at half or whole width.
+  EXPECT_EQ(kind.RankExpertParamCount(mb, both), 2 * 3 * 8 * 3);
+  EXPECT_EQ(kind.RankExpertParamCount(mb, folded), 2 * 3 * 8 * 6);
+  EXPECT_EQ(kind.RankExpertParamCount(block, tp2), 0);
+  EXPECT_EQ(AnalyticLayerMemory(mb, moe.input, DType::kBf16, Par(2, 1, 2, true, false, 1))
+                .expert_param_bytes,
+            2.0 * 2 * 3 * 8 * 6);
   EXPECT_EQ(kind.RankParamCount(mb, folded), 32 + attention_whole / 2 + 8 * 4 + 2 * 3 * 8 * 6);
   EXPECT_EQ(4 * (kind.RankParamCount(mb, folded) - 32 - 8 * 4) - 2 * attention_whole,
             2 * 4 * 3 * 8 * 6);

@@ -124,12 +124,16 @@ Collective ExpertTensor(std::string_view name, CollectiveKind kind, double bytes
 
 }  // namespace
 
+int64_t MlpRankExpertParams(const Layer& l, const ShardDegrees& par) {
+  if (l.experts == 0) return 0;
+  return Share(l.experts, par.ep) * MlpParams(l, Share(l.expert_ffn, par.expert_tp()));
+}
+
 int64_t MlpRankParams(const Layer& l, const ShardDegrees& par) {
   const int64_t tp = std::max(1, par.tp);
   if (l.experts == 0) return MlpParams(l, Share(l.ffn, tp));
   return l.hidden * l.experts  // the router, whole on every rank
-         + Share(l.experts, par.ep) * MlpParams(l, Share(l.expert_ffn, par.expert_tp())) +
-         l.shared_experts * MlpParams(l, Share(l.shared_ffn, tp));
+         + MlpRankExpertParams(l, par) + l.shared_experts * MlpParams(l, Share(l.shared_ffn, tp));
 }
 
 double MlpActivationElements(const Layer& l, const KernelShape& sh) {

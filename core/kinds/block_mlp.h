@@ -22,6 +22,8 @@
 namespace pp {
 
 int64_t MlpRankParams(const Layer& l, const ShardDegrees& par);
+// Of those, the routed experts': their share of the experts at their share of the width.
+int64_t MlpRankExpertParams(const Layer& l, const ShardDegrees& par);
 
 // Kept for the backward, in elements of sh.e bytes, and in other bytes (int32 expert ids).
 double MlpActivationElements(const Layer& l, const KernelShape& sh);

@@ -63,6 +63,9 @@ class TransformerBlock final : public LayerKindEntry {
                               + (l.qk_norm ? 2 * l.head_dim : 0);
     return 2 * NormParams(l) + attention + MlpRankParams(l, par);
   }
+  int64_t RankExpertParamCount(const Layer& l, const ShardDegrees& par) const override {
+    return MlpRankExpertParams(l, par);
+  }
 
   // What the block keeps for its backward (docs/analytic.md; the CPU and CUDA layers keep
   // the same tensors, transformer_block_layout.h).
