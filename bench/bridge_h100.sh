@@ -6,7 +6,8 @@
 # --zero 1, FSDP as --zero 3) and the predicted figure printed beside the measured one. The
 # measured figures are from Megatron-Bridge's docs/performance-summary-archive.md (NeMo
 # containers 25.11, 26.02.01, 26.04.01 and 26.06; FP8 with current scaling; the MoE rows
-# force a balanced, dropless token distribution). Dense rows compare model TFLOP/s per GPU,
+# force a balanced, dropless token distribution; the Qwen3-235B recipes fold the expert group
+# over the tensor ranks, expert_tensor_parallel_size 1, hence --etp 1). Dense rows compare model TFLOP/s per GPU,
 # MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
 # per row, then the median and worst absolute error of each group. The step search's budget
 # warnings are left out (the plan is still the best split found). docs/published.md keeps
@@ -27,9 +28,11 @@ rows=(
   "Qwen3-30B-A3B ep 16, 26.04.01|8960|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
   "Qwen3-30B-A3B pp 2 vp 12 ep 8, 26.02.01|9058|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 12 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
   "Qwen3-30B-A3B pp 2 vp 24 ep 8 b 2, 25.11|5275|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 24 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 512 --micro-batch-size 2 --zero 1"
+  "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 26.04.01|1712|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 8192 --micro-batch-size 1 --zero 1"
+  "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 25.11|1575|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 2048 --micro-batch-size 1 --zero 1"
 )
 
-printf '%-42s %10s %10s %8s\n' row measured predicted error
+printf '%-48s %10s %10s %8s\n' row measured predicted error
 errors_dense=() errors_moe=()
 for row in "${rows[@]}"; do
   IFS='|' read -r name measured figure args <<<"$row"
@@ -41,7 +44,7 @@ for row in "${rows[@]}"; do
     predicted=$(sed -E 's/^per GPU *([0-9.]+) tokens\/s.*/\1/' <<<"$line")
   fi
   error=$(awk -v p="$predicted" -v m="$measured" 'BEGIN { printf "%+.1f", 100 * (p - m) / m }')
-  printf '%-42s %10s %10s %7s%%\n' "$name" "$measured" "$predicted" "$error"
+  printf '%-48s %10s %10s %7s%%\n' "$name" "$measured" "$predicted" "$error"
   if [[ $figure == tflops ]]; then errors_dense+=("$error"); else errors_moe+=("$error"); fi
 done
 

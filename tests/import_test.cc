@@ -165,6 +165,15 @@ TEST(HfImport, Llama3MixtralAndQwen3MoeMatchTheShippedModels) {
           "num_key_value_heads": 4, "rope_theta": 1000000.0, "sliding_window": null,
           "tie_word_embeddings": false, "use_sliding_window": false,
           "torch_dtype": "bfloat16", "vocab_size": 151936})"},
+      {"qwen3-235b-a22b.json", R"({"architectures": ["Qwen3MoeForCausalLM"],
+          "model_type": "qwen3_moe", "attention_bias": false, "decoder_sparse_step": 1,
+          "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+          "intermediate_size": 12288, "max_position_embeddings": 40960, "mlp_only_layers": [],
+          "moe_intermediate_size": 1536, "norm_topk_prob": true, "num_attention_heads": 64,
+          "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 94,
+          "num_key_value_heads": 4, "rope_theta": 1000000.0, "sliding_window": null,
+          "tie_word_embeddings": false, "use_sliding_window": false,
+          "torch_dtype": "bfloat16", "vocab_size": 151936})"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.file);
