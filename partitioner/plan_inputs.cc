@@ -88,6 +88,18 @@ Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
                               const ParallelLayout& layout,
                               std::optional<int64_t> micro_batch_size,
                               std::optional<DType> dtype) {
+  // Megatron-LM refuses to train MoE layers under tensor parallelism without sequence
+  // parallelism (megatron/core/transformer/moe/moe_layer.py).
+  if (layout.tp > 1 && !layout.sequence_parallel) {
+    for (const Layer& l : model.layers) {
+      if (l.op == LayerKind::kTransformerBlock && l.experts > 0) {
+        return Status::Error("layer " + Quote(l.name) + " is a mixture of experts: under --tp " +
+                             std::to_string(layout.tp) + " it needs --sequence-parallel on "
+                             "(Megatron-LM trains MoE layers under tensor parallelism only with "
+                             "sequence parallelism)");
+      }
+    }
+  }
   AnalyticOptions options;
   options.micro_batch_size = micro_batch_size;
   options.dtype = dtype;

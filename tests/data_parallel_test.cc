@@ -378,6 +378,11 @@ TEST(LayoutCli, TheExpertGroupFoldsOverTheTensorRanksWithEtpOne) {
   r = testing::RunTool("export " + dir + "/plan.json --to megatron");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\n--expert-tensor-parallel-size 1\n"), std::string::npos) << r.out;
+  // Megatron-LM trains MoE layers under tensor parallelism only with sequence parallelism.
+  r = testing::RunTool("plan " + model + layout + " --etp 1 --sequence-parallel off");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--sequence-parallel on"), std::string::npos) << r.err;
   // Given as tp, etp is tp: the plan file leaves it out.
   r = testing::RunTool("plan " + Models() + "mixtral-8x7b.json --stages 2 --tp 2 --ep 4"
                        " --etp 2 --gpus-total 16 --global-batch 64 --format json");
