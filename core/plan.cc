@@ -130,6 +130,11 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
     l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
   }
   if (!r.ok()) return r.status();
+  if (!ExpertGridFits(l)) {
+    return Status::Error("parallelism: ep " + std::to_string(l.ep) + " x etp " +
+                         std::to_string(l.expert_tp()) + " must divide tp x cp x dp = " +
+                         std::to_string(int64_t{l.tp} * l.cp * l.dp));
+  }
   if (l.pp != num_stages || l.vp != virtual_stages) {
     return Status::Error("parallelism: pp " + std::to_string(l.pp) + " and vp " +
                          std::to_string(l.vp) + " must equal num_stages " +

@@ -378,6 +378,14 @@ TEST(LayoutCli, TheExpertGroupFoldsOverTheTensorRanksWithEtpOne) {
   r = testing::RunTool("export " + dir + "/plan.json --to megatron");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\n--expert-tensor-parallel-size 1\n"), std::string::npos) << r.out;
+  // A plan file whose expert grid does not fit its ranks is refused in one line.
+  Json bad = plan;
+  bad["parallelism"]["etp"] = 3;
+  testing::WriteText(dir + "/bad.json", bad.dump());
+  r = testing::RunTool("export " + dir + "/bad.json --to megatron");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("ep 8 x etp 3 must divide tp x cp x dp = 8"), std::string::npos) << r.err;
   // Megatron-LM trains MoE layers under tensor parallelism only with sequence parallelism.
   r = testing::RunTool("plan " + model + layout + " --etp 1 --sequence-parallel off");
   EXPECT_EQ(r.exit_code, 2);

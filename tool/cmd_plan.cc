@@ -556,7 +556,7 @@ Handler SetupPlan(CLI::App& sub) {
   sub.add_option("--gpus-per-node", f->gpus_per_node,
                  "GPUs per node: with --inter-node-link, boundaries between nodes use it; "
                  "without, the data and pipeline groups of a layout use the device's node or "
-                 "network bandwidth, and --stages auto searches every lever (tp, cp, ep, pp, "
+                 "network bandwidth, and --stages auto searches every lever (tp, cp, ep, etp, pp, "
                  "dp, micro-batch size, virtual stages, schedule, recomputation, ZeRO)");
   sub.add_option("--inter-node-link", f->inter_node_link,
                  "Inter-node link BANDWIDTH,LATENCY in bytes/s and ms, e.g. 25e9,0.005");
