@@ -54,23 +54,41 @@ double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const Bus
                       link.latency_ms);
 }
 
+DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {
+  DataGroups g;
+  g.layout = layout;
+  g.experts = ExpertDataView(layout);
+  g.link = DataGroupLink(layout, profile);
+  g.expert_link = DataGroupLink(g.experts, profile);
+  return g;
+}
+
+double DataGroups::GradientSyncMs(double all, double expert) const {
+  return pp::GradientSyncMs(all - expert, layout, link) +
+         pp::GradientSyncMs(expert, experts, expert_link);
+}
+
+double DataGroups::ParamGatherMs(double all, double expert) const {
+  return pp::ParamGatherMs(all - expert, layout, link) +
+         pp::ParamGatherMs(expert, experts, expert_link);
+}
+
+double DataGroups::LayerMs(CollectiveKind kind, const LayerProfile& l) const {
+  const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+  const double rest = static_cast<double>(l.param_bytes) - expert;
+  return CollectiveMs(kind, rest, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
+         CollectiveMs(kind, expert, experts.dp, expert_link.bus_bytes_per_s,
+                      expert_link.latency_ms);
+}
+
 Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layout) {
-  const ParallelLayout experts = ExpertDataView(layout);
-  if (layout.zero < 3 || (layout.dp <= 1 && experts.dp <= 1)) return profile;
-  const BusLink link = DataGroupLink(layout, profile);
-  const BusLink expert_link = DataGroupLink(experts, profile);
+  const DataGroups groups = DataGroupsOf(layout, profile);
+  if (layout.zero < 3 || !groups.Any()) return profile;
   Profile out = profile;
   for (LayerProfile& l : out.layers) {
     if (l.param_bytes == 0) continue;
-    const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
-    const double dense = static_cast<double>(l.param_bytes) - expert;
-    const auto both = [&](CollectiveKind kind) {
-      return CollectiveMs(kind, dense, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
-             CollectiveMs(kind, expert, experts.dp, expert_link.bus_bytes_per_s,
-                          expert_link.latency_ms);
-    };
-    const double gather = both(CollectiveKind::kAllGather);
-    const double scatter = both(CollectiveKind::kReduceScatter);
+    const double gather = groups.LayerMs(CollectiveKind::kAllGather, l);
+    const double scatter = groups.LayerMs(CollectiveKind::kReduceScatter, l);
     l.forward_ms = std::max(l.forward_ms, gather);
     const double backward = std::max(l.backward_ms, gather + scatter);
     if (l.backward_input_ms && l.backward_weight_ms) {
@@ -116,9 +134,7 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
 
 std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout) {
   std::vector<DeviceSync> out(static_cast<size_t>(std::max(plan.num_stages, 1)));
-  const BusLink link = DataGroupLink(layout, plan.profile);
-  const ParallelLayout experts = ExpertDataView(layout);
-  const BusLink expert_link = DataGroupLink(experts, plan.profile);
+  const DataGroups groups = DataGroupsOf(layout, plan.profile);
   struct Acc {
     double params = 0, expert_params = 0, backward = 0, forward = 0;
     int first_layer = -1;
@@ -148,32 +164,23 @@ std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout&
     const Acc& a = acc[d];
     sync.optimizer_ms =
         OptimizerStepMs(a.params, plan.optimizer, layout, plan.profile, a.expert_params);
-    if ((layout.dp <= 1 && experts.dp <= 1) || a.first_layer < 0) continue;
-    // The others over dp, the experts' over expert_dp, one after the other.
-    const auto grads = [&](double all, double expert) {
-      return GradientSyncMs(all - expert, layout, link) +
-             GradientSyncMs(expert, experts, expert_link);
-    };
-    const auto gathers = [&](double all, double expert) {
-      return ParamGatherMs(all - expert, layout, link) +
-             ParamGatherMs(expert, experts, expert_link);
-    };
+    if (!groups.Any() || a.first_layer < 0) continue;
     const double first =
         static_cast<double>(plan.profile.layers[static_cast<size_t>(a.first_layer)].param_bytes);
     const double first_expert = expert_bytes(a.first_layer);
     if (layout.zero < 3) {
-      sync.gradient_ms = grads(a.params, a.expert_params);
-      sync.gather_ms = gathers(a.params, a.expert_params);
+      sync.gradient_ms = groups.GradientSyncMs(a.params, a.expert_params);
+      sync.gather_ms = groups.ParamGatherMs(a.params, a.expert_params);
       if (!layout.overlap_grad_reduce) {
         sync.gradient_exposed_ms = sync.gradient_ms;
         sync.gather_exposed_ms = sync.gather_ms;
         continue;
       }
       sync.gradient_exposed_ms =
-          std::max(sync.gradient_ms - a.backward, grads(first, first_expert));
+          std::max(sync.gradient_ms - a.backward, groups.GradientSyncMs(first, first_expert));
       if (sync.gather_ms > 0) {
         sync.gather_exposed_ms =
-            std::max(sync.gather_ms - a.forward, gathers(first, first_expert));
+            std::max(sync.gather_ms - a.forward, groups.ParamGatherMs(first, first_expert));
       }
     }
   }

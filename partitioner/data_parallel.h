@@ -56,6 +56,21 @@ double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const Bus
 // 2); 0 otherwise (zero 0 has every parameter; zero 3 gathers per layer, see below).
 double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link);
 
+// The data-parallel side of a layout: its data group and the routed experts' own group
+// (ExpertDataView), each with its link. Every figure of `all` parameter bytes, `expert` of them
+// the experts', runs the rest over the data group and the experts' over theirs, one after the
+// other.
+struct DataGroups {
+  ParallelLayout layout, experts;
+  BusLink link, expert_link;
+  bool Any() const { return layout.dp > 1 || experts.dp > 1; }
+  double GradientSyncMs(double all, double expert) const;
+  double ParamGatherMs(double all, double expert) const;
+  // One of ZeRO 3's per-layer collectives (all-gather or reduce-scatter) of layer `l`.
+  double LayerMs(CollectiveKind kind, const LayerProfile& l) const;
+};
+DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile);
+
 // ZeRO 3: each layer's parameters are all-gathered before its forward and again before its
 // backward, and its gradients reduce-scattered after its backward, every micro-batch (the
 // experts' over the expert-data-parallel group, after the others). The

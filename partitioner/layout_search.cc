@@ -95,21 +95,12 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
     while (recomputing < p && plain_peak(recomputing) > *auto_limit) ++recomputing;
   }
   double forward = s.forward, backward = s.backward;
-  const BusLink data = DataGroupLink(layout, s.profile);
-  const ParallelLayout experts = ExpertDataView(layout);
-  const BusLink expert_data = DataGroupLink(experts, s.profile);
-  if (layout.zero == 3 && (layout.dp > 1 || experts.dp > 1)) {
+  const DataGroups groups = DataGroupsOf(layout, s.profile);
+  if (layout.zero == 3 && groups.Any()) {
     forward = backward = 0;
     for (const LayerProfile& l : s.profile.layers) {
-      const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
-      const double dense = static_cast<double>(l.param_bytes) - expert;
-      const auto both = [&](CollectiveKind kind) {
-        return CollectiveMs(kind, dense, layout.dp, data.bus_bytes_per_s, data.latency_ms) +
-               CollectiveMs(kind, expert, experts.dp, expert_data.bus_bytes_per_s,
-                            expert_data.latency_ms);
-      };
-      const double gather = both(CollectiveKind::kAllGather);
-      const double scatter = both(CollectiveKind::kReduceScatter);
+      const double gather = groups.LayerMs(CollectiveKind::kAllGather, l);
+      const double scatter = groups.LayerMs(CollectiveKind::kReduceScatter, l);
       forward += std::max(l.forward_ms, gather);
       backward += std::max(l.backward_ms, gather + scatter);
     }
@@ -123,21 +114,15 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
                  : 0.0;
   const double step = (m + static_cast<double>(p - 1) / v) * device_ms + transfer;
   double sync = OptimizerStepMs(params, optimizer, layout, s.profile, expert_params);
-  if ((layout.dp > 1 || experts.dp > 1) && layout.zero < 3) {
+  if (groups.Any() && layout.zero < 3) {
     const double layers = std::max(s.layers, 1);
     const double first = s.params / layers, first_expert = s.expert_params / layers;
-    // The others over dp, the experts' over expert_dp, one after the other.
-    const auto grads = [&](double all, double expert) {
-      return GradientSyncMs(all - expert, layout, data) +
-             GradientSyncMs(expert, experts, expert_data);
-    };
-    const auto gathers = [&](double all, double expert) {
-      return ParamGatherMs(all - expert, layout, data) +
-             ParamGatherMs(expert, experts, expert_data);
-    };
-    sync += std::max(grads(params, expert_params) - backward / p, grads(first, first_expert));
-    const double gather = gathers(params, expert_params);
-    if (gather > 0) sync += std::max(gather - forward / p, gathers(first, first_expert));
+    sync += std::max(groups.GradientSyncMs(params, expert_params) - backward / p,
+                     groups.GradientSyncMs(first, first_expert));
+    const double gather = groups.ParamGatherMs(params, expert_params);
+    if (gather > 0) {
+      sync += std::max(gather - forward / p, groups.ParamGatherMs(first, first_expert));
+    }
   }
   e.batch_ms = step + sync;
   const double in_flight =
@@ -237,6 +222,13 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
       for (int etp : etps) {
         const int64_t expert_tp = etp > 0 ? etp : tp;
         for (int ep : eps) {
+          // The degrees every candidate below shares (and its profile's).
+          ParallelLayout degrees = space.software;
+          degrees.tp = tp;
+          degrees.cp = cp;
+          degrees.ep = ep;
+          degrees.etp = etp;
+          degrees.gpus_per_node = static_cast<int>(K);
           for (int64_t b : sizes) {
             const ProfileStats* stats = nullptr;
             const int64_t rest = G / (int64_t{tp} * cp);
@@ -251,13 +243,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
               const int64_t m = N / (dp * b);
               if (m > kMaxMicroBatches) continue;
               if (stats == nullptr) {
-                ParallelLayout shard = space.software;
-                shard.tp = tp;
-                shard.cp = cp;
-                shard.ep = ep;
-                shard.etp = etp;
-                shard.gpus_per_node = static_cast<int>(K);
-                Result<Profile> profile = LayoutProfile(model, device, shard, b, dtype);
+                Result<Profile> profile = LayoutProfile(model, device, degrees, b, dtype);
                 if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
                 ++result.profiles;
                 stats =
@@ -279,16 +265,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                 for (int vp : vps) {
                   bool lower_fits = false;  // some lower ZeRO stage fits without recomputation
                   for (int zero : zeros) {
-                    ParallelLayout layout = space.software;
-                    layout.tp = tp;
-                    layout.cp = cp;
-                    layout.ep = ep;
-                    layout.etp = etp;
+                    ParallelLayout layout = degrees;
                     layout.pp = static_cast<int>(pp);
                     layout.dp = static_cast<int>(dp);
                     layout.vp = vp;
                     layout.zero = zero;
-                    layout.gpus_per_node = static_cast<int>(K);
                     const bool can_recompute = space.recompute_lever || space.recompute_all;
                     for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
                          ++again) {
