@@ -108,9 +108,12 @@ DensePieces Experts(const Layer& l, const KernelShape& sh, const MlpSplit& m) {
   return p;
 }
 
-void AddWeightGrads(const Piece& p, LayerKernels* k) {
-  for (const Kernel& g : p.weight_grads) k->backward_weight.push_back(g);
-}
+// The collectives of a dense MLP over the tensor ranks in one direction: the gather of the
+// sequence-parallel rows before it, and the reduce-scatter (or, without sequence parallelism,
+// the all-reduce) after it.
+struct DenseComm {
+  std::string_view gather, scatter, reduce;
+};
 
 Collective Tensor(std::string_view name, CollectiveKind kind, double bytes) {
   return {name, kind, CommGroup::kTensor, bytes, ""};
@@ -120,6 +123,30 @@ Collective Expert(std::string_view name, double bytes) {
 }
 Collective ExpertTensor(std::string_view name, CollectiveKind kind, double bytes) {
   return {name, kind, CommGroup::kExpertTensor, bytes, ""};
+}
+
+// A dense MLP of width w on the rank's rows (the MLP itself, or the shared experts) in one
+// direction: forward fc1, activation, fc2; input gradient the reverse; with its collectives.
+void AddDense(const Layer& l, const KernelShape& sh, const MlpSplit& m, double w, bool shared,
+              bool forward, const DenseComm& names, LayerKernels* k) {
+  const double x = m.r.rows * static_cast<double>(l.hidden) * sh.e;
+  std::vector<Collective>& comm = forward ? k->forward_comm : k->backward_input_comm;
+  std::vector<Kernel>& part = forward ? k->forward : k->backward_input;
+  if (m.r.sp) comm.push_back(Tensor(names.gather, CollectiveKind::kAllGather, x));
+  const DensePieces p = Dense(l, sh, m.r.rows, w, shared);
+  if (forward) {
+    part.insert(part.end(), {p.fc1.forward, p.act, p.fc2.forward});
+  } else {
+    part.insert(part.end(), {p.fc2.input_grad, p.act_grad, p.fc1.input_grad});
+  }
+  if (m.r.tp > 1) {
+    comm.push_back(m.r.sp ? Tensor(names.scatter, CollectiveKind::kReduceScatter, x)
+                          : Tensor(names.reduce, CollectiveKind::kAllReduce, x));
+  }
+}
+
+void AddWeightGrads(const Piece& p, LayerKernels* k) {
+  for (const Kernel& g : p.weight_grads) k->backward_weight.push_back(g);
 }
 
 }  // namespace
@@ -156,19 +183,10 @@ double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh) {
 void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const MlpSplit m = SplitOf(l, sh);
   const double h = static_cast<double>(l.hidden);
-  const double x = m.r.rows * h * sh.e;  // one [N/cp x h] tensor
   std::vector<Kernel>& fwd = k->forward;
   if (l.experts == 0) {
-    if (m.r.sp) k->forward_comm.push_back(Tensor("fc1_allgather", CollectiveKind::kAllGather, x));
-    const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
-    fwd.push_back(p.fc1.forward);
-    fwd.push_back(p.act);
-    fwd.push_back(p.fc2.forward);
-    if (m.r.tp > 1) {
-      k->forward_comm.push_back(
-          m.r.sp ? Tensor("fc2_reducescatter", CollectiveKind::kReduceScatter, x)
-                 : Tensor("fc2_allreduce", CollectiveKind::kAllReduce, x));
-    }
+    AddDense(l, sh, m, m.f, false, true, {"fc1_allgather", "fc2_reducescatter", "fc2_allreduce"},
+             k);
     return;
   }
   const double own = m.routed * h * sh.e;     // the rows this rank routes
@@ -199,18 +217,8 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   if (l.shared_experts > 0) {
     // A dense MLP over the tensor ranks: gathered from and scattered back to the
     // sequence-parallel share.
-    if (m.r.sp) {
-      k->forward_comm.push_back(Tensor("shared_fc1_allgather", CollectiveKind::kAllGather, x));
-    }
-    const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
-    fwd.push_back(s.fc1.forward);
-    fwd.push_back(s.act);
-    fwd.push_back(s.fc2.forward);
-    if (m.r.tp > 1) {
-      k->forward_comm.push_back(
-          m.r.sp ? Tensor("shared_fc2_reducescatter", CollectiveKind::kReduceScatter, x)
-                 : Tensor("shared_fc2_allreduce", CollectiveKind::kAllReduce, x));
-    }
+    AddDense(l, sh, m, m.shared_f, true, true,
+             {"shared_fc1_allgather", "shared_fc2_reducescatter", "shared_fc2_allreduce"}, k);
     fwd.push_back(MemoryKernel("shared_add", 3 * own));
   }
 }
@@ -218,41 +226,20 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
 void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const MlpSplit m = SplitOf(l, sh);
   const double h = static_cast<double>(l.hidden);
-  const double x = m.r.rows * h * sh.e;
   std::vector<Kernel>& bwd = k->backward_input;
   if (l.experts == 0) {
-    if (m.r.sp) {
-      k->backward_input_comm.push_back(
-          Tensor("fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
-    }
-    const DensePieces p = Dense(l, sh, m.r.rows, m.f, false);
-    bwd.push_back(p.fc2.input_grad);
-    bwd.push_back(p.act_grad);
-    bwd.push_back(p.fc1.input_grad);
-    if (m.r.tp > 1) {
-      k->backward_input_comm.push_back(
-          m.r.sp ? Tensor("fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
-                 : Tensor("fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
-    }
+    AddDense(l, sh, m, m.f, false, false,
+             {"fc2_dgrad_allgather", "fc1_dgrad_reducescatter", "fc1_dgrad_allreduce"}, k);
     return;
   }
   const double own = m.routed * h * sh.e;
   const double copies = m.copies * h * sh.e;
   const double gathered = m.tokens * h * sh.e;
   if (l.shared_experts > 0) {
-    if (m.r.sp) {
-      k->backward_input_comm.push_back(
-          Tensor("shared_fc2_dgrad_allgather", CollectiveKind::kAllGather, x));
-    }
-    const DensePieces s = Dense(l, sh, m.r.rows, m.shared_f, true);
-    bwd.push_back(s.fc2.input_grad);
-    bwd.push_back(s.act_grad);
-    bwd.push_back(s.fc1.input_grad);
-    if (m.r.tp > 1) {
-      k->backward_input_comm.push_back(
-          m.r.sp ? Tensor("shared_fc1_dgrad_reducescatter", CollectiveKind::kReduceScatter, x)
-                 : Tensor("shared_fc1_dgrad_allreduce", CollectiveKind::kAllReduce, x));
-    }
+    AddDense(l, sh, m, m.shared_f, true, false,
+             {"shared_fc2_dgrad_allgather", "shared_fc1_dgrad_reducescatter",
+              "shared_fc1_dgrad_allreduce"},
+             k);
   }
   // Reads dy, the copies' outputs and the weights; writes the copies' output gradients and
   // the weights' gradients.
