@@ -60,12 +60,19 @@ DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {
   g.experts = ExpertDataView(layout);
   g.link = DataGroupLink(layout, profile);
   g.expert_link = DataGroupLink(g.experts, profile);
+  g.grad_scale = GradientScale(profile.dtype);
   return g;
 }
 
+double GradientScale(DType dtype) {
+  return dtype == DType::kFp8 ? static_cast<double>(DTypeBytes(DType::kBf16)) /
+                                    static_cast<double>(DTypeBytes(DType::kFp8))
+                              : 1.0;
+}
+
 double DataGroups::GradientSyncMs(double all, double expert) const {
-  return pp::GradientSyncMs(all - expert, layout, link) +
-         pp::GradientSyncMs(expert, experts, expert_link);
+  return pp::GradientSyncMs(grad_scale * (all - expert), layout, link) +
+         pp::GradientSyncMs(grad_scale * expert, experts, expert_link);
 }
 
 double DataGroups::ParamGatherMs(double all, double expert) const {
@@ -76,8 +83,10 @@ double DataGroups::ParamGatherMs(double all, double expert) const {
 double DataGroups::LayerMs(CollectiveKind kind, const LayerProfile& l) const {
   const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
   const double rest = static_cast<double>(l.param_bytes) - expert;
-  return CollectiveMs(kind, rest, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
-         CollectiveMs(kind, expert, experts.dp, expert_link.bus_bytes_per_s,
+  // A reduce-scatter carries gradients; an all-gather parameters.
+  const double scale = kind == CollectiveKind::kReduceScatter ? grad_scale : 1.0;
+  return CollectiveMs(kind, scale * rest, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
+         CollectiveMs(kind, scale * expert, experts.dp, expert_link.bus_bytes_per_s,
                       expert_link.latency_ms);
 }
 

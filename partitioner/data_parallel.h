@@ -63,6 +63,8 @@ double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const Bus
 struct DataGroups {
   ParallelLayout layout, experts;
   BusLink link, expert_link;
+  // Gradient bytes per parameter byte (GradientScale of the profile's dtype).
+  double grad_scale = 1;
   bool Any() const { return layout.dp > 1 || experts.dp > 1; }
   double GradientSyncMs(double all, double expert) const;
   double ParamGatherMs(double all, double expert) const;
@@ -70,6 +72,11 @@ struct DataGroups {
   double LayerMs(CollectiveKind kind, const LayerProfile& l) const;
 };
 DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile);
+
+// Gradient bytes per parameter byte of a `dtype` profile: an fp8 model's parameter bytes are
+// fp8 (Megatron-Bridge's fp8 recipes keep and gather the parameters in fp8, fp8_param_gather)
+// and its weight gradients bf16, reduced so (grad_reduce_in_fp32 off): 2; else 1.
+double GradientScale(DType dtype);
 
 // ZeRO 3: each layer's parameters are all-gathered before its forward and again before its
 // backward, and its gradients reduce-scattered after its backward, every micro-batch (the

@@ -162,6 +162,7 @@ TEST(Zero3, GathersBoundEachLayersTimes) {
   EXPECT_EQ(WithParameterGathers(TwoLayerProfile(), l).layers[0].forward_ms, 1.0);
 }
 
+
 // The two-layer profile with 6 of each layer's 10 MB the routed experts'.
 Profile TwoLayerExpertProfile() {
   Profile p = TwoLayerProfile();
@@ -240,6 +241,26 @@ TEST(Exposure, TheExpertsGradientsReduceOverTheirOwnGroup) {
     EXPECT_NEAR(sync[0].gradient_ms, dense + experts, 1e-9) << "ep " << ep;
     EXPECT_NEAR(sync[0].gradient_exposed_ms, dense + experts, 1e-9) << "ep " << ep;
   }
+}
+
+// An fp8 model's weight gradients are bf16: twice its parameter bytes move in each gradient
+// collective, and its parameters move as they are in ZeRO's all-gathers.
+TEST(Exposure, AnFp8ModelReducesBf16Gradients) {
+  PlanRequest request = DataParallelRequest(false);
+  request.profile.dtype = DType::kFp8;
+  Result<Plan> plan = MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_NEAR(DataParallelSync(*plan, *plan->parallelism)[0].gradient_ms,
+              1000.0 * 1.5 * 2 * 20e6 / 1e9, 1e-9);
+  ParallelLayout l;
+  l.dp = 2;
+  l.zero = 3;
+  Profile p = TwoLayerProfile();
+  p.dtype = DType::kFp8;
+  // Gathering 10 MB over 2 at 1 GB/s: 5 ms; scattering 20 MB of gradients: 10 ms.
+  p = WithParameterGathers(p, l);
+  EXPECT_NEAR(p.layers[0].forward_ms, 5.0, 1e-12);
+  EXPECT_NEAR(p.layers[0].backward_ms, 15.0, 1e-12);
 }
 
 Model Gpt(int64_t layers, int64_t hidden, int64_t heads, int64_t vocab, int64_t seq) {
