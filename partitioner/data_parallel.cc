@@ -70,14 +70,17 @@ double GradientScale(DType dtype) {
                               : 1.0;
 }
 
+// The experts' collectives run only where there are expert bytes (a dense model's expert
+// group would otherwise charge its latency for nothing).
 double DataGroups::GradientSyncMs(double all, double expert) const {
-  return pp::GradientSyncMs(grad_scale * (all - expert), layout, link) +
-         pp::GradientSyncMs(grad_scale * expert, experts, expert_link);
+  const double rest = pp::GradientSyncMs(grad_scale * (all - expert), layout, link);
+  return expert > 0 ? rest + pp::GradientSyncMs(grad_scale * expert, experts, expert_link)
+                    : rest;
 }
 
 double DataGroups::ParamGatherMs(double all, double expert) const {
-  return pp::ParamGatherMs(all - expert, layout, link) +
-         pp::ParamGatherMs(expert, experts, expert_link);
+  const double rest = pp::ParamGatherMs(all - expert, layout, link);
+  return expert > 0 ? rest + pp::ParamGatherMs(expert, experts, expert_link) : rest;
 }
 
 double DataGroups::LayerMs(CollectiveKind kind, const LayerProfile& l) const {
@@ -85,9 +88,11 @@ double DataGroups::LayerMs(CollectiveKind kind, const LayerProfile& l) const {
   const double rest = static_cast<double>(l.param_bytes) - expert;
   // A reduce-scatter carries gradients; an all-gather parameters.
   const double scale = kind == CollectiveKind::kReduceScatter ? grad_scale : 1.0;
-  return CollectiveMs(kind, scale * rest, layout.dp, link.bus_bytes_per_s, link.latency_ms) +
-         CollectiveMs(kind, scale * expert, experts.dp, expert_link.bus_bytes_per_s,
-                      expert_link.latency_ms);
+  const double ms =
+      CollectiveMs(kind, scale * rest, layout.dp, link.bus_bytes_per_s, link.latency_ms);
+  if (expert <= 0) return ms;
+  return ms + CollectiveMs(kind, scale * expert, experts.dp, expert_link.bus_bytes_per_s,
+                           expert_link.latency_ms);
 }
 
 Profile WithParameterGathers(const Profile& profile, const ParallelLayout& layout) {

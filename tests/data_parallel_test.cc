@@ -241,6 +241,15 @@ TEST(Exposure, TheExpertsGradientsReduceOverTheirOwnGroup) {
     EXPECT_NEAR(sync[0].gradient_ms, dense + experts, 1e-9) << "ep " << ep;
     EXPECT_NEAR(sync[0].gradient_exposed_ms, dense + experts, 1e-9) << "ep " << ep;
   }
+  // A dense model pays nothing for the experts' group, not even its latency: cp 2 x dp 4 is an
+  // expert-data-parallel group of 8, but only the all-reduce over the 4 data ranks runs.
+  request = DataParallelRequest(false);
+  request.profile.link = {1e9, 0.01};
+  request.layout->cp = 2;
+  Result<Plan> plan = MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_NEAR(DataParallelSync(*plan, *plan->parallelism)[0].gradient_ms,
+              1000.0 * 1.5 * 20e6 / 1e9 + 2 * 3 * 0.01, 1e-9);
 }
 
 // An fp8 model's weight gradients are bf16: twice its parameter bytes move in each gradient
