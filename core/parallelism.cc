@@ -1,6 +1,7 @@
 #include "core/parallelism.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace pp {
 
@@ -68,7 +69,8 @@ int GroupSize(const ParallelLayout& l, CommGroup group) {
     case CommGroup::kData: return l.dp;
     case CommGroup::kPipeline: return l.pp;
     case CommGroup::kExpertTensor: return l.expert_tp();
-    case CommGroup::kExpertData: return static_cast<int>(std::max<int64_t>(1, l.expert_dp()));
+    case CommGroup::kExpertData:
+      return static_cast<int>(std::clamp<int64_t>(l.expert_dp(), 1, INT32_MAX));
   }
   return 1;
 }

@@ -1,6 +1,7 @@
 #include "partitioner/data_parallel.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace pp {
 
@@ -25,11 +26,14 @@ BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
 
 ParallelLayout ExpertDataView(const ParallelLayout& layout) {
   ParallelLayout view = layout;
-  view.tp = layout.ep * layout.expert_tp();
+  // ep x etp divides tp x cp x dp, at most 2^60 in a plan file: kept in range.
+  view.tp = static_cast<int>(std::min<int64_t>(int64_t{layout.ep} * layout.expert_tp(),
+                                               std::numeric_limits<int>::max()));
   view.cp = 1;
   view.ep = 1;
   view.etp = 0;
-  view.dp = static_cast<int>(std::max<int64_t>(1, layout.expert_dp()));
+  view.dp = static_cast<int>(std::clamp<int64_t>(layout.expert_dp(), 1,
+                                                 std::numeric_limits<int>::max()));
   return view;
 }
 
