@@ -572,6 +572,16 @@ TEST(LayoutExport, TheExpertsTensorDegreeTravelsWhereItCan) {
   ASSERT_FALSE(titan.ok());
   EXPECT_NE(titan.message().find("--etp 1"), std::string::npos) << titan.message();
 
+  // ZeRO 0 replicates over the data ranks in torchtitan (data_parallel_shard_degree 1), so its
+  // expert group has only cp x tp = 2 ranks to borrow: ep 4 cannot be expressed there.
+  Plan ddp = LayoutPlan(0);
+  ddp.parallelism->ep = 4;
+  ddp.parallelism->etp = 1;
+  Result<std::string> replicated = FindExporter("torchtitan")->Export(ddp, {});
+  ASSERT_FALSE(replicated.ok());
+  EXPECT_NE(replicated.message().find("dp_shard x cp x tp = 2"), std::string::npos)
+      << replicated.message();
+
   plan.parallelism->etp = 1;
   const std::string folded = Export(plan, "megatron");
   EXPECT_EQ(FlagValue(folded, "--expert-tensor-parallel-size"), 1) << folded;

@@ -156,8 +156,8 @@ class TorchTitan final : public Exporter {
 
   Result<std::string> Export(const Plan& plan, const ExportOptions& options) const override {
     // torchtitan's expert mesh borrows from the data-sharding, context and tensor ranks alike
-    // (parallel_dims.py: efsdp = dp_shard x cp x tp / ep): its experts are never split over
-    // the tensor ranks, which is --etp 1 here.
+    // (parallel_dims.py: efsdp = dp_shard x cp x tp / ep, and ep must divide dp_shard x cp x
+    // tp): its experts are never split over the tensor ranks, which is --etp 1 here.
     if (plan.parallelism) {
       const ParallelLayout& l = *plan.parallelism;
       if (l.ep > 1 && l.expert_tp() > 1) {
@@ -165,6 +165,16 @@ class TorchTitan final : public Exporter {
                              "split over " + std::to_string(l.expert_tp()) +
                              " tensor ranks, and torchtitan folds the expert group over the "
                              "tensor ranks instead (plan with --etp 1)");
+      }
+      // The expert group is carved out of the sharded data ranks only (ParallelismSettings:
+      // ZeRO 0 replicates instead).
+      const int64_t shard = int64_t{l.zero >= 1 ? l.dp : 1} * l.cp * l.tp;
+      if (l.ep > 1 && shard % l.ep != 0) {
+        return Status::Error("this plan cannot be expressed for torchtitan: its expert group "
+                             "is carved out of the data-sharding, context and tensor ranks "
+                             "(dp_shard x cp x tp = " + std::to_string(shard) +
+                             "), which ep " + std::to_string(l.ep) +
+                             " does not divide (plan with --zero 1 or more)");
       }
     }
     const std::vector<std::string> ops = LayerOps(plan);
