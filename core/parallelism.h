@@ -65,6 +65,10 @@ struct ParallelLayout {
 // Whether ep x etp divides tp x cp x dp (Megatron-LM's condition for the folded expert grid).
 bool ExpertGridFits(const ParallelLayout& layout);
 
+// The etp field for an expert tensor degree `etp` beside `tp`: 0 (as tp, the default) where
+// they are equal, so that a layout has one spelling of each.
+inline int EtpField(int etp, int tp) { return etp == tp ? 0 : etp; }
+
 enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kSendRecv };
 // kExpertTensor: the routed experts' tensor group (etp ranks, innermost); kExpert: the
 // expert group (ep ranks, etp apart); kExpertData: the expert-data-parallel group (expert_dp

@@ -120,8 +120,7 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   l.vp = static_cast<int>(r.Int("vp", 1, 64));
   l.zero = static_cast<int>(r.Int("zero", 0, 3));
   if (r.Has("etp")) {
-    l.etp = static_cast<int>(r.Int("etp", 1, kMaxDegree));
-    if (l.etp == l.tp) l.etp = 0;
+    l.etp = EtpField(static_cast<int>(r.Int("etp", 1, kMaxDegree)), l.tp);
   }
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
   if (r.Has("fused_attention")) l.fused_attention = r.Bool("fused_attention", true);

@@ -3,6 +3,7 @@
 // micro-batch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +41,9 @@ struct LayerProfile {
   // Of param_bytes, the routed experts' (optional in files: 0 when absent), whose gradients
   // are reduced and whose state is sharded over the expert-data-parallel group.
   uint64_t expert_param_bytes = 0;
+  // expert_param_bytes, never more than param_bytes (files are checked on reading; a profile
+  // built in memory is held to it here), so that the rest, param_bytes minus it, is >= 0.
+  uint64_t routed_expert_bytes() const { return std::min(expert_param_bytes, param_bytes); }
   uint64_t activation_bytes = 0;  // kept for the backward, per micro-batch
   uint64_t output_bytes = 0;      // sent to the next stage, per micro-batch
   std::optional<double> backward_input_ms;

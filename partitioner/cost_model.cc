@@ -1,7 +1,5 @@
 #include "partitioner/cost_model.h"
 
-#include <algorithm>
-
 namespace pp {
 
 StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int64_t expert_dp) {
@@ -58,7 +56,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     backward_[i + 1] = static_cast<double>(b);
     total_[i + 1] = static_cast<double>(t);
     params_[i + 1] = params_[i] + l.param_bytes;
-    expert_params_[i + 1] = expert_params_[i] + std::min(l.expert_param_bytes, l.param_bytes);
+    expert_params_[i + 1] = expert_params_[i] + l.routed_expert_bytes();
     activations_[i + 1] = activations_[i] + l.activation_bytes;
   }
 }

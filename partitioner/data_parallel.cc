@@ -1,7 +1,6 @@
 #include "partitioner/data_parallel.h"
 
 #include <algorithm>
-#include <limits>
 
 namespace pp {
 
@@ -12,29 +11,41 @@ const DeviceSpec* ProfileDevice(const Profile& profile) {
   return nullptr;
 }
 
-BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
-  const DeviceSpec* device = ProfileDevice(profile);
+namespace {
+
+// The link of a data-parallel `group` (kData or kExpertData) on `device` (the profile's own
+// link when the table does not know it). Every data-parallel collective is a ring one
+// (all-reduce, reduce-scatter, all-gather).
+BusLink GroupBusLink(const ParallelLayout& layout, CommGroup group, const DeviceSpec* device,
+                     const Profile& profile) {
   if (device == nullptr || device->node_bus_bytes_per_s <= 0 ||
       device->network_bus_bytes_per_s <= 0) {
     return {profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
   }
-  // Every data-parallel collective is a ring one (all-reduce, reduce-scatter, all-gather).
-  return CollectiveLink(layout, CommGroup::kData, CollectiveKind::kAllReduce,
-                        device->node_bus_bytes_per_s, device->node_latency_ms,
-                        device->network_bus_bytes_per_s, device->network_latency_ms);
+  return CollectiveLink(layout, group, CollectiveKind::kAllReduce, device->node_bus_bytes_per_s,
+                        device->node_latency_ms, device->network_bus_bytes_per_s,
+                        device->network_latency_ms);
 }
 
-ParallelLayout ExpertDataView(const ParallelLayout& layout) {
-  ParallelLayout view = layout;
-  // ep x etp divides tp x cp x dp, at most 2^60 in a plan file: kept in range.
-  view.tp = static_cast<int>(std::min<int64_t>(int64_t{layout.ep} * layout.expert_tp(),
-                                               std::numeric_limits<int>::max()));
-  view.cp = 1;
-  view.ep = 1;
-  view.etp = 0;
-  view.dp = static_cast<int>(std::clamp<int64_t>(layout.expert_dp(), 1,
-                                                 std::numeric_limits<int>::max()));
-  return view;
+// The gradient reduction of ZeRO `zero` over n ranks: an all-reduce at zero 0, else a
+// reduce-scatter.
+double SyncMs(double grad_bytes, int n, int zero, const BusLink& link) {
+  const CollectiveKind kind =
+      zero == 0 ? CollectiveKind::kAllReduce : CollectiveKind::kReduceScatter;
+  return CollectiveMs(kind, grad_bytes, n, link.bus_bytes_per_s, link.latency_ms);
+}
+
+// The all-gather of updated parameters after the optimizer step (zero 1 and 2) over n ranks.
+double GatherMs(double param_bytes, int n, int zero, const BusLink& link) {
+  if (zero != 1 && zero != 2) return 0;
+  return CollectiveMs(CollectiveKind::kAllGather, param_bytes, n, link.bus_bytes_per_s,
+                      link.latency_ms);
+}
+
+}  // namespace
+
+BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
+  return GroupBusLink(layout, CommGroup::kData, ProfileDevice(profile), profile);
 }
 
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
@@ -47,23 +58,21 @@ Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
 }
 
 double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const BusLink& link) {
-  const CollectiveKind kind =
-      layout.zero == 0 ? CollectiveKind::kAllReduce : CollectiveKind::kReduceScatter;
-  return CollectiveMs(kind, grad_bytes, layout.dp, link.bus_bytes_per_s, link.latency_ms);
+  return SyncMs(grad_bytes, layout.dp, layout.zero, link);
 }
 
 double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link) {
-  if (layout.zero != 1 && layout.zero != 2) return 0;
-  return CollectiveMs(CollectiveKind::kAllGather, param_bytes, layout.dp, link.bus_bytes_per_s,
-                      link.latency_ms);
+  return GatherMs(param_bytes, layout.dp, layout.zero, link);
 }
 
 DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {
+  const DeviceSpec* device = ProfileDevice(profile);
   DataGroups g;
-  g.layout = layout;
-  g.experts = ExpertDataView(layout);
-  g.link = DataGroupLink(layout, profile);
-  g.expert_link = DataGroupLink(g.experts, profile);
+  g.zero = layout.zero;
+  g.dp = layout.dp;
+  g.expert_dp = GroupSize(layout, CommGroup::kExpertData);
+  g.link = GroupBusLink(layout, CommGroup::kData, device, profile);
+  g.expert_link = GroupBusLink(layout, CommGroup::kExpertData, device, profile);
   g.grad_scale = GradientScale(profile.dtype);
   return g;
 }
@@ -77,25 +86,23 @@ double GradientScale(DType dtype) {
 // The experts' collectives run only where there are expert bytes (a dense model's expert
 // group would otherwise charge its latency for nothing).
 double DataGroups::GradientSyncMs(double all, double expert) const {
-  const double rest = pp::GradientSyncMs(grad_scale * (all - expert), layout, link);
-  return expert > 0 ? rest + pp::GradientSyncMs(grad_scale * expert, experts, expert_link)
-                    : rest;
+  const double rest = SyncMs(grad_scale * (all - expert), dp, zero, link);
+  return expert > 0 ? rest + SyncMs(grad_scale * expert, expert_dp, zero, expert_link) : rest;
 }
 
 double DataGroups::ParamGatherMs(double all, double expert) const {
-  const double rest = pp::ParamGatherMs(all - expert, layout, link);
-  return expert > 0 ? rest + pp::ParamGatherMs(expert, experts, expert_link) : rest;
+  const double rest = GatherMs(all - expert, dp, zero, link);
+  return expert > 0 ? rest + GatherMs(expert, expert_dp, zero, expert_link) : rest;
 }
 
 double DataGroups::LayerMs(CollectiveKind kind, const LayerProfile& l) const {
-  const double expert = static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+  const double expert = static_cast<double>(l.routed_expert_bytes());
   const double rest = static_cast<double>(l.param_bytes) - expert;
   // A reduce-scatter carries gradients; an all-gather parameters.
   const double scale = kind == CollectiveKind::kReduceScatter ? grad_scale : 1.0;
-  const double ms =
-      CollectiveMs(kind, scale * rest, layout.dp, link.bus_bytes_per_s, link.latency_ms);
+  const double ms = CollectiveMs(kind, scale * rest, dp, link.bus_bytes_per_s, link.latency_ms);
   if (expert <= 0) return ms;
-  return ms + CollectiveMs(kind, scale * expert, experts.dp, expert_link.bus_bytes_per_s,
+  return ms + CollectiveMs(kind, scale * expert, expert_dp, expert_link.bus_bytes_per_s,
                            expert_link.latency_ms);
 }
 
@@ -129,7 +136,13 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
   const DeviceSpec* device = ProfileDevice(profile);
   if (device == nullptr || device->memory_bytes_per_s <= 0) return 0;
   const double e = static_cast<double>(DTypeBytes(profile.dtype));
-  const double params = param_bytes / e;
+  // From zero 1 each rank steps its share: the others over dp, the experts' over expert_dp.
+  const double stepped =
+      layout.zero >= 1
+          ? (param_bytes - expert_bytes) / std::max(layout.dp, 1) +
+                expert_bytes / GroupSize(layout, CommGroup::kExpertData)
+          : param_bytes;
+  const double params = stepped / e;
   double bytes = 0;
   switch (optimizer) {
     case Optimizer::kAdam:
@@ -140,12 +153,6 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
       break;
     case Optimizer::kNone:
       return 0;
-  }
-  if (layout.zero >= 1) {
-    // Each group's share: the others over dp, the experts' over expert_dp.
-    const double experts = param_bytes > 0 ? std::clamp(expert_bytes / param_bytes, 0.0, 1.0) : 0;
-    bytes = bytes * (1 - experts) / std::max(layout.dp, 1) +
-            bytes * experts / static_cast<double>(std::max<int64_t>(1, layout.expert_dp()));
   }
   return 1000.0 * bytes / device->memory_bytes_per_s;
 }
@@ -159,7 +166,7 @@ std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout&
   };
   const auto expert_bytes = [&](int layer) {
     const LayerProfile& l = plan.profile.layers[static_cast<size_t>(layer)];
-    return static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+    return static_cast<double>(l.routed_expert_bytes());
   };
   std::vector<Acc> acc(out.size());
   for (const StagePlan& s : plan.stages) {

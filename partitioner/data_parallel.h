@@ -38,9 +38,6 @@ namespace pp {
 using BusLink = GroupLink;
 BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile);
 
-// The layout whose data group is `layout`'s expert-data-parallel group (expert_dp ranks, ep x
-// etp apart in rank order), so that the functions below, given it, time the experts' side.
-ParallelLayout ExpertDataView(const ParallelLayout& layout);
 // The device table's entry for the profile's device (by its name or key), or nullptr.
 const DeviceSpec* ProfileDevice(const Profile& profile);
 
@@ -56,16 +53,17 @@ double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const Bus
 // 2); 0 otherwise (zero 0 has every parameter; zero 3 gathers per layer, see below).
 double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link);
 
-// The data-parallel side of a layout: its data group and the routed experts' own group
-// (ExpertDataView), each with its link. Every figure of `all` parameter bytes, `expert` of them
-// the experts', runs the rest over the data group and the experts' over theirs, one after the
-// other.
+// The data-parallel side of a layout: its data group (dp ranks) and the routed experts' own
+// group (CommGroup::kExpertData, expert_dp ranks), each with its link (as DataGroupLink), and
+// its ZeRO stage. Every figure of `all` parameter bytes, `expert` of them the experts', runs
+// the rest over the data group and the experts' over theirs, one after the other.
 struct DataGroups {
-  ParallelLayout layout, experts;
+  int zero = 0;
+  int dp = 1, expert_dp = 1;
   BusLink link, expert_link;
   // Gradient bytes per parameter byte (GradientScale of the profile's dtype).
   double grad_scale = 1;
-  bool Any() const { return layout.dp > 1 || experts.dp > 1; }
+  bool Any() const { return dp > 1 || expert_dp > 1; }
   double GradientSyncMs(double all, double expert) const;
   double ParamGatherMs(double all, double expert) const;
   // One of ZeRO 3's per-layer collectives (all-gather or reduce-scatter) of layer `l`.

@@ -36,7 +36,7 @@ ProfileStats StatsOf(Profile profile) {
     s.largest = std::max(s.largest, l.forward_ms + l.backward_ms);
     s.largest_recompute = std::max(s.largest_recompute, 2 * l.forward_ms + l.backward_ms);
     s.params += static_cast<double>(l.param_bytes);
-    s.expert_params += static_cast<double>(std::min(l.expert_param_bytes, l.param_bytes));
+    s.expert_params += static_cast<double>(l.routed_expert_bytes());
     s.activations += static_cast<double>(l.activation_bytes);
     s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
   }
@@ -214,13 +214,12 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
       if (experts_gcd > 0) {
         if (!space.etp.empty()) {
           etps.clear();
-          for (int e : space.etp) etps.push_back(e == tp ? 0 : e);
+          for (int e : space.etp) etps.push_back(EtpField(e, tp));
         } else if (tp > 1) {
           etps.push_back(1);
         }
       }
       for (int etp : etps) {
-        const int64_t expert_tp = etp > 0 ? etp : tp;
         for (int ep : eps) {
           // The degrees every candidate below shares (and its profile's).
           ParallelLayout degrees = space.software;
@@ -239,7 +238,9 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                 continue;
               }
               const int64_t dp = rest / pp;
-              if ((tp * cp * dp) % (ep * expert_tp) != 0 || N % (dp * b) != 0) continue;
+              ParallelLayout grid = degrees;
+              grid.dp = static_cast<int>(dp);
+              if (!ExpertGridFits(grid) || N % (dp * b) != 0) continue;
               const int64_t m = N / (dp * b);
               if (m > kMaxMicroBatches) continue;
               if (stats == nullptr) {

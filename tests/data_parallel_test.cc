@@ -146,6 +146,26 @@ TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
   EXPECT_EQ(DataGroupLink(l, TwoLayerProfile()).bus_bytes_per_s, 1e9);
 }
 
+// The experts' data group sits ep x etp ranks apart: at tp 2, dp 16, ep 8, etp 1 on nodes of
+// 8 its 4 ranks are 8 apart, one a node, so it runs at one card's 47 GB/s; the data group's
+// 16 ranks are 2 apart, 4 a node, so 4 cards carry it.
+TEST(Collectives, TheExpertsDataGroupHasItsOwnLink) {
+  Profile p = TwoLayerProfile();
+  const DeviceSpec& h100 = *FindDevice("h100");
+  p.device.name = std::string(h100.name);
+  ParallelLayout l;
+  l.tp = 2;
+  l.dp = 16;
+  l.ep = 8;
+  l.etp = 1;
+  const DataGroups g = DataGroupsOf(l, p);
+  EXPECT_EQ(g.dp, 16);
+  EXPECT_EQ(g.expert_dp, 4);
+  EXPECT_EQ(g.expert_link.bus_bytes_per_s, h100.network_bus_bytes_per_s);
+  EXPECT_EQ(g.link.bus_bytes_per_s, 4 * h100.network_bus_bytes_per_s);
+  EXPECT_EQ(g.link.bus_bytes_per_s, DataGroupLink(l, p).bus_bytes_per_s);
+}
+
 // ZeRO 3 over dp = 2: gathering 10 MB at 1 GB/s moves half of it, 5 ms; the reduce-scatter
 // another 5 ms. Forward max(1, 5), backward max(2, 5 + 5).
 TEST(Zero3, GathersBoundEachLayersTimes) {

@@ -137,7 +137,7 @@ int RunLayout(PlanFlags f) {
   layout.tp = f.tp;
   layout.cp = f.cp;
   layout.ep = f.ep;
-  layout.etp = f.etp == f.tp ? 0 : f.etp;
+  layout.etp = EtpField(f.etp, f.tp);
   layout.zero = f.zero;
   layout.pp = f.stages;
   ApplySoftware(f, &layout);

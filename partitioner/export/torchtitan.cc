@@ -122,6 +122,10 @@ Result<std::vector<std::string>> TitanNames(const Plan& plan) {
   return Status::Error("this plan cannot be expressed for torchtitan: " + best_problem + advice);
 }
 
+// torchtitan's data_parallel_shard_degree for the layout: dp from ZeRO 1 (FSDP), else 1
+// (the data ranks replicate).
+int ShardDegree(const ParallelLayout& l) { return l.zero >= 1 ? l.dp : 1; }
+
 // torchtitan's [parallelism] settings for the plan's layout (ParallelismConfig in
 // torchtitan/config/configs.py), as lines valid in TOML and in Python. ZeRO 0 replicates over
 // the data-parallel ranks (DDP); ZeRO 3 shards over them (FSDP, resharding after the
@@ -131,8 +135,8 @@ std::string ParallelismSettings(const Plan& plan) {
   const ParallelLayout& l = *plan.parallelism;
   std::string out = "\n# parallelism settings (torchtitan's [parallelism] section)\n";
   const bool shard = l.zero >= 1;
-  out += "data_parallel_replicate_degree = " + std::to_string(shard ? 1 : l.dp) + "\n";
-  out += "data_parallel_shard_degree = " + std::to_string(shard ? l.dp : 1) + "\n";
+  out += "data_parallel_replicate_degree = " + std::to_string(l.dp / ShardDegree(l)) + "\n";
+  out += "data_parallel_shard_degree = " + std::to_string(ShardDegree(l)) + "\n";
   if (shard) {
     out += std::string("fsdp_reshard_after_forward = ") +
            (l.zero == 3 ? "\"default\"" : "\"never\"") + "\n";
@@ -166,9 +170,8 @@ class TorchTitan final : public Exporter {
                              " tensor ranks, and torchtitan folds the expert group over the "
                              "tensor ranks instead (plan with --etp 1)");
       }
-      // The expert group is carved out of the sharded data ranks only (ParallelismSettings:
-      // ZeRO 0 replicates instead).
-      const int64_t shard = int64_t{l.zero >= 1 ? l.dp : 1} * l.cp * l.tp;
+      // The expert group is carved out of the sharded data ranks only (ZeRO 0 replicates).
+      const int64_t shard = int64_t{ShardDegree(l)} * l.cp * l.tp;
       if (l.ep > 1 && shard % l.ep != 0) {
         return Status::Error("this plan cannot be expressed for torchtitan: its expert group "
                              "is carved out of the data-sharding, context and tensor ranks "
