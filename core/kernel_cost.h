@@ -31,6 +31,10 @@ struct Kernel {
   KernelClass cls = KernelClass::kMemory;
   // Matrix products: batch independent [m x k] . [k x n] products (0 for other kernels).
   double m = 0, k = 0, n = 0, batch = 0;
+  // One of the routed experts' kernels (their products and activation): what runs between
+  // the dispatch and the combine of the experts' tokens (Megatron-LM's "mlp" node of a MoE
+  // layer; profiler/efficiency.h PartsMs).
+  bool routed_expert = false;
 };
 
 // The kernels of one micro-batch on one rank, and the collectives the rank waits for in each

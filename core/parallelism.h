@@ -53,6 +53,13 @@ struct ParallelLayout {
   // pipeline drains, whole.
   bool fused_attention = true;
   bool overlap_grad_reduce = true;
+  // The experts' all-to-all of one micro-batch under the other's compute: the forward of
+  // one micro-batch and the backward of another run together, layer by layer, so each
+  // direction's expert communication hides behind the other direction's kernels
+  // (Megatron-LM's overlap_moe_expert_parallel_comm, its combined 1F1B schedule,
+  // megatron/core/pipeline_parallel/combined_1f1b.py). It schedules one more forward before
+  // the first backward. Applies only with ep > 1 (ExpertOverlapApplies).
+  bool overlap_expert_comm = false;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   int expert_tp() const { return etp > 0 ? etp : tp; }
@@ -61,6 +68,12 @@ struct ParallelLayout {
   int64_t expert_dp() const { return int64_t{tp} * cp * dp / (int64_t{ep} * expert_tp()); }
   ShardDegrees shard() const { return {tp, cp, ep, sequence_parallel, etp}; }
 };
+
+// Whether the layout's expert all-to-all overlap changes anything: it is asked for and the
+// experts are split (ep > 1).
+inline bool ExpertOverlapApplies(const ParallelLayout& layout) {
+  return layout.overlap_expert_comm && layout.ep > 1;
+}
 
 // Whether ep x etp divides tp x cp x dp (Megatron-LM's condition for the folded expert grid).
 bool ExpertGridFits(const ParallelLayout& layout);
@@ -86,12 +99,19 @@ std::string_view CommGroupName(CommGroup group);
 // overlaps with (the ring exchange of context parallelism runs under the attention of the
 // previous block of K/V): only the part of the collective longer than that kernel is exposed.
 // Empty: the collective is exposed whole (the layer waits for it).
+// Which step of the experts' token exchange a collective belongs to, in either direction:
+// the dispatch (tokens to their experts; in the backward, its gradient coming back, after the
+// experts' input gradient) or the combine (the experts' outputs back; in the backward, its
+// gradient, first). Megatron-LM's moe_dispatch and moe_combine nodes.
+enum class TokenExchange { kNone, kDispatch, kCombine };
+
 struct Collective {
   std::string_view name;  // a static label such as "qkv_allgather"
   CollectiveKind kind = CollectiveKind::kAllReduce;
   CommGroup group = CommGroup::kTensor;
   double bytes = 0;
   std::string_view hidden_behind;
+  TokenExchange exchange = TokenExchange::kNone;
 };
 
 // The NCCL bus-bandwidth factor: over n ranks a collective of `bytes` moves

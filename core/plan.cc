@@ -107,7 +107,8 @@ Json MeasurementToJson(const Measurement& m) {
 }
 
 // "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally etp, sequence_parallel,
-// fused_attention, overlap_grad_reduce and gpus_per_node; pp and vp must agree with the plan's num_stages and virtual_stages.
+// fused_attention, overlap_grad_reduce, overlap_expert_comm and gpus_per_node; pp and vp must agree
+// with the plan's num_stages and virtual_stages.
 Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int virtual_stages) {
   FieldReader r(object, "parallelism");
   ParallelLayout l;
@@ -125,6 +126,9 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
   if (r.Has("fused_attention")) l.fused_attention = r.Bool("fused_attention", true);
   if (r.Has("overlap_grad_reduce")) l.overlap_grad_reduce = r.Bool("overlap_grad_reduce", true);
+  if (r.Has("overlap_expert_comm")) {
+    l.overlap_expert_comm = r.Bool("overlap_expert_comm", false);
+  }
   if (r.Has("gpus_per_node")) {
     l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
   }
@@ -156,6 +160,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   // Written only off their defaults, so that plans at the defaults read and write unchanged.
   if (!l.fused_attention) out["fused_attention"] = false;
   if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
+  if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }

@@ -1,16 +1,32 @@
 #include "executor/plan_context.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "executor/simulator.h"
 
 namespace pp {
 
+void HoldOneMoreForward(PlanContext* ctx) {
+  if (ctx->num_devices() < 2) return;
+  const int m = ctx->schedule.num_micro_batches;
+  std::vector<char> seen(ctx->device_in_flight.size(), 0);
+  for (int c = 0; c < ctx->num_chunks(); ++c) {
+    const int d = ctx->chunk_device[c];
+    if (d < 0 || d >= static_cast<int>(seen.size()) || seen[d]) continue;
+    seen[d] = 1;
+    ctx->in_flight[c] = std::min(ctx->in_flight[c] + 1, m);
+    ctx->device_in_flight[d] = std::min(ctx->device_in_flight[d] + 1, m);
+  }
+}
+
 Result<PlanContext> MakePlanContext(const PlanShape& shape) {
   Result<Schedule> schedule = BuildSchedule(shape.schedule, shape.devices, shape.micro_batches,
                                             ScheduleOptions{shape.virtual_stages, shape.times});
   if (!schedule.ok()) return schedule.status();
-  return MakePlanContext(std::move(*schedule));
+  Result<PlanContext> ctx = MakePlanContext(std::move(*schedule));
+  if (ctx.ok() && shape.expert_overlap) HoldOneMoreForward(&*ctx);
+  return ctx;
 }
 
 Result<PlanContext> MakePlanContext(Schedule schedule) {
@@ -69,6 +85,7 @@ PlanShape ShapeOf(const Plan& plan) {
   PlanShape shape{plan.schedule, plan.num_stages, plan.num_micro_batches,
                   plan.virtual_stages > 1 ? plan.virtual_stages : 2};
   shape.times = OpTimesHintOf(plan.profile, NumChunks(plan));
+  shape.expert_overlap = plan.parallelism && ExpertOverlapApplies(*plan.parallelism);
   return shape;
 }
 
@@ -113,7 +130,11 @@ Result<PlanContext> PlanContextOf(const Plan& plan) {
 }
 
 Result<PlanContext> PlanContextOf(const Plan& plan, Schedule schedule) {
-  return WithChunks(plan, MakePlanContext(std::move(schedule)));
+  Result<PlanContext> ctx = MakePlanContext(std::move(schedule));
+  if (ctx.ok() && plan.parallelism && ExpertOverlapApplies(*plan.parallelism)) {
+    HoldOneMoreForward(&*ctx);
+  }
+  return WithChunks(plan, std::move(ctx));
 }
 
 }  // namespace pp

@@ -32,6 +32,9 @@ struct PlanShape {
   int micro_batches = 0;   // m
   int virtual_stages = 2;  // chunks per device where the kind takes V (interleaved)
   OpTimesHint times = {};  // what the kind may shape its order by (zbv): OpTimesHintOf
+  // The layout's expert all-to-all overlap (ExpertOverlapApplies): one more forward before
+  // the first backward (HoldOneMoreForward).
+  bool expert_overlap = false;
 };
 
 // The typical times of one of `chunks` equal chunks of `profile`'s model: its forward,
@@ -51,6 +54,14 @@ struct PlanContext {
   int num_chunks() const { return static_cast<int>(chunk_device.size()); }
   int num_devices() const { return schedule.num_devices; }
 };
+
+// Under the expert all-to-all overlap a pipelined device runs one more forward before its
+// first backward (Megatron-LM adds one warm-up micro-batch, megatron/core/pipeline_parallel/
+// schedules.py), so it holds one more micro-batch: counted on its first chunk (the one the
+// warm-up starts on), at most the micro-batch count. Without a pipeline (one device) nothing
+// changes: the next micro-batch's forward runs layer by layer beside the backward that frees
+// the previous one's (combined_1f1b.py), which holds about one layer more, not counted.
+void HoldOneMoreForward(PlanContext* ctx);
 
 // Builds and validates the schedule of `shape` and derives its counts. Errors: an unknown
 // kind, counts below 1, or the kind's own check (e.g. interleaved's V).

@@ -125,8 +125,11 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
     }
   }
   e.batch_ms = step + sync;
+  // (In device micro-batches.) The expert all-to-all overlap runs one more forward, of one
+  // chunk, before the first backward (HoldOneMoreForward).
   const double in_flight =
-      std::min<double>(m, p) * (v > 1 ? 1.0 + static_cast<double>(p - 1) / (p * v) : 1.0);
+      std::min<double>(m, p) * (v > 1 ? 1.0 + static_cast<double>(p - 1) / (p * v) : 1.0) +
+      (ExpertOverlapApplies(layout) && p > 1 && m > p ? 1.0 / v : 0.0);
   // Recomputing, each of a device's v chunks keeps its inputs and rebuilds one micro-batch's
   // activations of its own.
   const double kept = recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
@@ -203,8 +206,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
 
   LayoutSearchResult result;
   std::vector<LayoutCandidate> estimates;
-  // Profiles by (tp, cp, ep, etp, b), built on first use.
-  std::map<std::tuple<int, int, int, int, int64_t>, ProfileStats> profiles;
+  // Profiles by (tp, cp, ep, etp, b, expert overlap), built on first use.
+  std::map<std::tuple<int, int, int, int, int64_t, bool>, ProfileStats> profiles;
   const std::optional<DType> dtype =
       base.profile.layers.empty() ? std::nullopt : std::optional<DType>(base.profile.dtype);
   for (int tp : tps) {
@@ -228,8 +231,31 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
           degrees.ep = ep;
           degrees.etp = etp;
           degrees.gpus_per_node = static_cast<int>(K);
+          // The expert all-to-all overlap is asked for and changes something here; each
+          // candidate that can run it (no recomputation, one stage or virtual stages) does.
+          degrees.overlap_expert_comm = false;
+          ParallelLayout overlapped = degrees;
+          overlapped.overlap_expert_comm = space.software.overlap_expert_comm;
+          const bool overlap = ExpertOverlapApplies(overlapped);
           for (int64_t b : sizes) {
             const ProfileStats* stats = nullptr;
+            const ProfileStats* overlap_stats = nullptr;
+            // The profile with the overlap, built on first use (nullptr: it failed).
+            bool overlap_tried = false;
+            const auto overlap_profile = [&]() -> const ProfileStats* {
+              if (!overlap_tried) {
+                overlap_tried = true;
+                Result<Profile> profile = LayoutProfile(model, device, overlapped, b, dtype);
+                if (profile.ok()) {
+                  ++result.profiles;
+                  overlap_stats = &profiles
+                                       .emplace(std::make_tuple(tp, cp, ep, etp, b, true),
+                                                StatsOf(std::move(*profile)))
+                                       .first->second;
+                }
+              }
+              return overlap_stats;
+            };
             const int64_t rest = G / (int64_t{tp} * cp);
             for (int64_t pp = 1; pp <= rest; ++pp) {
               if (rest % pp != 0) continue;
@@ -247,10 +273,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                 Result<Profile> profile = LayoutProfile(model, device, degrees, b, dtype);
                 if (!profile.ok()) break;  // e.g. this micro-batch size is out of range
                 ++result.profiles;
-                stats =
-                    &profiles
-                         .emplace(std::make_tuple(tp, cp, ep, etp, b), StatsOf(std::move(*profile)))
-                         .first->second;
+                stats = &profiles
+                             .emplace(std::make_tuple(tp, cp, ep, etp, b, false),
+                                      StatsOf(std::move(*profile)))
+                             .first->second;
               }
               if (pp > stats->layers) break;
               for (const std::string& schedule : space.schedules) {
@@ -279,11 +305,17 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                         ++result.pruned_dominated;
                         continue;
                       }
+                      // Megatron-LM runs the overlap without recomputation, and in a pipeline
+                      // only with virtual stages.
+                      layout.overlap_expert_comm =
+                          overlap && again == 0 && (pp == 1 || vp > 1) && overlap_profile();
+                      const ProfileStats& used =
+                          layout.overlap_expert_comm ? *overlap_stats : *stats;
                       const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
-                      const Estimate e = EstimateOf(
-                          *stats, layout, static_cast<int>(m), again != 0, base.optimizer,
-                          auto_mode ? std::optional<double>(static_cast<double>(limit))
-                                    : std::nullopt);
+                      const Estimate e =
+                          EstimateOf(used, layout, static_cast<int>(m), again != 0, base.optimizer,
+                                     auto_mode ? std::optional<double>(static_cast<double>(limit))
+                                               : std::nullopt);
                       if (e.memory_floor > static_cast<double>(limit)) {
                         ++result.pruned_memory;
                         continue;
@@ -336,7 +368,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     LayoutCandidate c = estimates[i];
     const ProfileStats& stats =
         profiles.at(std::make_tuple(c.layout.tp, c.layout.cp, c.layout.ep, c.layout.etp,
-                                    c.micro_batch_size));
+                                    c.micro_batch_size, c.layout.overlap_expert_comm));
     PlanRequest r = base;
     r.search.reset();
     r.profile = stats.profile;

@@ -100,6 +100,14 @@ Result<Profile> LayoutProfile(const Model& model, const DeviceSpec& device,
       }
     }
   }
+  // Megatron-LM overlaps the experts' all-to-all only in bf16 or fp16 models (fp8 training
+  // keeps bf16 parameters), megatron/core/transformer/transformer_config.py.
+  if (ExpertOverlapApplies(layout) && dtype.value_or(model.dtype) == DType::kFp32) {
+    return Status::Error(
+        "--overlap-expert-comm on needs a bf16 or fp8 model (Megatron-LM "
+        "overlaps the experts' all-to-all only in bf16 and fp16 training); "
+        "give --dtype bf16");
+  }
   AnalyticOptions options;
   options.micro_batch_size = micro_batch_size;
   options.dtype = dtype;

@@ -171,6 +171,7 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
 Result<PlanContext> RequestContext(const PlanRequest& request) {
   PlanShape shape{request.schedule, request.num_stages, request.num_micro_batches,
                   request.virtual_stages};
+  shape.expert_overlap = request.layout && ExpertOverlapApplies(*request.layout);
   // The op times a kind may shape its order by, as ShapeOf derives them from the plan.
   const ScheduleOptions options{request.virtual_stages};
   const ScheduleKind* kind = FindScheduleKind(request.schedule);

@@ -78,13 +78,10 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
     layout.etp = options.par.etp;
     layout.sequence_parallel = options.par.sequence_parallel;
   }
-  const Rates rates = timing.rates;
-  cost.forward_ms = PartMs(k.forward, k.forward_comm, device, kernels, Direction::kForward, rates,
-                           layout);
-  cost.backward_input_ms = PartMs(k.backward_input, k.backward_input_comm, device, kernels,
-                                  Direction::kBackward, rates, layout);
-  cost.backward_weight_ms = PartMs(k.backward_weight, k.backward_weight_comm, device, kernels,
-                                   Direction::kBackward, rates, layout);
+  const LayerPartsMs parts = PartsMs(k, device, kernels, timing.rates, layout);
+  cost.forward_ms = parts.forward_ms;
+  cost.backward_input_ms = parts.backward_input_ms;
+  cost.backward_weight_ms = parts.backward_weight_ms;
   cost.forward_flops = TotalFlops(k.forward);
   cost.backward_flops = TotalFlops(k.backward_input) + TotalFlops(k.backward_weight);
   cost.forward_bytes = TotalBytes(k.forward);

@@ -148,6 +148,92 @@ double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>&
   return ms;
 }
 
+namespace {
+
+// One part of a layer under the expert all-to-all overlap: its kernels outside the routed
+// experts with its other collectives (PartMs of those), its routed experts' kernels, and its
+// dispatch and combine collectives.
+struct OverlapPart {
+  double outside_ms = 0, experts_ms = 0, dispatch_ms = 0, combine_ms = 0;
+};
+
+OverlapPart SplitPart(const std::vector<Kernel>& kernels, const std::vector<Collective>& comm,
+                      const DeviceSpec& device, DType dtype, Direction direction, Rates rates,
+                      const ParallelLayout& layout) {
+  OverlapPart out;
+  std::vector<Kernel> outside;
+  for (const Kernel& k : kernels) {
+    if (k.routed_expert) {
+      out.experts_ms += KernelTimeMs(k, device, dtype, direction, rates);
+    } else {
+      outside.push_back(k);
+    }
+  }
+  std::vector<Collective> other;
+  for (const Collective& c : comm) {
+    if (c.exchange == TokenExchange::kDispatch) {
+      out.dispatch_ms += CollectiveTimeMs(c, device, layout);
+    } else if (c.exchange == TokenExchange::kCombine) {
+      out.combine_ms += CollectiveTimeMs(c, device, layout);
+    } else {
+      other.push_back(c);
+    }
+  }
+  out.outside_ms = PartMs(outside, other, device, dtype, direction, rates, layout);
+  return out;
+}
+
+bool Exchanges(const std::vector<Collective>& comm) {
+  for (const Collective& c : comm) {
+    if (c.exchange != TokenExchange::kNone) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype, Rates rates,
+                     const ParallelLayout& layout) {
+  const Direction fwd = Direction::kForward, bwd = Direction::kBackward;
+  LayerPartsMs out;
+  if (!ExpertOverlapApplies(layout) ||
+      !(Exchanges(k.forward_comm) || Exchanges(k.backward_input_comm) ||
+        Exchanges(k.backward_weight_comm))) {
+    out.forward_ms = PartMs(k.forward, k.forward_comm, device, dtype, fwd, rates, layout);
+    out.backward_input_ms =
+        PartMs(k.backward_input, k.backward_input_comm, device, dtype, bwd, rates, layout);
+    out.backward_weight_ms =
+        PartMs(k.backward_weight, k.backward_weight_comm, device, dtype, bwd, rates, layout);
+    return out;
+  }
+  const OverlapPart f = SplitPart(k.forward, k.forward_comm, device, dtype, fwd, rates, layout);
+  const OverlapPart b =
+      SplitPart(k.backward_input, k.backward_input_comm, device, dtype, bwd, rates, layout);
+  const OverlapPart w =
+      SplitPart(k.backward_weight, k.backward_weight_comm, device, dtype, bwd, rates, layout);
+  const double back_dispatch = b.dispatch_ms + w.dispatch_ms;
+  const double back_combine = b.combine_ms + w.combine_ms;
+  // The three phases of one forward beside one backward (PartsMs in the header).
+  const double first = std::max(back_combine, f.outside_ms);
+  const double forward_experts_start = std::max(b.experts_ms + w.experts_ms, f.dispatch_ms);
+  const double back_dispatch_start = std::max(f.dispatch_ms, b.experts_ms);
+  const double second =
+      std::max(forward_experts_start + f.experts_ms, back_dispatch_start + back_dispatch);
+  const double third = std::max(f.combine_ms, b.outside_ms);
+  const double together = first + second + third + w.outside_ms;
+  const double kernels =
+      f.outside_ms + f.experts_ms + b.outside_ms + b.experts_ms + w.outside_ms + w.experts_ms;
+  const double exposed = std::max(0.0, together - kernels);
+  const double forward_comm = f.dispatch_ms + f.combine_ms;
+  const double backward_comm = back_dispatch + back_combine;
+  const double forward_share =
+      forward_comm + backward_comm > 0 ? forward_comm / (forward_comm + backward_comm) : 0.5;
+  out.forward_ms = f.outside_ms + f.experts_ms + exposed * forward_share;
+  out.backward_input_ms = b.outside_ms + b.experts_ms + exposed * (1 - forward_share);
+  out.backward_weight_ms = w.outside_ms + w.experts_ms;
+  return out;
+}
+
 Status CheckDType(const DeviceSpec& device, DType dtype) {
   if (PeakFlops(device, dtype) > 0) return Status::Ok();
   return Status::Error("device " + std::string(device.key) + " has no " +

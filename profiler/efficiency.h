@@ -69,6 +69,33 @@ double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>&
               const DeviceSpec& device, DType dtype, Direction direction, Rates rates,
               const ParallelLayout& layout);
 
+// A layer's three parts in ms (LayerKernels' forward, input and weight gradient).
+struct LayerPartsMs {
+  double forward_ms = 0;
+  double backward_input_ms = 0;
+  double backward_weight_ms = 0;
+};
+
+// The three parts of `k` under `layout`: each PartMs of its own kernels and collectives,
+// except where the expert all-to-all overlap applies (ExpertOverlapApplies) and the layer
+// exchanges tokens with its experts. There the forward of one micro-batch runs beside the
+// backward of another, layer by layer, the dispatch and combine collectives on their own
+// stream (Megatron-LM's combined 1F1B, megatron/core/models/common/
+// model_chunk_schedule_plan.py, TransformerLayerSchedulePlan.run), in three phases:
+//
+//   comm: combine (backward) | dispatch (forward), then dispatch (backward) | combine (fwd)
+//   comp: outside (forward)  | experts (backward), experts' weight gradients, experts (fwd)
+//                                                                   | outside (backward)
+//
+// "outside" is a part's kernels other than the routed experts' (Kernel::routed_expert:
+// attention, router, permutations, shared experts) with its other collectives; the forward's
+// experts wait for its dispatch and the backward's dispatch for its experts. Each phase lasts
+// its longer stream; then the weight gradients outside the experts. What the pair takes beyond
+// its kernels is charged to the forward and the input gradient in proportion to their token
+// exchange; the weight-gradient part keeps its kernels.
+LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype, Rates rates,
+                     const ParallelLayout& layout);
+
 // Ok when `device` can run matrix products of `dtype`; else one line naming the device
 // ("a100 has no fp8 tensor cores ...").
 Status CheckDType(const DeviceSpec& device, DType dtype);

@@ -56,8 +56,9 @@ struct PlanFlags {
   // The layout beside the pipeline (--tp, --cp, --ep, --zero, --etp); given ones are counted.
   int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
-  // --overlap-grad-reduce); given ones count as layout flags too.
-  std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on";
+  // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
+  std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
+              overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
   CLI::Option* gpus_per_node_option = nullptr;
   // Whether any layout flag was given (then the plan has a layout).
@@ -115,6 +116,36 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->fused_attention = f.attention == "fused";
   layout->sequence_parallel = f.sequence_parallel == "on";
   layout->overlap_grad_reduce = f.overlap_grad_reduce == "on";
+  layout->overlap_expert_comm = f.overlap_expert_comm == "on";
+}
+
+// What Megatron-LM requires of its expert all-to-all overlap (megatron/core/transformer/
+// transformer_config.py): expert parallelism, virtual stages when pipelined, no
+// recomputation. Ok when the overlap is off. The search (`search`) checks only the
+// recomputation flag: it runs the overlap where each candidate's degrees and schedule allow.
+Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
+  if (f.overlap_expert_comm != "on") return Status::Ok();
+  if (search && f.recompute == "all") {
+    return Status::Error(
+        "--overlap-expert-comm on does not go with --recompute all (Megatron-LM "
+        "runs the overlap without recomputation)");
+  }
+  if (search) return Status::Ok();
+  if (f.ep < 2) {
+    return Status::Error(
+        "--overlap-expert-comm on needs --ep 2 or more: it hides the experts' "
+        "all-to-all");
+  }
+  if (f.stages > 1 && f.schedule != "interleaved") {
+    return Status::Error("--overlap-expert-comm on with --stages " + std::to_string(f.stages) +
+                         " needs --schedule interleaved (Megatron-LM runs the overlap in a "
+                         "pipeline only with virtual stages)");
+  }
+  if (f.recompute != "none") {
+    return Status::Error("--overlap-expert-comm on does not go with --recompute " + f.recompute +
+                         " (Megatron-LM runs the overlap without recomputation)");
+  }
+  return Status::Ok();
 }
 
 // --stages P with a layout: dp = G / (P x tp x cp) (G defaults to P x tp x cp: dp 1), and with
@@ -133,6 +164,7 @@ int RunLayout(PlanFlags f) {
     return Fail("--cp " + std::to_string(f.cp) + " needs --attention fused: context parallelism "
                 "merges each block of K/V into the fused kernel's running softmax statistics");
   }
+  if (Status overlap = CheckExpertOverlap(f); !overlap.ok()) return Fail(overlap);
   ParallelLayout layout;
   layout.tp = f.tp;
   layout.cp = f.cp;
@@ -320,6 +352,7 @@ int RunLayoutSearch(const PlanFlags& f) {
     return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
                 "all to recompute every stage, or leave it out");
   }
+  if (Status overlap = CheckExpertOverlap(f, true); !overlap.ok()) return Fail(overlap);
   PlanInputs inputs;
   PlanFlags plain = f;
   plain.gpus_per_node = 0;
@@ -522,8 +555,9 @@ Handler SetupPlan(CLI::App& sub) {
                  "N / (dp x micro-batch size)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   f->layout_options = {
-      sub.add_option("--tp", f->tp, "Tensor-parallel degree (Megatron column/row splits with "
-                                    "sequence parallelism); the profile is one rank's")
+      sub.add_option("--tp", f->tp,
+                     "Tensor-parallel degree (Megatron column/row splits with "
+                     "sequence parallelism); the profile is one rank's")
           ->check(CLI::Range(1, 1 << 16)),
       sub.add_option("--cp", f->cp, "Context-parallel degree (the sequence split, ring K/V)")
           ->check(CLI::Range(1, 1 << 16)),
@@ -550,7 +584,13 @@ Handler SetupPlan(CLI::App& sub) {
                      "The routed experts' tensor-parallel degree (Megatron-LM's "
                      "--expert-tensor-parallel-size; default: as --tp); 1 folds the expert "
                      "group over the tensor ranks too")
-          ->check(CLI::Range(1, 1 << 16))};
+          ->check(CLI::Range(1, 1 << 16)),
+      sub.add_option("--overlap-expert-comm", f->overlap_expert_comm,
+                     "The experts' all-to-all of one micro-batch under another's compute "
+                     "(Megatron-LM's --overlap-moe-expert-parallel-comm; needs --ep > 1, no "
+                     "recomputation, and virtual stages when pipelined): on, or off (the "
+                     "default)")
+          ->check(CLI::IsMember({"on", "off"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,

@@ -105,6 +105,11 @@ DensePieces Experts(const Layer& l, const KernelShape& sh, const MlpSplit& m) {
                   : MemoryKernel("expert_swiglu", 3 * tensor);
   p.act_grad = Gelu(l) ? MemoryKernel("expert_gelu_dgrad", 3 * tensor)
                        : MemoryKernel("expert_swiglu_dgrad", 5 * tensor);
+  for (Piece* piece : {&p.fc1, &p.fc2}) {
+    piece->forward.routed_expert = piece->input_grad.routed_expert = true;
+    for (Kernel& g : piece->weight_grads) g.routed_expert = true;
+  }
+  p.act.routed_expert = p.act_grad.routed_expert = true;
   return p;
 }
 
@@ -118,11 +123,12 @@ struct DenseComm {
 Collective Tensor(std::string_view name, CollectiveKind kind, double bytes) {
   return {name, kind, CommGroup::kTensor, bytes, ""};
 }
-Collective Expert(std::string_view name, double bytes) {
-  return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, ""};
+Collective Expert(std::string_view name, TokenExchange step, double bytes) {
+  return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, "", step};
 }
-Collective ExpertTensor(std::string_view name, CollectiveKind kind, double bytes) {
-  return {name, kind, CommGroup::kExpertTensor, bytes, ""};
+Collective ExpertTensor(std::string_view name, TokenExchange step, CollectiveKind kind,
+                        double bytes) {
+  return {name, kind, CommGroup::kExpertTensor, bytes, "", step};
 }
 
 // A dense MLP of width w on the rank's rows (the MLP itself, or the shared experts) in one
@@ -198,20 +204,24 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
                                                 m.copies * (sh.e + 4)));
   // Reads the tokens and ids; writes top_k copies of each, grouped by expert.
   fwd.push_back(MemoryKernel("permute", own + m.copies * 4 + copies));
-  if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_dispatch_alltoall", copies));
+  if (m.r.ep > 1) {
+    k->forward_comm.push_back(Expert("moe_dispatch_alltoall", TokenExchange::kDispatch, copies));
+  }
   if (m.r.etp > 1) {
-    k->forward_comm.push_back(
-        ExpertTensor("moe_etp_allgather", CollectiveKind::kAllGather, gathered));
+    k->forward_comm.push_back(ExpertTensor("moe_etp_allgather", TokenExchange::kDispatch,
+                                           CollectiveKind::kAllGather, gathered));
   }
   const DensePieces e = Experts(l, sh, m);
   fwd.push_back(e.fc1.forward);
   fwd.push_back(e.act);
   fwd.push_back(e.fc2.forward);
   if (m.r.etp > 1) {
-    k->forward_comm.push_back(
-        ExpertTensor("moe_etp_reducescatter", CollectiveKind::kReduceScatter, gathered));
+    k->forward_comm.push_back(ExpertTensor("moe_etp_reducescatter", TokenExchange::kCombine,
+                                           CollectiveKind::kReduceScatter, gathered));
   }
-  if (m.r.ep > 1) k->forward_comm.push_back(Expert("moe_combine_alltoall", copies));
+  if (m.r.ep > 1) {
+    k->forward_comm.push_back(Expert("moe_combine_alltoall", TokenExchange::kCombine, copies));
+  }
   // Reads the copies' outputs and the weights; writes their weighted sum per token.
   fwd.push_back(MemoryKernel("unpermute", copies + m.copies * sh.e + own));
   if (l.shared_experts > 0) {
@@ -244,21 +254,26 @@ void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   // Reads dy, the copies' outputs and the weights; writes the copies' output gradients and
   // the weights' gradients.
   bwd.push_back(MemoryKernel("unpermute_dgrad", own + 2 * copies + 2 * m.copies * sh.e));
-  if (m.r.ep > 1) k->backward_input_comm.push_back(Expert("moe_combine_dgrad_alltoall", copies));
-  if (m.r.etp > 1) {
+  if (m.r.ep > 1) {
     k->backward_input_comm.push_back(
-        ExpertTensor("moe_etp_dgrad_allgather", CollectiveKind::kAllGather, gathered));
+        Expert("moe_combine_dgrad_alltoall", TokenExchange::kCombine, copies));
+  }
+  if (m.r.etp > 1) {
+    k->backward_input_comm.push_back(ExpertTensor(
+        "moe_etp_dgrad_allgather", TokenExchange::kCombine, CollectiveKind::kAllGather, gathered));
   }
   const DensePieces e = Experts(l, sh, m);
   bwd.push_back(e.fc2.input_grad);
   bwd.push_back(e.act_grad);
   bwd.push_back(e.fc1.input_grad);
   if (m.r.etp > 1) {
-    k->backward_input_comm.push_back(
-        ExpertTensor("moe_etp_dgrad_reducescatter", CollectiveKind::kReduceScatter, gathered));
+    k->backward_input_comm.push_back(ExpertTensor("moe_etp_dgrad_reducescatter",
+                                                  TokenExchange::kDispatch,
+                                                  CollectiveKind::kReduceScatter, gathered));
   }
   if (m.r.ep > 1) {
-    k->backward_input_comm.push_back(Expert("moe_dispatch_dgrad_alltoall", copies));
+    k->backward_input_comm.push_back(
+        Expert("moe_dispatch_dgrad_alltoall", TokenExchange::kDispatch, copies));
   }
   // Reads the copies' gradients and the ids; writes the tokens' gradient.
   bwd.push_back(MemoryKernel("permute_dgrad", copies + m.copies * 4 + own));

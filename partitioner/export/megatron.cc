@@ -130,6 +130,9 @@ class Megatron final : public Exporter {
     if (l.tp > 1 && l.sequence_parallel) out += "--sequence-parallel\n";
     out += "--context-parallel-size " + std::to_string(l.cp) + "\n";
     out += "--expert-model-parallel-size " + std::to_string(l.ep) + "\n";
+    // The token exchange the step model costs is Megatron-LM's all-to-all dispatcher
+    // (core/kinds/block_mlp.h); its default is the all-gather one.
+    if (l.ep > 1) out += "--moe-token-dispatcher-type alltoall\n";
     // The experts' own tensor degree when it is not tp (Megatron-LM's default is tp).
     if (l.etp != 0) out += "--expert-tensor-parallel-size " + std::to_string(l.etp) + "\n";
     out += "--micro-batch-size " + std::to_string(plan.micro_batch_size) + "\n";
@@ -152,6 +155,9 @@ class Megatron final : public Exporter {
     if (l.dp > 1 && l.zero >= 1 && l.overlap_grad_reduce) out += "--overlap-param-gather\n";
     // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
     if (!l.fused_attention) out += "--attention-backend unfused\n";
+    // The experts' all-to-all under the other micro-batch's compute (ModelParallelConfig's
+    // overlap_moe_expert_parallel_comm).
+    if (ExpertOverlapApplies(l)) out += "--overlap-moe-expert-parallel-comm\n";
     return out;
   }
 

@@ -170,6 +170,15 @@ class TorchTitan final : public Exporter {
                              " tensor ranks, and torchtitan folds the expert group over the "
                              "tensor ranks instead (plan with --etp 1)");
       }
+      if (ExpertOverlapApplies(l)) {
+        return Status::Error(
+            "this plan cannot be expressed for torchtitan: it overlaps the "
+            "experts' all-to-all of one micro-batch with another's compute "
+            "in a " +
+            plan.schedule +
+            " schedule, which torchtitan does not "
+            "run (plan with --overlap-expert-comm off)");
+      }
       // The expert group is carved out of the sharded data ranks only (ZeRO 0 replicates).
       const int64_t shard = int64_t{ShardDegree(l)} * l.cp * l.tp;
       if (l.ep > 1 && shard % l.ep != 0) {
