@@ -61,6 +61,15 @@ struct StateBytes {
 StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp = 1, int zero = 0,
                          int64_t expert_dp = 0);
 
+// A chunk's peak in three parts: state + in_flight x per_micro_batch + transient (when it
+// recomputes: its activations of the one micro-batch it rebuilds in its backward).
+struct ChunkMemory {
+  WideBytes state = 0, per_micro_batch = 0, transient = 0;
+  WideBytes Peak(int in_flight) const {
+    return state + per_micro_batch * static_cast<WideBytes>(in_flight) + transient;
+  }
+};
+
 class CostModel {
  public:
   // `profile` must outlive the model.

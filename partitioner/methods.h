@@ -17,6 +17,9 @@ struct SplitContext {
   const CostModel* cost = nullptr;  // stage 0's device (every stage's when `devices` is empty)
   int num_stages = 0;
   std::vector<int> in_flight;              // per stage, from the schedule
+  // Per device, the most micro-batches it holds at once (over all its chunks); empty: each
+  // device's peak is the sum of its chunks' (recompute.h DevicePeak).
+  std::vector<int> device_in_flight;
   std::optional<uint64_t> memory_limit;    // nullopt: none
   // Simulated step time of a split (ms); used to choose among equally good splits.
   std::function<double(const std::vector<int>&)> step_time_ms;
@@ -35,10 +38,10 @@ struct SplitContext {
   // peak against the stage's limit (recomputation: a stage fits either way). For a fixed first
   // layer it must not turn true again as `last` grows. Used by the step search.
   std::function<bool(int s, int first, int last)> stage_fits;
-  // Several chunks per device with recomputation: chunk s's peak over layers [first, last],
-  // replacing the cost model's in the step search's per-chunk checks and device sums (where
+  // Several chunks per device with recomputation: chunk s's memory over layers [first, last],
+  // replacing the cost model's in the step search's per-chunk checks and device peaks (where
   // stage_fits stays empty).
-  std::function<WideBytes(int s, int first, int last)> chunk_peak;
+  std::function<ChunkMemory(int s, int first, int last)> chunk_memory;
 };
 
 // ctx.devices, or the uniform setup it stands for when empty.

@@ -344,7 +344,7 @@ Result<std::vector<int>> DpStepSplit(const SplitContext& ctx, const PlanContext&
   // device's; its splits only seed the search, which checks every device itself. With
   // recomputation (ctx.stage_fits) the plain memory check does not apply either.
   SplitContext free = ctx;
-  if (context.num_chunks() != context.num_devices() || ctx.stage_fits || ctx.chunk_peak) {
+  if (context.num_chunks() != context.num_devices() || ctx.stage_fits || ctx.chunk_memory) {
     free.memory_limit = std::nullopt;
   }
   Result<std::vector<std::vector<int>>> seeds = BottleneckCandidates(free);
@@ -400,6 +400,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   }
   ctx.num_stages = chunks;
   ctx.in_flight = context.in_flight;
+  ctx.device_in_flight = context.device_in_flight;
   // A device's memory is the sum of its chunks', which the per-stage bottleneck search cannot
   // bound; there chunked plans are split without the limit and checked against it afterwards.
   // The step search checks every device's sum itself.
@@ -448,9 +449,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
         return step_of(TimesOf(costs, b, flags, split));
       };
       if (chunked) {
-        // Every chunk recomputes (auto is refused there): its peak, summed per device.
-        ctx.chunk_peak = [&, input](int s, int first, int last) {
-          return StagePeak(costs.stage(s), first, last, ctx.in_flight[s], true, input);
+        // Every chunk recomputes (auto is refused there).
+        ctx.chunk_memory = [&, input](int s, int first, int last) {
+          return ChunkMemoryOf(costs.stage(s), first, last, true, input);
         };
       } else {
         ctx.stage_fits = [&, input, m](int s, int first, int last) {
@@ -538,6 +539,36 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
   for (const StagePlan& s : plan.stages) {
     const int d = s.device.value_or(s.index);
     if (d >= 0 && d < plan.num_stages) device[d] += s.peak_memory_bytes;
+  }
+  if (plan.stages.size() <= static_cast<size_t>(plan.num_stages)) return device;
+  // Several chunks per device: DevicePeak over the plan's own costs and schedule (a plan
+  // whose costs or schedule cannot be rebuilt keeps the sum).
+  Result<PlanContext> context = PlanContextOf(plan);
+  if (!context.ok()) return device;
+  Result<std::unique_ptr<StageCosts>> costs =
+      CostsUnder(plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer,
+                 context->num_chunks(), plan.memory_limit_bytes, context->schedule.chunk_device);
+  if (!costs.ok()) return device;
+  uint64_t model_input = 0;
+  for (const StagePlan& s : plan.stages) {
+    if (s.recompute && s.first_layer == 0) {
+      Result<uint64_t> bytes = ModelInputBytes(plan.model_spec, plan.profile);
+      if (!bytes.ok()) return device;
+      model_input = *bytes;
+    }
+  }
+  std::vector<std::vector<ChunkMemory>> chunks(plan.num_stages);
+  std::vector<std::vector<int>> in_flight(plan.num_stages);
+  for (const StagePlan& s : plan.stages) {
+    const int d = context->chunk_device[s.index];
+    chunks[d].push_back(ChunkMemoryOf((*costs)->stage(s.index), s.first_layer, s.last_layer,
+                                      s.recompute, model_input));
+    in_flight[d].push_back(context->in_flight[s.index]);
+  }
+  for (int d = 0; d < plan.num_stages; ++d) {
+    const WideBytes peak = DevicePeak(chunks[d], in_flight[d], context->device_in_flight[d]);
+    device[d] =
+        std::min<uint64_t>(device[d], static_cast<uint64_t>(std::min(peak, WideBytes{kMaxBytes})));
   }
   return device;
 }

@@ -118,6 +118,32 @@ WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, b
          cost.ActivationBytes(first, last);
 }
 
+ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recompute,
+                          uint64_t model_input) {
+  ChunkMemory m;
+  m.state = cost.StateMemory(first, last);
+  if (recompute) {
+    m.per_micro_batch = WideBytes{RecomputeInputBytes(cost, model_input, first)};
+    m.transient = cost.ActivationBytes(first, last);
+  } else {
+    m.per_micro_batch = cost.ActivationBytes(first, last);
+  }
+  return m;
+}
+
+WideBytes DevicePeak(const std::vector<ChunkMemory>& chunks, const std::vector<int>& in_flight,
+                     int device_in_flight) {
+  WideBytes sum = 0, state = 0, most = 0, transient = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const ChunkMemory& m = chunks[c];
+    sum += m.Peak(in_flight[c]);
+    state += m.state;
+    most = std::max(most, m.per_micro_batch);
+    transient = std::max(transient, m.transient);
+  }
+  return std::min(sum, state + most * static_cast<WideBytes>(device_in_flight) + transient);
+}
+
 std::vector<char> RecomputeStages(RecomputeMode mode, const StageSetup& setup,
                                   const std::vector<int>& in_flight,
                                   const std::vector<int>& boundaries, uint64_t model_input) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "partitioner/recompute.h"
 #include "partitioner/split_helpers.h"
 #include "partitioner/step_bounds.h"
 
@@ -108,12 +109,7 @@ class BranchAndBound {
     std::vector<WideBytes> device(num_devices_);
     // (bytes over the limits summed over the devices, the largest device's bytes)
     const auto score = [&](const std::vector<int>& split) {
-      std::fill(device.begin(), device.end(), WideBytes{0});
-      for (int s = 0; s < p_; ++s) {
-        const int first = s == 0 ? 0 : split[s - 1];
-        const int last = s + 1 == p_ ? n_ - 1 : split[s] - 1;
-        device[chunk_device_[s]] += ChunkPeak(s, first, last);
-      }
+      DevicePeaks(split, &device);
       WideBytes over = 0, most = 0;
       for (int d = 0; d < num_devices_; ++d) {
         most = std::max(most, device[d]);
@@ -213,15 +209,15 @@ class BranchAndBound {
 
  private:
   bool Fits(const std::vector<int>& b) const {
-    std::vector<WideBytes> device(num_devices_, 0);
     for (int s = 0; s < p_; ++s) {
       const int first = s == 0 ? 0 : b[s - 1];
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
       if (!WithinMemory(s, first, last)) return false;
-      if (ctx_.stage_fits) continue;  // its own check, one chunk per device
-      device[chunk_device_[s]] += ChunkPeak(s, first, last);
     }
-    // A device's peak is the sum of its chunks' (several chunks per device).
+    if (ctx_.stage_fits) return true;  // its own check, one chunk per device
+    std::vector<WideBytes> device;
+    DevicePeaks(b, &device);
+    // A device's peak over its chunks (several chunks per device).
     for (int s = 0; s < p_; ++s) {
       const std::optional<uint64_t>& limit = devices_.memory_limit[s];
       if (limit && device[chunk_device_[s]] > WideBytes{*limit}) return false;
@@ -230,18 +226,45 @@ class BranchAndBound {
   }
 
   // can_finish_[k][j]: stages k..p-1 can cover layers [j, n-1] within the memory limit. The
-  // cost model's peak only grows with the range; with recomputation (stage_fits, chunk_peak)
+  // cost model's peak only grows with the range; with recomputation (stage_fits, chunk_memory)
   // only with its end, as the kept input changes with the start.
   void BuildReach() {
     can_finish_ = CanFinishTable(
         p_, n_, [&](int k, int first, int last) { return WithinMemory(k, first, last); },
-        !ctx_.stage_fits && !ctx_.chunk_peak);
+        !ctx_.stage_fits && !ctx_.chunk_memory);
   }
 
-  // Chunk s's peak over [first, last]: the cost model's, or ctx_.chunk_peak's (recomputation).
+  // Each device's peak under split `b` (recompute.h DevicePeak), or the sum of its chunks'
+  // where the context gives no device counts.
+  void DevicePeaks(const std::vector<int>& b, std::vector<WideBytes>* device) const {
+    device->assign(num_devices_, WideBytes{0});
+    const bool counted = ctx_.device_in_flight.size() == static_cast<size_t>(num_devices_);
+    std::vector<std::vector<ChunkMemory>> chunks(counted ? num_devices_ : 0);
+    std::vector<std::vector<int>> in_flight(chunks.size());
+    for (int s = 0; s < p_; ++s) {
+      const int first = s == 0 ? 0 : b[s - 1];
+      const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
+      const int d = chunk_device_[s];
+      if (!counted) {
+        (*device)[d] += ChunkPeak(s, first, last);
+        continue;
+      }
+      chunks[d].push_back(Memory(s, first, last));
+      in_flight[d].push_back(ctx_.in_flight[s]);
+    }
+    for (size_t d = 0; d < chunks.size(); ++d) {
+      (*device)[d] = DevicePeak(chunks[d], in_flight[d], ctx_.device_in_flight[d]);
+    }
+  }
+
+  // Chunk s's memory over [first, last]: the cost model's, or ctx_.chunk_memory's
+  // (recomputation).
+  ChunkMemory Memory(int s, int first, int last) const {
+    return ctx_.chunk_memory ? ctx_.chunk_memory(s, first, last)
+                             : ChunkMemoryOf(cost_, first, last, false, 0);
+  }
   WideBytes ChunkPeak(int s, int first, int last) const {
-    return ctx_.chunk_peak ? ctx_.chunk_peak(s, first, last)
-                           : cost_.PeakMemory(first, last, ctx_.in_flight[s]);
+    return Memory(s, first, last).Peak(ctx_.in_flight[s]);
   }
 
   bool WithinMemory(int k, int first, int last) const {

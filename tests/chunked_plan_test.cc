@@ -2,6 +2,9 @@
 // (zb-h1): layout, memory per device, the JSON round trip, and closed-form step times.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "core/plan.h"
 #include "executor/plan_context.h"
 #include "executor/schedule.h"
@@ -75,11 +78,17 @@ TEST(ChunkedPlan, InterleavedLayoutMemoryAndClosedForm) {
   EXPECT_NEAR(pure.bubble_ratio, 1.0 / 13, 1e-12);
   EXPECT_GT(plan->predicted.step_time_ms, pure.step_time_ms);
   EXPECT_LE(plan->predicted.step_time_ms, pure.step_time_ms + 2 * 48 * kDefaultP2pGapMs);
-  // Device memory is the sum of its chunks' peaks, each 10 + in_flight * 200 bytes.
-  const std::vector<int> in_flight =
-      InFlightPerChunk(*BuildSchedule("interleaved", 2, 4, ScheduleOptions{3}));
-  std::vector<uint64_t> expected(2, 0);
-  for (int c = 0; c < 6; ++c) expected[c % 2] += 20 + 200 * static_cast<uint64_t>(in_flight[c]);
+  // A chunk's peak is 20 + in_flight * 200 bytes; its device's, with equal chunks, is their
+  // state plus 200 bytes per micro-batch the device holds at once, below the sum of its
+  // chunks' peaks, which they reach at different times.
+  const std::vector<int> in_flight = InFlightPerChunk(schedule);
+  const std::vector<int> held = InFlightMicroBatches(schedule);
+  std::vector<uint64_t> sum(2, 0), expected(2, 0);
+  for (int c = 0; c < 6; ++c) sum[c % 2] += 20 + 200 * static_cast<uint64_t>(in_flight[c]);
+  for (int d = 0; d < 2; ++d) {
+    expected[d] = 3 * 20 + 200 * static_cast<uint64_t>(held[d]);
+    EXPECT_LT(expected[d], sum[d]) << d;
+  }
   EXPECT_EQ(DevicePeakMemory(*plan), expected);
 
   // The plan survives JSON and re-simulates to the same step.
@@ -172,6 +181,69 @@ TEST(ChunkedPlan, CliPlansAndSimulatesEverySchedule) {
       "plan models/gpt2-small.json --stages 2 --micro-batches 3 --schedule interleaved");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("multiple"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace pp
+
+namespace pp {
+namespace {
+
+// A device's peak against a walk of its ops: holding each chunk's activations from its
+// forward to its backward (its weight gradient when split), the most it ever holds at once
+// lies at or under DevicePeakMemory, which lies at or under the sum of its chunks' own peaks,
+// on random unequal splits of interleaved and zbv plans.
+TEST(ChunkedPlan, ADevicesPeakBoundsWhatItsScheduleHoldsAtOnce) {
+  std::mt19937_64 rng(41);
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int tighter = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int p = uniform(2, 4), v = 2, n = p * v + uniform(0, 8);
+    Profile profile = EqualProfile(n, trial % 2 ? 1.0 : -1);
+    for (LayerProfile& l : profile.layers) {
+      l.param_bytes = uniform(0, 50);
+      l.activation_bytes = uniform(1, 400);
+    }
+    PlanRequest r = Request(profile, trial % 2 ? "zbv" : "interleaved", p, p * uniform(1, 4));
+    r.virtual_stages = v;
+    std::vector<int> b;
+    for (int c = 1; c < p * v; ++c) b.push_back(c + (c > p ? uniform(0, n - p * v) : 0));
+    std::sort(b.begin(), b.end());
+    b.erase(std::unique(b.begin(), b.end()), b.end());
+    if (static_cast<int>(b.size()) != p * v - 1 || b.back() >= n) continue;
+    Result<Plan> plan = EvaluateSplit(r, b, "given");
+    ASSERT_TRUE(plan.ok()) << plan.message();
+    Result<PlanContext> ctx = PlanContextOf(*plan);
+    ASSERT_TRUE(ctx.ok()) << ctx.message();
+    const std::vector<uint64_t> peaks = DevicePeakMemory(*plan);
+    for (int d = 0; d < p; ++d) {
+      uint64_t state = 0, sum = 0;
+      std::vector<uint64_t> acts(plan->stages.size(), 0);
+      for (const StagePlan& s : plan->stages) {
+        for (int i = s.first_layer; i <= s.last_layer; ++i) {
+          acts[s.index] += profile.layers[i].activation_bytes;
+        }
+        if (ctx->chunk_device[s.index] != d) continue;
+        sum += s.peak_memory_bytes;
+        for (int i = s.first_layer; i <= s.last_layer; ++i) {
+          state += profile.layers[i].param_bytes;  // no optimizer: the weights alone
+        }
+      }
+      std::vector<int> held(plan->stages.size(), 0);
+      uint64_t most = 0;
+      for (const PipelineOp& op : ctx->schedule.device_ops[d]) {
+        const int c = OpChunk(ctx->schedule, d, op);
+        held[c] += op.kind == OpKind::kForward ? 1 : op.kind == OpKind::kBackwardInput ? 0 : -1;
+        uint64_t now = 0;
+        for (size_t k = 0; k < held.size(); ++k) now += static_cast<uint64_t>(held[k]) * acts[k];
+        most = std::max(most, now);
+      }
+      EXPECT_LE(state + most, peaks[d]) << "trial " << trial << " device " << d;
+      EXPECT_LE(peaks[d], sum) << "trial " << trial << " device " << d;
+      tighter += peaks[d] < sum;
+    }
+  }
+  EXPECT_GT(tighter, 20);
 }
 
 }  // namespace

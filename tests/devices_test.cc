@@ -61,7 +61,8 @@ struct Direct {
 };
 
 // Stage (chunk) s on its device's type's profile; each device's chunks together under its
-// memory (adam bf16: 8 x params).
+// memory (adam bf16: 8 x params): the sum of its chunks' peaks, or their state plus the most
+// micro-batches the device holds at once times its largest chunk's activations, the less.
 Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
   Direct d;
   const int n = static_cast<int>(r.profile.layers.size());
@@ -71,7 +72,10 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
                                            ScheduleOptions{2, OpTimesHintOf(r.profile, chunks)});
   const int p = NumChunks(schedule);
   const std::vector<int> chunk_in_flight = InFlightPerChunk(schedule);
-  std::vector<uint64_t> device_bytes(r.num_stages, 0);
+  const std::vector<int> device_held = InFlightMicroBatches(schedule);
+  std::vector<uint64_t> device_bytes(r.num_stages, 0), device_state(r.num_stages, 0),
+      device_most(r.num_stages, 0);
+  std::vector<int> device_chunks(r.num_stages, 0);
   ChunkTimes times;
   for (int s = 0; s < p; ++s) {
     const int device = ChunkDevice(schedule, s);
@@ -92,7 +96,9 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
     if (r.schedule == "gpipe") in_flight = r.num_micro_batches;
     if (r.schedule == "1f1b") in_flight = std::min(p - s, r.num_micro_batches);
     device_bytes[device] += params * 8 + in_flight * acts;
-    if (device_bytes[device] > prof.device.memory_bytes) d.fits = false;
+    device_state[device] += params * 8;
+    device_most[device] = std::max(device_most[device], acts);
+    ++device_chunks[device];
     d.max_stage_ms = std::max(d.max_stage_ms, f + bw);
     times.forward_ms.push_back(f);
     times.backward_ms.push_back(bw);
@@ -104,6 +110,16 @@ Direct Evaluate(const PlanRequest& r, const std::vector<int>& b) {
       times.transfer_ms.push_back(link.latency_ms + 1000.0 * prof.layers[last].output_bytes /
                                                         link.bandwidth_bytes_per_s);
     }
+  }
+  for (int device = 0; device < r.num_stages; ++device) {
+    const std::string& type = r.devices.stage_type[device];
+    const Profile& prof = type == r.devices.stage_type[0] ? r.profile : r.devices.profiles.at(type);
+    uint64_t peak = device_bytes[device];
+    if (device_chunks[device] > 1) {
+      peak = std::min(peak, device_state[device] +
+                                static_cast<uint64_t>(device_held[device]) * device_most[device]);
+    }
+    if (peak > prof.device.memory_bytes) d.fits = false;
   }
   ChargeTransfers(schedule, &times);  // what the kind pays per transfer
   d.step_ms = Simulate(schedule, times)->step_time_ms;

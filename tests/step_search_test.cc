@@ -195,6 +195,7 @@ TEST(StepObjective, EveryBoundIsAtMostTheBestStepBelowIt) {
       }
     }
     ctx.in_flight = InFlightPerChunk(*schedule);
+    ctx.device_in_flight = InFlightMicroBatches(*schedule);
     ctx.step_time_ms = [&](const std::vector<int>& b) {
       return EvaluateSplit(r, b, "given")->predicted.step_time_ms;
     };
@@ -251,6 +252,7 @@ TEST(StepObjective, PruningAloneFindsTheOptimum) {
     ctx.cost = &cost;
     ctx.num_stages = NumChunks(*schedule);
     ctx.in_flight = InFlightPerChunk(*schedule);
+    ctx.device_in_flight = InFlightMicroBatches(*schedule);
     ctx.memory_limit = r.memory_limit;
     ctx.step_time_ms = [&](const std::vector<int>& b) {
       return EvaluateSplit(r, b, "given")->predicted.step_time_ms;
