@@ -8,6 +8,7 @@ KernelShape KernelShapeOf(const ModelInput& input, DType dtype) {
   sh.s = input.tokens() ? static_cast<double>(input.seq_len) : 1.0;
   sh.n = sh.b * sh.s;
   sh.e = static_cast<double>(DTypeBytes(dtype));
+  sh.e_inputs = sh.e;
   return sh;
 }
 

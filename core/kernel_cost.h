@@ -61,6 +61,10 @@ struct KernelShape {
   // written nor kept; causal masking halves the work). Off: the unfused kernels the CPU and
   // CUDA layers run.
   bool flash_attention = false;
+  // Bytes per element of what a layer keeps of its linear layers' inputs for their weight
+  // gradients, where that differs from e: an fp8 model's layer keeps them quantized
+  // (AnalyticLayerMemory). KernelShapeOf sets it to e.
+  double e_inputs = 0;
 };
 KernelShape KernelShapeOf(const ModelInput& input, DType dtype);
 

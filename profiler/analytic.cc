@@ -38,12 +38,15 @@ double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, D
 }
 
 LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype,
-                                const KernelOptions& options) {
+                                const KernelOptions& options, std::optional<DType> products) {
   const LayerKindEntry& kind = KindEntry(layer.op);
-  const KernelShape sh = KernelShapeOf(input, dtype, options);
+  KernelShape sh = KernelShapeOf(input, dtype, options);
+  const double e = sh.e;  // the parameters'
+  sh.e = KernelTrafficBytes(dtype);
+  sh.e_inputs = static_cast<double>(DTypeBytes(products.value_or(dtype)));
   LayerMemory m;
-  m.param_bytes = static_cast<double>(kind.RankParamCount(layer, options.par)) * sh.e;
-  m.expert_param_bytes = static_cast<double>(kind.RankExpertParamCount(layer, options.par)) * sh.e;
+  m.param_bytes = static_cast<double>(kind.RankParamCount(layer, options.par)) * e;
+  m.expert_param_bytes = static_cast<double>(kind.RankExpertParamCount(layer, options.par)) * e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
   m.output_bytes = kind.OutputBytes(layer, sh);
   return m;
@@ -53,7 +56,12 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
                                     const DeviceSpec& device, const KernelOptions& options,
                                     const LayerTiming& timing) {
   PP_RETURN_IF_ERROR(CheckDType(device, dtype));
-  const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype, options);
+  // The dtype the layer's kernels run in (LayerTiming::fp8_blocks_only).
+  const DType kernels =
+      dtype == DType::kFp8 && timing.fp8_blocks_only && layer.op != LayerKind::kTransformerBlock
+          ? DType::kBf16
+          : dtype;
+  const LayerMemory memory = AnalyticLayerMemory(layer, input, dtype, options, kernels);
   LayerCost cost;
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "parameters", memory.param_bytes, &cost.param_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "expert parameters", memory.expert_param_bytes,
@@ -62,11 +70,6 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
 
-  // The dtype the layer's kernels run in (LayerTiming::fp8_blocks_only).
-  const DType kernels = dtype == DType::kFp8 && timing.fp8_blocks_only &&
-                                layer.op != LayerKind::kTransformerBlock
-                            ? DType::kBf16
-                            : dtype;
   const LayerKernels k = ListKernels(layer, input, kernels, options);
   ParallelLayout layout;
   if (timing.layout) {

@@ -55,8 +55,14 @@ struct LayerMemory {
   double activation_bytes = 0;
   double output_bytes = 0;
 };
+// Parameters at DTypeBytes(dtype); what the layer keeps and passes on at
+// KernelTrafficBytes(dtype), the linear layers' inputs kept for their weight gradients at
+// DTypeBytes(products), the dtype its products run in (LayerTiming::fp8_blocks_only): an fp8
+// block keeps them quantized, Transformer Engine's saved inputs
+// (transformer_engine/pytorch/module/layernorm_linear.py and linear.py), and the rest in bf16.
 LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype,
-                                const KernelOptions& options = {});
+                                const KernelOptions& options = {},
+                                std::optional<DType> products = std::nullopt);
 
 // Everything the analytic backend knows about one layer. Times in ms; flops and bytes are
 // the totals of each part's kernels.

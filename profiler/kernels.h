@@ -28,7 +28,9 @@ KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOpti
 // they are compute-bound. Its tensor-parallel all-gathers move the quantized tensor, one
 // byte per element (Transformer Engine quantizes a column-parallel layer's input before it
 // gathers it: pytorch/module/layernorm_linear.py); its reduce-scatters and all-reduces, of
-// bf16 product outputs, two. What a layer keeps (AnalyticLayerMemory) stays at DTypeBytes.
+// bf16 product outputs, two. What a layer keeps and passes on counts the same, except the
+// linear layers' inputs kept for the weight gradients, which an fp8 layer keeps quantized
+// (AnalyticLayerMemory).
 double KernelTrafficBytes(DType dtype);
 // The quantizations an fp8 step adds to a layer's kernels, as Transformer Engine's current
 // scaling runs them on Hopper (transformer_engine/pytorch/csrc/quantizer.cpp and

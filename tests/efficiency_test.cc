@@ -291,6 +291,47 @@ TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {
                    kH100Bf16 * 0.75);
 }
 
+// What an fp8 model keeps (Transformer Engine saves the linear layers' inputs quantized and
+// the rest in bf16): a block of width h and MLP width f on N rows keeps, of the bf16 block's
+// tensors, the norms' outputs (2 N h) and fc2's input (N f) at one byte, and a one-byte copy of
+// the attention output for proj (N h) beside its bf16 one: N (h + f) bytes less. The head
+// runs in bf16 and keeps as the bf16 model does; what layers pass on is bf16 either way. A
+// model without blocks keeps its linear layers' inputs in fp8.
+TEST(EfficiencyTest, AnFp8ModelKeepsItsProductsInputsQuantized) {
+  const Model m = testing::ModelOrFail(testing::SmallModelJson().dump());
+  ASSERT_EQ(m.layers.size(), 6u);
+  AnalyticOptions bf16, fp8;
+  bf16.dtype = DType::kBf16;
+  fp8.dtype = DType::kFp8;
+  Result<Profile> b = AnalyticProfile(m, H100(), bf16);
+  Result<Profile> f = AnalyticProfile(m, H100(), fp8);
+  ASSERT_TRUE(b.ok() && f.ok()) << b.message() << f.message();
+  const uint64_t n = 2 * 16, h = 32, ffn = 128;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerProfile& lb = b->layers[i];
+    const LayerProfile& lf = f->layers[i];
+    const bool block = m.layers[i].op == LayerKind::kTransformerBlock;
+    EXPECT_EQ(lf.activation_bytes,
+              block ? lb.activation_bytes - n * (h + ffn) : lb.activation_bytes)
+        << lb.name;
+    EXPECT_EQ(lf.output_bytes, lb.output_bytes) << lb.name;
+    EXPECT_EQ(lf.param_bytes * 2, lb.param_bytes) << lb.name;
+  }
+  // Only linear layers: their inputs in fp8, half the bf16 bytes.
+  const Model mlp =
+      testing::ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "mlp", "dtype": "bf16",
+      "input": {"micro_batch_size": 8, "features": 64},
+      "layers": [{"name": "fc1", "op": "linear", "in": 64, "out": 256},
+                 {"name": "fc2", "op": "linear", "in": 256, "out": 64},
+                 {"name": "loss", "op": "mse"}]})");
+  b = AnalyticProfile(mlp, H100(), bf16);
+  f = AnalyticProfile(mlp, H100(), fp8);
+  ASSERT_TRUE(b.ok() && f.ok()) << b.message() << f.message();
+  EXPECT_EQ(f->layers[0].activation_bytes * 2, b->layers[0].activation_bytes);
+  EXPECT_EQ(f->layers[1].activation_bytes * 2, b->layers[1].activation_bytes);
+  EXPECT_EQ(f->layers[1].output_bytes, b->layers[1].output_bytes);
+}
+
 TEST(EfficiencyTest, A100RefusesFp8InOneLine) {
   const Model m = LoadOrFail("gpt2-small");
   AnalyticOptions fp8;

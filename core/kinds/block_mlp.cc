@@ -169,17 +169,23 @@ int64_t MlpRankParams(const Layer& l, const ShardDegrees& par) {
          + MlpRankExpertParams(l, par) + l.shared_experts * MlpParams(l, Share(l.shared_ffn, tp));
 }
 
-double MlpActivationElements(const Layer& l, const KernelShape& sh) {
+MlpKept MlpActivationElements(const Layer& l, const KernelShape& sh) {
   const MlpSplit m = SplitOf(l, sh);
-  const double per_width = Gelu(l) ? 2 : 3;  // fc1 and gelu outputs, or gate, up and product
-  if (l.experts == 0) return m.r.rows * m.f * per_width;
+  // Per width: fc1's output (gelu's input), or gate and up (swiglu's); and the activation's
+  // output, fc2's input.
+  const double before = Gelu(l) ? 1 : 2;
+  if (l.experts == 0) return {m.r.rows * m.f * before, m.r.rows * m.f};
   const double h = static_cast<double>(l.hidden);
-  return m.routed * m.experts               // the router's probabilities
-         + m.copies                         // the top-k weights
-         + m.tokens * h                     // the experts' inputs (permuted tokens)
-         + m.tokens * m.expert_f * per_width  // the experts' fc1 outputs
-         + m.tokens * h                     // the experts' outputs (for the weights' gradient)
-         + m.r.rows * m.shared_f * per_width;  // the shared experts
+  MlpKept kept;
+  kept.elements = m.routed * m.experts               // the router's probabilities
+                  + m.copies                         // the top-k weights
+                  + m.tokens * m.expert_f * before   // the experts' fc1 outputs
+                  + m.tokens * h                     // the experts' outputs (the weights' gradient)
+                  + m.r.rows * m.shared_f * before;  // the shared experts' fc1 outputs
+  kept.inputs = m.tokens * h                         // the experts' inputs (permuted tokens)
+                + m.tokens * m.expert_f              // the experts' fc2 inputs
+                + m.r.rows * m.shared_f;             // the shared experts' fc2 inputs
+  return kept;
 }
 
 double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh) {

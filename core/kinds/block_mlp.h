@@ -25,8 +25,13 @@ int64_t MlpRankParams(const Layer& l, const ShardDegrees& par);
 // Of those, the routed experts': their share of the experts at their share of the width.
 int64_t MlpRankExpertParams(const Layer& l, const ShardDegrees& par);
 
-// Kept for the backward, in elements of sh.e bytes, and in other bytes (int32 expert ids).
-double MlpActivationElements(const Layer& l, const KernelShape& sh);
+// Kept for the backward: elements of sh.e bytes, elements of the products' inputs (of
+// sh.e_inputs bytes), and other bytes (int32 expert ids).
+struct MlpKept {
+  double elements = 0;
+  double inputs = 0;
+};
+MlpKept MlpActivationElements(const Layer& l, const KernelShape& sh);
 double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh);
 
 // Appends the MLP's kernels (and collectives) of each part to `k`, between norm2 and the

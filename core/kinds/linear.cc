@@ -44,7 +44,7 @@ class Linear final : public LayerKindEntry {
 
   double ActivationBytes(const Layer& l, const KernelShape& sh) const override {
     // The input (its sequence-parallel share, gathered again for the weight gradient).
-    return RankSplitOf(sh).sp_rows * static_cast<double>(l.in_width) * sh.e;
+    return RankSplitOf(sh).sp_rows * static_cast<double>(l.in_width) * sh.e_inputs;
   }
 
   double OutputBytes(const Layer& l, const KernelShape& sh) const override {

@@ -75,10 +75,14 @@ class TransformerBlock final : public LayerKindEntry {
     const double h = static_cast<double>(l.hidden);
     const double q = static_cast<double>(w.q()), kv = static_cast<double>(w.kv());
     const double heads = sh.b * static_cast<double>(w.heads);  // attention problems
-    double elements = 2 * r.sp_rows * h        // norm1 input and output
-                      + r.rows * (q + 2 * kv)  // q, k (after rotary, when used) and v
-                      + r.rows * q             // attention output = proj input
-                      + 2 * r.sp_rows * h;     // norm2 input and output
+    // At e_inputs: the products' inputs, the norms' outputs and (a copy of its own where the
+    // inputs are kept quantized) the attention output; at e the rest.
+    const bool copies = sh.e_inputs != sh.e;
+    double inputs = 2 * r.sp_rows * h             // norm1 and norm2 outputs
+                    + (copies ? r.rows * q : 0);  // proj input, quantized
+    double elements = 2 * r.sp_rows * h           // norm1 and norm2 inputs
+                      + r.rows * (q + 2 * kv)     // q, k (after rotary, when used) and v
+                      + r.rows * q;               // attention output (= proj input)
     double bytes = 2 * r.sp_rows * (l.norm == NormKind::kLayerNorm ? 8.0 : 4.0);  // fp32 stats
     if (l.qk_norm) {
       elements += r.rows * (q + kv);                                   // q and k before it
@@ -98,7 +102,9 @@ class TransformerBlock final : public LayerKindEntry {
         bytes += heads * r.seq * sh.s;
       }
     }
-    return (elements + MlpActivationElements(l, sh)) * sh.e + bytes +
+    const MlpKept mlp = MlpActivationElements(l, sh);
+    inputs += mlp.inputs;
+    return (elements + mlp.elements) * sh.e + inputs * sh.e_inputs + bytes +
            MlpActivationExtraBytes(l, sh);
   }
 
