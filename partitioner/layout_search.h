@@ -52,7 +52,8 @@ struct LeverSpace {
   // Every candidate recomputes every stage and chunk (--recompute all).
   bool recompute_all = false;
   // How the training software runs every candidate: ParallelLayout's sequence_parallel,
-  // fused_attention and overlap_grad_reduce are taken from here.
+  // fused_attention and overlap_grad_reduce are taken from here; overlap_expert_comm too, on
+  // every candidate that can run it (ep > 1, no recomputation, one stage or virtual stages).
   ParallelLayout software;
   size_t exact = 12;  // candidates planned exactly
   size_t top = 10;
