@@ -9,6 +9,7 @@
 // always compared with the same arithmetic.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -67,6 +68,25 @@ struct ChunkMemory {
   WideBytes state = 0, per_micro_batch = 0, transient = 0;
   WideBytes Peak(int in_flight) const {
     return state + per_micro_batch * static_cast<WideBytes>(in_flight) + transient;
+  }
+};
+
+// The peak of a device over its chunks, added one at a time (each at the most micro-batches
+// it ever holds): at most the sum of their own peaks, and at most their state plus the most
+// micro-batches the device ever holds at once (`device_in_flight`) times the largest
+// per-micro-batch part plus the largest transient (a device runs one op at a time). Peak is
+// the less of the two: the second is far below the first in interleaved schedules, whose
+// chunks hold their most at different times.
+struct DeviceMemory {
+  WideBytes sum = 0, state = 0, most = 0, transient = 0;
+  void Add(const ChunkMemory& m, int in_flight) {
+    sum += m.Peak(in_flight);
+    state += m.state;
+    most = std::max(most, m.per_micro_batch);
+    transient = std::max(transient, m.transient);
+  }
+  WideBytes Peak(int device_in_flight) const {
+    return std::min(sum, state + most * static_cast<WideBytes>(device_in_flight) + transient);
   }
 };
 

@@ -44,10 +44,6 @@ double GatherMs(double param_bytes, int n, int zero, const BusLink& link) {
 
 }  // namespace
 
-BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile) {
-  return GroupBusLink(layout, CommGroup::kData, ProfileDevice(profile), profile);
-}
-
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
   const DeviceSpec* device = ProfileDevice(profile);
   if (device == nullptr || device->network_bus_bytes_per_s <= 0 ||
@@ -55,14 +51,6 @@ Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
     return profile.link;
   }
   return Link{device->network_bus_bytes_per_s, device->network_latency_ms};
-}
-
-double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const BusLink& link) {
-  return SyncMs(grad_bytes, layout.dp, layout.zero, link);
-}
-
-double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link) {
-  return GatherMs(param_bytes, layout.dp, layout.zero, link);
 }
 
 DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {

@@ -32,11 +32,7 @@
 
 namespace pp {
 
-// The bus bandwidth and latency of the data-parallel group's link: CollectiveLink (core/
-// parallelism.h) of a ring collective over the data group on the device; a profile whose
-// device is not in the device table (a CPU profile) uses the profile's link for both.
 using BusLink = GroupLink;
-BusLink DataGroupLink(const ParallelLayout& layout, const Profile& profile);
 
 // The device table's entry for the profile's device (by its name or key), or nullptr.
 const DeviceSpec* ProfileDevice(const Profile& profile);
@@ -46,17 +42,13 @@ const DeviceSpec* ProfileDevice(const Profile& profile);
 // (the profile's link when its device is not in the device table).
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile);
 
-// The gradient synchronisation of `grad_bytes` over the dp ranks: zero 0 an all-reduce; zero
-// 1, 2 and 3 a reduce-scatter. 0 when dp = 1.
-double GradientSyncMs(double grad_bytes, const ParallelLayout& layout, const BusLink& link);
-// The all-gather of `param_bytes` of updated parameters after the optimizer step (zero 1 and
-// 2); 0 otherwise (zero 0 has every parameter; zero 3 gathers per layer, see below).
-double ParamGatherMs(double param_bytes, const ParallelLayout& layout, const BusLink& link);
-
 // The data-parallel side of a layout: its data group (dp ranks) and the routed experts' own
-// group (CommGroup::kExpertData, expert_dp ranks), each with its link (as DataGroupLink), and
-// its ZeRO stage. Every figure of `all` parameter bytes, `expert` of them the experts', runs
-// the rest over the data group and the experts' over theirs, one after the other.
+// group (CommGroup::kExpertData, expert_dp ranks), each with its link, and its ZeRO stage.
+// A group's link is CollectiveLink (core/parallelism.h) of a ring collective over it on the
+// profile's device; a profile whose device is not in the device table (a CPU profile) uses
+// the profile's link for both. Every figure of `all` parameter bytes, `expert` of them the
+// experts', runs the rest over the data group and the experts' over theirs, one after the
+// other.
 struct DataGroups {
   int zero = 0;
   int dp = 1, expert_dp = 1;
@@ -64,7 +56,11 @@ struct DataGroups {
   // Gradient bytes per parameter byte (GradientScale of the profile's dtype).
   double grad_scale = 1;
   bool Any() const { return dp > 1 || expert_dp > 1; }
+  // The gradient synchronisation: zero 0 an all-reduce; zero 1, 2 and 3 a reduce-scatter
+  // (0 over one rank).
   double GradientSyncMs(double all, double expert) const;
+  // The all-gather of updated parameters after the optimizer step (zero 1 and 2); 0
+  // otherwise (zero 0 has every parameter; zero 3 gathers per layer, see below).
   double ParamGatherMs(double all, double expert) const;
   // One of ZeRO 3's per-layer collectives (all-gather or reduce-scatter) of layer `l`.
   double LayerMs(CollectiveKind kind, const LayerProfile& l) const;

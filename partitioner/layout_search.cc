@@ -390,15 +390,15 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.step_budget_s = base.step_budget_s / static_cast<double>(space.exact);
     ++result.planned;
     Result<Plan> plan = MakePlan(r);
-    if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
+    if (!plan.ok()) continue;
+    const std::vector<uint64_t> peaks = DevicePeakMemory(*plan);
+    if (!StagesOverLimit(*plan, peaks).empty()) continue;
     c.planned = true;
     c.batch_ms = plan->predicted.batch_time_ms.value_or(plan->predicted.step_time_ms);
     c.step_ms = plan->predicted.step_time_ms;
     c.data_parallel_ms = plan->predicted.data_parallel_ms.value_or(0);
     c.model_tflops_per_gpu = plan->predicted.model_tflops_per_gpu.value_or(0);
-    for (uint64_t peak : DevicePeakMemory(*plan)) {
-      c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
-    }
+    for (uint64_t peak : peaks) c.peak_memory_bytes = std::max(c.peak_memory_bytes, peak);
     if (planned.empty() || Faster(c, planned.front())) {
       result.best = std::move(*plan);
       planned.insert(planned.begin(), c);

@@ -18,7 +18,7 @@ struct SplitContext {
   int num_stages = 0;
   std::vector<int> in_flight;              // per stage, from the schedule
   // Per device, the most micro-batches it holds at once (over all its chunks); empty: each
-  // device's peak is the sum of its chunks' (recompute.h DevicePeak).
+  // device's peak is the sum of its chunks' (cost_model.h DeviceMemory).
   std::vector<int> device_in_flight;
   std::optional<uint64_t> memory_limit;    // nullopt: none
   // Simulated step time of a split (ms); used to choose among equally good splits.

@@ -541,7 +541,7 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
     if (d >= 0 && d < plan.num_stages) device[d] += s.peak_memory_bytes;
   }
   if (plan.stages.size() <= static_cast<size_t>(plan.num_stages)) return device;
-  // Several chunks per device: DevicePeak over the plan's own costs and schedule (a plan
+  // Several chunks per device: DeviceMemory over the plan's own costs and schedule (a plan
   // whose costs or schedule cannot be rebuilt keeps the sum).
   Result<PlanContext> context = PlanContextOf(plan);
   if (!context.ok()) return device;
@@ -555,18 +555,18 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
       Result<uint64_t> bytes = ModelInputBytes(plan.model_spec, plan.profile);
       if (!bytes.ok()) return device;
       model_input = *bytes;
+      break;
     }
   }
-  std::vector<std::vector<ChunkMemory>> chunks(plan.num_stages);
-  std::vector<std::vector<int>> in_flight(plan.num_stages);
+  std::vector<DeviceMemory> memory(plan.num_stages);
   for (const StagePlan& s : plan.stages) {
-    const int d = context->chunk_device[s.index];
-    chunks[d].push_back(ChunkMemoryOf((*costs)->stage(s.index), s.first_layer, s.last_layer,
-                                      s.recompute, model_input));
-    in_flight[d].push_back(context->in_flight[s.index]);
+    memory[context->chunk_device[s.index]].Add(
+        ChunkMemoryOf((*costs)->stage(s.index), s.first_layer, s.last_layer, s.recompute,
+                      model_input),
+        context->in_flight[s.index]);
   }
   for (int d = 0; d < plan.num_stages; ++d) {
-    const WideBytes peak = DevicePeak(chunks[d], in_flight[d], context->device_in_flight[d]);
+    const WideBytes peak = memory[d].Peak(context->device_in_flight[d]);
     device[d] =
         std::min<uint64_t>(device[d], static_cast<uint64_t>(std::min(peak, WideBytes{kMaxBytes})));
   }
@@ -578,8 +578,11 @@ std::optional<uint64_t> StageMemoryLimit(const Plan& plan, const StagePlan& stag
 }
 
 std::vector<int> StagesOverLimit(const Plan& plan) {
+  return StagesOverLimit(plan, DevicePeakMemory(plan));
+}
+
+std::vector<int> StagesOverLimit(const Plan& plan, const std::vector<uint64_t>& device) {
   std::vector<int> over;
-  const std::vector<uint64_t> device = DevicePeakMemory(plan);
   for (const StagePlan& s : plan.stages) {
     const int d = s.device.value_or(s.index);
     const std::optional<uint64_t> limit = StageMemoryLimit(plan, s);

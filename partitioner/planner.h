@@ -53,14 +53,18 @@ Result<Timeline> SimulatePlan(const Plan& plan);
 // (partitioner/model_flops.h) from the plan's stages and step time. No-op without a layout.
 void PredictBatch(Plan* plan);
 
-// Peak memory per device: the sum of its chunks' peaks (one chunk per device: the stage's).
+// Peak memory per device: one chunk per device, the stage's; several, their DeviceMemory
+// (cost_model.h) over the plan's costs and schedule, at most the sum of their peaks (the sum
+// where the plan's costs or schedule cannot be rebuilt).
 std::vector<uint64_t> DevicePeakMemory(const Plan& plan);
 
 // The limit a stage (chunk) is held to: its own (its device's memory) when recorded, else the
 // plan's; nullopt: none.
 std::optional<uint64_t> StageMemoryLimit(const Plan& plan, const StagePlan& stage);
 
-// Stage (chunk) indices on a device whose peak memory exceeds the plan's limit.
+// Stage (chunk) indices on a device whose peak memory exceeds the plan's limit; `device` the
+// plan's DevicePeakMemory, where the caller has it already.
 std::vector<int> StagesOverLimit(const Plan& plan);
+std::vector<int> StagesOverLimit(const Plan& plan, const std::vector<uint64_t>& device);
 
 }  // namespace pp

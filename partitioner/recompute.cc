@@ -111,11 +111,7 @@ Result<uint64_t> ModelInputBytes(const std::optional<Model>& model, const Profil
 
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
                     uint64_t model_input) {
-  if (!recompute) return cost.PeakMemory(first, last, in_flight);
-  return cost.StateMemory(first, last) +
-         WideBytes{RecomputeInputBytes(cost, model_input, first)} *
-             static_cast<WideBytes>(in_flight) +
-         cost.ActivationBytes(first, last);
+  return ChunkMemoryOf(cost, first, last, recompute, model_input).Peak(in_flight);
 }
 
 ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recompute,
@@ -129,19 +125,6 @@ ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recom
     m.per_micro_batch = cost.ActivationBytes(first, last);
   }
   return m;
-}
-
-WideBytes DevicePeak(const std::vector<ChunkMemory>& chunks, const std::vector<int>& in_flight,
-                     int device_in_flight) {
-  WideBytes sum = 0, state = 0, most = 0, transient = 0;
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    const ChunkMemory& m = chunks[c];
-    sum += m.Peak(in_flight[c]);
-    state += m.state;
-    most = std::max(most, m.per_micro_batch);
-    transient = std::max(transient, m.transient);
-  }
-  return std::min(sum, state + most * static_cast<WideBytes>(device_in_flight) + transient);
 }
 
 std::vector<char> RecomputeStages(RecomputeMode mode, const StageSetup& setup,

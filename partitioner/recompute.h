@@ -41,15 +41,6 @@ WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, b
 ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recompute,
                           uint64_t model_input);
 
-// The peak of a device that runs several chunks: at most the sum of their own peaks (each at
-// the most micro-batches it ever holds, `in_flight`), and at most their state plus the most
-// micro-batches the device ever holds at once (`device_in_flight`) times the largest
-// per-micro-batch part plus the largest transient (a device runs one op at a time). The
-// least of the two: the second is far below the first in interleaved schedules, whose
-// chunks hold their most at different times.
-WideBytes DevicePeak(const std::vector<ChunkMemory>& chunks, const std::vector<int>& in_flight,
-                     int device_in_flight);
-
 // Per stage whether it recomputes: every stage (kAll), none (kNone), or exactly the stages
 // over their limit without it (kAuto; each stage's peak depends only on its own choice, so
 // this is the least set that can fit).

@@ -234,26 +234,19 @@ class BranchAndBound {
         !ctx_.stage_fits && !ctx_.chunk_memory);
   }
 
-  // Each device's peak under split `b` (recompute.h DevicePeak), or the sum of its chunks'
-  // where the context gives no device counts.
+  // Each device's peak under split `b` (cost_model.h DeviceMemory), or the sum of its
+  // chunks' where the context gives no device counts.
   void DevicePeaks(const std::vector<int>& b, std::vector<WideBytes>* device) const {
-    device->assign(num_devices_, WideBytes{0});
     const bool counted = ctx_.device_in_flight.size() == static_cast<size_t>(num_devices_);
-    std::vector<std::vector<ChunkMemory>> chunks(counted ? num_devices_ : 0);
-    std::vector<std::vector<int>> in_flight(chunks.size());
+    std::vector<DeviceMemory> memory(num_devices_);
     for (int s = 0; s < p_; ++s) {
       const int first = s == 0 ? 0 : b[s - 1];
       const int last = s + 1 == p_ ? n_ - 1 : b[s] - 1;
-      const int d = chunk_device_[s];
-      if (!counted) {
-        (*device)[d] += ChunkPeak(s, first, last);
-        continue;
-      }
-      chunks[d].push_back(Memory(s, first, last));
-      in_flight[d].push_back(ctx_.in_flight[s]);
+      memory[chunk_device_[s]].Add(Memory(s, first, last), ctx_.in_flight[s]);
     }
-    for (size_t d = 0; d < chunks.size(); ++d) {
-      (*device)[d] = DevicePeak(chunks[d], in_flight[d], ctx_.device_in_flight[d]);
+    device->resize(num_devices_);
+    for (int d = 0; d < num_devices_; ++d) {
+      (*device)[d] = counted ? memory[d].Peak(ctx_.device_in_flight[d]) : memory[d].sum;
     }
   }
 

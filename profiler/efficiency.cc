@@ -221,9 +221,10 @@ LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtyp
       std::max(forward_experts_start + f.experts_ms, back_dispatch_start + back_dispatch);
   const double third = std::max(f.combine_ms, b.outside_ms);
   const double together = first + second + third + w.outside_ms;
-  const double kernels =
+  // Each part alone, without its exchanges.
+  const double alone =
       f.outside_ms + f.experts_ms + b.outside_ms + b.experts_ms + w.outside_ms + w.experts_ms;
-  const double exposed = std::max(0.0, together - kernels);
+  const double exposed = std::max(0.0, together - alone);
   const double forward_comm = f.dispatch_ms + f.combine_ms;
   const double backward_comm = back_dispatch + back_combine;
   const double forward_share =

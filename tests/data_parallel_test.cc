@@ -99,18 +99,18 @@ TEST(TrainingState, DefaultCostModelIsTodaysMultiplier) {
 }
 
 TEST(Collectives, GradientSyncIsAllReduceOrReduceScatter) {
-  ParallelLayout l;
-  l.dp = 4;
-  const BusLink link{1e9, 0.01};
+  DataGroups g;
+  g.dp = 4;
+  g.link = BusLink{1e9, 0.01};
   // All-reduce: 2 (n-1)/n bytes over the bus, 2 (n-1) latency steps.
-  EXPECT_NEAR(GradientSyncMs(4e6, l, link), 1000.0 * 2 * 0.75 * 4e6 / 1e9 + 6 * 0.01, 1e-12);
-  l.zero = 1;
-  EXPECT_NEAR(GradientSyncMs(4e6, l, link), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
-  EXPECT_NEAR(ParamGatherMs(4e6, l, link), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
-  l.zero = 3;
-  EXPECT_EQ(ParamGatherMs(4e6, l, link), 0.0);  // gathered per layer instead
-  l.dp = 1;
-  EXPECT_EQ(GradientSyncMs(4e6, l, link), 0.0);
+  EXPECT_NEAR(g.GradientSyncMs(4e6, 0), 1000.0 * 2 * 0.75 * 4e6 / 1e9 + 6 * 0.01, 1e-12);
+  g.zero = 1;
+  EXPECT_NEAR(g.GradientSyncMs(4e6, 0), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
+  EXPECT_NEAR(g.ParamGatherMs(4e6, 0), 1000.0 * 0.75 * 4e6 / 1e9 + 3 * 0.01, 1e-12);
+  g.zero = 3;
+  EXPECT_EQ(g.ParamGatherMs(4e6, 0), 0.0);  // gathered per layer instead
+  g.dp = 1;
+  EXPECT_EQ(g.GradientSyncMs(4e6, 0), 0.0);
 }
 
 TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
@@ -119,19 +119,19 @@ TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
   p.device.name = std::string(a100.name);
   ParallelLayout l;
   l.dp = 8;  // ranks 0..7 of one node
-  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.node_bus_bytes_per_s);
+  EXPECT_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, a100.node_bus_bytes_per_s);
   l.tp = 2;  // the data group now spans 16 ranks, 4 of them on each node
-  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, 4 * a100.network_bus_bytes_per_s);
+  EXPECT_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, 4 * a100.network_bus_bytes_per_s);
   l.tp = 8;  // one member per node: its own network card only
-  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, a100.network_bus_bytes_per_s);
+  EXPECT_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, a100.network_bus_bytes_per_s);
   l.tp = 1;
   l.dp = 32;  // four whole DGX A100 nodes: 8 x 24 = 192 GB/s, as [NET-HDR] measures
-  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, 8 * a100.network_bus_bytes_per_s);
-  EXPECT_DOUBLE_EQ(DataGroupLink(l, p).bus_bytes_per_s, 192e9);
+  EXPECT_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, 8 * a100.network_bus_bytes_per_s);
+  EXPECT_DOUBLE_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, 192e9);
   // Never above the node's own bus: 8 H100 cards of 47 GB/s would be 376 > 370.
   const DeviceSpec& h100 = *FindDevice("h100");
   p.device.name = std::string(h100.name);
-  EXPECT_EQ(DataGroupLink(l, p).bus_bytes_per_s, h100.node_bus_bytes_per_s);
+  EXPECT_EQ(DataGroupsOf(l, p).link.bus_bytes_per_s, h100.node_bus_bytes_per_s);
   // An all-to-all or a send/receive leaves through the rank's own card.
   for (CollectiveKind kind : {CollectiveKind::kAllToAll, CollectiveKind::kSendRecv}) {
     EXPECT_EQ(CollectiveLink(l, CommGroup::kData, kind, 1e12, 0.001, 5e10, 0.01).bus_bytes_per_s,
@@ -143,7 +143,7 @@ TEST(Collectives, DataGroupLinkIsTheNodesOrTheNetworks) {
             8 * 5e10);
   p.device.name = std::string(a100.name);
   // A device outside the table: the profile's link.
-  EXPECT_EQ(DataGroupLink(l, TwoLayerProfile()).bus_bytes_per_s, 1e9);
+  EXPECT_EQ(DataGroupsOf(l, TwoLayerProfile()).link.bus_bytes_per_s, 1e9);
 }
 
 // The experts' data group sits ep x etp ranks apart: at tp 2, dp 16, ep 8, etp 1 on nodes of
@@ -163,7 +163,11 @@ TEST(Collectives, TheExpertsDataGroupHasItsOwnLink) {
   EXPECT_EQ(g.expert_dp, 4);
   EXPECT_EQ(g.expert_link.bus_bytes_per_s, h100.network_bus_bytes_per_s);
   EXPECT_EQ(g.link.bus_bytes_per_s, 4 * h100.network_bus_bytes_per_s);
-  EXPECT_EQ(g.link.bus_bytes_per_s, DataGroupLink(l, p).bus_bytes_per_s);
+  EXPECT_EQ(
+      g.link.bus_bytes_per_s,
+      CollectiveLink(l, CommGroup::kData, CollectiveKind::kAllReduce, h100.node_bus_bytes_per_s,
+                     h100.node_latency_ms, h100.network_bus_bytes_per_s, h100.network_latency_ms)
+          .bus_bytes_per_s);
 }
 
 // ZeRO 3 over dp = 2: gathering 10 MB at 1 GB/s moves half of it, 5 ms; the reduce-scatter

@@ -292,13 +292,15 @@ TEST(LayerSplit, FusedAttentionIsOneKernelAndKeepsNoProbabilities) {
   EXPECT_EQ(unfused - flash, b * a * s * s * e - b * a * s * 4);
 }
 
-// name, kind, group, bytes, hidden_behind of each collective, in list order.
+// name, kind, group, bytes, hidden_behind and step of the experts' token exchange of each
+// collective, in list order.
 struct Expected {
   std::string name;
   CollectiveKind kind;
   CommGroup group;
   double bytes;
   std::string hidden_behind;
+  TokenExchange exchange = TokenExchange::kNone;
 };
 void ExpectComm(const std::vector<Collective>& got, const std::vector<Expected>& want) {
   ASSERT_EQ(got.size(), want.size());
@@ -309,6 +311,7 @@ void ExpectComm(const std::vector<Collective>& got, const std::vector<Expected>&
     EXPECT_EQ(got[i].group, want[i].group);
     EXPECT_EQ(got[i].bytes, want[i].bytes);
     EXPECT_EQ(got[i].hidden_behind, want[i].hidden_behind);
+    EXPECT_EQ(got[i].exchange, want[i].exchange);
   }
 }
 
@@ -367,6 +370,7 @@ TEST(LayerSplit, CollectivesOfOneSmallBlock) {
 // as a dense MLP does, and the layer's output stays the sequence-parallel share.
 TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
   using K = CollectiveKind;
+  using X = TokenExchange;
   using G = CommGroup;
   const Model m = WithBlock(R"("heads": 4, "experts": 4, "top_k": 2, "expert_ffn": 6,
       "mlp": "swiglu", "bias": false)", kInput);
@@ -388,16 +392,19 @@ TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
   const double gathered = 2 * 16 * 8 * 2;
   const LayerKernels etp2 =
       ListKernels(m.layers[1], m.input, DType::kBf16, Par(2, 1, 2, true, false));
-  ExpectComm(mlp_only(etp2.forward_comm),
-             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_etp_allgather", K::kAllGather, G::kExpertTensor, gathered, ""},
-              {"moe_etp_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, ""},
-              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
-  ExpectComm(mlp_only(etp2.backward_input_comm),
-             {{"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_etp_dgrad_allgather", K::kAllGather, G::kExpertTensor, gathered, ""},
-              {"moe_etp_dgrad_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, ""},
-              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  ExpectComm(
+      mlp_only(etp2.forward_comm),
+      {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch},
+       {"moe_etp_allgather", K::kAllGather, G::kExpertTensor, gathered, "", X::kDispatch},
+       {"moe_etp_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, "", X::kCombine},
+       {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine}});
+  ExpectComm(
+      mlp_only(etp2.backward_input_comm),
+      {{"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine},
+       {"moe_etp_dgrad_allgather", K::kAllGather, G::kExpertTensor, gathered, "", X::kCombine},
+       {"moe_etp_dgrad_reducescatter", K::kReduceScatter, G::kExpertTensor, gathered, "",
+        X::kDispatch},
+       {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch}});
   // No dense MLP collective: the routed experts never gather the whole rows.
   for (const Collective& c : etp2.forward_comm) {
     EXPECT_NE(c.name, "fc1_allgather");
@@ -407,21 +414,21 @@ TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
   const LayerKernels etp1 =
       ListKernels(m.layers[1], m.input, DType::kBf16, Par(2, 1, 2, true, false, 1));
   ExpectComm(mlp_only(etp1.forward_comm),
-             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine}});
   // The shared experts: a dense MLP over the tensor ranks.
   const LayerKernels sh =
       ListKernels(shared.layers[1], shared.input, DType::kBf16, Par(2, 1, 2, true, false, 1));
   ExpectComm(mlp_only(sh.forward_comm),
-             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""},
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine},
               {"shared_fc1_allgather", K::kAllGather, G::kTensor, x, ""},
               {"shared_fc2_reducescatter", K::kReduceScatter, G::kTensor, x, ""}});
   ExpectComm(mlp_only(sh.backward_input_comm),
              {{"shared_fc2_dgrad_allgather", K::kAllGather, G::kTensor, x, ""},
               {"shared_fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, ""},
-              {"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+              {"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine},
+              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch}});
   // The block hands on its sequence-parallel share either way.
   for (int etp : {0, 1}) {
     EXPECT_EQ(AnalyticLayerMemory(m.layers[1], m.input, DType::kBf16,
@@ -433,17 +440,19 @@ TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
 
 TEST(LayerSplit, ExpertAllToAllsAndTheVocabularyParallelEnds) {
   using K = CollectiveKind;
+  using X = TokenExchange;
   using G = CommGroup;
   const Model m = WithBlock(R"("heads": 4, "experts": 4, "top_k": 2, "expert_ffn": 6,
       "mlp": "swiglu", "bias": false)", kInput);
   // ep 2 alone: 16 rows, each sent to 2 experts: 16 x 2 x 8 x 2 bytes each way.
   const double copies = 16 * 2 * 8 * 2;
   const LayerKernels ep = ListKernels(m.layers[1], m.input, DType::kBf16, Par(1, 1, 2, true));
-  ExpectComm(ep.forward_comm, {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-                               {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+  ExpectComm(ep.forward_comm,
+             {{"moe_dispatch_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch},
+              {"moe_combine_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine}});
   ExpectComm(ep.backward_input_comm,
-             {{"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""},
-              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, ""}});
+             {{"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine},
+              {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch}});
 
   // tp 2 with sequence parallelism: the embedding reduce-scatters its partial rows and
   // gathers the output gradient for its tables; the head gathers its input and

@@ -120,15 +120,14 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
 }
 
 // What Megatron-LM requires of its expert all-to-all overlap (megatron/core/transformer/
-// transformer_config.py): expert parallelism, virtual stages when pipelined, no
-// recomputation. Ok when the overlap is off. The search (`search`) checks only the
-// recomputation flag: it runs the overlap where each candidate's degrees and schedule allow.
+// transformer_config.py): no recomputation, expert parallelism, virtual stages when
+// pipelined. Ok when the overlap is off. The search (`search`) checks only the recomputation
+// flag: it runs the overlap where each candidate's degrees and schedule allow.
 Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
   if (f.overlap_expert_comm != "on") return Status::Ok();
-  if (search && f.recompute == "all") {
-    return Status::Error(
-        "--overlap-expert-comm on does not go with --recompute all (Megatron-LM "
-        "runs the overlap without recomputation)");
+  if (f.recompute != "none") {
+    return Status::Error("--overlap-expert-comm on does not go with --recompute " + f.recompute +
+                         " (Megatron-LM runs the overlap without recomputation)");
   }
   if (search) return Status::Ok();
   if (f.ep < 2) {
@@ -140,10 +139,6 @@ Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
     return Status::Error("--overlap-expert-comm on with --stages " + std::to_string(f.stages) +
                          " needs --schedule interleaved (Megatron-LM runs the overlap in a "
                          "pipeline only with virtual stages)");
-  }
-  if (f.recompute != "none") {
-    return Status::Error("--overlap-expert-comm on does not go with --recompute " + f.recompute +
-                         " (Megatron-LM runs the overlap without recomputation)");
   }
   return Status::Ok();
 }
@@ -505,7 +500,7 @@ int RunOne(const PlanFlags& f, std::optional<ParallelLayout> layout) {
     if (u.ok()) baseline = std::make_unique<Plan>(std::move(*u));
   }
   const std::vector<uint64_t> device_memory = DevicePeakMemory(*plan);
-  for (int s : StagesOverLimit(*plan)) {
+  for (int s : StagesOverLimit(*plan, device_memory)) {
     const StagePlan& st = plan->stages[s];
     std::cerr << "pp-partition: warning: stage " << s << " needs "
               << FormatBytes(st.device ? device_memory[*st.device] : st.peak_memory_bytes)
