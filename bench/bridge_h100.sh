@@ -10,7 +10,10 @@
 # over the tensor ranks, expert_tensor_parallel_size 1, hence --etp 1, and overlap the
 # experts' all-to-all across micro-batches, overlap_moe_expert_parallel_comm, hence
 # --overlap-expert-comm on; so does the Qwen3-30B pp 2 vp 12 layout of the 26.02 containers,
-# moe_a2a_overlap in scripts/performance/configs/qwen3/workload_base_configs.py of 2025-11). Dense rows compare model TFLOP/s per GPU,
+# moe_a2a_overlap in scripts/performance/configs/qwen3/workload_base_configs.py of 2025-11; the
+# Llama 3 8B recipe recomputes its first 5 transformer blocks, recompute_num_layers 5 with the
+# block method in scripts/performance/configs/llama3/workload_base_configs.py and
+# utils/helpers.py of 2025-11, hence --recompute-unit block --recompute-blocks 5). Dense rows compare model TFLOP/s per GPU,
 # MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
 # per row, then the median and worst absolute error of each group. The step search's budget
 # warnings are left out (the plan is still the best split found). docs/published.md keeps
@@ -22,7 +25,7 @@ cd "$root"
 
 # name | measured | figure (tflops|tokens) | plan arguments
 rows=(
-  "Llama 3 8B, 25.11|744|tflops|models/llama3-8b.json --stages 1 --tp 1 --gpus-total 8 --global-batch 128 --micro-batch-size 1 --zero 3"
+  "Llama 3 8B, 25.11|744|tflops|models/llama3-8b.json --stages 1 --tp 1 --gpus-total 8 --global-batch 128 --micro-batch-size 1 --zero 3 --recompute all --recompute-unit block --recompute-blocks 5"
   "Llama 3 70B, 25.11|719|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 128 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
   "Llama 3 70B, 26.04.01|731|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 256 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
   "Llama 3.1 405B, 25.11|737|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 512 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"

@@ -25,6 +25,7 @@
 #include "core/json_util.h"
 #include "core/model.h"
 #include "partitioner/layout_search.h"
+#include "partitioner/plan_inputs.h"
 #include "profiler/device_table.h"
 
 namespace pp {
@@ -96,6 +97,118 @@ double Median(std::vector<double> v) {
   return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// The same A100s and the Megatron-LM of a year later (Korthikanti et al., MLSys 2023): the
+// end-to-end iteration time of four GPT models with every layer recomputed and no sequence
+// parallelism ("Full Recompute" in its Table 5), at their layouts (tp 8, no data
+// parallelism, its micro-batch and interleaving), against the plan's time per global batch;
+// then one layer of its 22B model (Table 4) against the analytic profile's block, without
+// recomputation and with it (the backward plus one more forward).
+int Mlsys23(const DeviceSpec& a100, const std::string& path) {
+  Result<Json> doc = ReadJsonFile(path);
+  if (!doc.ok()) {
+    std::fprintf(stderr, "sc21_bench: %s\n", doc.message().c_str());
+    return 2;
+  }
+  std::printf("\nMLSys 2023, Table 5, full recomputation (seconds per iteration)\n");
+  std::printf("%-6s %3s %3s %3s %5s %5s %3s %9s %9s %7s\n", "model", "tp", "pp", "vp", "gpus",
+              "batch", "b", "measured", "predicted", "error");
+  std::vector<double> errors;
+  for (const Json& j : (*doc)["rows"]) {
+    Row r;
+    r.model = j["model"].get<std::string>();
+    r.layers = j["layers"].get<int64_t>();
+    r.hidden = j["hidden"].get<int64_t>();
+    r.heads = j["heads"].get<int64_t>();
+    r.tp = j["tp"].get<int64_t>();
+    r.pp = j["pp"].get<int64_t>();
+    r.gpus = j["gpus"].get<int64_t>();
+    r.batch = j["global_batch"].get<int64_t>();
+    const int vp = j["vp"].get<int>();
+    const int64_t b = j["micro_batch"].get<int64_t>();
+    const double measured = j["full_recompute_s"].get<double>();
+    Result<Model> model = Gpt(r);
+    if (!model.ok()) {
+      std::fprintf(stderr, "sc21_bench: %s: %s\n", r.model.c_str(), model.message().c_str());
+      return 2;
+    }
+    PlanRequest request;
+    request.model = *model;
+    request.step_budget_s = 2.0;
+    request.recompute_unit = RecomputeUnit::kLayer;
+    LeverSpace space;
+    space.gpus_total = r.gpus;
+    space.global_batch = r.batch;
+    space.gpus_per_node = 8;
+    space.tp = {static_cast<int>(r.tp)};
+    space.pp = {static_cast<int>(r.pp)};
+    space.cp = {1};
+    space.zero = {0};
+    space.micro_batch_sizes = {b};
+    space.schedules = {vp > 1 ? "interleaved" : "1f1b"};
+    if (vp > 1) space.virtual_stages = {vp};
+    space.top = 1;
+    space.software = Software();
+    space.recompute_all = true;
+    Result<LayoutSearchResult> at = SearchLayouts(request, a100, space);
+    if (!at.ok()) {
+      std::printf("%-6s -- no plan at the published layout: %s\n", r.model.c_str(),
+                  at.message().c_str());
+      continue;
+    }
+    const double predicted = at->ranked.front().batch_ms / 1000.0;
+    const double error = measured / predicted - 1;  // as throughput: predicted over measured
+    errors.push_back(std::fabs(error));
+    std::printf("%-6s %3lld %3lld %3d %5lld %5lld %3lld %9.2f %9.2f %+6.1f%%\n", r.model.c_str(),
+                static_cast<long long>(r.tp), static_cast<long long>(r.pp), vp,
+                static_cast<long long>(r.gpus), static_cast<long long>(r.batch),
+                static_cast<long long>(b), measured, predicted, 100 * error);
+  }
+  const double worst = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
+  std::printf("|error| of the throughput median %.1f%%, worst %.1f%%; %zu of %zu rows planned\n",
+              100 * Median(errors), 100 * worst, errors.size(), (*doc)["rows"].size());
+
+  // One layer of the 22B model (the first row), tp 8, micro-batch 4.
+  const Json& first = (*doc)["rows"][0];
+  Row r;
+  r.model = first["model"].get<std::string>();
+  r.layers = first["layers"].get<int64_t>();
+  r.hidden = first["hidden"].get<int64_t>();
+  r.heads = first["heads"].get<int64_t>();
+  Result<Model> model = Gpt(r);
+  if (!model.ok()) return 2;
+  const Json& layer = (*doc)["layer_22b_ms"];
+  std::printf("\nMLSys 2023, Table 4, one layer of the 22B model at tp 8, b 4 (ms)\n");
+  std::printf("%-34s %9s %9s %7s\n", "", "measured", "predicted", "error");
+  for (bool sp : {false, true}) {
+    ParallelLayout l = Software();
+    l.tp = static_cast<int>(first["tp"].get<int64_t>());
+    l.sequence_parallel = sp;
+    Result<Profile> profile =
+        LayoutProfile(*model, a100, l, first["micro_batch"].get<int64_t>(), std::nullopt);
+    if (!profile.ok()) {
+      std::fprintf(stderr, "sc21_bench: %s\n", profile.message().c_str());
+      return 2;
+    }
+    const LayerProfile& block = profile->layers[1];
+    const auto line = [](const char* what, double measured, double predicted) {
+      std::printf("%-34s %9.1f %9.2f %+6.1f%%\n", what, measured, predicted,
+                  100 * (predicted / measured - 1));
+    };
+    if (!sp) {
+      line("forward", layer["forward"].get<double>(), block.forward_ms);
+      line("backward", layer["backward"].get<double>(), block.backward_ms);
+      line("backward with recomputation", layer["backward_with_recompute"].get<double>(),
+           block.backward_ms + block.forward_ms);
+    } else {
+      line("forward, sequence parallel", layer["forward_sequence_parallel"].get<double>(),
+           block.forward_ms);
+      line("backward, sequence parallel", layer["backward_sequence_parallel"].get<double>(),
+           block.backward_ms);
+    }
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   const std::string path =
       argc > 1 ? argv[1]
@@ -129,6 +242,9 @@ int Main(int argc, char** argv) {
     PlanRequest request;
     request.model = *model;
     request.step_budget_s = 1.0;
+    // The Megatron-LM of 2021 checkpointed every layer's input and recomputed one layer at a
+    // time (--checkpoint-activations, --checkpoint-num-layers 1 by default in its arguments.py).
+    request.recompute_unit = RecomputeUnit::kLayer;
     LeverSpace published;
     published.gpus_total = r.gpus;
     published.global_batch = r.batch;
@@ -187,7 +303,8 @@ int Main(int argc, char** argv) {
       "\n|error| median %.1f%%, worst %.1f%% (targets 10%%, 20%%); published layout behind "
       "the search's best: worst %.1f%% (target 5%%); %zu of %zu rows planned\n",
       100 * Median(errors), 100 * worst, 100 * worst_gap, errors.size(), (*doc)["rows"].size());
-  return 0;
+  return Mlsys23(
+      a100, argc > 2 ? argv[2] : std::string(PP_SOURCE_DIR) + "/bench/data/megatron-mlsys23.json");
 }
 
 }  // namespace

@@ -181,6 +181,25 @@ std::optional<Optimizer> ParseOptimizer(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view RecomputeUnitName(RecomputeUnit u) {
+  switch (u) {
+    case RecomputeUnit::kStage:
+      return "stage";
+    case RecomputeUnit::kLayer:
+      return "layer";
+    case RecomputeUnit::kBlock:
+      return "block";
+  }
+  return "?";
+}
+
+std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name) {
+  if (name == "stage") return RecomputeUnit::kStage;
+  if (name == "layer") return RecomputeUnit::kLayer;
+  if (name == "block") return RecomputeUnit::kBlock;
+  return std::nullopt;
+}
+
 Result<Plan> PlanFromJson(const Json& doc) {
   FieldReader r(doc, "");
   r.Format(kPlanFormat);
@@ -214,6 +233,22 @@ Result<Plan> PlanFromJson(const Json& doc) {
   }
   if (const Json* limit = r.Find("memory_limit_bytes"); limit != nullptr && !limit->is_null()) {
     p.memory_limit_bytes = r.Bytes("memory_limit_bytes");
+  }
+  if (r.Has("recompute_unit")) {
+    const std::string unit = r.String("recompute_unit");
+    if (r.ok()) {
+      if (auto u = ParseRecomputeUnit(unit)) {
+        p.recompute_unit = *u;
+      } else {
+        r.Fail("recompute_unit",
+               "must be stage, layer or block (got " + DescribeValue(Json(unit)) + ")");
+      }
+    }
+  }
+  if (p.recompute_unit == RecomputeUnit::kBlock) {
+    p.recompute_blocks = static_cast<int>(r.Int("recompute_blocks", 1, kMaxLayers));
+  } else if (r.Has("recompute_blocks")) {
+    r.Fail("recompute_blocks", "is given only with recompute_unit \"block\"");
   }
   const Json* boundaries = r.Array("boundaries");
   const Json* stages = r.Array("stages");
@@ -375,6 +410,10 @@ Json PlanToJson(const Plan& p) {
   doc["optimizer"] = OptimizerName(p.optimizer);
   doc["memory_limit_bytes"] =
       p.memory_limit_bytes ? Json(*p.memory_limit_bytes) : Json(nullptr);
+  if (p.recompute_unit != RecomputeUnit::kStage) {
+    doc["recompute_unit"] = RecomputeUnitName(p.recompute_unit);
+  }
+  if (p.recompute_unit == RecomputeUnit::kBlock) doc["recompute_blocks"] = p.recompute_blocks;
   doc["boundaries"] = p.boundaries;
   Json stages = Json::array();
   for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));

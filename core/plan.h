@@ -24,6 +24,17 @@ enum class Optimizer { kAdam, kSgd, kNone };
 std::string_view OptimizerName(Optimizer o);
 std::optional<Optimizer> ParseOptimizer(std::string_view name);
 
+// What a recomputing stage (chunk) keeps per micro-batch it holds, and what it rebuilds:
+// kStage keeps the stage's input and runs the whole stage's forward again at the start of
+// each backward; kLayer keeps every layer's input and runs each layer's forward again just
+// before that layer's backward (Megatron-LM's --recompute-num-layers 1, torchtitan's full
+// activation checkpointing); kBlock does so for the stage's first K transformer blocks only
+// and keeps the other layers' activations (Megatron-LM's --recompute-method block
+// --recompute-num-layers K). "recompute_unit" in plans, absent for kStage.
+enum class RecomputeUnit { kStage, kLayer, kBlock };
+std::string_view RecomputeUnitName(RecomputeUnit u);
+std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name);
+
 struct StagePlan {
   int index = 0;
   int first_layer = 0;  // inclusive
@@ -101,6 +112,10 @@ struct Plan {
   std::optional<ObjectiveBound> objective_bound;  // written by dp with objective "step"
   Optimizer optimizer = Optimizer::kAdam;
   std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
+  // How the stages marked `recompute` recompute (RecomputeUnit).
+  RecomputeUnit recompute_unit = RecomputeUnit::kStage;
+  // kBlock: K, the transformer blocks each recomputing stage recomputes ("recompute_blocks").
+  int recompute_blocks = 0;
   std::vector<int> boundaries;                 // first layer of chunks 1..p*V-1
   std::vector<StagePlan> stages;
   Prediction predicted;

@@ -123,7 +123,10 @@ Status ChunkRunner::Run(int index) {
       PP_RETURN_IF_ERROR(backend_->Forward(call));
       break;
     case OpKind::kBackward:
-      if (c.spec.range.recompute) PP_RETURN_IF_ERROR(backend_->Recompute(call));
+      // A chunk that recomputes layer by layer does so inside its backward.
+      if (c.spec.range.recompute && c.spec.range.unit == RecomputeUnit::kStage) {
+        PP_RETURN_IF_ERROR(backend_->Recompute(call));
+      }
       PP_RETURN_IF_ERROR(backend_->Backward(call));
       break;
     case OpKind::kBackwardInput:

@@ -8,7 +8,10 @@
 //   shared:     the largest workspace, two activation buffers, the chunk's input and gradient
 // The chunk runner says which slot an op uses and when a recomputing chunk runs its forward
 // again. A chunk that recomputes keeps per slot only its input (the batch data for the first
-// chunk) and one set of activations, rebuilt by Recompute at the start of each backward.
+// chunk) and one set of activations, rebuilt by Recompute at the start of each backward; one
+// that recomputes layer by layer keeps per slot every layer's input and one layer's
+// activations (the largest layer's buffer, shared), each layer rebuilt in the backward just
+// before its own gradients.
 #include "executor/cpu_runner.h"
 
 #include <unistd.h>
@@ -40,6 +43,9 @@ struct LayerState {
   float* adam_m = nullptr;
   float* adam_v = nullptr;
   std::vector<float*> saved, pending, dy;  // per slot
+  std::vector<float*> kept;  // rebuilt, after the chunk's first layer: per slot its input
+  bool block = false;        // a transformer block
+  bool rebuilt = false;      // recomputed on its own in the backward (RecomputeUnit kLayer, kBlock)
 };
 
 struct Chunk {
@@ -50,8 +56,9 @@ struct Chunk {
   float *work = nullptr, *act_a = nullptr, *act_b = nullptr, *input = nullptr, *grad = nullptr;
   int64_t input_count = 0, act_count = 0;
   int num_slots = 0;
-  bool recompute = false;
+  bool recompute = false, by_layer = false;
   std::vector<float*> kept;  // recompute, after the first chunk: per slot, the chunk's input
+  float* rebuilt = nullptr;  // by layer: where a rebuilt layer's output goes
   // The result the last op computed, for Send: the output (F) or the input gradient (B, I).
   const float* result = nullptr;
   int64_t result_count = 0;
@@ -69,7 +76,15 @@ Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange&
     LayerState ls;
     ls.index = i;
     ls.layer = std::move(*made);
+    ls.block = model.layers[i].op == LayerKind::kTransformerBlock;
     layers.push_back(std::move(ls));
+  }
+  // Which layers rebuild their activations on their own: all (by layer) or the first
+  // range.blocks transformer blocks (by block).
+  int blocks = 0;
+  for (LayerState& ls : layers) {
+    if (!range.recompute || range.unit == RecomputeUnit::kStage) break;
+    ls.rebuilt = range.unit == RecomputeUnit::kLayer || (ls.block && blocks++ < range.blocks);
   }
   return layers;
 }
@@ -85,18 +100,26 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
   if (layers.empty()) return size;
   const int num_slots = std::max(spec.slots, 1);
   const bool recompute = spec.range.recompute;
-  const int saved_sets = recompute ? 1 : num_slots;  // activations kept at once
-  for (const LayerState& ls : layers) {
-    const CpuLayer<float>& l = *ls.layer;
-    size.total += 4 * l.param_count() + saved_sets * l.saved_count() +
+  const bool by_layer = recompute && spec.range.unit != RecomputeUnit::kStage;
+  const int saved_sets = recompute && !by_layer ? 1 : num_slots;  // activations kept at once
+  int64_t largest_saved = 0;
+  for (size_t j = 0; j < layers.size(); ++j) {
+    const CpuLayer<float>& l = *layers[j].layer;
+    size.total += 4 * l.param_count() +
                   (split ? num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
+    if (!layers[j].rebuilt) size.total += saved_sets * l.saved_count();
+    if (layers[j].rebuilt && j > 0) size.total += num_slots * layers[j - 1].layer->output_count();
+    if (layers[j].rebuilt) largest_saved = std::max(largest_saved, l.saved_count());
     size.work = std::max(size.work, l.workspace_count());
     size.act = std::max({size.act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
   }
   const CpuLayer<float>& head = *layers.front().layer;
   size.input = head.rows() * std::max<int64_t>(head.in_width(), 1);
   size.total += size.work + 1 + 3 * size.act + size.input;
-  if (recompute && !spec.first) size.total += num_slots * size.input;
+  if (recompute && !spec.first && (!by_layer || layers.front().rebuilt)) {
+    size.total += num_slots * size.input;
+  }
+  if (by_layer) size.total += largest_saved + size.act;  // one layer's set; the rebuilt output
   return size;
 }
 
@@ -170,8 +193,8 @@ class CpuDevice final : public PipelineDevice {
     }
     const float* x = c->input;  // received there (the embedding reads tokens, not x)
     if (c->first && !model_.input.tokens()) x = c->features[slot].data();
-    if (c->recompute && !c->first) std::copy(x, x + c->input_count, c->kept[slot]);
-    x = RunForward(*c, slot, x);
+    if (!c->kept.empty()) std::copy(x, x + c->input_count, c->kept[slot]);
+    x = RunForward(*c, slot, x, c->by_layer);
     if (c->last) {
       loss_sum_ += x[0];
     } else {
@@ -184,11 +207,10 @@ class CpuDevice final : public PipelineDevice {
   Status Recompute(const OpCall& call) override {
     Chunk* c = Find(call.chunk);
     if (c == nullptr) return Status::Error("chunk is not on this device");
-    if (!c->recompute) return Status::Error("the chunk keeps its activations (a bug)");
-    const int slot = call.slot;
-    const float* x = c->first ? (model_.input.tokens() ? c->input : c->features[slot].data())
-                              : c->kept[slot];
-    RunForward(*c, slot, x);
+    if (!c->recompute || c->by_layer) {
+      return Status::Error("the chunk does not recompute as a whole (a bug)");
+    }
+    RunForward(*c, call.slot, ChunkInput(*c, call.slot), false);
     return Status::Ok();
   }
 
@@ -248,6 +270,7 @@ class CpuDevice final : public PipelineDevice {
     c.last = spec.last;
     c.num_slots = std::max(spec.slots, 1);
     c.recompute = spec.range.recompute;
+    c.by_layer = c.recompute && spec.range.unit != RecomputeUnit::kStage;
     Result<std::vector<LayerState>> layers = MakeLayers(model_, spec.range);
     if (!layers.ok()) return layers.status();
     c.layers = std::move(*layers);
@@ -269,7 +292,14 @@ class CpuDevice final : public PipelineDevice {
       at += n;
       return p;
     };
-    for (LayerState& ls : c.layers) {
+    int64_t largest_saved = 0;
+    for (const LayerState& ls : c.layers) {
+      if (ls.rebuilt) largest_saved = std::max(largest_saved, ls.layer->saved_count());
+    }
+    // Recomputing by layer, every layer rebuilds its activations into one set.
+    float* layer_saved = c.by_layer ? take(largest_saved) : nullptr;
+    for (size_t j = 0; j < c.layers.size(); ++j) {
+      LayerState& ls = c.layers[j];
       const CpuLayer<float>& l = *ls.layer;
       ls.params = take(l.param_count());
       ls.grads = take(l.param_count());
@@ -277,11 +307,14 @@ class CpuDevice final : public PipelineDevice {
       ls.adam_v = take(l.param_count());
       l.Init(ls.params, options_.seed * 1000003ULL + static_cast<uint64_t>(ls.index));
       float* shared_pending = split ? nullptr : take(l.pending_count());
-      float* shared_saved = c.recompute ? take(l.saved_count()) : nullptr;
+      // One set for every slot: a chunk that recomputes as a whole, or a rebuilt layer.
+      const bool shared = ls.rebuilt || (c.recompute && !c.by_layer);
+      float* shared_saved = ls.rebuilt ? layer_saved : shared ? take(l.saved_count()) : nullptr;
       for (int k = 0; k < c.num_slots; ++k) {
-        ls.saved.push_back(c.recompute ? shared_saved : take(l.saved_count()));
+        ls.saved.push_back(shared ? shared_saved : take(l.saved_count()));
         ls.pending.push_back(split ? take(l.pending_count()) : shared_pending);
         ls.dy.push_back(split ? take(l.output_count()) : nullptr);
+        if (ls.rebuilt && j > 0) ls.kept.push_back(take(c.layers[j - 1].layer->output_count()));
       }
     }
     c.work = take(work + 1);
@@ -289,9 +322,10 @@ class CpuDevice final : public PipelineDevice {
     c.act_b = take(act);
     c.input = take(c.input_count);
     c.grad = take(act);  // the gradient of the chunk's output
-    if (c.recompute && !c.first) {
+    if (c.recompute && !c.first && (!c.by_layer || c.layers.front().rebuilt)) {
       for (int k = 0; k < c.num_slots; ++k) c.kept.push_back(take(c.input_count));
     }
+    if (c.by_layer) c.rebuilt = take(act);
     const int64_t rows = model_.input.rows();
     const int64_t target_width = TargetWidthOf(model_);
     c.tokens.assign(c.num_slots, std::vector<int32_t>(rows));
@@ -326,12 +360,24 @@ class CpuDevice final : public PipelineDevice {
     return b;
   }
 
+  // What the chunk's first layer reads of the slot's micro-batch when it runs again: the
+  // token ids (through the batch) or the features for the first chunk, else the kept input.
+  const float* ChunkInput(Chunk& c, int slot) {
+    if (!c.first) return c.kept[slot];
+    return model_.input.tokens() ? c.input : c.features[slot].data();
+  }
+
   // The chunk's layers forward from `x`, keeping their activations in the slot's saved
-  // buffers (the one shared set when the chunk recomputes); returns the chunk's output.
-  const float* RunForward(Chunk& c, int slot, const float* x) {
+  // buffers (the one shared set when the chunk recomputes) and, with `keep_inputs`, each
+  // layer's input after the first in its kept buffer; returns the chunk's output.
+  const float* RunForward(Chunk& c, int slot, const float* x, bool keep_inputs) {
     const MicroBatch batch = BatchOf(c, slot);
     float* out = c.act_a;
-    for (LayerState& ls : c.layers) {
+    for (size_t j = 0; j < c.layers.size(); ++j) {
+      LayerState& ls = c.layers[j];
+      if (keep_inputs && ls.rebuilt && j > 0) {
+        std::copy(x, x + c.layers[j - 1].layer->output_count(), ls.kept[slot]);
+      }
       ls.layer->Forward(ls.params, x, batch, out, ls.saved[slot], c.work);
       x = out;
       out = out == c.act_a ? c.act_b : c.act_a;
@@ -355,6 +401,10 @@ class CpuDevice final : public PipelineDevice {
       for (int j = static_cast<int>(c.layers.size()) - 1; j >= 0; --j) {
         LayerState& ls = c.layers[j];
         const CpuLayer<float>& l = *ls.layer;
+        if (ls.rebuilt) {  // the layer's activations again, from its kept input
+          const float* x = j == 0 ? ChunkInput(c, slot) : ls.kept[slot];
+          l.Forward(ls.params, x, batch, c.rebuilt, ls.saved[slot], c.work);
+        }
         float* dx = l.has_input_gradient() ? out : nullptr;
         l.BackwardInput(ls.params, dy, ls.saved[slot], batch, dx, ls.pending[slot], c.work);
         if (weight) {

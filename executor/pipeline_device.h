@@ -6,7 +6,8 @@
 //
 //   Receive (F: the activation; B, I: the gradient; none for the first chunk's F, the last
 //   chunk's B/I and every W)  ->  MarkStart  ->  the math (Recompute first when the chunk
-//   recomputes)  ->  MarkEnd  ->  Send (when the op hands a result on).
+//   recomputes as a whole; one that recomputes layer by layer does so inside Backward)  ->
+//   MarkEnd  ->  Send (when the op hands a result on).
 //
 // So on every backend an op is timed from when its input is there to when its math is done;
 // the wait before and the hand-off after are not in its time. Thread: Setup runs on the

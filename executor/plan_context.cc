@@ -118,7 +118,8 @@ Result<PlanContext> WithChunks(const Plan& plan, Result<PlanContext> ctx) {
   PP_RETURN_IF_ERROR(CheckAgainstPlan(plan, *ctx));
   ctx->chunks.resize(plan.stages.size());
   for (const StagePlan& s : plan.stages) {
-    ctx->chunks[s.index] = ChunkRange{s.first_layer, s.last_layer, s.recompute};
+    ctx->chunks[s.index] = ChunkRange{s.first_layer, s.last_layer, s.recompute, plan.recompute_unit,
+                                      plan.recompute_blocks};
   }
   return ctx;
 }

@@ -20,9 +20,14 @@ namespace pp {
 struct ChunkRange {
   int first_layer = 0;  // inclusive, indices into Model::layers (and Profile::layers)
   int last_layer = 0;   // inclusive
-  // Activation recomputation (docs/cost-model.md): keep only the chunk's input per in-flight
-  // micro-batch and run its forward again inside its backward. Full backwards (B) only.
+  // Activation recomputation (docs/cost-model.md): keep only the chunk's input (`unit`
+  // kStage) or each layer's (kLayer; kBlock: each of its first `blocks` transformer blocks')
+  // per in-flight micro-batch and run the forward again inside the backward (the whole
+  // chunk's first, or each such layer's before its own backward).
+  // Full backwards (B) only.
   bool recompute = false;
+  RecomputeUnit unit = RecomputeUnit::kStage;
+  int blocks = 0;  // kBlock: the chunk's first `blocks` transformer blocks recompute
 };
 
 // What the schedule needs to be built: the shape of a plan before its split is known.

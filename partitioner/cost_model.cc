@@ -1,5 +1,9 @@
 #include "partitioner/cost_model.h"
 
+#include <algorithm>
+
+#include "core/model.h"
+
 namespace pp {
 
 StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int64_t expert_dp) {
@@ -46,6 +50,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   params_.assign(layers_ + 1, 0);
   expert_params_.assign(layers_ + 1, 0);
   activations_.assign(layers_ + 1, 0);
+  outputs_.assign(layers_ + 1, 0);
   long double f = 0, b = 0, t = 0;
   for (size_t i = 0; i < layers_; ++i) {
     const LayerProfile& l = profile.layers[i];
@@ -58,7 +63,64 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     params_[i + 1] = params_[i] + l.param_bytes;
     expert_params_[i + 1] = expert_params_[i] + l.routed_expert_bytes();
     activations_[i + 1] = activations_[i] + l.activation_bytes;
+    outputs_[i + 1] = outputs_[i] + l.output_bytes;
   }
+  std::vector<WideBytes> each(layers_), block_each;
+  blocks_before_.assign(layers_ + 1, 0);
+  block_forward_.assign(1, 0.0);
+  block_activations_.assign(1, 0);
+  block_inputs_.assign(1, 0);
+  long double block_f = 0;
+  for (size_t i = 0; i < layers_; ++i) {
+    const LayerProfile& l = profile.layers[i];
+    each[i] = l.activation_bytes;
+    const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock;
+    blocks_before_[i + 1] = blocks_before_[i] + (block ? 1 : 0);
+    if (!block) continue;
+    block_layer_.push_back(static_cast<int>(i));
+    block_f += l.forward_ms;
+    block_forward_.push_back(static_cast<double>(block_f));
+    block_activations_.push_back(block_activations_.back() + l.activation_bytes);
+    block_inputs_.push_back(block_inputs_.back() +
+                            (i > 0 ? profile.layers[i - 1].output_bytes : 0));
+    block_each.push_back(l.activation_bytes);
+  }
+  most_activation_ = RangeMax(std::move(each));
+  block_most_activation_ = RangeMax(std::move(block_each));
+}
+
+RangeMax::RangeMax(std::vector<WideBytes> values) {
+  const size_t n = values.size();
+  rows_.push_back(std::move(values));
+  for (size_t width = 2; width <= n; width *= 2) {
+    const std::vector<WideBytes>& below = rows_.back();
+    std::vector<WideBytes> row(n - width + 1);
+    for (size_t i = 0; i < row.size(); ++i) row[i] = std::max(below[i], below[i + width / 2]);
+    rows_.push_back(std::move(row));
+  }
+}
+
+WideBytes RangeMax::Of(int first, int last) const {
+  if (first > last || rows_.empty()) return 0;
+  const int len = last - first + 1;
+  int j = 0;
+  while ((2 << j) <= len) ++j;
+  const std::vector<WideBytes>& row = rows_[j];
+  return std::max(row[first], row[last + 1 - (1 << j)]);
+}
+
+FirstBlocks CostModel::BlocksOf(int first, int last, int count) const {
+  FirstBlocks b;
+  const int from = blocks_before_[first];  // block index of the range's first block
+  b.count = std::min(count, blocks_before_[last + 1] - from);
+  if (b.count <= 0) return FirstBlocks{};
+  const int to = from + b.count;  // one past the last block taken
+  b.forward_ms = block_forward_[to] - block_forward_[from];
+  b.activations = block_activations_[to] - block_activations_[from];
+  b.inputs = block_inputs_[to] - block_inputs_[from];
+  b.at_layer_zero = block_layer_[from] == 0;
+  b.most_activation = block_most_activation_.Of(from, to - 1);
+  return b;
 }
 
 uint64_t CostModel::SendBytes(int last) const {

@@ -90,6 +90,28 @@ struct DeviceMemory {
   }
 };
 
+// Range maxima in O(1) after O(n log n) set-up (a sparse table).
+class RangeMax {
+ public:
+  RangeMax() = default;
+  explicit RangeMax(std::vector<WideBytes> values);
+  WideBytes Of(int first, int last) const;  // over [first, last]; 0 when empty
+
+ private:
+  std::vector<std::vector<WideBytes>> rows_;  // rows_[j][i]: the most of [i, i + 2^j)
+};
+
+// The first transformer blocks (layers whose op is transformer_block) of a layer range: what
+// a stage that recomputes by block (RecomputeUnit::kBlock) runs again and keeps the inputs of.
+struct FirstBlocks {
+  int count = 0;                  // blocks taken (at most the number asked)
+  double forward_ms = 0;          // their forward
+  WideBytes activations = 0;      // their activation bytes
+  WideBytes inputs = 0;           // the output bytes of the layer before each (none for layer 0)
+  bool at_layer_zero = false;     // one of them is layer 0, whose input is the model input
+  WideBytes most_activation = 0;  // the largest one's activation bytes
+};
+
 class CostModel {
  public:
   // `profile` must outlive the model.
@@ -116,6 +138,18 @@ class CostModel {
   WideBytes ActivationBytes(int first, int last) const {
     return activations_[last + 1] - activations_[first];
   }
+  // The inputs of layers [first, last] except layer 0's (the model input): what a chunk that
+  // recomputes layer by layer keeps per micro-batch beside the model input.
+  WideBytes LayerInputBytes(int first, int last) const {
+    const int from = first < 1 ? 1 : first;
+    return from > last ? 0 : outputs_[last] - outputs_[from - 1];
+  }
+  // The most activation bytes of one layer of [first, last] (O(1), a sparse table).
+  WideBytes MaxLayerActivationBytes(int first, int last) const {
+    return most_activation_.Of(first, last);
+  }
+  // The first `count` transformer blocks of [first, last] (O(1)).
+  FirstBlocks BlocksOf(int first, int last, int count) const;
   WideBytes PeakMemory(int first, int last, int in_flight) const {
     return StateMemory(first, last) +
            ActivationBytes(first, last) * static_cast<WideBytes>(in_flight);
@@ -135,7 +169,14 @@ class CostModel {
   size_t layers_;
   StateBytes state_;
   std::vector<double> forward_, backward_, total_;
-  std::vector<WideBytes> params_, expert_params_, activations_;
+  std::vector<WideBytes> params_, expert_params_, activations_, outputs_;
+  RangeMax most_activation_;
+  // Transformer blocks: how many come before layer i (n + 1 entries), the layer of each, and
+  // prefix sums in block order of their forward, activation and input bytes.
+  std::vector<int> blocks_before_, block_layer_;
+  std::vector<double> block_forward_;
+  std::vector<WideBytes> block_activations_, block_inputs_;
+  RangeMax block_most_activation_;
 };
 
 // Stages on devices of their own (heterogeneous devices, several nodes): stage s reads its

@@ -25,6 +25,7 @@ struct ProfileStats {
   double largest_recompute = 0;  // largest layer 2 forward + backward
   double params = 0, expert_params = 0, activations = 0;
   double largest_output = 0;
+  double outputs = 0, largest_activation = 0;  // sum of output bytes; one layer's most kept
 };
 
 ProfileStats StatsOf(Profile profile) {
@@ -39,6 +40,8 @@ ProfileStats StatsOf(Profile profile) {
     s.expert_params += static_cast<double>(l.routed_expert_bytes());
     s.activations += static_cast<double>(l.activation_bytes);
     s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
+    s.outputs += static_cast<double>(l.output_bytes);
+    s.largest_activation = std::max(s.largest_activation, static_cast<double>(l.activation_bytes));
   }
   s.profile = std::move(profile);
   return s;
@@ -77,7 +80,8 @@ struct Estimate {
 // `auto_limit`: recomputation as --recompute auto (one chunk per device) under that limit: only
 // the stages whose plain peak exceeds it recompute. Without it every stage and chunk does.
 Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, bool recompute,
-                    Optimizer optimizer, std::optional<double> auto_limit) {
+                    RecomputeUnit unit, int blocks, Optimizer optimizer,
+                    std::optional<double> auto_limit) {
   Estimate e;
   const int p = layout.pp, v = layout.vp, chunks = p * v;
   const double params = s.params / p, expert_params = s.expert_params / p;
@@ -105,7 +109,12 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       backward += std::max(l.backward_ms, gather + scatter);
     }
   }
-  const double total = forward + backward + recomputing * forward / p;
+  // By block a stage runs again only its first K blocks' forward (of about layers / chunks).
+  const double again =
+      recompute && unit == RecomputeUnit::kBlock
+          ? std::min(1.0, static_cast<double>(blocks) * chunks / std::max(s.layers, 1))
+          : 1.0;
+  const double total = forward + backward + again * recomputing * forward / p;
   const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
   const double device_ms = v * chunk;
   const Link link = PipelineLink(layout, s.profile);
@@ -131,15 +140,19 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       std::min<double>(m, p) * (v > 1 ? 1.0 + static_cast<double>(p - 1) / (p * v) : 1.0) +
       (ExpertOverlapApplies(layout) && p > 1 && m > p ? 1.0 / v : 0.0);
   // Recomputing, each of a device's v chunks keeps its inputs and rebuilds one micro-batch's
-  // activations of its own.
-  const double kept = recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
-                                : in_flight * s.activations / p;
+  // activations of its own; by layer, it keeps its layers' inputs and rebuilds one layer's.
+  const bool by_layer = recompute && unit != RecomputeUnit::kStage;
+  const double kept = by_layer ? in_flight * (s.outputs * again + s.activations * (1 - again)) / p +
+                                     s.largest_activation
+                      : recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
+                                  : in_flight * s.activations / p;
   e.memory = state_bytes + kept;
   // Under auto the first stage that keeps its activations holds them all.
   if (recompute && recomputing < p) e.memory = std::max(e.memory, plain_peak(recomputing));
-  // Every stage (device) holds at least one micro-batch of its own activations, so the
-  // largest holds at least a p-th of them beside its state.
-  e.memory_floor = state_bytes + s.activations / p;
+  // Every stage (device) holds at least one micro-batch of its own activations (or, rebuilding
+  // them whole, all of them at once), so the largest holds at least a p-th of them beside its
+  // state. Rebuilding layer by layer it may hold only one layer's.
+  e.memory_floor = state_bytes + (by_layer ? 0.0 : s.activations / p);
   return e;
 }
 
@@ -313,7 +326,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                           layout.overlap_expert_comm ? *overlap_stats : *stats;
                       const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
                       const Estimate e =
-                          EstimateOf(used, layout, static_cast<int>(m), again != 0, base.optimizer,
+                          EstimateOf(used, layout, static_cast<int>(m), again != 0,
+                                     base.recompute_unit, base.recompute_blocks, base.optimizer,
                                      auto_mode ? std::optional<double>(static_cast<double>(limit))
                                                : std::nullopt);
                       if (e.memory_floor > static_cast<double>(limit)) {

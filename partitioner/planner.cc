@@ -66,7 +66,8 @@ bool AllSplit(const StageCosts& costs, int stages) {
 // it). `recompute` (per stage, empty: none) adds one forward to a stage's backward.
 ChunkTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
                    const std::vector<char>& recompute = {},
-                   std::optional<bool> known_split = std::nullopt) {
+                   std::optional<bool> known_split = std::nullopt,
+                   const RecomputeInput& keep = {}) {
   ChunkTimes t;
   const int p = static_cast<int>(boundaries.size()) + 1;
   const bool split = known_split ? *known_split : AllSplit(costs, p);
@@ -77,7 +78,8 @@ ChunkTimes TimesOf(const StageCosts& costs, const std::vector<int>& boundaries,
     const int last = s + 1 == p ? cost.num_layers() - 1 : boundaries[s] - 1;
     t.forward_ms.push_back(cost.ForwardMs(first, last));
     const bool again = !recompute.empty() && recompute[s];
-    t.backward_ms.push_back(cost.BackwardMs(first, last) + (again ? t.forward_ms.back() : 0.0));
+    t.backward_ms.push_back(cost.BackwardMs(first, last) +
+                            (again ? RecomputeForwardMs(cost, first, last, keep) : 0.0));
     if (s + 1 < p) t.transfer_ms.push_back(cost.TransferMs(last, costs.link(s)));
     if (split) {
       // I's share of the chunk's backward, scaled so that I + W is exactly backward_ms.
@@ -208,14 +210,14 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   if (!costs.ok()) return costs.status();
   Result<RecomputeMode> mode = RequestRecompute(request, context);
   if (!mode.ok()) return mode.status();
-  uint64_t model_input = 0;
+  RecomputeInput keep{0, request.recompute_unit, request.recompute_blocks};
   if (*mode != RecomputeMode::kNone) {
     Result<uint64_t> bytes = ModelInputBytes(request.model, profile);
     if (!bytes.ok()) return bytes.status();
-    model_input = *bytes;
+    keep.model_input = *bytes;
   }
   const std::vector<char> recompute =
-      RecomputeStages(*mode, (*costs)->setup(), in_flight, boundaries, model_input);
+      RecomputeStages(*mode, (*costs)->setup(), in_flight, boundaries, keep);
 
   Plan plan;
   plan.tool_version = kToolVersion;
@@ -229,6 +231,10 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   plan.objective = request.objective;
   plan.optimizer = request.optimizer;
   plan.memory_limit_bytes = request.memory_limit;
+  if (*mode != RecomputeMode::kNone) {
+    plan.recompute_unit = request.recompute_unit;
+    if (keep.unit == RecomputeUnit::kBlock) plan.recompute_blocks = keep.blocks;
+  }
   plan.boundaries = boundaries;
   plan.profile = profile;
   plan.model_spec = request.model;
@@ -246,11 +252,12 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
     if (request.devices.per_device_memory) st.memory_limit_bytes = (*costs)->memory_limit(s);
     st.forward_ms = cost.ForwardMs(st.first_layer, st.last_layer);
     st.recompute = recompute[s] != 0;
-    st.backward_ms = cost.BackwardMs(st.first_layer, st.last_layer) +
-                     (st.recompute ? st.forward_ms : 0.0);
+    st.backward_ms =
+        cost.BackwardMs(st.first_layer, st.last_layer) +
+        (st.recompute ? RecomputeForwardMs(cost, st.first_layer, st.last_layer, keep) : 0.0);
     const WideBytes params = cost.ParamBytes(st.first_layer, st.last_layer);
     const WideBytes peak =
-        StagePeak(cost, st.first_layer, st.last_layer, in_flight[s], st.recompute, model_input);
+        StagePeak(cost, st.first_layer, st.last_layer, in_flight[s], st.recompute, keep);
     if (peak > WideBytes{kMaxBytes}) {
       return Status::Error("stage " + std::to_string(s) +
                            " would need more than 8 PiB of memory; check the profile's byte counts");
@@ -268,8 +275,8 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
 
   RecordLayout(request.devices, &plan);
   if (request.devices.per_device_memory) plan.memory_limit_bytes.reset();
-  Result<Timeline> timeline =
-      Simulate(context, Charged(context, TimesOf(**costs, boundaries, recompute)));
+  Result<Timeline> timeline = Simulate(
+      context, Charged(context, TimesOf(**costs, boundaries, recompute, std::nullopt, keep)));
   if (!timeline.ok()) return timeline.status();
   plan.predicted.step_time_ms = timeline->step_time_ms;
   plan.predicted.bubble_ratio = timeline->bubble_ratio;
@@ -428,9 +435,10 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   if (*mode != RecomputeMode::kNone && request.method == "dp") {
     Result<uint64_t> model_input = ModelInputBytes(request.model, profile);
     if (!model_input.ok()) return model_input.status();
+    const RecomputeInput input{*model_input, request.recompute_unit, request.recompute_blocks};
     const StageSetup setup = DevicesOf(ctx);
-    if (!RecomputeSplitExists(*mode, setup, ctx.in_flight, *model_input)) {
-      std::string message = RecomputeInfeasibleMessage(*mode, setup, ctx.in_flight, *model_input);
+    if (!RecomputeSplitExists(*mode, setup, ctx.in_flight, input)) {
+      std::string message = RecomputeInfeasibleMessage(*mode, setup, ctx.in_flight, input);
       if (chunked) {
         message += "; that is for one chunk alone, and a device holds " +
                    std::to_string(chunks / p) + " chunks";
@@ -438,15 +446,14 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       return Status::Error(message);
     }
     Result<std::vector<int>> bottleneck =
-        RecomputeBottleneckSplit(*mode, setup, ctx.in_flight, *model_input);
+        RecomputeBottleneckSplit(*mode, setup, ctx.in_flight, input);
     if (request.objective != "step") {
       boundaries = std::move(bottleneck);
     } else {
-      const uint64_t input = *model_input;
       const RecomputeMode m = *mode;
       ctx.step_time_ms = [&, setup, input, m](const std::vector<int>& b) {
         const std::vector<char> flags = RecomputeStages(m, setup, ctx.in_flight, b, input);
-        return step_of(TimesOf(costs, b, flags, split));
+        return step_of(TimesOf(costs, b, flags, split, input));
       };
       if (chunked) {
         // Every chunk recomputes (auto is refused there).
@@ -464,8 +471,10 @@ Result<Plan> MakePlan(const PlanRequest& request) {
           return m == RecomputeMode::kAll ? fits(true) : fits(false) || fits(true);
         };
       }
-      if (m == RecomputeMode::kAll && request.devices.empty()) {
-        // Every stage's backward is B + F: bounds from those times are tight.
+      if (m == RecomputeMode::kAll && request.devices.empty() &&
+          input.unit != RecomputeUnit::kBlock) {
+        // Every stage's backward is B + F: bounds from those times are tight. (By block only
+        // some layers' forwards recur, so there the plain times bound it.)
         recompute_profile = costs.stage_profile(0);
         for (LayerProfile& l : recompute_profile.layers) l.backward_ms += l.forward_ms;
         recompute_cost.emplace(recompute_profile, costs.stage(0).state());
@@ -500,7 +509,8 @@ Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) 
   if (!costs.ok()) return costs.status();
   std::vector<char> recompute;
   for (const ChunkRange& c : context.chunks) recompute.push_back(c.recompute);
-  return Charged(context, TimesOf(**costs, plan.boundaries, recompute));
+  const RecomputeInput keep{0, plan.recompute_unit, plan.recompute_blocks};
+  return Charged(context, TimesOf(**costs, plan.boundaries, recompute, std::nullopt, keep));
 }
 
 Result<Timeline> SimulatePlan(const Plan& plan, const PlanContext& context) {
@@ -549,20 +559,19 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
       CostsUnder(plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer,
                  context->num_chunks(), plan.memory_limit_bytes, context->schedule.chunk_device);
   if (!costs.ok()) return device;
-  uint64_t model_input = 0;
+  RecomputeInput keep{0, plan.recompute_unit, plan.recompute_blocks};
   for (const StagePlan& s : plan.stages) {
     if (s.recompute && s.first_layer == 0) {
       Result<uint64_t> bytes = ModelInputBytes(plan.model_spec, plan.profile);
       if (!bytes.ok()) return device;
-      model_input = *bytes;
+      keep.model_input = *bytes;
       break;
     }
   }
   std::vector<DeviceMemory> memory(plan.num_stages);
   for (const StagePlan& s : plan.stages) {
     memory[context->chunk_device[s.index]].Add(
-        ChunkMemoryOf((*costs)->stage(s.index), s.first_layer, s.last_layer, s.recompute,
-                      model_input),
+        ChunkMemoryOf((*costs)->stage(s.index), s.first_layer, s.last_layer, s.recompute, keep),
         context->in_flight[s.index]);
   }
   for (int d = 0; d < plan.num_stages; ++d) {

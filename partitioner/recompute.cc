@@ -11,15 +11,14 @@ namespace {
 
 // Stage s over [first, last]: its time under `mode`, or infinity when it cannot fit.
 double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<int>& in_flight,
-                 uint64_t model_input, int s, int first, int last) {
+                 const RecomputeInput& keep, int s, int first, int last) {
   const CostModel& c = *setup.cost[s];
   const std::optional<uint64_t>& limit = setup.memory_limit[s];
   auto fits = [&](bool recompute) {
-    return !limit ||
-           StagePeak(c, first, last, in_flight[s], recompute, model_input) <= WideBytes{*limit};
+    return !limit || StagePeak(c, first, last, in_flight[s], recompute, keep) <= WideBytes{*limit};
   };
   const double plain = c.StageMs(first, last);
-  const double again = plain + c.ForwardMs(first, last);
+  const double again = plain + RecomputeForwardMs(c, first, last, keep);
   switch (mode) {
     case RecomputeMode::kNone:
       return fits(false) ? plain : std::numeric_limits<double>::infinity();
@@ -34,7 +33,7 @@ double StageCost(RecomputeMode mode, const StageSetup& setup, const std::vector<
 // Whether some split into stages 0..p-1 has every stage's peak (under `mode`) within its
 // limit (`common_limit` for every stage when given, else the setup's own).
 bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vector<int>& in_flight,
-                   uint64_t model_input, std::optional<WideBytes> common_limit) {
+                   const RecomputeInput& keep, std::optional<WideBytes> common_limit) {
   const int n = setup.cost[0]->num_layers();
   const int p = static_cast<int>(in_flight.size());
   const auto fits = [&](int s, int first, int last) {
@@ -42,7 +41,7 @@ bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vecto
     if (!limit && setup.memory_limit[s]) limit = WideBytes{*setup.memory_limit[s]};
     if (!limit) return true;
     const auto peak = [&](bool again) {
-      return StagePeak(*setup.cost[s], first, last, in_flight[s], again, model_input);
+      return StagePeak(*setup.cost[s], first, last, in_flight[s], again, keep);
     };
     switch (mode) {
       case RecomputeMode::kNone: return peak(false) <= *limit;
@@ -58,33 +57,35 @@ bool SomeSplitFits(RecomputeMode mode, const StageSetup& setup, const std::vecto
 }  // namespace
 
 bool RecomputeSplitExists(RecomputeMode mode, const StageSetup& setup,
-                          const std::vector<int>& in_flight, uint64_t model_input) {
-  return SomeSplitFits(mode, setup, in_flight, model_input, std::nullopt);
+                          const std::vector<int>& in_flight, const RecomputeInput& keep) {
+  return SomeSplitFits(mode, setup, in_flight, keep, std::nullopt);
 }
 
 WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,
-                              const std::vector<int>& in_flight, uint64_t model_input) {
+                              const std::vector<int>& in_flight, const RecomputeInput& keep) {
   const StageSetup setup =
       StageSetup::Uniform(cost, static_cast<int>(in_flight.size()), std::nullopt);
   WideBytes lo = 0, hi = 1;
-  while (!SomeSplitFits(mode, setup, in_flight, model_input, hi)) hi *= 2;
+  while (!SomeSplitFits(mode, setup, in_flight, keep, hi)) hi *= 2;
   while (lo < hi) {  // the least limit that fits lies in (lo, hi]
     const WideBytes mid = lo + (hi - lo) / 2;
-    if (SomeSplitFits(mode, setup, in_flight, model_input, mid)) hi = mid;
+    if (SomeSplitFits(mode, setup, in_flight, keep, mid))
+      hi = mid;
     else lo = mid + 1;
   }
   return hi;
 }
 
 std::string RecomputeInfeasibleMessage(RecomputeMode mode, const StageSetup& setup,
-                                       const std::vector<int>& in_flight, uint64_t model_input) {
+                                       const std::vector<int>& in_flight,
+                                       const RecomputeInput& keep) {
   const int n = setup.cost[0]->num_layers();
   const int p = static_cast<int>(in_flight.size());
   std::string message = "no split of the " + std::to_string(n) + " layers into " +
                         std::to_string(p) + " stages fits the memory limit, even with " +
                         "--recompute " + (mode == RecomputeMode::kAll ? "all" : "auto");
   if (setup.SameDevices()) {
-    const WideBytes least = RecomputeLeastLimit(mode, *setup.cost[0], in_flight, model_input);
+    const WideBytes least = RecomputeLeastLimit(mode, *setup.cost[0], in_flight, keep);
     const uint64_t shown = least > WideBytes{~uint64_t{0}} ? ~uint64_t{0}
                                                           : static_cast<uint64_t>(least);
     message += "; the smallest limit that fits is " + FormatBytes(shown) + " (" +
@@ -109,17 +110,31 @@ Result<uint64_t> ModelInputBytes(const std::optional<Model>& model, const Profil
   return static_cast<uint64_t>(mbs * model->input.features * DTypeBytes(profile.dtype));
 }
 
+double RecomputeForwardMs(const CostModel& cost, int first, int last, const RecomputeInput& keep) {
+  return keep.unit == RecomputeUnit::kBlock ? cost.BlocksOf(first, last, keep.blocks).forward_ms
+                                            : cost.ForwardMs(first, last);
+}
+
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
-                    uint64_t model_input) {
-  return ChunkMemoryOf(cost, first, last, recompute, model_input).Peak(in_flight);
+                    const RecomputeInput& keep) {
+  return ChunkMemoryOf(cost, first, last, recompute, keep).Peak(in_flight);
 }
 
 ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recompute,
-                          uint64_t model_input) {
+                          const RecomputeInput& keep) {
   ChunkMemory m;
   m.state = cost.StateMemory(first, last);
-  if (recompute) {
-    m.per_micro_batch = WideBytes{RecomputeInputBytes(cost, model_input, first)};
+  if (recompute && keep.unit == RecomputeUnit::kBlock) {
+    const FirstBlocks blocks = cost.BlocksOf(first, last, keep.blocks);
+    m.per_micro_batch = cost.ActivationBytes(first, last) - blocks.activations + blocks.inputs +
+                        WideBytes{blocks.at_layer_zero ? keep.model_input : 0};
+    m.transient = blocks.most_activation;
+  } else if (recompute && keep.unit == RecomputeUnit::kLayer) {
+    m.per_micro_batch =
+        cost.LayerInputBytes(first, last) + WideBytes{first == 0 ? keep.model_input : 0};
+    m.transient = cost.MaxLayerActivationBytes(first, last);
+  } else if (recompute) {
+    m.per_micro_batch = WideBytes{first == 0 ? keep.model_input : cost.SendBytes(first - 1)};
     m.transient = cost.ActivationBytes(first, last);
   } else {
     m.per_micro_batch = cost.ActivationBytes(first, last);
@@ -129,7 +144,7 @@ ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recom
 
 std::vector<char> RecomputeStages(RecomputeMode mode, const StageSetup& setup,
                                   const std::vector<int>& in_flight,
-                                  const std::vector<int>& boundaries, uint64_t model_input) {
+                                  const std::vector<int>& boundaries, const RecomputeInput& keep) {
   const int p = static_cast<int>(boundaries.size()) + 1;
   std::vector<char> out(p, mode == RecomputeMode::kAll);
   if (mode != RecomputeMode::kAuto) return out;
@@ -138,15 +153,15 @@ std::vector<char> RecomputeStages(RecomputeMode mode, const StageSetup& setup,
     const int first = s == 0 ? 0 : boundaries[s - 1];
     const int last = s + 1 == p ? n - 1 : boundaries[s] - 1;
     const std::optional<uint64_t>& limit = setup.memory_limit[s];
-    out[s] = limit && StagePeak(*setup.cost[s], first, last, in_flight[s], false, model_input) >
-                          WideBytes{*limit};
+    out[s] = limit &&
+             StagePeak(*setup.cost[s], first, last, in_flight[s], false, keep) > WideBytes{*limit};
   }
   return out;
 }
 
 Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const StageSetup& setup,
                                                   const std::vector<int>& in_flight,
-                                                  uint64_t model_input) {
+                                                  const RecomputeInput& keep) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
   const int n = setup.cost[0]->num_layers();
   const int p = static_cast<int>(in_flight.size());
@@ -157,13 +172,13 @@ Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const Stag
   // best[s][j]: least max stage time over splits of layers [0, j] into stages 0..s.
   std::vector<std::vector<double>> best(p, std::vector<double>(n, kInf));
   std::vector<std::vector<int>> from(p, std::vector<int>(n, -1));
-  for (int j = 0; j < n; ++j) best[0][j] = StageCost(mode, setup, in_flight, model_input, 0, 0, j);
+  for (int j = 0; j < n; ++j) best[0][j] = StageCost(mode, setup, in_flight, keep, 0, 0, j);
   for (int s = 1; s < p; ++s) {
     for (int j = s; j < n; ++j) {
       for (int i = s; i <= j; ++i) {  // stage s is [i, j]
         if (best[s - 1][i - 1] == kInf) continue;
-        const double v = std::max(best[s - 1][i - 1],
-                                  StageCost(mode, setup, in_flight, model_input, s, i, j));
+        const double v =
+            std::max(best[s - 1][i - 1], StageCost(mode, setup, in_flight, keep, s, i, j));
         if (v < best[s][j]) {
           best[s][j] = v;
           from[s][j] = i;
@@ -172,7 +187,7 @@ Result<std::vector<int>> RecomputeBottleneckSplit(RecomputeMode mode, const Stag
     }
   }
   if (best[p - 1][n - 1] == kInf) {
-    return Status::Error(RecomputeInfeasibleMessage(mode, setup, in_flight, model_input));
+    return Status::Error(RecomputeInfeasibleMessage(mode, setup, in_flight, keep));
   }
   std::vector<int> boundaries(p - 1);
   int end = n - 1;

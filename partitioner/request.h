@@ -64,6 +64,9 @@ struct PlanRequest {
   // Activation recomputation per stage: "none", "all" or "auto" (the stages over their limit
   // without it). gpipe and 1f1b only; needs `model` for the model input size.
   std::string recompute = "none";
+  // What a recomputing stage keeps and rebuilds (core/plan.h RecomputeUnit).
+  RecomputeUnit recompute_unit = RecomputeUnit::kStage;
+  int recompute_blocks = 0;  // kBlock: the transformer blocks each recomputing stage recomputes
   // `plan --stages auto` (partitioner/search.h SearchPlans): what the search varies; the
   // fields above hold for every candidate (num_stages, num_micro_batches, schedule, method,
   // boundaries and recompute are the search's to choose).

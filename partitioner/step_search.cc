@@ -254,7 +254,7 @@ class BranchAndBound {
   // (recomputation).
   ChunkMemory Memory(int s, int first, int last) const {
     return ctx_.chunk_memory ? ctx_.chunk_memory(s, first, last)
-                             : ChunkMemoryOf(cost_, first, last, false, 0);
+                             : ChunkMemoryOf(cost_, first, last, false, RecomputeInput{});
   }
   WideBytes ChunkPeak(int s, int first, int last) const {
     return Memory(s, first, last).Peak(ctx_.in_flight[s]);

@@ -513,6 +513,49 @@ TEST(Megatron, RecomputationBecomesTheUniformFlags) {
   EXPECT_NE(some.find("# stages 0, 2, 3 recompute"), std::string::npos) << some;
   for (StagePlan& s : plan.stages) s.recompute = false;
   EXPECT_EQ(Export(plan, "megatron").find("recompute"), std::string::npos);
+  // Layer by layer: groups of one layer.
+  for (StagePlan& s : plan.stages) s.recompute = true;
+  plan.recompute_unit = RecomputeUnit::kLayer;
+  EXPECT_EQ(FlagValue(Export(plan, "megatron"), "--recompute-num-layers"), 1);
+  // By block: Megatron-LM's block method with K.
+  plan.recompute_unit = RecomputeUnit::kBlock;
+  plan.recompute_blocks = 2;
+  const std::string block = Export(plan, "megatron");
+  EXPECT_NE(block.find("\n--recompute-method block\n"), std::string::npos) << block;
+  EXPECT_EQ(FlagValue(block, "--recompute-num-layers"), 2);
+}
+
+// DeepSpeed's activation_checkpoint_interval checkpoints runs of that many of a stage's
+// layers from its first: 1 by layer, the largest stage's layer count by stage, 0 without
+// recomputation or (one interval on every stage) when only some stages recompute.
+// torchtitan checkpoints every block alike: by layer is its FullAC; whole stages or only some
+// stages are refused; no recomputation says its default (selective) is not the plan's.
+TEST(RecomputeExport, DeepSpeedIntervalAndTorchTitanPolicy) {
+  Plan plan = MakeTestPlan("llama-7b.json", 4, "", {3, 7, 11});
+  const auto interval = [](const std::string& text) {
+    const size_t at = text.find("\nACTIVATION_CHECKPOINT_INTERVAL = ");
+    return at == std::string::npos ? -1 : std::stoi(text.substr(at + 34));
+  };
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), 0);
+  EXPECT_NE(Export(plan, "torchtitan").find("activation_checkpoint): none"), std::string::npos);
+  for (StagePlan& s : plan.stages) s.recompute = true;
+  int largest = 0;
+  for (const StagePlan& s : plan.stages)
+    largest = std::max(largest, s.last_layer - s.first_layer + 1);
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), largest);
+  EXPECT_NE(TitanRefusal(plan).find("--recompute-unit layer"), std::string::npos);
+  plan.recompute_unit = RecomputeUnit::kLayer;
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), 1);
+  EXPECT_NE(Export(plan, "torchtitan").find("activation_checkpoint): full"), std::string::npos);
+  plan.stages[2].recompute = false;
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), 0);
+  EXPECT_NE(TitanRefusal(plan).find("only some"), std::string::npos);
+  // By block (the first K blocks of every stage): neither expresses it.
+  plan.stages[2].recompute = true;
+  plan.recompute_unit = RecomputeUnit::kBlock;
+  plan.recompute_blocks = 2;
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), 0);
+  EXPECT_NE(TitanRefusal(plan).find("first 2 blocks"), std::string::npos) << TitanRefusal(plan);
 }
 
 // DeepSpeed checks train_batch_size = micro-batch x accumulation steps x data-parallel ranks

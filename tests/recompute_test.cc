@@ -85,7 +85,76 @@ TEST(Recompute, MemoryAndTimeAreClosedForms) {
     EXPECT_EQ(back->stages[0].recompute, on);
     EXPECT_EQ(PlanToJson(*plan)["stages"][0].contains("recompute"), on);
     EXPECT_EQ(SimulatePlan(*back)->step_time_ms, plan->predicted.step_time_ms);
+    EXPECT_FALSE(PlanToJson(*plan).contains("recompute_unit"));
   }
+  // Layer by layer: each stage keeps every layer's input (stage 0: the 128 bytes of token ids
+  // and layer 0's output, 40; stage 1: 60 + 70) and rebuilds one layer's 100 bytes; the same
+  // time. The plan records the unit and reads it back.
+  r.recompute = "all";
+  r.recompute_unit = RecomputeUnit::kLayer;
+  Result<Plan> plan = MakePlan(r);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_EQ(plan->stages[0].peak_memory_bytes, 2 * 20 + 4 * (128 + 40) + 100);
+  EXPECT_EQ(plan->stages[1].peak_memory_bytes, 2 * 20 + 4 * (60 + 70) + 100);
+  EXPECT_EQ(plan->stages[0].backward_ms, 6.0);
+  EXPECT_NEAR(plan->predicted.step_time_ms, (4 + 2 - 1) * 8.0, 1e-6);
+  Plan bare = *plan;
+  bare.model_spec.reset();
+  const Json doc = PlanToJson(bare);
+  EXPECT_EQ(doc["recompute_unit"], "layer");
+  Result<Plan> back = PlanFromJson(doc);
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->recompute_unit, RecomputeUnit::kLayer);
+  Json bad = doc;
+  bad["recompute_unit"] = "blocks";
+  Result<Plan> refused = PlanFromJson(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("recompute_unit"), std::string::npos) << refused.message();
+  bad["recompute_unit"] = "layer";
+  bad["recompute_blocks"] = 2;
+  EXPECT_FALSE(PlanFromJson(bad).ok());
+}
+
+// By block: the first K transformer blocks of each recomputing stage keep their inputs and
+// rebuild one at a time; the other layers keep their activations; B grows by those blocks'
+// forward only.
+TEST(Recompute, ByBlockIsAClosedForm) {
+  PlanRequest r = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
+                           Layer(2, 1, 2, 10, 100, 70), Layer(3, 1, 2, 10, 100, 0)});
+  r.profile.layers[0].op = "embedding";
+  for (int i = 1; i < 4; ++i) r.profile.layers[i].op = "transformer_block";
+  r.num_stages = 2;
+  r.num_micro_batches = 4;
+  r.method = "given";
+  r.boundaries = {2};
+  r.recompute = "all";
+  r.recompute_unit = RecomputeUnit::kBlock;
+  r.recompute_blocks = 1;
+  Result<Plan> plan = MakePlan(r);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  // Stage 0: layer 1 by block (keeps layer 0's 40-byte output), layer 0 its 100 bytes; stage
+  // 1: layer 2 (keeps 60), layer 3 its 100. Each rebuilds one block's 100 bytes.
+  EXPECT_EQ(plan->stages[0].peak_memory_bytes, 2 * 20 + 4 * (100 + 40) + 100);
+  EXPECT_EQ(plan->stages[1].peak_memory_bytes, 2 * 20 + 4 * (60 + 100) + 100);
+  EXPECT_EQ(plan->stages[0].backward_ms, 5.0);
+  EXPECT_EQ(plan->stages[1].backward_ms, 5.0);
+  EXPECT_NEAR(plan->predicted.step_time_ms, (4 + 2 - 1) * 7.0, 1e-6);
+  Plan bare = *plan;
+  bare.model_spec.reset();
+  const Json doc = PlanToJson(bare);
+  EXPECT_EQ(doc["recompute_unit"], "block");
+  EXPECT_EQ(doc["recompute_blocks"], 1);
+  Result<Plan> back = PlanFromJson(doc);
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->recompute_blocks, 1);
+  EXPECT_EQ(SimulatePlan(*back)->step_time_ms, plan->predicted.step_time_ms);
+  // As many blocks as a stage has: by layer but for the embedding, which keeps its 100 bytes.
+  r.recompute_blocks = 5;
+  plan = MakePlan(r);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_EQ(plan->stages[0].peak_memory_bytes, 2 * 20 + 4 * (100 + 40) + 100);
+  EXPECT_EQ(plan->stages[1].peak_memory_bytes, 2 * 20 + 4 * (60 + 70) + 100);
+  EXPECT_EQ(plan->stages[1].backward_ms, 6.0);
 }
 
 TEST(Recompute, AutoMakesAnInfeasiblePlanFit) {
@@ -176,15 +245,36 @@ double BruteForce(const PlanRequest& r) {
           params += r.profile.layers[i].param_bytes;
           acts += r.profile.layers[i].activation_bytes;
         }
-        const uint64_t kept = first == 0 ? 128 : r.profile.layers[first - 1].output_bytes;
+        uint64_t kept = first == 0 ? 128 : r.profile.layers[first - 1].output_bytes;
+        uint64_t rebuilt = acts;
+        double again_f = f;                               // the forward run again
+        if (r.recompute_unit != RecomputeUnit::kStage) {  // each rebuilt layer's input, one layer's
+          rebuilt = 0;
+          kept = 0;
+          again_f = 0;
+          int blocks = 0;
+          for (int i = first; i <= last; ++i) {
+            const LayerProfile& l = r.profile.layers[i];
+            const bool alone = r.recompute_unit == RecomputeUnit::kLayer ||
+                               (l.op == "transformer_block" && blocks++ < r.recompute_blocks);
+            if (!alone) {
+              kept += l.activation_bytes;
+              continue;
+            }
+            kept += i == 0 ? 128 : r.profile.layers[i - 1].output_bytes;
+            rebuilt = std::max<uint64_t>(rebuilt, l.activation_bytes);
+            again_f += l.forward_ms;
+          }
+        }
         const int in_flight = r.schedule == "gpipe" ? r.num_micro_batches
                                                     : std::min(p - s, r.num_micro_batches);
         const uint64_t plain = 2 * params + in_flight * acts;
-        const uint64_t again = 2 * params + in_flight * kept + acts;
+        const uint64_t again = 2 * params + in_flight * kept + rebuilt;
         const uint64_t limit = r.memory_limit.value_or(~uint64_t{0});
         double t = kInf;
         if (r.recompute != "all" && plain <= limit) t = f + bw;
-        else if (r.recompute != "none" && again <= limit) t = 2 * f + bw;
+        else if (r.recompute != "none" && again <= limit)
+          t = f + again_f + bw;
         worst = std::max(worst, t);
       }
       best = std::min(best, worst);
@@ -211,6 +301,12 @@ TEST(Recompute, DpEqualsBruteForceOnRandomCases) {
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
     r.method = "dp";
     r.recompute = std::vector<std::string>{"none", "all", "auto"}[trial % 3];
+    r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
+                                                  RecomputeUnit::kBlock}[(trial / 3) % 3];
+    if (r.recompute_unit == RecomputeUnit::kBlock) {
+      r.recompute_blocks = uniform(1, 3);
+      for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
+    }
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     const double best = BruteForce(r);
     Result<Plan> plan = MakePlan(r);
@@ -243,6 +339,12 @@ TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
     r.num_micro_batches = uniform(1, 6);
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
     r.recompute = trial % 2 ? "all" : "auto";
+    r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
+                                                  RecomputeUnit::kBlock}[(trial / 2) % 3];
+    if (r.recompute_unit == RecomputeUnit::kBlock) {
+      r.recompute_blocks = uniform(1, 3);
+      for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
+    }
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     r.objective = "step";
     r.step_budget_s = 60;
@@ -377,6 +479,29 @@ TEST(Recompute, CliRecordsAndReportsRecomputingStages) {
       "--recompute all --objective bottleneck");
   EXPECT_EQ(zb.exit_code, 2);
   EXPECT_NE(zb.err.find("not available yet"), std::string::npos) << zb.err;
+  // By layer the report says so and the plan records it; its peaks are ChunkMemoryOf's by
+  // layer (the closed forms above), so here only that the two units differ.
+  const std::string dir = testing::TempDir();
+  const testing::CommandResult layer = testing::RunTool(
+      "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --recompute all "
+      "--recompute-unit layer -o " +
+      dir + "/layer.json");
+  ASSERT_EQ(layer.exit_code, 0) << layer.err;
+  EXPECT_NE(layer.out.find("run each layer's forward again"), std::string::npos) << layer.out;
+  const testing::CommandResult stage = testing::RunTool(
+      "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --recompute all -o " + dir +
+      "/stage.json");
+  ASSERT_EQ(stage.exit_code, 0) << stage.err;
+  const Json by_layer = Json::parse(testing::ReadText(dir + "/layer.json"));
+  const Json by_stage = Json::parse(testing::ReadText(dir + "/stage.json"));
+  EXPECT_EQ(by_layer["recompute_unit"], "layer");
+  EXPECT_FALSE(by_stage.contains("recompute_unit"));
+  EXPECT_NE(by_layer["stages"][0]["peak_memory_bytes"], by_stage["stages"][0]["peak_memory_bytes"]);
+  const testing::CommandResult bad = testing::RunTool(
+      "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --recompute all "
+      "--recompute-unit block");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--recompute-unit"), std::string::npos) << bad.err;
 }
 
 }  // namespace

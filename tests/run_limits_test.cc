@@ -69,19 +69,28 @@ TEST(RunLimits, CliTimeLimitEndsALongRunQuickly) {
 // The bytes counted before allocating are those the devices then allocate, for schedules
 // with one chunk per device, several (interleaved), split backwards (zb-h1) and recompute.
 TEST(RunLimits, CountedBytesAreTheAllocatedBytes) {
-  const Model model = FeatureModel();
   struct Case {
     const char* schedule;
     int p, m;
     bool recompute;
+    RecomputeUnit unit = RecomputeUnit::kStage;
+    bool tokens = false;  // the token model (transformer blocks) instead of the feature model
   };
   for (const Case& c : {Case{"gpipe", 2, 4, false}, Case{"1f1b", 2, 4, true},
+                        Case{"1f1b", 2, 4, true, RecomputeUnit::kLayer},
+                        Case{"1f1b", 2, 4, true, RecomputeUnit::kLayer, true},
+                        Case{"1f1b", 2, 4, true, RecomputeUnit::kBlock, true},
                         Case{"interleaved", 2, 4, false}, Case{"zb-h1", 2, 4, false}}) {
+    const Model model = c.tokens ? TokenModel() : FeatureModel();
     Result<Schedule> schedule = BuildSchedule(c.schedule, c.p, c.m);
     ASSERT_TRUE(schedule.ok()) << c.schedule << ": " << schedule.message();
     std::vector<ChunkRange> chunks =
         EvenChunks(static_cast<int>(model.layers.size()), NumChunks(*schedule));
-    for (ChunkRange& r : chunks) r.recompute = c.recompute;
+    for (ChunkRange& r : chunks) {
+      r.recompute = c.recompute;
+      r.unit = c.unit;
+      r.blocks = 1;
+    }
     Result<uint64_t> counted = CpuRunBytes(model, chunks, *schedule);
     ASSERT_TRUE(counted.ok()) << counted.message();
     RunOptions options;

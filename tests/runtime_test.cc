@@ -59,8 +59,9 @@ TEST(Runtime, PipelinedGradientsEqualSequential) {
   }
 }
 
-// Chunks that recompute (keep only their input, run the forward again inside the backward)
-// give the same loss and gradients as the sequential loop, and hold less memory when several
+// Chunks that recompute (keep only their input, run the forward again inside the backward;
+// or keep each layer's input and run each layer's forward again before its backward) give
+// the same loss and gradients as the sequential loop, and hold less memory when several
 // micro-batches are in flight.
 TEST(Runtime, RecomputingChunksEqualSequential) {
   for (const Model& model : {TokenModel(), FeatureModel()}) {
@@ -71,18 +72,28 @@ TEST(Runtime, RecomputingChunksEqualSequential) {
         for (int p = 2; p <= 3 && p <= n; ++p) {
           SCOPED_TRACE(model.name + " " + name + " p=" + std::to_string(p) + " m=" + std::to_string(m));
           const Schedule schedule = *BuildSchedule(name, p, m);
-          std::vector<ChunkRange> chunks = EvenChunks(n, p);
-          for (int c = 0; c < p; c += 2) chunks[c].recompute = true;  // the first, third, ...
-          Result<RunResult> r = RunOnce(model, schedule, chunks, GradientOptions());
-          ASSERT_TRUE(r.ok()) << r.message();
-          EXPECT_NEAR(r->steps[0].loss, ref.loss, 1e-5 * std::fabs(ref.loss));
-          EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), 1e-5);
           Result<RunResult> plain = RunOnce(model, schedule, EvenChunks(n, p), GradientOptions());
           ASSERT_TRUE(plain.ok()) << plain.message();
-          if (m == 4) {
-            EXPECT_LT(r->peak_memory_bytes[0], plain->peak_memory_bytes[0]);
+          for (RecomputeUnit unit :
+               {RecomputeUnit::kStage, RecomputeUnit::kLayer, RecomputeUnit::kBlock}) {
+            SCOPED_TRACE(std::string(RecomputeUnitName(unit)));
+            std::vector<ChunkRange> chunks = EvenChunks(n, p);
+            for (int c = 0; c < p; c += 2) {  // the first, third, ...
+              chunks[c].recompute = true;
+              chunks[c].unit = unit;
+              chunks[c].blocks = 1;  // by block: the chunk's first transformer block
+            }
+            Result<RunResult> r = RunOnce(model, schedule, chunks, GradientOptions());
+            ASSERT_TRUE(r.ok()) << r.message();
+            EXPECT_NEAR(r->steps[0].loss, ref.loss, 1e-5 * std::fabs(ref.loss));
+            EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), 1e-5);
+            // By layer a chunk keeps each layer's input, which is all a linear layer keeps:
+            // it saves memory only where layers keep more than their input.
+            if (m == 4 && unit == RecomputeUnit::kStage) {
+              EXPECT_LT(r->peak_memory_bytes[0], plain->peak_memory_bytes[0]);
+            }
+            EXPECT_EQ(r->peak_memory_bytes[1], plain->peak_memory_bytes[1]);  // device 1: plain
           }
-          EXPECT_EQ(r->peak_memory_bytes[1], plain->peak_memory_bytes[1]);  // device 1: plain
         }
       }
     }
@@ -106,6 +117,17 @@ TEST(Runtime, InterleavedRecomputingEveryChunkEqualsSequential) {
       ASSERT_TRUE(r.ok()) << r.message();
       EXPECT_NEAR(r->steps[0].loss, ref.loss, 1e-5 * std::fabs(ref.loss));
       EXPECT_LE(GradientRelativeError(r->gradients, ref.gradients), 1e-5);
+      for (RecomputeUnit unit : {RecomputeUnit::kLayer, RecomputeUnit::kBlock}) {
+        std::vector<ChunkRange> by_layer = chunks;
+        for (ChunkRange& c : by_layer) {
+          c.unit = unit;
+          c.blocks = 1;
+        }
+        Result<RunResult> layered = RunOnce(model, *schedule, by_layer, GradientOptions());
+        ASSERT_TRUE(layered.ok()) << layered.message();
+        EXPECT_NEAR(layered->steps[0].loss, ref.loss, 1e-5 * std::fabs(ref.loss));
+        EXPECT_LE(GradientRelativeError(layered->gradients, ref.gradients), 1e-5);
+      }
       Result<RunResult> plain = RunOnce(model, *schedule, EvenChunks(n, 2 * p), GradientOptions());
       ASSERT_TRUE(plain.ok()) << plain.message();
       // Chunks of two or more layers keep less than their activations (device 0's chunks are

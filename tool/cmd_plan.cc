@@ -43,6 +43,8 @@ struct PlanFlags {
   std::string optimizer = "adam";
   std::string memory_limit;
   std::string recompute = "none";
+  std::string recompute_unit = "stage";
+  int recompute_blocks = 0;
   std::string format = "text";
   std::string output;
   std::string device = "h100";
@@ -302,6 +304,15 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   request.objective = f.objective;
   request.step_budget_s = f.step_budget_s;
   request.recompute = f.recompute;
+  // CLI11 checks the value.
+  request.recompute_unit = ParseRecomputeUnit(f.recompute_unit).value_or(RecomputeUnit::kStage);
+  if ((request.recompute_unit == RecomputeUnit::kBlock) != (f.recompute_blocks > 0)) {
+    return Status::Error(
+        "--recompute-unit block takes --recompute-blocks K (the transformer "
+        "blocks each recomputing stage recomputes), and --recompute-blocks "
+        "goes only with it");
+  }
+  request.recompute_blocks = f.recompute_blocks;
   if (auto o = ParseOptimizer(f.optimizer)) {
     request.optimizer = *o;
   } else {
@@ -625,6 +636,19 @@ Handler SetupPlan(CLI::App& sub) {
                  "memory limit without it); gpipe and 1f1b. With --stages auto over the layout "
                  "the search chooses; all makes every candidate recompute")
       ->check(CLI::IsMember({"none", "all", "auto"}));
+  sub.add_option("--recompute-unit", f->recompute_unit,
+                 "What a recomputing stage keeps and runs again: stage (its input; the whole "
+                 "stage's forward at the start of each backward) or layer (every layer's input; "
+                 "each layer's forward just before its backward, as Megatron-LM's "
+                 "--recompute-num-layers 1) or block (so for the first --recompute-blocks "
+                 "transformer blocks of each stage only, as Megatron-LM's --recompute-method "
+                 "block)")
+      ->check(CLI::IsMember({"stage", "layer", "block"}))
+      ->capture_default_str();
+  sub.add_option("--recompute-blocks", f->recompute_blocks,
+                 "With --recompute-unit block: the transformer blocks K each recomputing "
+                 "stage recomputes, its first K")
+      ->check(CLI::Range(1, 100000));
   sub.add_option("--memory-limit", f->memory_limit,
                  "Per-stage memory limit, e.g. 80GiB, or none (default: the device's memory)");
   f->device_option =

@@ -133,10 +133,26 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
         << Fmt("%g", plan.inter_node_link->latency_ms) << " ms\n";
   }
   if (plan.parallelism) out << "parallelism: " << LayoutLine(*plan.parallelism) << "\n";
-  out << "\n";
-  const double bottleneck = plan.predicted.max_stage_ms;
   bool recompute = false;
   for (const StagePlan& s : plan.stages) recompute |= s.recompute;
+  if (recompute) {
+    out << "recomputation: the stages marked rc ";
+    switch (plan.recompute_unit) {
+      case RecomputeUnit::kStage:
+        out << "keep their input and run their whole forward again at the start of each backward";
+        break;
+      case RecomputeUnit::kLayer:
+        out << "keep every layer's input and run each layer's forward again before its backward";
+        break;
+      case RecomputeUnit::kBlock:
+        out << "keep the input of each of their first " << plan.recompute_blocks
+            << " transformer blocks and run its forward again before its backward";
+        break;
+    }
+    out << "\n";
+  }
+  out << "\n";
+  const double bottleneck = plan.predicted.max_stage_ms;
   const int label = (!plan.stages.empty() && plan.stages.front().device_type ? 12 : 6) +
                     (recompute ? 3 : 0);
   out << Pad("stage", label) << Pad("layers", 14) << Pad("names", 34) << Pad("fwd ms", 11, true)

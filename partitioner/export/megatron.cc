@@ -162,10 +162,13 @@ class Megatron final : public Exporter {
   }
 
   // Recomputation. The plan's recomputing chunk keeps only its input and runs its forward
-  // again in its backward. That is Megatron-LM's full recomputation with the uniform method,
-  // whose groups of --recompute-num-layers transformer layers, counted within each (virtual)
-  // stage and cut at its end, are then whole chunks (megatron/core/recompute.py). Megatron-LM
-  // recomputes only the transformer layers, not the embedding or the head.
+  // again in its backward (or, by layer, each layer's). That is Megatron-LM's full
+  // recomputation with the uniform method, whose groups of --recompute-num-layers transformer
+  // layers, counted within each (virtual) stage and cut at its end, are then whole chunks
+  // (megatron/core/recompute.py), or single layers with 1; by block its block method, which
+  // recomputes the first K transformer layers of each (virtual) stage one at a time and keeps
+  // the others' activations. Megatron-LM recomputes only the transformer layers, not the
+  // embedding or the head.
   static std::string RecomputeFlags(const Plan& plan, const std::vector<int>& blocks) {
     int recomputing = 0, largest = 1;
     std::string which;
@@ -175,9 +178,15 @@ class Megatron final : public Exporter {
       which += (which.empty() ? "" : ", ") + std::to_string(s.index);
     }
     if (recomputing == 0) return "";
-    for (int t : blocks) largest = std::max(largest, t);
-    const std::string flags = "--recompute-granularity full\n--recompute-method uniform\n"
-                              "--recompute-num-layers " + std::to_string(largest) + "\n";
+    if (plan.recompute_unit == RecomputeUnit::kStage) {
+      for (int t : blocks) largest = std::max(largest, t);
+    }
+    // By block: the first K transformer layers of each (virtual) stage, each on its own.
+    const bool block = plan.recompute_unit == RecomputeUnit::kBlock;
+    if (block) largest = plan.recompute_blocks;
+    const std::string flags = std::string("--recompute-granularity full\n--recompute-method ") +
+                              (block ? "block" : "uniform") + "\n--recompute-num-layers " +
+                              std::to_string(largest) + "\n";
     if (recomputing == static_cast<int>(plan.stages.size())) return flags;
     // Megatron-LM's flags are the same on every stage: they cannot recompute only some.
     std::string inline_flags = flags;

@@ -189,6 +189,8 @@ class TorchTitan final : public Exporter {
                              " does not divide (plan with --zero 1 or more)");
       }
     }
+    Result<std::string> checkpointing = Checkpointing(plan);
+    if (!checkpointing.ok()) return checkpointing.status();
     const std::vector<std::string> ops = LayerOps(plan);
     std::vector<std::string> names;
     if (options.module_prefixes.empty()) {
@@ -222,7 +224,39 @@ class TorchTitan final : public Exporter {
                : "come\n# from the plan's layer names through --module-prefix.\n";
     out += "module_fqns_per_model_part = [\n" + parts + "]\n";
     if (plan.parallelism) out += ParallelismSettings(plan);
-    return out;
+    return out + *checkpointing;
+  }
+
+ private:
+  // torchtitan's activation checkpointing applies one policy to every transformer block
+  // (torchtitan/distributed/activation_checkpoint.py): FullAC recomputes each block in its
+  // backward, which is the plan's recomputation by layer; its default, SelectiveAC, recomputes
+  // part of each block, which no plan assumes.
+  static Result<std::string> Checkpointing(const Plan& plan) {
+    int recomputing = 0;
+    for (const StagePlan& s : plan.stages) recomputing += s.recompute ? 1 : 0;
+    const std::string head = "\n# activation checkpointing (torchtitan's activation_checkpoint): ";
+    if (recomputing == 0)
+      return head + "none (its default, selective, recomputes part of each block)\n";
+    if (recomputing != static_cast<int>(plan.stages.size())) {
+      return Status::Error(
+          "this plan cannot be expressed for torchtitan: only some of its "
+          "stages recompute, and torchtitan checkpoints every block alike");
+    }
+    if (plan.recompute_unit == RecomputeUnit::kBlock) {
+      return Status::Error(
+          "this plan cannot be expressed for torchtitan: its stages recompute "
+          "only their first " +
+          std::to_string(plan.recompute_blocks) +
+          " blocks, and torchtitan checkpoints every block alike");
+    }
+    if (plan.recompute_unit != RecomputeUnit::kLayer) {
+      return Status::Error(
+          "this plan cannot be expressed for torchtitan: its stages recompute "
+          "whole, and torchtitan recomputes block by block (plan with "
+          "--recompute-unit layer)");
+    }
+    return head + "full (FullAC: every block recomputed in its backward)\n";
   }
 };
 
