@@ -81,13 +81,16 @@ double PaperFlops(const Row& r) {
 // How the paper's runs were trained (its section 5 and the Megatron-LM of 2021): every
 // layer's activations recomputed ("activation recomputation", which its FLOP count includes),
 // tensor parallelism without sequence parallelism (which came later), attention as separate
-// scores, softmax and context kernels (before fused attention), and the data-parallel
-// gradient all-reduce after the pipeline's last backward rather than under it.
+// scores, softmax and context kernels (before fused attention), the data-parallel gradient
+// all-reduce after the pipeline's last backward rather than under it, and each micro-batch's
+// weight gradients added to the accumulated ones by autograd in a pass of their own (the
+// fused accumulation came in February 2022, commit 83b1e42f30 of Megatron-LM's history).
 ParallelLayout Software() {
   ParallelLayout l;
   l.sequence_parallel = false;
   l.fused_attention = false;
   l.overlap_grad_reduce = false;
+  l.fused_wgrad_accumulation = false;
   return l;
 }
 
@@ -147,7 +150,11 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
     space.schedules = {vp > 1 ? "interleaved" : "1f1b"};
     if (vp > 1) space.virtual_stages = {vp};
     space.top = 1;
+    // The next year's software; its weight gradients accumulate inside the product (the
+    // fusion of February 2022, before the paper's May 2022 submission: an assumption, the
+    // paper does not say).
     space.software = Software();
+    space.software.fused_wgrad_accumulation = true;
     space.recompute_all = true;
     Result<LayoutSearchResult> at = SearchLayouts(request, a100, space);
     if (!at.ok()) {
@@ -181,6 +188,7 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
   std::printf("%-34s %9s %9s %7s\n", "", "measured", "predicted", "error");
   for (bool sp : {false, true}) {
     ParallelLayout l = Software();
+    l.fused_wgrad_accumulation = true;
     l.tp = static_cast<int>(first["tp"].get<int64_t>());
     l.sequence_parallel = sp;
     Result<Profile> profile =

@@ -53,6 +53,12 @@ struct ParallelLayout {
   // pipeline drains, whole.
   bool fused_attention = true;
   bool overlap_grad_reduce = true;
+  // Each micro-batch's weight gradients added to the accumulated (main) gradients inside the
+  // weight-gradient product (Megatron-LM's gradient_accumulation_fusion, there since
+  // February 2022, and Transformer Engine's); off: in a pass of their own after it, which
+  // reads the new gradient and reads and writes the accumulated one (the Megatron-LM of
+  // 2021; --no-gradient-accumulation-fusion today).
+  bool fused_wgrad_accumulation = true;
   // The experts' all-to-all of one micro-batch under the other's compute: the forward of
   // one micro-batch and the backward of another run together, layer by layer, so each
   // direction's expert communication hides behind the other direction's kernels
@@ -88,6 +94,14 @@ enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, k
 // ranks, ep x etp apart), over which the experts' gradients are reduced and their state
 // sharded.
 enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline, kExpertTensor, kExpertData };
+
+// Bytes per parameter of the gradients Adam's mixed-precision training accumulates over a
+// step's micro-batches (the "main" gradients): as the weights' `element_bytes` without a
+// sharded optimizer; fp32 with one (ZeRO >= 1: Megatron-LM's distributed optimizer keeps fp32
+// main gradients).
+inline int64_t MainGradientBytes(int64_t element_bytes, int zero) {
+  return zero >= 1 ? 4 : element_bytes;
+}
 
 std::string_view CollectiveKindName(CollectiveKind kind);
 std::string_view CommGroupName(CommGroup group);

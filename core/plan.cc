@@ -126,6 +126,9 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("sequence_parallel")) l.sequence_parallel = r.Bool("sequence_parallel", true);
   if (r.Has("fused_attention")) l.fused_attention = r.Bool("fused_attention", true);
   if (r.Has("overlap_grad_reduce")) l.overlap_grad_reduce = r.Bool("overlap_grad_reduce", true);
+  if (r.Has("fused_wgrad_accumulation")) {
+    l.fused_wgrad_accumulation = r.Bool("fused_wgrad_accumulation", true);
+  }
   if (r.Has("overlap_expert_comm")) {
     l.overlap_expert_comm = r.Bool("overlap_expert_comm", false);
   }
@@ -160,6 +163,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   // Written only off their defaults, so that plans at the defaults read and write unchanged.
   if (!l.fused_attention) out["fused_attention"] = false;
   if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
+  if (!l.fused_wgrad_accumulation) out["fused_wgrad_accumulation"] = false;
   if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;

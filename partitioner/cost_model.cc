@@ -16,10 +16,10 @@ StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int
   switch (optimizer) {
     case Optimizer::kAdam:
       if (zero == 0) {
-        gradients = e;
+        gradients = MainGradientBytes(e, zero);
         states = 16 - 2 * e;
       } else {
-        gradients = 4;
+        gradients = MainGradientBytes(e, zero);
         states = e < 4 ? 12 : 8;
       }
       break;

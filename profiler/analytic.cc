@@ -70,10 +70,22 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
 
-  const LayerKernels k = ListKernels(layer, input, kernels, options);
+  LayerKernels k = ListKernels(layer, input, kernels, options);
   ParallelLayout layout;
   if (timing.layout) {
     layout = *timing.layout;
+    // Accumulated apart: the new gradient (as the kernels move it) read, the main gradient
+    // read and written, once per parameter of this rank and micro-batch.
+    if (!layout.fused_wgrad_accumulation && memory.param_bytes > 0) {
+      const double elements = memory.param_bytes / static_cast<double>(DTypeBytes(dtype));
+      const double traffic = KernelTrafficBytes(kernels);
+      const double main =
+          static_cast<double>(MainGradientBytes(static_cast<int64_t>(traffic), layout.zero));
+      Kernel add;
+      add.name = "weight_grad_accumulate";
+      add.bytes = elements * (traffic + 2 * main);
+      k.backward_weight.push_back(add);
+    }
   } else {
     layout.tp = options.par.tp;
     layout.cp = options.par.cp;

@@ -15,6 +15,7 @@
 #include "core/units.h"
 #include "profiler/backend.h"
 #include "profiler/device_table.h"
+#include "profiler/efficiency.h"
 #include "profiler/kernels.h"
 #include "tests/test_util.h"
 
@@ -127,6 +128,37 @@ TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {
   Result<LayerCost> cost = AnalyticLayerCost(*block, m.input, DType::kBf16, H100());
   ASSERT_TRUE(cost.ok()) << cost.message();
   EXPECT_EQ(cost->activation_bytes, static_cast<uint64_t>(published - dropout + stats));
+}
+
+// Weight gradients accumulated in a pass of their own (--wgrad-accumulation separate): the
+// weight part grows by one memory-bound kernel that reads the new gradient and reads and
+// writes the main one (bf16 without a sharded optimizer, fp32 with one), per parameter of the
+// rank; nothing else moves.
+TEST(AnalyticTest, SeparateWeightGradientAccumulationIsOnePassOverTheGradients) {
+  const Model m = Gpt2Block("bf16", "layernorm", "gelu", 3072);
+  const Layer* block = FindLayer(m, "block");
+  ASSERT_NE(block, nullptr);
+  for (int zero : {0, 1}) {
+    ParallelLayout fused;
+    fused.zero = zero;
+    ParallelLayout apart = fused;
+    apart.fused_wgrad_accumulation = false;
+    Result<LayerCost> a = AnalyticLayerCost(*block, m.input, DType::kBf16, H100(), {},
+                                            LayerTiming{Rates::kAchieved, fused});
+    Result<LayerCost> b = AnalyticLayerCost(*block, m.input, DType::kBf16, H100(), {},
+                                            LayerTiming{Rates::kAchieved, apart});
+    ASSERT_TRUE(a.ok() && b.ok());
+    const double params = static_cast<double>(a->param_bytes) / 2;
+    const double main = zero == 0 ? 2 : 4;
+    Kernel pass;
+    pass.bytes = params * (2 + 2 * main);
+    EXPECT_NEAR(b->backward_weight_ms - a->backward_weight_ms,
+                KernelTimeMs(pass, H100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
+                1e-9);
+    EXPECT_EQ(b->backward_bytes - a->backward_bytes, pass.bytes);
+    EXPECT_EQ(b->forward_ms, a->forward_ms);
+    EXPECT_EQ(b->backward_input_ms, a->backward_input_ms);
+  }
 }
 
 TEST(AnalyticTest, LinearAndEmbeddingMemory) {

@@ -650,8 +650,10 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
                            "gpt2-small.json --stages 2 --boundaries 7 --tp 2 --gpus-total 8 "
                            "--global-batch 32 --micro-batch-size 2 --format json";
   const testing::CommandResult fused = testing::RunTool(base);
-  const testing::CommandResult old = testing::RunTool(
-      base + " --attention unfused --sequence-parallel off --overlap-grad-reduce off");
+  const testing::CommandResult old =
+      testing::RunTool(base +
+                       " --attention unfused --sequence-parallel off --overlap-grad-reduce off "
+                       "--wgrad-accumulation separate");
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
   const Json a = Json::parse(fused.out), b = Json::parse(old.out);
@@ -659,6 +661,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_EQ(b["parallelism"]["fused_attention"], false);
   EXPECT_EQ(b["parallelism"]["sequence_parallel"], false);
   EXPECT_EQ(b["parallelism"]["overlap_grad_reduce"], false);
+  EXPECT_EQ(b["parallelism"]["fused_wgrad_accumulation"], false);
+  EXPECT_FALSE(a["parallelism"].contains("fused_wgrad_accumulation"));
   for (int s = 0; s < 2; ++s) {
     EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
               a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
@@ -668,6 +672,7 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(loaded->parallelism->fused_attention);
   EXPECT_FALSE(loaded->parallelism->overlap_grad_reduce);
   EXPECT_FALSE(loaded->parallelism->sequence_parallel);
+  EXPECT_FALSE(loaded->parallelism->fused_wgrad_accumulation);
   const testing::CommandResult cp = testing::RunTool(
       "plan " + Models() + "gpt2-small.json --stages 2 --cp 2 --attention unfused");
   EXPECT_EQ(cp.exit_code, 2);

@@ -485,7 +485,10 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   old.parallelism->sequence_parallel = false;
   old.parallelism->overlap_grad_reduce = false;
   old.parallelism->fused_attention = false;
+  old.parallelism->fused_wgrad_accumulation = false;
   const std::string old_text = Export(old, "megatron");
+  EXPECT_NE(old_text.find("\n--no-gradient-accumulation-fusion\n"), std::string::npos) << old_text;
+  EXPECT_EQ(text.find("--no-gradient-accumulation-fusion"), std::string::npos) << text;
   EXPECT_EQ(old_text.find("--sequence-parallel"), std::string::npos) << old_text;
   EXPECT_EQ(old_text.find("--overlap-grad-reduce"), std::string::npos) << old_text;
   EXPECT_EQ(old_text.find("--overlap-param-gather"), std::string::npos) << old_text;

@@ -59,6 +59,7 @@ struct PlanFlags {
   int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
+  std::string wgrad_accumulation = "fused";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
               overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
@@ -118,6 +119,7 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->fused_attention = f.attention == "fused";
   layout->sequence_parallel = f.sequence_parallel == "on";
   layout->overlap_grad_reduce = f.overlap_grad_reduce == "on";
+  layout->fused_wgrad_accumulation = f.wgrad_accumulation == "fused";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
 }
 
@@ -596,7 +598,13 @@ Handler SetupPlan(CLI::App& sub) {
                      "(Megatron-LM's --overlap-moe-expert-parallel-comm; needs --ep > 1, no "
                      "recomputation, and virtual stages when pipelined): on, or off (the "
                      "default)")
-          ->check(CLI::IsMember({"on", "off"}))};
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--wgrad-accumulation", f->wgrad_accumulation,
+                     "Each micro-batch's weight gradients added to the accumulated ones inside "
+                     "the weight-gradient product: fused (the default; Megatron-LM's "
+                     "gradient accumulation fusion), or separate (a pass of their own, as "
+                     "--no-gradient-accumulation-fusion)")
+          ->check(CLI::IsMember({"fused", "separate"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,

@@ -155,6 +155,7 @@ class Megatron final : public Exporter {
     if (l.dp > 1 && l.zero >= 1 && l.overlap_grad_reduce) out += "--overlap-param-gather\n";
     // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
     if (!l.fused_attention) out += "--attention-backend unfused\n";
+    if (!l.fused_wgrad_accumulation) out += "--no-gradient-accumulation-fusion\n";
     // The experts' all-to-all under the other micro-batch's compute (ModelParallelConfig's
     // overlap_moe_expert_parallel_comm).
     if (ExpertOverlapApplies(l)) out += "--overlap-moe-expert-parallel-comm\n";
