@@ -94,6 +94,47 @@ ParallelLayout Software() {
   return l;
 }
 
+// A row's model and layout fields (both tables spell them alike).
+Row RowOf(const Json& j) {
+  Row r;
+  r.model = j["model"].get<std::string>();
+  r.layers = j["layers"].get<int64_t>();
+  r.hidden = j["hidden"].get<int64_t>();
+  r.heads = j["heads"].get<int64_t>();
+  r.tp = j.value("tp", int64_t{1});
+  r.pp = j.value("pp", int64_t{1});
+  r.gpus = j.value("gpus", int64_t{1});
+  r.batch = j.value("global_batch", int64_t{1});
+  return r;
+}
+
+// The request and the lever space of a row at its published tp and pp (cp 1, ZeRO 0, the
+// runs' software, every layer recomputed one at a time: the Megatron-LM of 2021 and 2022
+// checkpointed each layer's input, --checkpoint-num-layers 1 by default in its arguments.py).
+struct AtLayout {
+  PlanRequest request;
+  LeverSpace space;
+};
+Result<AtLayout> AtPublishedLayout(const Row& r, double step_budget_s) {
+  Result<Model> model = Gpt(r);
+  if (!model.ok()) return Status::Error(r.model + ": " + model.message());
+  AtLayout at;
+  at.request.model = *model;
+  at.request.step_budget_s = step_budget_s;
+  at.request.recompute_unit = RecomputeUnit::kLayer;
+  at.space.gpus_total = r.gpus;
+  at.space.global_batch = r.batch;
+  at.space.gpus_per_node = 8;
+  at.space.tp = {static_cast<int>(r.tp)};
+  at.space.pp = {static_cast<int>(r.pp)};
+  at.space.cp = {1};
+  at.space.zero = {0};
+  at.space.top = 1;
+  at.space.software = Software();
+  at.space.recompute_all = true;
+  return at;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -117,45 +158,24 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
               "batch", "b", "measured", "predicted", "error");
   std::vector<double> errors;
   for (const Json& j : (*doc)["rows"]) {
-    Row r;
-    r.model = j["model"].get<std::string>();
-    r.layers = j["layers"].get<int64_t>();
-    r.hidden = j["hidden"].get<int64_t>();
-    r.heads = j["heads"].get<int64_t>();
-    r.tp = j["tp"].get<int64_t>();
-    r.pp = j["pp"].get<int64_t>();
-    r.gpus = j["gpus"].get<int64_t>();
-    r.batch = j["global_batch"].get<int64_t>();
+    const Row r = RowOf(j);
     const int vp = j["vp"].get<int>();
     const int64_t b = j["micro_batch"].get<int64_t>();
     const double measured = j["full_recompute_s"].get<double>();
-    Result<Model> model = Gpt(r);
-    if (!model.ok()) {
-      std::fprintf(stderr, "sc21_bench: %s: %s\n", r.model.c_str(), model.message().c_str());
+    Result<AtLayout> at_layout = AtPublishedLayout(r, 2.0);
+    if (!at_layout.ok()) {
+      std::fprintf(stderr, "sc21_bench: %s\n", at_layout.message().c_str());
       return 2;
     }
-    PlanRequest request;
-    request.model = *model;
-    request.step_budget_s = 2.0;
-    request.recompute_unit = RecomputeUnit::kLayer;
-    LeverSpace space;
-    space.gpus_total = r.gpus;
-    space.global_batch = r.batch;
-    space.gpus_per_node = 8;
-    space.tp = {static_cast<int>(r.tp)};
-    space.pp = {static_cast<int>(r.pp)};
-    space.cp = {1};
-    space.zero = {0};
+    const PlanRequest& request = at_layout->request;
+    LeverSpace& space = at_layout->space;
     space.micro_batch_sizes = {b};
     space.schedules = {vp > 1 ? "interleaved" : "1f1b"};
     if (vp > 1) space.virtual_stages = {vp};
-    space.top = 1;
     // The next year's software; its weight gradients accumulate inside the product (the
     // fusion of February 2022, before the paper's May 2022 submission: an assumption, the
     // paper does not say).
-    space.software = Software();
     space.software.fused_wgrad_accumulation = true;
-    space.recompute_all = true;
     Result<LayoutSearchResult> at = SearchLayouts(request, a100, space);
     if (!at.ok()) {
       std::printf("%-6s -- no plan at the published layout: %s\n", r.model.c_str(),
@@ -176,12 +196,7 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
 
   // One layer of the 22B model (the first row), tp 8, micro-batch 4.
   const Json& first = (*doc)["rows"][0];
-  Row r;
-  r.model = first["model"].get<std::string>();
-  r.layers = first["layers"].get<int64_t>();
-  r.hidden = first["hidden"].get<int64_t>();
-  r.heads = first["heads"].get<int64_t>();
-  Result<Model> model = Gpt(r);
+  Result<Model> model = Gpt(RowOf(first));
   if (!model.ok()) return 2;
   const Json& layer = (*doc)["layer_22b_ms"];
   std::printf("\nMLSys 2023, Table 4, one layer of the 22B model at tp 8, b 4 (ms)\n");
@@ -232,38 +247,15 @@ int Main(int argc, char** argv) {
               "search's best layout", "gap");
   std::vector<double> errors, gaps;
   for (const Json& j : (*doc)["rows"]) {
-    Row r;
-    r.model = j["model"].get<std::string>();
-    r.layers = j["layers"].get<int64_t>();
-    r.hidden = j["hidden"].get<int64_t>();
-    r.heads = j["heads"].get<int64_t>();
-    r.tp = j["tp"].get<int64_t>();
-    r.pp = j["pp"].get<int64_t>();
-    r.gpus = j["gpus"].get<int64_t>();
-    r.batch = j["global_batch"].get<int64_t>();
+    Row r = RowOf(j);
     r.measured = j["measured_tflops_per_gpu"].get<double>();
-    Result<Model> model = Gpt(r);
-    if (!model.ok()) {
-      std::fprintf(stderr, "sc21_bench: %s: %s\n", r.model.c_str(), model.message().c_str());
+    Result<AtLayout> at_layout = AtPublishedLayout(r, 1.0);
+    if (!at_layout.ok()) {
+      std::fprintf(stderr, "sc21_bench: %s\n", at_layout.message().c_str());
       return 2;
     }
-    PlanRequest request;
-    request.model = *model;
-    request.step_budget_s = 1.0;
-    // The Megatron-LM of 2021 checkpointed every layer's input and recomputed one layer at a
-    // time (--checkpoint-activations, --checkpoint-num-layers 1 by default in its arguments.py).
-    request.recompute_unit = RecomputeUnit::kLayer;
-    LeverSpace published;
-    published.gpus_total = r.gpus;
-    published.global_batch = r.batch;
-    published.gpus_per_node = 8;
-    published.tp = {static_cast<int>(r.tp)};
-    published.pp = {static_cast<int>(r.pp)};
-    published.cp = {1};
-    published.zero = {0};
-    published.top = 1;
-    published.software = Software();
-    published.recompute_all = true;
+    const PlanRequest& request = at_layout->request;
+    const LeverSpace& published = at_layout->space;
     Result<LayoutSearchResult> at = SearchLayouts(request, a100, published);
     // The layout question: the published tp and pp with the other levers free, against every
     // lever free.

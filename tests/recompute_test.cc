@@ -57,6 +57,13 @@ LayerProfile Layer(int i, double f, double b, uint64_t params, uint64_t acts, ui
   return l;
 }
 
+// The plan's JSON without its model (this test's model is a stand-in, not a full model
+// document).
+Json BareJson(Plan plan) {
+  plan.model_spec.reset();
+  return PlanToJson(plan);
+}
+
 TEST(Recompute, MemoryAndTimeAreClosedForms) {
   // Two stages of two layers, gpipe with m = 4 (4 micro-batches in flight on each stage).
   PlanRequest r = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
@@ -98,9 +105,7 @@ TEST(Recompute, MemoryAndTimeAreClosedForms) {
   EXPECT_EQ(plan->stages[1].peak_memory_bytes, 2 * 20 + 4 * (60 + 70) + 100);
   EXPECT_EQ(plan->stages[0].backward_ms, 6.0);
   EXPECT_NEAR(plan->predicted.step_time_ms, (4 + 2 - 1) * 8.0, 1e-6);
-  Plan bare = *plan;
-  bare.model_spec.reset();
-  const Json doc = PlanToJson(bare);
+  const Json doc = BareJson(*plan);
   EXPECT_EQ(doc["recompute_unit"], "layer");
   Result<Plan> back = PlanFromJson(doc);
   ASSERT_TRUE(back.ok()) << back.message();
@@ -139,9 +144,7 @@ TEST(Recompute, ByBlockIsAClosedForm) {
   EXPECT_EQ(plan->stages[0].backward_ms, 5.0);
   EXPECT_EQ(plan->stages[1].backward_ms, 5.0);
   EXPECT_NEAR(plan->predicted.step_time_ms, (4 + 2 - 1) * 7.0, 1e-6);
-  Plan bare = *plan;
-  bare.model_spec.reset();
-  const Json doc = PlanToJson(bare);
+  const Json doc = BareJson(*plan);
   EXPECT_EQ(doc["recompute_unit"], "block");
   EXPECT_EQ(doc["recompute_blocks"], 1);
   Result<Plan> back = PlanFromJson(doc);
