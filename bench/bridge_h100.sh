@@ -13,7 +13,9 @@
 # moe_a2a_overlap in scripts/performance/configs/qwen3/workload_base_configs.py of 2025-11; the
 # Llama 3 8B recipe recomputes its first 5 transformer blocks, recompute_num_layers 5 with the
 # block method in scripts/performance/configs/llama3/workload_base_configs.py and
-# utils/helpers.py of 2025-11, hence --recompute-unit block --recompute-blocks 5). Dense rows compare model TFLOP/s per GPU,
+# utils/helpers.py of 2025-11, hence --recompute-unit block --recompute-blocks 5; the Llama 3
+# 70B SFT row fine-tunes on 4096-token sequences, packed and padded to that length, planned
+# here as whole 4096-token sequences). Dense rows compare model TFLOP/s per GPU,
 # MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
 # per row, then the median and worst absolute error of each group. The step search's budget
 # warnings are left out (the plan is still the best split found). docs/published.md keeps
@@ -22,12 +24,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build}/tool/pp-partition
 cd "$root"
+# The SFT row trains on 4096-token sequences: the 70B model at that length.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sed 's/"seq_len": 8192/"seq_len": 4096/' models/llama3-70b.json >"$tmp/llama3-70b-4k.json"
 
 # name | measured | figure (tflops|tokens) | plan arguments
 rows=(
   "Llama 3 8B, 25.11|744|tflops|models/llama3-8b.json --stages 1 --tp 1 --gpus-total 8 --global-batch 128 --micro-batch-size 1 --zero 3 --recompute all --recompute-unit block --recompute-blocks 5"
   "Llama 3 70B, 25.11|719|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 128 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
   "Llama 3 70B, 26.04.01|731|tflops|models/llama3-70b.json --stages 8 --tp 4 --gpus-total 64 --global-batch 256 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
+  "Llama 3 70B SFT, 26.06|710|tflops|$tmp/llama3-70b-4k.json --stages 4 --tp 4 --gpus-total 32 --global-batch 32 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
   "Llama 3.1 405B, 25.11|737|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 512 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
   "Llama 3.1 405B, 26.04.01|827|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 1536 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
   "Qwen3-30B-A3B ep 16, 26.06|8826|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
