@@ -325,11 +325,22 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       const ProfileStats& used =
                           layout.overlap_expert_comm ? *overlap_stats : *stats;
                       const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;
-                      const Estimate e =
-                          EstimateOf(used, layout, static_cast<int>(m), again != 0,
-                                     base.recompute_unit, base.recompute_blocks, base.optimizer,
-                                     auto_mode ? std::optional<double>(static_cast<double>(limit))
-                                               : std::nullopt);
+                      const auto estimate = [&](RecomputeUnit unit) {
+                        return EstimateOf(used, layout, static_cast<int>(m), again != 0, unit,
+                                          base.recompute_blocks, base.optimizer,
+                                          auto_mode
+                                              ? std::optional<double>(static_cast<double>(limit))
+                                              : std::nullopt);
+                      };
+                      RecomputeUnit unit = base.recompute_unit;
+                      Estimate e = estimate(unit);
+                      if (again != 0 && space.choose_recompute_unit) {
+                        const Estimate by_layer = estimate(RecomputeUnit::kLayer);
+                        if (by_layer.memory < e.memory) {
+                          e = by_layer;
+                          unit = RecomputeUnit::kLayer;
+                        }
+                      }
                       if (e.memory_floor > static_cast<double>(limit)) {
                         ++result.pruned_memory;
                         continue;
@@ -343,6 +354,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       c.micro_batches = static_cast<int>(m);
                       c.schedule = schedule;
                       c.recompute = again != 0;
+                      c.recompute_unit = unit;
                       c.estimate_ms = e.batch_ms;
                       c.tight = tight;
                       estimates.push_back(std::move(c));
@@ -402,11 +414,26 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.devices = DeviceLayout{};
     r.layout = c.layout;
     r.step_budget_s = base.step_budget_s / static_cast<double>(space.exact);
+    r.recompute_unit = c.recompute_unit;
     ++result.planned;
+    // Whether a plan fits every device; choosing the unit, the other one is tried too.
+    std::vector<uint64_t> peaks;
+    const auto fits = [&](const Result<Plan>& p) {
+      if (!p.ok()) return false;
+      peaks = DevicePeakMemory(*p);
+      return StagesOverLimit(*p, peaks).empty();
+    };
     Result<Plan> plan = MakePlan(r);
-    if (!plan.ok()) continue;
-    const std::vector<uint64_t> peaks = DevicePeakMemory(*plan);
-    if (!StagesOverLimit(*plan, peaks).empty()) continue;
+    bool ok = fits(plan);
+    if (!ok && c.recompute && space.choose_recompute_unit &&
+        c.recompute_unit != RecomputeUnit::kBlock) {
+      r.recompute_unit =
+          c.recompute_unit == RecomputeUnit::kLayer ? RecomputeUnit::kStage : RecomputeUnit::kLayer;
+      plan = MakePlan(r);
+      ok = fits(plan);
+      if (ok) c.recompute_unit = r.recompute_unit;
+    }
+    if (!ok) continue;
     c.planned = true;
     c.batch_ms = plan->predicted.batch_time_ms.value_or(plan->predicted.step_time_ms);
     c.step_ms = plan->predicted.step_time_ms;

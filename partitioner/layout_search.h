@@ -51,6 +51,10 @@ struct LeverSpace {
   bool recompute_lever = true;
   // Every candidate recomputes every stage and chunk (--recompute all).
   bool recompute_all = false;
+  // A candidate that recomputes does so by stage or by layer, whichever its balanced split
+  // holds less with (both cost the same time), and by the other when that does not fit;
+  // false: by the request's recompute_unit (--recompute-unit given).
+  bool choose_recompute_unit = false;
   // How the training software runs every candidate: ParallelLayout's sequence_parallel,
   // fused_attention and overlap_grad_reduce are taken from here; overlap_expert_comm too, on
   // every candidate that can run it (ep > 1, no recomputation, one stage or virtual stages).
@@ -65,6 +69,7 @@ struct LayoutCandidate {
   int micro_batches = 0;
   std::string schedule;
   bool recompute = false;
+  RecomputeUnit recompute_unit = RecomputeUnit::kStage;  // when it recomputes
   double estimate_ms = 0;  // pass 1's time per global batch
   // Pass 1: a balanced split would exceed the memory limit, so the candidate is planned only
   // after those whose balanced split fits (an uneven split may still fit).

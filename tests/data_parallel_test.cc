@@ -630,6 +630,65 @@ TEST(LayoutSearch, BestWithRecomputationIsTheBruteForceOptimum) {
   EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
 }
 
+// Choosing the recomputation unit (no --recompute-unit): each recomputing candidate by stage or
+// by layer. Under a limit where whole-stage recomputation holds too much, the search's best
+// is the brute force's over both units, and no slower than by stage alone.
+TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  const DeviceSpec& device = *FindDevice("h100");
+  const uint64_t limit = uint64_t{1600} << 20;
+  PlanRequest base;
+  base.model = *model;
+  base.memory_limit = limit;
+  base.step_budget_s = 5;
+  LeverSpace space;
+  space.gpus_total = 8;
+  space.global_batch = 32;
+  space.gpus_per_node = 8;
+  space.tp = {1};
+  space.cp = {1};
+  space.zero = {0};
+  space.schedules = {"1f1b"};
+  space.micro_batch_sizes = {2, 4};
+  space.recompute_all = true;
+  space.exact = 1000;
+  space.top = 1000;
+  Result<LayoutSearchResult> by_stage = SearchLayouts(base, device, space);
+  space.choose_recompute_unit = true;
+  Result<LayoutSearchResult> found = SearchLayouts(base, device, space);
+  ASSERT_TRUE(found.ok()) << found.message();
+
+  double best = std::numeric_limits<double>::infinity();
+  int layer_only = 0;  // layouts that fit by layer but not by stage
+  for (int pp : {1, 2, 4, 8}) {
+    const int dp = 8 / pp;
+    for (int64_t b : {2, 4}) {
+      if (32 % (dp * b) != 0) continue;
+      ParallelLayout l;
+      l.pp = pp;
+      l.dp = dp;
+      PlanRequest r = LayoutRequest(base, device, l, b, static_cast<int>(32 / (dp * b)));
+      r.recompute = "all";
+      bool fit[2] = {false, false};
+      for (RecomputeUnit unit : {RecomputeUnit::kStage, RecomputeUnit::kLayer}) {
+        r.recompute_unit = unit;
+        Result<Plan> plan = MakePlan(r);
+        if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
+        fit[unit == RecomputeUnit::kLayer] = true;
+        best = std::min(best, *plan->predicted.batch_time_ms);
+      }
+      layer_only += fit[1] && !fit[0] ? 1 : 0;
+    }
+  }
+  ASSERT_GT(layer_only, 0);
+  ASSERT_FALSE(found->ranked.empty());
+  EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
+  if (by_stage.ok() && !by_stage->ranked.empty()) {
+    EXPECT_LE(found->ranked.front().batch_ms, by_stage->ranked.front().batch_ms);
+  }
+}
+
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of
 // the case above, however long the backward.
 TEST(Exposure, WithoutOverlapTheWholeSyncIsExposed) {

@@ -38,6 +38,7 @@ struct PlanFlags {
   std::string objective = "step";
   double step_budget_s = 1.0;
   CLI::Option* step_budget_option = nullptr;
+  CLI::Option* recompute_unit_option = nullptr;
   CLI::Option* objective_option = nullptr;
   std::string boundaries;
   std::string optimizer = "adam";
@@ -388,6 +389,7 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
   ApplySoftware(f, &space.software);
   space.recompute_all = f.recompute == "all";
+  space.choose_recompute_unit = f.recompute_unit_option->count() == 0;
   if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
   if (f.schedule_option->count() > 0) {
     if (Status known = CheckScheduleFlag(f.schedule); !known.ok()) return Fail(known);
@@ -644,15 +646,18 @@ Handler SetupPlan(CLI::App& sub) {
                  "memory limit without it); gpipe and 1f1b. With --stages auto over the layout "
                  "the search chooses; all makes every candidate recompute")
       ->check(CLI::IsMember({"none", "all", "auto"}));
-  sub.add_option("--recompute-unit", f->recompute_unit,
-                 "What a recomputing stage keeps and runs again: stage (its input; the whole "
-                 "stage's forward at the start of each backward) or layer (every layer's input; "
-                 "each layer's forward just before its backward, as Megatron-LM's "
-                 "--recompute-num-layers 1) or block (so for the first --recompute-blocks "
-                 "transformer blocks of each stage only, as Megatron-LM's --recompute-method "
-                 "block)")
-      ->check(CLI::IsMember({"stage", "layer", "block"}))
-      ->capture_default_str();
+  f->recompute_unit_option =
+      sub.add_option(
+             "--recompute-unit", f->recompute_unit,
+             "What a recomputing stage keeps and runs again: stage (its input; the whole "
+             "stage's forward at the start of each backward) or layer (every layer's input; "
+             "each layer's forward just before its backward, as Megatron-LM's "
+             "--recompute-num-layers 1) or block (so for the first --recompute-blocks "
+             "transformer blocks of each stage only, as Megatron-LM's --recompute-method "
+             "block). Left out with --stages auto over the layout, each candidate that "
+             "recomputes does so by stage or by layer, whichever fits it better")
+          ->check(CLI::IsMember({"stage", "layer", "block"}))
+          ->capture_default_str();
   sub.add_option("--recompute-blocks", f->recompute_blocks,
                  "With --recompute-unit block: the transformer blocks K each recomputing "
                  "stage recomputes, its first K")

@@ -54,11 +54,14 @@ std::string LayoutRow(int rank, const LayoutCandidate& c, double best_ms) {
       << (l.etp != 0 ? " etp=" + std::to_string(l.etp) : std::string()) << " dp=" << l.dp
       << " zero=" << l.zero << " b=" << c.micro_batch_size << " m=" << c.micro_batches << " "
       << c.schedule << (l.vp > 1 ? " v=" + std::to_string(l.vp) : std::string())
-      << (c.recompute ? " recompute" : "") << (ExpertOverlapApplies(l) ? " expert-overlap" : "")
-      << "\t" << FormatMs(c.batch_ms) << " per batch (step " << FormatMs(c.step_ms)
-      << " + data-parallel " << FormatMs(c.data_parallel_ms) << ")\t" << std::fixed
-      << std::setprecision(1) << c.model_tflops_per_gpu << " TFLOP/s/GPU\tpeak "
-      << FormatBytes(c.peak_memory_bytes);
+      << (c.recompute ? " recompute" : "")
+      << (c.recompute && c.recompute_unit != RecomputeUnit::kStage
+              ? " by " + std::string(RecomputeUnitName(c.recompute_unit))
+              : "")
+      << (ExpertOverlapApplies(l) ? " expert-overlap" : "") << "\t" << FormatMs(c.batch_ms)
+      << " per batch (step " << FormatMs(c.step_ms) << " + data-parallel "
+      << FormatMs(c.data_parallel_ms) << ")\t" << std::fixed << std::setprecision(1)
+      << c.model_tflops_per_gpu << " TFLOP/s/GPU\tpeak " << FormatBytes(c.peak_memory_bytes);
   if (rank != 1 && best_ms > 0) {
     out << "\t+" << std::setprecision(1) << 100 * (c.batch_ms / best_ms - 1) << "%";
   }
