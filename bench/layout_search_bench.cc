@@ -41,6 +41,7 @@ void BM_SearchLlama405b(benchmark::State& state) {
   space.gpus_total = state.range(0);
   space.global_batch = 2048;
   space.gpus_per_node = 8;
+  space.choose_recompute_unit = true;  // as `plan --stages auto` without --recompute-unit
   LayoutSearchResult last;
   for (auto _ : state) {
     Result<LayoutSearchResult> r = SearchLayouts(request, device, space);
