@@ -35,6 +35,9 @@ struct Kernel {
   // the dispatch and the combine of the experts' tokens (Megatron-LM's "mlp" node of a MoE
   // layer; profiler/efficiency.h PartsMs).
   bool routed_expert = false;
+  // One of the core attention's forward kernels (scores, softmax, dropout and context, or the
+  // fused kernel): what selective recomputation runs again (RecomputeUnit::kSelective).
+  bool core_attention = false;
 };
 
 // The kernels of one micro-batch on one rank, and the collectives the rank waits for in each

@@ -185,22 +185,24 @@ std::optional<Optimizer> ParseOptimizer(std::string_view name) {
   return std::nullopt;
 }
 
+constexpr std::pair<RecomputeUnit, std::string_view> kRecomputeUnits[] = {
+    {RecomputeUnit::kStage, "stage"},
+    {RecomputeUnit::kLayer, "layer"},
+    {RecomputeUnit::kBlock, "block"},
+    {RecomputeUnit::kSelective, "selective"},
+};
+
 std::string_view RecomputeUnitName(RecomputeUnit u) {
-  switch (u) {
-    case RecomputeUnit::kStage:
-      return "stage";
-    case RecomputeUnit::kLayer:
-      return "layer";
-    case RecomputeUnit::kBlock:
-      return "block";
+  for (const auto& [value, name] : kRecomputeUnits) {
+    if (value == u) return name;
   }
   return "?";
 }
 
 std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name) {
-  if (name == "stage") return RecomputeUnit::kStage;
-  if (name == "layer") return RecomputeUnit::kLayer;
-  if (name == "block") return RecomputeUnit::kBlock;
+  for (const auto& [value, n] : kRecomputeUnits) {
+    if (n == name) return value;
+  }
   return std::nullopt;
 }
 
@@ -245,7 +247,7 @@ Result<Plan> PlanFromJson(const Json& doc) {
         p.recompute_unit = *u;
       } else {
         r.Fail("recompute_unit",
-               "must be stage, layer or block (got " + DescribeValue(Json(unit)) + ")");
+               "must be stage, layer, block or selective (got " + DescribeValue(Json(unit)) + ")");
       }
     }
   }

@@ -30,8 +30,11 @@ std::optional<Optimizer> ParseOptimizer(std::string_view name);
 // before that layer's backward (Megatron-LM's --recompute-num-layers 1, torchtitan's full
 // activation checkpointing); kBlock does so for the stage's first K transformer blocks only
 // and keeps the other layers' activations (Megatron-LM's --recompute-method block
-// --recompute-num-layers K). "recompute_unit" in plans, absent for kStage.
-enum class RecomputeUnit { kStage, kLayer, kBlock };
+// --recompute-num-layers K); kSelective keeps everything but the core attention's
+// probabilities (or the fused kernel's statistics) and runs the core attention's forward again
+// before each layer's backward (Megatron-LM's --recompute-granularity selective).
+// "recompute_unit" in plans, absent for kStage.
+enum class RecomputeUnit { kStage, kLayer, kBlock, kSelective };
 std::string_view RecomputeUnitName(RecomputeUnit u);
 std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name);
 

@@ -122,6 +122,8 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     lp.kernel_count = l.OptInt("kernel_count", 0, INT64_MAX);
     lp.workspace_bytes = l.OptBytes("workspace_bytes");
     lp.forward_p95_ms = l.OptNonNegative("forward_p95_ms");
+    lp.core_attention_ms = l.OptNonNegative("core_attention_ms");
+    lp.core_attention_bytes = l.OptBytes("core_attention_bytes");
     for (const char* key : {"forward_ms", "backward_ms"}) {
       const double ms = std::string_view(key) == "forward_ms" ? lp.forward_ms : lp.backward_ms;
       if (l.ok() && ms > kMaxLayerMs) l.Fail(key, "is over 1e9 ms; check the units (milliseconds)");
@@ -129,6 +131,10 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     if (l.ok() && lp.expert_param_bytes > lp.param_bytes) {
       l.Fail("expert_param_bytes", "is more than param_bytes (" +
                                        std::to_string(lp.param_bytes) + ")");
+    }
+    if (l.ok() && lp.core_attention_bytes && *lp.core_attention_bytes > lp.activation_bytes) {
+      l.Fail("core_attention_bytes",
+             "is more than activation_bytes (" + std::to_string(lp.activation_bytes) + ")");
     }
     if (l.ok() && !lp.op.empty() && !ParseLayerKind(lp.op)) {
       l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
@@ -186,6 +192,8 @@ Json ProfileToJson(const Profile& p) {
     if (lp.kernel_count) l["kernel_count"] = *lp.kernel_count;
     if (lp.workspace_bytes) l["workspace_bytes"] = *lp.workspace_bytes;
     if (lp.forward_p95_ms) l["forward_p95_ms"] = *lp.forward_p95_ms;
+    if (lp.core_attention_ms) l["core_attention_ms"] = *lp.core_attention_ms;
+    if (lp.core_attention_bytes) l["core_attention_bytes"] = *lp.core_attention_bytes;
     layers.push_back(std::move(l));
   }
   doc["layers"] = std::move(layers);

@@ -52,6 +52,10 @@ struct LayerProfile {
   std::optional<int64_t> kernel_count;
   std::optional<uint64_t> workspace_bytes;
   std::optional<double> forward_p95_ms;
+  // Optional (analytic profiles of layers with attention): the core attention's forward and
+  // what it keeps of activation_bytes, which selective recomputation runs again and drops.
+  std::optional<double> core_attention_ms;
+  std::optional<uint64_t> core_attention_bytes;
 };
 
 struct Profile {

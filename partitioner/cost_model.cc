@@ -65,7 +65,10 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     activations_[i + 1] = activations_[i] + l.activation_bytes;
     outputs_[i + 1] = outputs_[i] + l.output_bytes;
   }
-  std::vector<WideBytes> each(layers_), block_each;
+  std::vector<WideBytes> each(layers_), block_each, core_each(layers_);
+  core_ms_.assign(layers_ + 1, 0.0);
+  core_bytes_.assign(layers_ + 1, 0);
+  long double core_f = 0;
   blocks_before_.assign(layers_ + 1, 0);
   block_forward_.assign(1, 0.0);
   block_activations_.assign(1, 0);
@@ -74,6 +77,10 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   for (size_t i = 0; i < layers_; ++i) {
     const LayerProfile& l = profile.layers[i];
     each[i] = l.activation_bytes;
+    core_f += l.core_attention_ms.value_or(0.0);
+    core_ms_[i + 1] = static_cast<double>(core_f);
+    core_each[i] = l.core_attention_bytes.value_or(0);
+    core_bytes_[i + 1] = core_bytes_[i] + core_each[i];
     const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock;
     blocks_before_[i + 1] = blocks_before_[i] + (block ? 1 : 0);
     if (!block) continue;
@@ -87,6 +94,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   }
   most_activation_ = RangeMax(std::move(each));
   block_most_activation_ = RangeMax(std::move(block_each));
+  most_core_bytes_ = RangeMax(std::move(core_each));
 }
 
 RangeMax::RangeMax(std::vector<WideBytes> values) {

@@ -150,6 +150,18 @@ class CostModel {
   }
   // The first `count` transformer blocks of [first, last] (O(1)).
   FirstBlocks BlocksOf(int first, int last, int count) const;
+  // The core attention's forward and kept bytes of [first, last] (the profile's
+  // core_attention_ms and core_attention_bytes; 0 where a layer has none), and the most one
+  // layer keeps.
+  double CoreAttentionMs(int first, int last) const { return Diff(core_ms_, first, last); }
+  WideBytes CoreAttentionBytes(int first, int last) const {
+    return core_bytes_[last + 1] - core_bytes_[first];
+  }
+  WideBytes MaxCoreAttentionBytes(int first, int last) const {
+    return most_core_bytes_.Of(first, last);
+  }
+  // Whether some layer has core attention figures (selective recomputation needs them).
+  bool HasCoreAttention() const { return core_bytes_.back() > 0; }
   WideBytes PeakMemory(int first, int last, int in_flight) const {
     return StateMemory(first, last) +
            ActivationBytes(first, last) * static_cast<WideBytes>(in_flight);
@@ -177,6 +189,9 @@ class CostModel {
   std::vector<double> block_forward_;
   std::vector<WideBytes> block_activations_, block_inputs_;
   RangeMax block_most_activation_;
+  std::vector<double> core_ms_;
+  std::vector<WideBytes> core_bytes_;
+  RangeMax most_core_bytes_;
 };
 
 // Stages on devices of their own (heterogeneous devices, several nodes): stage s reads its

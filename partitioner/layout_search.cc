@@ -26,6 +26,8 @@ struct ProfileStats {
   double params = 0, expert_params = 0, activations = 0;
   double largest_output = 0;
   double outputs = 0, largest_activation = 0;  // sum of output bytes; one layer's most kept
+  double core_attention = 0, largest_core_attention = 0;  // what selective recomputation drops
+  double core_attention_ms = 0;                           // and runs again
 };
 
 ProfileStats StatsOf(Profile profile) {
@@ -42,6 +44,10 @@ ProfileStats StatsOf(Profile profile) {
     s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
     s.outputs += static_cast<double>(l.output_bytes);
     s.largest_activation = std::max(s.largest_activation, static_cast<double>(l.activation_bytes));
+    const double core = static_cast<double>(l.core_attention_bytes.value_or(0));
+    s.core_attention += core;
+    s.core_attention_ms += l.core_attention_ms.value_or(0.0);
+    s.largest_core_attention = std::max(s.largest_core_attention, core);
   }
   s.profile = std::move(profile);
   return s;
@@ -114,7 +120,10 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       recompute && unit == RecomputeUnit::kBlock
           ? std::min(1.0, static_cast<double>(blocks) * chunks / std::max(s.layers, 1))
           : 1.0;
-  const double total = forward + backward + again * recomputing * forward / p;
+  const bool selective = recompute && unit == RecomputeUnit::kSelective;
+  const double total =
+      forward + backward +
+      (selective ? recomputing * s.core_attention_ms / p : again * recomputing * forward / p);
   const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
   const double device_ms = v * chunk;
   const Link link = PipelineLink(layout, s.profile);
@@ -141,18 +150,22 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
       (ExpertOverlapApplies(layout) && p > 1 && m > p ? 1.0 / v : 0.0);
   // Recomputing, each of a device's v chunks keeps its inputs and rebuilds one micro-batch's
   // activations of its own; by layer, it keeps its layers' inputs and rebuilds one layer's.
-  const bool by_layer = recompute && unit != RecomputeUnit::kStage;
-  const double kept = by_layer ? in_flight * (s.outputs * again + s.activations * (1 - again)) / p +
-                                     s.largest_activation
-                      : recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
-                                  : in_flight * s.activations / p;
+  const bool by_layer = recompute && !selective && unit != RecomputeUnit::kStage;
+  const double kept =
+      selective ? in_flight * (s.activations - s.core_attention) / p + s.largest_core_attention
+      : by_layer
+          ? in_flight * (s.outputs * again + s.activations * (1 - again)) / p + s.largest_activation
+      : recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
+                  : in_flight * s.activations / p;
   e.memory = state_bytes + kept;
   // Under auto the first stage that keeps its activations holds them all.
   if (recompute && recomputing < p) e.memory = std::max(e.memory, plain_peak(recomputing));
   // Every stage (device) holds at least one micro-batch of its own activations (or, rebuilding
   // them whole, all of them at once), so the largest holds at least a p-th of them beside its
   // state. Rebuilding layer by layer it may hold only one layer's.
-  e.memory_floor = state_bytes + (by_layer ? 0.0 : s.activations / p);
+  e.memory_floor = state_bytes + (by_layer    ? 0.0
+                                  : selective ? (s.activations - s.core_attention) / p
+                                              : s.activations / p);
   return e;
 }
 

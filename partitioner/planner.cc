@@ -155,6 +155,12 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
     return Status::Error("--recompute must be none, all or auto (got " + Quote(request.recompute) +
                          ")");
   }
+  if (*mode != RecomputeMode::kNone && request.recompute_unit == RecomputeUnit::kSelective &&
+      !CostModel(request.profile, request.optimizer).HasCoreAttention()) {
+    return Status::Error(
+        "--recompute-unit selective needs the core attention's figures of an "
+        "analytic profile (core_attention_bytes); this profile has none");
+  }
   if (*mode != RecomputeMode::kNone && !SupportsPerStageRecompute(context.schedule)) {
     return Status::Error("--recompute with schedule " + context.schedule.name +
                          " is not available yet");
@@ -472,7 +478,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
         };
       }
       if (m == RecomputeMode::kAll && request.devices.empty() &&
-          input.unit != RecomputeUnit::kBlock) {
+          (input.unit == RecomputeUnit::kStage || input.unit == RecomputeUnit::kLayer)) {
         // Every stage's backward is B + F: bounds from those times are tight. (By block only
         // some layers' forwards recur, so there the plain times bound it.)
         recompute_profile = costs.stage_profile(0);

@@ -111,8 +111,16 @@ Result<uint64_t> ModelInputBytes(const std::optional<Model>& model, const Profil
 }
 
 double RecomputeForwardMs(const CostModel& cost, int first, int last, const RecomputeInput& keep) {
-  return keep.unit == RecomputeUnit::kBlock ? cost.BlocksOf(first, last, keep.blocks).forward_ms
-                                            : cost.ForwardMs(first, last);
+  switch (keep.unit) {
+    case RecomputeUnit::kBlock:
+      return cost.BlocksOf(first, last, keep.blocks).forward_ms;
+    case RecomputeUnit::kSelective:
+      return cost.CoreAttentionMs(first, last);
+    case RecomputeUnit::kStage:
+    case RecomputeUnit::kLayer:
+      break;
+  }
+  return cost.ForwardMs(first, last);
 }
 
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
@@ -124,7 +132,10 @@ ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recom
                           const RecomputeInput& keep) {
   ChunkMemory m;
   m.state = cost.StateMemory(first, last);
-  if (recompute && keep.unit == RecomputeUnit::kBlock) {
+  if (recompute && keep.unit == RecomputeUnit::kSelective) {
+    m.per_micro_batch = cost.ActivationBytes(first, last) - cost.CoreAttentionBytes(first, last);
+    m.transient = cost.MaxCoreAttentionBytes(first, last);
+  } else if (recompute && keep.unit == RecomputeUnit::kBlock) {
     const FirstBlocks blocks = cost.BlocksOf(first, last, keep.blocks);
     m.per_micro_batch = cost.ActivationBytes(first, last) - blocks.activations + blocks.inputs +
                         WideBytes{blocks.at_layer_zero ? keep.model_input : 0};

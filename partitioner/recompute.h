@@ -10,6 +10,8 @@
 //              kLayer: kept = sum of layer inputs,    rebuilt = max activation_bytes
 //              kBlock: the first K transformer blocks as kLayer, the other layers' kept
 //                      activation_bytes as without recomputation
+//              kSelective: kept = sum activation_bytes less the core attention's,
+//                      rebuilt = the most core attention bytes of one layer
 //   backward = backward_ms + forward_ms (one more forward per micro-batch; kBlock: of the K)
 #pragma once
 

@@ -49,6 +49,7 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
   m.expert_param_bytes = static_cast<double>(kind.RankExpertParamCount(layer, options.par)) * e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
   m.output_bytes = kind.OutputBytes(layer, sh);
+  m.core_attention_bytes = kind.CoreAttentionBytes(layer, sh);
   return m;
 }
 
@@ -69,6 +70,8 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   PP_RETURN_IF_ERROR(
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
+  PP_RETURN_IF_ERROR(CheckedBytes(layer, "core attention", memory.core_attention_bytes,
+                                  &cost.core_attention_bytes));
 
   LayerKernels k = ListKernels(layer, input, kernels, options);
   ParallelLayout layout;
@@ -97,6 +100,12 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   cost.forward_ms = parts.forward_ms;
   cost.backward_input_ms = parts.backward_input_ms;
   cost.backward_weight_ms = parts.backward_weight_ms;
+  for (const Kernel& kernel : k.forward) {
+    if (kernel.core_attention) {
+      cost.core_attention_ms +=
+          KernelTimeMs(kernel, device, kernels, Direction::kForward, timing.rates);
+    }
+  }
   cost.forward_flops = TotalFlops(k.forward);
   cost.backward_flops = TotalFlops(k.backward_input) + TotalFlops(k.backward_weight);
   cost.forward_bytes = TotalBytes(k.forward);
@@ -158,6 +167,10 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     lp.expert_param_bytes = c.expert_param_bytes;
     lp.activation_bytes = c.activation_bytes;
     lp.output_bytes = c.output_bytes;
+    if (c.core_attention_bytes > 0) {
+      lp.core_attention_ms = c.core_attention_ms;
+      lp.core_attention_bytes = c.core_attention_bytes;
+    }
     p.layers.push_back(std::move(lp));
   }
   return p;

@@ -54,6 +54,7 @@ struct LayerMemory {
   double expert_param_bytes = 0;  // of param_bytes, the routed experts'
   double activation_bytes = 0;
   double output_bytes = 0;
+  double core_attention_bytes = 0;  // of activation_bytes (LayerKindEntry::CoreAttentionBytes)
 };
 // Parameters at DTypeBytes(dtype); what the layer keeps and passes on at
 // KernelTrafficBytes(dtype), the linear layers' inputs kept for their weight gradients at
@@ -79,6 +80,10 @@ struct LayerCost {
   uint64_t expert_param_bytes = 0;
   uint64_t activation_bytes = 0;
   uint64_t output_bytes = 0;
+  // The core attention's forward (its kernels marked core_attention) and what it keeps: what
+  // selective recomputation runs again and drops.
+  double core_attention_ms = 0;
+  uint64_t core_attention_bytes = 0;
 };
 
 // How AnalyticLayerCost times the kernels: the rates, and the layout whose groups carry the

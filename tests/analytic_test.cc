@@ -130,6 +130,45 @@ TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {
   EXPECT_EQ(cost->activation_bytes, static_cast<uint64_t>(published - dropout + stats));
 }
 
+// Selective recomputation drops the core attention's kept tensors: with dropout those are
+// Korthikanti et al.'s 5as^2b bytes (the probabilities and the dropout's output in 16 bits, its
+// one-byte mask), the term their selective recomputation removes; the fused kernel keeps only
+// an fp32 statistic per query row. What it runs again is those kernels' forward.
+TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {
+  const Model m = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "one-block",
+      "dtype": "bf16", "input": {"micro_batch_size": 8, "seq_len": 1024},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 50257, "hidden": 768},
+                 {"name": "block", "op": "transformer_block", "hidden": 768, "heads": 12,
+                  "ffn": 3072, "norm": "layernorm", "mlp": "gelu", "causal": true,
+                  "dropout": 0.1}]})");
+  const Layer* block = FindLayer(m, "block");
+  ASSERT_NE(block, nullptr);
+  const double b = 8, s = 1024, a = 12;
+  KernelOptions unfused;
+  unfused.flash_attention = false;
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, unfused).core_attention_bytes,
+            5 * a * s * s * b);
+  KernelOptions fused;
+  fused.flash_attention = true;
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, fused).core_attention_bytes,
+            4 * a * s * b);
+  for (const KernelOptions& o : {unfused, fused}) {
+    Result<LayerCost> cost = AnalyticLayerCost(*block, m.input, DType::kBf16, H100(), o);
+    ASSERT_TRUE(cost.ok()) << cost.message();
+    double ms = 0;
+    for (const Kernel& k : ListKernels(*block, m.input, DType::kBf16, o).forward) {
+      const std::string name(k.name);
+      if (name == "attention" || name == "attention_scores" || name == "softmax" ||
+          name == "attention_dropout" || name == "attention_context") {
+        ms += KernelTimeMs(k, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved);
+      }
+    }
+    EXPECT_GT(ms, 0);
+    EXPECT_NEAR(cost->core_attention_ms, ms, 1e-12);
+    EXPECT_LT(cost->core_attention_ms, cost->forward_ms);
+  }
+}
+
 // Weight gradients accumulated in a pass of their own (--wgrad-accumulation separate): the
 // weight part grows by one memory-bound kernel that reads the new gradient and reads and
 // writes the main one (bf16 without a sharded optimizer, fp32 with one), per parameter of the

@@ -526,6 +526,13 @@ TEST(Megatron, RecomputationBecomesTheUniformFlags) {
   const std::string block = Export(plan, "megatron");
   EXPECT_NE(block.find("\n--recompute-method block\n"), std::string::npos) << block;
   EXPECT_EQ(FlagValue(block, "--recompute-num-layers"), 2);
+  // Selective: the core attention, with no method or layer count.
+  plan.recompute_unit = RecomputeUnit::kSelective;
+  const std::string selective = Export(plan, "megatron");
+  EXPECT_NE(selective.find("\n--recompute-granularity selective\n--recompute-modules core_attn\n"),
+            std::string::npos)
+      << selective;
+  EXPECT_EQ(selective.find("--recompute-method"), std::string::npos) << selective;
 }
 
 // DeepSpeed's activation_checkpoint_interval checkpoints runs of that many of a stage's
@@ -559,6 +566,9 @@ TEST(RecomputeExport, DeepSpeedIntervalAndTorchTitanPolicy) {
   plan.recompute_blocks = 2;
   EXPECT_EQ(interval(Export(plan, "deepspeed")), 0);
   EXPECT_NE(TitanRefusal(plan).find("first 2 blocks"), std::string::npos) << TitanRefusal(plan);
+  plan.recompute_unit = RecomputeUnit::kSelective;
+  EXPECT_EQ(interval(Export(plan, "deepspeed")), 0);
+  EXPECT_NE(TitanRefusal(plan).find("core attention"), std::string::npos) << TitanRefusal(plan);
 }
 
 // DeepSpeed checks train_batch_size = micro-batch x accumulation steps x data-parallel ranks

@@ -120,6 +120,41 @@ TEST(Recompute, MemoryAndTimeAreClosedForms) {
   EXPECT_FALSE(PlanFromJson(bad).ok());
 }
 
+// Selective: each recomputing stage drops its layers' core attention bytes and rebuilds one
+// layer's at a time; B grows by their core attention's forward. A profile without the figures
+// is refused in one line.
+TEST(Recompute, SelectiveIsAClosedForm) {
+  PlanRequest r = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
+                           Layer(2, 1, 2, 10, 100, 70), Layer(3, 1, 2, 10, 100, 0)});
+  r.num_stages = 2;
+  r.num_micro_batches = 4;
+  r.method = "given";
+  r.boundaries = {2};
+  r.recompute = "all";
+  r.recompute_unit = RecomputeUnit::kSelective;
+  Result<Plan> refused = MakePlan(r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("core_attention_bytes"), std::string::npos) << refused.message();
+  const double core_ms[] = {0, 0.25, 0.5, 0.25};
+  const uint64_t core_bytes[] = {0, 60, 30, 50};
+  for (int i = 0; i < 4; ++i) {
+    r.profile.layers[i].core_attention_ms = core_ms[i];
+    r.profile.layers[i].core_attention_bytes = core_bytes[i];
+  }
+  Result<Plan> plan = MakePlan(r);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_EQ(plan->stages[0].peak_memory_bytes, 2 * 20 + 4 * (200 - 60) + 60);
+  EXPECT_EQ(plan->stages[1].peak_memory_bytes, 2 * 20 + 4 * (200 - 80) + 50);
+  EXPECT_EQ(plan->stages[0].backward_ms, 4.25);
+  EXPECT_EQ(plan->stages[1].backward_ms, 4.75);
+  const Json doc = BareJson(*plan);
+  EXPECT_EQ(doc["recompute_unit"], "selective");
+  Result<Plan> back = PlanFromJson(doc);
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->recompute_unit, RecomputeUnit::kSelective);
+  EXPECT_EQ(SimulatePlan(*back)->step_time_ms, plan->predicted.step_time_ms);
+}
+
 // By block: the first K transformer blocks of each recomputing stage keep their inputs and
 // rebuild one at a time; the other layers keep their activations; B grows by those blocks'
 // forward only.
@@ -251,7 +286,17 @@ double BruteForce(const PlanRequest& r) {
         uint64_t kept = first == 0 ? 128 : r.profile.layers[first - 1].output_bytes;
         uint64_t rebuilt = acts;
         double again_f = f;                               // the forward run again
-        if (r.recompute_unit != RecomputeUnit::kStage) {  // each rebuilt layer's input, one layer's
+        if (r.recompute_unit == RecomputeUnit::kSelective) {  // less the core attention's
+          kept = acts;
+          rebuilt = 0;
+          again_f = 0;
+          for (int i = first; i <= last; ++i) {
+            const LayerProfile& l = r.profile.layers[i];
+            kept -= *l.core_attention_bytes;
+            rebuilt = std::max<uint64_t>(rebuilt, *l.core_attention_bytes);
+            again_f += *l.core_attention_ms;
+          }
+        } else if (r.recompute_unit != RecomputeUnit::kStage) {  // each rebuilt layer's input
           rebuilt = 0;
           kept = 0;
           again_f = 0;
@@ -305,10 +350,20 @@ TEST(Recompute, DpEqualsBruteForceOnRandomCases) {
     r.method = "dp";
     r.recompute = std::vector<std::string>{"none", "all", "auto"}[trial % 3];
     r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
-                                                  RecomputeUnit::kBlock}[(trial / 3) % 3];
+                                                  RecomputeUnit::kBlock,
+                                                  RecomputeUnit::kSelective}[(trial / 3) % 4];
     if (r.recompute_unit == RecomputeUnit::kBlock) {
       r.recompute_blocks = uniform(1, 3);
       for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
+    }
+    if (r.recompute_unit == RecomputeUnit::kSelective) {
+      // At most each layer's forward and activations, and some somewhere (the planner needs them).
+      for (LayerProfile& l : r.profile.layers) {
+        l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
+        l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
+      }
+      r.profile.layers[0].activation_bytes += 1;
+      r.profile.layers[0].core_attention_bytes = *r.profile.layers[0].core_attention_bytes + 1;
     }
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     const double best = BruteForce(r);
@@ -343,10 +398,20 @@ TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
     r.recompute = trial % 2 ? "all" : "auto";
     r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
-                                                  RecomputeUnit::kBlock}[(trial / 2) % 3];
+                                                  RecomputeUnit::kBlock,
+                                                  RecomputeUnit::kSelective}[(trial / 2) % 4];
     if (r.recompute_unit == RecomputeUnit::kBlock) {
       r.recompute_blocks = uniform(1, 3);
       for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
+    }
+    if (r.recompute_unit == RecomputeUnit::kSelective) {
+      // At most each layer's forward and activations, and some somewhere (the planner needs them).
+      for (LayerProfile& l : r.profile.layers) {
+        l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
+        l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
+      }
+      r.profile.layers[0].activation_bytes += 1;
+      r.profile.layers[0].core_attention_bytes = *r.profile.layers[0].core_attention_bytes + 1;
     }
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     r.objective = "step";
@@ -500,6 +565,17 @@ TEST(Recompute, CliRecordsAndReportsRecomputingStages) {
   EXPECT_EQ(by_layer["recompute_unit"], "layer");
   EXPECT_FALSE(by_stage.contains("recompute_unit"));
   EXPECT_NE(by_layer["stages"][0]["peak_memory_bytes"], by_stage["stages"][0]["peak_memory_bytes"]);
+  // Selective from the analytic profile: planned; `run` says it cannot run it yet.
+  const testing::CommandResult selective = testing::RunTool(
+      "plan models/gpt2-small.json --stages 2 --micro-batches 4 --recompute all "
+      "--recompute-unit selective -o " +
+      dir + "/selective.json");
+  ASSERT_EQ(selective.exit_code, 0) << selective.err;
+  EXPECT_NE(selective.out.find("core attention"), std::string::npos) << selective.out;
+  const testing::CommandResult run =
+      testing::RunTool("run " + dir + "/selective.json --backend cpu --steps 1");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("not available yet"), std::string::npos) << run.err;
   const testing::CommandResult bad = testing::RunTool(
       "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --recompute all "
       "--recompute-unit block");

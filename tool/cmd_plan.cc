@@ -654,9 +654,11 @@ Handler SetupPlan(CLI::App& sub) {
              "each layer's forward just before its backward, as Megatron-LM's "
              "--recompute-num-layers 1) or block (so for the first --recompute-blocks "
              "transformer blocks of each stage only, as Megatron-LM's --recompute-method "
-             "block). Left out with --stages auto over the layout, each candidate that "
+             "block), or selective (only the core attention: its probabilities dropped and "
+             "its forward run again, as Megatron-LM's --recompute-granularity selective). "
+             "Left out with --stages auto over the layout, each candidate that "
              "recomputes does so by stage or by layer, whichever fits it better")
-          ->check(CLI::IsMember({"stage", "layer", "block"}))
+          ->check(CLI::IsMember({"stage", "layer", "block", "selective"}))
           ->capture_default_str();
   sub.add_option("--recompute-blocks", f->recompute_blocks,
                  "With --recompute-unit block: the transformer blocks K each recomputing "

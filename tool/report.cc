@@ -149,6 +149,10 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
         out << "keep the input of each of their first " << plan.recompute_blocks
             << " transformer blocks and run its forward again before its backward";
         break;
+      case RecomputeUnit::kSelective:
+        out << "drop their core attention's probabilities and run its forward again before "
+               "each layer's backward";
+        break;
     }
     out << "\n";
   }

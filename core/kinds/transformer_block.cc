@@ -74,7 +74,6 @@ class TransformerBlock final : public LayerKindEntry {
     const AttentionWidths w = RankAttention(l, r.tp);
     const double h = static_cast<double>(l.hidden);
     const double q = static_cast<double>(w.q()), kv = static_cast<double>(w.kv());
-    const double heads = sh.b * static_cast<double>(w.heads);  // attention problems
     // At e_inputs: the products' inputs, the norms' outputs and (a copy of its own where the
     // inputs are kept quantized) the attention output; at e the rest.
     const bool copies = sh.e_inputs != sh.e;
@@ -88,24 +87,22 @@ class TransformerBlock final : public LayerKindEntry {
       elements += r.rows * (q + kv);                                   // q and k before it
       bytes += r.rows * static_cast<double>(w.heads + w.kv_heads) * 4;  // fp32 rstd per head
     }
-    if (sh.flash_attention) {
-      bytes += heads * r.seq * 4;  // fp32 log-sum-exp per query row
-    } else {
-      elements += heads * r.seq * sh.s;  // softmax probabilities: own queries, all keys
-    }
-    if (l.dropout > 0) {
-      // One-byte masks of the two branch dropouts; unfused attention also keeps its dropout's
-      // mask and output (the fused kernel regenerates its mask from the random seed).
-      bytes += 2 * r.sp_rows * h;
-      if (!sh.flash_attention) {
-        elements += heads * r.seq * sh.s;
-        bytes += heads * r.seq * sh.s;
-      }
-    }
+    // One-byte masks of the two branch dropouts.
+    if (l.dropout > 0) bytes += 2 * r.sp_rows * h;
     const MlpKept mlp = MlpActivationElements(l, sh);
     inputs += mlp.inputs;
     return (elements + mlp.elements) * sh.e + inputs * sh.e_inputs + bytes +
-           MlpActivationExtraBytes(l, sh);
+           MlpActivationExtraBytes(l, sh) + CoreAttentionBytes(l, sh);
+  }
+
+  double CoreAttentionBytes(const Layer& l, const KernelShape& sh) const override {
+    const RankSplit r = RankSplitOf(sh);
+    const double heads = sh.b * static_cast<double>(RankAttention(l, r.tp).heads);
+    if (sh.flash_attention) return heads * r.seq * 4;  // fp32 log-sum-exp per query row
+    // The softmax probabilities (own queries, all keys); with dropout also its output and
+    // one-byte mask (the fused kernel regenerates its mask from the random seed).
+    const double scores = heads * r.seq * sh.s;
+    return scores * sh.e + (l.dropout > 0 ? scores * (sh.e + 1) : 0);
   }
 
   double OutputBytes(const Layer& l, const KernelShape& sh) const override {
@@ -258,16 +255,20 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   // Reads q, k and the gains; writes both and an fp32 rstd per head.
   if (l.qk_norm) Add(fwd, MemoryKernel("qk_norm", 2 * qk + qk_gain + head_rows * 4));
   if (l.rotary) Add(fwd, MemoryKernel("rotary", 2 * qk));  // reads q and k; writes both
+  const auto core = [](Kernel kernel) {
+    kernel.core_attention = true;
+    return kernel;
+  };
   if (sh.flash_attention) {
     // Reads Q, K, V, writes O (and the row statistics).
-    Add(fwd, FlashKernel("attention", 2, heads, sq, s, d, l.causal,
-                         2 * q_bytes + 2 * kv_all + stats));
+    Add(fwd, core(FlashKernel("attention", 2, heads, sq, s, d, l.causal,
+                              2 * q_bytes + 2 * kv_all + stats)));
   } else {
-    Add(fwd, BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e));
-    Add(fwd, MemoryKernel("softmax", 2 * scores));  // scale, mask and softmax in one pass
+    Add(fwd, core(BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e)));
+    Add(fwd, core(MemoryKernel("softmax", 2 * scores)));  // scale, mask and softmax in one pass
     // Reads P, writes the dropped-out P and the mask.
-    if (dropout) Add(fwd, MemoryKernel("attention_dropout", 2 * scores + score_mask));
-    Add(fwd, BatchedGemmKernel("attention_context", heads, sq, s, d, sh.e));
+    if (dropout) Add(fwd, core(MemoryKernel("attention_dropout", 2 * scores + score_mask)));
+    Add(fwd, core(BatchedGemmKernel("attention_context", heads, sq, s, d, sh.e)));
   }
   Add(fwd, proj.forward);
   Add(fwd, MemoryKernel("residual_add1", add + branch_mask));

@@ -157,6 +157,11 @@ class DeepSpeed final : public Exporter {
     const int interval = plan.recompute_unit == RecomputeUnit::kLayer ? 1 : largest;
     const std::string line = "ACTIVATION_CHECKPOINT_INTERVAL = ";
     if (recomputing == 0) return line + "0  # activation_checkpoint_interval: no recomputation\n";
+    if (plan.recompute_unit == RecomputeUnit::kSelective) {
+      return line +
+             "0  # the plan recomputes only the core attention, which no interval "
+             "expresses\n";
+    }
     if (plan.recompute_unit == RecomputeUnit::kBlock) {
       return line + "0  # the plan recomputes only the first " +
              std::to_string(plan.recompute_blocks) +

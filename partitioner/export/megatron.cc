@@ -185,9 +185,13 @@ class Megatron final : public Exporter {
     // By block: the first K transformer layers of each (virtual) stage, each on its own.
     const bool block = plan.recompute_unit == RecomputeUnit::kBlock;
     if (block) largest = plan.recompute_blocks;
-    const std::string flags = std::string("--recompute-granularity full\n--recompute-method ") +
-                              (block ? "block" : "uniform") + "\n--recompute-num-layers " +
-                              std::to_string(largest) + "\n";
+    // Selective: the core attention of every layer (Megatron-LM's default recompute_modules).
+    const std::string flags =
+        plan.recompute_unit == RecomputeUnit::kSelective
+            ? std::string("--recompute-granularity selective\n--recompute-modules core_attn\n")
+            : std::string("--recompute-granularity full\n--recompute-method ") +
+                  (block ? "block" : "uniform") + "\n--recompute-num-layers " +
+                  std::to_string(largest) + "\n";
     if (recomputing == static_cast<int>(plan.stages.size())) return flags;
     // Megatron-LM's flags are the same on every stage: they cannot recompute only some.
     std::string inline_flags = flags;

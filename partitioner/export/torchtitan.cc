@@ -243,6 +243,12 @@ class TorchTitan final : public Exporter {
           "this plan cannot be expressed for torchtitan: only some of its "
           "stages recompute, and torchtitan checkpoints every block alike");
     }
+    if (plan.recompute_unit == RecomputeUnit::kSelective) {
+      return Status::Error(
+          "this plan cannot be expressed for torchtitan: it recomputes only "
+          "the core attention, and torchtitan's selective policy chooses "
+          "its own operations");
+    }
     if (plan.recompute_unit == RecomputeUnit::kBlock) {
       return Status::Error(
           "this plan cannot be expressed for torchtitan: its stages recompute "
