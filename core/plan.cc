@@ -171,16 +171,18 @@ Json LayoutToJson(const ParallelLayout& l) {
 
 }  // namespace
 
-std::string_view OptimizerName(Optimizer o) {
-  for (const auto& [value, name] : kOptimizers) {
-    if (value == o) return name;
+// A value's name in a table of (value, name) pairs, and back.
+template <typename T, size_t N>
+std::string_view NameIn(const std::pair<T, std::string_view> (&table)[N], T value) {
+  for (const auto& [v, name] : table) {
+    if (v == value) return name;
   }
   return "?";
 }
-
-std::optional<Optimizer> ParseOptimizer(std::string_view name) {
-  for (const auto& [value, n] : kOptimizers) {
-    if (n == name) return value;
+template <typename T, size_t N>
+std::optional<T> ValueIn(const std::pair<T, std::string_view> (&table)[N], std::string_view name) {
+  for (const auto& [v, n] : table) {
+    if (n == name) return v;
   }
   return std::nullopt;
 }
@@ -192,18 +194,13 @@ constexpr std::pair<RecomputeUnit, std::string_view> kRecomputeUnits[] = {
     {RecomputeUnit::kSelective, "selective"},
 };
 
-std::string_view RecomputeUnitName(RecomputeUnit u) {
-  for (const auto& [value, name] : kRecomputeUnits) {
-    if (value == u) return name;
-  }
-  return "?";
+std::string_view OptimizerName(Optimizer o) { return NameIn(kOptimizers, o); }
+std::optional<Optimizer> ParseOptimizer(std::string_view name) {
+  return ValueIn(kOptimizers, name);
 }
-
+std::string_view RecomputeUnitName(RecomputeUnit u) { return NameIn(kRecomputeUnits, u); }
 std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name) {
-  for (const auto& [value, n] : kRecomputeUnits) {
-    if (n == name) return value;
-  }
-  return std::nullopt;
+  return ValueIn(kRecomputeUnits, name);
 }
 
 Result<Plan> PlanFromJson(const Json& doc) {

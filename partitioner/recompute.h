@@ -12,7 +12,8 @@
 //                      activation_bytes as without recomputation
 //              kSelective: kept = sum activation_bytes less the core attention's,
 //                      rebuilt = the most core attention bytes of one layer
-//   backward = backward_ms + forward_ms (one more forward per micro-batch; kBlock: of the K)
+//   backward = backward_ms + forward_ms (one more forward per micro-batch; kBlock: of the K
+//              blocks; kSelective: core_attention_ms)
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,8 @@ struct RecomputeInput {
 };
 
 // The forward a recomputing stage [first, last] runs again per micro-batch: all of its
-// layers' (kStage, kLayer) or its first `keep.blocks` transformer blocks' (kBlock).
+// layers' (kStage, kLayer), its first `keep.blocks` transformer blocks' (kBlock), or its core
+// attention's (kSelective).
 double RecomputeForwardMs(const CostModel& cost, int first, int last, const RecomputeInput& keep);
 
 // Peak memory of stage [first, last] with in_flight micro-batches, recomputing or not.

@@ -566,6 +566,19 @@ TEST(LayoutSearch, BestIsTheBruteForceOptimum) {
   EXPECT_NEAR(*found->best.predicted.batch_time_ms, best, 1e-9 * best);
 }
 
+// gpt2-small over 8 GPUs of one node and 32 samples, tp and cp 1, ZeRO 0, under `limit`.
+void SmallSearch(const Model& model, uint64_t limit, PlanRequest* base, LeverSpace* space) {
+  base->model = model;
+  base->memory_limit = limit;
+  base->step_budget_s = 5;
+  space->gpus_total = 8;
+  space->global_batch = 32;
+  space->gpus_per_node = 8;
+  space->tp = {1};
+  space->cp = {1};
+  space->zero = {0};
+}
+
 // The same with the recomputation lever and the interleaved schedule under a memory limit
 // that makes some layouts recompute: one-chunk schedules recompute the stages over the limit
 // (--recompute auto), interleaved ones every chunk (--recompute all). The brute force plans
@@ -576,16 +589,8 @@ TEST(LayoutSearch, BestWithRecomputationIsTheBruteForceOptimum) {
   const DeviceSpec& device = *FindDevice("h100");
   const uint64_t limit = uint64_t{1400} << 20;
   PlanRequest base;
-  base.model = *model;
-  base.memory_limit = limit;
-  base.step_budget_s = 5;
   LeverSpace space;
-  space.gpus_total = 8;
-  space.global_batch = 32;
-  space.gpus_per_node = 8;
-  space.tp = {1};
-  space.cp = {1};
-  space.zero = {0};
+  SmallSearch(*model, limit, &base, &space);
   space.schedules = {"1f1b", "interleaved"};
   space.virtual_stages = {2};
   space.micro_batch_sizes = {2, 4};
@@ -639,16 +644,8 @@ TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
   const DeviceSpec& device = *FindDevice("h100");
   const uint64_t limit = uint64_t{1600} << 20;
   PlanRequest base;
-  base.model = *model;
-  base.memory_limit = limit;
-  base.step_budget_s = 5;
   LeverSpace space;
-  space.gpus_total = 8;
-  space.global_batch = 32;
-  space.gpus_per_node = 8;
-  space.tp = {1};
-  space.cp = {1};
-  space.zero = {0};
+  SmallSearch(*model, limit, &base, &space);
   space.schedules = {"1f1b"};
   space.micro_batch_sizes = {2, 4};
   space.recompute_all = true;

@@ -64,14 +64,21 @@ Json BareJson(Plan plan) {
   return PlanToJson(plan);
 }
 
-TEST(Recompute, MemoryAndTimeAreClosedForms) {
-  // Two stages of two layers, gpipe with m = 4 (4 micro-batches in flight on each stage).
+// Four layers of 10 parameter bytes and 100 activation bytes each (outputs 40, 60, 70, 0),
+// split {2} into two gpipe stages with m = 4.
+PlanRequest TwoStages() {
   PlanRequest r = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
                            Layer(2, 1, 2, 10, 100, 70), Layer(3, 1, 2, 10, 100, 0)});
   r.num_stages = 2;
   r.num_micro_batches = 4;
   r.method = "given";
   r.boundaries = {2};
+  return r;
+}
+
+TEST(Recompute, MemoryAndTimeAreClosedForms) {
+  // Two stages of two layers, gpipe with m = 4 (4 micro-batches in flight on each stage).
+  PlanRequest r = TwoStages();
   for (const std::string mode : {"none", "all"}) {
     r.recompute = mode;
     Result<Plan> plan = MakePlan(r);
@@ -124,12 +131,7 @@ TEST(Recompute, MemoryAndTimeAreClosedForms) {
 // layer's at a time; B grows by their core attention's forward. A profile without the figures
 // is refused in one line.
 TEST(Recompute, SelectiveIsAClosedForm) {
-  PlanRequest r = Request({Layer(0, 1, 2, 10, 100, 40), Layer(1, 1, 2, 10, 100, 60),
-                           Layer(2, 1, 2, 10, 100, 70), Layer(3, 1, 2, 10, 100, 0)});
-  r.num_stages = 2;
-  r.num_micro_batches = 4;
-  r.method = "given";
-  r.boundaries = {2};
+  PlanRequest r = TwoStages();
   r.recompute = "all";
   r.recompute_unit = RecomputeUnit::kSelective;
   Result<Plan> refused = MakePlan(r);
@@ -263,6 +265,26 @@ std::vector<LayerProfile> RandomLayers(std::mt19937_64& rng) {
   return layers;
 }
 
+// `unit` on `r`, with what it needs: for kBlock a random K and random transformer blocks, for
+// kSelective random core attention figures (at most each layer's forward and activations, and
+// some somewhere: the planner needs them).
+void SetRandomUnit(RecomputeUnit unit, std::mt19937_64& rng, PlanRequest* r) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  r->recompute_unit = unit;
+  if (unit == RecomputeUnit::kBlock) {
+    r->recompute_blocks = uniform(1, 3);
+    for (LayerProfile& l : r->profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
+  }
+  if (unit == RecomputeUnit::kSelective) {
+    for (LayerProfile& l : r->profile.layers) {
+      l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
+      l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
+    }
+    r->profile.layers[0].activation_bytes += 1;
+    r->profile.layers[0].core_attention_bytes = *r->profile.layers[0].core_attention_bytes + 1;
+  }
+}
+
 // Brute force: every split, each stage recomputing as the mode says, under the limit.
 double BruteForce(const PlanRequest& r) {
   const int n = static_cast<int>(r.profile.layers.size());
@@ -349,22 +371,10 @@ TEST(Recompute, DpEqualsBruteForceOnRandomCases) {
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
     r.method = "dp";
     r.recompute = std::vector<std::string>{"none", "all", "auto"}[trial % 3];
-    r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
-                                                  RecomputeUnit::kBlock,
-                                                  RecomputeUnit::kSelective}[(trial / 3) % 4];
-    if (r.recompute_unit == RecomputeUnit::kBlock) {
-      r.recompute_blocks = uniform(1, 3);
-      for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
-    }
-    if (r.recompute_unit == RecomputeUnit::kSelective) {
-      // At most each layer's forward and activations, and some somewhere (the planner needs them).
-      for (LayerProfile& l : r.profile.layers) {
-        l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
-        l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
-      }
-      r.profile.layers[0].activation_bytes += 1;
-      r.profile.layers[0].core_attention_bytes = *r.profile.layers[0].core_attention_bytes + 1;
-    }
+    SetRandomUnit(std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
+                                             RecomputeUnit::kBlock,
+                                             RecomputeUnit::kSelective}[(trial / 3) % 4],
+                  rng, &r);
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     const double best = BruteForce(r);
     Result<Plan> plan = MakePlan(r);
@@ -397,22 +407,10 @@ TEST(Recompute, StepObjectiveEqualsBruteForceAndNamesTheLeastLimit) {
     r.num_micro_batches = uniform(1, 6);
     r.schedule = uniform(0, 1) ? "gpipe" : "1f1b";
     r.recompute = trial % 2 ? "all" : "auto";
-    r.recompute_unit = std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
-                                                  RecomputeUnit::kBlock,
-                                                  RecomputeUnit::kSelective}[(trial / 2) % 4];
-    if (r.recompute_unit == RecomputeUnit::kBlock) {
-      r.recompute_blocks = uniform(1, 3);
-      for (LayerProfile& l : r.profile.layers) l.op = uniform(0, 2) ? "transformer_block" : "";
-    }
-    if (r.recompute_unit == RecomputeUnit::kSelective) {
-      // At most each layer's forward and activations, and some somewhere (the planner needs them).
-      for (LayerProfile& l : r.profile.layers) {
-        l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
-        l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
-      }
-      r.profile.layers[0].activation_bytes += 1;
-      r.profile.layers[0].core_attention_bytes = *r.profile.layers[0].core_attention_bytes + 1;
-    }
+    SetRandomUnit(std::vector<RecomputeUnit>{RecomputeUnit::kStage, RecomputeUnit::kLayer,
+                                             RecomputeUnit::kBlock,
+                                             RecomputeUnit::kSelective}[(trial / 2) % 4],
+                  rng, &r);
     r.memory_limit = 200 * static_cast<uint64_t>(uniform(1, 10));
     r.objective = "step";
     r.step_budget_s = 60;
