@@ -93,6 +93,7 @@ Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange&
 // the allocation and the memory check before it use.
 struct ArenaSize {
   int64_t total = 0, work = 0, act = 0, input = 0;
+  int64_t rebuilt_saved = 0;  // the one set the rebuilt layers share (the largest's)
 };
 
 ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& spec, bool split) {
@@ -102,14 +103,13 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
   const bool recompute = spec.range.recompute;
   const bool by_layer = recompute && spec.range.unit != RecomputeUnit::kStage;
   const int saved_sets = recompute && !by_layer ? 1 : num_slots;  // activations kept at once
-  int64_t largest_saved = 0;
   for (size_t j = 0; j < layers.size(); ++j) {
     const CpuLayer<float>& l = *layers[j].layer;
     size.total += 4 * l.param_count() +
                   (split ? num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
     if (!layers[j].rebuilt) size.total += saved_sets * l.saved_count();
     if (layers[j].rebuilt && j > 0) size.total += num_slots * layers[j - 1].layer->output_count();
-    if (layers[j].rebuilt) largest_saved = std::max(largest_saved, l.saved_count());
+    if (layers[j].rebuilt) size.rebuilt_saved = std::max(size.rebuilt_saved, l.saved_count());
     size.work = std::max(size.work, l.workspace_count());
     size.act = std::max({size.act, l.output_count(), l.rows() * std::max<int64_t>(l.in_width(), 1)});
   }
@@ -119,7 +119,7 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
   if (recompute && !spec.first && (!by_layer || layers.front().rebuilt)) {
     size.total += num_slots * size.input;
   }
-  if (by_layer) size.total += largest_saved + size.act;  // one layer's set; the rebuilt output
+  if (by_layer) size.total += size.rebuilt_saved + size.act;  // one layer's set; its output
   return size;
 }
 
@@ -297,12 +297,8 @@ class CpuDevice final : public PipelineDevice {
       at += n;
       return p;
     };
-    int64_t largest_saved = 0;
-    for (const LayerState& ls : c.layers) {
-      if (ls.rebuilt) largest_saved = std::max(largest_saved, ls.layer->saved_count());
-    }
-    // Recomputing by layer, every layer rebuilds its activations into one set.
-    float* layer_saved = c.by_layer ? take(largest_saved) : nullptr;
+    // Recomputing by layer, every rebuilt layer rebuilds its activations into one set.
+    float* layer_saved = c.by_layer ? take(size.rebuilt_saved) : nullptr;
     for (size_t j = 0; j < c.layers.size(); ++j) {
       LayerState& ls = c.layers[j];
       const CpuLayer<float>& l = *ls.layer;

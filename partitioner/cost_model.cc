@@ -51,7 +51,14 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   expert_params_.assign(layers_ + 1, 0);
   activations_.assign(layers_ + 1, 0);
   outputs_.assign(layers_ + 1, 0);
-  long double f = 0, b = 0, t = 0;
+  std::vector<WideBytes> each(layers_), block_each, core_each(layers_);
+  core_ms_.assign(layers_ + 1, 0.0);
+  core_bytes_.assign(layers_ + 1, 0);
+  blocks_before_.assign(layers_ + 1, 0);
+  block_forward_.assign(1, 0.0);
+  block_activations_.assign(1, 0);
+  block_inputs_.assign(1, 0);
+  long double f = 0, b = 0, t = 0, core_f = 0, block_f = 0;
   for (size_t i = 0; i < layers_; ++i) {
     const LayerProfile& l = profile.layers[i];
     f += l.forward_ms;
@@ -64,18 +71,6 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     expert_params_[i + 1] = expert_params_[i] + l.routed_expert_bytes();
     activations_[i + 1] = activations_[i] + l.activation_bytes;
     outputs_[i + 1] = outputs_[i] + l.output_bytes;
-  }
-  std::vector<WideBytes> each(layers_), block_each, core_each(layers_);
-  core_ms_.assign(layers_ + 1, 0.0);
-  core_bytes_.assign(layers_ + 1, 0);
-  long double core_f = 0;
-  blocks_before_.assign(layers_ + 1, 0);
-  block_forward_.assign(1, 0.0);
-  block_activations_.assign(1, 0);
-  block_inputs_.assign(1, 0);
-  long double block_f = 0;
-  for (size_t i = 0; i < layers_; ++i) {
-    const LayerProfile& l = profile.layers[i];
     each[i] = l.activation_bytes;
     core_f += l.core_attention_ms.value_or(0.0);
     core_ms_[i + 1] = static_cast<double>(core_f);

@@ -160,8 +160,6 @@ class CostModel {
   WideBytes MaxCoreAttentionBytes(int first, int last) const {
     return most_core_bytes_.Of(first, last);
   }
-  // Whether some layer has core attention figures (selective recomputation needs them).
-  bool HasCoreAttention() const { return core_bytes_.back() > 0; }
   WideBytes PeakMemory(int first, int last, int in_flight) const {
     return StateMemory(first, last) +
            ActivationBytes(first, last) * static_cast<WideBytes>(in_flight);

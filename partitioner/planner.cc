@@ -156,7 +156,7 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
                          ")");
   }
   if (*mode != RecomputeMode::kNone && request.recompute_unit == RecomputeUnit::kSelective &&
-      !CostModel(request.profile, request.optimizer).HasCoreAttention()) {
+      !HasCoreAttention(request.profile)) {
     return Status::Error(
         "--recompute-unit selective needs the core attention's figures of an "
         "analytic profile (core_attention_bytes); this profile has none");
@@ -479,8 +479,8 @@ Result<Plan> MakePlan(const PlanRequest& request) {
       }
       if (m == RecomputeMode::kAll && request.devices.empty() &&
           (input.unit == RecomputeUnit::kStage || input.unit == RecomputeUnit::kLayer)) {
-        // Every stage's backward is B + F: bounds from those times are tight. (By block only
-        // some layers' forwards recur, so there the plain times bound it.)
+        // Every stage's backward is B + F: bounds from those times are tight. (By block or
+        // selectively only some forwards recur, so there the plain times bound it.)
         recompute_profile = costs.stage_profile(0);
         for (LayerProfile& l : recompute_profile.layers) l.backward_ms += l.forward_ms;
         recompute_cost.emplace(recompute_profile, costs.stage(0).state());

@@ -69,9 +69,11 @@ WideBytes RecomputeLeastLimit(RecomputeMode mode, const CostModel& cost,
   while (!SomeSplitFits(mode, setup, in_flight, keep, hi)) hi *= 2;
   while (lo < hi) {  // the least limit that fits lies in (lo, hi]
     const WideBytes mid = lo + (hi - lo) / 2;
-    if (SomeSplitFits(mode, setup, in_flight, keep, mid))
+    if (SomeSplitFits(mode, setup, in_flight, keep, mid)) {
       hi = mid;
-    else lo = mid + 1;
+    } else {
+      lo = mid + 1;
+    }
   }
   return hi;
 }
@@ -121,6 +123,13 @@ double RecomputeForwardMs(const CostModel& cost, int first, int last, const Reco
       break;
   }
   return cost.ForwardMs(first, last);
+}
+
+bool HasCoreAttention(const Profile& profile) {
+  for (const LayerProfile& l : profile.layers) {
+    if (l.core_attention_bytes.value_or(0) > 0) return true;
+  }
+  return false;
 }
 
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,

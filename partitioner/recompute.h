@@ -49,6 +49,10 @@ struct RecomputeInput {
 // attention's (kSelective).
 double RecomputeForwardMs(const CostModel& cost, int first, int last, const RecomputeInput& keep);
 
+// Whether some layer of `profile` has the core attention figures selective recomputation
+// needs (core_attention_bytes; analytic profiles of layers with attention).
+bool HasCoreAttention(const Profile& profile);
+
 // Peak memory of stage [first, last] with in_flight micro-batches, recomputing or not.
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
                     const RecomputeInput& keep);

@@ -681,9 +681,9 @@ TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
   ASSERT_GT(layer_only, 0);
   ASSERT_FALSE(found->ranked.empty());
   EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
-  if (by_stage.ok() && !by_stage->ranked.empty()) {
-    EXPECT_LE(found->ranked.front().batch_ms, by_stage->ranked.front().batch_ms);
-  }
+  ASSERT_TRUE(by_stage.ok()) << by_stage.message();
+  ASSERT_FALSE(by_stage->ranked.empty());
+  EXPECT_LE(found->ranked.front().batch_ms, by_stage->ranked.front().batch_ms);
 }
 
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of

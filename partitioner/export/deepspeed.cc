@@ -123,24 +123,21 @@ class DeepSpeed final : public Exporter {
         out += "# Built-in equivalent: partition_method=" + m + " gives the same split.\n";
       }
     }
-    out +=
-        "from deepspeed.pipe import PipelineModule\n\n"
-        "PLAN_PARTS = " +
-        IntList(parts) + "\n" + CheckpointInterval(plan, chunks) +
-        "\n\n"
-        "class PlannedPipelineModule(PipelineModule):\n"
-        "    \"\"\"A PipelineModule whose stages hold the layers pp-partition chose.\"\"\"\n\n"
-        "    def _partition_layers(self, method=\"uniform\"):\n"
-        "        num_stages = self._topo.get_dim(\"pipe\")\n"
-        "        if num_stages != len(PLAN_PARTS) - 1:\n"
-        "            raise ValueError(f\"the plan has {len(PLAN_PARTS) - 1} stages, \"\n"
-        "                             f\"the topology {num_stages}\")\n"
-        "        if len(self._layer_specs) != PLAN_PARTS[-1]:\n"
-        "            raise ValueError(f\"the plan has {PLAN_PARTS[-1]} layers, \"\n"
-        "                             f\"the module {len(self._layer_specs)}\")\n"
-        "        stage_id = self._topo.get_coord(self.global_rank).pipe\n"
-        "        self.parts = list(PLAN_PARTS)\n"
-        "        self._set_bounds(start=self.parts[stage_id], stop=self.parts[stage_id + 1])\n";
+    out += "from deepspeed.pipe import PipelineModule\n\n"
+           "PLAN_PARTS = " + IntList(parts) + "\n" + CheckpointInterval(plan, chunks) + "\n\n"
+           "class PlannedPipelineModule(PipelineModule):\n"
+           "    \"\"\"A PipelineModule whose stages hold the layers pp-partition chose.\"\"\"\n\n"
+           "    def _partition_layers(self, method=\"uniform\"):\n"
+           "        num_stages = self._topo.get_dim(\"pipe\")\n"
+           "        if num_stages != len(PLAN_PARTS) - 1:\n"
+           "            raise ValueError(f\"the plan has {len(PLAN_PARTS) - 1} stages, \"\n"
+           "                             f\"the topology {num_stages}\")\n"
+           "        if len(self._layer_specs) != PLAN_PARTS[-1]:\n"
+           "            raise ValueError(f\"the plan has {PLAN_PARTS[-1]} layers, \"\n"
+           "                             f\"the module {len(self._layer_specs)}\")\n"
+           "        stage_id = self._topo.get_coord(self.global_rank).pipe\n"
+           "        self.parts = list(PLAN_PARTS)\n"
+           "        self._set_bounds(start=self.parts[stage_id], stop=self.parts[stage_id + 1])\n";
     return out + config;
   }
 
@@ -151,8 +148,8 @@ class DeepSpeed final : public Exporter {
   // largest stage's layer count recomputes whole stages. 0 recomputes nothing. DeepSpeed uses
   // one interval on every stage: a plan that recomputes only some says so.
   static std::string CheckpointInterval(const Plan& plan, const std::vector<Chunk>& chunks) {
-    int recomputing = 0, largest = 0;
-    for (const StagePlan& s : plan.stages) recomputing += s.recompute ? 1 : 0;
+    const int recomputing = RecomputingStages(plan);
+    int largest = 0;
     for (const Chunk& c : chunks) largest = std::max(largest, c.size());
     const int interval = plan.recompute_unit == RecomputeUnit::kLayer ? 1 : largest;
     const std::string line = "ACTIVATION_CHECKPOINT_INTERVAL = ";

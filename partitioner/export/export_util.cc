@@ -12,6 +12,12 @@ std::vector<Chunk> ChunksOf(const Plan& plan) {
   return chunks;
 }
 
+int RecomputingStages(const Plan& plan) {
+  int n = 0;
+  for (const StagePlan& s : plan.stages) n += s.recompute ? 1 : 0;
+  return n;
+}
+
 std::vector<std::string> LayerOps(const Plan& plan) {
   std::vector<std::string> ops;
   if (plan.model_spec) {

@@ -56,6 +56,8 @@ struct Chunk {
   int size() const { return last_layer - first_layer + 1; }
 };
 std::vector<Chunk> ChunksOf(const Plan& plan);
+// How many of the plan's stages (chunks) recompute their activations.
+int RecomputingStages(const Plan& plan);
 
 // The layer's op name ("embedding", "transformer_block", ...): from model_spec when the plan
 // has one, else the profile's "op", else "" (unknown).

@@ -233,8 +233,7 @@ class TorchTitan final : public Exporter {
   // backward, which is the plan's recomputation by layer; its default, SelectiveAC, recomputes
   // part of each block, which no plan assumes.
   static Result<std::string> Checkpointing(const Plan& plan) {
-    int recomputing = 0;
-    for (const StagePlan& s : plan.stages) recomputing += s.recompute ? 1 : 0;
+    const int recomputing = RecomputingStages(plan);
     const std::string head = "\n# activation checkpointing (torchtitan's activation_checkpoint): ";
     if (recomputing == 0)
       return head + "none (its default, selective, recomputes part of each block)\n";
