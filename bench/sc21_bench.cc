@@ -9,8 +9,9 @@
 // sequence 2048, learned positions, tied output layer, dropout 0.1, bf16) planned by the layout
 // search with tp, pp and dp = gpus / (tp pp) pinned, on the A100 with its matrix products at
 // the rate of the runs' CUDA 11 software (Cuda11A100()), run as the paper's software ran it
-// (Software(): ZeRO 0, every layer recomputed, no sequence parallelism, unfused attention, the
-// gradient all-reduce under the last backward without a pipeline and after it with one);
+// (Software(): ZeRO 0, every transformer layer recomputed, no sequence parallelism, unfused
+// attention, the gradient all-reduce under the last backward without a pipeline and after it
+// with one);
 // micro-batch size, schedule and virtual stages are the tool's. Its TFLOP/s per GPU counts the
 // paper's FLOPs, F = 96 B s l h^2 (1 + s / 6h + V / 16 l h) per step, over the predicted time
 // per global batch. Then the layout: the search over every lever at the row's GPU count with
@@ -132,8 +133,11 @@ Row RowOf(const Json& j) {
 }
 
 // The request and the lever space of a row at its published tp and pp (cp 1, ZeRO 0, the
-// runs' software, every layer recomputed one at a time: the Megatron-LM of 2021 and 2022
-// checkpointed each layer's input, --checkpoint-num-layers 1 by default in its arguments.py).
+// runs' software, every transformer layer recomputed one at a time). The Megatron-LM of 2021
+// and 2022 checkpointed each transformer layer's input (--checkpoint-num-layers 1 by default in
+// its arguments.py) inside its transformer (ParallelTransformer._checkpointed_forward in
+// megatron/model/transformer.py), so the embedding, the final norm, the output layer and the
+// loss kept their activations: --recompute-unit block over every block of a stage.
 struct AtLayout {
   PlanRequest request;
   LeverSpace space;
@@ -144,7 +148,8 @@ Result<AtLayout> AtPublishedLayout(const Row& r, double step_budget_s) {
   AtLayout at;
   at.request.model = *model;
   at.request.step_budget_s = step_budget_s;
-  at.request.recompute_unit = RecomputeUnit::kLayer;
+  at.request.recompute_unit = RecomputeUnit::kBlock;
+  at.request.recompute_blocks = static_cast<int>(r.layers);
   at.space.gpus_total = r.gpus;
   at.space.global_batch = r.batch;
   at.space.gpus_per_node = 8;
@@ -165,8 +170,8 @@ double Median(std::vector<double> v) {
 }
 
 // The same A100s and the Megatron-LM of a year later (Korthikanti et al., MLSys 2023): the
-// end-to-end iteration time of four GPT models with every layer recomputed and no sequence
-// parallelism ("Full Recompute" in its Table 5), at their layouts (tp 8, no data
+// end-to-end iteration time of four GPT models with every transformer layer recomputed and no
+// sequence parallelism ("Full Recompute" in its Table 5), at their layouts (tp 8, no data
 // parallelism, its micro-batch and interleaving), against the plan's time per global batch;
 // then one layer of its 22B model (Table 4) against the analytic profile's block, without
 // recomputation and with it (the backward plus one more forward).
@@ -176,8 +181,9 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
     std::fprintf(stderr, "sc21_bench: %s\n", doc.message().c_str());
     return 2;
   }
-  // Its two columns: every layer recomputed without sequence parallelism ("Full Recompute"),
-  // and sequence parallelism with the core attention alone recomputed ("Present Work").
+  // Its two columns: every transformer layer recomputed without sequence parallelism ("Full
+  // Recompute"), and sequence parallelism with the core attention alone recomputed ("Present
+  // Work").
   struct Column {
     const char* title;
     const char* key;
@@ -185,7 +191,7 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
     RecomputeUnit unit;
   };
   for (const Column& col :
-       {Column{"full recomputation", "full_recompute_s", false, RecomputeUnit::kLayer},
+       {Column{"full recomputation", "full_recompute_s", false, RecomputeUnit::kBlock},
         Column{"sequence parallelism and selective recomputation", "present_work_s", true,
                RecomputeUnit::kSelective}}) {
     std::printf("\nMLSys 2023, Table 5, %s (seconds per iteration)\n", col.title);
