@@ -92,13 +92,16 @@ double PaperFlops(const Row& r) {
 // all-reduce by PyTorch's DistributedDataParallel on the rows without a pipeline
 // (--DDP-impl torch: the last micro-batch's backward runs outside no_sync, so its buckets are
 // reduced under that backward, megatron/schedules.py forward_backward_no_pipelining) and by
-// Megatron-LM's own after the pipeline drains on the others (--DDP-impl local).
+// Megatron-LM's own after the pipeline drains on the others (--DDP-impl local), and each
+// stage transfer split over the tensor ranks and gathered (the paper's section 4.1
+// scatter/gather, on by default from February 2021 until 2023).
 ParallelLayout Software(int64_t pp) {
   ParallelLayout l;
   l.sequence_parallel = false;
   l.fused_attention = false;
   l.overlap_grad_reduce = pp == 1;
   l.fused_wgrad_accumulation = false;
+  l.pipeline_scatter_gather = true;
   return l;
 }
 
@@ -281,6 +284,51 @@ int Mlsys23(const DeviceSpec& a100, const std::string& path) {
   return 0;
 }
 
+// The paper's layout experiment (its figure 13; examples/academic_paper_scripts/sc21/
+// run_figure_13.sh): a 161B GPT (32 layers, hidden 20480, 128 heads) on 64 GPUs with tp x pp =
+// 64, micro-batch 1, every layer recomputed, global batch 32 and 128. The paper finds tp 8,
+// pp 8 the fastest (its takeaway: tensor parallelism up to the GPUs of a node, then
+// pipelines across nodes). Prints the tool's ranking of the layouts at each batch; the search
+// keeps tp inside a node, so tp 16 and 32 (pp 4 and 2) have no plan.
+int Figure13(const DeviceSpec& a100) {
+  std::printf(
+      "\nSC21, figure 13 (161B, 64 GPUs, b 1, recomputed): the tool's ranking, fastest "
+      "first (the paper's fastest is tp8 pp8)\n");
+  int agree = 0;
+  for (int64_t batch : {32, 128}) {
+    std::vector<std::pair<double, int>> ranked;  // batch ms, pp
+    for (int pp : {2, 4, 8, 16, 32}) {
+      Row r;
+      r.model = "GPT-161B";
+      r.layers = 32;
+      r.hidden = 20480;
+      r.heads = 128;
+      r.tp = 64 / pp;
+      r.pp = pp;
+      r.gpus = 64;
+      r.batch = batch;
+      Result<AtLayout> at = AtPublishedLayout(r, 1.0);
+      if (!at.ok()) {
+        std::fprintf(stderr, "sc21_bench: %s\n", at.message().c_str());
+        return 2;
+      }
+      at->space.micro_batch_sizes = {1};
+      at->space.schedules = {"1f1b"};
+      Result<LayoutSearchResult> found = SearchLayouts(at->request, a100, at->space);
+      if (found.ok() && !found->ranked.empty()) {
+        ranked.emplace_back(found->ranked.front().batch_ms, pp);
+      }
+    }
+    std::sort(ranked.begin(), ranked.end());
+    std::printf("batch %3lld:", static_cast<long long>(batch));
+    for (const auto& [ms, pp] : ranked) std::printf("  tp%d pp%d %.0f ms", 64 / pp, pp, ms);
+    std::printf("\n");
+    agree += !ranked.empty() && ranked.front().second == 8;
+  }
+  std::printf("tp8 pp8 first at %d of 2 batches\n", agree);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   const std::string path =
       argc > 1 ? argv[1]
@@ -366,6 +414,7 @@ int Main(int argc, char** argv) {
       "\n|error| median %.1f%%, worst %.1f%% (targets 10%%, 20%%); published layout behind "
       "the search's best: worst %.1f%% (target 5%%); %zu of %zu rows planned\n",
       100 * Median(errors), 100 * worst, 100 * worst_gap, errors.size(), (*doc)["rows"].size());
+  if (const int rc = Figure13(a100); rc != 0) return rc;
   return Mlsys23(
       a100, argc > 2 ? argv[2] : std::string(PP_SOURCE_DIR) + "/bench/data/megatron-mlsys23.json");
 }

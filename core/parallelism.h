@@ -66,6 +66,13 @@ struct ParallelLayout {
   // megatron/core/pipeline_parallel/combined_1f1b.py). It schedules one more forward before
   // the first backward. Applies only with ep > 1 (ExpertOverlapApplies).
   bool overlap_expert_comm = false;
+  // Each stage boundary's activation sent as tp pieces, one by each tensor rank over its own
+  // link, and all-gathered by the receiving tensor group (Megatron-LM's scatter/gather of
+  // pipeline tensors, Narayanan et al., SC21 section 4.1: its default from 2021-02-16, commit
+  // 72e4230bb5, until Megatron-Core's pipeline code left it out on 2023-03-23, 3c92fa93b5).
+  // Applies only with tp > 1 and no sequence parallelism, whose boundary activations are split
+  // over the tensor ranks already (PipelineScatterGatherApplies).
+  bool pipeline_scatter_gather = false;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   int expert_tp() const { return etp > 0 ? etp : tp; }
@@ -94,6 +101,12 @@ enum class CollectiveKind { kAllReduce, kAllGather, kReduceScatter, kAllToAll, k
 // ranks, ep x etp apart), over which the experts' gradients are reduced and their state
 // sharded.
 enum class CommGroup { kTensor, kContext, kExpert, kData, kPipeline, kExpertTensor, kExpertData };
+
+// Whether `l` splits its stage transfers over the tensor ranks (ParallelLayout's
+// pipeline_scatter_gather with tp > 1 and no sequence parallelism).
+inline bool PipelineScatterGatherApplies(const ParallelLayout& l) {
+  return l.pipeline_scatter_gather && l.tp > 1 && !l.sequence_parallel;
+}
 
 // Bytes per parameter of the gradients Adam's mixed-precision training accumulates over a
 // step's micro-batches (the "main" gradients): as the weights' `element_bytes` without a

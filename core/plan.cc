@@ -129,6 +129,9 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("fused_wgrad_accumulation")) {
     l.fused_wgrad_accumulation = r.Bool("fused_wgrad_accumulation", true);
   }
+  if (r.Has("pipeline_scatter_gather")) {
+    l.pipeline_scatter_gather = r.Bool("pipeline_scatter_gather", false);
+  }
   if (r.Has("overlap_expert_comm")) {
     l.overlap_expert_comm = r.Bool("overlap_expert_comm", false);
   }
@@ -165,6 +168,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
   if (!l.fused_wgrad_accumulation) out["fused_wgrad_accumulation"] = false;
   if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
+  if (l.pipeline_scatter_gather) out["pipeline_scatter_gather"] = true;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }

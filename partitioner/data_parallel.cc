@@ -46,11 +46,24 @@ double GatherMs(double param_bytes, int n, int zero, const BusLink& link) {
 
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
   const DeviceSpec* device = ProfileDevice(profile);
-  if (device == nullptr || device->network_bus_bytes_per_s <= 0 ||
-      GroupInsideNode(layout, CommGroup::kPipeline)) {
-    return profile.link;
-  }
-  return Link{device->network_bus_bytes_per_s, device->network_latency_ms};
+  const bool known =
+      device != nullptr && device->network_bus_bytes_per_s > 0 && device->node_bus_bytes_per_s > 0;
+  const Link link = !known || GroupInsideNode(layout, CommGroup::kPipeline)
+                        ? profile.link
+                        : Link{device->network_bus_bytes_per_s, device->network_latency_ms};
+  if (!PipelineScatterGatherApplies(layout)) return link;
+  // Each tensor rank sends bytes / tp over its own link at once, then the receiving tensor
+  // group all-gathers the pieces: bytes / (tp x bw) + (tp - 1) / tp x bytes / gather bus, and
+  // the all-gather's tp - 1 steps of latency.
+  const GroupLink gather =
+      known ? CollectiveLink(layout, CommGroup::kTensor, CollectiveKind::kAllGather,
+                             device->node_bus_bytes_per_s, device->node_latency_ms,
+                             device->network_bus_bytes_per_s, device->network_latency_ms)
+            : GroupLink{profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
+  const double t = layout.tp;
+  const double seconds_per_byte =
+      1 / (t * link.bandwidth_bytes_per_s) + (t - 1) / (t * gather.bus_bytes_per_s);
+  return Link{1 / seconds_per_byte, link.latency_ms + (t - 1) * gather.latency_ms};
 }
 
 DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {

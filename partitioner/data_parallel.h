@@ -39,7 +39,11 @@ const DeviceSpec* ProfileDevice(const Profile& profile);
 
 // The link between neighbouring pipeline stages under `layout`: the profile's own link when
 // the pipeline group stays inside one node, else the network's bus bandwidth and latency
-// (the profile's link when its device is not in the device table).
+// (the profile's link when its device is not in the device table). With the scatter/gather
+// of stage transfers (PipelineScatterGatherApplies), the link a whole boundary activation
+// effectively crosses: 1 / bandwidth = 1 / (tp x bw) + (tp - 1) / (tp x gather bus), the
+// gather bus that of an all-gather over the tensor group (CollectiveLink), and the latency
+// that link's plus the all-gather's tp - 1 steps.
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile);
 
 // The data-parallel side of a layout: its data group (dp ranks) and the routed experts' own

@@ -489,6 +489,54 @@ TEST(LayoutCli, ZeroOneSavesTheShardedState) {
   }
 }
 
+// The scatter/gather of stage transfers: a whole boundary activation of B bytes takes B / tp
+// over the pipeline's own link plus the tensor group's all-gather of B (CollectiveMs), on a
+// pipeline that crosses nodes (where it saves) and on one inside a node (where it costs);
+// without it, or with sequence
+// parallelism (whose boundary tensors are split already), or at tp 1 the link is unchanged.
+TEST(PipelineLink, ScatterGatherSendsEachTensorRanksShareThenGathers) {
+  const DeviceSpec& a100 = *FindDevice("a100");
+  Profile profile;
+  profile.device.name = std::string(a100.name);
+  profile.link = Link{a100.link_bytes_per_s, a100.link_latency_ms};
+  const double bytes = 84e6;
+  for (int pp : {4, 1}) {  // tp 8 x pp 4 spans four nodes; tp 8 alone stays in one
+    ParallelLayout l;
+    l.tp = 8;
+    l.pp = pp;
+    l.sequence_parallel = false;
+    const Link whole = PipelineLink(l, profile);
+    const Link expected_whole =
+        pp > 1 ? Link{a100.network_bus_bytes_per_s, a100.network_latency_ms} : profile.link;
+    EXPECT_DOUBLE_EQ(whole.bandwidth_bytes_per_s, expected_whole.bandwidth_bytes_per_s);
+    EXPECT_DOUBLE_EQ(whole.latency_ms, expected_whole.latency_ms);
+    l.pipeline_scatter_gather = true;
+    const Link split = PipelineLink(l, profile);
+    const double share = whole.latency_ms + 1000.0 * bytes / 8 / whole.bandwidth_bytes_per_s;
+    const double gather = CollectiveMs(CollectiveKind::kAllGather, bytes, 8,
+                                       a100.node_bus_bytes_per_s, a100.node_latency_ms);
+    EXPECT_NEAR(split.TransferMs(static_cast<uint64_t>(bytes)), share + gather, 1e-9) << pp;
+    // Across nodes each rank's card carries an eighth; inside one, NVLink carried the whole
+    // tensor faster than the gather costs.
+    if (pp > 1) {
+      EXPECT_LT(split.TransferMs(static_cast<uint64_t>(bytes)),
+                whole.TransferMs(static_cast<uint64_t>(bytes)));
+    } else {
+      EXPECT_GT(split.TransferMs(static_cast<uint64_t>(bytes)),
+                whole.TransferMs(static_cast<uint64_t>(bytes)));
+    }
+    ParallelLayout sequence = l;
+    sequence.sequence_parallel = true;
+    EXPECT_DOUBLE_EQ(PipelineLink(sequence, profile).bandwidth_bytes_per_s,
+                     whole.bandwidth_bytes_per_s);
+    ParallelLayout one = l;
+    one.tp = 1;
+    one.pp = 32;
+    EXPECT_DOUBLE_EQ(PipelineLink(one, profile).bandwidth_bytes_per_s,
+                     a100.network_bus_bytes_per_s);
+  }
+}
+
 // --- the search over the layout against a brute force ---
 
 // The brute force's own request for one layout at micro-batch size b: the analytic profile of
@@ -709,7 +757,7 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   const testing::CommandResult old =
       testing::RunTool(base +
                        " --attention unfused --sequence-parallel off --overlap-grad-reduce off "
-                       "--wgrad-accumulation separate");
+                       "--wgrad-accumulation separate --pipeline-scatter-gather on");
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
   const Json a = Json::parse(fused.out), b = Json::parse(old.out);
@@ -719,6 +767,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_EQ(b["parallelism"]["overlap_grad_reduce"], false);
   EXPECT_EQ(b["parallelism"]["fused_wgrad_accumulation"], false);
   EXPECT_FALSE(a["parallelism"].contains("fused_wgrad_accumulation"));
+  EXPECT_EQ(b["parallelism"]["pipeline_scatter_gather"], true);
+  EXPECT_FALSE(a["parallelism"].contains("pipeline_scatter_gather"));
   for (int s = 0; s < 2; ++s) {
     EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
               a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
@@ -729,6 +779,7 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(loaded->parallelism->overlap_grad_reduce);
   EXPECT_FALSE(loaded->parallelism->sequence_parallel);
   EXPECT_FALSE(loaded->parallelism->fused_wgrad_accumulation);
+  EXPECT_TRUE(loaded->parallelism->pipeline_scatter_gather);
   const testing::CommandResult cp = testing::RunTool(
       "plan " + Models() + "gpt2-small.json --stages 2 --cp 2 --attention unfused");
   EXPECT_EQ(cp.exit_code, 2);

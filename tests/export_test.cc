@@ -486,7 +486,15 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   old.parallelism->overlap_grad_reduce = false;
   old.parallelism->fused_attention = false;
   old.parallelism->fused_wgrad_accumulation = false;
+  old.parallelism->pipeline_scatter_gather = true;
   const std::string old_text = Export(old, "megatron");
+  // Megatron-Core sends whole stage tensors: the plan's scatter/gather is named, not a flag.
+  EXPECT_NE(old_text.find("\n# the plan splits each stage transfer over the tensor ranks"),
+            std::string::npos)
+      << old_text;
+  Plan split_sequence = LayoutPlan(1);
+  split_sequence.parallelism->pipeline_scatter_gather = true;  // sequence parallel: no effect
+  EXPECT_EQ(Export(split_sequence, "megatron").find("scatter/gather"), std::string::npos);
   EXPECT_NE(old_text.find("\n--no-gradient-accumulation-fusion\n"), std::string::npos) << old_text;
   EXPECT_EQ(text.find("--no-gradient-accumulation-fusion"), std::string::npos) << text;
   EXPECT_EQ(old_text.find("--sequence-parallel"), std::string::npos) << old_text;

@@ -60,7 +60,7 @@ struct PlanFlags {
   int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
-  std::string wgrad_accumulation = "fused";
+  std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
               overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
@@ -121,6 +121,7 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->sequence_parallel = f.sequence_parallel == "on";
   layout->overlap_grad_reduce = f.overlap_grad_reduce == "on";
   layout->fused_wgrad_accumulation = f.wgrad_accumulation == "fused";
+  layout->pipeline_scatter_gather = f.pipeline_scatter_gather == "on";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
 }
 
@@ -606,7 +607,13 @@ Handler SetupPlan(CLI::App& sub) {
                      "the weight-gradient product: fused (the default; Megatron-LM's "
                      "gradient accumulation fusion), or separate (a pass of their own, as "
                      "--no-gradient-accumulation-fusion)")
-          ->check(CLI::IsMember({"fused", "separate"}))};
+          ->check(CLI::IsMember({"fused", "separate"})),
+      sub.add_option("--pipeline-scatter-gather", f->pipeline_scatter_gather,
+                     "With --tp > 1 and --sequence-parallel off: each tensor rank sends its "
+                     "share of a stage transfer and the next stage's tensor ranks all-gather "
+                     "it (on; Megatron-LM's scatter/gather of 2021 and 2022), or each sends "
+                     "the whole tensor (off, the default, as Megatron-Core)")
+          ->check(CLI::IsMember({"on", "off"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,

@@ -111,6 +111,9 @@ std::string LayoutLine(const ParallelLayout& l) {
          (l.fused_attention ? "" : ", unfused attention") +
          (l.dp > 1 && !l.overlap_grad_reduce ? ", gradient reduction after the backward" : "") +
          (l.fused_wgrad_accumulation ? "" : ", weight gradients accumulated apart") +
+         (l.pp > 1 && PipelineScatterGatherApplies(l)
+              ? ", stage transfers split over the tensor ranks"
+              : "") +
          (ExpertOverlapApplies(l) ? ", experts' all-to-all under the other micro-batch" : "") +
          "; " + std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) +
          " per node";

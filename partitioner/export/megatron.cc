@@ -156,6 +156,13 @@ class Megatron final : public Exporter {
     // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
     if (!l.fused_attention) out += "--attention-backend unfused\n";
     if (!l.fused_wgrad_accumulation) out += "--no-gradient-accumulation-fusion\n";
+    // Megatron-Core's pipeline sends whole tensors; the scatter/gather left it in 2023.
+    if (plan.num_stages > 1 && PipelineScatterGatherApplies(l)) {
+      out +=
+          "# the plan splits each stage transfer over the tensor ranks (Megatron-LM's "
+          "scatter/gather before 2023); this Megatron-LM sends whole tensors, so its "
+          "transfers take longer than planned\n";
+    }
     // The experts' all-to-all under the other micro-batch's compute (ModelParallelConfig's
     // overlap_moe_expert_parallel_comm).
     if (ExpertOverlapApplies(l)) out += "--overlap-moe-expert-parallel-comm\n";
