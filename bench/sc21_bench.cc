@@ -11,10 +11,10 @@
 // the rate of the runs' CUDA 11 software (Cuda11A100()), run as the paper's software ran it
 // (Software(): ZeRO 0, every transformer layer recomputed, no sequence parallelism, unfused
 // attention, the gradient all-reduce under the last backward without a pipeline and after it
-// with one);
-// micro-batch size, schedule and virtual stages are the tool's. Its TFLOP/s per GPU counts the
-// paper's FLOPs, F = 96 B s l h^2 (1 + s / 6h + V / 16 l h) per step, over the predicted time
-// per global batch. Then the layout: the search over every lever at the row's GPU count with
+// with one, stage transfers split over the tensor ranks); micro-batch size, schedule and
+// virtual stages are the tool's. Its TFLOP/s per GPU counts the paper's FLOPs,
+// F = 96 B s l h^2 (1 + s / 6h + V / 16 l h) per step, over the predicted time per global
+// batch. Then the layout: the search over every lever at the row's GPU count with
 // the same software (ZeRO 0, no context parallelism, which needs fused attention;
 // recomputation the tool's choice), and how far the published tp and pp (the other levers the
 // tool's) are behind its best. Prints one line per row, the median and worst absolute error,
@@ -83,18 +83,18 @@ double PaperFlops(const Row& r) {
 
 // How the paper's runs were trained (its section 5, the Megatron-LM of 2021 and the authors'
 // own scripts for Table 1, examples/academic_paper_scripts/sc21/run_table_1.sh of
-// Megatron-LM's history, added 2021-08-10): every layer's activations recomputed
-// (--activations-checkpoint-method uniform, one layer at a time; the paper's FLOP count
-// includes it), tensor parallelism without sequence parallelism (which came later), attention
-// as separate scores, softmax and context kernels (before fused attention), each micro-batch's
-// weight gradients added to the accumulated ones by autograd in a pass of their own (the
-// fused accumulation came in February 2022, commit 83b1e42f30), and the data-parallel gradient
-// all-reduce by PyTorch's DistributedDataParallel on the rows without a pipeline
-// (--DDP-impl torch: the last micro-batch's backward runs outside no_sync, so its buckets are
-// reduced under that backward, megatron/schedules.py forward_backward_no_pipelining) and by
-// Megatron-LM's own after the pipeline drains on the others (--DDP-impl local), and each
-// stage transfer split over the tensor ranks and gathered (the paper's section 4.1
-// scatter/gather, on by default from February 2021 until 2023).
+// Megatron-LM's history, added 2021-08-10): every transformer layer recomputed
+// (--activations-checkpoint-method uniform, one layer at a time, AtPublishedLayout; the
+// paper's FLOP count includes it), tensor parallelism without sequence parallelism (which
+// came later), attention as separate scores, softmax and context kernels (before fused
+// attention), each micro-batch's weight gradients added to the accumulated ones by autograd
+// in a pass of their own (the fused accumulation came in February 2022, commit 83b1e42f30),
+// the data-parallel gradient all-reduce by PyTorch's DistributedDataParallel on the rows
+// without a pipeline (--DDP-impl torch: the last micro-batch's backward runs outside
+// no_sync, so its buckets are reduced under that backward, megatron/schedules.py
+// forward_backward_no_pipelining) and by Megatron-LM's own after the pipeline drains on the
+// others (--DDP-impl local), and each stage transfer split over the tensor ranks and gathered
+// (the paper's section 4.1 scatter/gather, on by default from February 2021 until 2023).
 ParallelLayout Software(int64_t pp) {
   ParallelLayout l;
   l.sequence_parallel = false;
