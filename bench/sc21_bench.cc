@@ -11,14 +11,18 @@
 // the rate of the runs' CUDA 11 software (Cuda11A100()), run as the paper's software ran it
 // (Software(): ZeRO 0, every transformer layer recomputed, no sequence parallelism, unfused
 // attention, the gradient all-reduce under the last backward without a pipeline and after it
-// with one, stage transfers split over the tensor ranks); micro-batch size, schedule and
-// virtual stages are the tool's. Its TFLOP/s per GPU counts the paper's FLOPs,
-// F = 96 B s l h^2 (1 + s / 6h + V / 16 l h) per step, over the predicted time per global
-// batch. Then the layout: the search over every lever at the row's GPU count with
-// the same software (ZeRO 0, no context parallelism, which needs fused attention;
-// recomputation the tool's choice), and how far the published tp and pp (the other levers the
-// tool's) are behind its best. Prints one line per row, the median and worst absolute error,
-// and the worst gap; then the same for the rows of Korthikanti et al. (MLSys 2023).
+// with one, stage transfers split over the tensor ranks) and with the levers it had
+// (RunsLevers(): the blocks split evenly over the stages, the interleaved schedule only
+// beyond 2 stages with a chunk count dividing each stage's blocks); micro-batch size,
+// schedule and virtual stages are the tool's among those. Its TFLOP/s per GPU counts the
+// paper's FLOPs, F = 96 B s l h^2 (1 + s / 6h + V / 16 l h) per step, over the predicted time
+// per global batch. Then the layout: the search over every tp and pp at the row's GPU count
+// trained the same way, and how far the published tp and pp are behind its best (`gap`); and
+// the same question with the tool's own levers beyond the runs' software (`own`: the exact
+// split, recomputation of only the stages over the memory limit, any depth and chunk count).
+// Prints one line per row, the median and worst absolute error, and the worst gap; then the
+// tool's ranking of the layouts of the paper's figure 13, and the rows of Korthikanti et al.
+// (MLSys 2023).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -163,7 +167,51 @@ Result<AtLayout> AtPublishedLayout(const Row& r, double step_budget_s) {
   at.space.top = 1;
   at.space.software = Software(r.pp);
   at.space.recompute_all = true;
+  at.space.method = "blocks";
+  at.space.exact = 24;
   return at;
+}
+
+// The levers the runs' software had at pipeline depth `pp` (the Megatron-LM of 2021): the
+// layer count divisible by pp (ParallelTransformer asserts it), and the interleaved schedule
+// only with pp > 2 (arguments.py, from 2021-03-20 until 2024-05-31) with a chunk count V that
+// divides each stage's layers; V from 2 to 8, as the tool's own list spans. False when the
+// software could not run the depth at all.
+bool RunsLevers(int64_t layers, int pp, LeverSpace* space) {
+  if (layers % pp != 0) return false;
+  space->pp = {pp};
+  space->software = Software(pp);
+  space->virtual_stages.clear();
+  for (int v = 2; pp > 2 && v <= 8; ++v) {
+    if ((layers / pp) % v == 0) space->virtual_stages.push_back(v);
+  }
+  space->schedules = {"1f1b"};
+  if (!space->virtual_stages.empty()) space->schedules.push_back("interleaved");
+  return true;
+}
+
+// The fastest of `space` (tp and the levers other than pp as it says) over the depths `pps`
+// the runs' software could run, each with every transformer layer recomputed and, when
+// `recompute_choice`, also without recomputation: the software recomputed every stage alike
+// (--checkpoint-activations) or none.
+Result<LayoutSearchResult> SearchAsTheRunsCould(const PlanRequest& request, const DeviceSpec& a100,
+                                                LeverSpace space, int64_t layers,
+                                                const std::vector<int>& pps,
+                                                bool recompute_choice) {
+  Result<LayoutSearchResult> best = Status::Error("no depth the software could run fits");
+  space.recompute_lever = false;
+  for (int pp : pps) {
+    if (!RunsLevers(layers, pp, &space)) continue;
+    for (int recompute = recompute_choice ? 0 : 1; recompute <= 1; ++recompute) {
+      space.recompute_all = recompute == 1;
+      Result<LayoutSearchResult> found = SearchLayouts(request, a100, space);
+      if (!found.ok() || found->ranked.empty()) continue;
+      if (!best.ok() || found->ranked.front().batch_ms < best->ranked.front().batch_ms) {
+        best = std::move(found);
+      }
+    }
+  }
+  return best;
 }
 
 double Median(std::vector<double> v) {
@@ -339,9 +387,9 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const DeviceSpec a100 = Cuda11A100();
-  std::printf("%-12s %3s %3s %4s %5s %5s %9s %9s %7s  %-28s %-34s %6s\n", "model", "tp", "pp", "dp",
-              "gpus", "batch", "measured", "predicted", "error", "tool's levers",
-              "search's best layout", "gap");
+  std::printf("%-12s %3s %3s %4s %5s %5s %9s %9s %7s  %-28s %-34s %6s %6s\n", "model", "tp", "pp",
+              "dp", "gpus", "batch", "measured", "predicted", "error", "tool's levers",
+              "search's best layout", "gap", "own");
   std::vector<double> errors, gaps;
   for (const Json& j : (*doc)["rows"]) {
     Row r = RowOf(j);
@@ -353,29 +401,48 @@ int Main(int argc, char** argv) {
     }
     const PlanRequest& request = at_layout->request;
     const LeverSpace& published = at_layout->space;
-    Result<LayoutSearchResult> at = SearchLayouts(request, a100, published);
-    // The layout question: the published tp and pp with the other levers free, against every
-    // lever free.
-    LeverSpace free = published;
-    free.recompute_all = false;  // ZeRO stays 0: the paper's software had no sharded optimizer
-    Result<LayoutSearchResult> at_free = SearchLayouts(request, a100, free);
-    // Every lever free, the software as it runs each depth: DistributedDataParallel's
-    // overlapped reduction without a pipeline, Megatron-LM's own after it with one.
-    LeverSpace all = free;
+    const int pp = static_cast<int>(r.pp);
+    // The published tp and pp as the runs trained them: every transformer layer recomputed,
+    // the blocks split evenly, and the micro-batch, schedule and chunks the tool's among what
+    // the runs' software could run.
+    Result<LayoutSearchResult> at =
+        SearchAsTheRunsCould(request, a100, published, r.layers, {pp}, false);
+    // The layout question: against every tp and pp at the row's GPU count, trained the same
+    // way (ZeRO 0: the paper's software had no sharded optimizer).
+    LeverSpace all = published;
     all.tp.clear();
     all.cp.clear();
-    all.pp = {1};
-    all.software = Software(1);
-    Result<LayoutSearchResult> best = SearchLayouts(request, a100, all);
-    all.pp.clear();
-    for (int p = 2; p <= r.gpus; ++p) {
-      if (r.gpus % p == 0) all.pp.push_back(p);
+    std::vector<int> depths;
+    for (int p = 1; p <= r.gpus; ++p) {
+      if (r.gpus % p == 0) depths.push_back(p);
     }
-    all.software = Software(2);
-    Result<LayoutSearchResult> piped = SearchLayouts(request, a100, all);
-    if (piped.ok() &&
-        (!best.ok() || piped->ranked.front().batch_ms < best->ranked.front().batch_ms)) {
-      best = std::move(piped);
+    Result<LayoutSearchResult> best =
+        SearchAsTheRunsCould(request, a100, all, r.layers, depths, false);
+    // Beyond the runs' software, with the tool's own levers: the exact split, recomputation
+    // of only the stages over the memory limit, any depth and chunk count; the published tp
+    // and pp against every layout. The search runs without a pipeline (PyTorch's overlapped
+    // all-reduce) and over every depth above 1 (the all-reduce after the pipeline).
+    LeverSpace own_space = all;
+    own_space.method = "dp";
+    own_space.recompute_all = false;
+    own_space.recompute_lever = true;
+    own_space.virtual_stages = LeverSpace{}.virtual_stages;
+    own_space.schedules = LeverSpace{}.schedules;
+    LeverSpace own_published = own_space;
+    own_published.tp = published.tp;
+    own_published.pp = published.pp;
+    own_published.software = Software(pp);
+    Result<LayoutSearchResult> own_at = SearchLayouts(request, a100, own_published);
+    own_space.pp = {1};
+    own_space.software = Software(1);
+    Result<LayoutSearchResult> own = SearchLayouts(request, a100, own_space);
+    own_space.pp.assign(depths.begin() + 1, depths.end());
+    own_space.software = Software(2);
+    Result<LayoutSearchResult> piped = SearchLayouts(request, a100, own_space);
+    if (piped.ok() && !piped->ranked.empty() &&
+        (!own.ok() || own->ranked.empty() ||
+         piped->ranked.front().batch_ms < own->ranked.front().batch_ms)) {
+      own = std::move(piped);
     }
     if (!at.ok()) {
       std::printf("%-12s %3lld %3lld  -- no plan at the published layout: %s\n", r.model.c_str(),
@@ -393,20 +460,25 @@ int Main(int argc, char** argv) {
                   c.layout.vp > 1 ? (" v=" + std::to_string(c.layout.vp)).c_str() : "",
                   c.recompute ? " rc" : "");
     double gap = 0;
-    if (best.ok() && at_free.ok()) {
+    if (best.ok()) {
       const LayoutCandidate& b = best->ranked.front();
       std::snprintf(layout, sizeof layout, "tp%d pp%d dp%d b=%lld %s%s%s", b.layout.tp, b.layout.pp,
                     b.layout.dp, static_cast<long long>(b.micro_batch_size), b.schedule.c_str(),
                     b.layout.vp > 1 ? (" v=" + std::to_string(b.layout.vp)).c_str() : "",
                     b.recompute ? " rc" : "");
-      gap = at_free->ranked.front().batch_ms / b.batch_ms - 1;
+      gap = c.batch_ms / b.batch_ms - 1;
       gaps.push_back(gap);
     }
-    std::printf("%-12s %3lld %3lld %4lld %5lld %5lld %9.1f %9.1f %+6.1f%%  %-28s %-34s %+5.1f%%\n",
-                r.model.c_str(), static_cast<long long>(r.tp), static_cast<long long>(r.pp),
-                static_cast<long long>(r.gpus / (r.tp * r.pp)), static_cast<long long>(r.gpus),
-                static_cast<long long>(r.batch), r.measured, predicted, 100 * error, levers, layout,
-                100 * gap);
+    double own_gap = 0;
+    if (own.ok() && !own->ranked.empty() && own_at.ok() && !own_at->ranked.empty()) {
+      own_gap = own_at->ranked.front().batch_ms / own->ranked.front().batch_ms - 1;
+    }
+    std::printf(
+        "%-12s %3lld %3lld %4lld %5lld %5lld %9.1f %9.1f %+6.1f%%  %-28s %-34s %+5.1f%% %+5.1f%%\n",
+        r.model.c_str(), static_cast<long long>(r.tp), static_cast<long long>(r.pp),
+        static_cast<long long>(r.gpus / (r.tp * r.pp)), static_cast<long long>(r.gpus),
+        static_cast<long long>(r.batch), r.measured, predicted, 100 * error, levers, layout,
+        100 * gap, 100 * own_gap);
   }
   const double worst = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
   const double worst_gap = gaps.empty() ? 0 : *std::max_element(gaps.begin(), gaps.end());

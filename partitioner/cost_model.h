@@ -150,6 +150,9 @@ class CostModel {
   }
   // The first `count` transformer blocks of [first, last] (O(1)).
   FirstBlocks BlocksOf(int first, int last, int count) const;
+  // The transformer blocks of the profile, and the layer of block k (k < NumBlocks()).
+  int NumBlocks() const { return static_cast<int>(block_layer_.size()); }
+  int BlockLayer(int k) const { return block_layer_[k]; }
   // The core attention's forward and kept bytes of [first, last] (the profile's
   // core_attention_ms and core_attention_bytes; 0 where a layer has none), and the most one
   // layer keeps.

@@ -9,6 +9,7 @@
 #include "core/units.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/data_parallel.h"
+#include "partitioner/methods.h"
 #include "partitioner/plan_inputs.h"
 #include "partitioner/planner.h"
 #include "partitioner/recompute.h"
@@ -192,6 +193,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
   if (space.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
   if (space.global_batch < 1) return Status::Error("--global-batch must be at least 1");
   if (space.gpus_per_node < 1) return Status::Error("--gpus-per-node must be at least 1");
+  if (FindPartitionMethod(space.method) == nullptr) {
+    return Status::Error("unknown --method " + Quote(space.method) +
+                         " (known: " + PartitionMethodNames() + ")");
+  }
   const Model& model = *base.model;
   const int64_t G = space.gpus_total, N = space.global_batch, K = space.gpus_per_node;
   const uint64_t limit = base.memory_limit.value_or(device.memory_bytes);
@@ -417,7 +422,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.num_stages = c.layout.pp;
     r.virtual_stages = c.layout.vp == 1 ? 2 : c.layout.vp;
     r.num_micro_batches = c.micro_batches;
-    r.method = "dp";
+    r.method = space.method;
     r.boundaries.clear();
     r.recompute = "none";
     if (c.recompute) {

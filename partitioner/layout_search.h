@@ -59,6 +59,10 @@ struct LeverSpace {
   // fused_attention and overlap_grad_reduce are taken from here; overlap_expert_comm too, on
   // every candidate that can run it (ep > 1, no recomputation, one stage or virtual stages).
   ParallelLayout software;
+  // How each planned candidate's stage boundaries are chosen: a PartitionMethods() name
+  // (partitioner/methods.h). "dp", the default, searches them exactly; "blocks" holds every
+  // candidate to Megatron-LM's equal blocks per stage (or per chunk).
+  std::string method = "dp";
   size_t exact = 12;  // candidates planned exactly
   size_t top = 10;
 };

@@ -20,6 +20,8 @@ const std::vector<PartitionMethod>& PartitionMethods() {
   static const std::vector<PartitionMethod> kMethods = {
       {"dp", "exact least bottleneck stage under the memory limit", DpBottleneckSplit},
       {"uniform", "equal layer counts per stage", UniformSplit},
+      {"blocks", "equal transformer blocks per stage, the other layers at the ends (Megatron-LM's)",
+       BlocksSplit},
       {"parameters", "balanced parameter bytes per stage", ParameterSplit},
       {"greedy", "one pass, closing a stage at the average load", GreedySplit},
   };
@@ -95,6 +97,21 @@ Result<std::vector<int>> UniformSplit(const SplitContext& ctx) {
   for (int s = 0; s + 1 < p; ++s) {
     first += n / p + (s < n % p ? 1 : 0);
     boundaries.push_back(first);
+  }
+  return boundaries;
+}
+
+Result<std::vector<int>> BlocksSplit(const SplitContext& ctx) {
+  const int blocks = ctx.cost->NumBlocks(), p = ctx.num_stages;
+  if (blocks < p) {
+    return Status::Error("--method blocks splits transformer blocks evenly, and the profile has " +
+                         std::to_string(blocks) + " for " + std::to_string(p) + " stages");
+  }
+  std::vector<int> boundaries;
+  int block = 0;  // the first block of the next stage
+  for (int s = 0; s + 1 < p; ++s) {
+    block += blocks / p + (s < blocks % p ? 1 : 0);
+    boundaries.push_back(ctx.cost->BlockLayer(block));
   }
   return boundaries;
 }

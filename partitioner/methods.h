@@ -67,6 +67,11 @@ Result<std::vector<int>> DpBottleneckSplit(const SplitContext& ctx);
 Result<std::vector<std::vector<int>>> BottleneckCandidates(const SplitContext& ctx);
 // uniform: equal layer counts (the first n mod p stages take one more layer).
 Result<std::vector<int>> UniformSplit(const SplitContext& ctx);
+// blocks: equal transformer-block counts (the first B mod p stages take one more block), the
+// layers before the first block on the first stage and every other layer on the stage of the
+// block before it (Megatron-LM's split: num_layers / pp blocks a stage, the embedding first,
+// the final norm, output layer and loss last). Fewer blocks than stages is an error.
+Result<std::vector<int>> BlocksSplit(const SplitContext& ctx);
 // parameters: least largest per-stage parameter bytes (exact).
 Result<std::vector<int>> ParameterSplit(const SplitContext& ctx);
 // greedy: one pass, closing a stage once it reaches the average load total / p.

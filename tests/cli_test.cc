@@ -120,7 +120,7 @@ TEST(Cli, GivenBoundariesAndBaselines) {
   Json doc = Json::parse(r.out);
   EXPECT_EQ(doc["boundaries"], Json::parse("[4, 8, 12]"));
   EXPECT_EQ(doc["method"], "given");
-  for (const char* method : {"uniform", "parameters", "greedy"}) {
+  for (const char* method : {"uniform", "blocks", "parameters", "greedy"}) {
     r = RunTool(std::string("plan models/gpt2-small.json --stages 4 --micro-batches 8 "
                             "--format json --method ") + method);
     ASSERT_EQ(r.exit_code, 0) << method << r.err;

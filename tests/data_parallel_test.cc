@@ -393,6 +393,7 @@ TEST(LayoutCli, BadLayoutsAreOneLineExitTwo) {
            model + " --stages 2 --tp 2 --gpus-total 32 --global-batch 100",
            model + " --stages 2 --gpus-total 8 --global-batch 64 --micro-batches 5",
            model + " --stages 2 --tp 2 --gpus-total 8 --global-batch 64 --ep 3",
+           model + " --stages auto --gpus-total 8 --global-batch 64 --method even",
        }) {
     const testing::CommandResult r = testing::RunTool("plan " + args);
     EXPECT_EQ(r.exit_code, 2) << args;
@@ -822,16 +823,60 @@ TEST(LayoutCli, ADeviceFileReachesTheLayout) {
   }
 }
 
+// gpt2-small over 16 GPUs and 64 samples.
+void Gpt2Over16(PlanRequest* base, LeverSpace* space) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  base->model = *model;
+  space->gpus_total = 16;
+  space->global_batch = 64;
+}
+
+// --method blocks in the search: every planned candidate's chunks hold the model's blocks
+// evenly (counted from the plan's layer names), interleaved ones too; an unknown method is
+// refused.
+TEST(LayoutSearch, TheBlocksMethodSplitsEveryCandidatesBlocksEvenly) {
+  PlanRequest base;
+  LeverSpace space;
+  Gpt2Over16(&base, &space);
+  space.tp = {1};
+  space.cp = {1};
+  space.pp = {4};
+  space.schedules = {"interleaved"};
+  space.virtual_stages = {3};
+  space.method = "blocks";
+  const DeviceSpec& h100 = *FindDevice("h100");
+  Result<LayoutSearchResult> found = SearchLayouts(base, h100, space);
+  ASSERT_TRUE(found.ok()) << found.message();
+  const Plan& best = found->best;
+  EXPECT_EQ(best.method, "blocks");
+  ASSERT_EQ(best.stages.size(), 12u);  // 4 devices x 3 chunks over gpt2-small's 12 blocks
+  for (const StagePlan& st : best.stages) {
+    int blocks = 0;
+    for (const std::string& name : st.layer_names) blocks += name.starts_with("block");
+    EXPECT_EQ(blocks, 1) << "chunk " << st.index;
+  }
+  EXPECT_EQ(best.stages.front().layer_names.front(), "embed");
+  EXPECT_EQ(best.stages.back().layer_names.back(), "loss");
+  // The CLI's search takes the method and the plan file names it.
+  const testing::CommandResult cli =
+      testing::RunTool("plan " + Models() +
+                       "gpt2-small.json --stages auto --gpus-total 16 --global-batch 64 "
+                       "--tp 1 --cp 1 --method blocks --format json");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(Json::parse(cli.out)["method"], "blocks");
+  space.method = "even";
+  Result<LayoutSearchResult> unknown = SearchLayouts(base, h100, space);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.message().find("unknown --method"), std::string::npos);
+}
+
 // --recompute all in the search: every candidate recomputes, interleaved ones in every
 // chunk, and unfused attention leaves context parallelism out.
 TEST(LayoutSearch, RecomputeAllAndUnfusedAttentionConstrainTheCandidates) {
-  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
-  ASSERT_TRUE(model.ok()) << model.message();
   PlanRequest base;
-  base.model = *model;
   LeverSpace space;
-  space.gpus_total = 16;
-  space.global_batch = 64;
+  Gpt2Over16(&base, &space);
   space.recompute_all = true;
   space.software.fused_attention = false;
   space.top = 100;

@@ -192,6 +192,49 @@ TEST(Baselines, UniformBalancesLayerCounts) {
   }
 }
 
+// Each layer a transformer block or not at random: every stage takes B / p blocks (the first
+// B mod p one more), every stage after the first starts at a block, and the layers before
+// the first block are the first stage's; counted directly from the ops. With fewer blocks
+// than stages the method refuses in one line.
+TEST(Baselines, BlocksSplitsTheTransformerBlocksEvenly) {
+  std::mt19937_64 rng(5);
+  int planned = 0, refused = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    Case c = RandomCase(rng);
+    int blocks = 0;
+    for (LayerProfile& l : c.profile.layers) {
+      l.op = std::uniform_int_distribution<int>(0, 4)(rng) < 3 ? "transformer_block" : "linear";
+      blocks += l.op == "transformer_block";
+    }
+    Result<Plan> plan = MakePlan(RequestOf(c, "blocks"));
+    if (blocks < c.stages) {
+      ASSERT_FALSE(plan.ok());
+      EXPECT_NE(plan.message().find("--method blocks"), std::string::npos) << plan.message();
+      ++refused;
+      continue;
+    }
+    ASSERT_TRUE(plan.ok()) << plan.message();
+    ++planned;
+    const int p = c.stages;
+    for (int s = 0; s < p; ++s) {
+      const StagePlan& st = plan->stages[s];
+      int count = 0;
+      for (int i = st.first_layer; i <= st.last_layer; ++i) {
+        count += c.profile.layers[i].op == "transformer_block";
+      }
+      EXPECT_EQ(count, blocks / p + (s < blocks % p ? 1 : 0)) << "trial " << trial;
+      if (s > 0) {
+        EXPECT_EQ(c.profile.layers[st.first_layer].op, "transformer_block") << "trial " << trial;
+      }
+    }
+    Result<Plan> dp = MakePlan(RequestOf(c, "dp"));
+    ASSERT_TRUE(dp.ok());
+    EXPECT_LE(dp->predicted.max_stage_ms, plan->predicted.max_stage_ms);
+  }
+  EXPECT_GT(planned, 50);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(Baselines, ParametersMinimisesLargestStageParams) {
   std::mt19937_64 rng(11);
   for (int trial = 0; trial < 200; ++trial) {

@@ -355,8 +355,11 @@ int RunLayoutSearch(const PlanFlags& f) {
                 "micro-batches; drop --device-types, --profile, --boundaries and "
                 "--micro-batches");
   }
-  if (f.method != "dp" || !f.compare_to.empty()) {
-    return Fail("--stages auto searches with dp; drop --method and --compare-to");
+  if (!f.compare_to.empty()) {
+    return Fail("--stages auto over the layout compares nothing; drop --compare-to");
+  }
+  if (FindPartitionMethod(f.method) == nullptr) {
+    return Fail("unknown --method " + Quote(f.method) + " (known: " + PartitionMethodNames() + ")");
   }
   if (f.recompute == "auto") {
     return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
@@ -389,6 +392,7 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (f.layout_options[7]->count() > 0) space.etp = {f.etp};
   if (f.micro_batch_size > 0) space.micro_batch_sizes = {f.micro_batch_size};
   ApplySoftware(f, &space.software);
+  space.method = f.method;
   space.recompute_all = f.recompute == "all";
   space.choose_recompute_unit = f.recompute_unit_option->count() == 0;
   if (f.virtual_stages_option->count() > 0) space.virtual_stages = {f.virtual_stages};
