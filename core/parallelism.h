@@ -73,6 +73,15 @@ struct ParallelLayout {
   // Applies only with tp > 1 and no sequence parallelism, whose boundary activations are split
   // over the tensor ranks already (PipelineScatterGatherApplies).
   bool pipeline_scatter_gather = false;
+  // The tensor-parallel reduction of a column-parallel product's input gradient (the
+  // all-reduce, or with sequence parallelism the reduce-scatter, after qkv's and fc1's input
+  // gradient) started asynchronously and run under that product's weight gradient, which the
+  // backward computes next (Megatron-LM's --async-tensor-model-parallel-allreduce, commit
+  // 16c90445e7 of 2021-09; its LinearWithGradAccumulationAndAsyncCommunication since).
+  // Off: each waits before the weight gradient starts. The layer's input-gradient time loses
+  // the hidden part (profiler/efficiency.h PartsMs), which assumes the weight gradient runs
+  // right after it, as a full backward does.
+  bool overlap_tp_dgrad = false;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   int expert_tp() const { return etp > 0 ? etp : tp; }
@@ -119,19 +128,21 @@ inline int64_t MainGradientBytes(int64_t element_bytes, int zero) {
 std::string_view CollectiveKindName(CollectiveKind kind);
 std::string_view CommGroupName(CommGroup group);
 
-// One collective a rank takes part in. `bytes` follows nccl-tests' "size": the whole buffer
-// of one rank (the gathered output of an all-gather, the input of a reduce-scatter, the buffer
-// of an all-reduce, everything a rank sends and keeps in an all-to-all, one message of a
-// send/receive). `hidden_behind` names a kernel of the same list part that the collective
-// overlaps with (the ring exchange of context parallelism runs under the attention of the
-// previous block of K/V): only the part of the collective longer than that kernel is exposed.
-// Empty: the collective is exposed whole (the layer waits for it).
 // Which step of the experts' token exchange a collective belongs to, in either direction:
 // the dispatch (tokens to their experts; in the backward, its gradient coming back, after the
 // experts' input gradient) or the combine (the experts' outputs back; in the backward, its
 // gradient, first). Megatron-LM's moe_dispatch and moe_combine nodes.
 enum class TokenExchange { kNone, kDispatch, kCombine };
 
+// One collective a rank takes part in. `bytes` follows nccl-tests' "size": the whole buffer
+// of one rank (the gathered output of an all-gather, the input of a reduce-scatter, the buffer
+// of an all-reduce, everything a rank sends and keeps in an all-to-all, one message of a
+// send/receive). `hidden_behind` names a kernel that the collective overlaps with: one of the
+// same list part (the ring exchange of context parallelism runs under the attention of the
+// previous block of K/V), or, for an input-gradient collective, a weight-gradient kernel it
+// runs under when the layout says so (ParallelLayout::overlap_tp_dgrad). Only the part of the
+// collective longer than that kernel is exposed. Empty: the collective is exposed whole (the
+// layer waits for it).
 struct Collective {
   std::string_view name;  // a static label such as "qkv_allgather"
   CollectiveKind kind = CollectiveKind::kAllReduce;

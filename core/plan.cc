@@ -129,6 +129,7 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("fused_wgrad_accumulation")) {
     l.fused_wgrad_accumulation = r.Bool("fused_wgrad_accumulation", true);
   }
+  if (r.Has("overlap_tp_dgrad")) l.overlap_tp_dgrad = r.Bool("overlap_tp_dgrad", false);
   if (r.Has("pipeline_scatter_gather")) {
     l.pipeline_scatter_gather = r.Bool("pipeline_scatter_gather", false);
   }
@@ -169,6 +170,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   if (!l.fused_wgrad_accumulation) out["fused_wgrad_accumulation"] = false;
   if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
   if (l.pipeline_scatter_gather) out["pipeline_scatter_gather"] = true;
+  if (l.overlap_tp_dgrad) out["overlap_tp_dgrad"] = true;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }

@@ -190,10 +190,28 @@ bool Exchanges(const std::vector<Collective>& comm) {
   return false;
 }
 
-}  // namespace
+// What the input gradient's collectives hide under the weight-gradient kernels they name
+// (ParallelLayout::overlap_tp_dgrad): per collective, the lesser of its time and the kernel's.
+double HiddenUnderWeightGradMs(const LayerKernels& k, const DeviceSpec& device, DType dtype,
+                               Rates rates, const ParallelLayout& layout) {
+  if (!layout.overlap_tp_dgrad) return 0;
+  double hidden = 0;
+  for (const Collective& c : k.backward_input_comm) {
+    if (c.hidden_behind.empty()) continue;
+    for (const Kernel& w : k.backward_weight) {
+      if (w.name != c.hidden_behind) continue;
+      hidden += std::min(CollectiveTimeMs(c, device, layout),
+                         KernelTimeMs(w, device, dtype, Direction::kBackward, rates));
+      break;
+    }
+  }
+  return hidden;
+}
 
-LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype, Rates rates,
-                     const ParallelLayout& layout) {
+// The three parts before the input gradient's overlap with the weight gradient (PartsMs in
+// the header): each part's own, or the experts' all-to-all overlap.
+LayerPartsMs ExchangePartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype,
+                             Rates rates, const ParallelLayout& layout) {
   const Direction fwd = Direction::kForward, bwd = Direction::kBackward;
   LayerPartsMs out;
   if (!ExpertOverlapApplies(layout) ||
@@ -232,6 +250,15 @@ LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtyp
   out.forward_ms = f.outside_ms + f.experts_ms + exposed * forward_share;
   out.backward_input_ms = b.outside_ms + b.experts_ms + exposed * (1 - forward_share);
   out.backward_weight_ms = w.outside_ms + w.experts_ms;
+  return out;
+}
+
+}  // namespace
+
+LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype, Rates rates,
+                     const ParallelLayout& layout) {
+  LayerPartsMs out = ExchangePartsMs(k, device, dtype, rates, layout);
+  out.backward_input_ms -= HiddenUnderWeightGradMs(k, device, dtype, rates, layout);
   return out;
 }
 

@@ -93,6 +93,12 @@ struct LayerPartsMs {
 // its longer stream; then the weight gradients outside the experts. What the pair takes beyond
 // its kernels is charged to the forward and the input gradient in proportion to their token
 // exchange; the weight-gradient part keeps its kernels.
+//
+// Then, with the layout's overlap_tp_dgrad, each input-gradient collective that names a
+// weight-gradient kernel (qkv's and fc1's reductions, under qkv_wgrad and fc1_wgrad) hides
+// under it: the input gradient loses the lesser of the two times. That holds for a full
+// backward, which runs the weight gradient right after (`plan` refuses the overlap with a
+// schedule that splits the backward).
 LayerPartsMs PartsMs(const LayerKernels& k, const DeviceSpec& device, DType dtype, Rates rates,
                      const ParallelLayout& layout);
 

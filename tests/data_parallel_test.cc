@@ -758,7 +758,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   const testing::CommandResult old =
       testing::RunTool(base +
                        " --attention unfused --sequence-parallel off --overlap-grad-reduce off "
-                       "--wgrad-accumulation separate --pipeline-scatter-gather on");
+                       "--wgrad-accumulation separate --pipeline-scatter-gather on "
+                       "--overlap-tp-dgrad on");
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
   const Json a = Json::parse(fused.out), b = Json::parse(old.out);
@@ -770,6 +771,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(a["parallelism"].contains("fused_wgrad_accumulation"));
   EXPECT_EQ(b["parallelism"]["pipeline_scatter_gather"], true);
   EXPECT_FALSE(a["parallelism"].contains("pipeline_scatter_gather"));
+  EXPECT_EQ(b["parallelism"]["overlap_tp_dgrad"], true);
+  EXPECT_FALSE(a["parallelism"].contains("overlap_tp_dgrad"));
   for (int s = 0; s < 2; ++s) {
     EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
               a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
@@ -781,6 +784,26 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(loaded->parallelism->sequence_parallel);
   EXPECT_FALSE(loaded->parallelism->fused_wgrad_accumulation);
   EXPECT_TRUE(loaded->parallelism->pipeline_scatter_gather);
+  EXPECT_TRUE(loaded->parallelism->overlap_tp_dgrad);
+  // The input gradient's reductions under the weight gradients shorten every backward; a
+  // schedule that splits the backward cannot run them so.
+  const testing::CommandResult waits = testing::RunTool(base + " --sequence-parallel off");
+  const testing::CommandResult hides =
+      testing::RunTool(base + " --sequence-parallel off --overlap-tp-dgrad on");
+  ASSERT_EQ(waits.exit_code, 0) << waits.err;
+  ASSERT_EQ(hides.exit_code, 0) << hides.err;
+  const Json w = Json::parse(waits.out), h = Json::parse(hides.out);
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_LT(h["stages"][s]["backward_ms"].get<double>(),
+              w["stages"][s]["backward_ms"].get<double>());
+    EXPECT_DOUBLE_EQ(h["stages"][s]["forward_ms"].get<double>(),
+                     w["stages"][s]["forward_ms"].get<double>());
+  }
+  const testing::CommandResult split =
+      testing::RunTool(base + " --schedule zbv --overlap-tp-dgrad on");
+  EXPECT_EQ(split.exit_code, 2);
+  EXPECT_EQ(std::count(split.err.begin(), split.err.end(), '\n'), 1) << split.err;
+  EXPECT_NE(split.err.find("--overlap-tp-dgrad"), std::string::npos) << split.err;
   const testing::CommandResult cp = testing::RunTool(
       "plan " + Models() + "gpt2-small.json --stages 2 --cp 2 --attention unfused");
   EXPECT_EQ(cp.exit_code, 2);

@@ -188,6 +188,59 @@ TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
                    t_kernel + t_comm(100e6));
 }
 
+// --overlap-tp-dgrad: a Llama 3 8B block at tp 2 (h 4096, N = 8192 rows, bf16) hides qkv's
+// and fc1's input-gradient reductions under their weight-gradient products. Each reduction's
+// closed form on the H100 node (370 GB/s bus, 3.4 us a ring step; 2 ranks): the all-reduce of
+// the [N x h] gradient 2(n-1)/n x bytes / bus + 2(n-1) steps, the reduce-scatter (sequence
+// parallel) (n-1)/n x bytes / bus + (n-1) steps. The input gradient loses the lesser of each
+// reduction and its product; on a slow bus, the products whole. Nothing else moves.
+TEST(EfficiencyTest, InputGradientReductionsHideUnderTheirWeightGradients) {
+  const Model llama = LoadOrFail("llama3-8b");
+  const double bytes = 8192.0 * 4096 * 2;
+  for (bool sp : {false, true}) {
+    KernelOptions options;
+    options.par.tp = 2;
+    options.par.sequence_parallel = sp;
+    options.flash_attention = true;
+    const LayerKernels k = ListKernels(llama.layers[1], llama.input, DType::kBf16, options);
+    ParallelLayout l;
+    l.tp = 2;
+    l.sequence_parallel = sp;
+    const auto wgrad = [&](std::string_view name, const DeviceSpec& d) {
+      for (const Kernel& w : k.backward_weight) {
+        if (w.name == name) {
+          return KernelTimeMs(w, d, DType::kBf16, Direction::kBackward, Rates::kAchieved);
+        }
+      }
+      ADD_FAILURE() << "no kernel " << name;
+      return 0.0;
+    };
+    const double reduce =
+        sp ? 0.5 * 1000 * bytes / 3.7e11 + 0.0034 : 1000 * bytes / 3.7e11 + 2 * 0.0034;
+    for (double slow : {1.0, 1e-3}) {
+      DeviceSpec d = H100();
+      d.node_bus_bytes_per_s *= slow;
+      const double comm = slow == 1.0 ? reduce
+                          : sp        ? 0.5 * 1000 * bytes / 3.7e8 + 0.0034
+                                      : 1000 * bytes / 3.7e8 + 2 * 0.0034;
+      const double hidden =
+          std::min(comm, wgrad("qkv_wgrad", d)) + std::min(comm, wgrad("gate_up_wgrad", d));
+      const LayerPartsMs waits = PartsMs(k, d, DType::kBf16, Rates::kAchieved, l);
+      ParallelLayout overlapped = l;
+      overlapped.overlap_tp_dgrad = true;
+      const LayerPartsMs hides = PartsMs(k, d, DType::kBf16, Rates::kAchieved, overlapped);
+      EXPECT_NEAR(waits.backward_input_ms - hides.backward_input_ms, hidden, 1e-9) << sp;
+      EXPECT_DOUBLE_EQ(hides.forward_ms, waits.forward_ms);
+      EXPECT_DOUBLE_EQ(hides.backward_weight_ms, waits.backward_weight_ms);
+      if (slow == 1.0) {
+        EXPECT_NEAR(hidden, 2 * reduce, 1e-9) << "the fast bus hides both whole";
+      } else {
+        EXPECT_NEAR(hidden, wgrad("qkv_wgrad", d) + wgrad("gate_up_wgrad", d), 1e-9);
+      }
+    }
+  }
+}
+
 // An fp8 model: its kernels move bf16 (Transformer Engine feeds only the products fp8
 // operands), its tensor-parallel all-gathers the quantized tensor at one byte per element and
 // its reduce-scatters bf16; what it keeps counts one byte per element; the linear layers'

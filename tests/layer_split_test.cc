@@ -332,9 +332,9 @@ TEST(LayerSplit, CollectivesOfOneSmallBlock) {
                                 "attention_scores"}});
   ExpectComm(sp.backward_input_comm,
              {{"fc2_dgrad_allgather", K::kAllGather, G::kTensor, x, ""},
-              {"fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, ""},
+              {"fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, "fc1_wgrad"},
               {"proj_dgrad_allgather", K::kAllGather, G::kTensor, x, ""},
-              {"qkv_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, ""},
+              {"qkv_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, "qkv_wgrad"},
               {"attention_kv_ring_dgrad", K::kSendRecv, G::kContext, ring,
                "attention_scores_dgrad_q"},
               {"attention_dkv_ring", K::kSendRecv, G::kContext, ring,
@@ -346,8 +346,8 @@ TEST(LayerSplit, CollectivesOfOneSmallBlock) {
   ExpectComm(plain.forward_comm, {{"proj_allreduce", K::kAllReduce, G::kTensor, x16, ""},
                                   {"fc2_allreduce", K::kAllReduce, G::kTensor, x16, ""}});
   ExpectComm(plain.backward_input_comm,
-             {{"fc1_dgrad_allreduce", K::kAllReduce, G::kTensor, x16, ""},
-              {"qkv_dgrad_allreduce", K::kAllReduce, G::kTensor, x16, ""}});
+             {{"fc1_dgrad_allreduce", K::kAllReduce, G::kTensor, x16, "fc1_wgrad"},
+              {"qkv_dgrad_allreduce", K::kAllReduce, G::kTensor, x16, "qkv_wgrad"}});
 
   // Context parallelism alone, fused attention: the ring hides behind the fused kernels.
   const LayerKernels cp4 = ListKernels(block, m.input, DType::kBf16, Par(1, 4, 1, true, true));
@@ -426,7 +426,8 @@ TEST(LayerSplit, ExpertCollectivesUnderTensorParallelismFollowTheDispatcher) {
               {"shared_fc2_reducescatter", K::kReduceScatter, G::kTensor, x, ""}});
   ExpectComm(mlp_only(sh.backward_input_comm),
              {{"shared_fc2_dgrad_allgather", K::kAllGather, G::kTensor, x, ""},
-              {"shared_fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x, ""},
+              {"shared_fc1_dgrad_reducescatter", K::kReduceScatter, G::kTensor, x,
+               "shared_gate_up_wgrad"},
               {"moe_combine_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kCombine},
               {"moe_dispatch_dgrad_alltoall", K::kAllToAll, G::kExpert, copies, "", X::kDispatch}});
   // The block hands on its sequence-parallel share either way.

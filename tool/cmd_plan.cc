@@ -60,7 +60,8 @@ struct PlanFlags {
   int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
-  std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off";
+  std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off",
+              overlap_tp_dgrad = "off";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
               overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
@@ -122,6 +123,7 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->overlap_grad_reduce = f.overlap_grad_reduce == "on";
   layout->fused_wgrad_accumulation = f.wgrad_accumulation == "fused";
   layout->pipeline_scatter_gather = f.pipeline_scatter_gather == "on";
+  layout->overlap_tp_dgrad = f.overlap_tp_dgrad == "on";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
 }
 
@@ -149,6 +151,18 @@ Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
   return Status::Ok();
 }
 
+// --overlap-tp-dgrad on hides the input gradient's reductions under the weight gradients that
+// a full backward runs right after; a schedule that splits the backward runs them apart.
+Status CheckTpDgradOverlap(const PlanFlags& f) {
+  if (f.overlap_tp_dgrad != "on") return Status::Ok();
+  const ScheduleKind* kind = FindScheduleKind(f.schedule);
+  if (kind != nullptr && kind->traits().splits_backward) {
+    return Status::Error("--overlap-tp-dgrad on needs a full backward; --schedule " + f.schedule +
+                         " runs the weight gradients apart from the input gradients");
+  }
+  return Status::Ok();
+}
+
 // --stages P with a layout: dp = G / (P x tp x cp) (G defaults to P x tp x cp: dp 1), and with
 // --global-batch N the micro-batch count N / (dp x micro-batch size).
 int RunLayout(PlanFlags f) {
@@ -166,6 +180,7 @@ int RunLayout(PlanFlags f) {
                 "merges each block of K/V into the fused kernel's running softmax statistics");
   }
   if (Status overlap = CheckExpertOverlap(f); !overlap.ok()) return Fail(overlap);
+  if (Status overlap = CheckTpDgradOverlap(f); !overlap.ok()) return Fail(overlap);
   ParallelLayout layout;
   layout.tp = f.tp;
   layout.cp = f.cp;
@@ -366,6 +381,7 @@ int RunLayoutSearch(const PlanFlags& f) {
                 "all to recompute every stage, or leave it out");
   }
   if (Status overlap = CheckExpertOverlap(f, true); !overlap.ok()) return Fail(overlap);
+  if (Status overlap = CheckTpDgradOverlap(f); !overlap.ok()) return Fail(overlap);
   PlanInputs inputs;
   PlanFlags plain = f;
   plain.gpus_per_node = 0;
@@ -617,6 +633,12 @@ Handler SetupPlan(CLI::App& sub) {
                      "share of a stage transfer and the next stage's tensor ranks all-gather "
                      "it (on; Megatron-LM's scatter/gather of 2021 and 2022), or each sends "
                      "the whole tensor (off, the default, as Megatron-Core)")
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--overlap-tp-dgrad", f->overlap_tp_dgrad,
+                     "With --tp > 1: the all-reduce (or reduce-scatter) of qkv's and fc1's "
+                     "input gradient under their weight-gradient products (on; Megatron-LM's "
+                     "asynchronous tensor-parallel communication), or before them (off, the "
+                     "default)")
           ->check(CLI::IsMember({"on", "off"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");

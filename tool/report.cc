@@ -114,6 +114,8 @@ std::string LayoutLine(const ParallelLayout& l) {
          (l.pp > 1 && PipelineScatterGatherApplies(l)
               ? ", stage transfers split over the tensor ranks"
               : "") +
+         (l.tp > 1 && l.overlap_tp_dgrad ? ", input-gradient reductions under the weight gradients"
+                                         : "") +
          (ExpertOverlapApplies(l) ? ", experts' all-to-all under the other micro-batch" : "") +
          "; " + std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) +
          " per node";

@@ -120,8 +120,9 @@ struct DenseComm {
   std::string_view gather, scatter, reduce;
 };
 
-Collective Tensor(std::string_view name, CollectiveKind kind, double bytes) {
-  return {name, kind, CommGroup::kTensor, bytes, ""};
+Collective Tensor(std::string_view name, CollectiveKind kind, double bytes,
+                  std::string_view hidden_behind = "") {
+  return {name, kind, CommGroup::kTensor, bytes, hidden_behind};
 }
 Collective Expert(std::string_view name, TokenExchange step, double bytes) {
   return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, "", step};
@@ -146,8 +147,11 @@ void AddDense(const Layer& l, const KernelShape& sh, const MlpSplit& m, double w
     part.insert(part.end(), {p.fc2.input_grad, p.act_grad, p.fc1.input_grad});
   }
   if (m.r.tp > 1) {
-    comm.push_back(m.r.sp ? Tensor(names.scatter, CollectiveKind::kReduceScatter, x)
-                          : Tensor(names.reduce, CollectiveKind::kAllReduce, x));
+    // Backward: fc1's input-gradient reduction, which can run under fc1's weight gradient
+    // (ParallelLayout::overlap_tp_dgrad).
+    const std::string_view under = forward ? "" : p.fc1.weight_grads.front().name;
+    comm.push_back(m.r.sp ? Tensor(names.scatter, CollectiveKind::kReduceScatter, x, under)
+                          : Tensor(names.reduce, CollectiveKind::kAllReduce, x, under));
   }
 }
 

@@ -330,15 +330,14 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
            {"proj_reducescatter", CollectiveKind::kReduceScatter, CommGroup::kTensor, act, ""}});
       k->backward_input_comm.push_back({"proj_dgrad_allgather", CollectiveKind::kAllGather,
                                         CommGroup::kTensor, act, ""});
-      k->backward_input_comm.push_back({"qkv_dgrad_reducescatter",
-                                        CollectiveKind::kReduceScatter, CommGroup::kTensor, act,
-                                        ""});
+      k->backward_input_comm.push_back({"qkv_dgrad_reducescatter", CollectiveKind::kReduceScatter,
+                                        CommGroup::kTensor, act, "qkv_wgrad"});
     } else {
       k->forward_comm.insert(
           k->forward_comm.begin(),
           {"proj_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
-      k->backward_input_comm.push_back(
-          {"qkv_dgrad_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
+      k->backward_input_comm.push_back({"qkv_dgrad_allreduce", CollectiveKind::kAllReduce,
+                                        CommGroup::kTensor, act, "qkv_wgrad"});
     }
   }
   if (r.cp > 1) {
