@@ -109,6 +109,19 @@ ParallelLayout Software(int64_t pp) {
   return l;
 }
 
+// The Megatron-LM of a year later, which the MLSys 2023 rows ran: the same, with its weight
+// gradients accumulated inside the product (the fusion of February 2022, before the paper's
+// May 2022 submission: an assumption, the paper does not say), and the tensor-parallel
+// reduction of qkv's and fc1's input gradient under their weight gradient (the paper's
+// section 6.2: the all-reduce from 2021-09, commit 16c90445e7, the sequence-parallel
+// reduce-scatter from 2022-03, 02bb1f5c86).
+ParallelLayout Software2022(int64_t pp) {
+  ParallelLayout l = Software(pp);
+  l.fused_wgrad_accumulation = true;
+  l.overlap_tp_dgrad = true;
+  return l;
+}
+
 // The A100 with the matrix-product rate of the runs' software: cuBLAS 11 on an A100 80GB
 // reached 230 TFLOPS on an 8192^3 fp16 product (mli/transformers-benchmarks, README,
 // "MatMul FP32 / FP16" row, measured in NVIDIA's 22.07 PyTorch container with CUDA 11.7),
@@ -123,6 +136,20 @@ DeviceSpec Cuda11A100() {
       "gemm bf16 0.737 = 230/312 TFLOPS (an 8192^3 fp16 product, CUDA 11.7: "
       "mli/transformers-benchmarks); the rest as the table's a100";
   return d;
+}
+
+// A row's model and layout fields (both tables spell them alike).
+Row RowOf(const Json& j) {
+  Row r;
+  r.model = j["model"].get<std::string>();
+  r.layers = j["layers"].get<int64_t>();
+  r.hidden = j["hidden"].get<int64_t>();
+  r.heads = j["heads"].get<int64_t>();
+  r.tp = j.value("tp", int64_t{1});
+  r.pp = j.value("pp", int64_t{1});
+  r.gpus = j.value("gpus", int64_t{1});
+  r.batch = j.value("global_batch", int64_t{1});
+  return r;
 }
 
 // The fraction of the HBM bandwidth the runs' memory-bound kernels stream at. The device
@@ -140,20 +167,26 @@ struct MemoryFraction {
   double fraction = 0;
   double measured_ms = 0;  // the core attention's forward
 };
-Result<MemoryFraction> RunsMemoryFraction(const DeviceSpec& base, const Json& mlsys);
-
-// A row's model and layout fields (both tables spell them alike).
-Row RowOf(const Json& j) {
-  Row r;
-  r.model = j["model"].get<std::string>();
-  r.layers = j["layers"].get<int64_t>();
-  r.hidden = j["hidden"].get<int64_t>();
-  r.heads = j["heads"].get<int64_t>();
-  r.tp = j.value("tp", int64_t{1});
-  r.pp = j.value("pp", int64_t{1});
-  r.gpus = j.value("gpus", int64_t{1});
-  r.batch = j.value("global_batch", int64_t{1});
-  return r;
+Result<MemoryFraction> RunsMemoryFraction(const DeviceSpec& base, const Json& mlsys) {
+  const Json& row = mlsys["rows"][0];
+  Result<Model> model = Gpt(RowOf(row));
+  if (!model.ok()) return model.status();
+  const Json& layer = mlsys["layer_22b_ms"];
+  const double measured =
+      layer["backward_selective"].get<double>() - layer["backward"].get<double>();
+  ParallelLayout l = Software2022(1);
+  l.tp = static_cast<int>(row["tp"].get<int64_t>());
+  double lo = 0.05, hi = 1.0;
+  for (int i = 0; i < 40; ++i) {
+    const double mid = (lo + hi) / 2;
+    DeviceSpec d = base;
+    d.efficiency.memory = mid;
+    Result<Profile> profile =
+        LayoutProfile(*model, d, l, row["micro_batch"].get<int64_t>(), std::nullopt);
+    if (!profile.ok()) return profile.status();
+    (profile->layers[1].core_attention_ms.value_or(0) > measured ? lo : hi) = mid;
+  }
+  return MemoryFraction{(lo + hi) / 2, measured};
 }
 
 // The request and the lever space of a row at its published tp and pp (cp 1, ZeRO 0, the
@@ -207,26 +240,25 @@ bool RunsLevers(int64_t layers, int pp, LeverSpace* space) {
   return true;
 }
 
+// `found` in place of `best` when it planned something faster.
+void KeepFaster(Result<LayoutSearchResult> found, Result<LayoutSearchResult>* best) {
+  if (!found.ok() || found->ranked.empty()) return;
+  if (!best->ok() || (*best)->ranked.empty() ||
+      found->ranked.front().batch_ms < (*best)->ranked.front().batch_ms) {
+    *best = std::move(found);
+  }
+}
+
 // The fastest of `space` (tp and the levers other than pp as it says) over the depths `pps`
-// the runs' software could run, each with every transformer layer recomputed and, when
-// `recompute_choice`, also without recomputation: the software recomputed every stage alike
-// (--checkpoint-activations) or none.
+// the runs' software could run, every transformer layer recomputed, as the runs did (Table 1's
+// setting).
 Result<LayoutSearchResult> SearchAsTheRunsCould(const PlanRequest& request, const DeviceSpec& a100,
                                                 LeverSpace space, int64_t layers,
-                                                const std::vector<int>& pps,
-                                                bool recompute_choice) {
+                                                const std::vector<int>& pps) {
   Result<LayoutSearchResult> best = Status::Error("no depth the software could run fits");
-  space.recompute_lever = false;
+  space.recompute_all = true;
   for (int pp : pps) {
-    if (!RunsLevers(layers, pp, &space)) continue;
-    for (int recompute = recompute_choice ? 0 : 1; recompute <= 1; ++recompute) {
-      space.recompute_all = recompute == 1;
-      Result<LayoutSearchResult> found = SearchLayouts(request, a100, space);
-      if (!found.ok() || found->ranked.empty()) continue;
-      if (!best.ok() || found->ranked.front().batch_ms < best->ranked.front().batch_ms) {
-        best = std::move(found);
-      }
-    }
+    if (RunsLevers(layers, pp, &space)) KeepFaster(SearchLayouts(request, a100, space), &best);
   }
   return best;
 }
@@ -277,15 +309,8 @@ int Mlsys23(const DeviceSpec& a100, const Json& mlsys) {
       space.micro_batch_sizes = {b};
       space.schedules = {vp > 1 ? "interleaved" : "1f1b"};
       if (vp > 1) space.virtual_stages = {vp};
+      space.software = Software2022(r.pp);
       space.software.sequence_parallel = col.sequence_parallel;
-      // The next year's software; its weight gradients accumulate inside the product (the
-      // fusion of February 2022, before the paper's May 2022 submission: an assumption, the
-      // paper does not say), and the tensor-parallel reduction of qkv's and fc1's input
-      // gradient runs under their weight gradient (the paper's section 6.2: the all-reduce
-      // from 2021-09, commit 16c90445e7, the sequence-parallel reduce-scatter from 2022-03,
-      // 02bb1f5c86).
-      space.software.fused_wgrad_accumulation = true;
-      space.software.overlap_tp_dgrad = true;
       Result<LayoutSearchResult> at = SearchLayouts(request, a100, space);
       if (!at.ok()) {
         std::printf("%-6s -- no plan at the published layout: %s\n", r.model.c_str(),
@@ -313,9 +338,7 @@ int Mlsys23(const DeviceSpec& a100, const Json& mlsys) {
   std::printf("\nMLSys 2023, Table 4, one layer of the 22B model at tp 8, b 4 (ms)\n");
   std::printf("%-40s %9s %9s %7s\n", "", "measured", "predicted", "error");
   for (bool sp : {false, true}) {
-    ParallelLayout l = Software(1);
-    l.fused_wgrad_accumulation = true;
-    l.overlap_tp_dgrad = true;
+    ParallelLayout l = Software2022(1);
     l.tp = static_cast<int>(first["tp"].get<int64_t>());
     l.sequence_parallel = sp;
     Result<Profile> profile =
@@ -347,28 +370,6 @@ int Mlsys23(const DeviceSpec& a100, const Json& mlsys) {
     }
   }
   return 0;
-}
-
-Result<MemoryFraction> RunsMemoryFraction(const DeviceSpec& base, const Json& mlsys) {
-  const Json& row = mlsys["rows"][0];
-  Result<Model> model = Gpt(RowOf(row));
-  if (!model.ok()) return model.status();
-  const Json& layer = mlsys["layer_22b_ms"];
-  const double measured =
-      layer["backward_selective"].get<double>() - layer["backward"].get<double>();
-  ParallelLayout l = Software(1);
-  l.tp = static_cast<int>(row["tp"].get<int64_t>());
-  double lo = 0.05, hi = 1.0;
-  for (int i = 0; i < 40; ++i) {
-    const double mid = (lo + hi) / 2;
-    DeviceSpec d = base;
-    d.efficiency.memory = mid;
-    Result<Profile> profile =
-        LayoutProfile(*model, d, l, row["micro_batch"].get<int64_t>(), std::nullopt);
-    if (!profile.ok()) return profile.status();
-    (profile->layers[1].core_attention_ms.value_or(0) > measured ? lo : hi) = mid;
-  }
-  return MemoryFraction{(lo + hi) / 2, measured};
 }
 
 // The paper's layout experiment (its figure 13; examples/academic_paper_scripts/sc21/
@@ -461,8 +462,7 @@ int Main(int argc, char** argv) {
     // The published tp and pp as the runs trained them: every transformer layer recomputed,
     // the blocks split evenly, and the micro-batch, schedule and chunks the tool's among what
     // the runs' software could run.
-    Result<LayoutSearchResult> at =
-        SearchAsTheRunsCould(request, a100, published, r.layers, {pp}, false);
+    Result<LayoutSearchResult> at = SearchAsTheRunsCould(request, a100, published, r.layers, {pp});
     // The layout question: against every tp and pp at the row's GPU count, trained the same
     // way (ZeRO 0: the paper's software had no sharded optimizer).
     LeverSpace all = published;
@@ -472,8 +472,7 @@ int Main(int argc, char** argv) {
     for (int p = 1; p <= r.gpus; ++p) {
       if (r.gpus % p == 0) depths.push_back(p);
     }
-    Result<LayoutSearchResult> best =
-        SearchAsTheRunsCould(request, a100, all, r.layers, depths, false);
+    Result<LayoutSearchResult> best = SearchAsTheRunsCould(request, a100, all, r.layers, depths);
     // Beyond the runs' software, with the tool's own levers: the exact split, recomputation
     // of only the stages over the memory limit, any depth and chunk count; the published tp
     // and pp against every layout. The search runs without a pipeline (PyTorch's overlapped
@@ -484,22 +483,16 @@ int Main(int argc, char** argv) {
     own_space.recompute_lever = true;
     own_space.virtual_stages = LeverSpace{}.virtual_stages;
     own_space.schedules = LeverSpace{}.schedules;
-    LeverSpace own_published = own_space;
+    LeverSpace own_published = own_space;  // its software is Software(pp) already
     own_published.tp = published.tp;
     own_published.pp = published.pp;
-    own_published.software = Software(pp);
     Result<LayoutSearchResult> own_at = SearchLayouts(request, a100, own_published);
     own_space.pp = {1};
     own_space.software = Software(1);
     Result<LayoutSearchResult> own = SearchLayouts(request, a100, own_space);
     own_space.pp.assign(depths.begin() + 1, depths.end());
     own_space.software = Software(2);
-    Result<LayoutSearchResult> piped = SearchLayouts(request, a100, own_space);
-    if (piped.ok() && !piped->ranked.empty() &&
-        (!own.ok() || own->ranked.empty() ||
-         piped->ranked.front().batch_ms < own->ranked.front().batch_ms)) {
-      own = std::move(piped);
-    }
+    KeepFaster(SearchLayouts(request, a100, own_space), &own);
     if (!at.ok()) {
       std::printf("%-12s %3lld %3lld  -- no plan at the published layout: %s\n", r.model.c_str(),
                   static_cast<long long>(r.tp), static_cast<long long>(r.pp), at.message().c_str());

@@ -193,9 +193,8 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
   if (space.gpus_total < 1) return Status::Error("--gpus-total must be at least 1");
   if (space.global_batch < 1) return Status::Error("--global-batch must be at least 1");
   if (space.gpus_per_node < 1) return Status::Error("--gpus-per-node must be at least 1");
-  if (FindPartitionMethod(space.method) == nullptr) {
-    return Status::Error("unknown --method " + Quote(space.method) +
-                         " (known: " + PartitionMethodNames() + ")");
+  if (Result<const PartitionMethod*> m = KnownPartitionMethod(space.method); !m.ok()) {
+    return m.status();
   }
   const Model& model = *base.model;
   const int64_t G = space.gpus_total, N = space.global_batch, K = space.gpus_per_node;

@@ -35,6 +35,12 @@ const PartitionMethod* FindPartitionMethod(std::string_view name) {
   return nullptr;
 }
 
+Result<const PartitionMethod*> KnownPartitionMethod(std::string_view name) {
+  if (const PartitionMethod* m = FindPartitionMethod(name)) return m;
+  return Status::Error("unknown --method " + Quote(name) + " (known: " + PartitionMethodNames() +
+                       ")");
+}
+
 std::string PartitionMethodNames() {
   std::string names;
   for (const PartitionMethod& m : PartitionMethods()) {

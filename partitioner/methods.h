@@ -55,6 +55,8 @@ struct PartitionMethod {
 
 const std::vector<PartitionMethod>& PartitionMethods();
 const PartitionMethod* FindPartitionMethod(std::string_view name);
+// The method named `name`, or one line naming the known ones.
+Result<const PartitionMethod*> KnownPartitionMethod(std::string_view name);
 std::string PartitionMethodNames();
 
 // The methods (methods.cc).

@@ -394,11 +394,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   const int chunks = context.num_chunks();
   const bool chunked = chunks != p;
 
-  const PartitionMethod* method = FindPartitionMethod(request.method);
-  if (method == nullptr) {
-    return Status::Error("unknown --method " + Quote(request.method) + " (known: " +
-                         PartitionMethodNames() + ")");
-  }
+  Result<const PartitionMethod*> known = KnownPartitionMethod(request.method);
+  if (!known.ok()) return known.status();
+  const PartitionMethod* method = *known;
   Result<std::unique_ptr<StageCosts>> made =
       CostsUnder(profile, request.layout, request.devices, request.optimizer, chunks,
                  request.memory_limit, context.schedule.chunk_device);

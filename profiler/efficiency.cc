@@ -127,23 +127,29 @@ double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
                       link.latency_ms);
 }
 
+namespace {
+
+// The time of the kernel of `kernels` that `c` runs under (Collective::hidden_behind); 0 when
+// it names none of them.
+double UnderMs(const Collective& c, const std::vector<Kernel>& kernels, const DeviceSpec& device,
+               DType dtype, Direction direction, Rates rates) {
+  if (c.hidden_behind.empty()) return 0;
+  for (const Kernel& k : kernels) {
+    if (k.name == c.hidden_behind) return KernelTimeMs(k, device, dtype, direction, rates);
+  }
+  return 0;
+}
+
+}  // namespace
+
 double PartMs(const std::vector<Kernel>& kernels, const std::vector<Collective>& comm,
               const DeviceSpec& device, DType dtype, Direction direction, Rates rates,
               const ParallelLayout& layout) {
   double ms = 0;
   for (const Kernel& k : kernels) ms += KernelTimeMs(k, device, dtype, direction, rates);
   for (const Collective& c : comm) {
-    const double t = CollectiveTimeMs(c, device, layout);
-    double hidden = 0;
-    if (!c.hidden_behind.empty()) {
-      for (const Kernel& k : kernels) {
-        if (k.name == c.hidden_behind) {
-          hidden = KernelTimeMs(k, device, dtype, direction, rates);
-          break;
-        }
-      }
-    }
-    ms += std::max(0.0, t - hidden);
+    ms += std::max(0.0, CollectiveTimeMs(c, device, layout) -
+                            UnderMs(c, kernels, device, dtype, direction, rates));
   }
   return ms;
 }
@@ -198,12 +204,8 @@ double HiddenUnderWeightGradMs(const LayerKernels& k, const DeviceSpec& device, 
   double hidden = 0;
   for (const Collective& c : k.backward_input_comm) {
     if (c.hidden_behind.empty()) continue;
-    for (const Kernel& w : k.backward_weight) {
-      if (w.name != c.hidden_behind) continue;
-      hidden += std::min(CollectiveTimeMs(c, device, layout),
-                         KernelTimeMs(w, device, dtype, Direction::kBackward, rates));
-      break;
-    }
+    hidden += std::min(CollectiveTimeMs(c, device, layout),
+                       UnderMs(c, k.backward_weight, device, dtype, Direction::kBackward, rates));
   }
   return hidden;
 }

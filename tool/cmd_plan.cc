@@ -373,9 +373,6 @@ int RunLayoutSearch(const PlanFlags& f) {
   if (!f.compare_to.empty()) {
     return Fail("--stages auto over the layout compares nothing; drop --compare-to");
   }
-  if (FindPartitionMethod(f.method) == nullptr) {
-    return Fail("unknown --method " + Quote(f.method) + " (known: " + PartitionMethodNames() + ")");
-  }
   if (f.recompute == "auto") {
     return Fail("--stages auto over the layout chooses recomputation itself; give --recompute "
                 "all to recompute every stage, or leave it out");
