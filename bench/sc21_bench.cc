@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpt_model.h"
 #include "core/json_util.h"
 #include "core/model.h"
 #include "partitioner/layout_search.h"
@@ -44,38 +45,9 @@ struct Row {
   double measured = 0;
 };
 
+// The row's GPT: vocabulary 51200, sequence 2048, the output layer tied to the embedding.
 Result<Model> Gpt(const Row& r) {
-  const Json doc = {
-      {"format", "pp-partition.model/v1"},
-      {"name", r.model},
-      {"dtype", "bf16"},
-      {"input", {{"micro_batch_size", 1}, {"seq_len", 2048}}},
-      {"layers", Json::array({Json{{"name", "embed"},
-                                   {"op", "embedding"},
-                                   {"vocab", 51200},
-                                   {"hidden", r.hidden},
-                                   {"positions", 2048}},
-                              Json{{"name", "block"},
-                                   {"op", "transformer_block"},
-                                   {"hidden", r.hidden},
-                                   {"heads", r.heads},
-                                   {"ffn", 4 * r.hidden},
-                                   {"norm", "layernorm"},
-                                   {"mlp", "gelu"},
-                                   {"bias", true},
-                                   {"causal", true},
-                                   {"rotary", false},
-                                   {"dropout", 0.1},
-                                   {"repeat", r.layers}},
-                              Json{{"name", "ln_f"}, {"op", "layernorm"}, {"hidden", r.hidden}},
-                              Json{{"name", "lm_head"},
-                                   {"op", "linear"},
-                                   {"in", r.hidden},
-                                   {"out", 51200},
-                                   {"bias", false},
-                                   {"tied_to", "embed"}},
-                              Json{{"name", "loss"}, {"op", "cross_entropy"}}})}};
-  return ModelFromJson(doc);
+  return GptModel({.name = r.model, .layers = r.layers, .hidden = r.hidden, .heads = r.heads});
 }
 
 // The paper's FLOPs of one step (the recomputed forward included).
