@@ -11,7 +11,8 @@
 // h100, run as the README's software ran it (Software(): sequence parallelism, fused
 // attention, the distributed optimizer as ZeRO 1, the gradient reduce-scatter and parameter
 // all-gather overlapped, weight gradients accumulated inside their products, the input
-// gradient's tensor-parallel reduce-scatter under the weight gradient) with the levers of the
+// gradient's tensor-parallel reduce-scatter under the weight gradient, the cross entropy
+// unfused) with the levers of the
 // Megatron-LM of July 2024 (RunsLevers(): the blocks split evenly, interleaving with a chunk
 // count dividing each stage's blocks); micro-batch size, schedule, chunks and recomputation
 // are the tool's among those. Its TFLOP/s per GPU counts Megatron-LM's FLOPs of that month
@@ -60,6 +61,9 @@ ParallelLayout Software() {
   l.overlap_grad_reduce = true;
   l.fused_wgrad_accumulation = true;
   l.overlap_tp_dgrad = true;
+  // Without --cross-entropy-loss-fusion (off by default then, and not among the README's
+  // flags): the unfused passes.
+  l.fused_cross_entropy = false;
   return l;
 }
 

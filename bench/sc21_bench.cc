@@ -70,7 +70,9 @@ double PaperFlops(const Row& r) {
 // no_sync, so its buckets are reduced under that backward, megatron/schedules.py
 // forward_backward_no_pipelining) and by Megatron-LM's own after the pipeline drains on the
 // others (--DDP-impl local), and each stage transfer split over the tensor ranks and gathered
-// (the paper's section 4.1 scatter/gather, on by default from February 2021 until 2023).
+// (the paper's section 4.1 scatter/gather, on by default from February 2021 until 2023), and
+// the cross entropy in its unfused passes over the fp32 logits (megatron/mpu/cross_entropy.py,
+// the model's output.float() before it).
 ParallelLayout Software(int64_t pp) {
   ParallelLayout l;
   l.sequence_parallel = false;
@@ -78,6 +80,7 @@ ParallelLayout Software(int64_t pp) {
   l.overlap_grad_reduce = pp == 1;
   l.fused_wgrad_accumulation = false;
   l.pipeline_scatter_gather = true;
+  l.fused_cross_entropy = false;
   return l;
 }
 

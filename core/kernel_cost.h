@@ -64,6 +64,9 @@ struct KernelShape {
   // written nor kept; causal masking halves the work). Off: the unfused kernels the CPU and
   // CUDA layers run.
   bool flash_attention = false;
+  // The loss's cross entropy as one fused kernel per direction; off: Megatron-Core's unfused
+  // passes (ParallelLayout::fused_cross_entropy).
+  bool fused_cross_entropy = true;
   // Bytes per element of what a layer keeps of its linear layers' inputs for their weight
   // gradients, where that differs from e: an fp8 model's layer keeps them quantized
   // (AnalyticLayerMemory). KernelShapeOf sets it to e.

@@ -82,6 +82,15 @@ struct ParallelLayout {
   // the hidden part (profiler/efficiency.h PartsMs), which assumes the weight gradient runs
   // right after it, as a full backward does.
   bool overlap_tp_dgrad = false;
+  // The cross entropy over the vocabulary as one fused kernel in each direction, which reads
+  // the logits once and writes the softmax (its gradient) once (Transformer Engine's parallel
+  // cross entropy and the fused linear-cross-entropy kernels of other runtimes). Off:
+  // Megatron-LM's vocab_parallel_cross_entropy without --cross-entropy-loss-fusion
+  // (megatron/core/tensor_parallel/cross_entropy.py; megatron/mpu/cross_entropy.py in 2021,
+  // the same passes): the logits cast to fp32, then a max, a subtraction, an exponential, a
+  // sum and a division, each a pass of its own, the fp32 softmax kept; in the backward a
+  // multiplication and the cast back (core/kinds/loss.cc counts the bytes).
+  bool fused_cross_entropy = true;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   int expert_tp() const { return etp > 0 ? etp : tp; }

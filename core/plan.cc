@@ -107,7 +107,8 @@ Json MeasurementToJson(const Measurement& m) {
 }
 
 // "parallelism": {tp, pp, cp, ep, dp, vp, zero} and optionally etp, sequence_parallel,
-// fused_attention, overlap_grad_reduce, overlap_expert_comm and gpus_per_node; pp and vp must agree
+// fused_attention, overlap_grad_reduce, overlap_expert_comm, the other software settings of
+// ParallelLayout and gpus_per_node; pp and vp must agree
 // with the plan's num_stages and virtual_stages.
 Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int virtual_stages) {
   FieldReader r(object, "parallelism");
@@ -130,6 +131,9 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
     l.fused_wgrad_accumulation = r.Bool("fused_wgrad_accumulation", true);
   }
   if (r.Has("overlap_tp_dgrad")) l.overlap_tp_dgrad = r.Bool("overlap_tp_dgrad", false);
+  if (r.Has("fused_cross_entropy")) {
+    l.fused_cross_entropy = r.Bool("fused_cross_entropy", true);
+  }
   if (r.Has("pipeline_scatter_gather")) {
     l.pipeline_scatter_gather = r.Bool("pipeline_scatter_gather", false);
   }
@@ -171,6 +175,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
   if (l.pipeline_scatter_gather) out["pipeline_scatter_gather"] = true;
   if (l.overlap_tp_dgrad) out["overlap_tp_dgrad"] = true;
+  if (!l.fused_cross_entropy) out["fused_cross_entropy"] = false;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }

@@ -148,10 +148,11 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
   p.layers.reserve(model.layers.size());
   for (const Layer& layer : model.layers) {
     if (previous == nullptr || !SameShape(*previous, layer)) {
-      Result<LayerCost> cost = AnalyticLayerCost(
-          layer, input, dtype, device,
-          KernelOptions{options.layout.shard(), options.flash_attention},
-          LayerTiming{options.rates, options.layout, has_blocks});
+      Result<LayerCost> cost =
+          AnalyticLayerCost(layer, input, dtype, device,
+                            KernelOptions{options.layout.shard(), options.flash_attention,
+                                          options.layout.fused_cross_entropy},
+                            LayerTiming{options.rates, options.layout, has_blocks});
       if (!cost.ok()) return cost.status();
       c = *cost;
     }

@@ -70,6 +70,7 @@ KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOpti
   KernelShape sh = KernelShapeOf(input, dtype);
   sh.par = options.par;
   sh.flash_attention = options.flash_attention;
+  sh.fused_cross_entropy = options.fused_cross_entropy;
   return sh;
 }
 

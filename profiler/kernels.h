@@ -18,6 +18,7 @@ namespace pp {
 struct KernelOptions {
   ShardDegrees par;
   bool flash_attention = false;
+  bool fused_cross_entropy = true;  // ParallelLayout::fused_cross_entropy
 };
 KernelShape KernelShapeOf(const ModelInput& input, DType dtype, const KernelOptions& options);
 // Bytes per element that the kernels of a `dtype` model read and write: DTypeBytes, except

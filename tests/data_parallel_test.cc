@@ -759,7 +759,7 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
       testing::RunTool(base +
                        " --attention unfused --sequence-parallel off --overlap-grad-reduce off "
                        "--wgrad-accumulation separate --pipeline-scatter-gather on "
-                       "--overlap-tp-dgrad on");
+                       "--overlap-tp-dgrad on --cross-entropy unfused");
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
   const Json a = Json::parse(fused.out), b = Json::parse(old.out);
@@ -773,6 +773,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(a["parallelism"].contains("pipeline_scatter_gather"));
   EXPECT_EQ(b["parallelism"]["overlap_tp_dgrad"], true);
   EXPECT_FALSE(a["parallelism"].contains("overlap_tp_dgrad"));
+  EXPECT_EQ(b["parallelism"]["fused_cross_entropy"], false);
+  EXPECT_FALSE(a["parallelism"].contains("fused_cross_entropy"));
   for (int s = 0; s < 2; ++s) {
     EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
               a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
@@ -785,6 +787,15 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(loaded->parallelism->fused_wgrad_accumulation);
   EXPECT_TRUE(loaded->parallelism->pipeline_scatter_gather);
   EXPECT_TRUE(loaded->parallelism->overlap_tp_dgrad);
+  EXPECT_FALSE(loaded->parallelism->fused_cross_entropy);
+  // The unfused cross entropy lengthens only the stage with the loss, in both directions.
+  const testing::CommandResult unfused = testing::RunTool(base + " --cross-entropy unfused");
+  ASSERT_EQ(unfused.exit_code, 0) << unfused.err;
+  const Json u = Json::parse(unfused.out);
+  for (const char* part : {"forward_ms", "backward_ms"}) {
+    EXPECT_DOUBLE_EQ(u["stages"][0][part].get<double>(), a["stages"][0][part].get<double>());
+    EXPECT_GT(u["stages"][1][part].get<double>(), a["stages"][1][part].get<double>());
+  }
   // The input gradient's reductions under the weight gradients shorten every backward; a
   // schedule that splits the backward cannot run them so.
   const testing::CommandResult waits = testing::RunTool(base + " --sequence-parallel off");

@@ -480,6 +480,7 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
             std::string::npos) << zero3;
   EXPECT_NE(text.find("\n--overlap-grad-reduce\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("--attention-backend"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n--cross-entropy-loss-fusion\n"), std::string::npos) << text;
   // The software of the layout: no sequence parallelism, no overlap, unfused attention.
   Plan old = LayoutPlan(1);
   old.parallelism->sequence_parallel = false;
@@ -487,6 +488,7 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   old.parallelism->fused_attention = false;
   old.parallelism->fused_wgrad_accumulation = false;
   old.parallelism->pipeline_scatter_gather = true;
+  old.parallelism->fused_cross_entropy = false;
   const std::string old_text = Export(old, "megatron");
   // Megatron-Core sends whole stage tensors: the plan's scatter/gather is named, not a flag.
   EXPECT_NE(old_text.find("\n# the plan splits each stage transfer over the tensor ranks"),
@@ -501,6 +503,7 @@ TEST(LayoutExport, MegatronFlagsCarryTheDegreesAndSharding) {
   EXPECT_EQ(old_text.find("--overlap-grad-reduce"), std::string::npos) << old_text;
   EXPECT_EQ(old_text.find("--overlap-param-gather"), std::string::npos) << old_text;
   EXPECT_NE(old_text.find("\n--attention-backend unfused\n"), std::string::npos) << old_text;
+  EXPECT_EQ(old_text.find("--cross-entropy-loss-fusion"), std::string::npos) << old_text;
   // Without a layout none of these flags appear (today's export).
   const std::string plain = Export(MakeTestPlan("llama-7b.json", 4), "megatron");
   EXPECT_EQ(plain.find("--tensor-model-parallel-size"), std::string::npos);

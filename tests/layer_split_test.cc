@@ -485,5 +485,41 @@ TEST(LayerSplit, ExpertAllToAllsAndTheVocabularyParallelEnds) {
   EXPECT_EQ(AnalyticLayerMemory(m.layers[2], m.input, DType::kBf16, tp2).output_bytes, x / 2);
 }
 
+// Megatron-Core's unfused vocabulary-parallel cross entropy, pass by pass
+// (megatron/core/tensor_parallel/cross_entropy.py): per logit, the fp32 cast reads 2 bytes
+// and writes 4, the max reads 4, the shift, the exponential and the division read and write
+// 4 each, the sum reads 4: 38 bytes; the backward's multiplication reads and writes 4 and the
+// cast back reads 4 and writes 2: 14. A row's max, sum and (at the division) its target's
+// logit, sum and loss add 4 bytes each. fp32 logits skip both casts. It keeps the fp32
+// softmax; the fused kernel reads and writes each tensor once and keeps it in bf16.
+TEST(LayerSplit, UnfusedCrossEntropyRunsMegatronCoresPasses) {
+  const Model m = WithBlock(R"("heads": 4, "ffn": 16)", kInput);
+  const Layer& loss = m.layers[4];
+  auto bytes = [](const std::vector<Kernel>& part) {
+    double sum = 0;
+    for (const Kernel& k : part) sum += k.bytes;
+    return sum;
+  };
+  KernelOptions tp2 = Par(2, 1, 1, true);
+  const double rows = 16, logits = rows * 32;  // a rank's 32 of the 64 words
+  const LayerKernels fused = ListKernels(loss, m.input, DType::kBf16, tp2);
+  tp2.fused_cross_entropy = false;
+  const LayerKernels bf16 = ListKernels(loss, m.input, DType::kBf16, tp2);
+  const LayerKernels fp32 = ListKernels(loss, m.input, DType::kFp32, tp2);
+  EXPECT_EQ(bytes(fused.forward), logits * 2 * 2 + rows * 8);
+  EXPECT_EQ(bytes(fused.backward_input), logits * 2 * 2 + rows * 4);
+  EXPECT_EQ(bytes(bf16.forward), logits * 38 + rows * (4 + 4 + 4 + 12));
+  EXPECT_EQ(bytes(bf16.backward_input), logits * 14 + rows * 12);
+  EXPECT_EQ(bf16.forward.size(), 6u);
+  EXPECT_EQ(bytes(fp32.forward), logits * 32 + rows * (4 + 4 + 4 + 12));
+  EXPECT_EQ(bytes(fp32.backward_input), logits * 8 + rows * 12);
+  EXPECT_EQ(fp32.forward.size(), 5u);
+  // The same three fp32 all-reduces a row either way.
+  EXPECT_EQ(bf16.forward_comm.size(), fused.forward_comm.size());
+  EXPECT_EQ(AnalyticLayerMemory(loss, m.input, DType::kBf16, tp2).activation_bytes, logits * 4);
+  tp2.fused_cross_entropy = true;
+  EXPECT_EQ(AnalyticLayerMemory(loss, m.input, DType::kBf16, tp2).activation_bytes, logits * 2);
+}
+
 }  // namespace
 }  // namespace pp

@@ -61,7 +61,7 @@ struct PlanFlags {
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
   std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off",
-              overlap_tp_dgrad = "off";
+              overlap_tp_dgrad = "off", cross_entropy = "fused";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
               overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
@@ -124,6 +124,7 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->fused_wgrad_accumulation = f.wgrad_accumulation == "fused";
   layout->pipeline_scatter_gather = f.pipeline_scatter_gather == "on";
   layout->overlap_tp_dgrad = f.overlap_tp_dgrad == "on";
+  layout->fused_cross_entropy = f.cross_entropy == "fused";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
 }
 
@@ -636,7 +637,13 @@ Handler SetupPlan(CLI::App& sub) {
                      "input gradient under their weight-gradient products (on; Megatron-LM's "
                      "asynchronous tensor-parallel communication), or before them (off, the "
                      "default)")
-          ->check(CLI::IsMember({"on", "off"}))};
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--cross-entropy", f->cross_entropy,
+                     "The loss's cross entropy: fused (one kernel each way, the default; "
+                     "Transformer Engine's parallel cross entropy) or unfused (Megatron-Core's "
+                     "passes without --cross-entropy-loss-fusion: fp32 cast, max, shift, exp, "
+                     "sum and division, the fp32 softmax kept)")
+          ->check(CLI::IsMember({"fused", "unfused"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,

@@ -116,6 +116,7 @@ std::string LayoutLine(const ParallelLayout& l) {
               : "") +
          (l.tp > 1 && l.overlap_tp_dgrad ? ", input-gradient reductions under the weight gradients"
                                          : "") +
+         (l.fused_cross_entropy ? "" : ", unfused cross entropy") +
          (ExpertOverlapApplies(l) ? ", experts' all-to-all under the other micro-batch" : "") +
          "; " + std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) +
          " per node";

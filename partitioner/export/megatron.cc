@@ -156,6 +156,10 @@ class Megatron final : public Exporter {
     // Unfused attention: Megatron-LM's AttnBackend.unfused (megatron/core/transformer/enums.py).
     if (!l.fused_attention) out += "--attention-backend unfused\n";
     if (!l.fused_wgrad_accumulation) out += "--no-gradient-accumulation-fusion\n";
+    // A fused cross entropy: Megatron-LM's own fusion (its native implementation; its
+    // argument check refuses Transformer Engine's). Without the flag it runs the unfused
+    // passes the plan's --cross-entropy unfused costs.
+    if (l.fused_cross_entropy) out += "--cross-entropy-loss-fusion\n";
     // Megatron-Core's pipeline sends whole tensors; the scatter/gather left it in 2023.
     if (plan.num_stages > 1 && PipelineScatterGatherApplies(l)) {
       out +=
