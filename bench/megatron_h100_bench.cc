@@ -26,6 +26,7 @@
 
 #include "bench/gpt_model.h"
 #include "core/json_util.h"
+#include "core/stats.h"
 #include "partitioner/layout_search.h"
 #include "profiler/device_table.h"
 
@@ -78,12 +79,6 @@ void RunsLevers(int64_t layers, int pp, LeverSpace* space) {
   }
   space->schedules = {"1f1b"};
   if (!space->virtual_stages.empty()) space->schedules.push_back("interleaved");
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int Main(int argc, char** argv) {

@@ -31,6 +31,7 @@
 
 #include "bench/gpt_model.h"
 #include "core/json_util.h"
+#include "core/stats.h"
 #include "core/model.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/plan_inputs.h"
@@ -236,12 +237,6 @@ Result<LayoutSearchResult> SearchAsTheRunsCould(const PlanRequest& request, cons
     if (RunsLevers(layers, pp, &space)) KeepFaster(SearchLayouts(request, a100, space), &best);
   }
   return best;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // The same A100s and the Megatron-LM of a year later (Korthikanti et al., MLSys 2023): the
