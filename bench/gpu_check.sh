@@ -92,6 +92,24 @@ JSON
   run 60 torch-llama-block python3 "$root/bench/torch_layers.py" "$out/llama-7b-block.json" \
     -o "$out/torch-llama-7b-block.json" >/dev/null
 
+  step "the analytic model against PyTorch eager on this GPU: one block of the 1.7B and 16B models of Megatron-LM's H100 table (docs/published.md), sequence 4096"
+  for spec in "1.7b 2048 16" "16b 6144 48"; do
+    set -- $spec
+    cat > "$out/readme-$1-block.json" <<JSON
+{"format": "pp-partition.model/v1", "name": "readme-$1-block", "source": "one block of the $1 GPT of bench/data/megatron-h100-2024.json",
+ "dtype": "bf16", "input": {"micro_batch_size": 1, "seq_len": 4096},
+ "layers": [{"name": "embed", "op": "embedding", "vocab": 131072, "hidden": $2, "positions": 4096},
+  {"name": "block", "op": "transformer_block", "hidden": $2, "heads": $3, "ffn": $(( 4 * $2 )),
+   "norm": "layernorm", "mlp": "gelu", "bias": true, "causal": true, "rotary": false}]}
+JSON
+    run 30 "analytic-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --device h100 \
+      -o "$out/readme-$1-block.analytic.json"
+    run 30 "cuda-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --backend cuda \
+      -o "$out/readme-$1-block.profile.json"
+    run 60 "torch-readme-$1" python3 "$root/bench/torch_layers.py" "$out/readme-$1-block.json" \
+      -o "$out/torch-readme-$1-block.json" >/dev/null
+  done
+
   step "summary (failures: $failures; full results in $out)"
   python3 - "$out" "$failures" <<'PY'
 import json, os, sys
@@ -130,7 +148,11 @@ if tests:
     t["cuda layer tests failed"] = tests.get("failures", "?")
 rows = []
 for prof_name, torch_name in (("gpt2-xl.profile.json", "torch-gpt2-xl.json"),
-                              ("llama-7b-block.profile.json", "torch-llama-7b-block.json")):
+                              ("llama-7b-block.profile.json", "torch-llama-7b-block.json"),
+                              ("readme-1.7b-block.profile.json", "torch-readme-1.7b-block.json"),
+                              ("readme-1.7b-block.analytic.json", "torch-readme-1.7b-block.json"),
+                              ("readme-16b-block.profile.json", "torch-readme-16b-block.json"),
+                              ("readme-16b-block.analytic.json", "torch-readme-16b-block.json")):
     prof, tor = load(prof_name), load(torch_name)
     if not prof or not tor:
         continue
@@ -140,7 +162,8 @@ for prof_name, torch_name in (("gpt2-xl.profile.json", "torch-gpt2-xl.json"),
     for kind, r in tor["layers"].items():
         base = kind.replace("_explicit", "")
         if base in ours:
-            rows.append({"model": prof["model"], "kind": kind, "ours_ms": ours[base],
+            rows.append({"model": prof["model"], "backend": prof.get("backend", "?"),
+                         "kind": kind, "ours_ms": ours[base],
                          "pytorch_ms": r["total_ms"], "ratio": ours[base] / r["total_ms"]})
 summary["table"] = rows
 with open(os.path.join(out, "summary.json"), "w") as f:
@@ -148,9 +171,9 @@ with open(os.path.join(out, "summary.json"), "w") as f:
 for k, v in t.items():
     print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
 print()
-print(f"{'model':<16} {'layer kind':<30} {'ours ms':>10} {'PyTorch ms':>11} {'ratio':>7}")
+print(f"{'model':<18} {'ours':<9} {'layer kind':<30} {'ours ms':>10} {'PyTorch ms':>11} {'ratio':>7}")
 for r in rows:
-    print(f"{r['model']:<16} {r['kind']:<30} {r['ours_ms']:>10.3f} {r['pytorch_ms']:>11.3f} {r['ratio']:>7.2f}")
+    print(f"{r['model']:<18} {r['backend']:<9} {r['kind']:<30} {r['ours_ms']:>10.3f} {r['pytorch_ms']:>11.3f} {r['ratio']:>7.2f}")
 PY
   return $(( failures > 0 ))
 }
@@ -204,6 +227,24 @@ part_executor() {
   # The text report carries "loss A (step 1) -> B (step N)".
   "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 --warmup 0 \
     --lr 3e-4 2>&1 | tee "$out/run-small-report.txt" | tail -3
+
+  step "the analytic model against PyTorch eager on this GPU: one block of the 1.7B and 16B models of Megatron-LM's H100 table (docs/published.md), sequence 4096"
+  for spec in "1.7b 2048 16" "16b 6144 48"; do
+    set -- $spec
+    cat > "$out/readme-$1-block.json" <<JSON
+{"format": "pp-partition.model/v1", "name": "readme-$1-block", "source": "one block of the $1 GPT of bench/data/megatron-h100-2024.json",
+ "dtype": "bf16", "input": {"micro_batch_size": 1, "seq_len": 4096},
+ "layers": [{"name": "embed", "op": "embedding", "vocab": 131072, "hidden": $2, "positions": 4096},
+  {"name": "block", "op": "transformer_block", "hidden": $2, "heads": $3, "ffn": $(( 4 * $2 )),
+   "norm": "layernorm", "mlp": "gelu", "bias": true, "causal": true, "rotary": false}]}
+JSON
+    run 30 "analytic-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --device h100 \
+      -o "$out/readme-$1-block.analytic.json"
+    run 30 "cuda-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --backend cuda \
+      -o "$out/readme-$1-block.profile.json"
+    run 60 "torch-readme-$1" python3 "$root/bench/torch_layers.py" "$out/readme-$1-block.json" \
+      -o "$out/torch-readme-$1-block.json" >/dev/null
+  done
 
   step "summary (failures: $failures; full results in $out)"
   python3 - "$out" "$failures" <<'PY'
