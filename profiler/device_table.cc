@@ -11,7 +11,11 @@ namespace {
 //   torch.matmul TFLOPS over a search of shapes, mean of 100 runs after 50 warm-up runs.
 // [FA2] T. Dao, FlashAttention-2 (arXiv 2307.08691): 50-73 % of the A100's peak.
 // [FA3] J. Shah et al., FlashAttention-3 (arXiv 2407.08608): H100 FP16 forward up to 740
-//   TFLOPS/s (75 %), FP8 close to 1.2 PFLOPS/s.
+//   TFLOPS/s (75 %, at head dimension 256), FP8 close to 1.2 PFLOPS/s.
+// [FA3-128] pytorch/benchmark commit ff65cb6752 (pull request 2391, 2024-07), measured output
+//   of FlashAttention-3's forward on an H100 at head dimension 128 with the FA3 paper's
+//   sizing (batch x sequence 16k, 16 heads): 590.2 TFLOPS at sequence 4096 (565.5 at 2048,
+//   620.7 at 16384). Head dimension 128 is what Llama, Qwen, Mixtral and GPT-3 use.
 // [NCCL212] NVIDIA/nccl-tests issue 212, maintainer's answer: NVLink4 line rate 450 GB/s,
 //   about 20 % protocol overhead, 370 GB/s bus bandwidth for rings (all-gather,
 //   reduce-scatter, NCCL_ALGO=RING); NVIDIA/nccl issue 1455 measured 365-370 GB/s ring on
@@ -29,9 +33,12 @@ namespace {
 //   1727 GB/s of its 1935 GB/s, 89 %; no H100 measurement was found, so H100 and H200 use
 //   the same fraction until calibrated.
 // [LAUNCH] ahrefs/ocannl issue 488: asynchronous enqueue of one kernel 2.6-2.8 us (CUDA 13).
+// Fused attention's forward on Hopper: [FA3-128].
+constexpr double kHopperAttentionForward = 590.2 / 989.4;
 constexpr char kHopperEfficiency[] =
     "gemm bf16 0.803 = 794.5/989 TFLOPS, fp8 0.709 = 1402.6/1979 (H100 SXM) and 0.734 = "
-    "1453.4/1979 (H200 SXM) [MAMF]; attention forward bf16 0.75 [FA3], fp8 0.606 = "
+    "1453.4/1979 (H200 SXM) [MAMF]; attention forward bf16 0.597 = 590.2/989.4 (head "
+    "dimension 128, sequence 4096) [FA3-128], fp8 0.606 = "
     "1200/1979 [FA3], backward = forward x 0.50/0.73 (the backward-to-forward ratio of "
     "[FA2], FA3 gives no backward figure); memory 0.89 [BW]; launch 0.0027 ms [LAUNCH]; "
     "132 SMs (H100 architecture whitepaper, SXM5)";
@@ -65,8 +72,8 @@ constexpr DeviceSpec kDevices[] = {
         .efficiency = {.gemm_bf16 = 0.803,
                        .gemm_fp32 = 1,
                        .gemm_fp8 = 0.709,
-                       .attention_forward_bf16 = 0.75,
-                       .attention_backward_bf16 = 0.75 * 0.50 / 0.73,
+                       .attention_forward_bf16 = kHopperAttentionForward,
+                       .attention_backward_bf16 = kHopperAttentionForward * 0.50 / 0.73,
                        .attention_forward_fp8 = 1200.0 / 1979.0,
                        .attention_backward_fp8 = 1200.0 / 1979.0 * 0.50 / 0.73,
                        .memory = 0.89,
@@ -97,8 +104,8 @@ constexpr DeviceSpec kDevices[] = {
         .efficiency = {.gemm_bf16 = 0.803,
                        .gemm_fp32 = 1,
                        .gemm_fp8 = 0.734,
-                       .attention_forward_bf16 = 0.75,
-                       .attention_backward_bf16 = 0.75 * 0.50 / 0.73,
+                       .attention_forward_bf16 = kHopperAttentionForward,
+                       .attention_backward_bf16 = kHopperAttentionForward * 0.50 / 0.73,
                        .attention_forward_fp8 = 1200.0 / 1979.0,
                        .attention_backward_fp8 = 1200.0 / 1979.0 * 0.50 / 0.73,
                        .memory = 0.89,

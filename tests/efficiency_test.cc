@@ -72,8 +72,10 @@ TEST(EfficiencyTest, AttentionHasItsOwnRateByDirection) {
   attn.cls = KernelClass::kAttention;
   attn.flops = 4e12;
   attn.bytes = 1e8;  // far below the compute time
-  const double fwd = 1000 * 4e12 / (kH100Bf16 * 0.75) + kLaunchMs;
-  const double bwd = 1000 * 4e12 / (kH100Bf16 * 0.75 * 0.50 / 0.73) + kLaunchMs;
+  // H100: FlashAttention-3's 590.2 TFLOPS at head dimension 128 forward, the backward at
+  // FlashAttention-2's backward-to-forward ratio.
+  const double fwd = 1000 * 4e12 / 590.2e12 + kLaunchMs;
+  const double bwd = 1000 * 4e12 / (590.2e12 * 0.50 / 0.73) + kLaunchMs;
   EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved),
                    fwd);
   EXPECT_DOUBLE_EQ(KernelTimeMs(attn, H100(), DType::kBf16, Direction::kBackward, Rates::kAchieved),
@@ -341,7 +343,7 @@ TEST(EfficiencyTest, Fp8KernelsMoveBf16AndRunTheProductsInFp8) {
   EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
                    AchievedFlops(attention, H100(), DType::kBf16, Direction::kForward));
   EXPECT_DOUBLE_EQ(AchievedFlops(attention, H100(), DType::kFp8, Direction::kForward),
-                   kH100Bf16 * 0.75);
+                   590.2e12);
 }
 
 // What an fp8 model keeps (Transformer Engine saves the linear layers' inputs quantized and
