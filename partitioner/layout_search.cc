@@ -1,6 +1,7 @@
 #include "partitioner/layout_search.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -404,9 +405,14 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                      return a.tight != b.tight ? b.tight : Faster(a, b);
                    });
 
-  // Pass 2: plan the best estimates exactly.
+  // Pass 2: plan the best estimates exactly. The step budget is the whole pass's: each plan
+  // gets an even share of it, or less where candidates that did not fit (and were replaced
+  // by the next) have spent their shares, down to a quarter of one so that every try can
+  // search.
   std::vector<LayoutCandidate> planned;
   const size_t tries = std::min(estimates.size(), 4 * space.exact);
+  const auto pass_start = std::chrono::steady_clock::now();
+  const double share_s = base.step_budget_s / static_cast<double>(std::max<size_t>(space.exact, 1));
   for (size_t i = 0; i < tries && planned.size() < space.exact; ++i) {
     LayoutCandidate c = estimates[i];
     const ProfileStats& stats =
@@ -430,7 +436,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     r.memory_limit = limit;
     r.devices = DeviceLayout{};
     r.layout = c.layout;
-    r.step_budget_s = base.step_budget_s / static_cast<double>(space.exact);
+    const double spent_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
+    const double left_s =
+        (base.step_budget_s - spent_s) / static_cast<double>(space.exact - planned.size());
+    r.step_budget_s = std::clamp(left_s, share_s / 4, share_s);
     r.recompute_unit = c.recompute_unit;
     ++result.planned;
     // Whether a plan fits every device; choosing the unit, the other one is tried too.
