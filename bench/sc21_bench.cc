@@ -73,7 +73,11 @@ double PaperFlops(const Row& r) {
 // others (--DDP-impl local), and each stage transfer split over the tensor ranks and gathered
 // (the paper's section 4.1 scatter/gather, on by default from February 2021 until 2023), and
 // the cross entropy in its unfused passes over the fp32 logits (megatron/mpu/cross_entropy.py,
-// the model's output.float() before it).
+// the model's output.float() before it). Its fp16 optimizer copied every 16-bit gradient to
+// a new fp32 one at the step and kept both (megatron/optimizer/optimizer.py at the release
+// beside the paper, 50a4b5fa02: 20 bytes a parameter, not 16), and PyTorch's
+// DistributedDataParallel of the rows without a pipeline held a second copy of the gradients
+// in its buckets (2 more).
 ParallelLayout Software(int64_t pp) {
   ParallelLayout l;
   l.sequence_parallel = false;
@@ -82,6 +86,8 @@ ParallelLayout Software(int64_t pp) {
   l.fused_wgrad_accumulation = false;
   l.pipeline_scatter_gather = true;
   l.fused_cross_entropy = false;
+  l.fp32_grad_copy = true;
+  l.ddp_bucket_copy = pp == 1;
   return l;
 }
 
@@ -93,6 +99,7 @@ ParallelLayout Software(int64_t pp) {
 // reduce-scatter from 2022-03, 02bb1f5c86).
 ParallelLayout Software2022(int64_t pp) {
   ParallelLayout l = Software(pp);
+  l.ddp_bucket_copy = false;  // Megatron-LM's own DDP (its default) on every row
   l.fused_wgrad_accumulation = true;
   l.overlap_tp_dgrad = true;
   return l;

@@ -91,6 +91,19 @@ struct ParallelLayout {
   // sum and a division, each a pass of its own, the fp32 softmax kept; in the backward a
   // multiplication and the cast back (core/kinds/loss.cc counts the bytes).
   bool fused_cross_entropy = true;
+  // Two copies of the gradients that some training software keeps beside the state of
+  // TrainingState (partitioner/cost_model.h), both with ZeRO 0 only. fp32_grad_copy: the
+  // optimizer step copies every 16-bit gradient to a new fp32 one for its master weights and
+  // keeps them to the end of the step (Megatron-LM's Float16OptimizerWithFloat16Params of
+  // 2021, `main_param.grad = model_param.grad.float()` in _copy_model_grads_to_main_grads of
+  // megatron/optimizer/optimizer.py, the 16-bit ones not freed): 4 bytes a parameter more with
+  // Adam and 16-bit weights. Counted with the state all step: an upper bound, since the copy
+  // exists only while the step runs, when the activations are gone. ddp_bucket_copy:
+  // PyTorch DistributedDataParallel's gradient buckets, a second copy of the gradients for its
+  // all-reduce (gradient_as_bucket_view off, its default; Megatron-LM's --DDP-impl torch): the
+  // gradients' bytes again.
+  bool fp32_grad_copy = false;
+  bool ddp_bucket_copy = false;
   int gpus_per_node = 8;
   int64_t gpus() const { return int64_t{tp} * cp * pp * dp; }
   int expert_tp() const { return etp > 0 ? etp : tp; }

@@ -134,6 +134,8 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("fused_cross_entropy")) {
     l.fused_cross_entropy = r.Bool("fused_cross_entropy", true);
   }
+  if (r.Has("fp32_grad_copy")) l.fp32_grad_copy = r.Bool("fp32_grad_copy", false);
+  if (r.Has("ddp_bucket_copy")) l.ddp_bucket_copy = r.Bool("ddp_bucket_copy", false);
   if (r.Has("pipeline_scatter_gather")) {
     l.pipeline_scatter_gather = r.Bool("pipeline_scatter_gather", false);
   }
@@ -176,6 +178,8 @@ Json LayoutToJson(const ParallelLayout& l) {
   if (l.pipeline_scatter_gather) out["pipeline_scatter_gather"] = true;
   if (l.overlap_tp_dgrad) out["overlap_tp_dgrad"] = true;
   if (!l.fused_cross_entropy) out["fused_cross_entropy"] = false;
+  if (l.fp32_grad_copy) out["fp32_grad_copy"] = true;
+  if (l.ddp_bucket_copy) out["ddp_bucket_copy"] = true;
   if (l.etp != 0) out["etp"] = l.etp;
   return out;
 }

@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/parallelism.h"
 #include "core/plan.h"
 #include "core/profile.h"
 
@@ -61,6 +62,9 @@ struct StateBytes {
 // expert_dp: the routed experts' data-parallel degree (0: dp).
 StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp = 1, int zero = 0,
                          int64_t expert_dp = 0);
+// The same for `layout`'s dp, ZeRO stage and expert degree, with the gradient copies its
+// software keeps (ParallelLayout::fp32_grad_copy, ddp_bucket_copy; ZeRO 0 only).
+StateBytes TrainingState(Optimizer optimizer, DType dtype, const ParallelLayout& layout);
 
 // A chunk's peak in three parts: state + in_flight x per_micro_batch + transient (when it
 // recomputes: its activations of the one micro-batch it rebuilds in its backward).

@@ -93,8 +93,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   Estimate e;
   const int p = layout.pp, v = layout.vp, chunks = p * v;
   const double params = s.params / p, expert_params = s.expert_params / p;
-  const StateBytes state =
-      TrainingState(optimizer, s.profile.dtype, layout.dp, layout.zero, layout.expert_dp());
+  const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout);
   const double state_bytes = static_cast<double>(
       state.Of(static_cast<WideBytes>(params), static_cast<WideBytes>(expert_params)));
   // Balanced stages; stage k of a one-chunk schedule holds min(m, p - k) micro-batches.

@@ -143,9 +143,8 @@ Result<std::unique_ptr<StageCosts>> CostsUnder(const Profile& profile,
     return StageCosts::Make(profile, devices, optimizer, chunks, memory_limit, chunk_device);
   }
   return StageCosts::Make(WithParameterGathers(profile, *layout), devices,
-                          TrainingState(optimizer, profile.dtype, layout->dp, layout->zero,
-                                        layout->expert_dp()),
-                          chunks, memory_limit, chunk_device);
+                          TrainingState(optimizer, profile.dtype, *layout), chunks, memory_limit,
+                          chunk_device);
 }
 
 // The recomputation mode, checked against the schedule.

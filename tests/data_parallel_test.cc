@@ -44,6 +44,30 @@ TEST(TrainingState, BytesPerParameterFollowTheZeroStages) {
   EXPECT_EQ(TrainingState(Optimizer::kNone, DType::kBf16, 4, 3).Of(2000), WideBytes{500});
 }
 
+// The gradient copies of some training software, ZeRO 0 only: Megatron-LM 2021's fp16
+// optimizer makes an fp32 copy of every 16-bit gradient at the step (2 + 2 + 4 + 12 = 20
+// bytes a bf16 parameter), PyTorch DDP's buckets hold the gradients again (2 more; 4 for fp32
+// weights, which have no fp32 copy to make).
+TEST(TrainingState, SoftwareGradientCopiesAddToZeroZero) {
+  const WideBytes params = 2000;  // 1000 bf16 parameters
+  ParallelLayout l;
+  l.dp = 8;
+  l.fp32_grad_copy = true;
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, l).Of(params), WideBytes{20000});
+  l.ddp_bucket_copy = true;
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, l).Of(params), WideBytes{22000});
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kFp32, l).Of(4000), WideBytes{1000 * 20});
+  EXPECT_EQ(TrainingState(Optimizer::kSgd, DType::kBf16, l).Of(params), WideBytes{1000 * 6});
+  // The distributed optimizer keeps fp32 main gradients and its own buffers: no copies.
+  l.zero = 1;
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, l).Of(params),
+            TrainingState(Optimizer::kAdam, DType::kBf16, 8, 1).Of(params));
+  // Without the copies, the layout's state is the plain one.
+  ParallelLayout plain;
+  plain.dp = 8;
+  EXPECT_EQ(TrainingState(Optimizer::kAdam, DType::kBf16, plain).Of(params), WideBytes{16000});
+}
+
 // The routed experts' state shards over the expert-data-parallel group (Megatron-LM keeps
 // them in buffers of their own over it): with ep = dp = 8 that group is one rank, so zero 1
 // leaves the experts' 12 bytes of optimizer state whole while the rest shards over 8.
@@ -759,7 +783,8 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
       testing::RunTool(base +
                        " --attention unfused --sequence-parallel off --overlap-grad-reduce off "
                        "--wgrad-accumulation separate --pipeline-scatter-gather on "
-                       "--overlap-tp-dgrad on --cross-entropy unfused");
+                       "--overlap-tp-dgrad on --cross-entropy unfused --fp32-grad-copy on "
+                       "--ddp-bucket-copy on");
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
   const Json a = Json::parse(fused.out), b = Json::parse(old.out);
@@ -775,6 +800,10 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_FALSE(a["parallelism"].contains("overlap_tp_dgrad"));
   EXPECT_EQ(b["parallelism"]["fused_cross_entropy"], false);
   EXPECT_FALSE(a["parallelism"].contains("fused_cross_entropy"));
+  EXPECT_EQ(b["parallelism"]["fp32_grad_copy"], true);
+  EXPECT_EQ(b["parallelism"]["ddp_bucket_copy"], true);
+  EXPECT_FALSE(a["parallelism"].contains("fp32_grad_copy"));
+  EXPECT_FALSE(a["parallelism"].contains("ddp_bucket_copy"));
   for (int s = 0; s < 2; ++s) {
     EXPECT_GT(b["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
               a["stages"][s]["peak_memory_bytes"].get<uint64_t>());
@@ -788,6 +817,21 @@ TEST(LayoutCli, SoftwareFlagsShapeThePlanAndTravelInIt) {
   EXPECT_TRUE(loaded->parallelism->pipeline_scatter_gather);
   EXPECT_TRUE(loaded->parallelism->overlap_tp_dgrad);
   EXPECT_FALSE(loaded->parallelism->fused_cross_entropy);
+  EXPECT_TRUE(loaded->parallelism->fp32_grad_copy);
+  EXPECT_TRUE(loaded->parallelism->ddp_bucket_copy);
+  // The copies add 4 + 2 bytes a bf16 parameter to every stage's peak (ZeRO 0, the default),
+  // and change no time.
+  const testing::CommandResult copies =
+      testing::RunTool(base + " --fp32-grad-copy on --ddp-bucket-copy on");
+  ASSERT_EQ(copies.exit_code, 0) << copies.err;
+  const Json c = Json::parse(copies.out);
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_EQ(c["stages"][s]["peak_memory_bytes"].get<uint64_t>() -
+                  a["stages"][s]["peak_memory_bytes"].get<uint64_t>(),
+              3 * a["stages"][s]["param_bytes"].get<uint64_t>());
+    EXPECT_DOUBLE_EQ(c["stages"][s]["forward_ms"].get<double>(),
+                     a["stages"][s]["forward_ms"].get<double>());
+  }
   // The unfused cross entropy lengthens only the stage with the loss, in both directions.
   const testing::CommandResult unfused = testing::RunTool(base + " --cross-entropy unfused");
   ASSERT_EQ(unfused.exit_code, 0) << unfused.err;

@@ -61,7 +61,8 @@ struct PlanFlags {
   // How the training software runs the layout (--attention, --sequence-parallel,
   // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
   std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off",
-              overlap_tp_dgrad = "off", cross_entropy = "fused";
+              overlap_tp_dgrad = "off", cross_entropy = "fused", fp32_grad_copy = "off",
+              ddp_bucket_copy = "off";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
               overlap_expert_comm = "off";
   std::vector<CLI::Option*> layout_options;
@@ -125,6 +126,8 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->pipeline_scatter_gather = f.pipeline_scatter_gather == "on";
   layout->overlap_tp_dgrad = f.overlap_tp_dgrad == "on";
   layout->fused_cross_entropy = f.cross_entropy == "fused";
+  layout->fp32_grad_copy = f.fp32_grad_copy == "on";
+  layout->ddp_bucket_copy = f.ddp_bucket_copy == "on";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
 }
 
@@ -643,7 +646,17 @@ Handler SetupPlan(CLI::App& sub) {
                      "Transformer Engine's parallel cross entropy) or unfused (Megatron-Core's "
                      "passes without --cross-entropy-loss-fusion: fp32 cast, max, shift, exp, "
                      "sum and division, the fp32 softmax kept)")
-          ->check(CLI::IsMember({"fused", "unfused"}))};
+          ->check(CLI::IsMember({"fused", "unfused"})),
+      sub.add_option("--fp32-grad-copy", f->fp32_grad_copy,
+                     "With --zero 0, Adam and 16-bit weights: the optimizer step's fp32 copy "
+                     "of every gradient, 4 bytes a parameter more (on; Megatron-LM's fp16 "
+                     "optimizer of 2021), or none (off, the default)")
+          ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--ddp-bucket-copy", f->ddp_bucket_copy,
+                     "With --zero 0: PyTorch DistributedDataParallel's gradient buckets, a "
+                     "second copy of the gradients (on; Megatron-LM's --DDP-impl torch), or "
+                     "none (off, the default)")
+          ->check(CLI::IsMember({"on", "off"}))};
   sub.add_option("--device-types", f->device_types,
                  "Devices in pipeline order, one per stage, e.g. h100:2,a100:2");
   sub.add_option("--gpus-per-node", f->gpus_per_node,
