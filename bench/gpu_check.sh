@@ -228,24 +228,6 @@ part_executor() {
   "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 --warmup 0 \
     --lr 3e-4 2>&1 | tee "$out/run-small-report.txt" | tail -3
 
-  step "the analytic model against PyTorch eager on this GPU: one block of the 1.7B and 16B models of Megatron-LM's H100 table (docs/published.md), sequence 4096"
-  for spec in "1.7b 2048 16" "16b 6144 48"; do
-    set -- $spec
-    cat > "$out/readme-$1-block.json" <<JSON
-{"format": "pp-partition.model/v1", "name": "readme-$1-block", "source": "one block of the $1 GPT of bench/data/megatron-h100-2024.json",
- "dtype": "bf16", "input": {"micro_batch_size": 1, "seq_len": 4096},
- "layers": [{"name": "embed", "op": "embedding", "vocab": 131072, "hidden": $2, "positions": 4096},
-  {"name": "block", "op": "transformer_block", "hidden": $2, "heads": $3, "ffn": $(( 4 * $2 )),
-   "norm": "layernorm", "mlp": "gelu", "bias": true, "causal": true, "rotary": false}]}
-JSON
-    run 30 "analytic-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --device h100 \
-      -o "$out/readme-$1-block.analytic.json"
-    run 30 "cuda-readme-$1" "$bin/pp-partition" profile "$out/readme-$1-block.json" --backend cuda \
-      -o "$out/readme-$1-block.profile.json"
-    run 60 "torch-readme-$1" python3 "$root/bench/torch_layers.py" "$out/readme-$1-block.json" \
-      -o "$out/torch-readme-$1-block.json" >/dev/null
-  done
-
   step "summary (failures: $failures; full results in $out)"
   python3 - "$out" "$failures" <<'PY'
 import json, os, re, sys
