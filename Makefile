@@ -70,8 +70,9 @@ sanitize: $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(SAN_DIR) -j $(JOBS)
 	$(SAN_ENV) ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
 
-# Seeds: models/, the HF configs of fuzz/seeds/, and a profile, a plan and a schedule CSV that
-# the regular build's tool writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
+# Seeds: models/, the HF configs of fuzz/seeds/, and a profile, plans (one with a layout and
+# every software setting off its default) and schedule CSVs that the regular build's tool
+# writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
 # left in $(FUZZ_WORK)/crashes/ and fails the target.
 fuzz: build $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS) device_file_seeds
@@ -81,6 +82,11 @@ fuzz: build $(SAN_DIR)/CMakeCache.txt
 	  --micro-batches 8 -o $(FUZZ_WORK)/seeds/plan.json >/dev/null
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --schedule zbv \
 	  --micro-batches 4 -o $(FUZZ_WORK)/seeds/plan-zbv.json >/dev/null
+	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --tp 2 --gpus-total 8 \
+	  --global-batch 32 --micro-batch-size 2 --sequence-parallel off --attention unfused \
+	  --overlap-grad-reduce off --wgrad-accumulation separate --pipeline-scatter-gather on \
+	  --overlap-tp-dgrad on --cross-entropy unfused --fp32-grad-copy on --ddp-bucket-copy on \
+	  --step-budget 0.2 -o $(FUZZ_WORK)/seeds/plan-layout.json >/dev/null
 	$(BIN) simulate $(FUZZ_WORK)/seeds/plan.json \
 	  --dump-schedule-csv $(FUZZ_WORK)/seeds/schedule.csv >/dev/null
 	$(BIN) simulate $(FUZZ_WORK)/seeds/plan-zbv.json \
