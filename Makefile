@@ -72,8 +72,8 @@ sanitize: $(SAN_DIR)/CMakeCache.txt
 
 # Seeds: models/, the HF configs of fuzz/seeds/, and a profile, plans (one with a layout and
 # every software setting off its default) and schedule CSVs that the regular build's tool
-# writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is
-# left in $(FUZZ_WORK)/crashes/ and fails the target.
+# writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is left in
+# $(FUZZ_WORK)/crashes/ and fails the target.
 fuzz: build $(SAN_DIR)/CMakeCache.txt
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZERS) device_file_seeds
 	rm -rf $(FUZZ_WORK)/seeds; mkdir -p $(FUZZ_WORK)/seeds $(FUZZ_WORK)/crashes

@@ -12,19 +12,18 @@
 // attention, the distributed optimizer as ZeRO 1, the gradient reduce-scatter and parameter
 // all-gather overlapped, weight gradients accumulated inside their products, the input
 // gradient's tensor-parallel reduce-scatter under the weight gradient, the cross entropy
-// unfused) with the levers of the
-// Megatron-LM of July 2024 (RunsLevers(): the blocks split evenly, interleaving with a chunk
-// count dividing each stage's blocks); micro-batch size, schedule, chunks and recomputation
-// are the tool's among those. Its TFLOP/s per GPU counts Megatron-LM's FLOPs of that month
-// (MegatronFlops) over the predicted time per global batch. Prints one line per row and the
-// median and worst absolute error.
+// unfused) with the levers of the Megatron-LM of July 2024 (the blocks split evenly,
+// interleaving with a chunk count dividing each stage's blocks: MegatronScheduleLevers);
+// micro-batch size, schedule, chunks and recomputation are the tool's among those. Its TFLOP/s per
+// GPU counts Megatron-LM's FLOPs of that month (MegatronFlops) over the predicted time per global
+// batch. Prints one line per row and the median and worst absolute error.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "bench/gpt_model.h"
+#include "bench/published_runs.h"
 #include "core/json_util.h"
 #include "core/stats.h"
 #include "partitioner/layout_search.h"
@@ -68,18 +67,8 @@ ParallelLayout Software() {
   return l;
 }
 
-// The levers of the Megatron-LM of July 2024 at pipeline depth `pp`: the layers divisible by
-// pp (one block count per stage) and, with a pipeline, the interleaved schedule with a chunk
-// count V from 2 to 8 that divides each stage's blocks (interleaving at 2 stages is allowed
-// since 2024-05-31).
-void RunsLevers(int64_t layers, int pp, LeverSpace* space) {
-  space->virtual_stages.clear();
-  for (int v = 2; pp > 1 && v <= 8; ++v) {
-    if ((layers / pp) % v == 0) space->virtual_stages.push_back(v);
-  }
-  space->schedules = {"1f1b"};
-  if (!space->virtual_stages.empty()) space->schedules.push_back("interleaved");
-}
+// The Megatron-LM of July 2024 interleaves any pipeline (at 2 stages too, since 2024-05-31).
+constexpr int kMinInterleavedStages = 2;
 
 int Main(int argc, char** argv) {
   const std::string path =
@@ -134,7 +123,7 @@ int Main(int argc, char** argv) {
     space.method = "blocks";
     space.choose_recompute_unit = true;
     space.top = 1;
-    RunsLevers(r.layers, static_cast<int>(r.pp), &space);
+    MegatronScheduleLevers(r.layers, static_cast<int>(r.pp), kMinInterleavedStages, &space);
     Result<LayoutSearchResult> at = SearchLayouts(request, h100, space);
     if (!at.ok() || at->ranked.empty()) {
       std::printf("%-6s %3lld %3lld  -- no plan at the published layout: %s\n", r.model.c_str(),

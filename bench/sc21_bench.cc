@@ -29,10 +29,10 @@
 #include <string>
 #include <vector>
 
-#include "bench/gpt_model.h"
+#include "bench/published_runs.h"
 #include "core/json_util.h"
-#include "core/stats.h"
 #include "core/model.h"
+#include "core/stats.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/plan_inputs.h"
 #include "profiler/device_table.h"
@@ -214,12 +214,7 @@ bool RunsLevers(int64_t layers, int pp, LeverSpace* space) {
   if (layers % pp != 0) return false;
   space->pp = {pp};
   space->software = Software(pp);
-  space->virtual_stages.clear();
-  for (int v = 2; pp > 2 && v <= 8; ++v) {
-    if ((layers / pp) % v == 0) space->virtual_stages.push_back(v);
-  }
-  space->schedules = {"1f1b"};
-  if (!space->virtual_stages.empty()) space->schedules.push_back("interleaved");
+  MegatronScheduleLevers(layers, pp, /*min_interleaved_pp=*/3, space);
   return true;
 }
 

@@ -119,6 +119,10 @@ inline bool ExpertOverlapApplies(const ParallelLayout& layout) {
   return layout.overlap_expert_comm && layout.ep > 1;
 }
 
+// Whether the layout's software gradient copies (fp32_grad_copy, ddp_bucket_copy) are
+// counted: only beside ZeRO 0's replicated state (a sharded optimizer keeps its own buffers).
+inline bool GradientCopiesApply(const ParallelLayout& layout) { return layout.zero == 0; }
+
 // Whether ep x etp divides tp x cp x dp (Megatron-LM's condition for the folded expert grid).
 bool ExpertGridFits(const ParallelLayout& layout);
 

@@ -39,7 +39,7 @@ StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int
 
 StateBytes TrainingState(Optimizer optimizer, DType dtype, const ParallelLayout& layout) {
   StateBytes s = TrainingState(optimizer, dtype, layout.dp, layout.zero, layout.expert_dp());
-  if (layout.zero != 0 || optimizer == Optimizer::kNone) return s;
+  if (!GradientCopiesApply(layout) || optimizer == Optimizer::kNone) return s;
   const int64_t e = DTypeBytes(dtype);
   if (layout.fp32_grad_copy && optimizer == Optimizer::kAdam && e == 2) s.replicated += 4;
   if (layout.ddp_bucket_copy) s.replicated += MainGradientBytes(e, 0);

@@ -59,7 +59,8 @@ struct PlanFlags {
   // The layout beside the pipeline (--tp, --cp, --ep, --zero, --etp); given ones are counted.
   int tp = 1, cp = 1, ep = 1, zero = 0, etp = 0;
   // How the training software runs the layout (--attention, --sequence-parallel,
-  // --overlap-grad-reduce, --overlap-expert-comm); given ones count as layout flags too.
+  // --overlap-grad-reduce, --overlap-expert-comm and the rest ApplySoftware reads); given ones
+  // count as layout flags too.
   std::string wgrad_accumulation = "fused", pipeline_scatter_gather = "off",
               overlap_tp_dgrad = "off", cross_entropy = "fused", fp32_grad_copy = "off",
               ddp_bucket_copy = "off";

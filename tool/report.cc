@@ -117,8 +117,9 @@ std::string LayoutLine(const ParallelLayout& l) {
          (l.tp > 1 && l.overlap_tp_dgrad ? ", input-gradient reductions under the weight gradients"
                                          : "") +
          (l.fused_cross_entropy ? "" : ", unfused cross entropy") +
-         (l.zero == 0 && l.fp32_grad_copy ? ", fp32 gradient copy at the step" : "") +
-         (l.zero == 0 && l.ddp_bucket_copy ? ", DDP's bucket copy of the gradients" : "") +
+         (GradientCopiesApply(l) && l.fp32_grad_copy ? ", fp32 gradient copy at the step" : "") +
+         (GradientCopiesApply(l) && l.ddp_bucket_copy ? ", DDP's bucket copy of the gradients"
+                                                      : "") +
          (ExpertOverlapApplies(l) ? ", experts' all-to-all under the other micro-batch" : "") +
          "; " + std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) +
          " per node";

@@ -1,6 +1,7 @@
-// The GPT models of the published runs the benches compare against (sc21_bench,
-// megatron_h100_bench): GPT-3's architecture at a given depth and width (MLP 4h with GeLU,
-// layer norm, biases, learned positions, causal attention), bf16.
+// What the benches against published Megatron-LM runs share (sc21_bench,
+// megatron_h100_bench): the runs' GPT models, GPT-3's architecture at a given depth and width
+// (MLP 4h with GeLU, layer norm, biases, learned positions, causal attention), bf16; and the
+// schedule levers Megatron-LM gave them.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "core/json_util.h"
 #include "core/model.h"
+#include "partitioner/layout_search.h"
 
 namespace pp {
 
@@ -48,6 +50,19 @@ inline Result<Model> GptModel(const GptShape& g) {
                               Json{{"name", "ln_f"}, {"op", "layernorm"}, {"hidden", g.hidden}},
                               head, Json{{"name", "loss"}, {"op", "cross_entropy"}}})}};
   return ModelFromJson(doc);
+}
+
+// Megatron-LM's schedules at pipeline depth `pp` for `layers` transformer blocks split evenly:
+// 1F1B, and the interleaved schedule from `min_interleaved_pp` stages on with a chunk count V
+// from 2 to 8 (the tool's own list spans that) that divides each stage's blocks.
+inline void MegatronScheduleLevers(int64_t layers, int pp, int min_interleaved_pp,
+                                   LeverSpace* space) {
+  space->virtual_stages.clear();
+  for (int v = 2; pp >= min_interleaved_pp && v <= 8; ++v) {
+    if ((layers / pp) % v == 0) space->virtual_stages.push_back(v);
+  }
+  space->schedules = {"1f1b"};
+  if (!space->virtual_stages.empty()) space->schedules.push_back("interleaved");
 }
 
 }  // namespace pp
