@@ -24,6 +24,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build}/tool/pp-partition
 cd "$root"
+# shellcheck source=bench/published_rows.sh
+source "$root/bench/published_rows.sh"
 # The SFT row trains on 4096-token sequences: the 70B model at that length.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -46,38 +48,14 @@ rows=(
 )
 
 printf '%-48s %10s %10s %8s\n' row measured predicted error
-errors_dense=() errors_moe=()
 for row in "${rows[@]}"; do
   IFS='|' read -r name measured figure args <<<"$row"
-  # shellcheck disable=SC2086
-  if ! out=$("$bin" plan $args --device h100 --dtype fp8 2>&1); then
-    # A layout the tool finds no split for is reported, not compared.
-    printf '%-48s %10s %10s  (%s)\n' "$name" "$measured" "-" "$(tail -1 <<<"$out" | sed 's/^pp-partition: //')"
-    continue
-  fi
-  line=$(grep '^per GPU' <<<"$out")
-  if [[ $figure == tflops ]]; then
-    predicted=$(sed -E 's/.*, ([0-9.]+) model TFLOP\/s.*/\1/' <<<"$line")
-  else
-    predicted=$(sed -E 's/^per GPU *([0-9.]+) tokens\/s.*/\1/' <<<"$line")
-  fi
-  error=$(awk -v p="$predicted" -v m="$measured" 'BEGIN { printf "%+.1f", 100 * (p - m) / m }')
-  printf '%-48s %10s %10s %7s%%\n' "$name" "$measured" "$predicted" "$error"
-  if [[ $figure == tflops ]]; then errors_dense+=("$error"); else errors_moe+=("$error"); fi
+  group=moe
+  [[ $figure == tflops ]] && group=dense
+  plan_row "$bin" "$group" "$name" "$measured" "$figure" "$args --device h100 --dtype fp8"
 done
-
-summary() {  # summary LABEL ERRORS...
-  local label=$1
-  shift
-  printf '%s\n' "$@" | tr -d '+-' | sort -g | awk -v label="$label" '
-    { a[NR] = $1 }
-    END {
-      median = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      printf "%s: |error| median %.1f%%, worst %.1f%% over %d rows\n", label, median, a[NR], NR
-    }'
-}
-summary "dense (model TFLOP/s)" "${errors_dense[@]}"
-summary "MoE (tokens/s)" "${errors_moe[@]}"
+row_summary dense "dense (model TFLOP/s)"
+row_summary moe "MoE (tokens/s)"
 
 # The experts' all-to-all overlap against Megatron-Bridge's own measurement of it
 # (docs/training/communication-overlap.md, 2026-05-18: 16 H100s, Qwen3-30B-A3B, ep 16, bf16,

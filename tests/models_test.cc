@@ -31,11 +31,10 @@ Model LoadOrFail(const std::string& name) {
 }
 
 TEST(ModelsTest, EveryFileLoads) {
-  const std::vector<std::string> expected = {"mlp-2gpu",   "gpt2-small",  "gpt2-medium",
-                                             "gpt2-large", "gpt2-xl",     "bert-large",
-                                             "llama-7b",   "uneven-vocab",
-                                             "llama3-8b",  "llama3-70b",  "llama3.1-405b",
-                                             "mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b"};
+  const std::vector<std::string> expected = {
+      "mlp-2gpu",      "gpt2-small",   "gpt2-medium",   "gpt2-large",     "gpt2-xl",   "bert-large",
+      "llama-7b",      "llama2-13b",   "llama2-70b",    "uneven-vocab",   "llama3-8b", "llama3-70b",
+      "llama3.1-405b", "mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b"};
   std::vector<std::string> found;
   for (const auto& entry :
        std::filesystem::directory_iterator(std::string(PP_SOURCE_DIR) + "/models")) {
@@ -72,6 +71,11 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
       // that masked-LM training does not use and lacks the MLM head (transform, norm and
       // output bias) that ours has, so the two agree to within 0.01%, not exactly.
       {"bert-large", 335141888, false},
+      // The totals of Hugging Face meta-llama/Llama-2-13b-hf and Llama-2-70b-hf's safetensors
+      // (the Llama 2 paper's "13B" and "70B"; 70B with grouped-query attention, 8 key/value
+      // heads).
+      {"llama2-13b", 13015864320, true},
+      {"llama2-70b", 68976648192, true},
       // PyTorch nn.Linear(1024, 2048) + nn.Linear(2048, 1024): 1024*2048 + 2048 + 2048*1024
       // + 1024.
       {"mlp-2gpu", 4197376, true},
