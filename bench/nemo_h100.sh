@@ -19,7 +19,8 @@
 # llama3-8b.json and llama3-70b.json. The table's TFLOP/s use NeMo's own
 # count, so the rows compare tokens per second per GPU, which needs none. The table's
 # Nemotron rows are left out: their squared-ReLU MLP is not among the tool's blocks.
-# Prints one line per row, then the median and worst absolute error. docs/published.md keeps
+# Prints one line per row, then the median and worst absolute error; then the long-sequence
+# rows (below). docs/published.md keeps
 # the table and what it says.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,3 +72,37 @@ for row in "${rows[@]}"; do
   plan_row "$bin" all "$name" "$measured" tokens "$args $software"
 done
 row_summary all "tokens/s per GPU"
+
+# NeMo's long-sequence table (docs/source/performance/performance_long_sequence.md, its DGX-H100
+# part, added 2024-10-21 at commit b39e679ba9): Llama 2 7B, FP8, the NeMo 24.03.01 container,
+# micro-batch 1, from 4K to 1M tokens, one GPU per 1K tokens, with the tp, pp, dp and cp of its
+# "with CP" columns and their TFLOP/s per GPU. It publishes no tokens per second: they are
+# the TFLOP/s over NeMo's FLOPs per token of that year, 12 l h^2 (1 + g/a + 3f/2h + s/h +
+# V/2lh) with the attention scores counted in full (l layers, hidden h, g/a key/value over
+# query heads, MLP f, sequence s, vocabulary V), which is what the 24.07 table's own pairs of
+# figures give (Llama 2 7B: 16934 tokens/s at 780 TFLOP/s, Llama 3 8B, Llama 2 70B: each
+# within 0.1 %). Nor does it publish the global batch of its H100 rows; its B200 rows take
+# 4,194,304 tokens a batch (512 sequences of 8K), and so do these.
+echo
+echo "Llama 2 7B, long sequences (NeMo 24.03.01): tp, pp, cp as published"
+printf '%-48s %10s %10s %8s\n' row measured predicted error
+# seq | GPUs | tp | pp | cp | measured TFLOP/s per GPU
+long_rows=(
+  "4096|4|1|1|1|768" "8192|8|1|2|1|730" "16384|16|2|1|1|660" "32768|32|2|1|2|610"
+  "65536|64|4|1|2|574" "131072|128|4|1|4|555" "262144|256|4|1|8|549" "524288|512|8|1|16|549"
+  "1048576|1024|8|1|32|536"
+)
+for row in "${long_rows[@]}"; do
+  IFS='|' read -r seq gpus tp pp cp tflops <<<"$row"
+  sed "s/\"seq_len\": 2048/\"seq_len\": $seq/" models/llama-7b.json >"$tmp/llama2-7b-$seq.json"
+  measured=$(awk -v t="$tflops" -v s="$seq" 'BEGIN {
+    l = 32; h = 4096; f = 11008; V = 32000
+    printf "%.0f", t * 1e12 / (12 * l * h * h * (1 + 1 + 3 * f / (2 * h) + s / h + V / (2 * l * h))) }')
+  args="$tmp/llama2-7b-$seq.json --stages $pp --tp $tp --cp $cp --gpus-total $gpus"
+  args+=" --global-batch $((4194304 / seq)) --micro-batch-size 1"
+  software="--device h100 --dtype fp8 --zero 1 --recompute none --method blocks"
+  ((tp == 1)) || software+=" --overlap-tp-dgrad on"
+  plan_row "$bin" long "$((seq / 1024))K, tp $tp pp $pp cp $cp, $gpus GPUs" "$measured" tokens \
+    "$args $software"
+done
+row_summary long "tokens/s per GPU"
