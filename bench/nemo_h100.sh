@@ -19,9 +19,8 @@
 # llama3-8b.json and llama3-70b.json. The table's TFLOP/s use NeMo's own
 # count, so the rows compare tokens per second per GPU, which needs none. The table's
 # Nemotron rows are left out: their squared-ReLU MLP is not among the tool's blocks.
-# Prints one line per row, then the median and worst absolute error; then the long-sequence
-# rows (below). docs/published.md keeps
-# the table and what it says.
+# Prints one line per row, then the median and worst absolute error; then the same for the
+# long-sequence rows (below). docs/published.md keeps the tables and what they say.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build}/tool/pp-partition
