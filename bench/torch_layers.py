@@ -71,7 +71,8 @@ class Block(torch.nn.Module):
         self.heads, self.explicit = spec["heads"], explicit
         self.causal, self.rotary = spec.get("causal", False), spec.get("rotary", False)
         self.rms = spec.get("norm", "layernorm") == "rmsnorm"
-        self.swiglu = spec.get("mlp", "gelu") == "swiglu"
+        self.mlp = spec.get("mlp", "gelu")
+        self.swiglu = self.mlp == "swiglu"
         bias = spec.get("bias", True)
         self.n1 = torch.nn.RMSNorm(h, eps=1e-5) if self.rms else torch.nn.LayerNorm(h, eps=1e-5)
         self.n2 = torch.nn.RMSNorm(h, eps=1e-5) if self.rms else torch.nn.LayerNorm(h, eps=1e-5)
@@ -103,6 +104,8 @@ class Block(torch.nn.Module):
         z = self.n2(h1)
         if self.swiglu:
             m = F.silu(self.w1(z)) * self.wu(z)
+        elif self.mlp == "relu2":
+            m = torch.square(F.relu(self.w1(z)))
         else:
             m = F.gelu(self.w1(z), approximate="tanh")
         return h1 + self.w2(m)

@@ -13,8 +13,8 @@ Json Embedding(int64_t vocab, int64_t hidden) {
   return {{"name", "embed"}, {"op", "embedding"}, {"vocab", vocab}, {"hidden", hidden}};
 }
 
-Json Norm(const char* name, const char* op, int64_t hidden) {
-  return {{"name", name}, {"op", op}, {"hidden", hidden}};
+Json Norm(const char* name, std::string_view op, int64_t hidden) {
+  return {{"name", name}, {"op", std::string(op)}, {"hidden", hidden}};
 }
 
 Json Linear(const char* name, int64_t in, int64_t out, bool bias) {
@@ -128,10 +128,15 @@ struct Decoder {
   bool sliding_window = false;          // the config may give a sliding attention window
   bool sparse_layout = false;           // qwen3_moe: decoder_sparse_step, mlp_only_layers
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
+  // The blocks' norm and MLP, and the hidden_act prefix that MLP needs: rmsnorm and swiglu
+  // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU.
+  std::string_view norm = "rmsnorm", mlp = "swiglu", hidden_act = "silu";
+  bool mlp_bias = false;        // llama, nemotron: mlp_bias gives the MLP's biases
+  bool partial_rotary = false;  // nemotron: partial_rotary_factor of each head rotated
 };
 
 constexpr Decoder kDecoders[] = {
-    {.model_type = "llama"},
+    {.model_type = "llama", .mlp_bias = true},
     {.model_type = "mistral", .sliding_window = true},
     {.model_type = "mixtral",
      .experts_key = "num_local_experts",
@@ -147,6 +152,12 @@ constexpr Decoder kDecoders[] = {
      .sliding_window = true,
      .sparse_layout = true,
      .default_head_dim = 128},
+    {.model_type = "nemotron",
+     .norm = "layernorm",
+     .mlp = "relu2",
+     .hidden_act = "relu2",
+     .mlp_bias = true,
+     .partial_rotary = true},
 };
 
 Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
@@ -163,8 +174,9 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   if (!head_dim && family.default_head_dim > 0) head_dim = family.default_head_dim;
   const bool tied = r.Bool("tie_word_embeddings", false);
   const bool attention_bias = !family.qkv_bias_only && r.Bool("attention_bias", false);
-  const bool mlp_bias = family.model_type == "llama" && r.Bool("mlp_bias", false);
-  CheckActivation(r, "hidden_act", "silu", "silu (swiglu)");
+  const bool mlp_bias = family.mlp_bias && r.Bool("mlp_bias", false);
+  CheckActivation(r, "hidden_act", family.hidden_act,
+                  family.mlp == "swiglu" ? "silu (swiglu)" : family.hidden_act);
   int64_t ffn = 0, experts = 0, top_k = 0, expert_ffn = 0, shared_ffn = 0;
   if (!moe) {
     ffn = r.Int("intermediate_size", 1, kMaxDim);
@@ -212,16 +224,28 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                        "when seq_len is at most the window)");
     }
   }
-  if (family.model_type == "llama" && attention_bias != mlp_bias) {
+  if (family.partial_rotary) {
+    const Json* factor = r.Find("partial_rotary_factor");
+    if (factor != nullptr && factor->is_number() && factor->get<double>() != 1.0) {
+      notes->push_back("partial_rotary_factor " + factor->dump() +
+                       " is not modelled: rotary positions are costed on the whole of each "
+                       "head (the rotary kernel's bytes, a small part of a block's)");
+    }
+  }
+  if (family.mlp_bias && attention_bias != mlp_bias) {
     notes->push_back("attention_bias and mlp_bias differ; the output projection's bias is "
                      "described with the MLP's (mlp_bias)");
   }
   b.layers.push_back(Embedding(vocab, hidden));
-  Json block = {{"name", "block"},        {"op", "transformer_block"},
-                {"hidden", hidden},       {"heads", heads},
-                {"norm", "rmsnorm"},      {"mlp", "swiglu"},
-                {"bias", family.model_type == "llama" ? mlp_bias : attention_bias},
-                {"causal", true},         {"rotary", true},
+  Json block = {{"name", "block"},
+                {"op", "transformer_block"},
+                {"hidden", hidden},
+                {"heads", heads},
+                {"norm", std::string(family.norm)},
+                {"mlp", std::string(family.mlp)},
+                {"bias", family.mlp_bias ? mlp_bias : attention_bias},
+                {"causal", true},
+                {"rotary", true},
                 {"repeat", layers}};
   const bool qkv_bias = family.qkv_bias_only || attention_bias;
   if (qkv_bias != block["bias"].get<bool>()) block["qkv_bias"] = qkv_bias;
@@ -244,7 +268,7 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     block["ffn"] = ffn;
   }
   b.layers.push_back(block);
-  b.layers.push_back(Norm("norm", "rmsnorm", hidden));
+  b.layers.push_back(Norm("norm", family.norm, hidden));
   Json head = Linear("lm_head", hidden, vocab, false);
   if (tied) head["tied_to"] = "embed";
   b.layers.push_back(head);

@@ -8,7 +8,7 @@
 //   bert   embed (positions, token types) · embed_ln · block × num_hidden_layers ·
 //          mlm_transform · mlm_act · mlm_ln · lm_head · loss (the masked-LM head, tied unless
 //          tie_word_embeddings is false); bidirectional layernorm + gelu blocks with biases.
-//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe
+//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe (and nemotron, below)
 //          embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks,
 //          causal, rotary, kv_heads num_key_value_heads (default: the heads), head_dim where
 //          given (qwen3 and qwen3_moe default to 128, as their configs do); the head is untied
@@ -20,9 +20,14 @@
 //          shared expert of shared_expert_intermediate_size where given (its gate is not
 //          modelled: a note); dense layers among them (decoder_sparse_step other than 1,
 //          mlp_only_layers) are an error.
+//   nemotron
+//          as llama (attention_bias, mlp_bias), with layernorm (Nemotron's zero-centred gain
+//          costs the same) and squared-ReLU (hidden_act relu2) MLPs; rotary positions on the
+//          whole head (a partial_rotary_factor other than 1 is a note).
 //
 // The layer names and fields equal those of models/gpt2-*.json, models/bert-large.json,
-// models/llama*.json, models/mixtral-8x7b.json and models/qwen3-30b-a3b.json. What the model
+// models/llama*.json, models/mixtral-8x7b.json, models/qwen3-30b-a3b.json and
+// models/nemotron4-340b.json. What the model
 // format cannot describe (a sliding attention window shorter than the context, for instance)
 // is reported as a note, not an error.
 #pragma once

@@ -46,7 +46,12 @@ inline constexpr LayerKind kLayerKinds[] = {
 #undef PP_KIND_ENUMERATOR
 
 enum class NormKind { kLayerNorm, kRmsNorm };
-enum class MlpKind { kGelu, kSwiglu };
+// A transformer block's MLP: fc1, an activation, fc2 (gelu: GELU; relu2: squared ReLU,
+// max(x, 0)^2, as Nemotron-4 and Megatron-LM's --squared-relu), or the gated swiglu (gate and
+// up, silu(gate) * up, then down).
+enum class MlpKind { kGelu, kSwiglu, kRelu2 };
+// Whether the MLP is gated (two input products: swiglu).
+inline bool GatedMlp(MlpKind m) { return m == MlpKind::kSwiglu; }
 
 // One layer (or, in Model::specs, one spec entry with its repeat count). Sizes a kind does
 // not use stay 0.

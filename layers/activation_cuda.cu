@@ -1,5 +1,5 @@
 // ReLU and GELU (tanh approximation) as a layer, plus the elementwise kernels the transformer
-// block's MLPs use (GELU, SwiGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
+// block's MLPs use (GELU, squared ReLU, SwiGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
 // params; saved: the input.
 #include "layers/cuda_check.h"
 #include "layers/cuda_device.h"
@@ -12,7 +12,7 @@ namespace {
 // The layer's shapes, read from the model's Layer by the factory below.
 struct CudaActivationSpec {
   int64_t rows = 0, width = 0;
-  bool gelu = false;  // else relu
+  Activation act = Activation::kRelu;
 };
 
 using cuda::Blocks;
@@ -31,27 +31,30 @@ __device__ __forceinline__ float GeluGrad(float x) {
   return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kGeluK * (1.0f + 3.0f * kGeluC * x * x);
 }
 __device__ __forceinline__ float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float Apply(Activation act, float x) {
+  if (act == Activation::kGelu) return Gelu(x);
+  const float r = fmaxf(x, 0.0f);
+  return act == Activation::kRelu2 ? r * r : r;
+}
+__device__ __forceinline__ float Slope(Activation act, float x) {
+  if (act == Activation::kGelu) return GeluGrad(x);
+  if (x <= 0.0f) return 0.0f;
+  return act == Activation::kRelu2 ? 2.0f * x : 1.0f;
+}
 
 #define PP_GRID_LOOP(i, count)                                                         \
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (count); \
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
-__global__ void ActivationForwardKernel(bool gelu, const T* x, int64_t count, T* y) {
-  PP_GRID_LOOP(i, count) {
-    const float v = ToFloat(x[i]);
-    y[i] = FromFloat<T>(gelu ? Gelu(v) : fmaxf(v, 0.0f));
-  }
+__global__ void ActivationForwardKernel(Activation act, const T* x, int64_t count, T* y) {
+  PP_GRID_LOOP(i, count) { y[i] = FromFloat<T>(Apply(act, ToFloat(x[i]))); }
 }
 
 template <typename T>
-__global__ void ActivationBackwardKernel(bool gelu, const T* x, const T* dy, int64_t count,
-                                         T* dx) {
-  PP_GRID_LOOP(i, count) {
-    const float v = ToFloat(x[i]);
-    const float grad = gelu ? GeluGrad(v) : (v > 0.0f ? 1.0f : 0.0f);
-    dx[i] = FromFloat<T>(ToFloat(dy[i]) * grad);
-  }
+__global__ void ActivationBackwardKernel(Activation act, const T* x, const T* dy,
+                                         int64_t count, T* dx) {
+  PP_GRID_LOOP(i, count) { dx[i] = FromFloat<T>(ToFloat(dy[i]) * Slope(act, ToFloat(x[i]))); }
 }
 
 template <typename T>
@@ -78,7 +81,7 @@ __global__ void SwigluBackwardKernel(const T* gate, const T* up, const T* dout, 
 template <typename T>
 class ActivationCuda final : public CudaLayer<T> {
  public:
-  explicit ActivationCuda(const CudaActivationSpec& s) : gelu_(s.gelu) {
+  explicit ActivationCuda(const CudaActivationSpec& s) : act_(s.act) {
     this->SetShape(s.rows, s.width, s.width);
   }
   int64_t param_count() const override { return 0; }
@@ -88,11 +91,11 @@ class ActivationCuda final : public CudaLayer<T> {
                  T*) const override {
     PP_CUDA_CHECK(cudaMemcpyAsync(saved, x, sizeof(T) * count(), cudaMemcpyDeviceToDevice,
                                   ctx.stream()));
-    return ActivationForward<T>(ctx, gelu_, x, count(), y);
+    return ActivationForward<T>(ctx, act_, x, count(), y);
   }
   Status BackwardInput(CudaContext& ctx, const T*, const T* dy, const T* saved,
                        const CudaMicroBatch&, T* dx, T*, T*) const override {
-    return ActivationBackward<T>(ctx, gelu_, saved, dy, count(), dx);
+    return ActivationBackward<T>(ctx, act_, saved, dy, count(), dx);
   }
   Status BackwardWeight(CudaContext&, const T*, const T*, const T*, const T*,
                         const CudaMicroBatch&, T*, T*) const override {
@@ -101,24 +104,36 @@ class ActivationCuda final : public CudaLayer<T> {
 
  private:
   int64_t count() const { return this->rows() * this->in_width(); }
-  bool gelu_;
+  Activation act_;
 };
+
+const char* ActivationRange(Activation act, bool forward) {
+  switch (act) {
+    case Activation::kGelu:
+      return forward ? "Gelu.Forward" : "Gelu.Backward";
+    case Activation::kRelu2:
+      return forward ? "Relu2.Forward" : "Relu2.Backward";
+    case Activation::kRelu:
+      break;
+  }
+  return forward ? "Relu.Forward" : "Relu.Backward";
+}
 
 }  // namespace
 
 template <typename T>
-Status ActivationForward(CudaContext& ctx, bool gelu, const T* x, int64_t count, T* y) {
-  NvtxRange range(gelu ? "Gelu.Forward" : "Relu.Forward");
-  ActivationForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gelu, x, count, y);
+Status ActivationForward(CudaContext& ctx, Activation act, const T* x, int64_t count, T* y) {
+  NvtxRange range(ActivationRange(act, true));
+  ActivationForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(act, x, count, y);
   PP_CUDA_CHECK_LAUNCH("ActivationForwardKernel");
   return Status::Ok();
 }
 
 template <typename T>
-Status ActivationBackward(CudaContext& ctx, bool gelu, const T* x, const T* dy, int64_t count,
-                          T* dx) {
-  NvtxRange range(gelu ? "Gelu.Backward" : "Relu.Backward");
-  ActivationBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gelu, x, dy, count,
+Status ActivationBackward(CudaContext& ctx, Activation act, const T* x, const T* dy,
+                          int64_t count, T* dx) {
+  NvtxRange range(ActivationRange(act, false));
+  ActivationBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(act, x, dy, count,
                                                                              dx);
   PP_CUDA_CHECK_LAUNCH("ActivationBackwardKernel");
   return Status::Ok();
@@ -144,13 +159,14 @@ Status SwigluBackward(CudaContext& ctx, const T* gate, const T* up, const T* dou
 
 template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const Layer& l, const ModelInput& in) {
-  const bool gelu = l.op == LayerKind::kGelu;
-  return std::make_unique<ActivationCuda<T>>(CudaActivationSpec{in.rows(), l.in_width, gelu});
+  const Activation act = l.op == LayerKind::kGelu ? Activation::kGelu : Activation::kRelu;
+  return std::make_unique<ActivationCuda<T>>(CudaActivationSpec{in.rows(), l.in_width, act});
 }
 
 #define PP_INSTANTIATE(T)                                                                    \
-  template Status ActivationForward<T>(CudaContext&, bool, const T*, int64_t, T*);           \
-  template Status ActivationBackward<T>(CudaContext&, bool, const T*, const T*, int64_t, T*); \
+  template Status ActivationForward<T>(CudaContext&, Activation, const T*, int64_t, T*);     \
+  template Status ActivationBackward<T>(CudaContext&, Activation, const T*, const T*, int64_t, \
+                                        T*);                                                 \
   template Status SwigluForward<T>(CudaContext&, const T*, const T*, int64_t, T*);           \
   template Status SwigluBackward<T>(CudaContext&, const T*, const T*, const T*, int64_t, T*, \
                                     T*);                                                     \

@@ -47,11 +47,20 @@ template <typename T>
 void NormBackwardWeight(bool rms, const T* x, const T* mean, const T* rstd, const T* dy,
                         int64_t rows, int64_t h, T* dgamma, T* dbeta);
 
-// GELU (tanh approximation) and ReLU, elementwise; backward from the saved input.
+// GELU (tanh approximation) and squared ReLU (max(x, 0)^2), elementwise; backward from the
+// saved input.
 template <typename T>
 T Gelu(T x);
 template <typename T>
 T GeluGrad(T x);
+template <typename T>
+T Relu2(T x) {
+  return x > T(0) ? x * x : T(0);
+}
+template <typename T>
+T Relu2Grad(T x) {
+  return x > T(0) ? T(2) * x : T(0);
+}
 template <typename T>
 T Silu(T x);
 template <typename T>

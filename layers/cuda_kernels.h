@@ -78,12 +78,14 @@ Status NormBackwardWeight(CudaContext& ctx, bool rms, const T* x, const T* mean,
                           const T* dy, int64_t rows, int64_t h, T* dgamma, T* dbeta,
                           float* partial);
 
-// --- activation_cuda.cu --- Elementwise over count values; gelu is the tanh approximation.
+// --- activation_cuda.cu --- Elementwise over count values: ReLU, GELU (the tanh
+// approximation), squared ReLU (max(x, 0)^2).
+enum class Activation { kRelu, kGelu, kRelu2 };
 template <typename T>
-Status ActivationForward(CudaContext& ctx, bool gelu, const T* x, int64_t count, T* y);
+Status ActivationForward(CudaContext& ctx, Activation act, const T* x, int64_t count, T* y);
 // dx = dy * act'(x).
 template <typename T>
-Status ActivationBackward(CudaContext& ctx, bool gelu, const T* x, const T* dy, int64_t count,
+Status ActivationBackward(CudaContext& ctx, Activation act, const T* x, const T* dy, int64_t count,
                           T* dx);
 // out = silu(gate) * up.
 template <typename T>

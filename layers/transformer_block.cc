@@ -1,17 +1,18 @@
 // Transformer block (pre-norm), CPU reference:
 //   h1 = x + Wo · attention(rotary(norm1(x) · Wqkv))
-//   y  = h1 + mlp(norm2(h1)),  mlp = W2 · gelu(W1 ·)  or  Wd · (silu(Wg ·) * (Wu ·))
+//   y  = h1 + mlp(norm2(h1)),  mlp = W2 · act(W1 ·) (act: gelu or relu2, max(·, 0)²)  or
+//   Wd · (silu(Wg ·) * (Wu ·))
 // with q of width qw = heads x head_dim and k, v of width kvw = kv_heads x head_dim
 // (grouped-query attention when kv_heads < heads).
 // params, in order (biases only when the block has them; beta only for layer norm):
 //   gamma1 [beta1] Wqkv(h x (qw + 2 kvw)) [bqkv] Wo(qw x h) [bo] gamma2 [beta2]
-//   gelu:   W1(h x f) [b1] W2(f x h) [b2]
+//   gelu, relu2: W1(h x f) [b1] W2(f x h) [b2]
 //   swiglu: Wg(h x f) Wu(h x f) [bg bu] Wd(f x h) [bd]
 // saved (what the analytic profiler counts): x, norm1(x), [mean1] rstd1, q, k (rotated), v,
-// probs, attention output, h1, norm2(h1), [mean2] rstd2, then gelu: W1 output and gelu
-// output, or swiglu: gate, up and their product.
+// probs, attention output, h1, norm2(h1), [mean2] rstd2, then gelu or relu2: W1 output and
+// the activation's output, or swiglu: gate, up and their product.
 // pending (BackwardInput -> BackwardWeight): dy, d norm1 out, d qkv, d h1, d norm2 out, then
-// gelu: d W1 output, or swiglu: d gate, d up.
+// gelu or relu2: d W1 output, or swiglu: d gate, d up.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -28,8 +29,13 @@ template <typename T>
 class TransformerBlock final : public CpuLayer<T> {
  public:
   TransformerBlock(const Layer& l, const ModelInput& in)
-      : h_(l.hidden), f_(l.ffn), rms_(l.norm == NormKind::kRmsNorm),
-        swiglu_(l.mlp == MlpKind::kSwiglu), bias_(l.bias), rotary_(l.rotary) {
+      : h_(l.hidden),
+        f_(l.ffn),
+        rms_(l.norm == NormKind::kRmsNorm),
+        swiglu_(l.mlp == MlpKind::kSwiglu),
+        relu2_(l.mlp == MlpKind::kRelu2),
+        bias_(l.bias),
+        rotary_(l.rotary) {
     this->SetShape(in.rows(), l.hidden, l.hidden);
     att_ = {in.micro_batch_size, in.seq_len, l.heads, l.head_dim, l.causal, l.kv_heads};
     qw_ = l.heads * l.head_dim;
@@ -86,7 +92,10 @@ class TransformerBlock final : public CpuLayer<T> {
       mlp_in = S + l_.s.m3;
     } else {
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
-      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m2 + i] = cpu::Gelu(S[l_.s.m1 + i]);
+      for (int64_t i = 0; i < n * f; ++i) {
+        const T v = S[l_.s.m1 + i];
+        S[l_.s.m2 + i] = relu2_ ? cpu::Relu2(v) : cpu::Gelu(v);
+      }
       mlp_in = S + l_.s.m2;
     }
     cpu::LinearForward<T>(mlp_in, P + l_.p.w2, Bias(P, l_.p.b2f), n, f, h, tmp);
@@ -114,8 +123,11 @@ class TransformerBlock final : public CpuLayer<T> {
       cpu::LinearBackwardInput<T>(D + l_.d.m2, P + l_.p.wu, n, h, f, dt);
       for (int64_t i = 0; i < n * h; ++i) D[l_.d.ln2 + i] += dt[i];
     } else {
-      cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d gelu output
-      for (int64_t i = 0; i < n * f; ++i) D[l_.d.m1 + i] = dmid[i] * cpu::GeluGrad(S[l_.s.m1 + i]);
+      cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d activation output
+      for (int64_t i = 0; i < n * f; ++i) {
+        const T v = S[l_.s.m1 + i];
+        D[l_.d.m1 + i] = dmid[i] * (relu2_ ? cpu::Relu2Grad(v) : cpu::GeluGrad(v));
+      }
       cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
     }
     cpu::NormBackwardInput<T>(rms_, S + l_.s.h1, P + l_.p.g2, MeanC(S, l_.s.mean2), S + l_.s.rstd2,
@@ -208,7 +220,7 @@ class TransformerBlock final : public CpuLayer<T> {
   }
 
   int64_t h_, f_;
-  bool rms_, swiglu_, bias_, rotary_;
+  bool rms_, swiglu_, relu2_, bias_, rotary_;
   int64_t qw_ = 0, kvw_ = 0;  // widths of q and of k (and v)
   bool qkv_bias_ = false;
   cpu::AttentionShape att_;

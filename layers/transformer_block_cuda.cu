@@ -1,7 +1,8 @@
 // Transformer block (pre-norm), CUDA; the math and the params / saved / pending layouts of
 // transformer_block.cc:
 //   h1 = x + Wo · attention(rotary(norm1(x) · Wqkv))
-//   y  = h1 + mlp(norm2(h1)),  mlp = W2 · gelu(W1 ·)  or  Wd · (silu(Wg ·) * (Wu ·))
+//   y  = h1 + mlp(norm2(h1)),  mlp = W2 · act(W1 ·) (act: gelu or relu2, max(·, 0)²)  or
+//   Wd · (silu(Wg ·) * (Wu ·))
 // The residual adds ride in the output projections' GEMMs (C = the residual, beta 1) and in
 // the norms' input-gradient kernels. workspace (T elements, regions 256-byte aligned): the
 // qkv product / its gradient (3 n h), the MLP's middle gradient (n f), one n x h temporary,
@@ -20,6 +21,7 @@ namespace {
 struct CudaBlockSpec {
   int64_t batch = 0, seq = 0, hidden = 0, heads = 0, ffn = 0;
   bool rms = false, swiglu = false, bias = true, causal = false, rotary = false;
+  Activation act = Activation::kGelu;  // the ungated MLP's (not swiglu)
 };
 
 constexpr int64_t kNone = BlockLayout::kNone;
@@ -29,7 +31,7 @@ class BlockCuda final : public CudaLayer<T> {
  public:
   explicit BlockCuda(const CudaBlockSpec& s)
       : h_(s.hidden), f_(s.ffn), rms_(s.rms), swiglu_(s.swiglu), bias_(s.bias),
-        rotary_(s.rotary) {
+        rotary_(s.rotary), act_(s.act) {
     this->SetShape(s.batch * s.seq, s.hidden, s.hidden);
     att_.batch = s.batch;
     att_.seq = s.seq;
@@ -71,7 +73,7 @@ class BlockCuda final : public CudaLayer<T> {
       PP_RETURN_IF_ERROR(SwigluForward<T>(ctx, S + l_.s.m1, S + l_.s.m2, n * f, S + l_.s.m3));
       mlp_in = S + l_.s.m3;
     } else {
-      PP_RETURN_IF_ERROR(ActivationForward<T>(ctx, true, S + l_.s.m1, n * f, S + l_.s.m2));
+      PP_RETURN_IF_ERROR(ActivationForward<T>(ctx, act_, S + l_.s.m1, n * f, S + l_.s.m2));
       mlp_in = S + l_.s.m2;
     }
     return LinearForward<T>(ctx, mlp_in, P + l_.p.w2, At(P, l_.p.b2f), S + l_.s.h1, n, f, h, y);
@@ -95,7 +97,7 @@ class BlockCuda final : public CudaLayer<T> {
       PP_RETURN_IF_ERROR(
           LinearBackwardInput<T>(ctx, D + l_.d.m2, P + l_.p.wu, n, h, f, D + l_.d.ln2, true));
     } else {
-      PP_RETURN_IF_ERROR(ActivationBackward<T>(ctx, true, S + l_.s.m1, dmid, n * f, D + l_.d.m1));
+      PP_RETURN_IF_ERROR(ActivationBackward<T>(ctx, act_, S + l_.s.m1, dmid, n * f, D + l_.d.m1));
       PP_RETURN_IF_ERROR(LinearBackwardInput<T>(ctx, D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2));
     }
     // d h1 = dy + norm2's input gradient.
@@ -177,6 +179,7 @@ class BlockCuda final : public CudaLayer<T> {
 
   int64_t h_, f_;
   bool rms_, swiglu_, bias_, rotary_;
+  Activation act_;
   CudaAttentionShape att_;
   int64_t work_size_ = 0;
 };
@@ -187,7 +190,8 @@ template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeCudaTransformerBlock(const Layer& l, const ModelInput& in) {
   return std::make_unique<BlockCuda<T>>(CudaBlockSpec{
       in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
-      l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary});
+      l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary,
+      l.mlp == MlpKind::kRelu2 ? Activation::kRelu2 : Activation::kGelu});
 }
 template std::unique_ptr<CudaLayer<float>> MakeCudaTransformerBlock<float>(const Layer&,
                                                                            const ModelInput&);

@@ -106,6 +106,41 @@ TEST(AnalyticTest, BlockFlopsMatchTheMegatronCount) {
   EXPECT_EQ(TotalFlops(ks.forward), 2 * b * s * (4 * h * h + 3 * h * f) + 4 * b * s * s * h);
 }
 
+TEST(AnalyticTest, SquaredReluCostsWhatGeluCosts) {
+  // Both are one elementwise function of fc1's output: the same products, the same bytes moved,
+  // the same tensors kept, under kernel names of their own.
+  const Model gelu = Gpt2Block("bf16", "layernorm", "gelu", 4 * 768);
+  const Model relu2 = Gpt2Block("bf16", "layernorm", "relu2", 4 * 768);
+  const Layer* g = FindLayer(gelu, "block");
+  const Layer* r = FindLayer(relu2, "block");
+  ASSERT_NE(g, nullptr);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->mlp, MlpKind::kRelu2);
+  const LayerKernels kg = ListKernels(*g, gelu.input, DType::kBf16);
+  const LayerKernels kr = ListKernels(*r, relu2.input, DType::kBf16);
+  const auto names = [](const std::vector<Kernel>& ks) {
+    std::vector<std::string> n;
+    for (const Kernel& k : ks) n.emplace_back(k.name);
+    return n;
+  };
+  for (auto part :
+       {&LayerKernels::forward, &LayerKernels::backward_input, &LayerKernels::backward_weight}) {
+    const std::vector<Kernel>&a = kg.*part, &c = kr.*part;
+    ASSERT_EQ(a.size(), c.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].flops, c[i].flops) << a[i].name;
+      EXPECT_EQ(a[i].bytes, c[i].bytes) << a[i].name;
+    }
+  }
+  const std::vector<std::string> fwd = names(kr.forward);
+  EXPECT_NE(std::find(fwd.begin(), fwd.end(), "relu2"), fwd.end());
+  EXPECT_EQ(std::find(fwd.begin(), fwd.end(), "gelu"), fwd.end());
+  EXPECT_EQ(AnalyticLayerMemory(*r, relu2.input, DType::kBf16).activation_bytes,
+            AnalyticLayerMemory(*g, gelu.input, DType::kBf16).activation_bytes);
+  EXPECT_EQ(AnalyticLayerMemory(*r, relu2.input, DType::kBf16).param_bytes,
+            AnalyticLayerMemory(*g, gelu.input, DType::kBf16).param_bytes);
+}
+
 TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {
   // Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer
   // Models"): a layer keeps 34sbh + 5as^2b bytes in 16-bit precision. That includes two

@@ -186,6 +186,39 @@ TEST(HfImport, Llama3MixtralAndQwen3MoeMatchTheShippedModels) {
   }
 }
 
+// Nemotron-4 340B as a Hugging Face NemotronConfig (the values of NeMo's Nemotron4Config340B
+// under the names its exporter writes): layer norms, squared-ReLU MLPs, half of each head
+// rotated, which the note reports.
+TEST(HfImport, NemotronMatchesTheShippedModel) {
+  HfImportOptions options;
+  options.seq_len = 4096;
+  Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["NemotronForCausalLM"],
+      "model_type": "nemotron", "hidden_act": "relu2", "hidden_size": 18432,
+      "intermediate_size": 73728, "num_hidden_layers": 96, "num_attention_heads": 96,
+      "num_key_value_heads": 8, "max_position_embeddings": 4096, "norm_eps": 1e-05,
+      "partial_rotary_factor": 0.5, "tie_word_embeddings": false, "attention_bias": false,
+      "mlp_bias": false, "torch_dtype": "bfloat16", "vocab_size": 256000})"),
+                                      options);
+  ASSERT_TRUE(r.ok()) << r.message();
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_NE(r->notes[0].find("partial_rotary_factor 0.5"), std::string::npos) << r->notes[0];
+  ExpectSameLayers(r->model, Shipped("nemotron4-340b.json"));
+  EXPECT_EQ(r->model.layers[1].mlp, MlpKind::kRelu2);
+  EXPECT_EQ(r->model.layers[1].norm, NormKind::kLayerNorm);
+
+  // Its MLP is the ungated one, two h x f matrices, here with biases (mlp_bias) on them and
+  // on the output projection, and attention_bias on q, k and v.
+  const Model small = Import(R"({"model_type": "nemotron", "hidden_act": "relu2",
+      "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 1,
+      "num_attention_heads": 4, "max_position_embeddings": 128, "vocab_size": 100,
+      "attention_bias": true, "mlp_bias": true})");
+  const Layer& b = small.layers[1];
+  // Norms with gain and bias 4 x 64; qkv 64 x 192 + 192; o 64 x 64 + 64; fc1 64 x 96 + 96;
+  // fc2 96 x 64 + 64.
+  EXPECT_EQ(LayerParamCount(b),
+            4 * 64 + (64 * 192 + 192) + (64 * 64 + 64) + (64 * 96 + 96) + (96 * 64 + 64));
+}
+
 // Qwen2 has biases on q, k and v and nowhere else; Qwen3 has a q/k norm and its own head
 // size; a shared expert becomes one shared expert of its width. The counts are worked by
 // hand from the configs.
@@ -236,34 +269,46 @@ TEST(HfImport, ErrorsNameTheField) {
     const char* expect;
   } cases[] = {
       {R"({"model_type": "gpt2", "n_head": 12, "n_layer": 12, "n_positions": 1024,
-           "vocab_size": 50257})", "n_embd"},
+           "vocab_size": 50257})",
+       "n_embd"},
       {R"({"model_type": "gpt2", "n_embd": -768, "n_head": 12, "n_layer": 12,
-           "n_positions": 1024, "vocab_size": 50257})", "n_embd"},
+           "n_positions": 1024, "vocab_size": 50257})",
+       "n_embd"},
       {R"({"model_type": "t5"})", "model_type"},
       {R"({"n_embd": 768})", "model_type"},
       {R"({"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2,
            "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 64,
-           "vocab_size": 100, "hidden_act": "relu"})", "hidden_act"},
+           "vocab_size": 100, "hidden_act": "relu"})",
+       "hidden_act"},
       {R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 96,
            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 3,
-           "max_position_embeddings": 64, "vocab_size": 100})", "num_key_value_heads"},
+           "max_position_embeddings": 64, "vocab_size": 100})",
+       "num_key_value_heads"},
       {R"({"model_type": "mistral", "hidden_size": 60, "intermediate_size": 96,
            "num_hidden_layers": 2, "num_attention_heads": 8,
-           "max_position_embeddings": 64, "vocab_size": 100})", "num_attention_heads"},
+           "max_position_embeddings": 64, "vocab_size": 100})",
+       "num_attention_heads"},
       {R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96,
            "num_hidden_layers": 2, "num_attention_heads": 4, "num_local_experts": 4,
            "num_experts_per_tok": 5, "max_position_embeddings": 64, "vocab_size": 100})",
        "num_experts_per_tok"},
       {R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96,
            "num_hidden_layers": 2, "num_attention_heads": 4, "num_experts_per_tok": 2,
-           "max_position_embeddings": 64, "vocab_size": 100})", "num_local_experts"},
+           "max_position_embeddings": 64, "vocab_size": 100})",
+       "num_local_experts"},
       {R"({"model_type": "qwen3_moe", "hidden_size": 64, "moe_intermediate_size": 16,
            "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 2,
            "num_attention_heads": 4, "max_position_embeddings": 64, "vocab_size": 100,
-           "mlp_only_layers": [0]})", "mlp_only_layers"},
+           "mlp_only_layers": [0]})",
+       "mlp_only_layers"},
       {R"({"model_type": "qwen3_moe", "hidden_size": 64, "num_experts": 4,
            "num_experts_per_tok": 2, "num_hidden_layers": 2, "num_attention_heads": 4,
-           "max_position_embeddings": 64, "vocab_size": 100})", "moe_intermediate_size"},
+           "max_position_embeddings": 64, "vocab_size": 100})",
+       "moe_intermediate_size"},
+      {R"({"model_type": "nemotron", "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
+           "vocab_size": 100, "hidden_act": "silu"})",
+       "hidden_act"},
   };
   for (const Case& c : cases) {
     Result<HfImport> r = ImportHfConfig(Json::parse(c.config), {});

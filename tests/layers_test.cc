@@ -145,15 +145,19 @@ TEST(CpuLayers, GradientsMatchFiniteDifferences) {
     std::string input;
     size_t index;
   } cases[] = {
-      {R"([{"name":"l","op":"linear","in":7,"out":5}])", R"({"micro_batch_size":3,"features":7})", 0},
-      {R"([{"name":"l","op":"linear","in":6,"out":9,"bias":false}])", R"({"micro_batch_size":4,"features":6})", 0},
+      {R"([{"name":"l","op":"linear","in":7,"out":5}])", R"({"micro_batch_size":3,"features":7})",
+       0},
+      {R"([{"name":"l","op":"linear","in":6,"out":9,"bias":false}])",
+       R"({"micro_batch_size":4,"features":6})", 0},
       {R"([{"name":"r","op":"relu"}])", R"({"micro_batch_size":3,"features":7})", 0},
       {R"([{"name":"g","op":"gelu"}])", R"({"micro_batch_size":3,"features":7})", 0},
-      {R"([{"name":"n","op":"layernorm","hidden":9}])", R"({"micro_batch_size":3,"features":9})", 0},
+      {R"([{"name":"n","op":"layernorm","hidden":9}])", R"({"micro_batch_size":3,"features":9})",
+       0},
       {R"([{"name":"n","op":"rmsnorm","hidden":9}])", R"({"micro_batch_size":3,"features":9})", 0},
       {R"([{"name":"m","op":"mse"}])", R"({"micro_batch_size":3,"features":6})", 0},
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":6,"positions":5,"token_types":2},
-          {"name":"c","op":"cross_entropy"}])", kTokenInput, 0},
+          {"name":"c","op":"cross_entropy"}])",
+       kTokenInput, 0},
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":6},{"name":"c","op":"cross_entropy"}])",
        kTokenInput, 1},
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":12},
@@ -169,6 +173,15 @@ TEST(CpuLayers, GradientsMatchFiniteDifferences) {
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
           {"name":"b","op":"transformer_block","hidden":8,"heads":4,"ffn":10,"norm":"layernorm",
            "mlp":"swiglu","bias":true,"rotary":true,"causal":false}])",
+       kTokenInput, 1},
+      // Squared ReLU (max(x, 0)^2), with and without biases.
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
+          {"name":"b","op":"transformer_block","hidden":8,"heads":2,"ffn":12,"norm":"layernorm",
+           "mlp":"relu2","bias":false,"rotary":true,"causal":true}])",
+       kTokenInput, 1},
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":12},
+          {"name":"b","op":"transformer_block","hidden":12,"heads":3,"kv_heads":1,"ffn":10,
+           "mlp":"relu2","bias":true,"causal":false}])",
        kTokenInput, 1},
       // Grouped-query attention: 4 query heads share 2 key/value heads (and 1: multi-query).
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
@@ -246,7 +259,13 @@ TEST(CpuLayers, KeptActivationsMatchTheAnalyticCount) {
       {"name":"n","op":"rmsnorm","hidden":32},{"name":"head","op":"linear","in":32,"out":50},
       {"name":"loss","op":"cross_entropy"}])",
                           R"({"micro_batch_size":3,"seq_len":8})");
-  for (const Built* b : {&gpt, &llama, &gqa}) {
+  const Built relu2 = Build(R"([{"name":"e","op":"embedding","vocab":50,"hidden":32},
+      {"name":"blk","op":"transformer_block","hidden":32,"heads":4,"kv_heads":2,"ffn":48,
+       "mlp":"relu2","bias":false,"rotary":true,"causal":true},
+      {"name":"n","op":"layernorm","hidden":32},{"name":"head","op":"linear","in":32,"out":50},
+      {"name":"loss","op":"cross_entropy"}])",
+                            R"({"micro_batch_size":3,"seq_len":8})");
+  for (const Built* b : {&gpt, &llama, &gqa, &relu2}) {
     for (const Layer& spec : b->model.layers) {
       auto layer = MakeCpuLayer<float>(spec, b->model.input);
       ASSERT_TRUE(layer.ok());

@@ -32,9 +32,10 @@ Model LoadOrFail(const std::string& name) {
 
 TEST(ModelsTest, EveryFileLoads) {
   const std::vector<std::string> expected = {
-      "mlp-2gpu",      "gpt2-small",   "gpt2-medium",   "gpt2-large",     "gpt2-xl",   "bert-large",
-      "llama-7b",      "llama2-13b",   "llama2-70b",    "uneven-vocab",   "llama3-8b", "llama3-70b",
-      "llama3.1-405b", "mixtral-8x7b", "qwen3-30b-a3b", "qwen3-235b-a22b"};
+      "mlp-2gpu",        "gpt2-small",    "gpt2-medium",   "gpt2-large",   "gpt2-xl",
+      "bert-large",      "llama-7b",      "llama2-13b",    "llama2-70b",   "uneven-vocab",
+      "llama3-8b",       "llama3-70b",    "llama3.1-405b", "mixtral-8x7b", "qwen3-30b-a3b",
+      "qwen3-235b-a22b", "nemotron4-340b"};
   std::vector<std::string> found;
   for (const auto& entry :
        std::filesystem::directory_iterator(std::string(PP_SOURCE_DIR) + "/models")) {
@@ -104,6 +105,27 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
     }
   }
   EXPECT_EQ(ModelParamCount(LoadOrFail("llama-7b")), int64_t{6738415616});
+}
+
+// The Nemotron-4 340B report gives the model's size as 9.4 billion embedding and 331.6 billion
+// non-embedding parameters, to a tenth of a billion (the untied input and output embeddings
+// are the embedding parameters).
+TEST(ModelsTest, NemotronCountsMatchTheReports) {
+  struct Case {
+    const char* model;
+    double embedding, rest;  // billions, as published
+  } cases[] = {{"nemotron4-340b", 9.4, 331.6}};
+  for (const Case& c : cases) {
+    const Model m = LoadOrFail(c.model);
+    double embedding = 0, rest = 0;
+    for (const Layer& l : m.layers) {
+      const double n = static_cast<double>(LayerParamCount(l));
+      (l.name == "embed" || l.name == "lm_head" ? embedding : rest) += n;
+    }
+    EXPECT_NEAR(embedding / 1e9, c.embedding, 0.05) << c.model;
+    EXPECT_NEAR(rest / 1e9, c.rest, 0.05) << c.model;
+    EXPECT_EQ(embedding + rest, static_cast<double>(ModelParamCount(m))) << c.model;
+  }
 }
 
 // Parameters a token touches: every expert counted once per layer for top_k of them, the

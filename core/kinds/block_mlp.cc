@@ -7,12 +7,45 @@
 namespace pp {
 namespace {
 
-bool Gelu(const Layer& l) { return l.mlp == MlpKind::kGelu; }
+bool Gated(const Layer& l) { return GatedMlp(l.mlp); }
+
+// The activation kernels' names of a dense, shared or routed-expert MLP.
+struct ActNames {
+  std::string_view fwd, dgrad;
+};
+enum class MlpRole { kDense, kShared, kExpert };
+ActNames ActNamesOf(const Layer& l, MlpRole role) {
+  switch (l.mlp) {
+    case MlpKind::kGelu:
+      return role == MlpRole::kDense    ? ActNames{"gelu", "gelu_dgrad"}
+             : role == MlpRole::kShared ? ActNames{"shared_gelu", "shared_gelu_dgrad"}
+                                        : ActNames{"expert_gelu", "expert_gelu_dgrad"};
+    case MlpKind::kRelu2:
+      return role == MlpRole::kDense    ? ActNames{"relu2", "relu2_dgrad"}
+             : role == MlpRole::kShared ? ActNames{"shared_relu2", "shared_relu2_dgrad"}
+                                        : ActNames{"expert_relu2", "expert_relu2_dgrad"};
+    case MlpKind::kSwiglu:
+      break;
+  }
+  return role == MlpRole::kDense    ? ActNames{"swiglu", "swiglu_dgrad"}
+         : role == MlpRole::kShared ? ActNames{"shared_swiglu", "shared_swiglu_dgrad"}
+                                    : ActNames{"expert_swiglu", "expert_swiglu_dgrad"};
+}
+
+// The activation and its gradient on a [rows x w] tensor of `tensor` bytes: an ungated one
+// (gelu, relu2) reads fc1's output and writes its own; swiglu reads gate and up and writes the
+// product. Backward: an ungated one reads dy and fc1's output and writes dx; swiglu reads
+// d(product), gate and up and writes d(gate) and d(up).
+void AddActivation(const Layer& l, MlpRole role, double tensor, Kernel* act, Kernel* act_grad) {
+  const ActNames n = ActNamesOf(l, role);
+  *act = MemoryKernel(n.fwd, (Gated(l) ? 3 : 2) * tensor);
+  *act_grad = MemoryKernel(n.dgrad, (Gated(l) ? 5 : 3) * tensor);
+}
 
 // Parameters of one MLP of width w (its fc2 bias whole on every tensor rank).
 int64_t MlpParams(const Layer& l, int64_t w) {
   const int64_t h = l.hidden;
-  return Gelu(l) ? 2 * h * w + (l.bias ? w + h : 0) : 3 * h * w + (l.bias ? 2 * w + h : 0);
+  return !Gated(l) ? 2 * h * w + (l.bias ? w + h : 0) : 3 * h * w + (l.bias ? 2 * w + h : 0);
 }
 
 // One rank's widths and token counts.
@@ -59,30 +92,23 @@ DensePieces Dense(const Layer& l, const KernelShape& sh, double rows, double w, 
   const double tensor = rows * w * sh.e;  // one [rows x w] tensor
   DensePieces p;
   if (shared) {
-    p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias, {"shared_fc1", "shared_fc1_dgrad",
-                                                     "shared_fc1_wgrad", "shared_fc1_bias_grad"})
-                    : LinearPiece(at, h, 2 * w, l.bias,
-                                  {"shared_gate_up", "shared_gate_up_dgrad",
-                                   "shared_gate_up_wgrad", "shared_gate_up_bias_grad"});
+    p.fc1 = !Gated(l) ? LinearPiece(at, h, w, l.bias,
+                                    {"shared_fc1", "shared_fc1_dgrad", "shared_fc1_wgrad",
+                                     "shared_fc1_bias_grad"})
+                      : LinearPiece(at, h, 2 * w, l.bias,
+                                    {"shared_gate_up", "shared_gate_up_dgrad",
+                                     "shared_gate_up_wgrad", "shared_gate_up_bias_grad"});
     p.fc2 = LinearPiece(at, w, h, l.bias, {"shared_fc2", "shared_fc2_dgrad", "shared_fc2_wgrad",
                                            "shared_fc2_bias_grad"});
-    p.act = Gelu(l) ? MemoryKernel("shared_gelu", 2 * tensor)
-                    : MemoryKernel("shared_swiglu", 3 * tensor);
-    p.act_grad = Gelu(l) ? MemoryKernel("shared_gelu_dgrad", 3 * tensor)
-                         : MemoryKernel("shared_swiglu_dgrad", 5 * tensor);
+    AddActivation(l, MlpRole::kShared, tensor, &p.act, &p.act_grad);
     return p;
   }
-  p.fc1 = Gelu(l) ? LinearPiece(at, h, w, l.bias,
-                                {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
-                  : LinearPiece(at, h, 2 * w, l.bias,
-                                {"gate_up", "gate_up_dgrad", "gate_up_wgrad", "gate_up_bias_grad"});
+  p.fc1 = !Gated(l)
+              ? LinearPiece(at, h, w, l.bias, {"fc1", "fc1_dgrad", "fc1_wgrad", "fc1_bias_grad"})
+              : LinearPiece(at, h, 2 * w, l.bias,
+                            {"gate_up", "gate_up_dgrad", "gate_up_wgrad", "gate_up_bias_grad"});
   p.fc2 = LinearPiece(at, w, h, l.bias, {"fc2", "fc2_dgrad", "fc2_wgrad", "fc2_bias_grad"});
-  // gelu reads fc1's output and writes its own; swiglu reads gate and up, writes the
-  // product. Backward: gelu reads dy and fc1's output, writes dx; swiglu reads d(product),
-  // gate and up, writes d(gate) and d(up).
-  p.act = Gelu(l) ? MemoryKernel("gelu", 2 * tensor) : MemoryKernel("swiglu", 3 * tensor);
-  p.act_grad = Gelu(l) ? MemoryKernel("gelu_dgrad", 3 * tensor)
-                       : MemoryKernel("swiglu_dgrad", 5 * tensor);
+  AddActivation(l, MlpRole::kDense, tensor, &p.act, &p.act_grad);
   return p;
 }
 
@@ -92,19 +118,16 @@ DensePieces Experts(const Layer& l, const KernelShape& sh, const MlpSplit& m) {
   const double w = m.expert_f;
   const double tensor = m.tokens * w * sh.e;
   DensePieces p;
-  p.fc1 = Gelu(l) ? ExpertPiece(sh, m.tokens, m.local, h, w, l.bias,
-                                {"expert_fc1", "expert_fc1_dgrad", "expert_fc1_wgrad",
-                                 "expert_fc1_bias_grad"})
-                  : ExpertPiece(sh, m.tokens, m.local, h, 2 * w, l.bias,
-                                {"expert_gate_up", "expert_gate_up_dgrad",
-                                 "expert_gate_up_wgrad", "expert_gate_up_bias_grad"});
+  p.fc1 = !Gated(l) ? ExpertPiece(sh, m.tokens, m.local, h, w, l.bias,
+                                  {"expert_fc1", "expert_fc1_dgrad", "expert_fc1_wgrad",
+                                   "expert_fc1_bias_grad"})
+                    : ExpertPiece(sh, m.tokens, m.local, h, 2 * w, l.bias,
+                                  {"expert_gate_up", "expert_gate_up_dgrad", "expert_gate_up_wgrad",
+                                   "expert_gate_up_bias_grad"});
   p.fc2 = ExpertPiece(sh, m.tokens, m.local, w, h, l.bias,
                       {"expert_fc2", "expert_fc2_dgrad", "expert_fc2_wgrad",
                        "expert_fc2_bias_grad"});
-  p.act = Gelu(l) ? MemoryKernel("expert_gelu", 2 * tensor)
-                  : MemoryKernel("expert_swiglu", 3 * tensor);
-  p.act_grad = Gelu(l) ? MemoryKernel("expert_gelu_dgrad", 3 * tensor)
-                       : MemoryKernel("expert_swiglu_dgrad", 5 * tensor);
+  AddActivation(l, MlpRole::kExpert, tensor, &p.act, &p.act_grad);
   for (Piece* piece : {&p.fc1, &p.fc2}) {
     piece->forward.routed_expert = piece->input_grad.routed_expert = true;
     for (Kernel& g : piece->weight_grads) g.routed_expert = true;
@@ -177,7 +200,7 @@ MlpKept MlpActivationElements(const Layer& l, const KernelShape& sh) {
   const MlpSplit m = SplitOf(l, sh);
   // Per width: fc1's output (gelu's input), or gate and up (swiglu's); and the activation's
   // output, fc2's input.
-  const double before = Gelu(l) ? 1 : 2;
+  const double before = Gated(l) ? 2 : 1;
   if (l.experts == 0) return {m.r.rows * m.f * before, m.r.rows * m.f};
   const double h = static_cast<double>(l.hidden);
   MlpKept kept;

@@ -1,8 +1,9 @@
 // transformer_block (pre-norm): {"hidden", "heads", "kv_heads" (default heads; must divide
 // heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
-// layernorm|rmsnorm, "mlp": gelu|swiglu, "bias", "qkv_bias" (default bias), "qk_norm",
-// "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size), and for a mixture-of-experts MLP "experts",
-// "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place of "ffn"}.
+// layernorm|rmsnorm, "mlp": gelu|relu2|swiglu, "bias", "qkv_bias" (default bias), "qk_norm",
+// "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size), and for a
+// mixture-of-experts MLP "experts", "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place
+// of "ffn"}.
 //   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
 // q is heads x head_dim wide, k and v kv_heads x head_dim each (grouped-query attention: each
 // key/value head serves heads / kv_heads query heads). A mixture-of-experts MLP routes each
@@ -152,8 +153,12 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   else if (norm == "rmsnorm") spec->norm = NormKind::kRmsNorm;
   else r.Fail("norm", "must be \"layernorm\" or \"rmsnorm\" (got " + DescribeValue(Json(norm)) + ")");
   if (mlp == "gelu") spec->mlp = MlpKind::kGelu;
+  else if (mlp == "relu2")
+    spec->mlp = MlpKind::kRelu2;
   else if (mlp == "swiglu") spec->mlp = MlpKind::kSwiglu;
-  else r.Fail("mlp", "must be \"gelu\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
+  else
+    r.Fail("mlp",
+           "must be \"gelu\", \"relu2\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
   if (r.ok() && spec->heads % spec->kv_heads != 0) {
     r.Fail("kv_heads", std::to_string(spec->kv_heads) + " key/value heads do not divide " +
                            std::to_string(spec->heads) + " heads");
@@ -189,7 +194,7 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
     }
   }
   l["norm"] = s.norm == NormKind::kLayerNorm ? "layernorm" : "rmsnorm";
-  l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : "swiglu";
+  l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : s.mlp == MlpKind::kRelu2 ? "relu2" : "swiglu";
   l["bias"] = s.bias;
   if (s.qkv_bias != s.bias) l["qkv_bias"] = s.qkv_bias;
   if (s.qk_norm) l["qk_norm"] = true;
