@@ -16,9 +16,14 @@
 # GeLU, LayerNorm, biases, learned positions, the output layer tied to the embedding, the GPT-2
 # vocabulary padded to 50,304; dropout 0.1 at 5B and 20B, none at 175B), and
 # models/llama-7b.json (Llama 2 7B, here at its 4096 tokens), llama2-13b.json, llama2-70b.json,
-# llama3-8b.json and llama3-70b.json. The table's TFLOP/s use NeMo's own
-# count, so the rows compare tokens per second per GPU, which needs none. The table's
-# Nemotron rows are left out: their squared-ReLU MLP is not among the tool's blocks.
+# llama3-8b.json and llama3-70b.json; the Nemotron rows NeMo's nemotron.py of that commit:
+# Nemotron-3 8B and 22B (multi-head attention) and models/nemotron4-340b.json (8 key/value
+# heads), all with LayerNorm, a squared-ReLU MLP of 4h (one TorchScript-fused kernel, as the
+# tool costs it), no biases, rotary positions, untied embeddings, dropout 0 and the 256,000-
+# token vocabulary of NeMo's launcher configs (conf/training/nemotron/*.yaml). The table's
+# TFLOP/s use NeMo's own count, so the rows compare tokens per second per GPU, which needs
+# none. The 340B row is planned without the memory limit: the tool puts its first device
+# over 80 GB (docs/published.md).
 # Prints one line per row, then the median and worst absolute error; then the same for the
 # long-sequence rows (below). docs/published.md keeps the tables and what they say.
 set -euo pipefail
@@ -46,6 +51,22 @@ JSON
 }
 # Llama 2 7B at its 4096-token context (models/llama-7b.json holds it at LLaMA's 2048).
 sed 's/"seq_len": 2048/"seq_len": 4096/' models/llama-7b.json >"$tmp/llama2-7b.json"
+nemotron3() {  # nemotron3 NAME LAYERS HIDDEN HEADS
+  cat >"$tmp/$1.json" <<JSON
+{"format": "pp-partition.model/v1", "name": "$1", "dtype": "bf16",
+ "input": {"micro_batch_size": 1, "seq_len": 4096},
+ "layers": [
+  {"name": "embed", "op": "embedding", "vocab": 256000, "hidden": $3},
+  {"name": "block", "op": "transformer_block", "hidden": $3, "heads": $4, "ffn": $((4 * $3)),
+   "norm": "layernorm", "mlp": "relu2", "bias": false, "causal": true, "rotary": true,
+   "repeat": $2},
+  {"name": "norm", "op": "layernorm", "hidden": $3},
+  {"name": "lm_head", "op": "linear", "in": $3, "out": 256000, "bias": false},
+  {"name": "loss", "op": "cross_entropy"}]}
+JSON
+}
+nemotron3 nemotron3-8b 32 4096 32
+nemotron3 nemotron3-22b 40 6144 48
 gpt3 gpt3-5b 24 4096 32 0.1
 gpt3 gpt3-20b 44 6144 48 0.1
 gpt3 gpt3-175b 96 12288 96 0
@@ -59,6 +80,9 @@ rows=(
   "Llama 2 7B, 8 GPUs|16934|$tmp/llama2-7b.json --stages 1 --tp 1 --gpus-total 8 --global-batch 128 --micro-batch-size 1"
   "Llama 2 13B, 16 GPUs|8715|models/llama2-13b.json --stages 4 --tp 1 --virtual-stages 10 --schedule interleaved --gpus-total 16 --global-batch 128 --micro-batch-size 1"
   "Llama 2 70B, 64 GPUs|1728|models/llama2-70b.json --stages 4 --tp 4 --virtual-stages 20 --schedule interleaved --gpus-total 64 --global-batch 128 --micro-batch-size 1"
+  "Nemotron-3 8B, 64 GPUs|12507|$tmp/nemotron3-8b.json --stages 1 --tp 2 --gpus-total 64 --global-batch 256 --micro-batch-size 4"
+  "Nemotron-3 22B, 64 GPUs|4312|$tmp/nemotron3-22b.json --stages 4 --tp 2 --virtual-stages 10 --schedule interleaved --gpus-total 64 --global-batch 256 --micro-batch-size 2"
+  "Nemotron-4 340B, 128 GPUs|326|models/nemotron4-340b.json --stages 8 --tp 8 --virtual-stages 12 --schedule interleaved --gpus-total 128 --global-batch 32 --micro-batch-size 1 --memory-limit none"
   "Llama 3 8B, 8 GPUs|12273|models/llama3-8b.json --stages 1 --tp 1 --cp 2 --gpus-total 8 --global-batch 128 --micro-batch-size 1"
   "Llama 3 70B, 64 GPUs|1524|models/llama3-70b.json --stages 4 --tp 4 --cp 2 --virtual-stages 5 --schedule interleaved --gpus-total 64 --global-batch 128 --micro-batch-size 1"
 )
