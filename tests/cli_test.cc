@@ -2,6 +2,7 @@
 // fields, hostile input, and output files that are never left half-written.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/json_util.h"
@@ -32,6 +33,41 @@ TEST(Cli, VersionAndHelp) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("Example:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--memory-limit"), std::string::npos);
+}
+
+// An interleaved plan's device holds several chunks: the report gives the device's peak, at
+// least its largest chunk's and at most the sum of its chunks' peaks (the plan file's rows).
+TEST(Cli, ChunkedPlanReportsItsDevicesPeak) {
+  const std::string out = TempDir() + "/plan.json";
+  const testing::CommandResult r = RunTool(
+      "plan models/gpt2-small.json --stages 2 --virtual-stages 3 --schedule interleaved "
+      "--micro-batches 8 --memory-limit 64GiB -o " +
+      out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t at = r.out.find("device peak memory   ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+  const Json doc = Json::parse(ReadText(out));
+  const size_t on = line.find(" on device ");
+  ASSERT_NE(on, std::string::npos) << line;
+  const int device = std::stoi(line.substr(on + 11));
+  uint64_t most = 0, sum = 0;
+  int chunks = 0;
+  for (const Json& s : doc["stages"]) {
+    if (s["device"].get<int>() != device) continue;
+    ++chunks;
+    most = std::max(most, s["peak_memory_bytes"].get<uint64_t>());
+    sum += s["peak_memory_bytes"].get<uint64_t>();
+  }
+  EXPECT_EQ(chunks, 3);
+  EXPECT_NE(line.find("(3 chunks; limit 64.0 GiB)"), std::string::npos) << line;
+  // The figure as printed, back in bytes (FormatBytes: three significant figures).
+  const double shown = std::stod(line.substr(21));
+  const std::string unit = line.substr(line.find(' ', 21) + 1, 3);
+  const double scale = unit == "GiB" ? 1024.0 * 1024 * 1024 : unit == "MiB" ? 1024.0 * 1024 : 0;
+  ASSERT_GT(scale, 0) << line;
+  EXPECT_GE(shown * scale, 0.995 * static_cast<double>(most)) << line;
+  EXPECT_LE(shown * scale, 1.005 * static_cast<double>(sum)) << line;
 }
 
 TEST(Cli, PlanWritesDesignFields) {

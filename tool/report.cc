@@ -201,6 +201,27 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
     out << "per GPU              " << Fmt("%.1f tokens/s", *p.tokens_per_s_per_gpu) << ", "
         << Fmt("%.1f model TFLOP/s", p.model_tflops_per_gpu.value_or(0)) << "\n";
   }
+  // Chunked plans: a device holds several chunks, so its peak is not any row's above.
+  if (!plan.stages.empty() && plan.stages.front().device) {
+    const std::vector<uint64_t> device = DevicePeakMemory(plan);
+    const auto most = std::max_element(device.begin(), device.end());
+    if (most != device.end()) {
+      const int d = static_cast<int>(most - device.begin());
+      int chunks = 0;
+      std::optional<uint64_t> limit;
+      for (const StagePlan& s : plan.stages) {
+        if (s.device != d) continue;
+        ++chunks;
+        limit = StageMemoryLimit(plan, s);
+      }
+      out << "device peak memory   " << FormatBytes(*most) << " on device " << d << " (" << chunks
+          << " chunks";
+      if (limit) {
+        out << "; limit " << FormatBytes(*limit) << (*most > *limit ? ", OVER" : "");
+      }
+      out << ")\n";
+    }
+  }
   out << "bottleneck           stage " << p.bottleneck_stage << ", "
       << Fmt("%.3f ms", p.max_stage_ms) << " forward + backward per micro-batch\n";
   if (baseline != nullptr) {
