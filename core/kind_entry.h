@@ -73,9 +73,10 @@ class LayerKindEntry {
   // parallelism is the expert-data-parallel group's (ParallelLayout::expert_dp). 0 unless the
   // kind has experts.
   virtual int64_t RankExpertParamCount(const Layer&, const ShardDegrees&) const { return 0; }
-  // Of those, the parameters a layer tied to another (tied_to) shares with it, which the
-  // model counts once, at the other layer. 0 unless the kind can be tied.
-  virtual int64_t SharedParamCount(const Layer&) const { return 0; }
+  // Of those (RankParamCount under `par`), the parameters a layer tied to another (tied_to)
+  // shares with it, which the model counts once, at the other layer. 0 unless the kind can be
+  // tied.
+  virtual int64_t SharedParamCount(const Layer&, const ShardDegrees&) const { return 0; }
   // Ids the layer reads from the micro-batch (token ids, class labels) lie in
   // [0, IdRange): the vocabulary of an embedding, else max(in_width, 1).
   virtual int64_t IdRange(const Layer& l) const;

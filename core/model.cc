@@ -217,6 +217,17 @@ Json ModelToJson(const Model& m) {
 
 int64_t LayerParamCount(const Layer& l) { return KindEntry(l.op).ParamCount(l); }
 
+int64_t TiedParamCount(const Layer& l, const ShardDegrees& par) {
+  return l.tied_to.empty() ? 0 : KindEntry(l.op).SharedParamCount(l, par);
+}
+
+uint64_t TiedParamBytes(const Layer& l, const ShardDegrees& par, uint64_t param_bytes) {
+  const int64_t count = KindEntry(l.op).RankParamCount(l, par);
+  const int64_t tied = TiedParamCount(l, par);
+  if (count <= 0 || tied <= 0) return 0;
+  return param_bytes / static_cast<uint64_t>(count) * static_cast<uint64_t>(tied);
+}
+
 bool SameShape(const Layer& a, const Layer& b) { return a.ShapeFields() == b.ShapeFields(); }
 
 int64_t ModelParamCount(const Model& m) {
@@ -224,7 +235,7 @@ int64_t ModelParamCount(const Model& m) {
   for (const Layer& l : m.layers) {
     // A tied layer shares part of its weights with the layer it is tied to.
     const LayerKindEntry& kind = KindEntry(l.op);
-    total += kind.ParamCount(l) - (l.tied_to.empty() ? 0 : kind.SharedParamCount(l));
+    total += kind.ParamCount(l) - (l.tied_to.empty() ? 0 : kind.SharedParamCount(l, {}));
   }
   return total;
 }

@@ -11,6 +11,7 @@
 
 #include "core/json_util.h"
 #include "core/layer_kinds.h"
+#include "core/parallelism.h"
 #include "core/status.h"
 
 namespace pp {
@@ -57,6 +58,13 @@ Json ModelToJson(const Model& model);
 // Parameters one layer holds. A tied linear holds its own copy of the shared weight (as a
 // pipeline stage must when the embedding lives elsewhere), so this counts it in full.
 int64_t LayerParamCount(const Layer& layer);
+// Of one rank's parameters under `par`, those a tied layer shares with the layer it is tied
+// to (a tied output layer's weight: the embedding's table); 0 for an untied layer.
+int64_t TiedParamCount(const Layer& layer, const ShardDegrees& par);
+// Of `param_bytes`, one rank's parameter bytes of `layer` under `par` (RankParamCount times
+// the bytes of a parameter), those it shares with the layer it is tied to: what a profile
+// records as tied_param_bytes.
+uint64_t TiedParamBytes(const Layer& layer, const ShardDegrees& par, uint64_t param_bytes);
 // Whether two layers compute the same function of the same shapes (a block's repeats, say), so
 // that one's measured or estimated cost stands for the other's. Names and ties do not matter.
 bool SameShape(const Layer& a, const Layer& b);

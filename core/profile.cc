@@ -124,6 +124,16 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     lp.forward_p95_ms = l.OptNonNegative("forward_p95_ms");
     lp.core_attention_ms = l.OptNonNegative("core_attention_ms");
     lp.core_attention_bytes = l.OptBytes("core_attention_bytes");
+    lp.tied_to = l.OptString("tied_to").value_or("");
+    lp.tied_param_bytes = l.OptBytes("tied_param_bytes").value_or(0);
+    if (l.ok() && lp.tied_to.empty() != (lp.tied_param_bytes == 0)) {
+      l.Fail(lp.tied_to.empty() ? "tied_param_bytes" : "tied_to",
+             "tied_to and a positive tied_param_bytes come together");
+    }
+    if (l.ok() && lp.tied_param_bytes > lp.param_bytes) {
+      l.Fail("tied_param_bytes",
+             "is more than param_bytes (" + std::to_string(lp.param_bytes) + ")");
+    }
     for (const char* key : {"forward_ms", "backward_ms"}) {
       const double ms = std::string_view(key) == "forward_ms" ? lp.forward_ms : lp.backward_ms;
       if (l.ok() && ms > kMaxLayerMs) l.Fail(key, "is over 1e9 ms; check the units (milliseconds)");
@@ -148,6 +158,23 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     }
     if (!l.ok()) return l.status();
     p.layers.push_back(std::move(lp));
+  }
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const LayerProfile& lp = p.layers[i];
+    if (lp.tied_to.empty()) continue;
+    const std::string field = at("layers[" + std::to_string(i) + "].tied_to");
+    auto it = seen.find(lp.tied_to);
+    if (it == seen.end() || it->second == i) {
+      return Status::Error(
+          field + ": " + DescribeValue(Json(lp.tied_to)) +
+          (it == seen.end() ? " is not a layer of the profile" : " is the layer itself"));
+    }
+    if (p.layers[it->second].param_bytes < lp.tied_param_bytes) {
+      return Status::Error(field + ": " + DescribeValue(Json(lp.tied_to)) +
+                           " has fewer param_bytes (" +
+                           std::to_string(p.layers[it->second].param_bytes) +
+                           ") than the tied_param_bytes it shares");
+    }
   }
   PP_RETURN_IF_ERROR(CheckLink(p.link, LargestOutput(p), at("link")));
   return p;
@@ -194,6 +221,10 @@ Json ProfileToJson(const Profile& p) {
     if (lp.forward_p95_ms) l["forward_p95_ms"] = *lp.forward_p95_ms;
     if (lp.core_attention_ms) l["core_attention_ms"] = *lp.core_attention_ms;
     if (lp.core_attention_bytes) l["core_attention_bytes"] = *lp.core_attention_bytes;
+    if (!lp.tied_to.empty()) {
+      l["tied_to"] = lp.tied_to;
+      l["tied_param_bytes"] = lp.tied_param_bytes;
+    }
     layers.push_back(std::move(l));
   }
   doc["layers"] = std::move(layers);

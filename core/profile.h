@@ -56,6 +56,12 @@ struct LayerProfile {
   // what it keeps of activation_bytes, which selective recomputation runs again and drops.
   std::optional<double> core_attention_ms;
   std::optional<uint64_t> core_attention_bytes;
+  // Optional: an output layer whose weight is the embedding layer `tied_to`'s table, and of
+  // param_bytes the bytes of it they share (the weight, not a bias). On one stage the two
+  // hold one copy; on different stages each holds its own and their gradients are summed
+  // across the pipeline after the backward (docs/cost-model.md, "Tied embeddings").
+  std::string tied_to;
+  uint64_t tied_param_bytes = 0;
 };
 
 struct Profile {

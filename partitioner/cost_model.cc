@@ -46,6 +46,23 @@ StateBytes TrainingState(Optimizer optimizer, DType dtype, const ParallelLayout&
   return s;
 }
 
+ProfileTie TieOf(const Profile& profile) {
+  ProfileTie tie;
+  const size_t n = profile.layers.size();
+  for (size_t i = 0; i < n; ++i) {
+    const LayerProfile& l = profile.layers[i];
+    if (l.tied_to.empty() || l.tied_param_bytes == 0) continue;
+    for (size_t j = 0; j < n; ++j) {
+      if (j == i || profile.layers[j].name != l.tied_to) continue;
+      tie.lo = static_cast<int>(std::min(i, j));
+      tie.hi = static_cast<int>(std::max(i, j));
+      tie.bytes = std::min({l.tied_param_bytes, l.param_bytes, profile.layers[j].param_bytes});
+      return tie;
+    }
+  }
+  return tie;
+}
+
 CostModel::CostModel(const Profile& profile, Optimizer optimizer)
     : CostModel(profile, TrainingState(optimizer, profile.dtype)) {}
 
@@ -96,6 +113,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
                             (i > 0 ? profile.layers[i - 1].output_bytes : 0));
     block_each.push_back(l.activation_bytes);
   }
+  tie_ = TieOf(profile);
   most_activation_ = RangeMax(std::move(each));
   block_most_activation_ = RangeMax(std::move(block_each));
   most_core_bytes_ = RangeMax(std::move(core_each));

@@ -116,6 +116,15 @@ struct FirstBlocks {
   WideBytes most_activation = 0;  // the largest one's activation bytes
 };
 
+// The profile's first tie (a layer with tied_to that names another layer): the two layers'
+// indices, lo < hi, and the bytes they share (at most either one's param_bytes, so that a
+// larger range never holds fewer bytes); lo = -1 when there is none. Later ties are ignored.
+struct ProfileTie {
+  int lo = -1, hi = -1;
+  WideBytes bytes = 0;
+};
+ProfileTie TieOf(const Profile& profile);
+
 class CostModel {
  public:
   // `profile` must outlive the model.
@@ -134,7 +143,13 @@ class CostModel {
   double BackwardMs(int first, int last) const { return Diff(backward_, first, last); }
   // Forward + backward of one micro-batch: the quantity max_stage_ms maximises.
   double StageMs(int first, int last) const { return Diff(total_, first, last); }
-  WideBytes ParamBytes(int first, int last) const { return params_[last + 1] - params_[first]; }
+  // Less the bytes a tied output layer shares with its embedding when [first, last] holds
+  // both (one copy on one stage; docs/cost-model.md, "Tied embeddings").
+  WideBytes ParamBytes(int first, int last) const {
+    const bool both = tie_.lo >= first && tie_.hi <= last && tie_.lo >= 0;
+    return params_[last + 1] - params_[first] - (both ? tie_.bytes : 0);
+  }
+  const ProfileTie& tie() const { return tie_; }
   // Of those, the routed experts'.
   WideBytes ExpertParamBytes(int first, int last) const {
     return expert_params_[last + 1] - expert_params_[first];
@@ -185,6 +200,7 @@ class CostModel {
   const Profile& profile_;
   size_t layers_;
   StateBytes state_;
+  ProfileTie tie_;
   std::vector<double> forward_, backward_, total_;
   std::vector<WideBytes> params_, expert_params_, activations_, outputs_;
   RangeMax most_activation_;

@@ -1,6 +1,7 @@
 #include "partitioner/data_parallel.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace pp {
 
@@ -158,6 +159,22 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
   return 1000.0 * bytes / device->memory_bytes_per_s;
 }
 
+double TiedGradientMs(double tied_bytes, const ParallelLayout& layout, const Profile& profile) {
+  if (tied_bytes <= 0) return 0;
+  const DeviceSpec* device = ProfileDevice(profile);
+  const bool known =
+      device != nullptr && device->network_bus_bytes_per_s > 0 && device->node_bus_bytes_per_s > 0;
+  const bool inside = GroupInsideNode(layout, CommGroup::kPipeline);
+  const double bus = !known   ? profile.link.bandwidth_bytes_per_s
+                     : inside ? device->node_bus_bytes_per_s
+                              : device->network_bus_bytes_per_s;
+  const double latency = !known   ? profile.link.latency_ms
+                         : inside ? device->node_latency_ms
+                                  : device->network_latency_ms;
+  return CollectiveMs(CollectiveKind::kAllReduce, tied_bytes * GradientScale(profile.dtype), 2, bus,
+                      latency);
+}
+
 std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout) {
   std::vector<DeviceSync> out(static_cast<size_t>(std::max(plan.num_stages, 1)));
   const DataGroups groups = DataGroupsOf(layout, plan.profile);
@@ -183,6 +200,20 @@ std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout&
     acc[d].forward += s.forward_ms;
     if (acc[d].first_layer < 0 || s.first_layer < acc[d].first_layer) {
       acc[d].first_layer = s.first_layer;
+    }
+  }
+  // A tied head whose embedding lives on another device (Megatron-LM's embedding group).
+  const ProfileTie tie = TieOf(plan.profile);
+  if (tie.lo >= 0) {
+    std::optional<size_t> lo, hi;
+    for (const StagePlan& s : plan.stages) {
+      const size_t d = static_cast<size_t>(s.device.value_or(s.index));
+      if (s.first_layer <= tie.lo && tie.lo <= s.last_layer) lo = d;
+      if (s.first_layer <= tie.hi && tie.hi <= s.last_layer) hi = d;
+    }
+    if (lo && hi && *lo != *hi && *lo < out.size() && *hi < out.size()) {
+      const double ms = TiedGradientMs(static_cast<double>(tie.bytes), layout, plan.profile);
+      out[*lo].tied_ms = out[*hi].tied_ms = ms;
     }
   }
   for (size_t d = 0; d < out.size(); ++d) {

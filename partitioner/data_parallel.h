@@ -99,8 +99,20 @@ struct DeviceSync {
   double gather_ms = 0;  // zero 1/2 parameter all-gather
   double gather_exposed_ms = 0;
   double optimizer_ms = 0;
-  double exposed_ms() const { return gradient_exposed_ms + gather_exposed_ms + optimizer_ms; }
+  // A tied output layer on another device than its embedding: the all-reduce of their shared
+  // weight's gradients between the two devices, after the backward (exposed whole).
+  double tied_ms = 0;
+  double exposed_ms() const {
+    return gradient_exposed_ms + gather_exposed_ms + optimizer_ms + tied_ms;
+  }
 };
+
+// The all-reduce of a tied output layer's and its embedding's shared gradients between the
+// pipeline devices that hold them (Megatron-LM's embedding group: the first and last stage),
+// `tied_bytes` of parameters, their gradients GradientScale times that, over 2 ranks on the
+// node's link when the pipeline group stays inside a node, else the network's (the profile's
+// own link when its device is not in the device table).
+double TiedGradientMs(double tied_bytes, const ParallelLayout& layout, const Profile& profile);
 
 // Per pipeline device of the plan (its chunks together): the synchronisation overlaps the
 // backward of the last micro-batch (Megatron's overlap of the gradient reduction, bucket by
@@ -108,7 +120,9 @@ struct DeviceSync {
 // layer), the first layer's gradients being ready last. The zero 1/2 parameter all-gather
 // overlaps the next step's first forward likewise: max(gather - forward, gather of the
 // first layer). Without layout.overlap_grad_reduce both are exposed whole. ZeRO 3's
-// per-layer collectives are in the chunk times already (WithParameterGathers). `profile` is the plan's (unchanged) profile.
+// per-layer collectives are in the chunk times already (WithParameterGathers). `profile` is the
+// plan's (unchanged) profile. A tied head on another device than its embedding adds TiedGradientMs
+// to both devices.
 std::vector<DeviceSync> DataParallelSync(const Plan& plan, const ParallelLayout& layout);
 
 // The time the data-parallel side adds to a step: the largest exposed time over the devices

@@ -26,6 +26,7 @@ struct ProfileStats {
   double largest = 0;            // largest layer forward + backward
   double largest_recompute = 0;  // largest layer 2 forward + backward
   double params = 0, expert_params = 0, activations = 0;
+  double tied = 0;  // bytes a tied head shares with its embedding, held once on one stage
   double largest_output = 0;
   double outputs = 0, largest_activation = 0;  // sum of output bytes; one layer's most kept
   double core_attention = 0, largest_core_attention = 0;  // what selective recomputation drops
@@ -51,6 +52,7 @@ ProfileStats StatsOf(Profile profile) {
     s.core_attention_ms += l.core_attention_ms.value_or(0.0);
     s.largest_core_attention = std::max(s.largest_core_attention, core);
   }
+  s.tied = static_cast<double>(TieOf(profile).bytes);
   s.profile = std::move(profile);
   return s;
 }
@@ -92,7 +94,8 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
                     std::optional<double> auto_limit) {
   Estimate e;
   const int p = layout.pp, v = layout.vp, chunks = p * v;
-  const double params = s.params / p, expert_params = s.expert_params / p;
+  const double params = (s.params - (p == 1 ? s.tied : 0.0)) / p;
+  const double expert_params = s.expert_params / p;
   const StateBytes state = TrainingState(optimizer, s.profile.dtype, layout);
   const double state_bytes = static_cast<double>(
       state.Of(static_cast<WideBytes>(params), static_cast<WideBytes>(expert_params)));

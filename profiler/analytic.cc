@@ -166,6 +166,10 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     lp.backward_weight_ms = c.backward_weight_ms;
     lp.param_bytes = c.param_bytes;
     lp.expert_param_bytes = c.expert_param_bytes;
+    if (!layer.tied_to.empty()) {
+      lp.tied_to = layer.tied_to;
+      lp.tied_param_bytes = TiedParamBytes(layer, options.layout.shard(), lp.param_bytes);
+    }
     lp.activation_bytes = c.activation_bytes;
     lp.output_bytes = c.output_bytes;
     if (c.core_attention_bytes > 0) {

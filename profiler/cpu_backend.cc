@@ -131,6 +131,8 @@ Result<LayerProfile> MeasureLayer(const Layer& spec, const ModelInput& input, in
     lp.activation_bytes = 4 * static_cast<uint64_t>(layer.saved_count());
     lp.output_bytes = 4 * static_cast<uint64_t>(layer.output_count());
     lp.workspace_bytes = 4 * static_cast<uint64_t>(layer.workspace_count() + layer.pending_count());
+    lp.tied_to = spec.tied_to;
+    lp.tied_param_bytes = TiedParamBytes(spec, {}, lp.param_bytes);
     return lp;
   } catch (const std::bad_alloc&) {
     return Status::Error(no_fit + " (out of host memory)");
@@ -192,6 +194,8 @@ class Cpu final : public ProfilerBackend {
       if (twin != nullptr) {
         LayerProfile copy = *twin;
         copy.name = layer.name;
+        copy.tied_to = layer.tied_to;
+        copy.tied_param_bytes = TiedParamBytes(layer, {}, copy.param_bytes);
         p.layers.push_back(std::move(copy));
         continue;
       }

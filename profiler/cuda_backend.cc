@@ -190,6 +190,8 @@ Result<Measured> MeasureLayer(CudaContext& ctx, const Layer& spec, const ModelIn
   lp.activation_bytes = static_cast<uint64_t>(bytes * layer.saved_count());
   lp.output_bytes = static_cast<uint64_t>(bytes * layer.output_count());
   lp.workspace_bytes = static_cast<uint64_t>(bytes * (layer.workspace_count() + layer.pending_count()));
+  lp.tied_to = spec.tied_to;
+  lp.tied_param_bytes = TiedParamBytes(spec, {}, lp.param_bytes);
   return m;
 }
 
@@ -322,6 +324,8 @@ class Cuda final : public ProfilerBackend {
       if (twin != nullptr) {
         LayerProfile copy = *twin;
         copy.name = layer.name;
+        copy.tied_to = layer.tied_to;
+        copy.tied_param_bytes = TiedParamBytes(layer, {}, copy.param_bytes);
         p.layers.push_back(std::move(copy));
         continue;
       }

@@ -289,6 +289,27 @@ TEST(AnalyticTest, EachLayerOfTheProfileHasItsOwnShape) {
   EXPECT_EQ(p->layers[3].op, "mse");
 }
 
+// GPT-2's head is tied to its token embedding: the profile says so, with the bytes of the
+// head's share of the shared table on one tensor rank (768 x ceil(50257 / tp) in bf16), and
+// an untied head (Llama 3 8B's) says nothing.
+TEST(AnalyticTest, ATiedHeadRecordsTheBytesItShares) {
+  const Model m = LoadOrFail("gpt2-small");
+  for (int tp : {1, 2}) {
+    AnalyticOptions options;
+    options.layout.tp = tp;
+    Result<Profile> p = AnalyticProfile(m, H100(), options);
+    ASSERT_TRUE(p.ok()) << p.message();
+    const LayerProfile& head = p->layers[p->layers.size() - 2];
+    ASSERT_EQ(head.name, "lm_head");
+    EXPECT_EQ(head.tied_to, "embed");
+    EXPECT_EQ(head.tied_param_bytes, uint64_t{768} * ((50257 + tp - 1) / tp) * 2) << tp;
+    EXPECT_EQ(head.tied_param_bytes, head.param_bytes) << "the head has no bias";
+  }
+  Result<Profile> llama = AnalyticProfile(LoadOrFail("llama3-8b"), H100(), AnalyticOptions());
+  ASSERT_TRUE(llama.ok()) << llama.message();
+  for (const LayerProfile& l : llama->layers) EXPECT_TRUE(l.tied_to.empty()) << l.name;
+}
+
 TEST(AnalyticTest, EveryDeviceHasRatesAndASource) {
   std::set<std::string_view> keys;
   ASSERT_GE(AllDevices().size(), 4u);

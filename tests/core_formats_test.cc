@@ -160,6 +160,14 @@ TEST(ModelFormat, ParamCountsTiedWeightOnce) {
   const int64_t ln = 2 * h;
   EXPECT_EQ(ModelParamCount(*m), embed + 2 * block + ln);
   EXPECT_EQ(LayerParamCount(m->layers[4]), h * v);  // the head holds its own copy
+  // Of which it shares the whole weight with the embedding; at tp 3 its third of the columns
+  // (ceil(100 / 3) = 34), and in bytes that share of its own (bias-free) bytes.
+  EXPECT_EQ(TiedParamCount(m->layers[4], {}), h * v);
+  ShardDegrees tp3;
+  tp3.tp = 3;
+  EXPECT_EQ(TiedParamCount(m->layers[4], tp3), h * 34);
+  EXPECT_EQ(TiedParamBytes(m->layers[4], tp3, 2 * h * 34), uint64_t{2} * h * 34);
+  EXPECT_EQ(TiedParamCount(m->layers[3], {}), 0);  // untied: the final norm
 }
 
 Profile SmallProfile() {
@@ -183,6 +191,8 @@ Profile SmallProfile() {
     l.output_bytes = 9;
     p.layers.push_back(l);
   }
+  p.layers[2].tied_to = "l0";  // absent from the file when untied
+  p.layers[2].tied_param_bytes = 60;
   p.measured_at = "2026-11-28";
   return p;
 }
@@ -201,6 +211,9 @@ TEST(ProfileFormat, RoundTripsBitExactly) {
     EXPECT_EQ(back->layers[i].expert_param_bytes, p.layers[i].expert_param_bytes);
   }
   EXPECT_FALSE(doc["layers"][0].contains("expert_param_bytes"));
+  EXPECT_FALSE(doc["layers"][0].contains("tied_to"));
+  EXPECT_EQ(back->layers[2].tied_to, "l0");
+  EXPECT_EQ(back->layers[2].tied_param_bytes, 60u);
   EXPECT_EQ(back->link.latency_ms, 0.5);
   EXPECT_EQ(*back->measured_at, "2026-11-28");
   EXPECT_EQ(DumpJson(ProfileToJson(*back)), DumpJson(doc));
@@ -237,9 +250,39 @@ TEST(ProfileFormat, RejectsBadTimesAndBytes) {
   text.replace(text.find("\"forward_ms\": "), 14, "\"forward_ms\": 1e999, \"x\": ");
   EXPECT_FALSE(ParseJsonText(text).ok());
 
+  // A tie: both fields or neither, no more than the layer's bytes or the other layer's, and a
+  // layer of the profile other than itself.
+  const struct {
+    int layer;
+    const char* field;
+    Json value;
+    const char* expect;
+  } ties[] = {
+      {2, "tied_param_bytes", 103, "more than param_bytes"},
+      {2, "tied_param_bytes", 0, "come together"},
+      {1, "tied_param_bytes", 5, "come together"},
+      {2, "tied_to", "l9", "not a layer of the profile"},
+      {2, "tied_to", "l2", "the layer itself"},
+  };
+  for (const auto& c : ties) {
+    Json doc = good;
+    doc["layers"][c.layer][c.field] = c.value;
+    Result<Profile> p = ProfileFromJson(doc);
+    ASSERT_FALSE(p.ok()) << c.field << " " << c.value;
+    EXPECT_NE(p.message().find("layers[" + std::to_string(c.layer) + "]."), std::string::npos)
+        << p.message();
+    EXPECT_NE(p.message().find(c.expect), std::string::npos) << p.message();
+  }
   Json doc = good;
-  doc["layers"][2]["name"] = "l0";
+  doc["layers"][0]["param_bytes"] = 50;  // fewer than the 60 bytes l2 shares with it
   Result<Profile> p = ProfileFromJson(doc);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.message().find("layers[2].tied_to"), std::string::npos) << p.message();
+  EXPECT_NE(p.message().find("fewer param_bytes"), std::string::npos) << p.message();
+
+  doc = good;
+  doc["layers"][2]["name"] = "l0";
+  p = ProfileFromJson(doc);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.message().find("duplicate"), std::string::npos);
 

@@ -42,7 +42,12 @@ TEST(CpuProfile, MeasuresEveryLayerWithExactBytes) {
     EXPECT_TRUE(std::isfinite(l.forward_ms) && l.forward_ms >= 0) << l.name;
     EXPECT_EQ(l.backward_ms, *l.backward_input_ms + *l.backward_weight_ms) << l.name;
     EXPECT_GE(*l.forward_p95_ms, l.forward_ms) << l.name;
+    // The tied head (the model's last linear) shares its whole weight, 4 bytes a parameter.
+    EXPECT_EQ(l.tied_to, model.layers[i].tied_to) << l.name;
+    EXPECT_EQ(l.tied_param_bytes, 4 * static_cast<uint64_t>(TiedParamCount(model.layers[i], {})))
+        << l.name;
   }
+  EXPECT_EQ(p->layers[4].tied_to, "embed");
   // A block does far more arithmetic than a layer norm of the same width.
   EXPECT_GT(p->layers[1].forward_ms, p->layers[3].forward_ms);
   // Identical blocks are measured once and share their numbers.

@@ -300,6 +300,87 @@ TEST(Exposure, TheExpertsGradientsReduceOverTheirOwnGroup) {
               1000.0 * 1.5 * 20e6 / 1e9 + 2 * 3 * 0.01, 1e-9);
 }
 
+// embed 10 MB, mid 10 MB, head 12 MB of which 8 MB are the embedding's table (tied_to).
+Profile TiedProfile() {
+  Profile p = TwoLayerProfile();
+  p.layers[0].name = "embed";
+  p.layers[1].name = "mid";
+  LayerProfile head = p.layers[1];
+  head.name = "head";
+  head.param_bytes = 12'000'000;
+  head.tied_to = "embed";
+  head.tied_param_bytes = 8'000'000;
+  p.layers.push_back(head);
+  return p;
+}
+
+// One stage holding both layers of a tie holds their shared weight once; any range without
+// both holds every byte of its layers; and a larger range never holds fewer bytes (brute force
+// over all ranges).
+TEST(TiedEmbeddings, OneStageHoldsTheSharedWeightOnce) {
+  const Profile p = TiedProfile();
+  const CostModel cost(p, Optimizer::kAdam);
+  EXPECT_EQ(cost.tie().lo, 0);
+  EXPECT_EQ(cost.tie().hi, 2);
+  const uint64_t bytes[] = {10'000'000, 10'000'000, 12'000'000};
+  for (int a = 0; a < 3; ++a) {
+    for (int b = a; b < 3; ++b) {
+      uint64_t sum = 0;
+      for (int i = a; i <= b; ++i) sum += bytes[i];
+      const uint64_t want = a == 0 && b == 2 ? sum - 8'000'000 : sum;
+      EXPECT_EQ(cost.ParamBytes(a, b), WideBytes{want}) << a << "-" << b;
+      for (int a2 = 0; a2 <= a; ++a2) {
+        for (int b2 = b; b2 < 3; ++b2) EXPECT_GE(cost.ParamBytes(a2, b2), cost.ParamBytes(a, b));
+      }
+    }
+  }
+  // A tie naming no layer of the profile is none.
+  Profile untied = p;
+  untied.layers[2].tied_to = "nowhere";
+  EXPECT_EQ(CostModel(untied, Optimizer::kAdam).ParamBytes(0, 2), WideBytes{32'000'000});
+}
+
+// Apart, the two devices all-reduce the shared weight's gradients after the backward, over 2
+// ranks: 2 (2 - 1) / 2 x 8 MB at the profile's 1 GB/s = 8 ms, exposed on both and on no other
+// device; together on one device, nothing moves and the stage holds 24 MB.
+TEST(TiedEmbeddings, DevicesApartAllReduceTheSharedGradients) {
+  PlanRequest request = DataParallelRequest();
+  request.profile = TiedProfile();
+  request.layout->dp = 1;
+  Result<Plan> one = MakePlan(request);
+  ASSERT_TRUE(one.ok()) << one.message();
+  EXPECT_EQ(one->stages[0].param_bytes, 24'000'000u);
+  EXPECT_EQ(DataParallelSync(*one, *one->parallelism)[0].tied_ms, 0.0);
+  for (int stages : {2, 3}) {
+    request.num_stages = stages;
+    Result<Plan> plan = MakePlan(request);
+    ASSERT_TRUE(plan.ok()) << plan.message();
+    uint64_t held = 0;
+    for (const StagePlan& st : plan->stages) held += st.param_bytes;
+    EXPECT_EQ(held, 32'000'000u) << "each device keeps its own copy";
+    const std::vector<DeviceSync> sync = DataParallelSync(*plan, *plan->parallelism);
+    ASSERT_EQ(sync.size(), static_cast<size_t>(stages));
+    for (int d = 0; d < stages; ++d) {
+      const bool holds = d == 0 || d == stages - 1;
+      EXPECT_NEAR(sync[d].tied_ms, holds ? 1000.0 * 8e6 / 1e9 : 0.0, 1e-9) << d;
+      EXPECT_NEAR(sync[d].exposed_ms(), sync[d].tied_ms + sync[d].optimizer_ms, 1e-9) << d;
+    }
+    ASSERT_TRUE(plan->predicted.batch_time_ms);
+    EXPECT_NEAR(*plan->predicted.batch_time_ms, plan->predicted.step_time_ms + 8.0, 1e-9);
+  }
+  // The same on the node's link of a known device: an H100's pipeline inside one node.
+  ParallelLayout l;
+  l.pp = 4;
+  Profile h100 = TiedProfile();
+  const DeviceSpec& d = *FindDevice("h100");
+  h100.device.name = std::string(d.name);
+  EXPECT_NEAR(TiedGradientMs(8e6, l, h100),
+              1000.0 * 8e6 / d.node_bus_bytes_per_s + 2 * d.node_latency_ms, 1e-9);
+  l.tp = 8;  // four nodes: the two ends on different ones, through their network cards
+  EXPECT_NEAR(TiedGradientMs(8e6, l, h100),
+              1000.0 * 8e6 / d.network_bus_bytes_per_s + 2 * d.network_latency_ms, 1e-9);
+}
+
 // An fp8 model's weight gradients are bf16: twice its parameter bytes move in each gradient
 // collective, and its parameters move as they are in ZeRO's all-gathers.
 TEST(Exposure, AnFp8ModelReducesBf16Gradients) {

@@ -40,7 +40,9 @@ class Linear final : public LayerKindEntry {
     return l.in * out + (l.bias ? out : 0);
   }
   // A tied linear shares its weight with the embedding; only its bias is its own.
-  int64_t SharedParamCount(const Layer& l) const override { return l.in * l.out; }
+  int64_t SharedParamCount(const Layer& l, const ShardDegrees& par) const override {
+    return l.in * Share(l.out, par.tp);
+  }
 
   double ActivationBytes(const Layer& l, const KernelShape& sh) const override {
     // The input (its sequence-parallel share, gathered again for the weight gradient).
