@@ -68,6 +68,13 @@ TEST(Cli, ChunkedPlanReportsItsDevicesPeak) {
   ASSERT_GT(scale, 0) << line;
   EXPECT_GE(shown * scale, 0.995 * static_cast<double>(most)) << line;
   EXPECT_LE(shown * scale, 1.005 * static_cast<double>(sum)) << line;
+  // The Markdown report carries the same figure.
+  const testing::CommandResult md = RunTool(
+      "plan models/gpt2-small.json --stages 2 --virtual-stages 3 --schedule interleaved "
+      "--micro-batches 8 --memory-limit 64GiB --format md");
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("| device peak memory | " + line.substr(21) + " |"), std::string::npos)
+      << md.out;
 }
 
 TEST(Cli, PlanWritesDesignFields) {

@@ -63,6 +63,28 @@ std::string Memory(const StagePlan& s, const Plan& plan) {
 
 std::string Percent(double ratio) { return Fmt("%.2f %%", 100.0 * ratio); }
 
+// Chunked plans (several chunks a device): the fullest device's peak over its chunks
+// together, which no stage row shows and the memory limit is checked against
+// ("8.48 GiB on device 0 (3 chunks; limit 64.0 GiB)"); "" for one chunk a device.
+std::string DevicePeakLine(const Plan& plan) {
+  if (plan.stages.empty() || !plan.stages.front().device) return "";
+  const std::vector<uint64_t> device = DevicePeakMemory(plan);
+  const auto most = std::max_element(device.begin(), device.end());
+  if (most == device.end()) return "";
+  const int d = static_cast<int>(most - device.begin());
+  int chunks = 0;
+  std::optional<uint64_t> limit;
+  for (const StagePlan& s : plan.stages) {
+    if (s.device != d) continue;
+    ++chunks;
+    limit = StageMemoryLimit(plan, s);
+  }
+  std::string line = FormatBytes(*most) + " on device " + std::to_string(d) + " (" +
+                     std::to_string(chunks) + " chunks";
+  if (limit) line += "; limit " + FormatBytes(*limit) + (*most > *limit ? ", OVER" : "");
+  return line + ")";
+}
+
 std::string Change(double from, double to) {
   if (from <= 0) return "";
   return Fmt("%+.1f%%", 100.0 * (to - from) / from);
@@ -201,27 +223,8 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
     out << "per GPU              " << Fmt("%.1f tokens/s", *p.tokens_per_s_per_gpu) << ", "
         << Fmt("%.1f model TFLOP/s", p.model_tflops_per_gpu.value_or(0)) << "\n";
   }
-  // Chunked plans: a device holds several chunks, so its peak is not any row's above.
-  if (!plan.stages.empty() && plan.stages.front().device) {
-    const std::vector<uint64_t> device = DevicePeakMemory(plan);
-    const auto most = std::max_element(device.begin(), device.end());
-    if (most != device.end()) {
-      const int d = static_cast<int>(most - device.begin());
-      int chunks = 0;
-      std::optional<uint64_t> limit;
-      for (const StagePlan& s : plan.stages) {
-        if (s.device != d) continue;
-        ++chunks;
-        limit = StageMemoryLimit(plan, s);
-      }
-      out << "device peak memory   " << FormatBytes(*most) << " on device " << d << " (" << chunks
-          << " chunks";
-      if (limit) {
-        out << "; limit " << FormatBytes(*limit) << (*most > *limit ? ", OVER" : "");
-      }
-      out << ")\n";
-    }
-  }
+  const std::string device_peak = DevicePeakLine(plan);
+  if (!device_peak.empty()) out << "device peak memory   " << device_peak << "\n";
   out << "bottleneck           stage " << p.bottleneck_stage << ", "
       << Fmt("%.3f ms", p.max_stage_ms) << " forward + backward per micro-batch\n";
   if (baseline != nullptr) {
@@ -267,6 +270,8 @@ std::string PlanMarkdown(const Plan& plan, const Plan* baseline) {
     out << "| model TFLOP/s per GPU | " << Fmt("%.1f", p.model_tflops_per_gpu.value_or(0))
         << " |\n";
   }
+  const std::string device_peak = DevicePeakLine(plan);
+  if (!device_peak.empty()) out << "| device peak memory | " << device_peak << " |\n";
   out << "| bottleneck | stage " << p.bottleneck_stage << ", " << Fmt("%.3f ms", p.max_stage_ms)
       << " |\n";
   if (baseline != nullptr) {
