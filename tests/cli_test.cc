@@ -136,6 +136,24 @@ TEST(Cli, ProfileThenPlanFromProfileMatchesPlanFromModel) {
   ASSERT_EQ(from_profile.exit_code, 0) << from_profile.err;
   ASSERT_EQ(from_model.exit_code, 0) << from_model.err;
   EXPECT_EQ(Json::parse(from_profile.out)["boundaries"], Json::parse(from_model.out)["boundaries"]);
+  // The tied head travels in the file: on one stage both plans hold its weight once.
+  EXPECT_EQ(profile["layers"][profile["layers"].size() - 2]["tied_to"], "embed");
+  const testing::CommandResult one_profile =
+      RunTool("plan " + dir + "/p.json --stages 1 --micro-batches 6 --format json");
+  const testing::CommandResult one_model = RunTool(
+      "plan models/gpt2-medium.json --device a100 --stages 1 --micro-batches 6 --format json");
+  ASSERT_EQ(one_profile.exit_code, 0) << one_profile.err;
+  ASSERT_EQ(one_model.exit_code, 0) << one_model.err;
+  uint64_t sum = 0;
+  for (const Json& l : profile["layers"]) sum += l["param_bytes"].get<uint64_t>();
+  const Json stage = Json::parse(one_profile.out)["stages"][0];
+  EXPECT_EQ(
+      stage["param_bytes"].get<uint64_t>(),
+      sum - profile["layers"][profile["layers"].size() - 2]["tied_param_bytes"].get<uint64_t>());
+  EXPECT_EQ(stage["param_bytes"], Json::parse(one_model.out)["stages"][0]["param_bytes"]);
+  EXPECT_NE(RunTool("profile models/gpt2-medium.json --device a100")
+                .out.find("lm_head is tied to embed: "),
+            std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

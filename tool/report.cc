@@ -304,6 +304,11 @@ std::string ProfileText(const Profile& profile) {
   }
   out << "\ntotal forward " << Fmt("%.3f ms", f) << ", backward " << Fmt("%.3f ms", b)
       << " per micro-batch\n";
+  for (const LayerProfile& l : profile.layers) {
+    if (l.tied_to.empty()) continue;
+    out << l.name << " is tied to " << l.tied_to << ": " << FormatBytes(l.tied_param_bytes)
+        << " of its params are " << l.tied_to << "'s, held once where one stage has both\n";
+  }
   return out.str();
 }
 
