@@ -72,7 +72,7 @@ class Block(torch.nn.Module):
         self.causal, self.rotary = spec.get("causal", False), spec.get("rotary", False)
         self.rms = spec.get("norm", "layernorm") == "rmsnorm"
         self.mlp = spec.get("mlp", "gelu")
-        self.swiglu = self.mlp == "swiglu"
+        self.swiglu = self.mlp in ("swiglu", "geglu")  # gated: gate and up
         bias = spec.get("bias", True)
         self.n1 = torch.nn.RMSNorm(h, eps=1e-5) if self.rms else torch.nn.LayerNorm(h, eps=1e-5)
         self.n2 = torch.nn.RMSNorm(h, eps=1e-5) if self.rms else torch.nn.LayerNorm(h, eps=1e-5)
@@ -102,7 +102,9 @@ class Block(torch.nn.Module):
     def forward(self, x):
         h1 = x + self.attention(x)
         z = self.n2(h1)
-        if self.swiglu:
+        if self.mlp == "geglu":
+            m = F.gelu(self.w1(z), approximate="tanh") * self.wu(z)
+        elif self.swiglu:
             m = F.silu(self.w1(z)) * self.wu(z)
         elif self.mlp == "relu2":
             m = torch.square(F.relu(self.w1(z)))

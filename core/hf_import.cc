@@ -129,8 +129,11 @@ struct Decoder {
   bool sparse_layout = false;           // qwen3_moe: decoder_sparse_step, mlp_only_layers
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
   // The blocks' norm and MLP, and the hidden_act prefix that MLP needs: rmsnorm and swiglu
-  // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU.
+  // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU,
+  // and Gemma's GeGLU (its norm's 1 + gain costs the same).
   std::string_view norm = "rmsnorm", mlp = "swiglu", hidden_act = "silu";
+  bool tied_default = false;      // tie_word_embeddings when the config has none (Gemma: true)
+  bool scaled_embedding = false;  // gemma: the embedding's output times sqrt(hidden_size)
   bool mlp_bias = false;        // llama, nemotron: mlp_bias gives the MLP's biases
   bool partial_rotary = false;  // nemotron: partial_rotary_factor of each head rotated
 };
@@ -152,6 +155,12 @@ constexpr Decoder kDecoders[] = {
      .sliding_window = true,
      .sparse_layout = true,
      .default_head_dim = 128},
+    {.model_type = "gemma",
+     .default_head_dim = 256,
+     .mlp = "geglu",
+     .hidden_act = "gelu",
+     .tied_default = true,
+     .scaled_embedding = true},
     {.model_type = "nemotron",
      .norm = "layernorm",
      .mlp = "relu2",
@@ -172,11 +181,14 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   const std::optional<int64_t> kv_heads = OptNullableInt(r, "num_key_value_heads");
   std::optional<int64_t> head_dim = OptNullableInt(r, "head_dim");
   if (!head_dim && family.default_head_dim > 0) head_dim = family.default_head_dim;
-  const bool tied = r.Bool("tie_word_embeddings", false);
+  const bool tied = r.Bool("tie_word_embeddings", family.tied_default);
   const bool attention_bias = !family.qkv_bias_only && r.Bool("attention_bias", false);
   const bool mlp_bias = family.mlp_bias && r.Bool("mlp_bias", false);
-  CheckActivation(r, "hidden_act", family.hidden_act,
-                  family.mlp == "swiglu" ? "silu (swiglu)" : family.hidden_act);
+  const std::string_view modelled_as = family.mlp == "swiglu"  ? "silu (swiglu)"
+                                       : family.mlp == "geglu" ? "gelu (geglu)"
+                                                               : family.hidden_act;
+  CheckActivation(r, "hidden_act", family.hidden_act, modelled_as);
+  CheckActivation(r, "hidden_activation", family.hidden_act, modelled_as);
   int64_t ffn = 0, experts = 0, top_k = 0, expert_ffn = 0, shared_ffn = 0;
   if (!moe) {
     ffn = r.Int("intermediate_size", 1, kMaxDim);
@@ -231,6 +243,11 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                        " is not modelled: rotary positions are costed on the whole of each "
                        "head (the rotary kernel's bytes, a small part of a block's)");
     }
+  }
+  if (family.scaled_embedding) {
+    notes->push_back(
+        "the embedding's scaling by sqrt(hidden_size) (one elementwise pass over "
+        "its output) is not modelled");
   }
   if (family.mlp_bias && attention_bias != mlp_bias) {
     notes->push_back("attention_bias and mlp_bias differ; the output projection's bias is "

@@ -8,7 +8,7 @@
 //   bert   embed (positions, token types) · embed_ln · block × num_hidden_layers ·
 //          mlm_transform · mlm_act · mlm_ln · lm_head · loss (the masked-LM head, tied unless
 //          tie_word_embeddings is false); bidirectional layernorm + gelu blocks with biases.
-//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe (and nemotron, below)
+//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe (and nemotron and gemma, below)
 //          embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks,
 //          causal, rotary, kv_heads num_key_value_heads (default: the heads), head_dim where
 //          given (qwen3 and qwen3_moe default to 128, as their configs do); the head is untied
@@ -24,10 +24,14 @@
 //          as llama (attention_bias, mlp_bias), with layernorm (Nemotron's zero-centred gain
 //          costs the same) and squared-ReLU (hidden_act relu2) MLPs; rotary positions on the
 //          whole head (a partial_rotary_factor other than 1 is a note).
+//   gemma  as llama without mlp_bias, with GeGLU MLPs (hidden_act or hidden_activation gelu*),
+//          head_dim 256 by default and the head tied unless tie_word_embeddings is false; its
+//          norms' 1 + gain cost as an RMS norm's, and the embedding's sqrt(hidden_size) scaling
+//          is a note.
 //
 // The layer names and fields equal those of models/gpt2-*.json, models/bert-large.json,
 // models/llama*.json, models/mixtral-8x7b.json, models/qwen3-30b-a3b.json and
-// models/nemotron4-340b.json. What the model
+// models/nemotron4-340b.json and models/gemma-7b.json. What the model
 // format cannot describe (a sliding attention window shorter than the context, for instance)
 // is reported as a note, not an error.
 #pragma once

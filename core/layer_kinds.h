@@ -20,7 +20,9 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #define PP_LAYER_KINDS(X)                    \
@@ -47,11 +49,14 @@ inline constexpr LayerKind kLayerKinds[] = {
 
 enum class NormKind { kLayerNorm, kRmsNorm };
 // A transformer block's MLP: fc1, an activation, fc2 (gelu: GELU; relu2: squared ReLU,
-// max(x, 0)^2, as Nemotron-4 and Megatron-LM's --squared-relu), or the gated swiglu (gate and
-// up, silu(gate) * up, then down).
-enum class MlpKind { kGelu, kSwiglu, kRelu2 };
-// Whether the MLP is gated (two input products: swiglu).
-inline bool GatedMlp(MlpKind m) { return m == MlpKind::kSwiglu; }
+// max(x, 0)^2, as Nemotron-4 and Megatron-LM's --squared-relu), or a gated one: gate and up,
+// act(gate) * up, then down (swiglu: silu, as Llama; geglu: GELU, as Gemma).
+enum class MlpKind { kGelu, kSwiglu, kRelu2, kGeglu };
+// Whether the MLP is gated (two input products: swiglu, geglu).
+inline bool GatedMlp(MlpKind m) { return m == MlpKind::kSwiglu || m == MlpKind::kGeglu; }
+// The model format's names of the MLPs ("mlp" of a transformer_block), in that order.
+inline constexpr std::string_view kMlpNames[] = {"gelu", "swiglu", "relu2", "geglu"};
+inline std::string_view MlpName(MlpKind m) { return kMlpNames[static_cast<int>(m)]; }
 
 // One layer (or, in Model::specs, one spec entry with its repeat count). Sizes a kind does
 // not use stay 0.

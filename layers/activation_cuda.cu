@@ -1,5 +1,5 @@
 // ReLU and GELU (tanh approximation) as a layer, plus the elementwise kernels the transformer
-// block's MLPs use (GELU, squared ReLU, SwiGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
+// block's MLPs use (GELU, squared ReLU, and the gated SwiGLU and GeGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
 // params; saved: the input.
 #include "layers/cuda_check.h"
 #include "layers/cuda_device.h"
@@ -33,11 +33,16 @@ __device__ __forceinline__ float GeluGrad(float x) {
 __device__ __forceinline__ float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float Apply(Activation act, float x) {
   if (act == Activation::kGelu) return Gelu(x);
+  if (act == Activation::kSilu) return x * Sigmoid(x);
   const float r = fmaxf(x, 0.0f);
   return act == Activation::kRelu2 ? r * r : r;
 }
 __device__ __forceinline__ float Slope(Activation act, float x) {
   if (act == Activation::kGelu) return GeluGrad(x);
+  if (act == Activation::kSilu) {
+    const float s = Sigmoid(x);
+    return s * (1.0f + x * (1.0f - s));
+  }
   if (x <= 0.0f) return 0.0f;
   return act == Activation::kRelu2 ? 2.0f * x : 1.0f;
 }
@@ -58,21 +63,18 @@ __global__ void ActivationBackwardKernel(Activation act, const T* x, const T* dy
 }
 
 template <typename T>
-__global__ void SwigluForwardKernel(const T* gate, const T* up, int64_t count, T* out) {
-  PP_GRID_LOOP(i, count) {
-    const float g = ToFloat(gate[i]);
-    out[i] = FromFloat<T>(g * Sigmoid(g) * ToFloat(up[i]));
-  }
+__global__ void GatedForwardKernel(Activation act, const T* gate, const T* up, int64_t count,
+                                   T* out) {
+  PP_GRID_LOOP(i, count) { out[i] = FromFloat<T>(Apply(act, ToFloat(gate[i])) * ToFloat(up[i])); }
 }
 
 template <typename T>
-__global__ void SwigluBackwardKernel(const T* gate, const T* up, const T* dout, int64_t count,
-                                     T* dgate, T* dup) {
+__global__ void GatedBackwardKernel(Activation act, const T* gate, const T* up, const T* dout,
+                                    int64_t count, T* dgate, T* dup) {
   PP_GRID_LOOP(i, count) {
     const float g = ToFloat(gate[i]), u = ToFloat(up[i]), d = ToFloat(dout[i]);
-    const float s = Sigmoid(g);
-    dgate[i] = FromFloat<T>(d * u * s * (1.0f + g * (1.0f - s)));
-    dup[i] = FromFloat<T>(d * g * s);
+    dgate[i] = FromFloat<T>(d * u * Slope(act, g));
+    dup[i] = FromFloat<T>(d * Apply(act, g));
   }
 }
 
@@ -113,10 +115,17 @@ const char* ActivationRange(Activation act, bool forward) {
       return forward ? "Gelu.Forward" : "Gelu.Backward";
     case Activation::kRelu2:
       return forward ? "Relu2.Forward" : "Relu2.Backward";
+    case Activation::kSilu:
+      return forward ? "Silu.Forward" : "Silu.Backward";
     case Activation::kRelu:
       break;
   }
   return forward ? "Relu.Forward" : "Relu.Backward";
+}
+
+const char* GatedRange(Activation act, bool forward) {
+  if (act == Activation::kSilu) return forward ? "Swiglu.Forward" : "Swiglu.Backward";
+  return forward ? "Geglu.Forward" : "Geglu.Backward";
 }
 
 }  // namespace
@@ -140,20 +149,21 @@ Status ActivationBackward(CudaContext& ctx, Activation act, const T* x, const T*
 }
 
 template <typename T>
-Status SwigluForward(CudaContext& ctx, const T* gate, const T* up, int64_t count, T* out) {
-  NvtxRange range("Swiglu.Forward");
-  SwigluForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gate, up, count, out);
-  PP_CUDA_CHECK_LAUNCH("SwigluForwardKernel");
+Status GatedForward(CudaContext& ctx, Activation act, const T* gate, const T* up, int64_t count,
+                    T* out) {
+  NvtxRange range(GatedRange(act, true));
+  GatedForwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(act, gate, up, count, out);
+  PP_CUDA_CHECK_LAUNCH("GatedForwardKernel");
   return Status::Ok();
 }
 
 template <typename T>
-Status SwigluBackward(CudaContext& ctx, const T* gate, const T* up, const T* dout,
-                      int64_t count, T* dgate, T* dup) {
-  NvtxRange range("Swiglu.Backward");
-  SwigluBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(gate, up, dout, count,
-                                                                         dgate, dup);
-  PP_CUDA_CHECK_LAUNCH("SwigluBackwardKernel");
+Status GatedBackward(CudaContext& ctx, Activation act, const T* gate, const T* up, const T* dout,
+                     int64_t count, T* dgate, T* dup) {
+  NvtxRange range(GatedRange(act, false));
+  GatedBackwardKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(act, gate, up, dout,
+                                                                        count, dgate, dup);
+  PP_CUDA_CHECK_LAUNCH("GatedBackwardKernel");
   return Status::Ok();
 }
 
@@ -167,9 +177,9 @@ std::unique_ptr<CudaLayer<T>> MakeCudaActivation(const Layer& l, const ModelInpu
   template Status ActivationForward<T>(CudaContext&, Activation, const T*, int64_t, T*);     \
   template Status ActivationBackward<T>(CudaContext&, Activation, const T*, const T*, int64_t, \
                                         T*);                                                 \
-  template Status SwigluForward<T>(CudaContext&, const T*, const T*, int64_t, T*);           \
-  template Status SwigluBackward<T>(CudaContext&, const T*, const T*, const T*, int64_t, T*, \
-                                    T*);                                                     \
+  template Status GatedForward<T>(CudaContext&, Activation, const T*, const T*, int64_t, T*); \
+  template Status GatedBackward<T>(CudaContext&, Activation, const T*, const T*, const T*,     \
+                                   int64_t, T*, T*);                                          \
   template std::unique_ptr<CudaLayer<T>> MakeCudaActivation<T>(const Layer&, const ModelInput&);
 PP_INSTANTIATE(float)
 PP_INSTANTIATE(__nv_bfloat16)

@@ -79,21 +79,22 @@ Status NormBackwardWeight(CudaContext& ctx, bool rms, const T* x, const T* mean,
                           float* partial);
 
 // --- activation_cuda.cu --- Elementwise over count values: ReLU, GELU (the tanh
-// approximation), squared ReLU (max(x, 0)^2).
-enum class Activation { kRelu, kGelu, kRelu2 };
+// approximation), squared ReLU (max(x, 0)^2), SiLU (x sigmoid(x)).
+enum class Activation { kRelu, kGelu, kRelu2, kSilu };
 template <typename T>
 Status ActivationForward(CudaContext& ctx, Activation act, const T* x, int64_t count, T* y);
 // dx = dy * act'(x).
 template <typename T>
 Status ActivationBackward(CudaContext& ctx, Activation act, const T* x, const T* dy, int64_t count,
                           T* dx);
-// out = silu(gate) * up.
+// A gated MLP's product: out = act(gate) * up (swiglu: silu; geglu: gelu).
 template <typename T>
-Status SwigluForward(CudaContext& ctx, const T* gate, const T* up, int64_t count, T* out);
-// dgate = dout * up * silu'(gate); dup = dout * silu(gate).
+Status GatedForward(CudaContext& ctx, Activation act, const T* gate, const T* up, int64_t count,
+                    T* out);
+// dgate = dout * up * act'(gate); dup = dout * act(gate).
 template <typename T>
-Status SwigluBackward(CudaContext& ctx, const T* gate, const T* up, const T* dout,
-                      int64_t count, T* dgate, T* dup);
+Status GatedBackward(CudaContext& ctx, Activation act, const T* gate, const T* up, const T* dout,
+                     int64_t count, T* dgate, T* dup);
 
 // --- attention_cuda.cu --- Multi-head attention as in attention.h: q, k, v, out are rows x h,
 // rows = batch * seq (batch-major), head a in columns [a*d, (a+1)*d); probs holds

@@ -1,18 +1,18 @@
 // Transformer block (pre-norm), CPU reference:
 //   h1 = x + Wo · attention(rotary(norm1(x) · Wqkv))
 //   y  = h1 + mlp(norm2(h1)),  mlp = W2 · act(W1 ·) (act: gelu or relu2, max(·, 0)²)  or
-//   Wd · (silu(Wg ·) * (Wu ·))
+//   Wd · (act(Wg ·) * (Wu ·)) (act: silu for swiglu, gelu for geglu)
 // with q of width qw = heads x head_dim and k, v of width kvw = kv_heads x head_dim
 // (grouped-query attention when kv_heads < heads).
 // params, in order (biases only when the block has them; beta only for layer norm):
 //   gamma1 [beta1] Wqkv(h x (qw + 2 kvw)) [bqkv] Wo(qw x h) [bo] gamma2 [beta2]
 //   gelu, relu2: W1(h x f) [b1] W2(f x h) [b2]
-//   swiglu: Wg(h x f) Wu(h x f) [bg bu] Wd(f x h) [bd]
+//   swiglu, geglu: Wg(h x f) Wu(h x f) [bg bu] Wd(f x h) [bd]
 // saved (what the analytic profiler counts): x, norm1(x), [mean1] rstd1, q, k (rotated), v,
 // probs, attention output, h1, norm2(h1), [mean2] rstd2, then gelu or relu2: W1 output and
-// the activation's output, or swiglu: gate, up and their product.
+// the activation's output, or swiglu and geglu: gate, up and their product.
 // pending (BackwardInput -> BackwardWeight): dy, d norm1 out, d qkv, d h1, d norm2 out, then
-// gelu or relu2: d W1 output, or swiglu: d gate, d up.
+// gelu or relu2: d W1 output, or swiglu and geglu: d gate, d up.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -32,8 +32,8 @@ class TransformerBlock final : public CpuLayer<T> {
       : h_(l.hidden),
         f_(l.ffn),
         rms_(l.norm == NormKind::kRmsNorm),
-        swiglu_(l.mlp == MlpKind::kSwiglu),
-        relu2_(l.mlp == MlpKind::kRelu2),
+        gated_(GatedMlp(l.mlp)),
+        mlp_(l.mlp),
         bias_(l.bias),
         rotary_(l.rotary) {
     this->SetShape(in.rows(), l.hidden, l.hidden);
@@ -57,7 +57,7 @@ class TransformerBlock final : public CpuLayer<T> {
     cpu::FillUniform<T>(params + l_.p.wqkv, h_ * (qw_ + 2 * kvw_), wh, seed + 1);
     cpu::FillUniform<T>(params + l_.p.wo, qw_ * h_, wh, seed + 2);
     cpu::FillUniform<T>(params + l_.p.w1, h_ * f_, wh, seed + 3);
-    if (swiglu_) cpu::FillUniform<T>(params + l_.p.wu, h_ * f_, wh, seed + 4);
+    if (gated_) cpu::FillUniform<T>(params + l_.p.wu, h_ * f_, wh, seed + 4);
     cpu::FillUniform<T>(params + l_.p.w2, f_ * h_, wf, seed + 5);
   }
 
@@ -85,17 +85,14 @@ class TransformerBlock final : public CpuLayer<T> {
     cpu::NormForward<T>(rms_, S + l_.s.h1, P + l_.p.g2, B(P, l_.p.b2), n, h, S + l_.s.ln2,
                         Mean(S, l_.s.mean2, W), S + l_.s.rstd2);
     const T* mlp_in;
-    if (swiglu_) {
+    if (gated_) {
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.wu, Bias(P, l_.p.buf), n, h, f, S + l_.s.m2);
-      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m3 + i] = cpu::Silu(S[l_.s.m1 + i]) * S[l_.s.m2 + i];
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m3 + i] = Act(S[l_.s.m1 + i]) * S[l_.s.m2 + i];
       mlp_in = S + l_.s.m3;
     } else {
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
-      for (int64_t i = 0; i < n * f; ++i) {
-        const T v = S[l_.s.m1 + i];
-        S[l_.s.m2 + i] = relu2_ ? cpu::Relu2(v) : cpu::Gelu(v);
-      }
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m2 + i] = Act(S[l_.s.m1 + i]);
       mlp_in = S + l_.s.m2;
     }
     cpu::LinearForward<T>(mlp_in, P + l_.p.w2, Bias(P, l_.p.b2f), n, f, h, tmp);
@@ -112,22 +109,19 @@ class TransformerBlock final : public CpuLayer<T> {
     T* dqkv = W + w_.big;  // dq (n x qw), dk and dv (n x kvw each)
     std::copy(dy, dy + n * h, D + l_.d.dy);
     // MLP.
-    if (swiglu_) {
+    if (gated_) {
       cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d product
       for (int64_t i = 0; i < n * f; ++i) {
         const T g = S[l_.s.m1 + i], u = S[l_.s.m2 + i];
-        D[l_.d.m1 + i] = dmid[i] * u * cpu::SiluGrad(g);
-        D[l_.d.m2 + i] = dmid[i] * cpu::Silu(g);
+        D[l_.d.m1 + i] = dmid[i] * u * ActGrad(g);
+        D[l_.d.m2 + i] = dmid[i] * Act(g);
       }
       cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
       cpu::LinearBackwardInput<T>(D + l_.d.m2, P + l_.p.wu, n, h, f, dt);
       for (int64_t i = 0; i < n * h; ++i) D[l_.d.ln2 + i] += dt[i];
     } else {
       cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d activation output
-      for (int64_t i = 0; i < n * f; ++i) {
-        const T v = S[l_.s.m1 + i];
-        D[l_.d.m1 + i] = dmid[i] * (relu2_ ? cpu::Relu2Grad(v) : cpu::GeluGrad(v));
-      }
+      for (int64_t i = 0; i < n * f; ++i) D[l_.d.m1 + i] = dmid[i] * ActGrad(S[l_.s.m1 + i]);
       cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
     }
     cpu::NormBackwardInput<T>(rms_, S + l_.s.h1, P + l_.p.g2, MeanC(S, l_.s.mean2), S + l_.s.rstd2,
@@ -167,7 +161,7 @@ class TransformerBlock final : public CpuLayer<T> {
     cpu::NormBackwardWeight<T>(rms_, S + l_.s.h1, MeanC(S, l_.s.mean2), S + l_.s.rstd2, D + l_.d.ln2, n,
                                h, G + l_.p.g2, B(G, l_.p.b2));
     cpu::LinearBackwardWeight<T>(S + l_.s.ln2, D + l_.d.m1, n, h, f, G + l_.p.w1, Bias(G, l_.p.b1f));
-    if (swiglu_) {
+    if (gated_) {
       cpu::LinearBackwardWeight<T>(S + l_.s.ln2, D + l_.d.m2, n, h, f, G + l_.p.wu, Bias(G, l_.p.buf));
       cpu::LinearBackwardWeight<T>(S + l_.s.m3, D + l_.d.dy, n, f, h, G + l_.p.w2, Bias(G, l_.p.b2f));
     } else {
@@ -193,8 +187,8 @@ class TransformerBlock final : public CpuLayer<T> {
       return o;
     };
     // Params, kept activations and pending gradients: the layout both implementations share.
-    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_,
-                      att_.kv(), att_.head_dim, qkv_bias_});
+    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, gated_, att_.kv(),
+                      att_.head_dim, qkv_bias_});
     w_.big = take(n * (qw_ + 2 * kvw_));
     w_.f = take(n * f);
     w_.h1 = take(n * h);
@@ -219,8 +213,36 @@ class TransformerBlock final : public CpuLayer<T> {
     return offset == kNone ? nullptr : saved + offset;
   }
 
+  // The MLP's activation (of the gate, when gated) and its derivative.
+  T Act(T x) const {
+    switch (mlp_) {
+      case MlpKind::kRelu2:
+        return cpu::Relu2(x);
+      case MlpKind::kSwiglu:
+        return cpu::Silu(x);
+      case MlpKind::kGelu:
+      case MlpKind::kGeglu:
+        break;
+    }
+    return cpu::Gelu(x);
+  }
+  T ActGrad(T x) const {
+    switch (mlp_) {
+      case MlpKind::kRelu2:
+        return cpu::Relu2Grad(x);
+      case MlpKind::kSwiglu:
+        return cpu::SiluGrad(x);
+      case MlpKind::kGelu:
+      case MlpKind::kGeglu:
+        break;
+    }
+    return cpu::GeluGrad(x);
+  }
+
   int64_t h_, f_;
-  bool rms_, swiglu_, relu2_, bias_, rotary_;
+  bool rms_, gated_;  // a gated MLP (swiglu, geglu)
+  MlpKind mlp_;
+  bool bias_, rotary_;
   int64_t qw_ = 0, kvw_ = 0;  // widths of q and of k (and v)
   bool qkv_bias_ = false;
   cpu::AttentionShape att_;

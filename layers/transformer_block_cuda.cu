@@ -21,10 +21,24 @@ namespace {
 struct CudaBlockSpec {
   int64_t batch = 0, seq = 0, hidden = 0, heads = 0, ffn = 0;
   bool rms = false, swiglu = false, bias = true, causal = false, rotary = false;
-  Activation act = Activation::kGelu;  // the ungated MLP's (not swiglu)
+  Activation act = Activation::kGelu;  // the MLP's (a gated one's: of the gate)
 };
 
 constexpr int64_t kNone = BlockLayout::kNone;
+
+// The elementwise function of an MLP (a gated one's, of its gate).
+Activation MlpActivation(MlpKind mlp) {
+  switch (mlp) {
+    case MlpKind::kRelu2:
+      return Activation::kRelu2;
+    case MlpKind::kSwiglu:
+      return Activation::kSilu;
+    case MlpKind::kGelu:
+    case MlpKind::kGeglu:
+      break;
+  }
+  return Activation::kGelu;
+}
 
 template <typename T>
 class BlockCuda final : public CudaLayer<T> {
@@ -70,7 +84,7 @@ class BlockCuda final : public CudaLayer<T> {
     if (swiglu_) {
       PP_RETURN_IF_ERROR(LinearForward<T>(ctx, S + l_.s.ln2, P + l_.p.wu, At(P, l_.p.buf), nullptr, n,
                                           h, f, S + l_.s.m2));
-      PP_RETURN_IF_ERROR(SwigluForward<T>(ctx, S + l_.s.m1, S + l_.s.m2, n * f, S + l_.s.m3));
+      PP_RETURN_IF_ERROR(GatedForward<T>(ctx, act_, S + l_.s.m1, S + l_.s.m2, n * f, S + l_.s.m3));
       mlp_in = S + l_.s.m3;
     } else {
       PP_RETURN_IF_ERROR(ActivationForward<T>(ctx, act_, S + l_.s.m1, n * f, S + l_.s.m2));
@@ -92,7 +106,7 @@ class BlockCuda final : public CudaLayer<T> {
     PP_RETURN_IF_ERROR(LinearBackwardInput<T>(ctx, dy, P + l_.p.w2, n, f, h, dmid));
     if (swiglu_) {
       PP_RETURN_IF_ERROR(
-          SwigluBackward<T>(ctx, S + l_.s.m1, S + l_.s.m2, dmid, n * f, D + l_.d.m1, D + l_.d.m2));
+          GatedBackward<T>(ctx, act_, S + l_.s.m1, S + l_.s.m2, dmid, n * f, D + l_.d.m1, D + l_.d.m2));
       PP_RETURN_IF_ERROR(LinearBackwardInput<T>(ctx, D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2));
       PP_RETURN_IF_ERROR(
           LinearBackwardInput<T>(ctx, D + l_.d.m2, P + l_.p.wu, n, h, f, D + l_.d.ln2, true));
@@ -190,8 +204,7 @@ template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeCudaTransformerBlock(const Layer& l, const ModelInput& in) {
   return std::make_unique<BlockCuda<T>>(CudaBlockSpec{
       in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
-      l.mlp == MlpKind::kSwiglu, l.bias, l.causal, l.rotary,
-      l.mlp == MlpKind::kRelu2 ? Activation::kRelu2 : Activation::kGelu});
+      GatedMlp(l.mlp), l.bias, l.causal, l.rotary, MlpActivation(l.mlp)});
 }
 template std::unique_ptr<CudaLayer<float>> MakeCudaTransformerBlock<float>(const Layer&,
                                                                            const ModelInput&);

@@ -25,7 +25,7 @@ double ModelFlopsPerSample(const Model& model, int tp) {
         const double d = static_cast<double>(l.head_dim);
         const double q = static_cast<double>(l.heads) * d;
         const double kv = static_cast<double>(l.kv_heads) * d;
-        const double gated = l.mlp == MlpKind::kSwiglu ? 3.0 : 2.0;
+        const double gated = GatedMlp(l.mlp) ? 3.0 : 2.0;
         const double mlp_width =
             l.experts > 0 ? static_cast<double>(l.top_k * l.expert_ffn + l.shared_experts * l.shared_ffn)
                           : static_cast<double>(l.ffn);

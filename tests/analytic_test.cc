@@ -106,23 +106,21 @@ TEST(AnalyticTest, BlockFlopsMatchTheMegatronCount) {
   EXPECT_EQ(TotalFlops(ks.forward), 2 * b * s * (4 * h * h + 3 * h * f) + 4 * b * s * s * h);
 }
 
-TEST(AnalyticTest, SquaredReluCostsWhatGeluCosts) {
-  // Both are one elementwise function of fc1's output: the same products, the same bytes moved,
-  // the same tensors kept, under kernel names of their own.
-  const Model gelu = Gpt2Block("bf16", "layernorm", "gelu", 4 * 768);
-  const Model relu2 = Gpt2Block("bf16", "layernorm", "relu2", 4 * 768);
-  const Layer* g = FindLayer(gelu, "block");
-  const Layer* r = FindLayer(relu2, "block");
+// Two MLPs that differ only in their elementwise function cost the same: the same products,
+// the same bytes moved, the same tensors kept, under kernel names of their own (`named`, in
+// place of `other`).
+void ExpectSameCosts(const std::string& base, const std::string& variant, MlpKind kind,
+                     const char* named, const char* other) {
+  SCOPED_TRACE(variant + " against " + base);
+  const Model mb = Gpt2Block("bf16", "layernorm", base, 4 * 768);
+  const Model mv = Gpt2Block("bf16", "layernorm", variant, 4 * 768);
+  const Layer* g = FindLayer(mb, "block");
+  const Layer* r = FindLayer(mv, "block");
   ASSERT_NE(g, nullptr);
   ASSERT_NE(r, nullptr);
-  EXPECT_EQ(r->mlp, MlpKind::kRelu2);
-  const LayerKernels kg = ListKernels(*g, gelu.input, DType::kBf16);
-  const LayerKernels kr = ListKernels(*r, relu2.input, DType::kBf16);
-  const auto names = [](const std::vector<Kernel>& ks) {
-    std::vector<std::string> n;
-    for (const Kernel& k : ks) n.emplace_back(k.name);
-    return n;
-  };
+  EXPECT_EQ(r->mlp, kind);
+  const LayerKernels kg = ListKernels(*g, mb.input, DType::kBf16);
+  const LayerKernels kr = ListKernels(*r, mv.input, DType::kBf16);
   for (auto part :
        {&LayerKernels::forward, &LayerKernels::backward_input, &LayerKernels::backward_weight}) {
     const std::vector<Kernel>&a = kg.*part, &c = kr.*part;
@@ -132,13 +130,19 @@ TEST(AnalyticTest, SquaredReluCostsWhatGeluCosts) {
       EXPECT_EQ(a[i].bytes, c[i].bytes) << a[i].name;
     }
   }
-  const std::vector<std::string> fwd = names(kr.forward);
-  EXPECT_NE(std::find(fwd.begin(), fwd.end(), "relu2"), fwd.end());
-  EXPECT_EQ(std::find(fwd.begin(), fwd.end(), "gelu"), fwd.end());
-  EXPECT_EQ(AnalyticLayerMemory(*r, relu2.input, DType::kBf16).activation_bytes,
-            AnalyticLayerMemory(*g, gelu.input, DType::kBf16).activation_bytes);
-  EXPECT_EQ(AnalyticLayerMemory(*r, relu2.input, DType::kBf16).param_bytes,
-            AnalyticLayerMemory(*g, gelu.input, DType::kBf16).param_bytes);
+  std::vector<std::string> fwd;
+  for (const Kernel& k : kr.forward) fwd.emplace_back(k.name);
+  EXPECT_NE(std::find(fwd.begin(), fwd.end(), named), fwd.end());
+  EXPECT_EQ(std::find(fwd.begin(), fwd.end(), other), fwd.end());
+  EXPECT_EQ(AnalyticLayerMemory(*r, mv.input, DType::kBf16).activation_bytes,
+            AnalyticLayerMemory(*g, mb.input, DType::kBf16).activation_bytes);
+  EXPECT_EQ(AnalyticLayerMemory(*r, mv.input, DType::kBf16).param_bytes,
+            AnalyticLayerMemory(*g, mb.input, DType::kBf16).param_bytes);
+}
+
+TEST(AnalyticTest, SquaredReluAndGegluCostWhatGeluAndSwigluCost) {
+  ExpectSameCosts("gelu", "relu2", MlpKind::kRelu2, "relu2", "gelu");
+  ExpectSameCosts("swiglu", "geglu", MlpKind::kGeglu, "geglu", "swiglu");
 }
 
 TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {

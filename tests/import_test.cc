@@ -219,6 +219,33 @@ TEST(HfImport, NemotronMatchesTheShippedModel) {
             4 * 64 + (64 * 192 + 192) + (64 * 64 + 64) + (64 * 96 + 96) + (96 * 64 + 64));
 }
 
+// Gemma 7B's Hugging Face config: GeGLU MLPs, heads of 256, and a head tied to the
+// embedding when the config does not say otherwise (GemmaConfig's default).
+TEST(HfImport, GemmaMatchesTheShippedModel) {
+  HfImportOptions options;
+  options.seq_len = 8192;
+  Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["GemmaForCausalLM"],
+      "model_type": "gemma", "attention_bias": false, "head_dim": 256, "hidden_act": "gelu",
+      "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 3072,
+      "intermediate_size": 24576, "max_position_embeddings": 8192, "num_attention_heads": 16,
+      "num_hidden_layers": 28, "num_key_value_heads": 16, "rms_norm_eps": 1e-06,
+      "rope_theta": 10000.0, "torch_dtype": "bfloat16", "vocab_size": 256000})"),
+                                      options);
+  ASSERT_TRUE(r.ok()) << r.message();
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_NE(r->notes[0].find("sqrt(hidden_size)"), std::string::npos) << r->notes[0];
+  ExpectSameLayers(r->model, Shipped("gemma-7b.json"));
+  EXPECT_EQ(r->model.layers[1].mlp, MlpKind::kGeglu);
+  // Untied when the config says so; Gemma 2B's one key/value head.
+  const Model two = Import(R"({"model_type": "gemma", "hidden_size": 2048,
+      "intermediate_size": 16384, "num_hidden_layers": 18, "num_attention_heads": 8,
+      "num_key_value_heads": 1, "max_position_embeddings": 8192, "vocab_size": 256000,
+      "tie_word_embeddings": false})");
+  EXPECT_TRUE(two.layers[two.layers.size() - 2].tied_to.empty());
+  EXPECT_EQ(two.layers[1].kv_heads, 1);
+  EXPECT_EQ(two.layers[1].head_dim, 256);
+}
+
 // Qwen2 has biases on q, k and v and nowhere else; Qwen3 has a q/k norm and its own head
 // size; a shared expert becomes one shared expert of its width. The counts are worked by
 // hand from the configs.
@@ -309,6 +336,10 @@ TEST(HfImport, ErrorsNameTheField) {
            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
            "vocab_size": 100, "hidden_act": "silu"})",
        "hidden_act"},
+      {R"({"model_type": "gemma", "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
+           "vocab_size": 100, "hidden_activation": "relu"})",
+       "hidden_activation"},
   };
   for (const Case& c : cases) {
     Result<HfImport> r = ImportHfConfig(Json::parse(c.config), {});

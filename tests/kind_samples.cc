@@ -120,8 +120,8 @@ KindSample RandomKindSample(LayerKind kind, std::mt19937_64& rng) {
         b["ffn"] = d.Int(1, 9);
       }
       d.Maybe(b, "norm", std::string(d.Coin() ? "rmsnorm" : "layernorm"), std::string("layernorm"));
-      static const char* const kMlps[] = {"gelu", "relu2", "swiglu"};
-      d.Maybe(b, "mlp", std::string(kMlps[d.Int(0, 2)]), std::string("gelu"));
+      static const char* const kMlps[] = {"gelu", "relu2", "swiglu", "geglu"};
+      d.Maybe(b, "mlp", std::string(kMlps[d.Int(0, 3)]), std::string("gelu"));
       const bool bias = d.Coin();
       d.Maybe(b, "bias", bias, true);
       if (d.Int(0, 3) == 0) b["qkv_bias"] = !bias;

@@ -174,6 +174,11 @@ TEST(CpuLayers, GradientsMatchFiniteDifferences) {
           {"name":"b","op":"transformer_block","hidden":8,"heads":4,"ffn":10,"norm":"layernorm",
            "mlp":"swiglu","bias":true,"rotary":true,"causal":false}])",
        kTokenInput, 1},
+      // GeGLU (gelu(gate) * up), with biases and a head size of its own.
+      {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
+          {"name":"b","op":"transformer_block","hidden":8,"heads":2,"kv_heads":1,"head_dim":6,
+           "ffn":10,"norm":"rmsnorm","mlp":"geglu","bias":true,"rotary":true,"causal":true}])",
+       kTokenInput, 1},
       // Squared ReLU (max(x, 0)^2), with and without biases.
       {R"([{"name":"e","op":"embedding","vocab":11,"hidden":8},
           {"name":"b","op":"transformer_block","hidden":8,"heads":2,"ffn":12,"norm":"layernorm",

@@ -32,10 +32,10 @@ Model LoadOrFail(const std::string& name) {
 
 TEST(ModelsTest, EveryFileLoads) {
   const std::vector<std::string> expected = {
-      "mlp-2gpu",        "gpt2-small",    "gpt2-medium",   "gpt2-large",   "gpt2-xl",
-      "bert-large",      "llama-7b",      "llama2-13b",    "llama2-70b",   "uneven-vocab",
-      "llama3-8b",       "llama3-70b",    "llama3.1-405b", "mixtral-8x7b", "qwen3-30b-a3b",
-      "qwen3-235b-a22b", "nemotron4-340b"};
+      "mlp-2gpu",        "gpt2-small",     "gpt2-medium",   "gpt2-large",   "gpt2-xl",
+      "bert-large",      "llama-7b",       "llama2-13b",    "llama2-70b",   "uneven-vocab",
+      "llama3-8b",       "llama3-70b",     "llama3.1-405b", "mixtral-8x7b", "qwen3-30b-a3b",
+      "qwen3-235b-a22b", "nemotron4-340b", "gemma-7b"};
   std::vector<std::string> found;
   for (const auto& entry :
        std::filesystem::directory_iterator(std::string(PP_SOURCE_DIR) + "/models")) {
@@ -126,6 +126,21 @@ TEST(ModelsTest, NemotronCountsMatchTheReports) {
     EXPECT_NEAR(rest / 1e9, c.rest, 0.05) << c.model;
     EXPECT_EQ(embedding + rest, static_cast<double>(ModelParamCount(m))) << c.model;
   }
+}
+
+// The Gemma report (Gemma Team 2024, Table 2) gives 7B's non-embedding parameters exactly,
+// 7,751,248,896, and its embedding parameters for a table of 256,128 rows, 786,825,216; the
+// released vocabulary has 256,000, 3072 x 256,000 parameters, which the tied head shares.
+TEST(ModelsTest, GemmaCountsMatchTheReport) {
+  const Model m = LoadOrFail("gemma-7b");
+  int64_t embedding = 0, rest = 0;
+  for (const Layer& l : m.layers) {
+    if (l.name == "lm_head") continue;  // tied: the embedding's table
+    (l.name == "embed" ? embedding : rest) += LayerParamCount(l);
+  }
+  EXPECT_EQ(rest, int64_t{7751248896});
+  EXPECT_EQ(embedding, int64_t{786825216} / 256128 * 256000);
+  EXPECT_EQ(ModelParamCount(m), embedding + rest);
 }
 
 // Parameters a token touches: every expert counted once per layer for top_k of them, the

@@ -24,6 +24,10 @@ ActNames ActNamesOf(const Layer& l, MlpRole role) {
       return role == MlpRole::kDense    ? ActNames{"relu2", "relu2_dgrad"}
              : role == MlpRole::kShared ? ActNames{"shared_relu2", "shared_relu2_dgrad"}
                                         : ActNames{"expert_relu2", "expert_relu2_dgrad"};
+    case MlpKind::kGeglu:
+      return role == MlpRole::kDense    ? ActNames{"geglu", "geglu_dgrad"}
+             : role == MlpRole::kShared ? ActNames{"shared_geglu", "shared_geglu_dgrad"}
+                                        : ActNames{"expert_geglu", "expert_geglu_dgrad"};
     case MlpKind::kSwiglu:
       break;
   }
@@ -33,9 +37,9 @@ ActNames ActNamesOf(const Layer& l, MlpRole role) {
 }
 
 // The activation and its gradient on a [rows x w] tensor of `tensor` bytes: an ungated one
-// (gelu, relu2) reads fc1's output and writes its own; swiglu reads gate and up and writes the
-// product. Backward: an ungated one reads dy and fc1's output and writes dx; swiglu reads
-// d(product), gate and up and writes d(gate) and d(up).
+// (gelu, relu2) reads fc1's output and writes its own; a gated one (swiglu, geglu) reads gate
+// and up and writes the product. Backward: an ungated one reads dy and fc1's output and writes
+// dx; a gated one reads d(product), gate and up and writes d(gate) and d(up).
 void AddActivation(const Layer& l, MlpRole role, double tensor, Kernel* act, Kernel* act_grad) {
   const ActNames n = ActNamesOf(l, role);
   *act = MemoryKernel(n.fwd, (Gated(l) ? 3 : 2) * tensor);

@@ -1,6 +1,6 @@
 // transformer_block (pre-norm): {"hidden", "heads", "kv_heads" (default heads; must divide
 // heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
-// layernorm|rmsnorm, "mlp": gelu|relu2|swiglu, "bias", "qkv_bias" (default bias), "qk_norm",
+// layernorm|rmsnorm, "mlp": gelu|relu2|swiglu|geglu, "bias", "qkv_bias" (default bias), "qk_norm",
 // "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size), and for a
 // mixture-of-experts MLP "experts", "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place
 // of "ffn"}.
@@ -152,13 +152,16 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   if (norm == "layernorm") spec->norm = NormKind::kLayerNorm;
   else if (norm == "rmsnorm") spec->norm = NormKind::kRmsNorm;
   else r.Fail("norm", "must be \"layernorm\" or \"rmsnorm\" (got " + DescribeValue(Json(norm)) + ")");
-  if (mlp == "gelu") spec->mlp = MlpKind::kGelu;
-  else if (mlp == "relu2")
-    spec->mlp = MlpKind::kRelu2;
-  else if (mlp == "swiglu") spec->mlp = MlpKind::kSwiglu;
-  else
-    r.Fail("mlp",
-           "must be \"gelu\", \"relu2\" or \"swiglu\" (got " + DescribeValue(Json(mlp)) + ")");
+  bool known = false;
+  std::string names;
+  for (size_t k = 0; k < std::size(kMlpNames); ++k) {
+    names += std::string(names.empty() ? "" : ", ") + "\"" + std::string(kMlpNames[k]) + "\"";
+    if (mlp == kMlpNames[k]) {
+      spec->mlp = static_cast<MlpKind>(k);
+      known = true;
+    }
+  }
+  if (!known) r.Fail("mlp", "must be one of " + names + " (got " + DescribeValue(Json(mlp)) + ")");
   if (r.ok() && spec->heads % spec->kv_heads != 0) {
     r.Fail("kv_heads", std::to_string(spec->kv_heads) + " key/value heads do not divide " +
                            std::to_string(spec->heads) + " heads");
@@ -194,7 +197,7 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
     }
   }
   l["norm"] = s.norm == NormKind::kLayerNorm ? "layernorm" : "rmsnorm";
-  l["mlp"] = s.mlp == MlpKind::kGelu ? "gelu" : s.mlp == MlpKind::kRelu2 ? "relu2" : "swiglu";
+  l["mlp"] = MlpName(s.mlp);
   l["bias"] = s.bias;
   if (s.qkv_bias != s.bias) l["qkv_bias"] = s.qkv_bias;
   if (s.qk_norm) l["qk_norm"] = true;
