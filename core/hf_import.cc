@@ -224,16 +224,23 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     }
   }
   if (!r.ok()) return r.status();
+  int64_t sliding = 0;  // every block's window (mistral, mixtral)
   if (family.sliding_window) {
     const Json* window = r.Find("sliding_window");
-    // Qwen configs give a window that only use_sliding_window turns on.
-    const bool used =
-        family.model_type.rfind("qwen", 0) != 0 || r.Bool("use_sliding_window", false);
+    // Qwen configs give a window that only use_sliding_window turns on, and then only on the
+    // layers from max_window_layers on.
+    const bool qwen = family.model_type.rfind("qwen", 0) == 0;
+    const bool used = !qwen || r.Bool("use_sliding_window", false);
     if (used && window != nullptr && window->is_number_integer() &&
-        window->get<int64_t>() < context) {
-      notes->push_back("sliding_window " + std::to_string(window->get<int64_t>()) +
-                       " is not modelled: attention is costed over the whole sequence (exact "
-                       "when seq_len is at most the window)");
+        window->get<int64_t>() >= 1 && window->get<int64_t>() < context) {
+      if (qwen) {
+        notes->push_back("sliding_window " + std::to_string(window->get<int64_t>()) +
+                         " is not modelled on Qwen's layers from max_window_layers on: "
+                         "attention is costed over the whole sequence (exact when seq_len is "
+                         "at most the window)");
+      } else {
+        sliding = window->get<int64_t>();
+      }
     }
   }
   if (family.partial_rotary) {
@@ -271,6 +278,7 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     block["head_dim"] = *head_dim;
   }
   if (family.qk_norm) block["qk_norm"] = true;
+  if (sliding > 0) block["window"] = sliding;
   if (moe) {
     block["experts"] = experts;
     block["top_k"] = top_k;

@@ -33,7 +33,8 @@
 // models/llama*.json, models/mixtral-8x7b.json, models/qwen3-30b-a3b.json and
 // models/nemotron4-340b.json and models/gemma-7b.json. What the model
 // format cannot describe (a sliding attention window shorter than the context, for instance)
-// is reported as a note, not an error.
+// is reported as a note, not an error. A mistral or mixtral sliding_window shorter than the
+// context becomes each block's "window".
 #pragma once
 
 #include <cstdint>

@@ -95,6 +95,9 @@ struct Layer {
   MlpKind mlp = MlpKind::kGelu;
   bool causal = false;
   bool rotary = false;
+  // transformer_block, causal only: each query attends to the `window` latest keys, its own
+  // included (Mistral's sliding window); 0: the whole causal prefix.
+  int64_t window = 0;
   std::string tied_to;  // linear: the embedding whose weight it shares ("" when untied)
 
   // Filled by the loader for expanded layers:
@@ -108,7 +111,8 @@ struct Layer {
   auto ShapeFields() const {
     return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias,
                     kv_heads, head_dim, qkv_bias, qk_norm, dropout, experts, top_k, expert_ffn,
-                    shared_experts, shared_ffn, norm, mlp, causal, rotary, in_width, out_width);
+                    shared_experts, shared_ffn, norm, mlp, causal, rotary, window, in_width,
+                    out_width);
   }
 };
 

@@ -8,8 +8,10 @@ namespace {
 
 // What the reference layers do not implement yet (the analytic backend models it): "" when
 // the layer is available.
-std::string CpuMissing(const Layer& l) {
+std::string CpuMissing(const Layer& l, const ModelInput& input) {
   if (l.experts > 0) return "a mixture-of-experts MLP (experts > 0)";
+  // A window as long as the sequence is the whole causal prefix.
+  if (l.window > 0 && l.window < input.seq_len) return "a sliding window shorter than seq_len";
   if (l.qk_norm) return "qk_norm";
   if (l.dropout > 0) return "dropout";
   return "";
@@ -22,7 +24,7 @@ Result<std::unique_ptr<CpuLayer<T>>> MakeCpuLayer(const Layer& layer, const Mode
   if (input.micro_batch_size < 1 || (input.seq_len < 1 && input.features < 1)) {
     return Status::Error("layer \"" + layer.name + "\": the model input has no rows");
   }
-  if (const std::string missing = CpuMissing(layer); !missing.empty()) {
+  if (const std::string missing = CpuMissing(layer, input); !missing.empty()) {
     return Status::Error("layer \"" + layer.name + "\": " + missing +
                          " is not available yet in the CPU and CUDA layers (the analytic "
                          "backend models it)");

@@ -173,6 +173,57 @@ TEST(AnalyticTest, BlockActivationsMatchKorthikantiWithoutDropout) {
 // Korthikanti et al.'s 5as^2b bytes (the probabilities and the dropout's output in 16 bits, its
 // one-byte mask), the term their selective recomputation removes; the fused kernel keeps only
 // an fp32 statistic per query row. What it runs again is those kernels' forward.
+// A sliding window of w keys: the fused kernels compute the band of the score square below
+// the diagonal, s w - w^2 / 2 query-key pairs a head (a count over the queries, min(i + 1, w)
+// each, gives s w - w (w - 1) / 2: the same convention as the causal s^2 / 2, which leaves out
+// the diagonal's half), forward 4 d flops a pair, backward 10 d. A window as long as the
+// sequence is the causal block; the unfused kernels compute the whole square and mask it.
+TEST(AnalyticTest, ASlidingWindowComputesItsBandOfTheScores) {
+  const auto block = [](int64_t window) {
+    return ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "one-block",
+        "dtype": "bf16", "input": {"micro_batch_size": 2, "seq_len": 8192},
+        "layers": [{"name": "embed", "op": "embedding", "vocab": 1000, "hidden": 512},
+                   {"name": "block", "op": "transformer_block", "hidden": 512, "heads": 8,
+                    "ffn": 1024, "norm": "rmsnorm", "mlp": "swiglu", "causal": true,
+                    "rotary": true)" +
+                       (window > 0 ? ", \"window\": " + std::to_string(window) : std::string()) +
+                       "}]}");
+  };
+  const auto attention = [](const Model& m, bool fused, const char* name, bool backward) {
+    KernelOptions o;
+    o.flash_attention = fused;
+    const LayerKernels k = ListKernels(m.layers[1], m.input, DType::kBf16, o);
+    double flops = 0;
+    for (const Kernel& kernel : backward ? k.backward_input : k.forward) {
+      if (std::string(kernel.name).rfind(name, 0) == 0) flops += kernel.flops;
+    }
+    return flops;
+  };
+  const double b = 2, a = 8, d = 64, s = 8192, w = 4096;
+  int64_t counted = 0;  // pairs a head, query by query
+  for (int64_t i = 0; i < 8192; ++i) counted += std::min<int64_t>(i + 1, 4096);
+  EXPECT_EQ(static_cast<double>(counted), s * w - w * (w - 1) / 2);
+  const Model windowed = block(4096);
+  EXPECT_EQ(windowed.layers[1].window, 4096);
+  const double pairs = s * w - w * w / 2;
+  EXPECT_DOUBLE_EQ(attention(windowed, true, "attention", false), 4 * d * b * a * pairs);
+  EXPECT_DOUBLE_EQ(attention(windowed, true, "attention_dgrad", true), 10 * d * b * a * pairs);
+  const Model causal = block(0);
+  EXPECT_DOUBLE_EQ(attention(block(8192), true, "attention", false),
+                   attention(causal, true, "attention", false));
+  EXPECT_DOUBLE_EQ(attention(causal, true, "attention", false), 4 * d * b * a * s * s / 2);
+  EXPECT_DOUBLE_EQ(attention(windowed, false, "attention_", false),
+                   attention(causal, false, "attention_", false));
+  // A window on a bidirectional block is refused, naming the field.
+  Result<Model> bad = ModelFromJson(Json::parse(R"({"format": "pp-partition.model/v1",
+      "name": "m", "dtype": "bf16", "input": {"micro_batch_size": 1, "seq_len": 16},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 10, "hidden": 8},
+                 {"name": "block", "op": "transformer_block", "hidden": 8, "heads": 2,
+                  "ffn": 16, "window": 4}]})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("window"), std::string::npos) << bad.message();
+}
+
 TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {
   const Model m = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "one-block",
       "dtype": "bf16", "input": {"micro_batch_size": 8, "seq_len": 1024},

@@ -121,14 +121,24 @@ TEST(HfImport, OptionsAndNotes) {
   ASSERT_TRUE(gqa.ok()) << gqa.message();
   EXPECT_TRUE(gqa->notes.empty());
   EXPECT_EQ(gqa->model.layers[1].kv_heads, 2);
-  // A sliding window shorter than the context is named in a note.
+  // Mistral's sliding window shorter than the context becomes each block's window; Qwen's,
+  // which covers only some layers, a note.
   Result<HfImport> window = ImportHfConfig(Json::parse(R"({"model_type": "mistral",
       "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 2,
       "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 8192,
       "sliding_window": 4096, "vocab_size": 1000})"), {});
   ASSERT_TRUE(window.ok()) << window.message();
-  ASSERT_EQ(window->notes.size(), 1u);
-  EXPECT_NE(window->notes[0].find("sliding_window 4096"), std::string::npos);
+  EXPECT_TRUE(window->notes.empty());
+  EXPECT_EQ(window->model.layers[1].window, 4096);
+  EXPECT_EQ(window->model.layers[2].window, 4096);
+  Result<HfImport> qwen = ImportHfConfig(Json::parse(R"({"model_type": "qwen2",
+      "hidden_size": 512, "intermediate_size": 1024, "num_hidden_layers": 2,
+      "num_attention_heads": 8, "max_position_embeddings": 8192, "use_sliding_window": true,
+      "sliding_window": 4096, "max_window_layers": 1, "vocab_size": 1000})"), {});
+  ASSERT_TRUE(qwen.ok()) << qwen.message();
+  ASSERT_EQ(qwen->notes.size(), 1u);
+  EXPECT_NE(qwen->notes[0].find("sliding_window 4096"), std::string::npos);
+  EXPECT_EQ(qwen->model.layers[1].window, 0);
 }
 
 // The published config.json values of each model (Hugging Face meta-llama/Meta-Llama-3-8B,

@@ -128,6 +128,8 @@ KindSample RandomKindSample(LayerKind kind, std::mt19937_64& rng) {
       if (d.Int(0, 5) == 0) b["qk_norm"] = true;
       if (d.Int(0, 5) == 0) b["dropout"] = 0.1;
       d.Maybe(b, "causal", d.Coin(), false);
+      // A sliding window (causal blocks only), shorter or longer than the sequence (1 to 6).
+      if (b.value("causal", false) && d.Int(0, 3) == 0) b["window"] = d.Int(1, 7);
       d.Maybe(b, "rotary", rotary, false);
       MaybeRepeat(d, b);
       const Json input = TokenInput(d, &seq);

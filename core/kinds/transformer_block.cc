@@ -1,7 +1,8 @@
 // transformer_block (pre-norm): {"hidden", "heads", "kv_heads" (default heads; must divide
 // heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
 // layernorm|rmsnorm, "mlp": gelu|relu2|swiglu|geglu, "bias", "qkv_bias" (default bias), "qk_norm",
-// "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size), and for a
+// "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size),
+// "window" (causal only: each query attends to its `window` latest keys), and for a
 // mixture-of-experts MLP "experts", "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place
 // of "ffn"}.
 //   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
@@ -146,6 +147,10 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   if (spec->dropout >= 1) r.Fail("dropout", "is a probability below 1");
   spec->causal = r.Bool("causal", false);
   spec->rotary = r.Bool("rotary", false);
+  spec->window = r.OptInt("window", 1, kMaxDim).value_or(0);
+  if (r.ok() && spec->window > 0 && !spec->causal) {
+    r.Fail("window", "a sliding window needs a causal block (\"causal\": true)");
+  }
   const std::string norm = r.OptString("norm").value_or("layernorm");
   const std::string mlp = r.OptString("mlp").value_or("gelu");
   if (!r.ok()) return;
@@ -204,17 +209,26 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
   if (s.dropout > 0) l["dropout"] = s.dropout;
   l["causal"] = s.causal;
   l["rotary"] = s.rotary;
+  if (s.window > 0) l["window"] = s.window;
 }
 
 void Add(std::vector<Kernel>& list, Kernel k) { list.push_back(k); }
 
+// The share of the s x s score square a fused kernel computes: all of it; half when causal;
+// with a sliding window of w < s keys, the w-wide band below the diagonal, (s w - w^2 / 2) /
+// s^2 of it (the causal half at w = s; like it, leaving out the diagonal's s / 2).
+double ScoreShare(bool causal, double window, double s) {
+  if (!causal) return 1.0;
+  if (window <= 0 || window >= s) return 0.5;
+  return (s * window - window * window / 2) / (s * s);
+}
+
 // The fused attention kernel of one direction: `products` matrix products of [s_q x d] by
-// [d x s] per head (2 forward; 5 backward, S = QK^T recomputed), halved when causal; its bytes
-// are `tensors`.
+// [d x s] per head (2 forward; 5 backward, S = QK^T recomputed), of which `share` is computed
+// (ScoreShare); its bytes are `tensors`.
 Kernel FlashKernel(std::string_view name, double products, double heads, double sq, double s,
-                   double d, bool causal, double tensors) {
-  Kernel f{name, products * heads * 2 * sq * s * d * (causal ? 0.5 : 1.0), tensors,
-           KernelClass::kAttention};
+                   double d, double share, double tensors) {
+  Kernel f{name, products * heads * 2 * sq * s * d * share, tensors, KernelClass::kAttention};
   f.m = sq;
   f.k = d;
   f.n = s;
@@ -243,6 +257,9 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const double kv_all = sh.b * s * kvw * sh.e;     // k (or v) of the whole sequence
   const double kv_local = r.rows * kvw * sh.e;     // this rank's k (or v)
   const double stats = heads * sq * 4;             // fp32 statistics per query row
+  // What a fused kernel computes of the score square (a window skips the keys before it; the
+  // unfused kernels compute all of it and mask).
+  const double share = ScoreShare(l.causal, static_cast<double>(l.window), s);
   const KernelShape tp_rows = WithRows(sh, r.rows);
   const KernelShape sp_rows = WithRows(sh, r.sp_rows);
 
@@ -269,7 +286,7 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   };
   if (sh.flash_attention) {
     // Reads Q, K, V, writes O (and the row statistics).
-    Add(fwd, core(FlashKernel("attention", 2, heads, sq, s, d, l.causal,
+    Add(fwd, core(FlashKernel("attention", 2, heads, sq, s, d, share,
                               2 * q_bytes + 2 * kv_all + stats)));
   } else {
     Add(fwd, core(BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e)));
@@ -295,7 +312,7 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   Add(bwd, proj.input_grad);
   if (sh.flash_attention) {
     // Reads Q, K, V, O, dO and the statistics; writes dQ, dK, dV.
-    Add(bwd, FlashKernel("attention_dgrad", 5, heads, sq, s, d, l.causal,
+    Add(bwd, FlashKernel("attention_dgrad", 5, heads, sq, s, d, share,
                          4 * q_bytes + 4 * kv_all + stats));
   } else {
     // Context = P.V: dP = dO.V^T and dV = P^T.dO.
