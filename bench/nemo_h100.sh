@@ -19,8 +19,10 @@
 # llama3-8b.json and llama3-70b.json; the Nemotron rows NeMo's nemotron.py of that commit:
 # Nemotron-3 8B and 22B (multi-head attention) and models/nemotron4-340b.json (8 key/value
 # heads), all with LayerNorm, a squared-ReLU MLP of 4h (one TorchScript-fused kernel, as the
-# tool costs it), no biases, rotary positions, untied embeddings, dropout 0 and the 256,000-
-# token vocabulary of NeMo's launcher configs (conf/training/nemotron/*.yaml). The table's
+# tool costs it), no biases, rotary positions, untied embeddings, dropout 0 and a 256,000-
+# token vocabulary (the Nemotron-4 reports'; NeMo-Framework-Launcher's
+# conf/training/nemotron/nemotron_340b.yaml names its tokenizer nemotron_2_256k.model, and the
+# 8B and 22B configs leave it to the user: assumed the same). The table's
 # TFLOP/s use NeMo's own count, so the rows compare tokens per second per GPU, which needs
 # none. The 340B row is planned without the memory limit: the tool puts its first device
 # over 80 GB (docs/published.md).
