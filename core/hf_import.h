@@ -30,11 +30,11 @@
 //          is a note.
 //
 // The layer names and fields equal those of models/gpt2-*.json, models/bert-large.json,
-// models/llama*.json, models/mixtral-8x7b.json, models/qwen3-30b-a3b.json and
-// models/nemotron4-340b.json and models/gemma-7b.json. What the model
-// format cannot describe (a sliding attention window shorter than the context, for instance)
-// is reported as a note, not an error. A mistral or mixtral sliding_window shorter than the
-// context becomes each block's "window".
+// models/llama*.json, models/mixtral-8x7b.json, models/qwen3-30b-a3b.json,
+// models/nemotron4-340b.json and models/gemma-7b.json. A mistral or mixtral sliding_window
+// shorter than the context becomes each block's "window". What the model format cannot
+// describe (Qwen's sliding window on only some layers, for instance) is reported as a note,
+// not an error.
 #pragma once
 
 #include <cstdint>

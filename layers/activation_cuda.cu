@@ -1,6 +1,6 @@
 // ReLU and GELU (tanh approximation) as a layer, plus the elementwise kernels the transformer
-// block's MLPs use (GELU, squared ReLU, and the gated SwiGLU and GeGLU), all in fp32 arithmetic. Layer layout as activation.cc: no
-// params; saved: the input.
+// block's MLPs use (GELU, squared ReLU, and the gated SwiGLU and GeGLU), all in fp32
+// arithmetic. Layer layout as activation.cc: no params; saved: the input.
 #include "layers/cuda_check.h"
 #include "layers/cuda_device.h"
 #include "layers/cuda_kernels.h"

@@ -33,7 +33,8 @@ class TransformerBlock final : public CpuLayer<T> {
         f_(l.ffn),
         rms_(l.norm == NormKind::kRmsNorm),
         gated_(GatedMlp(l.mlp)),
-        mlp_(l.mlp),
+        act_(ActOf(l.mlp)),
+        act_grad_(ActGradOf(l.mlp)),
         bias_(l.bias),
         rotary_(l.rotary) {
     this->SetShape(in.rows(), l.hidden, l.hidden);
@@ -88,11 +89,11 @@ class TransformerBlock final : public CpuLayer<T> {
     if (gated_) {
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.wu, Bias(P, l_.p.buf), n, h, f, S + l_.s.m2);
-      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m3 + i] = Act(S[l_.s.m1 + i]) * S[l_.s.m2 + i];
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m3 + i] = act_(S[l_.s.m1 + i]) * S[l_.s.m2 + i];
       mlp_in = S + l_.s.m3;
     } else {
       cpu::LinearForward<T>(S + l_.s.ln2, P + l_.p.w1, Bias(P, l_.p.b1f), n, h, f, S + l_.s.m1);
-      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m2 + i] = Act(S[l_.s.m1 + i]);
+      for (int64_t i = 0; i < n * f; ++i) S[l_.s.m2 + i] = act_(S[l_.s.m1 + i]);
       mlp_in = S + l_.s.m2;
     }
     cpu::LinearForward<T>(mlp_in, P + l_.p.w2, Bias(P, l_.p.b2f), n, f, h, tmp);
@@ -113,15 +114,15 @@ class TransformerBlock final : public CpuLayer<T> {
       cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d product
       for (int64_t i = 0; i < n * f; ++i) {
         const T g = S[l_.s.m1 + i], u = S[l_.s.m2 + i];
-        D[l_.d.m1 + i] = dmid[i] * u * ActGrad(g);
-        D[l_.d.m2 + i] = dmid[i] * Act(g);
+        D[l_.d.m1 + i] = dmid[i] * u * act_grad_(g);
+        D[l_.d.m2 + i] = dmid[i] * act_(g);
       }
       cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
       cpu::LinearBackwardInput<T>(D + l_.d.m2, P + l_.p.wu, n, h, f, dt);
       for (int64_t i = 0; i < n * h; ++i) D[l_.d.ln2 + i] += dt[i];
     } else {
       cpu::LinearBackwardInput<T>(dy, P + l_.p.w2, n, f, h, dmid);  // d activation output
-      for (int64_t i = 0; i < n * f; ++i) D[l_.d.m1 + i] = dmid[i] * ActGrad(S[l_.s.m1 + i]);
+      for (int64_t i = 0; i < n * f; ++i) D[l_.d.m1 + i] = dmid[i] * act_grad_(S[l_.s.m1 + i]);
       cpu::LinearBackwardInput<T>(D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2);
     }
     cpu::NormBackwardInput<T>(rms_, S + l_.s.h1, P + l_.p.g2, MeanC(S, l_.s.mean2), S + l_.s.rstd2,
@@ -213,35 +214,23 @@ class TransformerBlock final : public CpuLayer<T> {
     return offset == kNone ? nullptr : saved + offset;
   }
 
-  // The MLP's activation (of the gate, when gated) and its derivative.
-  T Act(T x) const {
-    switch (mlp_) {
-      case MlpKind::kRelu2:
-        return cpu::Relu2(x);
-      case MlpKind::kSwiglu:
-        return cpu::Silu(x);
-      case MlpKind::kGelu:
-      case MlpKind::kGeglu:
-        break;
-    }
-    return cpu::Gelu(x);
+  // The MLP's elementwise function (a gated one's, of its gate) and its derivative, chosen
+  // once here rather than per element.
+  using Fn = T (*)(T);
+  static Fn ActOf(MlpKind mlp) {
+    return mlp == MlpKind::kRelu2    ? &cpu::Relu2<T>
+           : mlp == MlpKind::kSwiglu ? &cpu::Silu<T>
+                                     : &cpu::Gelu<T>;  // gelu, geglu
   }
-  T ActGrad(T x) const {
-    switch (mlp_) {
-      case MlpKind::kRelu2:
-        return cpu::Relu2Grad(x);
-      case MlpKind::kSwiglu:
-        return cpu::SiluGrad(x);
-      case MlpKind::kGelu:
-      case MlpKind::kGeglu:
-        break;
-    }
-    return cpu::GeluGrad(x);
+  static Fn ActGradOf(MlpKind mlp) {
+    return mlp == MlpKind::kRelu2    ? &cpu::Relu2Grad<T>
+           : mlp == MlpKind::kSwiglu ? &cpu::SiluGrad<T>
+                                     : &cpu::GeluGrad<T>;
   }
 
   int64_t h_, f_;
   bool rms_, gated_;  // a gated MLP (swiglu, geglu)
-  MlpKind mlp_;
+  Fn act_, act_grad_;
   bool bias_, rotary_;
   int64_t qw_ = 0, kvw_ = 0;  // widths of q and of k (and v)
   bool qkv_bias_ = false;

@@ -2,7 +2,7 @@
 // transformer_block.cc:
 //   h1 = x + Wo · attention(rotary(norm1(x) · Wqkv))
 //   y  = h1 + mlp(norm2(h1)),  mlp = W2 · act(W1 ·) (act: gelu or relu2, max(·, 0)²)  or
-//   Wd · (silu(Wg ·) * (Wu ·))
+//   Wd · (act(Wg ·) * (Wu ·)) (act: silu for swiglu, gelu for geglu)
 // The residual adds ride in the output projections' GEMMs (C = the residual, beta 1) and in
 // the norms' input-gradient kernels. workspace (T elements, regions 256-byte aligned): the
 // qkv product / its gradient (3 n h), the MLP's middle gradient (n f), one n x h temporary,
@@ -20,7 +20,7 @@ namespace {
 // The layer's shapes, read from the model's Layer by the factory below.
 struct CudaBlockSpec {
   int64_t batch = 0, seq = 0, hidden = 0, heads = 0, ffn = 0;
-  bool rms = false, swiglu = false, bias = true, causal = false, rotary = false;
+  bool rms = false, gated = false, bias = true, causal = false, rotary = false;
   Activation act = Activation::kGelu;  // the MLP's (a gated one's: of the gate)
 };
 
@@ -44,7 +44,7 @@ template <typename T>
 class BlockCuda final : public CudaLayer<T> {
  public:
   explicit BlockCuda(const CudaBlockSpec& s)
-      : h_(s.hidden), f_(s.ffn), rms_(s.rms), swiglu_(s.swiglu), bias_(s.bias),
+      : h_(s.hidden), f_(s.ffn), rms_(s.rms), gated_(s.gated), bias_(s.bias),
         rotary_(s.rotary), act_(s.act) {
     this->SetShape(s.batch * s.seq, s.hidden, s.hidden);
     att_.batch = s.batch;
@@ -81,7 +81,7 @@ class BlockCuda final : public CudaLayer<T> {
     const T* mlp_in;
     PP_RETURN_IF_ERROR(LinearForward<T>(ctx, S + l_.s.ln2, P + l_.p.w1, At(P, l_.p.b1f), nullptr, n, h,
                                         f, S + l_.s.m1));
-    if (swiglu_) {
+    if (gated_) {
       PP_RETURN_IF_ERROR(LinearForward<T>(ctx, S + l_.s.ln2, P + l_.p.wu, At(P, l_.p.buf), nullptr, n,
                                           h, f, S + l_.s.m2));
       PP_RETURN_IF_ERROR(GatedForward<T>(ctx, act_, S + l_.s.m1, S + l_.s.m2, n * f, S + l_.s.m3));
@@ -104,7 +104,7 @@ class BlockCuda final : public CudaLayer<T> {
                                   ctx.stream()));
     // MLP.
     PP_RETURN_IF_ERROR(LinearBackwardInput<T>(ctx, dy, P + l_.p.w2, n, f, h, dmid));
-    if (swiglu_) {
+    if (gated_) {
       PP_RETURN_IF_ERROR(
           GatedBackward<T>(ctx, act_, S + l_.s.m1, S + l_.s.m2, dmid, n * f, D + l_.d.m1, D + l_.d.m2));
       PP_RETURN_IF_ERROR(LinearBackwardInput<T>(ctx, D + l_.d.m1, P + l_.p.w1, n, h, f, D + l_.d.ln2));
@@ -147,11 +147,11 @@ class BlockCuda final : public CudaLayer<T> {
                                              D + l_.d.ln2, n, h, G + l_.p.g2, At(G, l_.p.b2), partial));
     PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln2, D + l_.d.m1, n, h, f, G + l_.p.w1,
                                                At(G, l_.p.b1f), partial));
-    if (swiglu_) {
+    if (gated_) {
       PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln2, D + l_.d.m2, n, h, f, G + l_.p.wu,
                                                  At(G, l_.p.buf), partial));
     }
-    const T* mlp_in = S + (swiglu_ ? l_.s.m3 : l_.s.m2);
+    const T* mlp_in = S + (gated_ ? l_.s.m3 : l_.s.m2);
     return LinearBackwardWeight<T>(ctx, mlp_in, D + l_.d.dy, n, f, h, G + l_.p.w2, At(G, l_.p.b2f),
                                    partial);
   }
@@ -174,7 +174,7 @@ class BlockCuda final : public CudaLayer<T> {
     };
     // Params, kept activations and pending gradients: the layout both implementations share.
     // Plain multi-head attention only (MakeCudaLayer refuses the other blocks).
-    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, swiglu_,
+    l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, gated_,
                       att_.heads, h / att_.heads, bias_});
     auto aligned = [&](int64_t count) { return take(AlignCount<T>(count)); };
     w_.qkv = aligned(3 * n * h);
@@ -192,7 +192,7 @@ class BlockCuda final : public CudaLayer<T> {
   float* Scores(T* work) const { return reinterpret_cast<float*>(work + w_.scores); }
 
   int64_t h_, f_;
-  bool rms_, swiglu_, bias_, rotary_;
+  bool rms_, gated_, bias_, rotary_;
   Activation act_;
   CudaAttentionShape att_;
   int64_t work_size_ = 0;

@@ -14,15 +14,22 @@ const DeviceSpec* ProfileDevice(const Profile& profile) {
 
 namespace {
 
-// The link of a data-parallel `group` (kData or kExpertData) on `device` (the profile's own
-// link when the table does not know it). Every data-parallel collective is a ring one
+// The profile's device when the table gives it both a node and a network bus (the
+// collectives' links); nullptr otherwise (a CPU profile), where the profile's own link serves.
+const DeviceSpec* LinkedDevice(const Profile& profile) {
+  const DeviceSpec* device = ProfileDevice(profile);
+  return device != nullptr && device->node_bus_bytes_per_s > 0 &&
+                 device->network_bus_bytes_per_s > 0
+             ? device
+             : nullptr;
+}
+
+// The link of a data-parallel `group` (kData or kExpertData) on `device` (LinkedDevice; the
+// profile's own link when it is nullptr). Every data-parallel collective is a ring one
 // (all-reduce, reduce-scatter, all-gather).
 BusLink GroupBusLink(const ParallelLayout& layout, CommGroup group, const DeviceSpec* device,
                      const Profile& profile) {
-  if (device == nullptr || device->node_bus_bytes_per_s <= 0 ||
-      device->network_bus_bytes_per_s <= 0) {
-    return {profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
-  }
+  if (device == nullptr) return {profile.link.bandwidth_bytes_per_s, profile.link.latency_ms};
   return CollectiveLink(layout, group, CollectiveKind::kAllReduce, device->node_bus_bytes_per_s,
                         device->node_latency_ms, device->network_bus_bytes_per_s,
                         device->network_latency_ms);
@@ -46,9 +53,8 @@ double GatherMs(double param_bytes, int n, int zero, const BusLink& link) {
 }  // namespace
 
 Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
-  const DeviceSpec* device = ProfileDevice(profile);
-  const bool known =
-      device != nullptr && device->network_bus_bytes_per_s > 0 && device->node_bus_bytes_per_s > 0;
+  const DeviceSpec* device = LinkedDevice(profile);
+  const bool known = device != nullptr;
   const Link link = !known || GroupInsideNode(layout, CommGroup::kPipeline)
                         ? profile.link
                         : Link{device->network_bus_bytes_per_s, device->network_latency_ms};
@@ -68,7 +74,7 @@ Link PipelineLink(const ParallelLayout& layout, const Profile& profile) {
 }
 
 DataGroups DataGroupsOf(const ParallelLayout& layout, const Profile& profile) {
-  const DeviceSpec* device = ProfileDevice(profile);
+  const DeviceSpec* device = LinkedDevice(profile);
   DataGroups g;
   g.zero = layout.zero;
   g.dp = layout.dp;
@@ -161,9 +167,8 @@ double OptimizerStepMs(double param_bytes, Optimizer optimizer, const ParallelLa
 
 double TiedGradientMs(double tied_bytes, const ParallelLayout& layout, const Profile& profile) {
   if (tied_bytes <= 0) return 0;
-  const DeviceSpec* device = ProfileDevice(profile);
-  const bool known =
-      device != nullptr && device->network_bus_bytes_per_s > 0 && device->node_bus_bytes_per_s > 0;
+  const DeviceSpec* device = LinkedDevice(profile);
+  const bool known = device != nullptr;
   const bool inside = GroupInsideNode(layout, CommGroup::kPipeline);
   const double bus = !known   ? profile.link.bandwidth_bytes_per_s
                      : inside ? device->node_bus_bytes_per_s

@@ -1,6 +1,7 @@
 #include "core/kinds/block_mlp.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "core/kinds/pieces.h"
 
@@ -9,31 +10,29 @@ namespace {
 
 bool Gated(const Layer& l) { return GatedMlp(l.mlp); }
 
-// The activation kernels' names of a dense, shared or routed-expert MLP.
+// The activation kernels' names of a dense, shared or routed-expert MLP, by MlpKind (in its
+// order: gelu, swiglu, relu2, geglu) and role.
 struct ActNames {
   std::string_view fwd, dgrad;
 };
 enum class MlpRole { kDense, kShared, kExpert };
+constexpr ActNames kActNames[][3] = {
+    {{"gelu", "gelu_dgrad"},
+     {"shared_gelu", "shared_gelu_dgrad"},
+     {"expert_gelu", "expert_gelu_dgrad"}},
+    {{"swiglu", "swiglu_dgrad"},
+     {"shared_swiglu", "shared_swiglu_dgrad"},
+     {"expert_swiglu", "expert_swiglu_dgrad"}},
+    {{"relu2", "relu2_dgrad"},
+     {"shared_relu2", "shared_relu2_dgrad"},
+     {"expert_relu2", "expert_relu2_dgrad"}},
+    {{"geglu", "geglu_dgrad"},
+     {"shared_geglu", "shared_geglu_dgrad"},
+     {"expert_geglu", "expert_geglu_dgrad"}},
+};
+static_assert(std::size(kActNames) == std::size(kMlpNames));
 ActNames ActNamesOf(const Layer& l, MlpRole role) {
-  switch (l.mlp) {
-    case MlpKind::kGelu:
-      return role == MlpRole::kDense    ? ActNames{"gelu", "gelu_dgrad"}
-             : role == MlpRole::kShared ? ActNames{"shared_gelu", "shared_gelu_dgrad"}
-                                        : ActNames{"expert_gelu", "expert_gelu_dgrad"};
-    case MlpKind::kRelu2:
-      return role == MlpRole::kDense    ? ActNames{"relu2", "relu2_dgrad"}
-             : role == MlpRole::kShared ? ActNames{"shared_relu2", "shared_relu2_dgrad"}
-                                        : ActNames{"expert_relu2", "expert_relu2_dgrad"};
-    case MlpKind::kGeglu:
-      return role == MlpRole::kDense    ? ActNames{"geglu", "geglu_dgrad"}
-             : role == MlpRole::kShared ? ActNames{"shared_geglu", "shared_geglu_dgrad"}
-                                        : ActNames{"expert_geglu", "expert_geglu_dgrad"};
-    case MlpKind::kSwiglu:
-      break;
-  }
-  return role == MlpRole::kDense    ? ActNames{"swiglu", "swiglu_dgrad"}
-         : role == MlpRole::kShared ? ActNames{"shared_swiglu", "shared_swiglu_dgrad"}
-                                    : ActNames{"expert_swiglu", "expert_swiglu_dgrad"};
+  return kActNames[static_cast<int>(l.mlp)][static_cast<int>(role)];
 }
 
 // The activation and its gradient on a [rows x w] tensor of `tensor` bytes: an ungated one
