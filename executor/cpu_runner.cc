@@ -26,9 +26,9 @@
 
 #include "core/units.h"
 #include "executor/chunk_runner.h"
-
 #include "executor/host_clock.h"
 #include "executor/synthetic_data.h"
+#include "executor/tied_weights.h"
 #include "layers/cpu_math.h"
 #include "layers/layer.h"
 
@@ -46,6 +46,8 @@ struct LayerState {
   std::vector<float*> kept;  // rebuilt, after the chunk's first layer: per slot its input
   bool block = false;        // a transformer block
   bool rebuilt = false;      // recomputed on its own in the backward (RecomputeUnit kLayer, kBlock)
+  int64_t tied_count = 0;    // one side of a tie: the shared weight's parameters (else 0)
+  float* tied_in = nullptr;  // and where the other side's gradient of it arrives
 };
 
 struct Chunk {
@@ -69,6 +71,8 @@ struct Chunk {
 
 // The layers of `range` with nothing allocated yet.
 Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange& range) {
+  Result<std::vector<TiedWeight>> ties = TiedWeights(model);
+  if (!ties.ok()) return ties.status();
   std::vector<LayerState> layers;
   for (int i = range.first_layer; i <= range.last_layer; ++i) {
     auto made = MakeCpuLayer<float>(model.layers[i], model.input);
@@ -77,6 +81,9 @@ Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange&
     ls.index = i;
     ls.layer = std::move(*made);
     ls.block = model.layers[i].op == LayerKind::kTransformerBlock;
+    for (const TiedWeight& t : *ties) {
+      if (t.embedding == i || t.linear == i) ls.tied_count = t.count();
+    }
     layers.push_back(std::move(ls));
   }
   // Which layers rebuild their activations on their own: all (by layer) or the first
@@ -105,7 +112,7 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
   const int saved_sets = recompute && !by_layer ? 1 : num_slots;  // activations kept at once
   for (size_t j = 0; j < layers.size(); ++j) {
     const CpuLayer<float>& l = *layers[j].layer;
-    size.total += 4 * l.param_count() +
+    size.total += 4 * l.param_count() + layers[j].tied_count +
                   (split ? num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
     if (!layers[j].rebuilt) size.total += saved_sets * l.saved_count();
     if (layers[j].rebuilt && j > 0) size.total += num_slots * layers[j - 1].layer->output_count();
@@ -131,6 +138,9 @@ class CpuDevice final : public PipelineDevice {
         data_(model.input, VocabOf(model), TargetWidthOf(model), options.seed) {}
 
   Status Setup(const DeviceChunks& layout) override {
+    Result<std::vector<TiedWeight>> ties = TiedWeights(model_);
+    if (!ties.ok()) return ties.status();
+    ties_ = std::move(*ties);
     micro_batches_ = layout.micro_batches;
     clock_.Resize(layout.ops_per_step);
     for (const ChunkSpec& spec : layout.chunks) {
@@ -236,6 +246,7 @@ class CpuDevice final : public PipelineDevice {
         }
       }
     }
+    PP_RETURN_IF_ERROR(SumTiedGradients());
     if (options_.optimizer) AdamW();
     clock_.Read(ops, spans);
     *loss_sum = loss_sum_;
@@ -306,7 +317,8 @@ class CpuDevice final : public PipelineDevice {
       ls.grads = take(l.param_count());
       ls.adam_m = take(l.param_count());
       ls.adam_v = take(l.param_count());
-      l.Init(ls.params, options_.seed * 1000003ULL + static_cast<uint64_t>(ls.index));
+      ls.tied_in = ls.tied_count > 0 ? take(ls.tied_count) : nullptr;
+      PP_RETURN_IF_ERROR(InitialValues(model_, ls.index, options_.seed, ls.params));
       float* shared_pending = split ? nullptr : take(l.pending_count());
       // One set for every slot: a chunk that recomputes as a whole, or a rebuilt layer.
       const bool shared = ls.rebuilt || (c.recompute && !c.by_layer);
@@ -351,6 +363,43 @@ class CpuDevice final : public PipelineDevice {
       if (c.index == index) return &c;
     }
     return nullptr;
+  }
+
+  LayerState* FindLayer(int index) {
+    for (Chunk& c : chunks_) {
+      for (LayerState& ls : c.layers) {
+        if (ls.index == index) return &ls;
+      }
+    }
+    return nullptr;
+  }
+
+  // Each tie's shared weight gets the sum of both sides' gradients (executor/tied_weights.h):
+  // here when this device holds both layers, else through the hook with the other's device.
+  Status SumTiedGradients() {
+    for (const TiedWeight& t : ties_) {
+      LayerState* e = FindLayer(t.embedding);
+      LayerState* w = FindLayer(t.linear);
+      if (e != nullptr && w != nullptr) {
+        AddTransposed(w->grads, t.hidden, t.vocab, e->grads);
+        CopyTransposed(e->grads, t.vocab, t.hidden, w->grads);
+        continue;
+      }
+      LayerState* mine = e != nullptr ? e : w;
+      if (mine == nullptr) continue;
+      if (!hooks_.exchange_tied) {
+        return Status::Error("layer " + model_.layers[mine->index].name +
+                             " shares its weight with a layer on another device, and this run "
+                             "has no way to exchange their gradients (a bug)");
+      }
+      PP_RETURN_IF_ERROR(hooks_.exchange_tied(t, e != nullptr, mine->grads, mine->tied_in));
+      if (e != nullptr) {
+        AddTransposed(e->tied_in, t.hidden, t.vocab, e->grads);
+      } else {
+        AddTransposed(w->tied_in, t.vocab, t.hidden, w->grads);
+      }
+    }
+    return Status::Ok();
   }
 
   MicroBatch BatchOf(Chunk& c, int slot) {
@@ -453,6 +502,7 @@ class CpuDevice final : public PipelineDevice {
   int micro_batches_ = 0;
   SyntheticData data_;
   std::vector<Chunk> chunks_;
+  std::vector<TiedWeight> ties_;
   uint64_t allocated_ = 0;
   int step_ = 0;
   int adam_steps_ = 0;
@@ -515,14 +565,27 @@ Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& ch
                            const Schedule& schedule, const RunOptions& options) {
   PP_RETURN_IF_ERROR(CheckCpuRunFits(model, chunks, schedule, AvailableMemoryBytes()));
   HostTransport transport;
+  HostTransport ties;  // the tied weights' gradients, between the two devices of each tie
+  CpuDeviceHooks hooks;
+  hooks.exchange_tied = [&ties, &options](const TiedWeight& t, bool embedding_side,
+                                          const float* mine, float* theirs) {
+    const size_t count = static_cast<size_t>(t.count());
+    PP_RETURN_IF_ERROR(ties.Send(MessageKey{t.linear, !embedding_side, 0}, mine, count));
+    return ties.Receive(MessageKey{t.linear, embedding_side, 0}, theirs, count, options.timeout_s);
+  };
   std::vector<std::unique_ptr<PipelineDevice>> devices;
   for (int d = 0; d < schedule.num_devices; ++d) {
-    devices.push_back(MakeCpuDevice(model, options, &transport));
+    devices.push_back(MakeCpuDevice(model, options, &transport, hooks));
   }
   // One thread per device, each doing its own matrix products single-threaded.
   const int blas_threads = cpu::SetBlasThreads(1);
-  Result<RunResult> result = RunPipeline(schedule, model.input.micro_batch_size, chunks,
-                                         std::move(devices), [&] { transport.Abort(); }, options);
+  Result<RunResult> result = RunPipeline(
+      schedule, model.input.micro_batch_size, chunks, std::move(devices),
+      [&] {
+        transport.Abort();
+        ties.Abort();
+      },
+      options);
   cpu::SetBlasThreads(blas_threads);
   if (result.ok()) result->device = "CPU (fp32, one thread per stage)";
   return result;

@@ -12,6 +12,7 @@
 #include "executor/pipeline_device.h"
 #include "executor/runtime.h"
 #include "executor/schedule.h"
+#include "executor/tied_weights.h"
 #include "executor/transport.h"
 
 namespace pp {
@@ -20,9 +21,18 @@ namespace pp {
 // micro-batch m of a step reads the synthetic data of micro-batch micro_batch_offset + m, and
 // before the optimizer each parameter's gradient goes through `reduce_gradients` (which
 // averages it over the replicas). The defaults: one pipeline, nothing reduced.
+//
+// A device that holds one side of a tie (executor/tied_weights.h) whose other side is on
+// another device calls `exchange_tied` after that: it sends `mine`, this side's gradient of
+// the shared weight (tie.count() floats, in this layer's layout), to the device of the other
+// side, of the same replica, and receives that side's into `theirs`. A run without it fails
+// such a device's step.
 struct CpuDeviceHooks {
   int micro_batch_offset = 0;
   std::function<Status(float* gradients, size_t count)> reduce_gradients;
+  std::function<Status(const TiedWeight& tie, bool embedding_side, const float* mine,
+                       float* theirs)>
+      exchange_tied;
 };
 
 // One device of the cpu backend. `model` and `transport` outlive it.

@@ -25,7 +25,34 @@ __global__ void AdamWKernel(AdamWConfig c, float c1, float c2, int64_t count, T*
   }
 }
 
+template <typename T>
+__global__ void TransposeKernel(const T* src, int64_t rows, int64_t cols, T* dst,
+                                bool accumulate) {
+  const int64_t count = rows * cols;
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < count;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = k / cols, j = k % cols;  // src[i][j] -> dst[j][i]
+    const float add = cuda::ToFloat(src[k]);
+    T& out = dst[j * rows + i];
+    out = cuda::FromFloat<T>(accumulate ? cuda::ToFloat(out) + add : add);
+  }
+}
+
 }  // namespace
+
+template <typename T>
+Status TransposeInto(cudaStream_t stream, const T* src, int64_t rows, int64_t cols, T* dst,
+                     bool accumulate) {
+  if (rows <= 0 || cols <= 0) return Status::Ok();
+  TransposeKernel<T><<<cuda::Blocks(rows * cols), cuda::kThreads, 0, stream>>>(src, rows, cols,
+                                                                             dst, accumulate);
+  PP_CUDA_CHECK_LAUNCH("TransposeKernel");
+  return Status::Ok();
+}
+
+template Status TransposeInto<float>(cudaStream_t, const float*, int64_t, int64_t, float*, bool);
+template Status TransposeInto<__nv_bfloat16>(cudaStream_t, const __nv_bfloat16*, int64_t, int64_t,
+                                             __nv_bfloat16*, bool);
 
 template <typename T>
 Status AdamWUpdate(cudaStream_t stream, const AdamWConfig& config, int64_t count, T* params,

@@ -24,4 +24,12 @@ template <typename T>
 Status AdamWUpdate(cudaStream_t stream, const AdamWConfig& config, int64_t count, T* params,
                    const T* grads, float* master, float* m, float* v);
 
+// The tied weights' gradients (executor/tied_weights.h): for i < rows, j < cols,
+// dst[j * rows + i] = src[i * cols + j] (+ dst[j * rows + i] with `accumulate`), summed in
+// fp32 and rounded to T once, so that both sides of a tie get the same value. Enqueued on
+// `stream`.
+template <typename T>
+Status TransposeInto(cudaStream_t stream, const T* src, int64_t rows, int64_t cols, T* dst,
+                     bool accumulate);
+
 }  // namespace pp

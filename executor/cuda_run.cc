@@ -4,9 +4,14 @@
 #include <cuda_bf16.h>
 
 #include <iostream>
+#include <map>
+#include <utility>
+#include <vector>
 
 #include "executor/cuda_runner.h"
 #include "executor/cuda_stage.h"
+#include "executor/tied_weights.h"
+#include "executor/transport.h"
 #include "layers/cuda_check.h"
 
 namespace pp {
@@ -46,14 +51,47 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
       return s;
     }
   }
+  // The tied weights' gradients go through host memory: each side copies its own out, the
+  // two swap them through `ties`, each copies the other's in. Staging buffers per tie and
+  // side, made here (the devices' threads only look them up).
+  Result<std::vector<TiedWeight>> tied = TiedWeights(model);
+  if (!tied.ok()) return tied.status();
+  HostTransport ties;
+  std::map<std::pair<int, bool>, std::vector<float>> staging;
+  for (const TiedWeight& t : *tied) {
+    const size_t floats = (static_cast<size_t>(t.count()) * sizeof(T) + 3) / 4;
+    for (bool side : {false, true}) staging[{t.linear, side}].assign(floats, 0.0f);
+  }
+  CudaDeviceHooks hooks;
+  hooks.exchange_tied = [&](const TiedWeight& t, bool embedding_side, const void* mine,
+                            void* theirs, size_t element_bytes, cudaStream_t stream) -> Status {
+    auto found = staging.find({t.linear, embedding_side});
+    if (found == staging.end()) return Status::Error("no staging for a tied weight (a bug)");
+    std::vector<float>& host = found->second;
+    const size_t bytes = static_cast<size_t>(t.count()) * element_bytes;
+    if (bytes > 4 * host.size()) return Status::Error("a tied weight outgrew its staging (a bug)");
+    PP_CUDA_CHECK(cudaMemcpyAsync(host.data(), mine, bytes, cudaMemcpyDeviceToHost, stream));
+    PP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    PP_RETURN_IF_ERROR(
+        ties.Send(MessageKey{t.linear, !embedding_side, 0}, host.data(), host.size()));
+    PP_RETURN_IF_ERROR(ties.Receive(MessageKey{t.linear, embedding_side, 0}, host.data(),
+                                    host.size(), options.timeout_s));
+    PP_CUDA_CHECK(cudaMemcpyAsync(theirs, host.data(), bytes, cudaMemcpyHostToDevice, stream));
+    PP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return Status::Ok();
+  };
   std::vector<std::unique_ptr<PipelineDevice>> devices;
   for (int d = 0; d < p; ++d) {
     const CudaPlace place{d, gpu_of(d), shares, shares != nullptr ? d : -1};
-    devices.push_back(std::make_unique<CudaDevice<T>>(model, options, &transport, place));
+    devices.push_back(std::make_unique<CudaDevice<T>>(model, options, &transport, place, hooks));
   }
-  Result<RunResult> result =
-      RunPipeline(schedule, model.input.micro_batch_size, chunks, std::move(devices),
-                  [&transport] { transport.Abort(); }, options);
+  Result<RunResult> result = RunPipeline(
+      schedule, model.input.micro_batch_size, chunks, std::move(devices),
+      [&] {
+        transport.Abort();
+        ties.Abort();
+      },
+      options);
   if (!result.ok()) return result;
   cudaDeviceProp prop{};
   PP_CUDA_CHECK(cudaGetDeviceProperties(&prop, spec.gpus[0]));

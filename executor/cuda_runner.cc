@@ -135,6 +135,14 @@ Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
     needs_targets_ |= !model_.input.tokens() && c.last;
     chunks_.push_back(std::move(c));
   }
+  Result<std::vector<TiedWeight>> ties = TiedWeights(model_);
+  if (!ties.ok()) return ties.status();
+  ties_ = std::move(*ties);
+  for (const TiedWeight& t : ties_) {
+    if ((FindLayer(t.embedding) != nullptr) != (FindLayer(t.linear) != nullptr)) {
+      tied_count_ = std::max(tied_count_, t.count());
+    }
+  }
   feature_width_ = std::max<int64_t>(model_.input.features, 1);
   target_width_ = std::max<int64_t>(model_.layers.back().in_width, 1);
   loss_stride_ = static_cast<int64_t>(DeviceArena::kAlign / sizeof(T));  // 256-byte aligned
@@ -186,7 +194,7 @@ Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
                                sizeof(T) * m * rows_ * (feature_width_ + target_width_)));
   PP_CUDA_CHECK(cudaMallocHost(&host_loss_, sizeof(T) * m * loss_stride_));
 
-  // Initial values: the cpu backend's (seed x 1000003 + layer index), master copy in fp32.
+  // Initial values: the cpu backend's (InitialValues), master copy in fp32.
   PP_CUDA_CHECK(cudaMemsetAsync(adam_m_, 0, sizeof(float) * state_count_, compute_));
   PP_CUDA_CHECK(cudaMemsetAsync(adam_v_, 0, sizeof(float) * state_count_, compute_));
   PP_CUDA_CHECK(cudaMemsetAsync(params_, 0, sizeof(T) * state_count_, compute_));
@@ -197,10 +205,8 @@ Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
     for (LayerState& ls : c.layers) {
       const int64_t n = ls.layer->param_count();
       if (n == 0) continue;
-      auto ref = MakeCpuLayer<float>(model_.layers[ls.index], model_.input);
-      if (!ref.ok()) return ref.status();
       std::vector<float> values(static_cast<size_t>(n));
-      (*ref)->Init(values.data(), options_.seed * 1000003ULL + static_cast<uint64_t>(ls.index));
+      PP_RETURN_IF_ERROR(InitialValues(model_, ls.index, options_.seed, values.data()));
       PP_RETURN_IF_ERROR(ls.layer->Init(*ctx_, params_ + ls.offset, values.data()));
       if (master_ != nullptr) {
         PP_CUDA_CHECK(cudaMemcpy(master_ + ls.offset, values.data(), sizeof(float) * n,
@@ -237,6 +243,7 @@ Status CudaDevice<T>::Carve(bool split, size_t* bytes) {
   master_ = sizeof(T) == 4 ? nullptr : take(static_cast<float*>(nullptr), state_count_);
   adam_m_ = take(static_cast<float*>(nullptr), state_count_);
   adam_v_ = take(static_cast<float*>(nullptr), state_count_);
+  tied_in_ = tied_count_ > 0 ? take(static_cast<T*>(nullptr), tied_count_) : nullptr;
   // Slots and shared buffers.
   work_count_ = pending_count_ = act_count_ = 0;
   for (Chunk& c : chunks_) {
@@ -338,6 +345,46 @@ Status CudaDevice<T>::BeginStep(int step) {
   }
   PP_CUDA_CHECK(cudaMemsetAsync(grads_, 0, sizeof(T) * state_count_, compute_));
   PP_CUDA_CHECK(cudaEventRecord(step_start_, compute_));
+  return Status::Ok();
+}
+
+template <typename T>
+typename CudaDevice<T>::LayerState* CudaDevice<T>::FindLayer(int index) {
+  for (Chunk& c : chunks_) {
+    for (LayerState& ls : c.layers) {
+      if (ls.index == index) return &ls;
+    }
+  }
+  return nullptr;
+}
+
+template <typename T>
+Status CudaDevice<T>::SumTiedGradients() {
+  for (const TiedWeight& t : ties_) {
+    const LayerState* e = FindLayer(t.embedding);
+    const LayerState* w = FindLayer(t.linear);
+    if (e != nullptr && w != nullptr) {
+      PP_RETURN_IF_ERROR(TransposeInto<T>(compute_, grads_ + w->offset, t.hidden, t.vocab,
+                                          grads_ + e->offset, /*accumulate=*/true));
+      PP_RETURN_IF_ERROR(TransposeInto<T>(compute_, grads_ + e->offset, t.vocab, t.hidden,
+                                          grads_ + w->offset, /*accumulate=*/false));
+      continue;
+    }
+    const LayerState* mine = e != nullptr ? e : w;
+    if (mine == nullptr) continue;
+    if (!hooks_.exchange_tied) {
+      return Status::Error("layer " + model_.layers[mine->index].name +
+                           " shares its weight with a layer on another device, and this run "
+                           "has no way to exchange their gradients (a bug)");
+    }
+    PP_RETURN_IF_ERROR(hooks_.exchange_tied(t, e != nullptr, grads_ + mine->offset, tied_in_,
+                                            sizeof(T), compute_));
+    // The other side's layout is the transpose of this one's.
+    const int64_t rows = e != nullptr ? t.hidden : t.vocab;
+    const int64_t cols = e != nullptr ? t.vocab : t.hidden;
+    PP_RETURN_IF_ERROR(
+        TransposeInto<T>(compute_, tied_in_, rows, cols, grads_ + mine->offset, true));
+  }
   return Status::Ok();
 }
 
@@ -493,6 +540,7 @@ Status CudaDevice<T>::EndStep(int ops, std::vector<OpSpan>* spans, double* loss_
   if (hooks_.reduce_gradients) {
     PP_RETURN_IF_ERROR(hooks_.reduce_gradients(grads_, state_count_, sizeof(T), compute_));
   }
+  PP_RETURN_IF_ERROR(SumTiedGradients());
   if (options_.optimizer) {
     AdamWConfig config;
     config.learning_rate = static_cast<float>(options_.learning_rate);

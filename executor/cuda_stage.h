@@ -30,6 +30,7 @@
 #include "executor/pipeline_device.h"
 #include "executor/runtime.h"
 #include "executor/synthetic_data.h"
+#include "executor/tied_weights.h"
 #include "layers/cuda_arena.h"
 #include "layers/cuda_layer.h"
 #include "layers/green_context.h"
@@ -49,11 +50,21 @@ struct CudaPlace {
 // before the optimizer the gradients (`count` elements of `element_bytes` each, contiguous on
 // the GPU) go through `reduce_gradients` on the compute stream (which averages them over the
 // replicas). The defaults: one pipeline, nothing reduced.
+//
+// After that, a device that holds one side of a tie (executor/tied_weights.h) whose other
+// side is on another device calls `exchange_tied`: it sends tie.count() elements of
+// `element_bytes` from `mine` (on the GPU, this layer's layout) to the device of the other
+// side, of the same replica, and receives that side's into `theirs` (on the GPU), so that
+// work enqueued on `stream` after it returns sees them. A run without it fails such a
+// device's step.
 struct CudaDeviceHooks {
   int micro_batch_offset = 0;
   std::function<Status(void* gradients, int64_t count, size_t element_bytes,
                        cudaStream_t stream)>
       reduce_gradients;
+  std::function<Status(const TiedWeight& tie, bool embedding_side, const void* mine, void* theirs,
+                       size_t element_bytes, cudaStream_t stream)>
+      exchange_tied;
 };
 
 template <typename T>
@@ -110,6 +121,9 @@ class CudaDevice final : public PipelineDevice {
   CudaMicroBatch BatchOf(int mb) const;
   Chunk* Find(int chunk);
   const Chunk* Find(int chunk) const;
+  LayerState* FindLayer(int index);
+  // Each tie's shared weight gets the sum of both sides' gradients, on the compute stream.
+  Status SumTiedGradients();
 
   const Model& model_;
   RunOptions options_;
@@ -119,6 +133,8 @@ class CudaDevice final : public PipelineDevice {
   int micro_batches_ = 0;
   SyntheticData data_;
   std::vector<Chunk> chunks_;
+  std::vector<TiedWeight> ties_;
+  int64_t tied_count_ = 0;  // the largest shared weight of a tie split over two devices
   bool split_ = false;
 
   cudaStream_t compute_ = nullptr, copy_ = nullptr;
@@ -135,6 +151,7 @@ class CudaDevice final : public PipelineDevice {
   float *master_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
   T *work_ = nullptr, *pending_ = nullptr, *act_a_ = nullptr, *act_b_ = nullptr;
   T *loss_ = nullptr, *loss_grad_ = nullptr;
+  T* tied_in_ = nullptr;  // the other side's gradient of a tied weight (tied_count_)
   int32_t *tokens_ = nullptr, *labels_ = nullptr;
   T *features_ = nullptr, *targets_ = nullptr;
   int64_t work_count_ = 0, pending_count_ = 0, act_count_ = 0;

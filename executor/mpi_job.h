@@ -21,6 +21,9 @@ struct MpiJob {
   int stage = 0;
   int replica = 0;
   MPI_Comm replicas = MPI_COMM_NULL;  // the ranks of this rank's stage, ordered by replica
+  // Every rank, for the tied weights' gradients (executor/tied_weights.h), apart from the
+  // transport's messages and their tags.
+  MPI_Comm ties = MPI_COMM_NULL;
   std::string host;
 };
 

@@ -10,6 +10,7 @@
 #include "executor/cpu_runner.h"
 #include "executor/mpi_job.h"
 #include "executor/mpi_transport.h"
+#include "executor/plan_context.h"
 #include "executor/rank_run.h"
 #include "layers/cpu_math.h"
 
@@ -57,6 +58,10 @@ Result<MpiJob> JoinMpiJob(const RankLayout& layout) {
     return Status::Error("could not split the job into the replicas of each stage");
   }
   MPI_Comm_set_errhandler(job.replicas, MPI_ERRORS_RETURN);
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &job.ties) != MPI_SUCCESS) {
+    return Status::Error("could not make the communicator of the tied weights");
+  }
+  MPI_Comm_set_errhandler(job.ties, MPI_ERRORS_RETURN);
   job.host = HostName();
   return job;
 }
@@ -105,6 +110,14 @@ Result<RunResult> RunOnMpi(const Model& model, const std::vector<ChunkRange>& ch
     hooks.reduce_gradients = [&averager](float* g, size_t n) { return averager(g, n); };
     rank_request.take_allreduce_ms = [&averager] { return averager.TakeMs(); };
   }
+  hooks.exchange_tied = [&](const TiedWeight& t, bool embedding_side, const float* mine,
+                            float* theirs) {
+    const int chunk = ChunkOfLayer(chunks, embedding_side ? t.linear : t.embedding);
+    if (chunk < 0) return Status::Error("no chunk runs the other side of a tied weight (a bug)");
+    const int peer = layout.RankOf(ChunkDevice(schedule, chunk), job->replica);
+    return ExchangeWith(job->ties, peer, mine, theirs, static_cast<size_t>(t.count()),
+                        options.timeout_s);
+  };
   static RankWhere where;  // read by the signal handler until the process ends
   where.Build(schedule, layout, job->rank, job->host);
   CatchLauncherSignals(&where);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "core/units.h"
@@ -182,6 +184,26 @@ Status MpiTransport::Flush(double timeout_s) {
     }
   }
   return Status::Ok();
+}
+
+Status ExchangeWith(MPI_Comm comm, int peer, const float* mine, float* theirs, size_t count,
+                    double timeout_s) {
+  if (count > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return Status::Error("a tied weight of " + std::to_string(count) +
+                         " parameters is more than one MPI message holds");
+  }
+  const int n = static_cast<int>(count);
+  MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  PP_RETURN_IF_ERROR(
+      Check(MPI_Irecv(theirs, n, MPI_FLOAT, peer, 0, comm, &requests[1]), "tied gradient receive"));
+  PP_RETURN_IF_ERROR(
+      Check(MPI_Isend(const_cast<float*>(mine), n, MPI_FLOAT, peer, 0, comm, &requests[0]),
+            "tied gradient send"));
+  const std::string from = "rank " + std::to_string(peer);
+  PP_RETURN_IF_ERROR(WaitRequest(
+      &requests[1], timeout_s,
+      "the tied weight's gradient from " + from + " (that rank died, hangs or left early)"));
+  return WaitRequest(&requests[0], timeout_s, from + " to take the tied weight's gradient");
 }
 
 Status MpiGroup::Barrier(double timeout_s) {

@@ -31,6 +31,12 @@ Status WaitRequest(MPI_Request* request, double timeout_s, const std::string& wh
 // The text of an MPI error code.
 std::string MpiErrorText(int code);
 
+// Sends `count` floats from `mine` to rank `peer` of `comm` and receives as many from it into
+// `theirs` (a pair of ranks swapping buffers: the tied weights' gradients), waiting up to
+// `timeout_s` for each.
+Status ExchangeWith(MPI_Comm comm, int peer, const float* mine, float* theirs, size_t count,
+                    double timeout_s);
+
 class MpiTransport final : public Transport {
  public:
   // `rank_of_chunk[c]`: the rank in `comm` that runs chunk c of this rank's pipeline.

@@ -13,6 +13,7 @@
 #include "executor/mpi_job.h"
 #include "executor/mpi_transport.h"
 #include "executor/nccl_transport.h"
+#include "executor/plan_context.h"
 #include "executor/rank_run.h"
 #include "layers/cuda_layer.h"
 
@@ -129,6 +130,23 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
       return ms;
     };
   }
+  // A tied weight's two sides swap their gradients over the world communicator, after every
+  // message of the step on both ranks (so the pair's operations match in order).
+  hooks.exchange_tied = [&](const TiedWeight& t, bool embedding_side, const void* mine,
+                            void* theirs, size_t element_bytes, cudaStream_t stream) -> Status {
+    const int chunk = ChunkOfLayer(chunks, embedding_side ? t.linear : t.embedding);
+    if (chunk < 0) return Status::Error("no chunk runs the other side of a tied weight (a bug)");
+    const int peer = layout.RankOf(ChunkDevice(schedule, chunk), job.replica);
+    const ncclDataType_t type = element_bytes == 4 ? ncclFloat32 : ncclBfloat16;
+    const size_t n = static_cast<size_t>(t.count());
+    ncclResult_t r = ncclGroupStart();
+    if (r == ncclSuccess) r = ncclSend(mine, n, type, peer, *world, stream);
+    if (r == ncclSuccess) r = ncclRecv(theirs, n, type, peer, *world, stream);
+    const ncclResult_t ended = ncclGroupEnd();
+    if (r == ncclSuccess) r = ended;
+    if (r != ncclSuccess) return Status::Error("the tied weight's gradients: " + NcclErrorText(r));
+    return Status::Ok();
+  };
   static RankWhere where;
   where.Build(schedule, layout, job.rank, job.host);
   CatchLauncherSignals(&where);

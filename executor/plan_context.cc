@@ -55,6 +55,13 @@ std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int nu
   return chunks;
 }
 
+int ChunkOfLayer(const std::vector<ChunkRange>& chunks, int layer) {
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    if (chunks[c].first_layer <= layer && layer <= chunks[c].last_layer) return static_cast<int>(c);
+  }
+  return -1;
+}
+
 OpTimesHint OpTimesHintOf(const Profile& profile, int chunks) {
   OpTimesHint hint;
   if (profile.layers.empty() || chunks < 1) return hint;

@@ -78,6 +78,8 @@ Result<PlanContext> MakePlanContext(Schedule schedule);
 // `num_layers`; `recompute` per chunk (empty: none). Boundaries must be increasing.
 std::vector<ChunkRange> ChunksOfSplit(const std::vector<int>& boundaries, int num_layers,
                                       const std::vector<char>& recompute = {});
+// The chunk of `chunks` that runs model layer `layer`; -1 when none does.
+int ChunkOfLayer(const std::vector<ChunkRange>& chunks, int layer);
 
 // The shape a plan records (schedule, devices, micro-batches, chunks per device), with the
 // op times hinted by its embedded profile.

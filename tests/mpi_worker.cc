@@ -5,6 +5,9 @@
 //
 //   mpi_worker OUT_DIR SCHEDULE:M:REPLICAS:STEPS:OPTIMIZER ...
 //
+// A SCHEDULE written tied-NAME runs NAME on the tied token model instead (its head tied to
+// its embedding).
+//
 // The case transport:N:0:0:0 (2 ranks) sends N random floats through MpiTransport from rank 0
 // to rank 1 and back, twice on the same key (the second round reuses the send buffers), then
 // once to a receive that expects N + 1: rank 0 writes whether both rounds came back bit-equal
@@ -81,7 +84,7 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const Launch launch = DetectLaunch();
-  const Model model = testing::DeepFeatureModel();
+  const Model deep = testing::DeepFeatureModel(), tied = testing::TiedTokenModel();
   for (int i = 2; i < argc; ++i) {
     std::string name;
     int m = 0, replicas = 0, steps = 0, optimizer = 0;
@@ -92,6 +95,9 @@ int Main(int argc, char** argv) {
       std::cerr << "mpi_worker: bad case " << argv[i] << "\n";
       return 2;
     }
+    const bool is_tied = name.rfind("tied-", 0) == 0;
+    if (is_tied) name = name.substr(5);
+    const Model& model = is_tied ? tied : deep;
     if (name == "transport") {
       const Json doc = TransportCase(static_cast<size_t>(m), launch.rank);
       if (launch.rank == 0) {

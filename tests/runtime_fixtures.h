@@ -36,6 +36,39 @@ inline Model TokenModel() {
         {"name": "loss", "op": "cross_entropy"}]})");
 }
 
+// The token model with its head tied to the embedding's table (GPT-2's output layer).
+inline Model TiedTokenModel() {
+  return ParseModel(R"({"format": "pp-partition.model/v1", "name": "rt-tied", "dtype": "fp32",
+      "input": {"micro_batch_size": 2, "seq_len": 8},
+      "layers": [
+        {"name": "embed", "op": "embedding", "vocab": 13, "hidden": 16, "positions": 8},
+        {"name": "block", "op": "transformer_block", "hidden": 16, "heads": 2, "ffn": 24,
+         "causal": true, "repeat": 2},
+        {"name": "ln_f", "op": "layernorm", "hidden": 16},
+        {"name": "lm_head", "op": "linear", "in": 16, "out": 13, "bias": false,
+         "tied_to": "embed"},
+        {"name": "loss", "op": "cross_entropy"}]})");
+}
+
+// For each linear tied to an embedding: the embedding's index, and the shared weight's
+// shape (the embedding's first vocab x hidden parameters; the linear's first hidden x vocab).
+struct Tie {
+  size_t embedding = 0, linear = 0;
+  int64_t vocab = 0, hidden = 0;
+};
+inline std::vector<Tie> TiesOf(const Model& model) {
+  std::vector<Tie> ties;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    if (model.layers[i].tied_to.empty()) continue;
+    for (size_t e = 0; e < model.layers.size(); ++e) {
+      if (model.layers[e].name == model.layers[i].tied_to) {
+        ties.push_back({e, i, model.layers[e].vocab, model.layers[e].hidden});
+      }
+    }
+  }
+  return ties;
+}
+
 // Linear, GELU, linear, MSE: a feature model.
 inline Model FeatureModel() {
   return ParseModel(R"({"format": "pp-partition.model/v1", "name": "mlp", "dtype": "fp32",
@@ -100,8 +133,10 @@ struct Reference {
   std::vector<std::vector<float>> gradients;
 };
 
-// A plain loop: for each micro-batch of step 0, forward through every layer, then backward, gradients
-// accumulated with the loss weighted 1/m. Shares only the layers and the data with the runtime.
+// A plain loop: for each micro-batch of step 0, forward through every layer, then backward,
+// gradients accumulated with the loss weighted 1/m. Shares only the layers and the data with the
+// runtime. A tied linear's weight is the embedding's table, transposed: it starts so, and both
+// layers' gradients of it are the sum of the two.
 inline Reference Sequential(const Model& model, int m, uint64_t seed) {
   Reference ref;
   const int64_t vocab = model.layers.front().op == LayerKind::kEmbedding ? model.layers.front().vocab : 1;
@@ -115,6 +150,14 @@ inline Reference Sequential(const Model& model, int m, uint64_t seed) {
     ref.gradients.emplace_back(layers.back()->param_count(), 0.0f);
     saved.emplace_back(layers.back()->saved_count());
     pending.emplace_back(layers.back()->pending_count() + 1);
+  }
+  const std::vector<Tie> ties = TiesOf(model);
+  for (const Tie& t : ties) {
+    for (int64_t v = 0; v < t.vocab; ++v) {
+      for (int64_t i = 0; i < t.hidden; ++i) {
+        params[t.linear][i * t.vocab + v] = params[t.embedding][v * t.hidden + i];
+      }
+    }
   }
   const int64_t rows = model.input.rows();
   std::vector<int32_t> tokens(rows), labels(rows);
@@ -142,6 +185,17 @@ inline Reference Sequential(const Model& model, int m, uint64_t seed) {
       layers[i]->BackwardWeight(params[i].data(), dy.data(), saved[i].data(), pending[i].data(),
                                 batch, ref.gradients[i].data(), work.data());
       dy = dx;
+    }
+  }
+  for (const Tie& t : ties) {
+    std::vector<float>& ge = ref.gradients[t.embedding];
+    std::vector<float>& gw = ref.gradients[t.linear];
+    for (int64_t v = 0; v < t.vocab; ++v) {
+      for (int64_t i = 0; i < t.hidden; ++i) {
+        const float sum = ge[v * t.hidden + i] + gw[i * t.vocab + v];
+        ge[v * t.hidden + i] = sum;
+        gw[i * t.vocab + v] = sum;
+      }
     }
   }
   return ref;
