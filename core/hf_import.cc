@@ -126,7 +126,7 @@ struct Decoder {
   std::string_view experts_key = {};    // mixture of experts: the expert count's key
   std::string_view expert_ffn_key = {}; // and the expert MLP width's
   bool sliding_window = false;          // the config may give a sliding attention window
-  bool sparse_layout = false;           // qwen3_moe: decoder_sparse_step, mlp_only_layers
+  bool sparse_layout = false;  // qwen2_moe, qwen3_moe: decoder_sparse_step, mlp_only_layers
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
   // The blocks' norm and MLP, and the hidden_act prefix that MLP needs: rmsnorm and swiglu
   // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU,
@@ -146,6 +146,13 @@ constexpr Decoder kDecoders[] = {
      .expert_ffn_key = "intermediate_size",
      .sliding_window = true},
     {.model_type = "qwen2", .qkv_bias_only = true, .sliding_window = true},
+    // Qwen1.5-MoE and Qwen2-MoE: Qwen2's attention, experts and a shared expert.
+    {.model_type = "qwen2_moe",
+     .qkv_bias_only = true,
+     .experts_key = "num_experts",
+     .expert_ffn_key = "moe_intermediate_size",
+     .sliding_window = true,
+     .sparse_layout = true},
     // Qwen3Config and Qwen3MoeConfig default head_dim to 128.
     {.model_type = "qwen3", .qk_norm = true, .sliding_window = true, .default_head_dim = 128},
     {.model_type = "qwen3_moe",

@@ -8,15 +8,16 @@
 //   bert   embed (positions, token types) · embed_ln · block × num_hidden_layers ·
 //          mlm_transform · mlm_act · mlm_ln · lm_head · loss (the masked-LM head, tied unless
 //          tie_word_embeddings is false); bidirectional layernorm + gelu blocks with biases.
-//   llama, mistral, mixtral, qwen2, qwen3, qwen3_moe (and nemotron and gemma, below)
+//   llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe (and nemotron and gemma)
 //          embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks,
 //          causal, rotary, kv_heads num_key_value_heads (default: the heads), head_dim where
 //          given (qwen3 and qwen3_moe default to 128, as their configs do); the head is untied
 //          unless tie_word_embeddings is true. Biases: llama attention_bias (q, k, v) and
-//          mlp_bias (the MLP and the output projection); qwen2 q, k and v only; the others
-//          attention_bias on q, k, v and the output projection. qwen3 and qwen3_moe have a
+//          mlp_bias (the MLP and the output projection); qwen2 and qwen2_moe q, k and v only; the
+//          others attention_bias on q, k, v and the output projection. qwen3 and qwen3_moe have a
 //          q/k norm. mixtral: num_local_experts experts of intermediate_size,
-//          num_experts_per_tok a token; qwen3_moe: num_experts of moe_intermediate_size, and a
+//          num_experts_per_tok a token; qwen2_moe (Qwen1.5-MoE, Qwen2-MoE) and qwen3_moe:
+//          num_experts of moe_intermediate_size, and a
 //          shared expert of shared_expert_intermediate_size where given (its gate is not
 //          modelled: a note); dense layers among them (decoder_sparse_step other than 1,
 //          mlp_only_layers) are an error.

@@ -300,6 +300,40 @@ TEST(HfImport, Qwen2BiasesQwen3HeadSizeAndSharedExperts) {
                                      3 * 64 * 40);
 }
 
+// Qwen1.5-MoE-A2.7B (its config.json as published): Qwen2's attention with biases on q, k
+// and v, 60 experts of 1408 a token's 4, and a shared expert of 5632. The count is worked by
+// hand, and is the model card's 14.3B parameters.
+TEST(HfImport, Qwen2MoeCountsAsPublished) {
+  Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["Qwen2MoeForCausalLM"],
+      "model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632,
+      "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632,
+      "num_experts": 60, "num_experts_per_tok": 4, "norm_topk_prob": false,
+      "decoder_sparse_step": 1, "mlp_only_layers": [], "num_hidden_layers": 24,
+      "num_attention_heads": 16, "num_key_value_heads": 16, "max_position_embeddings": 8192,
+      "hidden_act": "silu", "vocab_size": 151936, "tie_word_embeddings": false,
+      "use_sliding_window": false, "sliding_window": 32768, "torch_dtype": "bfloat16"})"),
+                                      {});
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Model& m = r->model;
+  const Layer& block = m.layers[1];
+  EXPECT_FALSE(block.bias);
+  EXPECT_TRUE(block.qkv_bias);
+  EXPECT_FALSE(block.qk_norm);
+  EXPECT_EQ(block.experts, 60);
+  EXPECT_EQ(block.top_k, 4);
+  EXPECT_EQ(block.shared_ffn, 5632);
+  // Norms 2 x 2048; q, k, v 2048 x 6144 with biases; o 2048 x 2048; router 2048 x 60; the
+  // experts 60 x 3 x 2048 x 1408; the shared expert 3 x 2048 x 5632.
+  const int64_t per_block = 2 * 2048 + (2048 * 6144 + 6144) + 2048 * 2048 + 2048 * 60 +
+                            60 * 3 * 2048 * int64_t{1408} + 3 * 2048 * 5632;
+  EXPECT_EQ(LayerParamCount(block), per_block);
+  const int64_t total = 24 * per_block + 2 * 151936 * int64_t{2048} + 2048;
+  EXPECT_EQ(ModelParamCount(m), total);
+  EXPECT_NEAR(static_cast<double>(total), 14.3e9, 0.05e9);
+  ASSERT_EQ(r->notes.size(), 1u);  // the shared expert's gate
+  EXPECT_NE(r->notes[0].find("gate"), std::string::npos) << r->notes[0];
+}
+
 TEST(HfImport, ErrorsNameTheField) {
   struct Case {
     const char* config;
