@@ -1,6 +1,9 @@
 #include "core/hf_import.h"
 
+#include <algorithm>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/units.h"
 
@@ -53,6 +56,13 @@ std::optional<int64_t> OptNullableInt(FieldReader& r, std::string_view key) {
   const Json* v = r.Find(key);
   if (v == nullptr || v->is_null()) return std::nullopt;
   return r.Int(key, 1, kMaxDim);
+}
+
+// An optional count (0 or more) that may be null.
+std::optional<int64_t> OptNullableCount(FieldReader& r, std::string_view key) {
+  const Json* v = r.Find(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  return r.Int(key, 0, kMaxDim);
 }
 
 struct Built {
@@ -126,7 +136,17 @@ struct Decoder {
   std::string_view experts_key = {};    // mixture of experts: the expert count's key
   std::string_view expert_ffn_key = {}; // and the expert MLP width's
   bool sliding_window = false;          // the config may give a sliding attention window
-  bool sparse_layout = false;  // qwen2_moe, qwen3_moe: decoder_sparse_step, mlp_only_layers
+  // Which layers are dense among the mixture-of-experts ones: qwen2_moe, qwen3_moe
+  // decoder_sparse_step and mlp_only_layers (sparse_layout); glm4_moe the first
+  // first_k_dense_replace (dense_first_key). Dense layers take intermediate_size.
+  bool sparse_layout = false;
+  std::string_view dense_first_key = {};
+  // Shared experts: a count of them of the expert MLP width (this key), else qwen's one of
+  // shared_expert_intermediate_size.
+  std::string_view shared_count_key = {};
+  std::string_view qk_norm_key = {};     // the q/k norm when this key is true (glm4_moe)
+  bool attention_bias_qkv_only = false;  // attention_bias on q, k, v, not the output (glm4_moe)
+  bool mtp_note = false;                 // num_nextn_predict_layers: not modelled (a note)
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
   // The blocks' norm and MLP, and the hidden_act prefix that MLP needs: rmsnorm and swiglu
   // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU,
@@ -162,6 +182,17 @@ constexpr Decoder kDecoders[] = {
      .sliding_window = true,
      .sparse_layout = true,
      .default_head_dim = 128},
+    // GLM-4.5: grouped-query attention with q, k, v biases, experts and shared experts after
+    // its first dense layers; half of each head rotated.
+    {.model_type = "glm4_moe",
+     .experts_key = "n_routed_experts",
+     .expert_ffn_key = "moe_intermediate_size",
+     .dense_first_key = "first_k_dense_replace",
+     .shared_count_key = "n_shared_experts",
+     .qk_norm_key = "use_qk_norm",
+     .attention_bias_qkv_only = true,
+     .mtp_note = true,
+     .partial_rotary = true},
     {.model_type = "gemma",
      .default_head_dim = 256,
      .mlp = "geglu",
@@ -176,6 +207,74 @@ constexpr Decoder kDecoders[] = {
      .partial_rotary = true},
 };
 
+// Per layer of `layers`, whether it is a mixture of experts (see Decoder): all of them in a
+// mixture-of-experts family unless its keys make some dense.
+Result<std::vector<bool>> ExpertLayers(const Decoder& family, bool moe, int64_t layers,
+                                       FieldReader& r) {
+  std::vector<bool> expert(static_cast<size_t>(layers), moe);
+  if (!moe) return expert;
+  if (family.sparse_layout) {
+    const int64_t step = OptNullableInt(r, "decoder_sparse_step").value_or(1);
+    if (r.ok() && (step < 1 || step > layers)) {
+      r.Fail("decoder_sparse_step",
+             "must be between 1 and num_hidden_layers (" + std::to_string(layers) + ")");
+    }
+    if (!r.ok()) return r.status();
+    for (int64_t i = 0; i < layers; ++i) expert[i] = (i + 1) % step == 0;
+    const Json* dense = r.Find("mlp_only_layers");
+    if (dense != nullptr && !dense->is_null()) {
+      if (!dense->is_array()) {
+        r.Fail("mlp_only_layers", "must be a list of layer indices");
+        return r.status();
+      }
+      for (const Json& index : *dense) {
+        if (!index.is_number_integer() || index.get<int64_t>() < 0 ||
+            index.get<int64_t>() >= layers) {
+          r.Fail("mlp_only_layers", "must hold layer indices from 0 to " +
+                                        std::to_string(layers - 1) + " (got " + index.dump() + ")");
+          return r.status();
+        }
+        expert[index.get<size_t>()] = false;
+      }
+    }
+  }
+  if (!family.dense_first_key.empty()) {
+    const int64_t first = OptNullableCount(r, family.dense_first_key).value_or(0);
+    if (r.ok() && (first < 0 || first > layers)) {
+      r.Fail(family.dense_first_key,
+             "must be between 0 and num_hidden_layers (" + std::to_string(layers) + ")");
+    }
+    if (!r.ok()) return r.status();
+    for (int64_t i = 0; i < first; ++i) expert[i] = false;
+  }
+  return expert;
+}
+
+// The blocks of a decoder, one repeated layer per run of consecutive dense or mixture-of-
+// experts layers: "block" when they are all alike (the shipped models' name), else
+// "dense_block" and "moe_block", each run after a kind's first numbered by where it starts
+// ("moe_block_5" for the experts' run from layer 5).
+std::vector<Json> BlockRuns(const std::vector<bool>& expert, const Json& dense,
+                            const Json& sparse) {
+  std::vector<Json> runs;
+  const bool mixed = std::count(expert.begin(), expert.end(), true) > 0 &&
+                     std::count(expert.begin(), expert.end(), false) > 0;
+  bool named[2] = {false, false};
+  for (size_t i = 0; i < expert.size();) {
+    size_t end = i;
+    while (end < expert.size() && expert[end] == expert[i]) ++end;
+    Json run = expert[i] ? sparse : dense;
+    std::string name = !mixed ? "block" : expert[i] ? "moe_block" : "dense_block";
+    if (named[expert[i]]) name += "_" + std::to_string(i);
+    named[expert[i]] = true;
+    run["name"] = name;
+    run["repeat"] = static_cast<int64_t>(end - i);
+    runs.push_back(std::move(run));
+    i = end;
+  }
+  return runs;
+}
+
 Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                            std::vector<std::string>* notes) {
   Built b;
@@ -189,21 +288,37 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   std::optional<int64_t> head_dim = OptNullableInt(r, "head_dim");
   if (!head_dim && family.default_head_dim > 0) head_dim = family.default_head_dim;
   const bool tied = r.Bool("tie_word_embeddings", family.tied_default);
-  const bool attention_bias = !family.qkv_bias_only && r.Bool("attention_bias", false);
+  const bool attention_bias =
+      !family.qkv_bias_only && !family.attention_bias_qkv_only && r.Bool("attention_bias", false);
+  const bool qkv_bias = family.qkv_bias_only || attention_bias ||
+                        (family.attention_bias_qkv_only && r.Bool("attention_bias", false));
+  const bool qk_norm =
+      family.qk_norm || (!family.qk_norm_key.empty() && r.Bool(family.qk_norm_key, false));
   const bool mlp_bias = family.mlp_bias && r.Bool("mlp_bias", false);
   const std::string_view modelled_as = family.mlp == "swiglu"  ? "silu (swiglu)"
                                        : family.mlp == "geglu" ? "gelu (geglu)"
                                                                : family.hidden_act;
   CheckActivation(r, "hidden_act", family.hidden_act, modelled_as);
   CheckActivation(r, "hidden_activation", family.hidden_act, modelled_as);
-  int64_t ffn = 0, experts = 0, top_k = 0, expert_ffn = 0, shared_ffn = 0;
-  if (!moe) {
-    ffn = r.Int("intermediate_size", 1, kMaxDim);
-  } else {
+  int64_t ffn = 0, experts = 0, top_k = 0, expert_ffn = 0, shared_ffn = 0, shared_count = 0;
+  if (moe) {
     experts = r.Int(family.experts_key, 1, kMaxDim);
     top_k = r.Int("num_experts_per_tok", 1, kMaxDim);
     expert_ffn = r.Int(family.expert_ffn_key, 1, kMaxDim);
-    shared_ffn = OptNullableInt(r, "shared_expert_intermediate_size").value_or(0);
+    if (!family.shared_count_key.empty()) {
+      shared_count = OptNullableCount(r, family.shared_count_key).value_or(0);
+      shared_ffn = shared_count > 0 ? expert_ffn : 0;
+    } else {
+      shared_ffn = OptNullableInt(r, "shared_expert_intermediate_size").value_or(0);
+      shared_count = shared_ffn > 0 ? 1 : 0;
+    }
+  }
+  if (!r.ok()) return r.status();
+  // Per layer: a mixture of experts (true) or a dense MLP of intermediate_size.
+  Result<std::vector<bool>> expert_layers = ExpertLayers(family, moe, layers, r);
+  if (!expert_layers.ok()) return expert_layers.status();
+  if (std::count(expert_layers->begin(), expert_layers->end(), false) > 0) {
+    ffn = r.Int("intermediate_size", 1, kMaxDim);
   }
   if (!r.ok()) return r.status();
   if (kv_heads && heads % *kv_heads != 0) {
@@ -217,18 +332,6 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   if (moe && top_k > experts) {
     r.Fail("num_experts_per_tok", std::to_string(top_k) + " experts per token exceed the " +
                                       std::to_string(experts) + " experts");
-  }
-  if (family.sparse_layout) {
-    if (r.OptInt("decoder_sparse_step", 1, kMaxLayers).value_or(1) != 1) {
-      r.Fail("decoder_sparse_step", "dense layers between mixture-of-experts layers are not "
-                                    "supported (only 1: every layer a mixture of experts)");
-    }
-    const Json* dense = r.Find("mlp_only_layers");
-    if (r.ok() && dense != nullptr && !dense->is_null() &&
-        !(dense->is_array() && dense->empty())) {
-      r.Fail("mlp_only_layers", "dense layers among mixture-of-experts layers are not "
-                                "supported (only an empty list)");
-    }
   }
   if (!r.ok()) return r.status();
   int64_t sliding = 0;  // every block's window (mistral, mixtral)
@@ -258,6 +361,14 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                        "head (the rotary kernel's bytes, a small part of a block's)");
     }
   }
+  if (family.mtp_note) {
+    const std::optional<int64_t> mtp = OptNullableCount(r, "num_nextn_predict_layers");
+    if (mtp && *mtp > 0) {
+      notes->push_back("num_nextn_predict_layers " + std::to_string(*mtp) +
+                       ": the multi-token prediction layers are not modelled (the model ends "
+                       "at its num_hidden_layers blocks and one output layer)");
+    }
+  }
   if (family.scaled_embedding) {
     notes->push_back(
         "the embedding's scaling by sqrt(hidden_size) (one elementwise pass over "
@@ -268,38 +379,38 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                      "described with the MLP's (mlp_bias)");
   }
   b.layers.push_back(Embedding(vocab, hidden));
-  Json block = {{"name", "block"},
-                {"op", "transformer_block"},
+  Json block = {{"op", "transformer_block"},
                 {"hidden", hidden},
                 {"heads", heads},
                 {"norm", std::string(family.norm)},
                 {"mlp", std::string(family.mlp)},
                 {"bias", family.mlp_bias ? mlp_bias : attention_bias},
                 {"causal", true},
-                {"rotary", true},
-                {"repeat", layers}};
-  const bool qkv_bias = family.qkv_bias_only || attention_bias;
+                {"rotary", true}};
   if (qkv_bias != block["bias"].get<bool>()) block["qkv_bias"] = qkv_bias;
   if (kv_heads && *kv_heads != heads) block["kv_heads"] = *kv_heads;
   if (head_dim && (hidden % heads != 0 || *head_dim != hidden / heads)) {
     block["head_dim"] = *head_dim;
   }
-  if (family.qk_norm) block["qk_norm"] = true;
+  if (qk_norm) block["qk_norm"] = true;
   if (sliding > 0) block["window"] = sliding;
+  Json dense = block, sparse = block;
+  dense["ffn"] = ffn;
   if (moe) {
-    block["experts"] = experts;
-    block["top_k"] = top_k;
-    block["expert_ffn"] = expert_ffn;
-    if (shared_ffn > 0) {
-      block["shared_experts"] = 1;
-      block["shared_ffn"] = shared_ffn;
-      notes->push_back("the shared expert's sigmoid gate (hidden_size parameters a layer) is "
-                       "not modelled");
+    sparse["experts"] = experts;
+    sparse["top_k"] = top_k;
+    sparse["expert_ffn"] = expert_ffn;
+    if (shared_count > 0) {
+      sparse["shared_experts"] = shared_count;
+      sparse["shared_ffn"] = shared_ffn;
+      if (family.shared_count_key.empty()) {
+        notes->push_back(
+            "the shared expert's sigmoid gate (hidden_size parameters a layer) is "
+            "not modelled");
+      }
     }
-  } else {
-    block["ffn"] = ffn;
   }
-  b.layers.push_back(block);
+  for (Json& run : BlockRuns(*expert_layers, dense, sparse)) b.layers.push_back(std::move(run));
   b.layers.push_back(Norm("norm", family.norm, hidden));
   Json head = Linear("lm_head", hidden, vocab, false);
   if (tied) head["tied_to"] = "embed";

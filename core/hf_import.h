@@ -8,7 +8,8 @@
 //   bert   embed (positions, token types) · embed_ln · block × num_hidden_layers ·
 //          mlm_transform · mlm_act · mlm_ln · lm_head · loss (the masked-LM head, tied unless
 //          tie_word_embeddings is false); bidirectional layernorm + gelu blocks with biases.
-//   llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe (and nemotron and gemma)
+//   llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe (and glm4_moe, nemotron and
+//   gemma, below)
 //          embed · block × num_hidden_layers · norm · lm_head · loss: rmsnorm + swiglu blocks,
 //          causal, rotary, kv_heads num_key_value_heads (default: the heads), head_dim where
 //          given (qwen3 and qwen3_moe default to 128, as their configs do); the head is untied
@@ -19,8 +20,17 @@
 //          num_experts_per_tok a token; qwen2_moe (Qwen1.5-MoE, Qwen2-MoE) and qwen3_moe:
 //          num_experts of moe_intermediate_size, and a
 //          shared expert of shared_expert_intermediate_size where given (its gate is not
-//          modelled: a note); dense layers among them (decoder_sparse_step other than 1,
-//          mlp_only_layers) are an error.
+//          modelled: a note); the layers decoder_sparse_step and mlp_only_layers make dense
+//          have MLPs of intermediate_size, as Hugging Face's models build them.
+//   glm4_moe
+//          GLM-4.5: as llama with attention_bias on q, k and v only, a q/k norm when
+//          use_qk_norm, dense MLPs of intermediate_size on the first first_k_dense_replace
+//          layers and then n_routed_experts of moe_intermediate_size (num_experts_per_tok a
+//          token) with n_shared_experts of the same width; partial_rotary_factor and the
+//          multi-token prediction layers (num_nextn_predict_layers) are notes.
+//   Blocks: one repeated "block" when every layer is alike; with dense layers among the
+//   experts' each run of alike layers is its own repeated block, "dense_block" or
+//   "moe_block", a kind's later runs named by their first layer ("moe_block_5").
 //   nemotron
 //          as llama (attention_bias, mlp_bias), with layernorm (Nemotron's zero-centred gain
 //          costs the same) and squared-ReLU (hidden_act relu2) MLPs; rotary positions on the

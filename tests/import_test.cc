@@ -334,6 +334,85 @@ TEST(HfImport, Qwen2MoeCountsAsPublished) {
   EXPECT_NE(r->notes[0].find("gate"), std::string::npos) << r->notes[0];
 }
 
+// Dense layers among the experts' become runs of dense blocks of intermediate_size: Qwen's
+// decoder_sparse_step and mlp_only_layers (the experts on every second layer, and not on
+// layer 1), and GLM's first_k_dense_replace.
+TEST(HfImport, DenseLayersAmongTheExpertsBecomeRunsOfBlocks) {
+  const Model qwen = Import(R"({"model_type": "qwen3_moe", "hidden_size": 64, "head_dim": 16,
+      "intermediate_size": 96, "moe_intermediate_size": 16, "num_experts": 6,
+      "num_experts_per_tok": 2, "decoder_sparse_step": 2, "mlp_only_layers": [1],
+      "num_hidden_layers": 6, "num_attention_heads": 4, "max_position_embeddings": 128,
+      "vocab_size": 100})");
+  // Layers 0..5: dense, dense (mlp_only_layers), dense, experts, dense, experts.
+  std::vector<std::string> names;
+  std::vector<bool> experts;
+  for (const Layer& l : qwen.layers) {
+    if (l.op != LayerKind::kTransformerBlock) continue;
+    names.push_back(l.name);
+    experts.push_back(l.experts > 0);
+    EXPECT_EQ(l.experts > 0 ? l.expert_ffn : l.ffn, l.experts > 0 ? 16 : 96) << l.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"dense_block.0", "dense_block.1", "dense_block.2",
+                                             "moe_block.0", "dense_block_4.0", "moe_block_5.0"}));
+  EXPECT_EQ(experts, (std::vector<bool>{false, false, false, true, false, true}));
+  // All experts (the step 1, no list) keeps the shipped models' one "block".
+  const Model all = Import(R"({"model_type": "qwen3_moe", "hidden_size": 64, "head_dim": 16,
+      "moe_intermediate_size": 16, "num_experts": 6, "num_experts_per_tok": 2,
+      "decoder_sparse_step": 1, "mlp_only_layers": [], "num_hidden_layers": 2,
+      "num_attention_heads": 4, "max_position_embeddings": 128, "vocab_size": 100})");
+  EXPECT_EQ(all.layers[1].name, "block.0");
+  EXPECT_EQ(all.layers[2].name, "block.1");
+}
+
+// GLM-4.5-Air (its config as published): 46 layers, the first dense of 10944, then 128
+// experts of 1408 a token's 8 and one shared expert of 1408; grouped-query attention with
+// biases on q, k and v only. The count is worked by hand and is the model card's "106B
+// total" (106.85B; its multi-token prediction layer is a note, not counted).
+TEST(HfImport, Glm45AirCountsAsPublished) {
+  Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["Glm4MoeForCausalLM"],
+      "attention_bias": true, "attention_dropout": 0.0, "first_k_dense_replace": 1,
+      "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 10944,
+      "max_position_embeddings": 131072, "model_type": "glm4_moe",
+      "moe_intermediate_size": 1408, "n_group": 1, "n_routed_experts": 128,
+      "n_shared_experts": 1, "norm_topk_prob": true, "num_attention_heads": 96,
+      "num_experts_per_tok": 8, "num_hidden_layers": 46, "num_key_value_heads": 8,
+      "num_nextn_predict_layers": 1, "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-05,
+      "rope_scaling": null, "rope_theta": 1000000, "routed_scaling_factor": 1.0,
+      "tie_word_embeddings": false, "topk_group": 1, "torch_dtype": "bfloat16",
+      "use_qk_norm": false, "vocab_size": 151552})"),
+                                      {});
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Model& m = r->model;
+  ASSERT_EQ(m.layers.size(), 46u + 4u);
+  const Layer& dense = m.layers[1];
+  const Layer& moe = m.layers[2];
+  EXPECT_EQ(dense.name, "dense_block.0");
+  EXPECT_EQ(moe.name, "moe_block.0");
+  EXPECT_EQ(dense.ffn, 10944);
+  EXPECT_EQ(moe.experts, 128);
+  EXPECT_EQ(moe.shared_experts, 1);
+  EXPECT_EQ(moe.shared_ffn, 1408);
+  EXPECT_FALSE(moe.bias);
+  EXPECT_TRUE(moe.qkv_bias);
+  EXPECT_FALSE(moe.qk_norm);
+  EXPECT_EQ(moe.kv_heads, 8);
+  EXPECT_EQ(moe.head_dim, 128);
+  // Norms 2 x 4096; q 4096 x 12288 and k, v 4096 x 1024, with biases; o 12288 x 4096.
+  const int64_t attention = 2 * 4096 + 4096 * int64_t{14336} + 14336 + 12288 * int64_t{4096};
+  EXPECT_EQ(LayerParamCount(dense), attention + 3 * 4096 * int64_t{10944});
+  // Router 4096 x 128; 128 experts and the shared one of 3 x 4096 x 1408.
+  const int64_t experts = 4096 * 128 + 129 * 3 * 4096 * int64_t{1408};
+  EXPECT_EQ(LayerParamCount(moe), attention + experts);
+  const int64_t total =
+      46 * attention + 3 * 4096 * int64_t{10944} + 45 * experts + 2 * 151552 * int64_t{4096} + 4096;
+  EXPECT_EQ(ModelParamCount(m), total);
+  EXPECT_NEAR(static_cast<double>(total), 106e9, 1e9);
+  // Two notes: half of each head rotated, and the prediction layer.
+  ASSERT_EQ(r->notes.size(), 2u);
+  EXPECT_NE(r->notes[0].find("partial_rotary_factor"), std::string::npos) << r->notes[0];
+  EXPECT_NE(r->notes[1].find("num_nextn_predict_layers 1"), std::string::npos) << r->notes[1];
+}
+
 TEST(HfImport, ErrorsNameTheField) {
   struct Case {
     const char* config;
@@ -370,8 +449,18 @@ TEST(HfImport, ErrorsNameTheField) {
       {R"({"model_type": "qwen3_moe", "hidden_size": 64, "moe_intermediate_size": 16,
            "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 2,
            "num_attention_heads": 4, "max_position_embeddings": 64, "vocab_size": 100,
-           "mlp_only_layers": [0]})",
+           "intermediate_size": 96, "mlp_only_layers": [2]})",
        "mlp_only_layers"},
+      {R"({"model_type": "qwen3_moe", "hidden_size": 64, "moe_intermediate_size": 16,
+           "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "max_position_embeddings": 64, "vocab_size": 100,
+           "mlp_only_layers": [0]})",
+       "intermediate_size"},
+      {R"({"model_type": "glm4_moe", "hidden_size": 64, "moe_intermediate_size": 16,
+           "intermediate_size": 96, "n_routed_experts": 4, "num_experts_per_tok": 2,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
+           "vocab_size": 100, "first_k_dense_replace": 3})",
+       "first_k_dense_replace"},
       {R"({"model_type": "qwen3_moe", "hidden_size": 64, "num_experts": 4,
            "num_experts_per_tok": 2, "num_hidden_layers": 2, "num_attention_heads": 4,
            "max_position_embeddings": 64, "vocab_size": 100})",
