@@ -147,6 +147,8 @@ struct Decoder {
   std::string_view qk_norm_key = {};     // the q/k norm when this key is true (glm4_moe)
   bool attention_bias_qkv_only = false;  // attention_bias on q, k, v, not the output (glm4_moe)
   bool mtp_note = false;                 // num_nextn_predict_layers: not modelled (a note)
+  std::string_view layer_freq_key = {};  // experts on every n-th layer after the dense ones
+  bool mla = false;  // multi-latent attention: q_lora_rank, kv_lora_rank, qk_*_head_dim
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
   // The blocks' norm and MLP, and the hidden_act prefix that MLP needs: rmsnorm and swiglu
   // (silu) but for Nemotron's layer norm (zero-centred gain, the same cost) and squared ReLU,
@@ -193,6 +195,16 @@ constexpr Decoder kDecoders[] = {
      .attention_bias_qkv_only = true,
      .mtp_note = true,
      .partial_rotary = true},
+    // DeepSeek-V3 (and V2): multi-latent attention, dense layers, then routed and shared
+    // experts.
+    {.model_type = "deepseek_v3",
+     .experts_key = "n_routed_experts",
+     .expert_ffn_key = "moe_intermediate_size",
+     .dense_first_key = "first_k_dense_replace",
+     .shared_count_key = "n_shared_experts",
+     .mtp_note = true,
+     .layer_freq_key = "moe_layer_freq",
+     .mla = true},
     {.model_type = "gemma",
      .default_head_dim = 256,
      .mlp = "geglu",
@@ -247,6 +259,12 @@ Result<std::vector<bool>> ExpertLayers(const Decoder& family, bool moe, int64_t 
     if (!r.ok()) return r.status();
     for (int64_t i = 0; i < first; ++i) expert[i] = false;
   }
+  if (!family.layer_freq_key.empty()) {
+    // Hugging Face's DeepSeek decoder: experts where layer % moe_layer_freq == 0.
+    const int64_t freq = OptNullableInt(r, family.layer_freq_key).value_or(1);
+    if (!r.ok()) return r.status();
+    for (int64_t i = 0; i < layers; ++i) expert[i] = expert[i] && i % freq == 0;
+  }
   return expert;
 }
 
@@ -287,6 +305,15 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   const std::optional<int64_t> kv_heads = OptNullableInt(r, "num_key_value_heads");
   std::optional<int64_t> head_dim = OptNullableInt(r, "head_dim");
   if (!head_dim && family.default_head_dim > 0) head_dim = family.default_head_dim;
+  // Multi-latent attention: the q/k head is its unrotated and rotated parts.
+  int64_t q_lora = 0, kv_lora = 0, rope_dim = 0, v_head_dim = 0;
+  if (family.mla) {
+    q_lora = OptNullableInt(r, "q_lora_rank").value_or(0);
+    kv_lora = r.Int("kv_lora_rank", 1, kMaxDim);
+    rope_dim = r.Int("qk_rope_head_dim", 1, kMaxDim);
+    head_dim = r.Int("qk_nope_head_dim", 1, kMaxDim) + rope_dim;
+    v_head_dim = r.Int("v_head_dim", 1, kMaxDim);
+  }
   const bool tied = r.Bool("tie_word_embeddings", family.tied_default);
   const bool attention_bias =
       !family.qkv_bias_only && !family.attention_bias_qkv_only && r.Bool("attention_bias", false);
@@ -321,6 +348,10 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     ffn = r.Int("intermediate_size", 1, kMaxDim);
   }
   if (!r.ok()) return r.status();
+  if (family.mla && kv_heads && *kv_heads != heads) {
+    r.Fail("num_key_value_heads", "multi-latent attention gives every head its own k and v (" +
+                                      std::to_string(heads) + ")");
+  }
   if (kv_heads && heads % *kv_heads != 0) {
     r.Fail("num_key_value_heads", std::to_string(*kv_heads) + " key/value heads do not divide " +
                                       std::to_string(heads) + " attention heads");
@@ -393,6 +424,13 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     block["head_dim"] = *head_dim;
   }
   if (qk_norm) block["qk_norm"] = true;
+  if (family.mla) {
+    block.erase("kv_heads");
+    block["kv_lora"] = kv_lora;
+    if (q_lora > 0) block["q_lora"] = q_lora;
+    block["rope_dim"] = rope_dim;
+    if (v_head_dim != *head_dim) block["v_head_dim"] = v_head_dim;
+  }
   if (sliding > 0) block["window"] = sliding;
   Json dense = block, sparse = block;
   dense["ffn"] = ffn;

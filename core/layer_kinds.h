@@ -80,6 +80,14 @@ struct Layer {
   int64_t head_dim = 0;     // size of one head; q is heads x head_dim wide
   bool qkv_bias = true;     // biases on q, k and v (the other biases follow `bias`)
   bool qk_norm = false;     // an RMS norm over each head of q and of k (Qwen3)
+  // Multi-latent attention (DeepSeek-V2/V3; kv_lora > 0): k and v come from a kv_lora-wide
+  // latent (plus a rope_dim-wide rotary key shared by the heads) that kv_up expands per head,
+  // and q from a q_lora-wide latent (0: from x directly). head_dim is the q/k head (its last
+  // rope_dim rotated), v_head_dim the v head (filled in: head_dim when not given).
+  int64_t kv_lora = 0;
+  int64_t q_lora = 0;
+  int64_t rope_dim = 0;
+  int64_t v_head_dim = 0;
   // Dropout with this probability on the attention probabilities and on the attention and
   // MLP outputs before each residual add (GPT-2 and GPT-3 train with 0.1); 0: none.
   double dropout = 0;
@@ -109,10 +117,10 @@ struct Layer {
   // Every field that decides what the layer computes and at which widths: all of the above
   // but names, repeats, ties and the spec index. SameShape (core/model.h) compares these.
   auto ShapeFields() const {
-    return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias,
-                    kv_heads, head_dim, qkv_bias, qk_norm, dropout, experts, top_k, expert_ffn,
-                    shared_experts, shared_ffn, norm, mlp, causal, rotary, window, in_width,
-                    out_width);
+    return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias, kv_heads,
+                    head_dim, qkv_bias, qk_norm, kv_lora, q_lora, rope_dim, v_head_dim, dropout,
+                    experts, top_k, expert_ffn, shared_experts, shared_ffn, norm, mlp, causal,
+                    rotary, window, in_width, out_width);
   }
 };
 

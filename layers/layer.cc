@@ -10,6 +10,7 @@ namespace {
 // the layer is available.
 std::string CpuMissing(const Layer& l, const ModelInput& input) {
   if (l.experts > 0) return "a mixture-of-experts MLP (experts > 0)";
+  if (l.kv_lora > 0) return "multi-latent attention (kv_lora > 0)";
   // A window as long as the sequence is the whole causal prefix.
   if (l.window > 0 && l.window < input.seq_len) return "a sliding window shorter than seq_len";
   if (l.qk_norm) return "qk_norm";

@@ -29,7 +29,21 @@ double ModelFlopsPerSample(const Model& model, int tp) {
         const double mlp_width =
             l.experts > 0 ? static_cast<double>(l.top_k * l.expert_ffn + l.shared_experts * l.shared_ffn)
                           : static_cast<double>(l.ffn);
-        per_token += 6 * (h * (q + 2 * kv) + q * h) + 6 * q * s + 6 * h * mlp_width * gated;
+        per_token += 6 * h * mlp_width * gated;
+        if (l.kv_lora > 0) {
+          // Multi-latent attention (Megatron-LM's num_floating_point_operations, its
+          // multi_latent_attention branch): the projections with the latent norms' one
+          // multiply a latent element, the rotary key's projection, proj, and the scores and
+          // context at their own head sizes.
+          const double a = static_cast<double>(l.heads), dv = static_cast<double>(l.v_head_dim);
+          const double rope = static_cast<double>(l.rope_dim);
+          const double lq = static_cast<double>(l.q_lora), lkv = static_cast<double>(l.kv_lora);
+          const double q_term = lq > 0 ? lq * (h + a * d + 1) : h * a * d;
+          per_token += 6 * (q_term + lkv * (h + a * (d - rope + dv) + 1) + h * rope + a * dv * h) +
+                       3 * s * a * (d + dv);
+        } else {
+          per_token += 6 * (h * (q + 2 * kv) + q * h) + 6 * q * s;
+        }
         break;
       }
       case LayerKind::kLinear: {

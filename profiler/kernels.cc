@@ -19,12 +19,25 @@ struct LinearProduct {
   bool after_norm = false;
 };
 constexpr LinearProduct kLinearProducts[] = {
-    {"qkv", true, false, true},          {"proj", false, true, false},
-    {"fc1", true, false, true},          {"gate_up", true, false, true},
-    {"fc2", false, true, false},         {"linear", true, false, false},
-    {"shared_fc1", true, false, false},  {"shared_gate_up", true, false, false},
-    {"shared_fc2", false, true, false},  {"expert_fc1", false, false, false},
-    {"expert_gate_up", false, false, false}, {"expert_fc2", false, false, false},
+    {"qkv", true, false, true},
+    {"proj", false, true, false},
+    {"fc1", true, false, true},
+    {"gate_up", true, false, true},
+    {"fc2", false, true, false},
+    {"linear", true, false, false},
+    {"shared_fc1", true, false, false},
+    {"shared_gate_up", true, false, false},
+    {"shared_fc2", false, true, false},
+    {"expert_fc1", false, false, false},
+    {"expert_gate_up", false, false, false},
+    {"expert_fc2", false, false, false},
+    // Multi-latent attention: the down projections (whole on every rank) read the gathered
+    // input; the up projections follow their latent's norm (Megatron-Core fuses it into them).
+    {"q_down", true, false, false},
+    {"kv_down", true, false, false},
+    {"q_proj", true, false, false},
+    {"q_up", false, false, true},
+    {"kv_up", false, false, true},
 };
 
 const LinearProduct* FindLinearProduct(const Kernel& kernel) {

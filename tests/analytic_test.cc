@@ -13,6 +13,7 @@
 #include "core/model.h"
 #include "core/profile.h"
 #include "core/units.h"
+#include "partitioner/model_flops.h"
 #include "profiler/backend.h"
 #include "profiler/device_table.h"
 #include "profiler/efficiency.h"
@@ -104,6 +105,57 @@ TEST(AnalyticTest, BlockFlopsMatchTheMegatronCount) {
   ASSERT_NE(swb, nullptr);
   const LayerKernels ks = ListKernels(*swb, sw.input, DType::kBf16);
   EXPECT_EQ(TotalFlops(ks.forward), 2 * b * s * (4 * h * h + 3 * h * f) + 4 * b * s * s * h);
+}
+
+// Multi-latent attention (DeepSeek-V3's, at small sizes): its products and the scores and
+// context at their own head sizes, worked from the shapes; under tensor parallelism the down
+// projections stay whole on each rank and the rest splits by heads; the flash kernels do the
+// causal half; the model FLOPs are Megatron-LM's multi-latent count.
+TEST(AnalyticTest, MultiLatentAttentionWorkIsItsProducts) {
+  const Model m = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "mla",
+      "dtype": "bf16", "input": {"micro_batch_size": 2, "seq_len": 128},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 100, "hidden": 64},
+                 {"name": "block", "op": "transformer_block", "hidden": 64, "heads": 4,
+                  "head_dim": 24, "v_head_dim": 16, "kv_lora": 16, "q_lora": 32,
+                  "rope_dim": 8, "ffn": 96, "norm": "rmsnorm", "mlp": "swiglu",
+                  "bias": false, "causal": true, "rotary": true}]})");
+  const Layer* block = FindLayer(m, "block");
+  ASSERT_NE(block, nullptr);
+  const double b = 2, s = 128, h = 64, a = 4, d = 24, dv = 16, lq = 32, lkv = 16, rope = 8, f = 96,
+               n = b * s;
+  // q_down, q_up, kv_down, kv_up, proj; the SwiGLU MLP.
+  const double weights =
+      h * lq + lq * a * d + h * (lkv + rope) + lkv * a * (d - rope + dv) + a * dv * h + 3 * h * f;
+  // Norms: two of h, the latents' of lq and lkv.
+  EXPECT_EQ(LayerParamCount(*block), static_cast<int64_t>(weights + 2 * h + lq + lkv));
+  const LayerKernels k = ListKernels(*block, m.input, DType::kBf16);
+  const double attention = 2 * b * a * s * s * (d + dv);  // unfused: the whole square
+  EXPECT_EQ(TotalFlops(k.forward), 2 * n * weights + attention);
+  EXPECT_EQ(TotalFlops(k.backward_weight), 2 * n * weights);
+  EXPECT_EQ(TotalFlops(k.backward_input), 2 * n * weights + 2 * attention);
+
+  KernelOptions flash;
+  flash.flash_attention = true;
+  const LayerKernels kf = ListKernels(*block, m.input, DType::kBf16, flash);
+  // Forward S = QK^T (d) and PV (dv); backward S again, dP, dV (dv), dQ and dK (d); causal half.
+  EXPECT_EQ(TotalFlops(kf.forward), 2 * n * weights + 0.5 * 2 * b * a * s * s * (d + dv));
+  EXPECT_EQ(TotalFlops(kf.backward_input),
+            2 * n * weights + 0.5 * 2 * b * a * s * s * (3 * d + 2 * dv));
+
+  KernelOptions tp2;
+  tp2.par.tp = 2;
+  const LayerKernels kt = ListKernels(*block, m.input, DType::kBf16, tp2);
+  const double rank_weights = h * lq + lq * a * d / 2 + h * (lkv + rope) +
+                              lkv * a * (d - rope + dv) / 2 + a * dv * h / 2 + 3 * h * f / 2;
+  EXPECT_EQ(TotalFlops(kt.backward_weight), 2 * n * rank_weights);
+  EXPECT_EQ(TotalFlops(kt.forward), 2 * n * rank_weights + attention / 2);
+
+  // Megatron-LM's count per token: 6 x (q term, kv term, the rotary key, proj), the latent
+  // norms' one multiply each, and the scores and context at half the square.
+  const double per_token =
+      6 * (lq * (h + a * d + 1) + lkv * (h + a * (d - rope + dv) + 1) + h * rope + a * dv * h) +
+      3 * s * a * (d + dv) + 6 * 3 * h * f;
+  EXPECT_DOUBLE_EQ(ModelFlopsPerSample(m, 1), s * per_token);  // no output layer here
 }
 
 // Two MLPs that differ only in their elementwise function cost the same: the same products,

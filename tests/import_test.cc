@@ -413,6 +413,54 @@ TEST(HfImport, Glm45AirCountsAsPublished) {
   EXPECT_NE(r->notes[1].find("num_nextn_predict_layers 1"), std::string::npos) << r->notes[1];
 }
 
+// DeepSeek-V3 (its config.json as published): multi-latent attention on 61 layers, the first
+// 3 dense of 18432, then 256 experts of 2048 a token's 8 and one shared expert. The count is
+// worked by hand and is the report's 671B (its multi-token prediction module, 14B more, is a
+// note, not counted).
+TEST(HfImport, DeepSeekV3CountsAsPublished) {
+  Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["DeepseekV3ForCausalLM"],
+      "attention_bias": false, "first_k_dense_replace": 3, "hidden_act": "silu",
+      "hidden_size": 7168, "intermediate_size": 18432, "kv_lora_rank": 512,
+      "max_position_embeddings": 163840, "model_type": "deepseek_v3",
+      "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8,
+      "n_routed_experts": 256, "n_shared_experts": 1, "norm_topk_prob": true,
+      "num_attention_heads": 128, "num_experts_per_tok": 8, "num_hidden_layers": 61,
+      "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "q_lora_rank": 1536,
+      "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "rms_norm_eps": 1e-06,
+      "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "tie_word_embeddings": false,
+      "topk_group": 4, "topk_method": "noaux_tc", "torch_dtype": "bfloat16",
+      "v_head_dim": 128, "vocab_size": 129280})"),
+                                      {});
+  ASSERT_TRUE(r.ok()) << r.message();
+  const Model& m = r->model;
+  ASSERT_EQ(m.layers.size(), 61u + 4u);
+  const Layer& dense = m.layers[1];
+  const Layer& moe = m.layers[4];
+  EXPECT_EQ(dense.name, "dense_block.0");
+  EXPECT_EQ(moe.name, "moe_block.0");
+  EXPECT_EQ(moe.kv_lora, 512);
+  EXPECT_EQ(moe.q_lora, 1536);
+  EXPECT_EQ(moe.rope_dim, 64);
+  EXPECT_EQ(moe.head_dim, 192);
+  EXPECT_EQ(moe.v_head_dim, 128);
+  EXPECT_EQ(moe.kv_heads, 128);
+  EXPECT_FALSE(moe.qkv_bias);
+  // Norms 2 x 7168; q_down 7168 x 1536, its norm, q_up 1536 x 128 x 192; kv_down
+  // 7168 x (512 + 64), its norm, kv_up 512 x 128 x (128 + 128); o 128 x 128 x 7168.
+  const int64_t attention = 2 * 7168 + 7168 * 1536 + 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 +
+                            512 * 128 * 256 + 128 * 128 * int64_t{7168};
+  EXPECT_EQ(LayerParamCount(dense), attention + 3 * 7168 * int64_t{18432});
+  // Router 7168 x 256; 256 experts and the shared one of 3 x 7168 x 2048.
+  const int64_t experts = 7168 * 256 + 257 * 3 * 7168 * int64_t{2048};
+  EXPECT_EQ(LayerParamCount(moe), attention + experts);
+  const int64_t total = 61 * attention + 3 * 3 * 7168 * int64_t{18432} + 58 * experts +
+                        2 * 129280 * int64_t{7168} + 7168;
+  EXPECT_EQ(ModelParamCount(m), total);
+  EXPECT_NEAR(static_cast<double>(total), 671e9, 1e9);
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_NE(r->notes[0].find("num_nextn_predict_layers 1"), std::string::npos) << r->notes[0];
+}
+
 TEST(HfImport, ErrorsNameTheField) {
   struct Case {
     const char* config;

@@ -131,6 +131,24 @@ KindSample RandomKindSample(LayerKind kind, std::mt19937_64& rng) {
       // A sliding window (causal blocks only), shorter or longer than the sequence (1 to 6).
       if (b.value("causal", false) && d.Int(0, 3) == 0) b["window"] = d.Int(1, 7);
       d.Maybe(b, "rotary", rotary, false);
+      // Multi-latent attention a fifth of the time: every head its own k and v, no q, k or v
+      // biases or q/k norms, a rotated part of each q/k head shorter than it (even when
+      // rotated), a v head of its own half of those.
+      if (d.Int(0, 4) == 0) {
+        b.erase("kv_heads");
+        b.erase("qk_norm");
+        if (b.value("bias", true)) {
+          b["qkv_bias"] = false;
+        } else {
+          b.erase("qkv_bias");  // false with bias false, its default
+        }
+        b["kv_lora"] = d.Int(1, 4);
+        if (d.Coin()) b["q_lora"] = d.Int(1, 4);
+        const int64_t rope = rotary ? 2 * d.Int(0, (head_dim - 1) / 2) : d.Int(0, head_dim - 1);
+        if (rope > 0) b["rope_dim"] = rope;  // (fields at their defaults are not written back)
+        const int64_t v_head_dim = d.Int(1, 4);
+        if (v_head_dim != head_dim) b["v_head_dim"] = v_head_dim;
+      }
       MaybeRepeat(d, b);
       const Json input = TokenInput(d, &seq);
       return {Doc(input, Json::array({Embedding(d, seq, d.Int(1, 20), hidden), b})), 1};

@@ -61,10 +61,11 @@ void CheckSample(LayerKind kind, const testing::KindSample& sample) {
   EXPECT_EQ(IsLoss(kind), entry.is_loss());
 
   // Counts and widths: the entry against the CPU layer. The reference has no mixture-of-experts
-  // MLP, no q/k norm, no dropout and no sliding window shorter than the sequence yet: it
-  // refuses those blocks in one line, and the rest is checked against the entry alone.
+  // MLP, no q/k norm, no multi-latent attention, no dropout and no sliding window shorter than
+  // the sequence yet: it refuses those blocks in one line, and the rest is checked against the
+  // entry alone.
   auto made = MakeCpuLayer<double>(l, m->input);
-  if (l.experts > 0 || l.qk_norm || l.dropout > 0 ||
+  if (l.experts > 0 || l.qk_norm || l.kv_lora > 0 || l.dropout > 0 ||
       (l.window > 0 && l.window < m->input.seq_len)) {
     ASSERT_FALSE(made.ok());
     EXPECT_NE(made.message().find("not available yet"), std::string::npos) << made.message();

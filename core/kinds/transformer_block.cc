@@ -2,15 +2,24 @@
 // heads), "head_dim" (default hidden / heads, which heads must then divide), "ffn", "norm":
 // layernorm|rmsnorm, "mlp": gelu|relu2|swiglu|geglu, "bias", "qkv_bias" (default bias), "qk_norm",
 // "dropout" (a probability in [0, 1), default 0), "causal", "rotary" (an even head size),
-// "window" (causal only: each query attends to its `window` latest keys), and for a
+// "window" (causal only: each query attends to its `window` latest keys), for a
 // mixture-of-experts MLP "experts", "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place
-// of "ffn"}.
+// of "ffn", and for multi-latent attention "kv_lora", "q_lora" (default 0), "rope_dim",
+// "v_head_dim" (default head_dim)}.
 //   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
 // q is heads x head_dim wide, k and v kv_heads x head_dim each (grouped-query attention: each
 // key/value head serves heads / kv_heads query heads). A mixture-of-experts MLP routes each
 // token to top_k of `experts` expert MLPs (router: an h x experts linear, softmax, top-k) and
 // sums their outputs weighted by the router's probabilities, plus shared_experts MLPs every
 // token passes through. Needs a token model; its input and output width is hidden.
+//
+// Multi-latent attention (kv_lora > 0; DeepSeek-V2/V3): q = q_up(rms(q_down(x))) (or q_proj(x)
+// when q_lora is 0), [c_kv, k_rope] = kv_down(x), [k_nope, v] = kv_up(rms(c_kv)) per head; the
+// last rope_dim of each q head and the one k_rope (shared by the heads) are rotated, and each
+// k head is [k_nope, k_rope]. q and k heads are head_dim wide, v heads v_head_dim; every head
+// has its own k and v (no grouping). Under tensor parallelism the down projections are
+// replicated on every rank, the up projections split by heads, proj by rows (Megatron-Core's
+// MLASelfAttention).
 //
 // Under KernelShape::par every count is one rank's (docs/analytic.md, "Under parallelism"):
 // Megatron-style tensor parallelism (qkv and fc1 column-split, proj and fc2 row-split, heads
@@ -24,15 +33,28 @@
 namespace pp {
 namespace {
 
-// One rank's attention widths.
+// One rank's attention widths: q and k heads of head_dim, v (and the attention output) heads
+// of v_dim.
 struct AttentionWidths {
-  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t heads = 0, kv_heads = 0, head_dim = 0, v_dim = 0;
   int64_t q() const { return heads * head_dim; }
-  int64_t kv() const { return kv_heads * head_dim; }
+  int64_t k() const { return kv_heads * head_dim; }
+  int64_t v() const { return kv_heads * v_dim; }
+  int64_t o() const { return heads * v_dim; }
 };
 AttentionWidths RankAttention(const Layer& l, int64_t tp) {
   // Key/value heads fewer than the tensor ranks are replicated: each rank keeps one.
-  return {Share(l.heads, tp), l.kv_heads >= tp ? Share(l.kv_heads, tp) : 1, l.head_dim};
+  const int64_t heads = Share(l.heads, tp);
+  const int64_t kv_heads = l.kv_lora > 0 ? heads : l.kv_heads >= tp ? Share(l.kv_heads, tp) : 1;
+  return {heads, kv_heads, l.head_dim, l.v_head_dim};
+}
+
+// Multi-latent attention's projections on one rank (one rank's heads `w`): q_down and kv_down
+// whole, q_up and kv_up of its heads.
+int64_t MlaProjectionParams(const Layer& l, const AttentionWidths& w) {
+  const int64_t h = l.hidden, nope = l.head_dim - l.rope_dim;
+  const int64_t q = l.q_lora > 0 ? h * l.q_lora + l.q_lora + l.q_lora * w.q() : h * w.q();
+  return q + h * (l.kv_lora + l.rope_dim) + l.kv_lora + l.kv_lora * w.heads * (nope + w.v_dim);
 }
 
 int64_t NormParams(const Layer& l) {
@@ -59,9 +81,10 @@ class TransformerBlock final : public LayerKindEntry {
   int64_t RankParamCount(const Layer& l, const ShardDegrees& par) const override {
     const int64_t h = l.hidden;
     const AttentionWidths w = RankAttention(l, par.tp);
-    const int64_t qkv = w.q() + 2 * w.kv();
-    const int64_t attention = h * qkv + (l.qkv_bias ? qkv : 0)  // column-split qkv
-                              + w.q() * h + (l.bias ? h : 0)    // row-split proj, whole bias
+    const int64_t qkv = w.q() + w.k() + w.v();
+    const int64_t projections = l.kv_lora > 0 ? MlaProjectionParams(l, w)
+                                              : h * qkv + (l.qkv_bias ? qkv : 0);  // column-split
+    const int64_t attention = projections + w.o() * h + (l.bias ? h : 0)           // row-split proj
                               + (l.qk_norm ? 2 * l.head_dim : 0);
     return 2 * NormParams(l) + attention + MlpRankParams(l, par);
   }
@@ -75,19 +98,27 @@ class TransformerBlock final : public LayerKindEntry {
     const RankSplit r = RankSplitOf(sh);
     const AttentionWidths w = RankAttention(l, r.tp);
     const double h = static_cast<double>(l.hidden);
-    const double q = static_cast<double>(w.q()), kv = static_cast<double>(w.kv());
+    const double q = static_cast<double>(w.q()), k = static_cast<double>(w.k());
+    const double v = static_cast<double>(w.v()), o = static_cast<double>(w.o());
     // At e_inputs: the products' inputs, the norms' outputs and (a copy of its own where the
     // inputs are kept quantized) the attention output; at e the rest.
     const bool copies = sh.e_inputs != sh.e;
     double inputs = 2 * r.sp_rows * h             // norm1 and norm2 outputs
-                    + (copies ? r.rows * q : 0);  // proj input, quantized
+                    + (copies ? r.rows * o : 0);  // proj input, quantized
     double elements = 2 * r.sp_rows * h           // norm1 and norm2 inputs
-                      + r.rows * (q + 2 * kv)     // q, k (after rotary, when used) and v
-                      + r.rows * q;               // attention output (= proj input)
+                      + r.rows * (q + k + v)      // q, k (after rotary, when used) and v
+                      + r.rows * o;               // attention output (= proj input)
     double bytes = 2 * r.sp_rows * (l.norm == NormKind::kLayerNorm ? 8.0 : 4.0);  // fp32 stats
     if (l.qk_norm) {
-      elements += r.rows * (q + kv);                                   // q and k before it
+      elements += r.rows * (q + k);                                     // q and k before it
       bytes += r.rows * static_cast<double>(w.heads + w.kv_heads) * 4;  // fp32 rstd per head
+    }
+    if (l.kv_lora > 0) {
+      // The latents before and after their norms (q_up's and kv_up's inputs), the rotary key
+      // before rotation, and the two norms' fp32 rstd.
+      const double lq = static_cast<double>(l.q_lora), lkv = static_cast<double>(l.kv_lora);
+      elements += r.rows * (2 * lq + 2 * lkv + static_cast<double>(l.rope_dim));
+      bytes += r.rows * (lq > 0 ? 8.0 : 4.0);
     }
     // One-byte masks of the two branch dropouts.
     if (l.dropout > 0) bytes += 2 * r.sp_rows * h;
@@ -143,6 +174,15 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   spec->bias = r.Bool("bias", true);
   spec->qkv_bias = r.Bool("qkv_bias", spec->bias);
   spec->qk_norm = r.Bool("qk_norm", false);
+  spec->kv_lora = r.OptInt("kv_lora", 1, kMaxDim).value_or(0);
+  for (const char* key : {"q_lora", "rope_dim", "v_head_dim"}) {
+    if (spec->kv_lora == 0 && r.Has(key)) {
+      r.Fail(key, "is a field of multi-latent attention; set kv_lora too");
+    }
+  }
+  spec->q_lora = r.OptInt("q_lora", 0, kMaxDim).value_or(0);
+  spec->rope_dim = r.OptInt("rope_dim", 0, kMaxDim).value_or(0);
+  const std::optional<int64_t> v_head_dim = r.OptInt("v_head_dim", 1, kMaxDim);
   spec->dropout = r.OptNonNegative("dropout").value_or(0);
   if (spec->dropout >= 1) r.Fail("dropout", "is a probability below 1");
   spec->causal = r.Bool("causal", false);
@@ -177,6 +217,23 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   }
   if (!r.ok()) return;
   spec->head_dim = head_dim.value_or(spec->hidden / spec->heads);
+  spec->v_head_dim = v_head_dim.value_or(spec->head_dim);
+  if (spec->kv_lora > 0) {
+    // Multi-latent attention: every head its own k and v, no biases or q/k norms.
+    if (r.Has("kv_heads") && spec->kv_heads != spec->heads) {
+      r.Fail("kv_heads", "multi-latent attention gives every head its own k and v");
+    } else if (spec->qkv_bias) {
+      r.Fail("qkv_bias", "multi-latent attention has no q, k or v biases (set qkv_bias false)");
+    } else if (spec->qk_norm) {
+      r.Fail("qk_norm", "multi-latent attention normalises its latents, not q and k");
+    } else if (spec->rope_dim >= spec->head_dim) {
+      r.Fail("rope_dim", "must be less than head_dim (" + std::to_string(spec->head_dim) + ")");
+    } else if (spec->rotary && spec->rope_dim % 2 != 0) {
+      r.Fail("rope_dim",
+             "needs to be even to be rotated (got " + std::to_string(spec->rope_dim) + ")");
+    }
+    return;
+  }
   if (spec->rotary && spec->head_dim % 2 != 0) {
     r.Fail("rotary", "needs an even head size (head_dim " + std::to_string(spec->head_dim) + ")");
   }
@@ -206,6 +263,12 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
   l["bias"] = s.bias;
   if (s.qkv_bias != s.bias) l["qkv_bias"] = s.qkv_bias;
   if (s.qk_norm) l["qk_norm"] = true;
+  if (s.kv_lora > 0) {
+    l["kv_lora"] = s.kv_lora;
+    if (s.q_lora > 0) l["q_lora"] = s.q_lora;
+    if (s.rope_dim > 0) l["rope_dim"] = s.rope_dim;
+    if (s.v_head_dim != s.head_dim) l["v_head_dim"] = s.v_head_dim;
+  }
   if (s.dropout > 0) l["dropout"] = s.dropout;
   l["causal"] = s.causal;
   l["rotary"] = s.rotary;
@@ -223,12 +286,13 @@ double ScoreShare(bool causal, double window, double s) {
   return (s * window - window * window / 2) / (s * s);
 }
 
-// The fused attention kernel of one direction: `products` matrix products of [s_q x d] by
-// [d x s] per head (2 forward; 5 backward, S = QK^T recomputed), of which `share` is computed
-// (ScoreShare); its bytes are `tensors`.
-Kernel FlashKernel(std::string_view name, double products, double heads, double sq, double s,
-                   double d, double share, double tensors) {
-  Kernel f{name, products * heads * 2 * sq * s * d * share, tensors, KernelClass::kAttention};
+// The fused attention kernel of one direction: matrix products of [s_q x d_i] by [d_i x s]
+// per head, their inner sizes summing to `dims` (forward S = QK^T and PV: d + d_v; backward,
+// S recomputed, dP = dO V^T, dV, dQ and dK: 3 d + 2 d_v), of which `share` is computed
+// (ScoreShare); its bytes are `tensors`. `d` is the q/k head.
+Kernel FlashKernel(std::string_view name, double dims, double heads, double sq, double s, double d,
+                   double share, double tensors) {
+  Kernel f{name, heads * 2 * sq * s * dims * share, tensors, KernelClass::kAttention};
   f.m = sq;
   f.k = d;
   f.n = s;
@@ -240,8 +304,10 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const RankSplit r = RankSplitOf(sh);
   const AttentionWidths w = RankAttention(l, r.tp);
   const double h = static_cast<double>(l.hidden);
-  const double d = static_cast<double>(w.head_dim);
-  const double qw = static_cast<double>(w.q()), kvw = static_cast<double>(w.kv());
+  const double d = static_cast<double>(w.head_dim), dv = static_cast<double>(w.v_dim);
+  const double qw = static_cast<double>(w.q()), kw = static_cast<double>(w.k());
+  const double vw = static_cast<double>(w.v()), ow = static_cast<double>(w.o());
+  const bool mla = l.kv_lora > 0;
   const double s = sh.s, sq = r.seq;               // all keys; this rank's queries
   const double heads = sh.b * static_cast<double>(w.heads);  // independent attention problems
   const double scores = heads * sq * s * sh.e;     // one [b x a x s_q x s] tensor
@@ -252,10 +318,11 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const double branch_mask = dropout ? r.sp_rows * h : 0;
   const double branch_dgrad = (2 * sh.e + 1) * r.sp_rows * h;
   const double score_mask = heads * sq * s;  // one byte per score
-  const double qk = r.rows * (qw + kvw) * sh.e;    // q and k
-  const double q_bytes = r.rows * qw * sh.e;       // q (and O, dO, dQ)
-  const double kv_all = sh.b * s * kvw * sh.e;     // k (or v) of the whole sequence
-  const double kv_local = r.rows * kvw * sh.e;     // this rank's k (or v)
+  const double qk = r.rows * (qw + kw) * sh.e;        // q and k
+  const double q_bytes = r.rows * qw * sh.e;          // q (and dQ)
+  const double o_bytes = r.rows * ow * sh.e;          // O (and dO)
+  const double kv_all = sh.b * s * (kw + vw) * sh.e;  // k and v of the whole sequence
+  const double kv_local = r.rows * (kw + vw) * sh.e;  // this rank's k and v
   const double stats = heads * sq * 4;             // fp32 statistics per query row
   // What a fused kernel computes of the score square (a window skips the keys before it; the
   // unfused kernels compute all of it and mask).
@@ -264,10 +331,45 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const KernelShape sp_rows = WithRows(sh, r.sp_rows);
 
   const Piece norm1 = NormPiece(sp_rows, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
-  const Piece qkv = LinearPiece(tp_rows, h, qw + 2 * kvw, l.qkv_bias,
-                                {"qkv", "qkv_dgrad", "qkv_wgrad", "qkv_bias_grad"});
+  // The projections to q, k and v: one column-split product, or multi-latent attention's
+  // down projections (whole on every rank), latent norms and up projections (split by heads).
+  std::vector<Piece> to_qkv;
+  if (!mla) {
+    to_qkv.push_back(LinearPiece(tp_rows, h, qw + kw + vw, l.qkv_bias,
+                                 {"qkv", "qkv_dgrad", "qkv_wgrad", "qkv_bias_grad"}));
+  } else {
+    const double lq = static_cast<double>(l.q_lora), lkv = static_cast<double>(l.kv_lora);
+    const double nope = d - static_cast<double>(l.rope_dim);
+    const double heads_r = static_cast<double>(w.heads);
+    if (lq > 0) {
+      to_qkv.push_back(
+          LinearPiece(tp_rows, h, lq, false, {"q_down", "q_down_dgrad", "q_down_wgrad", ""}));
+      to_qkv.push_back(NormPiece(tp_rows, NormKind::kRmsNorm, lq,
+                                 {"q_norm", "q_norm_dgrad", "q_norm_wgrad", ""}));
+      to_qkv.push_back(
+          LinearPiece(tp_rows, lq, qw, false, {"q_up", "q_up_dgrad", "q_up_wgrad", ""}));
+    } else {
+      to_qkv.push_back(
+          LinearPiece(tp_rows, h, qw, false, {"q_proj", "q_proj_dgrad", "q_proj_wgrad", ""}));
+    }
+    to_qkv.push_back(LinearPiece(tp_rows, h, lkv + static_cast<double>(l.rope_dim), false,
+                                 {"kv_down", "kv_down_dgrad", "kv_down_wgrad", ""}));
+    to_qkv.push_back(NormPiece(tp_rows, NormKind::kRmsNorm, lkv,
+                               {"kv_norm", "kv_norm_dgrad", "kv_norm_wgrad", ""}));
+    to_qkv.push_back(LinearPiece(tp_rows, lkv, heads_r * (nope + dv), false,
+                                 {"kv_up", "kv_up_dgrad", "kv_up_wgrad", ""}));
+  }
+  // Multi-latent attention's q and k heads put together from their parts: reads q, k_nope and
+  // the shared k_rope, writes q and k (and the same back in the backward).
+  const double rope = static_cast<double>(l.rope_dim);
+  const double assemble =
+      mla ? r.rows * (qw + static_cast<double>(w.heads) * (d - rope) + rope + qw + kw) * sh.e : 0;
+  // What the rotary embedding reads and writes: q and k, or multi-latent attention's rotated
+  // parts only (each q head's last rope_dim and the one k_rope).
+  const double rotated =
+      mla ? 2 * r.rows * (static_cast<double>(w.heads) * rope + rope) * sh.e : 2 * qk;
   const Piece proj =
-      LinearPiece(tp_rows, qw, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
+      LinearPiece(tp_rows, ow, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
   const Piece norm2 = NormPiece(sp_rows, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
   const double head_rows = r.rows * static_cast<double>(w.heads + w.kv_heads);
   const double qk_gain = 2 * d * sh.e;
@@ -276,24 +378,25 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   //            -> norm2 -> mlp -> + residual.
   std::vector<Kernel>& fwd = k->forward;
   Add(fwd, norm1.forward);
-  Add(fwd, qkv.forward);
+  for (const Piece& p : to_qkv) Add(fwd, p.forward);
   // Reads q, k and the gains; writes both and an fp32 rstd per head.
   if (l.qk_norm) Add(fwd, MemoryKernel("qk_norm", 2 * qk + qk_gain + head_rows * 4));
-  if (l.rotary) Add(fwd, MemoryKernel("rotary", 2 * qk));  // reads q and k; writes both
+  if (l.rotary) Add(fwd, MemoryKernel("rotary", rotated));  // reads q and k; writes both
+  if (mla) Add(fwd, MemoryKernel("qk_assemble", assemble));
   const auto core = [](Kernel kernel) {
     kernel.core_attention = true;
     return kernel;
   };
   if (sh.flash_attention) {
     // Reads Q, K, V, writes O (and the row statistics).
-    Add(fwd, core(FlashKernel("attention", 2, heads, sq, s, d, share,
-                              2 * q_bytes + 2 * kv_all + stats)));
+    Add(fwd, core(FlashKernel("attention", d + dv, heads, sq, s, d, share,
+                              q_bytes + o_bytes + kv_all + stats)));
   } else {
     Add(fwd, core(BatchedGemmKernel("attention_scores", heads, sq, d, s, sh.e)));
     Add(fwd, core(MemoryKernel("softmax", 2 * scores)));  // scale, mask and softmax in one pass
     // Reads P, writes the dropped-out P and the mask.
     if (dropout) Add(fwd, core(MemoryKernel("attention_dropout", 2 * scores + score_mask)));
-    Add(fwd, core(BatchedGemmKernel("attention_context", heads, sq, s, d, sh.e)));
+    Add(fwd, core(BatchedGemmKernel("attention_context", heads, sq, s, dv, sh.e)));
   }
   Add(fwd, proj.forward);
   Add(fwd, MemoryKernel("residual_add1", add + branch_mask));
@@ -312,12 +415,12 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   Add(bwd, proj.input_grad);
   if (sh.flash_attention) {
     // Reads Q, K, V, O, dO and the statistics; writes dQ, dK, dV.
-    Add(bwd, FlashKernel("attention_dgrad", 5, heads, sq, s, d, share,
-                         4 * q_bytes + 4 * kv_all + stats));
+    Add(bwd, FlashKernel("attention_dgrad", 3 * d + 2 * dv, heads, sq, s, d, share,
+                         2 * q_bytes + 2 * o_bytes + 2 * kv_all + stats));
   } else {
     // Context = P.V: dP = dO.V^T and dV = P^T.dO.
-    Add(bwd, BatchedGemmKernel("attention_context_dgrad_p", heads, sq, d, s, sh.e));
-    Add(bwd, BatchedGemmKernel("attention_context_dgrad_v", heads, s, sq, d, sh.e));
+    Add(bwd, BatchedGemmKernel("attention_context_dgrad_p", heads, sq, dv, s, sh.e));
+    Add(bwd, BatchedGemmKernel("attention_context_dgrad_v", heads, s, sq, dv, sh.e));
     // Reads the gradient of the dropped-out P and the mask; writes dP.
     if (dropout) Add(bwd, MemoryKernel("attention_dropout_dgrad", 2 * scores + score_mask));
     Add(bwd, MemoryKernel("softmax_dgrad", 3 * scores));  // reads dP and P; writes dS
@@ -325,10 +428,11 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     Add(bwd, BatchedGemmKernel("attention_scores_dgrad_q", heads, sq, s, d, sh.e));
     Add(bwd, BatchedGemmKernel("attention_scores_dgrad_k", heads, s, sq, d, sh.e));
   }
-  if (l.rotary) Add(bwd, MemoryKernel("rotary_dgrad", 2 * qk));
+  if (mla) Add(bwd, MemoryKernel("qk_assemble_dgrad", assemble));
+  if (l.rotary) Add(bwd, MemoryKernel("rotary_dgrad", rotated));
   // Reads dy, x, rstd and the gains; writes dx.
   if (l.qk_norm) Add(bwd, MemoryKernel("qk_norm_dgrad", 3 * qk + head_rows * 4 + qk_gain));
-  Add(bwd, qkv.input_grad);
+  for (auto p = to_qkv.rbegin(); p != to_qkv.rend(); ++p) Add(bwd, p->input_grad);
   Add(bwd, norm1.input_grad);
   Add(bwd, MemoryKernel("residual_grad_add1", add));
 
@@ -341,12 +445,15 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     // Reads dy, x and rstd; writes the two gains' gradients.
     Add(k->backward_weight, MemoryKernel("qk_norm_wgrad", 2 * qk + head_rows * 4 + qk_gain));
   }
-  for (const Piece* p : {&qkv, &norm1}) {
+  for (auto p = to_qkv.rbegin(); p != to_qkv.rend(); ++p) {
     for (const Kernel& g : p->weight_grads) Add(k->backward_weight, g);
   }
+  for (const Kernel& g : norm1.weight_grads) Add(k->backward_weight, g);
 
   // Collectives (docs/analytic.md lists each with its bytes).
   const double act = r.rows * h * sh.e;  // one [N/cp x h] tensor: what the tensor ranks share
+  // The weight gradient of x's projections the input gradient's reduction may hide under.
+  const std::string_view first_wgrad = mla ? "kv_down_wgrad" : "qkv_wgrad";
   if (r.tp > 1) {
     if (r.sp) {
       k->forward_comm.insert(
@@ -356,19 +463,19 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
       k->backward_input_comm.push_back({"proj_dgrad_allgather", CollectiveKind::kAllGather,
                                         CommGroup::kTensor, act, ""});
       k->backward_input_comm.push_back({"qkv_dgrad_reducescatter", CollectiveKind::kReduceScatter,
-                                        CommGroup::kTensor, act, "qkv_wgrad"});
+                                        CommGroup::kTensor, act, first_wgrad});
     } else {
       k->forward_comm.insert(
           k->forward_comm.begin(),
           {"proj_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
       k->backward_input_comm.push_back({"qkv_dgrad_allreduce", CollectiveKind::kAllReduce,
-                                        CommGroup::kTensor, act, "qkv_wgrad"});
+                                        CommGroup::kTensor, act, first_wgrad});
     }
   }
   if (r.cp > 1) {
     // The ring: cp - 1 steps, each sending this rank's K and V on and receiving the previous
     // rank's, each under the attention of the block of K and V already here.
-    const double ring = static_cast<double>(r.cp - 1) * 2 * kv_local;
+    const double ring = static_cast<double>(r.cp - 1) * kv_local;
     const std::string_view fwd_kernel = sh.flash_attention ? "attention" : "attention_scores";
     const std::string_view bwd_kernel =
         sh.flash_attention ? "attention_dgrad" : "attention_scores_dgrad_q";
