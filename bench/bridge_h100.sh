@@ -5,7 +5,7 @@
 # pp, cp, ep, virtual stages, GPUs, global batch and micro-batch; the distributed optimizer as
 # --zero 1, FSDP as --zero 3) and the predicted figure printed beside the measured one. The
 # measured figures are from Megatron-Bridge's docs/performance-summary-archive.md (NeMo
-# containers 25.11, 26.02.01, 26.04.01 and 26.06; FP8 with current scaling; the MoE rows
+# containers 25.09, 25.11, 26.02.01, 26.04.01 and 26.06; FP8 with current scaling; the MoE rows
 # force a balanced, dropless token distribution; the Qwen3-235B recipes fold the expert group
 # over the tensor ranks, expert_tensor_parallel_size 1, hence --etp 1, and overlap the
 # experts' all-to-all across micro-batches, overlap_moe_expert_parallel_comm, hence
@@ -15,7 +15,13 @@
 # block method in scripts/performance/configs/llama3/workload_base_configs.py and
 # utils/helpers.py of 2025-11, hence --recompute-unit block --recompute-blocks 5; the Llama 3
 # 70B SFT row fine-tunes on 4096-token sequences, packed and padded to that length, planned
-# here as whole 4096-token sequences). Dense rows compare model TFLOP/s per GPU,
+# here as whole 4096-token sequences; the DeepSeek-V3 row of the 25.09 container is FP8 with
+# blockwise scaling, and its recipe, DEEPSEEK_V3_H100_BASE_CONFIG in
+# scripts/performance/configs/deepseek/workload_base_configs.py of Megatron-Bridge v0.2.0,
+# folds the expert group over the tensor ranks, overlaps the all-to-all, dispatches with
+# DeepEP and recomputes its mla_up_proj and mlp modules, which the tool cannot (it recomputes
+# stages, layers, blocks or the core attention): it is planned with --memory-limit none, since
+# without that recomputation its devices hold more than the 80 GB the run fitted in). Dense rows compare model TFLOP/s per GPU,
 # MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
 # per row, then the median and worst absolute error of each group. The step search's budget
 # warnings are left out (the plan is still the best split found). docs/published.md keeps
@@ -45,6 +51,7 @@ rows=(
   "Qwen3-30B-A3B pp 2 vp 24 ep 8 b 2, 25.11|5275|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 24 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 512 --micro-batch-size 2 --zero 1"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 26.04.01|1712|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 25.11|1575|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 2048 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
+  "DeepSeek-V3 tp 2 pp 8 vp 4 ep 64, 25.09|1297|tokens|models/deepseek-v3.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 64 --etp 1 --gpus-total 1024 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on --memory-limit none"
 )
 
 printf '%-48s %10s %10s %8s\n' row measured predicted error

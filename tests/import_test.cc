@@ -51,9 +51,16 @@ void ExpectSameLayers(const Model& got, const Model& want) {
     EXPECT_EQ(a.tied_to, b.tied_to);
     EXPECT_EQ(a.in_width, b.in_width);
     EXPECT_EQ(a.out_width, b.out_width);
+    EXPECT_TRUE(a.ShapeFields() == b.ShapeFields());  // and every other field of its shape
   }
   EXPECT_EQ(ModelParamCount(got), ModelParamCount(want));
   EXPECT_EQ(got.dtype, want.dtype);
+}
+
+HfImportOptions SeqLen(int64_t seq_len) {
+  HfImportOptions options;
+  options.seq_len = seq_len;
+  return options;
 }
 
 Model Import(const std::string& config, HfImportOptions options = {}) {
@@ -430,9 +437,10 @@ TEST(HfImport, DeepSeekV3CountsAsPublished) {
       "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "tie_word_embeddings": false,
       "topk_group": 4, "topk_method": "noaux_tc", "torch_dtype": "bfloat16",
       "v_head_dim": 128, "vocab_size": 129280})"),
-                                      {});
+                                      SeqLen(4096));
   ASSERT_TRUE(r.ok()) << r.message();
   const Model& m = r->model;
+  ExpectSameLayers(m, Shipped("deepseek-v3.json"));
   ASSERT_EQ(m.layers.size(), 61u + 4u);
   const Layer& dense = m.layers[1];
   const Layer& moe = m.layers[4];

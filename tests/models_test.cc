@@ -94,6 +94,9 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
       {"qwen3-30b-a3b", 30532122624, true},
       // Qwen/Qwen3-235B-A22B: "235B in total" (its model card and the Qwen3 report).
       {"qwen3-235b-a22b", 235000000000, false},
+      // deepseek-ai/DeepSeek-V3: "671B total parameters" in the DeepSeek-V3 Technical Report,
+      // its multi-token prediction module (14B more in the checkpoint) apart.
+      {"deepseek-v3", 671000000000, false},
   };
   for (const Published& p : kPublished) {
     const Model m = LoadOrFail(p.model);
