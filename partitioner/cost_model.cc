@@ -1,8 +1,10 @@
 #include "partitioner/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/model.h"
+#include "partitioner/data_parallel.h"
 
 namespace pp {
 
@@ -30,6 +32,12 @@ StateBytes TrainingState(Optimizer optimizer, DType dtype, int dp, int zero, int
       break;
   }
   const bool shard_states = zero >= 1, shard_gradients = zero >= 2, shard_weights = zero >= 3;
+  // ZeRO 3 gathers a layer's parameters before its forward and backward, the next layer's
+  // already on the way (FSDP's prefetch), and holds the layer's gradient unsharded until it
+  // is reduce-scattered: two layers' parameters and one layer's gradients at their peak.
+  if (shard_weights && s.dp > 1) {
+    s.gather_per_param_byte = 2 + (optimizer == Optimizer::kNone ? 0 : GradientScale(dtype));
+  }
   s.replicated = (shard_weights ? 0 : weights) + (shard_gradients ? 0 : gradients) +
                  (shard_states ? 0 : states);
   s.sharded = (shard_weights ? weights : 0) + (shard_gradients ? gradients : 0) +
@@ -77,7 +85,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   expert_params_.assign(layers_ + 1, 0);
   activations_.assign(layers_ + 1, 0);
   outputs_.assign(layers_ + 1, 0);
-  std::vector<WideBytes> each(layers_), block_each, core_each(layers_);
+  std::vector<WideBytes> each(layers_), block_each, core_each(layers_), params_each(layers_);
   core_ms_.assign(layers_ + 1, 0.0);
   core_bytes_.assign(layers_ + 1, 0);
   blocks_before_.assign(layers_ + 1, 0);
@@ -98,6 +106,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     activations_[i + 1] = activations_[i] + l.activation_bytes;
     outputs_[i + 1] = outputs_[i] + l.output_bytes;
     each[i] = l.activation_bytes;
+    params_each[i] = l.param_bytes;
     core_f += l.core_attention_ms.value_or(0.0);
     core_ms_[i + 1] = static_cast<double>(core_f);
     core_each[i] = l.core_attention_bytes.value_or(0);
@@ -117,6 +126,13 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
   most_activation_ = RangeMax(std::move(each));
   block_most_activation_ = RangeMax(std::move(block_each));
   most_core_bytes_ = RangeMax(std::move(core_each));
+  most_params_ = RangeMax(std::move(params_each));
+}
+
+WideBytes CostModel::GatherBufferBytes(int first, int last) const {
+  if (state_.gather_per_param_byte <= 0 || first > last) return 0;
+  return static_cast<WideBytes>(
+      std::ceil(static_cast<double>(most_params_.Of(first, last)) * state_.gather_per_param_byte));
 }
 
 RangeMax::RangeMax(std::vector<WideBytes> values) {

@@ -35,6 +35,9 @@ struct StateBytes {
   // The routed experts' parameters shard over the expert-data-parallel degree instead
   // (ParallelLayout::expert_dp; 0: dp).
   int64_t expert_dp = 0;
+  // ZeRO 3's working buffer, per byte of the largest layer's parameters (0: none): the
+  // gathered parameters of it and of the next layer, and its unsharded gradients.
+  double gather_per_param_byte = 0;
   // The state of `param_bytes` of parameters, `expert_bytes` of them the routed experts'.
   WideBytes Of(WideBytes param_bytes, WideBytes expert_bytes = 0) const {
     return Shard(param_bytes - expert_bytes, dp) +
@@ -182,9 +185,13 @@ class CostModel {
   WideBytes MaxCoreAttentionBytes(int first, int last) const {
     return most_core_bytes_.Of(first, last);
   }
+  // ZeRO 3's gathered parameters and unsharded gradients at their peak over [first, last]
+  // (StateBytes::gather_per_param_byte times its largest layer's param_bytes; 0 otherwise).
+  WideBytes GatherBufferBytes(int first, int last) const;
   WideBytes PeakMemory(int first, int last, int in_flight) const {
     return StateMemory(first, last) +
-           ActivationBytes(first, last) * static_cast<WideBytes>(in_flight);
+           ActivationBytes(first, last) * static_cast<WideBytes>(in_flight) +
+           GatherBufferBytes(first, last);
   }
   // Bytes a stage ending at `last` sends forward per micro-batch (0 after the last layer).
   uint64_t SendBytes(int last) const;
@@ -213,6 +220,7 @@ class CostModel {
   std::vector<double> core_ms_;
   std::vector<WideBytes> core_bytes_;
   RangeMax most_core_bytes_;
+  RangeMax most_params_;
 };
 
 // Stages on devices of their own (heterogeneous devices, several nodes): stage s reads its

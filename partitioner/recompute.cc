@@ -159,6 +159,7 @@ ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recom
   } else {
     m.per_micro_batch = cost.ActivationBytes(first, last);
   }
+  m.transient += cost.GatherBufferBytes(first, last);  // beside a rebuilt layer's, if any
   return m;
 }
 

@@ -1,6 +1,8 @@
 // Data parallelism and ZeRO in the step model (partitioner/data_parallel.h, cost_model.h's
 // StateBytes), the model FLOP count (partitioner/model_flops.h), plans with a layout through
 // the CLI, and the search over the layout against a brute force.
+#include "partitioner/data_parallel.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,10 +12,10 @@
 
 #include "core/plan.h"
 #include "partitioner/cost_model.h"
-#include "partitioner/data_parallel.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/model_flops.h"
 #include "partitioner/planner.h"
+#include "partitioner/recompute.h"
 #include "profiler/analytic.h"
 #include "profiler/device_file.h"
 #include "profiler/device_table.h"
@@ -120,6 +122,31 @@ TEST(TrainingState, DefaultCostModelIsTodaysMultiplier) {
   const Profile p = TwoLayerProfile();
   const CostModel cost(p, Optimizer::kAdam);
   EXPECT_EQ(cost.PeakMemory(0, 1, 3), WideBytes{20'000'000} * 8 + WideBytes{2000} * 3);
+}
+
+// ZeRO 3 over dp > 1 holds, beside its sharded state, the largest layer's gathered
+// parameters twice (it and the next, prefetched) and its unsharded gradients: for bf16
+// (2 + 1) x that layer's parameter bytes, for fp8 (2 + 2) (its gradients move in bf16), on
+// the chunk's peak and on the plain peak alike; nothing at ZeRO 2 or with one rank.
+TEST(Zero3, AChunkHoldsTwoGatheredLayersAndOneLayersGradients) {
+  Profile p = TwoLayerProfile();
+  p.layers[1].param_bytes = 30'000'000;  // the largest layer
+  for (DType dtype : {DType::kBf16, DType::kFp8}) {
+    SCOPED_TRACE(std::string(DTypeName(dtype)));
+    p.dtype = dtype;
+    const StateBytes zero3 = TrainingState(Optimizer::kAdam, dtype, 8, 3);
+    const CostModel cost(p, zero3);
+    const WideBytes buffer = WideBytes{30'000'000} * (dtype == DType::kFp8 ? 4 : 3);
+    EXPECT_EQ(cost.GatherBufferBytes(0, 1), buffer);
+    EXPECT_EQ(cost.GatherBufferBytes(0, 0), WideBytes{10'000'000} * (dtype == DType::kFp8 ? 4 : 3));
+    const WideBytes plain = zero3.Of(40'000'000) + WideBytes{2000} * 3;
+    EXPECT_EQ(cost.PeakMemory(0, 1, 3), plain + buffer);
+    EXPECT_EQ(ChunkMemoryOf(cost, 0, 1, false, RecomputeInput{}).Peak(3), plain + buffer);
+    for (const StateBytes& none : {TrainingState(Optimizer::kAdam, dtype, 8, 2),
+                                   TrainingState(Optimizer::kAdam, dtype, 1, 3)}) {
+      EXPECT_EQ(CostModel(p, none).GatherBufferBytes(0, 1), WideBytes{0});
+    }
+  }
 }
 
 TEST(Collectives, GradientSyncIsAllReduceOrReduceScatter) {
