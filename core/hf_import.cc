@@ -226,11 +226,7 @@ Result<std::vector<bool>> ExpertLayers(const Decoder& family, bool moe, int64_t 
   std::vector<bool> expert(static_cast<size_t>(layers), moe);
   if (!moe) return expert;
   if (family.sparse_layout) {
-    const int64_t step = OptNullableInt(r, "decoder_sparse_step").value_or(1);
-    if (r.ok() && (step < 1 || step > layers)) {
-      r.Fail("decoder_sparse_step",
-             "must be between 1 and num_hidden_layers (" + std::to_string(layers) + ")");
-    }
+    const int64_t step = r.OptInt("decoder_sparse_step", 1, layers).value_or(1);
     if (!r.ok()) return r.status();
     for (int64_t i = 0; i < layers; ++i) expert[i] = (i + 1) % step == 0;
     const Json* dense = r.Find("mlp_only_layers");
@@ -251,17 +247,13 @@ Result<std::vector<bool>> ExpertLayers(const Decoder& family, bool moe, int64_t 
     }
   }
   if (!family.dense_first_key.empty()) {
-    const int64_t first = OptNullableCount(r, family.dense_first_key).value_or(0);
-    if (r.ok() && (first < 0 || first > layers)) {
-      r.Fail(family.dense_first_key,
-             "must be between 0 and num_hidden_layers (" + std::to_string(layers) + ")");
-    }
+    const int64_t first = r.OptInt(family.dense_first_key, 0, layers).value_or(0);
     if (!r.ok()) return r.status();
     for (int64_t i = 0; i < first; ++i) expert[i] = false;
   }
   if (!family.layer_freq_key.empty()) {
     // Hugging Face's DeepSeek decoder: experts where layer % moe_layer_freq == 0.
-    const int64_t freq = OptNullableInt(r, family.layer_freq_key).value_or(1);
+    const int64_t freq = r.OptInt(family.layer_freq_key, 1, layers).value_or(1);
     if (!r.ok()) return r.status();
     for (int64_t i = 0; i < layers; ++i) expert[i] = expert[i] && i % freq == 0;
   }
@@ -315,10 +307,10 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     v_head_dim = r.Int("v_head_dim", 1, kMaxDim);
   }
   const bool tied = r.Bool("tie_word_embeddings", family.tied_default);
-  const bool attention_bias =
-      !family.qkv_bias_only && !family.attention_bias_qkv_only && r.Bool("attention_bias", false);
-  const bool qkv_bias = family.qkv_bias_only || attention_bias ||
-                        (family.attention_bias_qkv_only && r.Bool("attention_bias", false));
+  // attention_bias: q, k, v and the output projection's, or q, k and v's only.
+  const bool config_bias = !family.qkv_bias_only && r.Bool("attention_bias", false);
+  const bool attention_bias = config_bias && !family.attention_bias_qkv_only;
+  const bool qkv_bias = family.qkv_bias_only || config_bias;
   const bool qk_norm =
       family.qk_norm || (!family.qk_norm_key.empty() && r.Bool(family.qk_norm_key, false));
   const bool mlp_bias = family.mlp_bias && r.Bool("mlp_bias", false);
@@ -424,8 +416,7 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
     block["head_dim"] = *head_dim;
   }
   if (qk_norm) block["qk_norm"] = true;
-  if (family.mla) {
-    block.erase("kv_heads");
+  if (family.mla) {  // (kv_heads, checked equal to the heads above, is not written)
     block["kv_lora"] = kv_lora;
     if (q_lora > 0) block["q_lora"] = q_lora;
     block["rope_dim"] = rope_dim;

@@ -46,8 +46,6 @@ struct LayerState {
   std::vector<float*> kept;  // rebuilt, after the chunk's first layer: per slot its input
   bool block = false;        // a transformer block
   bool rebuilt = false;      // recomputed on its own in the backward (RecomputeUnit kLayer, kBlock)
-  int64_t tied_count = 0;    // one side of a tie: the shared weight's parameters (else 0)
-  float* tied_in = nullptr;  // and where the other side's gradient of it arrives
 };
 
 struct Chunk {
@@ -71,8 +69,6 @@ struct Chunk {
 
 // The layers of `range` with nothing allocated yet.
 Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange& range) {
-  Result<std::vector<TiedWeight>> ties = TiedWeights(model);
-  if (!ties.ok()) return ties.status();
   std::vector<LayerState> layers;
   for (int i = range.first_layer; i <= range.last_layer; ++i) {
     auto made = MakeCpuLayer<float>(model.layers[i], model.input);
@@ -81,9 +77,6 @@ Result<std::vector<LayerState>> MakeLayers(const Model& model, const ChunkRange&
     ls.index = i;
     ls.layer = std::move(*made);
     ls.block = model.layers[i].op == LayerKind::kTransformerBlock;
-    for (const TiedWeight& t : *ties) {
-      if (t.embedding == i || t.linear == i) ls.tied_count = t.count();
-    }
     layers.push_back(std::move(ls));
   }
   // Which layers rebuild their activations on their own: all (by layer) or the first
@@ -112,7 +105,7 @@ ArenaSize ArenaSizeOf(const std::vector<LayerState>& layers, const ChunkSpec& sp
   const int saved_sets = recompute && !by_layer ? 1 : num_slots;  // activations kept at once
   for (size_t j = 0; j < layers.size(); ++j) {
     const CpuLayer<float>& l = *layers[j].layer;
-    size.total += 4 * l.param_count() + layers[j].tied_count +
+    size.total += 4 * l.param_count() +
                   (split ? num_slots * (l.pending_count() + l.output_count()) : l.pending_count());
     if (!layers[j].rebuilt) size.total += saved_sets * l.saved_count();
     if (layers[j].rebuilt && j > 0) size.total += num_slots * layers[j - 1].layer->output_count();
@@ -143,9 +136,14 @@ class CpuDevice final : public PipelineDevice {
     ties_ = std::move(*ties);
     micro_batches_ = layout.micro_batches;
     clock_.Resize(layout.ops_per_step);
+    std::vector<ChunkRange> ranges;
     for (const ChunkSpec& spec : layout.chunks) {
       PP_RETURN_IF_ERROR(AddChunk(spec, layout.split));
+      ranges.push_back(spec.range);
     }
+    // Where the other side of a tie split over two devices sends its gradient.
+    tied_in_.assign(static_cast<size_t>(ExchangeCount(ties_, ranges)), 0.0f);
+    allocated_ += 4 * static_cast<uint64_t>(tied_in_.size());
     return Status::Ok();
   }
 
@@ -317,7 +315,6 @@ class CpuDevice final : public PipelineDevice {
       ls.grads = take(l.param_count());
       ls.adam_m = take(l.param_count());
       ls.adam_v = take(l.param_count());
-      ls.tied_in = ls.tied_count > 0 ? take(ls.tied_count) : nullptr;
       PP_RETURN_IF_ERROR(InitialValues(model_, ls.index, options_.seed, ls.params));
       float* shared_pending = split ? nullptr : take(l.pending_count());
       // One set for every slot: a chunk that recomputes as a whole, or a rebuilt layer.
@@ -392,11 +389,11 @@ class CpuDevice final : public PipelineDevice {
                              " shares its weight with a layer on another device, and this run "
                              "has no way to exchange their gradients (a bug)");
       }
-      PP_RETURN_IF_ERROR(hooks_.exchange_tied(t, e != nullptr, mine->grads, mine->tied_in));
+      PP_RETURN_IF_ERROR(hooks_.exchange_tied(t, e != nullptr, mine->grads, tied_in_.data()));
       if (e != nullptr) {
-        AddTransposed(e->tied_in, t.hidden, t.vocab, e->grads);
+        AddTransposed(tied_in_.data(), t.hidden, t.vocab, e->grads);
       } else {
-        AddTransposed(w->tied_in, t.vocab, t.hidden, w->grads);
+        AddTransposed(tied_in_.data(), t.vocab, t.hidden, w->grads);
       }
     }
     return Status::Ok();
@@ -503,6 +500,7 @@ class CpuDevice final : public PipelineDevice {
   SyntheticData data_;
   std::vector<Chunk> chunks_;
   std::vector<TiedWeight> ties_;
+  std::vector<float> tied_in_;  // the other side's gradient of a split tie (ExchangeCount)
   uint64_t allocated_ = 0;
   int step_ = 0;
   int adam_steps_ = 0;
@@ -520,15 +518,20 @@ std::unique_ptr<PipelineDevice> MakeCpuDevice(const Model& model, const RunOptio
 Result<uint64_t> CpuRunBytes(const Model& model, const std::vector<ChunkRange>& chunks,
                              const Schedule& schedule) {
   PP_RETURN_IF_ERROR(CheckRun(schedule, chunks));
+  Result<std::vector<TiedWeight>> ties = TiedWeights(model);
+  if (!ties.ok()) return ties.status();
   uint64_t bytes = 0;
   for (int d = 0; d < schedule.num_devices; ++d) {
     Result<DeviceChunks> layout = LayoutOf(schedule, d, chunks);
     if (!layout.ok()) return layout.status().Prefixed("device " + std::to_string(d));
+    std::vector<ChunkRange> ranges;
     for (const ChunkSpec& spec : layout->chunks) {
       Result<std::vector<LayerState>> layers = MakeLayers(model, spec.range);
       if (!layers.ok()) return layers.status();
       bytes += 4 * static_cast<uint64_t>(ArenaSizeOf(*layers, spec, layout->split).total);
+      ranges.push_back(spec.range);
     }
+    bytes += 4 * static_cast<uint64_t>(ExchangeCount(*ties, ranges));
   }
   return bytes;
 }
@@ -569,9 +572,8 @@ Result<RunResult> RunOnCpu(const Model& model, const std::vector<ChunkRange>& ch
   CpuDeviceHooks hooks;
   hooks.exchange_tied = [&ties, &options](const TiedWeight& t, bool embedding_side,
                                           const float* mine, float* theirs) {
-    const size_t count = static_cast<size_t>(t.count());
-    PP_RETURN_IF_ERROR(ties.Send(MessageKey{t.linear, !embedding_side, 0}, mine, count));
-    return ties.Receive(MessageKey{t.linear, embedding_side, 0}, theirs, count, options.timeout_s);
+    return SwapThroughMailbox(ties, t, embedding_side, mine, theirs, static_cast<size_t>(t.count()),
+                              options.timeout_s);
   };
   std::vector<std::unique_ptr<PipelineDevice>> devices;
   for (int d = 0; d < schedule.num_devices; ++d) {

@@ -52,13 +52,15 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
     }
   }
   // The tied weights' gradients go through host memory: each side copies its own out, the
-  // two swap them through `ties`, each copies the other's in. Staging buffers per tie and
-  // side, made here (the devices' threads only look them up).
+  // two swap them through `ties`, each copies the other's in. Staging buffers per tie split
+  // over two devices and side, made here (the devices' threads only look them up).
   Result<std::vector<TiedWeight>> tied = TiedWeights(model);
   if (!tied.ok()) return tied.status();
   HostTransport ties;
   std::map<std::pair<int, bool>, std::vector<float>> staging;
   for (const TiedWeight& t : *tied) {
+    const int e = ChunkOfLayer(chunks, t.embedding), w = ChunkOfLayer(chunks, t.linear);
+    if (e < 0 || w < 0 || ChunkDevice(schedule, e) == ChunkDevice(schedule, w)) continue;
     const size_t floats = (static_cast<size_t>(t.count()) * sizeof(T) + 3) / 4;
     for (bool side : {false, true}) staging[{t.linear, side}].assign(floats, 0.0f);
   }
@@ -72,10 +74,8 @@ Result<RunResult> RunTyped(const Model& model, const std::vector<ChunkRange>& ch
     if (bytes > 4 * host.size()) return Status::Error("a tied weight outgrew its staging (a bug)");
     PP_CUDA_CHECK(cudaMemcpyAsync(host.data(), mine, bytes, cudaMemcpyDeviceToHost, stream));
     PP_CUDA_CHECK(cudaStreamSynchronize(stream));
-    PP_RETURN_IF_ERROR(
-        ties.Send(MessageKey{t.linear, !embedding_side, 0}, host.data(), host.size()));
-    PP_RETURN_IF_ERROR(ties.Receive(MessageKey{t.linear, embedding_side, 0}, host.data(),
-                                    host.size(), options.timeout_s));
+    PP_RETURN_IF_ERROR(SwapThroughMailbox(ties, t, embedding_side, host.data(), host.data(),
+                                          host.size(), options.timeout_s));
     PP_CUDA_CHECK(cudaMemcpyAsync(theirs, host.data(), bytes, cudaMemcpyHostToDevice, stream));
     PP_CUDA_CHECK(cudaStreamSynchronize(stream));
     return Status::Ok();

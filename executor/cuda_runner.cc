@@ -138,11 +138,9 @@ Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
   Result<std::vector<TiedWeight>> ties = TiedWeights(model_);
   if (!ties.ok()) return ties.status();
   ties_ = std::move(*ties);
-  for (const TiedWeight& t : ties_) {
-    if ((FindLayer(t.embedding) != nullptr) != (FindLayer(t.linear) != nullptr)) {
-      tied_count_ = std::max(tied_count_, t.count());
-    }
-  }
+  std::vector<ChunkRange> ranges;
+  for (const ChunkSpec& spec : layout.chunks) ranges.push_back(spec.range);
+  tied_count_ = ExchangeCount(ties_, ranges);
   feature_width_ = std::max<int64_t>(model_.input.features, 1);
   target_width_ = std::max<int64_t>(model_.layers.back().in_width, 1);
   loss_stride_ = static_cast<int64_t>(DeviceArena::kAlign / sizeof(T));  // 256-byte aligned

@@ -1,5 +1,6 @@
 #include "executor/tied_weights.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -38,6 +39,22 @@ Result<std::vector<TiedWeight>> TiedWeights(const Model& model) {
     ties.push_back({it->second, static_cast<int>(i), e.vocab, e.hidden});
   }
   return ties;
+}
+
+int64_t ExchangeCount(const std::vector<TiedWeight>& ties, const std::vector<ChunkRange>& ranges) {
+  const auto here = [&ranges](int layer) { return ChunkOfLayer(ranges, layer) >= 0; };
+  int64_t count = 0;
+  for (const TiedWeight& t : ties) {
+    if (here(t.embedding) != here(t.linear)) count = std::max(count, t.count());
+  }
+  return count;
+}
+
+Status SwapThroughMailbox(Transport& mailbox, const TiedWeight& tie, bool embedding_side,
+                          const float* mine, float* theirs, size_t count, double timeout_s) {
+  // Keyed by the tie (its linear's index) and the side the message goes to.
+  PP_RETURN_IF_ERROR(mailbox.Send(MessageKey{tie.linear, !embedding_side, 0}, mine, count));
+  return mailbox.Receive(MessageKey{tie.linear, embedding_side, 0}, theirs, count, timeout_s);
 }
 
 uint64_t LayerSeed(uint64_t seed, int index) {

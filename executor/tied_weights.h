@@ -18,6 +18,8 @@
 
 #include "core/model.h"
 #include "core/status.h"
+#include "executor/plan_context.h"
+#include "executor/transport.h"
 
 namespace pp {
 
@@ -32,6 +34,15 @@ struct TiedWeight {
 // The model's ties, in model order of their linears. An embedding with more than one linear
 // tied to it is "not available yet" (its gradient would be a sum over three or more copies).
 Result<std::vector<TiedWeight>> TiedWeights(const Model& model);
+
+// What a device running `ranges` needs to receive the other side's gradient into: the
+// largest shared weight of a tie with exactly one side among them (0 when none is split).
+int64_t ExchangeCount(const std::vector<TiedWeight>& ties, const std::vector<ChunkRange>& ranges);
+
+// The exchange of two devices of one process: sends `count` floats of `mine` through
+// `mailbox` to the other side of `tie` and receives its `count` into `theirs`.
+Status SwapThroughMailbox(Transport& mailbox, const TiedWeight& tie, bool embedding_side,
+                          const float* mine, float* theirs, size_t count, double timeout_s);
 
 // The seed of model layer `index`'s initial values in a run seeded `seed` (every backend's).
 uint64_t LayerSeed(uint64_t seed, int index);
