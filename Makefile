@@ -71,7 +71,7 @@ sanitize: $(SAN_DIR)/CMakeCache.txt
 	$(SAN_ENV) ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
 
 # Seeds: models/, the HF configs of fuzz/seeds/, and a profile, plans (one with a layout and
-# every software setting off its default) and schedule CSVs that the regular build's tool
+# every software setting off its default, one recomputing modules) and schedule CSVs that the regular build's tool
 # writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is left in
 # $(FUZZ_WORK)/crashes/ and fails the target.
 fuzz: build $(SAN_DIR)/CMakeCache.txt
@@ -82,6 +82,9 @@ fuzz: build $(SAN_DIR)/CMakeCache.txt
 	  --micro-batches 8 -o $(FUZZ_WORK)/seeds/plan.json >/dev/null
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --schedule zbv \
 	  --micro-batches 4 -o $(FUZZ_WORK)/seeds/plan-zbv.json >/dev/null
+	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --micro-batches 4 \
+	  --recompute all --recompute-unit selective --recompute-modules core_attn,layernorm,mlp \
+	  -o $(FUZZ_WORK)/seeds/plan-modules.json >/dev/null
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --tp 2 --gpus-total 8 \
 	  --global-batch 32 --micro-batch-size 2 --sequence-parallel off --attention unfused \
 	  --overlap-grad-reduce off --wgrad-accumulation separate --pipeline-scatter-gather on \

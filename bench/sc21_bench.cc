@@ -167,7 +167,8 @@ Result<MemoryFraction> RunsMemoryFraction(const DeviceSpec& base, const Json& ml
     Result<Profile> profile =
         LayoutProfile(*model, d, l, row["micro_batch"].get<int64_t>(), std::nullopt);
     if (!profile.ok()) return profile.status();
-    (profile->layers[1].core_attention_ms.value_or(0) > measured ? lo : hi) = mid;
+    (profile->layers[1].Selective(RecomputeModules::Default()).forward_ms > measured ? lo : hi) =
+        mid;
   }
   return MemoryFraction{(lo + hi) / 2, measured};
 }
@@ -330,7 +331,7 @@ int Mlsys23(const DeviceSpec& a100, const Json& mlsys) {
       line("backward with recomputation", layer["backward_with_recompute"].get<double>(),
            block.backward_ms + block.forward_ms);
       line("backward, selective", layer["backward_selective"].get<double>(),
-           block.backward_ms + block.core_attention_ms.value_or(0));
+           block.backward_ms + block.Selective(RecomputeModules::Default()).forward_ms);
     } else {
       line("forward, sequence parallel", layer["forward_sequence_parallel"].get<double>(),
            block.forward_ms);
@@ -338,7 +339,7 @@ int Mlsys23(const DeviceSpec& a100, const Json& mlsys) {
            block.backward_ms);
       line("backward, sequence parallel, selective",
            layer["backward_sequence_parallel_selective"].get<double>(),
-           block.backward_ms + block.core_attention_ms.value_or(0));
+           block.backward_ms + block.Selective(RecomputeModules::Default()).forward_ms);
     }
   }
   return 0;

@@ -16,6 +16,7 @@
 
 #include "core/model.h"
 #include "core/parallelism.h"
+#include "core/recompute_modules.h"
 
 namespace pp {
 
@@ -35,9 +36,9 @@ struct Kernel {
   // the dispatch and the combine of the experts' tokens (Megatron-LM's "mlp" node of a MoE
   // layer; profiler/efficiency.h PartsMs).
   bool routed_expert = false;
-  // One of the core attention's forward kernels (scores, softmax, dropout and context, or the
-  // fused kernel): what selective recomputation runs again (RecomputeUnit::kSelective).
-  bool core_attention = false;
+  // The recomputation modules this kernel belongs to (bits of ModuleBit, core/
+  // recompute_modules.h): what selective recomputation of them runs again in the backward.
+  uint8_t modules = 0;
 };
 
 // The kernels of one micro-batch on one rank, and the collectives the rank waits for in each

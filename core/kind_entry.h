@@ -86,10 +86,10 @@ class LayerKindEntry {
   // loss sends one fp32 value), for one rank of sh.par.
   virtual double ActivationBytes(const Layer& l, const KernelShape& sh) const = 0;
   virtual double OutputBytes(const Layer& l, const KernelShape& sh) const;
-  // Of ActivationBytes, what the core attention keeps (the softmax probabilities, their
-  // dropout's output and mask; or the fused kernel's row statistics), which selective
-  // recomputation drops and rebuilds; 0 for a layer without attention.
-  virtual double CoreAttentionBytes(const Layer&, const KernelShape&) const { return 0; }
+  // Of ActivationBytes, what selective recomputation of module `m` drops and rebuilds
+  // (core/recompute_modules.h; for core_attn the softmax probabilities, their dropout's output
+  // and mask, or the fused kernel's row statistics); 0 for a layer without that module.
+  virtual double ModuleBytes(const Layer&, const KernelShape&, RecomputeModule) const { return 0; }
   // Appends the kernels of one micro-batch (kernel_cost.h conventions) to `k`. A part with
   // nothing to do (the input gradient of an embedding, the weight gradient of a relu) stays
   // empty. `l` comes from a loaded Model (its widths are filled in).

@@ -176,6 +176,10 @@ struct Collective {
   double bytes = 0;
   std::string_view hidden_behind;
   TokenExchange exchange = TokenExchange::kNone;
+  // The recomputation modules it belongs to (bits of ModuleBit): a forward collective that
+  // selective recomputation of them runs again (a recomputed MLP's gathers, the experts'
+  // all-to-all).
+  uint8_t modules = 0;
 };
 
 // The NCCL bus-bandwidth factor: over n ranks a collective of `bytes` moves

@@ -268,6 +268,28 @@ Result<Plan> PlanFromJson(const Json& doc) {
   } else if (r.Has("recompute_blocks")) {
     r.Fail("recompute_blocks", "is given only with recompute_unit \"block\"");
   }
+  if (r.ok() && r.Has("recompute_modules")) {
+    if (p.recompute_unit != RecomputeUnit::kSelective) {
+      r.Fail("recompute_modules", "is given only with recompute_unit \"selective\"");
+    } else if (const Json* names = r.Array("recompute_modules")) {
+      std::vector<std::string> list;
+      for (const Json& n : *names) {
+        if (!n.is_string()) {
+          r.Fail("recompute_modules", "must be an array of module names");
+          break;
+        }
+        list.push_back(n.get<std::string>());
+      }
+      std::string error;
+      if (r.ok()) {
+        if (auto set = ParseRecomputeModules(list, &error)) {
+          p.recompute_modules = *set;
+        } else {
+          r.Fail("recompute_modules", error);
+        }
+      }
+    }
+  }
   const Json* boundaries = r.Array("boundaries");
   const Json* stages = r.Array("stages");
   const Json* predicted = r.Object("predicted");
@@ -432,6 +454,9 @@ Json PlanToJson(const Plan& p) {
     doc["recompute_unit"] = RecomputeUnitName(p.recompute_unit);
   }
   if (p.recompute_unit == RecomputeUnit::kBlock) doc["recompute_blocks"] = p.recompute_blocks;
+  if (p.recompute_unit == RecomputeUnit::kSelective) {
+    doc["recompute_modules"] = p.recompute_modules.Names();
+  }
   doc["boundaries"] = p.boundaries;
   Json stages = Json::array();
   for (const StagePlan& s : p.stages) stages.push_back(StageToJson(s));

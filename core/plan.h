@@ -119,6 +119,9 @@ struct Plan {
   RecomputeUnit recompute_unit = RecomputeUnit::kStage;
   // kBlock: K, the transformer blocks each recomputing stage recomputes ("recompute_blocks").
   int recompute_blocks = 0;
+  // kSelective: the modules it recomputes ("recompute_modules", Megatron-LM's names; absent:
+  // the core attention alone).
+  RecomputeModules recompute_modules = RecomputeModules::Default();
   std::vector<int> boundaries;                 // first layer of chunks 1..p*V-1
   std::vector<StagePlan> stages;
   Prediction predicted;

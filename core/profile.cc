@@ -17,7 +17,52 @@ uint64_t LargestOutput(const Profile& profile) {
   return largest;
 }
 
+// A layer's "recompute_modules": {"mlp": {"forward_ms": ..., "bytes": ...}, ...}, every
+// module but core_attn (whose figures are core_attention_ms and core_attention_bytes).
+Status ReadModules(FieldReader& l, LayerProfile* lp) {
+  const Json* modules = l.Object("recompute_modules");
+  if (modules == nullptr) return l.status();
+  const std::string at = l.PathOf("recompute_modules");
+  for (const auto& [key, value] : modules->items()) {
+    const std::optional<RecomputeModule> m = ParseRecomputeModule(key);
+    if (!m) {
+      return Status::Error(at + ": unknown module " + DescribeValue(Json(key)) +
+                           " (the modules: " + RecomputeModuleList() + ")");
+    }
+    if (*m == RecomputeModule::kCoreAttn) {
+      return Status::Error(at + ": core_attn's figures are core_attention_ms and " +
+                           "core_attention_bytes, not an entry here");
+    }
+    if (!value.is_object()) {
+      return Status::Error(at + "." + key + ": must be an object {\"forward_ms\", \"bytes\"}");
+    }
+    FieldReader f(value, at + "." + key);
+    const ModuleFigures figures{f.NonNegative("forward_ms"), f.Bytes("bytes")};
+    if (f.ok() && figures.forward_ms > kMaxLayerMs) {
+      f.Fail("forward_ms", "is over 1e9 ms; check the units (milliseconds)");
+    }
+    if (f.ok() && figures.bytes > lp->activation_bytes) {
+      f.Fail("bytes",
+             "is more than activation_bytes (" + std::to_string(lp->activation_bytes) + ")");
+    }
+    if (!f.ok()) return f.status();
+    lp->module(*m) = figures;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+ModuleFigures LayerProfile::Selective(RecomputeModules set) const {
+  ModuleFigures out;
+  for (RecomputeModule m : set.Outermost().List()) {
+    if (!module(m)) continue;
+    out.forward_ms += module(m)->forward_ms;
+    out.bytes += module(m)->bytes;
+  }
+  out.bytes = std::min(out.bytes, activation_bytes);
+  return out;
+}
 
 Status CheckLink(const Link& link, uint64_t max_bytes, const std::string& where) {
   if (!(link.latency_ms >= 0) || !(link.latency_ms <= kMaxLayerMs)) {
@@ -51,6 +96,19 @@ Status CheckProfileTimes(const Profile& profile, const std::string& base) {
       if (ms && !(*ms >= 0 && *ms <= kMaxLayerMs)) {
         return Status::Error(at("layers[" + std::to_string(i) + "]." + key) + ": " +
                              Number(*ms) + " must be between 0 and 1e9 ms; check the units "
+                             "(milliseconds)");
+      }
+    }
+    for (int m = 0; m < kRecomputeModuleCount; ++m) {
+      const auto module = static_cast<RecomputeModule>(m);
+      const double ms = l.module(module) ? l.module(module)->forward_ms : 0.0;
+      if (!(ms >= 0 && ms <= kMaxLayerMs)) {
+        const std::string key =
+            module == RecomputeModule::kCoreAttn
+                ? std::string("core_attention_ms")
+                : "recompute_modules." + std::string(RecomputeModuleName(module)) + ".forward_ms";
+        return Status::Error(at("layers[" + std::to_string(i) + "]." + key) + ": " + Number(ms) +
+                             " must be between 0 and 1e9 ms; check the units "
                              "(milliseconds)");
       }
     }
@@ -122,8 +180,16 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     lp.kernel_count = l.OptInt("kernel_count", 0, INT64_MAX);
     lp.workspace_bytes = l.OptBytes("workspace_bytes");
     lp.forward_p95_ms = l.OptNonNegative("forward_p95_ms");
-    lp.core_attention_ms = l.OptNonNegative("core_attention_ms");
-    lp.core_attention_bytes = l.OptBytes("core_attention_bytes");
+    const std::optional<double> core_ms = l.OptNonNegative("core_attention_ms");
+    const std::optional<uint64_t> core_bytes = l.OptBytes("core_attention_bytes");
+    if (core_ms || core_bytes) {
+      lp.module(RecomputeModule::kCoreAttn) =
+          ModuleFigures{core_ms.value_or(0.0), core_bytes.value_or(0)};
+    }
+    if (l.ok() && l.Has("recompute_modules")) {
+      const Status modules = ReadModules(l, &lp);
+      if (!modules.ok()) return modules;
+    }
     lp.tied_to = l.OptString("tied_to").value_or("");
     lp.tied_param_bytes = l.OptBytes("tied_param_bytes").value_or(0);
     if (l.ok() && lp.tied_to.empty() != (lp.tied_param_bytes == 0)) {
@@ -142,9 +208,26 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
       l.Fail("expert_param_bytes", "is more than param_bytes (" +
                                        std::to_string(lp.param_bytes) + ")");
     }
-    if (l.ok() && lp.core_attention_bytes && *lp.core_attention_bytes > lp.activation_bytes) {
+    if (l.ok() && lp.module(RecomputeModule::kCoreAttn) &&
+        lp.module(RecomputeModule::kCoreAttn)->bytes > lp.activation_bytes) {
       l.Fail("core_attention_bytes",
              "is more than activation_bytes (" + std::to_string(lp.activation_bytes) + ")");
+    }
+    if (l.ok()) {
+      // What the most modules drop together: every module but moe, or moe with those outside it.
+      uint64_t most = 0, with_moe = 0;  // each at most 2^53
+      for (int m = 0; m < kRecomputeModuleCount; ++m) {
+        const auto module = static_cast<RecomputeModule>(m);
+        const uint64_t bytes = lp.module(module) ? lp.module(module)->bytes : 0;
+        if (module != RecomputeModule::kMoe) most += bytes;
+        if (RecomputeModules().With(RecomputeModule::kMoe).With(module).Outermost().Has(module)) {
+          with_moe += bytes;
+        }
+      }
+      if (std::max(most, with_moe) > lp.activation_bytes) {
+        l.Fail("recompute_modules", "the modules drop more together than activation_bytes (" +
+                                        std::to_string(lp.activation_bytes) + ")");
+      }
     }
     if (l.ok() && !lp.op.empty() && !ParseLayerKind(lp.op)) {
       l.Fail("op", "unknown op " + DescribeValue(Json(lp.op)));
@@ -219,8 +302,19 @@ Json ProfileToJson(const Profile& p) {
     if (lp.kernel_count) l["kernel_count"] = *lp.kernel_count;
     if (lp.workspace_bytes) l["workspace_bytes"] = *lp.workspace_bytes;
     if (lp.forward_p95_ms) l["forward_p95_ms"] = *lp.forward_p95_ms;
-    if (lp.core_attention_ms) l["core_attention_ms"] = *lp.core_attention_ms;
-    if (lp.core_attention_bytes) l["core_attention_bytes"] = *lp.core_attention_bytes;
+    if (const std::optional<ModuleFigures>& core = lp.module(RecomputeModule::kCoreAttn)) {
+      l["core_attention_ms"] = core->forward_ms;
+      l["core_attention_bytes"] = core->bytes;
+    }
+    Json modules = Json::object();
+    for (int m = 1; m < kRecomputeModuleCount; ++m) {
+      const auto module = static_cast<RecomputeModule>(m);
+      if (const std::optional<ModuleFigures>& f = lp.module(module)) {
+        modules[std::string(RecomputeModuleName(module))] = {{"forward_ms", f->forward_ms},
+                                                             {"bytes", f->bytes}};
+      }
+    }
+    if (!modules.empty()) l["recompute_modules"] = std::move(modules);
     if (!lp.tied_to.empty()) {
       l["tied_to"] = lp.tied_to;
       l["tied_param_bytes"] = lp.tied_param_bytes;

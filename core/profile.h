@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "core/json_util.h"
 #include "core/model.h"
+#include "core/recompute_modules.h"
 #include "core/status.h"
 
 namespace pp {
@@ -30,6 +32,12 @@ struct Link {
   double TransferMs(uint64_t bytes) const {
     return latency_ms + 1000.0 * static_cast<double>(bytes) / bandwidth_bytes_per_s;
   }
+};
+
+// One recomputation module's figures in one layer, per micro-batch.
+struct ModuleFigures {
+  double forward_ms = 0;
+  uint64_t bytes = 0;
 };
 
 struct LayerProfile {
@@ -52,10 +60,22 @@ struct LayerProfile {
   std::optional<int64_t> kernel_count;
   std::optional<uint64_t> workspace_bytes;
   std::optional<double> forward_p95_ms;
-  // Optional (analytic profiles of layers with attention): the core attention's forward and
-  // what it keeps of activation_bytes, which selective recomputation runs again and drops.
-  std::optional<double> core_attention_ms;
-  std::optional<uint64_t> core_attention_bytes;
+  // Optional (analytic profiles of transformer blocks): for each recomputation module the
+  // layer has (core/recompute_modules.h), its forward and what it keeps of activation_bytes,
+  // which selective recomputation of it runs again and drops. In files the core attention's
+  // are "core_attention_ms" and "core_attention_bytes", the others' "recompute_modules":
+  // {"mlp": {"forward_ms": ..., "bytes": ...}, ...}.
+  std::array<std::optional<ModuleFigures>, kRecomputeModuleCount> modules;
+  const std::optional<ModuleFigures>& module(RecomputeModule m) const {
+    return modules[static_cast<size_t>(m)];
+  }
+  std::optional<ModuleFigures>& module(RecomputeModule m) {
+    return modules[static_cast<size_t>(m)];
+  }
+  // What selective recomputation of `set` runs again and drops in this layer: the figures of
+  // its outermost modules summed (RecomputeModules::Outermost), the bytes never more than
+  // activation_bytes.
+  ModuleFigures Selective(RecomputeModules set) const;
   // Optional: an output layer whose weight is the embedding layer `tied_to`'s table, and of
   // param_bytes the bytes of it they share (the weight, not a bias). On one stage the two
   // hold one copy; on different stages each holds its own and their gradients are summed

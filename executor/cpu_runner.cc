@@ -282,8 +282,8 @@ class CpuDevice final : public PipelineDevice {
     c.by_layer = c.recompute && spec.range.unit != RecomputeUnit::kStage;
     if (c.recompute && spec.range.unit == RecomputeUnit::kSelective) {
       return Status::Error("chunk " + std::to_string(c.index) +
-                           " recomputes its core "
-                           "attention alone (selective), which is not available yet");
+                           " recomputes single modules of its blocks (selective), which is not "
+                           "available yet");
     }
     Result<std::vector<LayerState>> layers = MakeLayers(model_, spec.range);
     if (!layers.ok()) return layers.status();

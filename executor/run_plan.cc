@@ -37,9 +37,8 @@ Result<PreparedRun> PrepareRun(const Plan& plan, const RunPlanOptions& options) 
   bool recompute = false;
   for (const ChunkRange& c : prepared.context.chunks) recompute |= c.recompute;
   if (recompute && plan.recompute_unit == RecomputeUnit::kSelective) {
-    return Status::Error(
-        "the plan recomputes the core attention alone (selective); running "
-        "that is not available yet");
+    return Status::Error("the plan recomputes modules (" + plan.recompute_modules.Joined() +
+                         ") alone (selective); running that is not available yet");
   }
   if (options.backend == "cuda" && recompute) {
     return Status::Error("the plan recomputes activations on some stages; recomputation on "

@@ -74,8 +74,8 @@ ProfileTie TieOf(const Profile& profile) {
 CostModel::CostModel(const Profile& profile, Optimizer optimizer)
     : CostModel(profile, TrainingState(optimizer, profile.dtype)) {}
 
-CostModel::CostModel(const Profile& profile, const StateBytes& state)
-    : profile_(profile), layers_(profile.layers.size()), state_(state) {
+CostModel::CostModel(const Profile& profile, const StateBytes& state, RecomputeModules modules)
+    : profile_(profile), layers_(profile.layers.size()), state_(state), modules_(modules) {
   // Prefix sums; long double accumulation keeps range sums close to direct sums. Prefix values
   // never decrease, so a larger range never costs less (the solvers rely on this).
   forward_.assign(layers_ + 1, 0.0);
@@ -107,9 +107,10 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state)
     outputs_[i + 1] = outputs_[i] + l.output_bytes;
     each[i] = l.activation_bytes;
     params_each[i] = l.param_bytes;
-    core_f += l.core_attention_ms.value_or(0.0);
+    const ModuleFigures again = l.Selective(modules_);
+    core_f += again.forward_ms;
     core_ms_[i + 1] = static_cast<double>(core_f);
-    core_each[i] = l.core_attention_bytes.value_or(0);
+    core_each[i] = again.bytes;
     core_bytes_[i + 1] = core_bytes_[i] + core_each[i];
     const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock;
     blocks_before_[i + 1] = blocks_before_[i] + (block ? 1 : 0);

@@ -132,8 +132,10 @@ class CostModel {
  public:
   // `profile` must outlive the model.
   CostModel(const Profile& profile, Optimizer optimizer);
-  // With the training state sharded as `state` says (data parallelism with ZeRO).
-  CostModel(const Profile& profile, const StateBytes& state);
+  // With the training state sharded as `state` says (data parallelism with ZeRO), and
+  // selective recomputation recomputing `modules` (RecomputeUnit::kSelective).
+  CostModel(const Profile& profile, const StateBytes& state,
+            RecomputeModules modules = RecomputeModules::Default());
 
   int num_layers() const { return static_cast<int>(layers_); }
   const StateBytes& state() const { return state_; }
@@ -175,14 +177,14 @@ class CostModel {
   // The transformer blocks of the profile, and the layer of block k (k < NumBlocks()).
   int NumBlocks() const { return static_cast<int>(block_layer_.size()); }
   int BlockLayer(int k) const { return block_layer_[k]; }
-  // The core attention's forward and kept bytes of [first, last] (the profile's
-  // core_attention_ms and core_attention_bytes; 0 where a layer has none), and the most one
-  // layer keeps.
-  double CoreAttentionMs(int first, int last) const { return Diff(core_ms_, first, last); }
-  WideBytes CoreAttentionBytes(int first, int last) const {
+  // What selective recomputation of the model's modules runs again and drops in [first, last]
+  // (LayerProfile::Selective; 0 where a layer has none of them), and the most one layer drops.
+  RecomputeModules modules() const { return modules_; }
+  double SelectiveMs(int first, int last) const { return Diff(core_ms_, first, last); }
+  WideBytes SelectiveBytes(int first, int last) const {
     return core_bytes_[last + 1] - core_bytes_[first];
   }
-  WideBytes MaxCoreAttentionBytes(int first, int last) const {
+  WideBytes MaxSelectiveBytes(int first, int last) const {
     return most_core_bytes_.Of(first, last);
   }
   // ZeRO 3's gathered parameters and unsharded gradients at their peak over [first, last]
@@ -207,6 +209,7 @@ class CostModel {
   const Profile& profile_;
   size_t layers_;
   StateBytes state_;
+  RecomputeModules modules_;
   ProfileTie tie_;
   std::vector<double> forward_, backward_, total_;
   std::vector<WideBytes> params_, expert_params_, activations_, outputs_;

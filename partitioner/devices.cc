@@ -79,7 +79,8 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                                                      const DeviceLayout& layout,
                                                      const StateBytes& state, int stages,
                                                      std::optional<uint64_t> memory_limit,
-                                                     const std::vector<int>& chunk_device) {
+                                                     const std::vector<int>& chunk_device,
+                                                     RecomputeModules modules) {
   std::unique_ptr<StageCosts> c(new StageCosts());
   if (!chunk_device.empty() && static_cast<int>(chunk_device.size()) != stages) {
     return Status::Error("internal error: chunk devices do not match the stages");
@@ -95,7 +96,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
                          " devices for " + std::to_string(devices) + " stages");
   }
   c->profiles_.push_back(base);
-  c->models_.emplace_back(c->profiles_.back(), state);
+  c->models_.emplace_back(c->profiles_.back(), state, modules);
   std::map<std::string, const CostModel*> by_type;
   std::map<std::string, const Profile*> profile_by_type;
   if (layout.heterogeneous()) {
@@ -110,7 +111,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
     }
     PP_RETURN_IF_ERROR(SameBytes(base, it->second, type));
     c->profiles_.push_back(it->second);
-    c->models_.emplace_back(c->profiles_.back(), state);
+    c->models_.emplace_back(c->profiles_.back(), state, modules);
     by_type[type] = &c->models_.back();
     profile_by_type[type] = &c->profiles_.back();
   }
@@ -143,7 +144,7 @@ Result<std::unique_ptr<StageCosts>> StageCosts::Make(const Profile& base,
       }
     }
     c->profiles_.push_back(std::move(envelope));
-    c->models_.emplace_back(c->profiles_.back(), state);
+    c->models_.emplace_back(c->profiles_.back(), state, modules);
     c->envelope_ = &c->models_.back();
   }
   return c;

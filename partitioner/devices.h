@@ -56,11 +56,12 @@ class StageCosts {
                                                   Optimizer optimizer, int stages,
                                                   std::optional<uint64_t> memory_limit,
                                                   const std::vector<int>& chunk_device = {});
-  // With the training state `state` (data parallelism with ZeRO, partitioner/cost_model.h).
-  static Result<std::unique_ptr<StageCosts>> Make(const Profile& base, const DeviceLayout& layout,
-                                                  const StateBytes& state, int stages,
-                                                  std::optional<uint64_t> memory_limit,
-                                                  const std::vector<int>& chunk_device = {});
+  // With the training state `state` (data parallelism with ZeRO, partitioner/cost_model.h)
+  // and the modules selective recomputation recomputes.
+  static Result<std::unique_ptr<StageCosts>> Make(
+      const Profile& base, const DeviceLayout& layout, const StateBytes& state, int stages,
+      std::optional<uint64_t> memory_limit, const std::vector<int>& chunk_device = {},
+      RecomputeModules modules = RecomputeModules::Default());
 
   const CostModel& stage(int s) const { return *stage_cost_[s]; }
   const Profile& stage_profile(int s) const { return *stage_profile_[s]; }

@@ -29,11 +29,11 @@ struct ProfileStats {
   double tied = 0;  // bytes a tied head shares with its embedding, held once on one stage
   double largest_output = 0;
   double outputs = 0, largest_activation = 0;  // sum of output bytes; one layer's most kept
-  double core_attention = 0, largest_core_attention = 0;  // what selective recomputation drops
-  double core_attention_ms = 0;                           // and runs again
+  double selective = 0, largest_selective = 0;  // what selective recomputation drops
+  double selective_ms = 0;                      // and runs again
 };
 
-ProfileStats StatsOf(Profile profile) {
+ProfileStats StatsOf(Profile profile, RecomputeModules modules) {
   ProfileStats s;
   s.layers = static_cast<int>(profile.layers.size());
   for (const LayerProfile& l : profile.layers) {
@@ -47,10 +47,11 @@ ProfileStats StatsOf(Profile profile) {
     s.largest_output = std::max(s.largest_output, static_cast<double>(l.output_bytes));
     s.outputs += static_cast<double>(l.output_bytes);
     s.largest_activation = std::max(s.largest_activation, static_cast<double>(l.activation_bytes));
-    const double core = static_cast<double>(l.core_attention_bytes.value_or(0));
-    s.core_attention += core;
-    s.core_attention_ms += l.core_attention_ms.value_or(0.0);
-    s.largest_core_attention = std::max(s.largest_core_attention, core);
+    const ModuleFigures again = l.Selective(modules);
+    const double dropped = static_cast<double>(again.bytes);
+    s.selective += dropped;
+    s.selective_ms += again.forward_ms;
+    s.largest_selective = std::max(s.largest_selective, dropped);
   }
   s.tied = static_cast<double>(TieOf(profile).bytes);
   s.profile = std::move(profile);
@@ -127,7 +128,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   const bool selective = recompute && unit == RecomputeUnit::kSelective;
   const double total =
       forward + backward +
-      (selective ? recomputing * s.core_attention_ms / p : again * recomputing * forward / p);
+      (selective ? recomputing * s.selective_ms / p : again * recomputing * forward / p);
   const double chunk = std::max(total / chunks, recompute ? s.largest_recompute : s.largest);
   const double device_ms = v * chunk;
   const Link link = PipelineLink(layout, s.profile);
@@ -156,7 +157,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   // activations of its own; by layer, it keeps its layers' inputs and rebuilds one layer's.
   const bool by_layer = recompute && !selective && unit != RecomputeUnit::kStage;
   const double kept =
-      selective ? in_flight * (s.activations - s.core_attention) / p + s.largest_core_attention
+      selective ? in_flight * (s.activations - s.selective) / p + s.largest_selective
       : by_layer
           ? in_flight * (s.outputs * again + s.activations * (1 - again)) / p + s.largest_activation
       : recompute ? in_flight * v * s.largest_output + v * s.activations / chunks
@@ -168,7 +169,7 @@ Estimate EstimateOf(const ProfileStats& s, const ParallelLayout& layout, int m, 
   // them whole, all of them at once), so the largest holds at least a p-th of them beside its
   // state. Rebuilding layer by layer it may hold only one layer's.
   e.memory_floor = state_bytes + (by_layer    ? 0.0
-                                  : selective ? (s.activations - s.core_attention) / p
+                                  : selective ? (s.activations - s.selective) / p
                                               : s.activations / p);
   return e;
 }
@@ -281,10 +282,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                 Result<Profile> profile = LayoutProfile(model, device, overlapped, b, dtype);
                 if (profile.ok()) {
                   ++result.profiles;
-                  overlap_stats = &profiles
-                                       .emplace(std::make_tuple(tp, cp, ep, etp, b, true),
-                                                StatsOf(std::move(*profile)))
-                                       .first->second;
+                  overlap_stats =
+                      &profiles
+                           .emplace(std::make_tuple(tp, cp, ep, etp, b, true),
+                                    StatsOf(std::move(*profile), base.recompute_modules))
+                           .first->second;
                 }
               }
               return overlap_stats;
@@ -308,7 +310,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                 ++result.profiles;
                 stats = &profiles
                              .emplace(std::make_tuple(tp, cp, ep, etp, b, false),
-                                      StatsOf(std::move(*profile)))
+                                      StatsOf(std::move(*profile), base.recompute_modules))
                              .first->second;
               }
               if (pp > stats->layers) break;
@@ -331,6 +333,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                     layout.vp = vp;
                     layout.zero = zero;
                     const bool can_recompute = space.recompute_lever || space.recompute_all;
+                    const bool selective_outside_moe =
+                        !space.choose_recompute_unit &&
+                        base.recompute_unit == RecomputeUnit::kSelective &&
+                        !base.recompute_modules.Has(RecomputeModule::kMoe);
                     for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
                          ++again) {
                       ++result.enumerated;
@@ -338,10 +344,12 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                         ++result.pruned_dominated;
                         continue;
                       }
-                      // Megatron-LM runs the overlap without recomputation, and in a pipeline
-                      // only with virtual stages.
-                      layout.overlap_expert_comm =
-                          overlap && again == 0 && (pp == 1 || vp > 1) && overlap_profile();
+                      // Megatron-LM runs the overlap without recomputation (or with selective
+                      // recomputation outside the MoE layer), and in a pipeline only with
+                      // virtual stages.
+                      layout.overlap_expert_comm = overlap &&
+                                                   (again == 0 || selective_outside_moe) &&
+                                                   (pp == 1 || vp > 1) && overlap_profile();
                       const ProfileStats& used =
                           layout.overlap_expert_comm ? *overlap_stats : *stats;
                       const bool auto_mode = RecomputeOf(space, vp) == RecomputeMode::kAuto;

@@ -138,13 +138,15 @@ Result<std::unique_ptr<StageCosts>> CostsUnder(const Profile& profile,
                                                const std::optional<ParallelLayout>& layout,
                                                const DeviceLayout& devices, Optimizer optimizer,
                                                int chunks, std::optional<uint64_t> memory_limit,
-                                               const std::vector<int>& chunk_device) {
+                                               const std::vector<int>& chunk_device,
+                                               RecomputeModules modules) {
   if (!layout) {
-    return StageCosts::Make(profile, devices, optimizer, chunks, memory_limit, chunk_device);
+    return StageCosts::Make(profile, devices, TrainingState(optimizer, profile.dtype), chunks,
+                            memory_limit, chunk_device, modules);
   }
   return StageCosts::Make(WithParameterGathers(profile, *layout), devices,
                           TrainingState(optimizer, profile.dtype, *layout), chunks, memory_limit,
-                          chunk_device);
+                          chunk_device, modules);
 }
 
 // The recomputation mode, checked against the schedule.
@@ -154,11 +156,16 @@ Result<RecomputeMode> RequestRecompute(const PlanRequest& request, const PlanCon
     return Status::Error("--recompute must be none, all or auto (got " + Quote(request.recompute) +
                          ")");
   }
-  if (*mode != RecomputeMode::kNone && request.recompute_unit == RecomputeUnit::kSelective &&
-      !HasCoreAttention(request.profile)) {
-    return Status::Error(
-        "--recompute-unit selective needs the core attention's figures of an "
-        "analytic profile (core_attention_bytes); this profile has none");
+  if (*mode != RecomputeMode::kNone && request.recompute_unit == RecomputeUnit::kSelective) {
+    if (const auto missing = MissingModule(request.profile, request.recompute_modules)) {
+      return Status::Error(
+          *missing == RecomputeModule::kCoreAttn
+              ? std::string("--recompute-unit selective needs the core attention's figures of an "
+                            "analytic profile (core_attention_bytes); this profile has none")
+              : "--recompute-modules " + std::string(RecomputeModuleName(*missing)) +
+                    ": no layer of this profile has that module's figures (an analytic "
+                    "profile's recompute_modules; the model has no such module)");
+    }
   }
   if (*mode != RecomputeMode::kNone && !SupportsPerStageRecompute(context.schedule)) {
     return Status::Error("--recompute with schedule " + context.schedule.name +
@@ -211,7 +218,7 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   const std::vector<int>& in_flight = context.in_flight;
   Result<std::unique_ptr<StageCosts>> costs =
       CostsUnder(profile, request.layout, request.devices, request.optimizer, chunks,
-                 request.memory_limit, schedule.chunk_device);
+                 request.memory_limit, schedule.chunk_device, request.recompute_modules);
   if (!costs.ok()) return costs.status();
   Result<RecomputeMode> mode = RequestRecompute(request, context);
   if (!mode.ok()) return mode.status();
@@ -239,6 +246,7 @@ Result<Plan> EvaluateSplitIn(const PlanRequest& request, const PlanContext& cont
   if (*mode != RecomputeMode::kNone) {
     plan.recompute_unit = request.recompute_unit;
     if (keep.unit == RecomputeUnit::kBlock) plan.recompute_blocks = keep.blocks;
+    if (keep.unit == RecomputeUnit::kSelective) plan.recompute_modules = request.recompute_modules;
   }
   plan.boundaries = boundaries;
   plan.profile = profile;
@@ -398,7 +406,7 @@ Result<Plan> MakePlan(const PlanRequest& request) {
   const PartitionMethod* method = *known;
   Result<std::unique_ptr<StageCosts>> made =
       CostsUnder(profile, request.layout, request.devices, request.optimizer, chunks,
-                 request.memory_limit, context.schedule.chunk_device);
+                 request.memory_limit, context.schedule.chunk_device, request.recompute_modules);
   if (!made.ok()) return made.status();
   const StageCosts& costs = **made;
 
@@ -506,9 +514,9 @@ Result<Plan> MakePlan(const PlanRequest& request) {
 }
 
 Result<ChunkTimes> PlanChunkTimes(const Plan& plan, const PlanContext& context) {
-  Result<std::unique_ptr<StageCosts>> costs =
-      CostsUnder(plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer,
-                 context.num_chunks(), plan.memory_limit_bytes, context.schedule.chunk_device);
+  Result<std::unique_ptr<StageCosts>> costs = CostsUnder(
+      plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer, context.num_chunks(),
+      plan.memory_limit_bytes, context.schedule.chunk_device, plan.recompute_modules);
   if (!costs.ok()) return costs.status();
   std::vector<char> recompute;
   for (const ChunkRange& c : context.chunks) recompute.push_back(c.recompute);
@@ -558,9 +566,9 @@ std::vector<uint64_t> DevicePeakMemory(const Plan& plan) {
   // whose costs or schedule cannot be rebuilt keeps the sum).
   Result<PlanContext> context = PlanContextOf(plan);
   if (!context.ok()) return device;
-  Result<std::unique_ptr<StageCosts>> costs =
-      CostsUnder(plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer,
-                 context->num_chunks(), plan.memory_limit_bytes, context->schedule.chunk_device);
+  Result<std::unique_ptr<StageCosts>> costs = CostsUnder(
+      plan.profile, plan.parallelism, LayoutOf(plan), plan.optimizer, context->num_chunks(),
+      plan.memory_limit_bytes, context->schedule.chunk_device, plan.recompute_modules);
   if (!costs.ok()) return device;
   RecomputeInput keep{0, plan.recompute_unit, plan.recompute_blocks};
   for (const StagePlan& s : plan.stages) {

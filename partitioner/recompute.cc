@@ -117,7 +117,7 @@ double RecomputeForwardMs(const CostModel& cost, int first, int last, const Reco
     case RecomputeUnit::kBlock:
       return cost.BlocksOf(first, last, keep.blocks).forward_ms;
     case RecomputeUnit::kSelective:
-      return cost.CoreAttentionMs(first, last);
+      return cost.SelectiveMs(first, last);
     case RecomputeUnit::kStage:
     case RecomputeUnit::kLayer:
       break;
@@ -125,11 +125,13 @@ double RecomputeForwardMs(const CostModel& cost, int first, int last, const Reco
   return cost.ForwardMs(first, last);
 }
 
-bool HasCoreAttention(const Profile& profile) {
-  for (const LayerProfile& l : profile.layers) {
-    if (l.core_attention_bytes.value_or(0) > 0) return true;
+std::optional<RecomputeModule> MissingModule(const Profile& profile, RecomputeModules modules) {
+  for (RecomputeModule m : modules.List()) {
+    bool found = false;
+    for (const LayerProfile& l : profile.layers) found |= l.module(m) && l.module(m)->bytes > 0;
+    if (!found) return m;
   }
-  return false;
+  return std::nullopt;
 }
 
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,
@@ -142,8 +144,8 @@ ChunkMemory ChunkMemoryOf(const CostModel& cost, int first, int last, bool recom
   ChunkMemory m;
   m.state = cost.StateMemory(first, last);
   if (recompute && keep.unit == RecomputeUnit::kSelective) {
-    m.per_micro_batch = cost.ActivationBytes(first, last) - cost.CoreAttentionBytes(first, last);
-    m.transient = cost.MaxCoreAttentionBytes(first, last);
+    m.per_micro_batch = cost.ActivationBytes(first, last) - cost.SelectiveBytes(first, last);
+    m.transient = cost.MaxSelectiveBytes(first, last);
   } else if (recompute && keep.unit == RecomputeUnit::kBlock) {
     const FirstBlocks blocks = cost.BlocksOf(first, last, keep.blocks);
     m.per_micro_batch = cost.ActivationBytes(first, last) - blocks.activations + blocks.inputs +

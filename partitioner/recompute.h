@@ -10,10 +10,10 @@
 //              kLayer: kept = sum of layer inputs,    rebuilt = max activation_bytes
 //              kBlock: the first K transformer blocks as kLayer, the other layers' kept
 //                      activation_bytes as without recomputation
-//              kSelective: kept = sum activation_bytes less the core attention's,
-//                      rebuilt = the most core attention bytes of one layer
+//              kSelective: kept = sum activation_bytes less what the recomputed modules
+//                      drop (LayerProfile::Selective), rebuilt = the most one layer drops
 //   backward = backward_ms + forward_ms (one more forward per micro-batch; kBlock: of the K
-//              blocks; kSelective: core_attention_ms)
+//              blocks; kSelective: the recomputed modules' forward_ms)
 #pragma once
 
 #include <cstdint>
@@ -49,9 +49,9 @@ struct RecomputeInput {
 // attention's (kSelective).
 double RecomputeForwardMs(const CostModel& cost, int first, int last, const RecomputeInput& keep);
 
-// Whether some layer of `profile` has the core attention figures selective recomputation
-// needs (core_attention_bytes; analytic profiles of layers with attention).
-bool HasCoreAttention(const Profile& profile);
+// The first of `modules` no layer of `profile` has figures for (analytic profiles of
+// transformer blocks have them: core_attention_bytes, recompute_modules), or nullopt.
+std::optional<RecomputeModule> MissingModule(const Profile& profile, RecomputeModules modules);
 
 // Peak memory of stage [first, last] with in_flight micro-batches, recomputing or not.
 WideBytes StagePeak(const CostModel& cost, int first, int last, int in_flight, bool recompute,

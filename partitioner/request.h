@@ -67,6 +67,8 @@ struct PlanRequest {
   // What a recomputing stage keeps and rebuilds (core/plan.h RecomputeUnit).
   RecomputeUnit recompute_unit = RecomputeUnit::kStage;
   int recompute_blocks = 0;  // kBlock: the transformer blocks each recomputing stage recomputes
+  // kSelective: the modules each recomputing stage recomputes.
+  RecomputeModules recompute_modules = RecomputeModules::Default();
   // `plan --stages auto` (partitioner/search.h SearchPlans): what the search varies; the
   // fields above hold for every candidate (num_stages, num_micro_batches, schedule, method,
   // boundaries and recompute are the search's to choose).

@@ -49,7 +49,9 @@ LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DTy
   m.expert_param_bytes = static_cast<double>(kind.RankExpertParamCount(layer, options.par)) * e;
   m.activation_bytes = kind.ActivationBytes(layer, sh);
   m.output_bytes = kind.OutputBytes(layer, sh);
-  m.core_attention_bytes = kind.CoreAttentionBytes(layer, sh);
+  for (int i = 0; i < kRecomputeModuleCount; ++i) {
+    m.module_bytes[i] = kind.ModuleBytes(layer, sh, static_cast<RecomputeModule>(i));
+  }
   return m;
 }
 
@@ -70,8 +72,10 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   PP_RETURN_IF_ERROR(
       CheckedBytes(layer, "activations", memory.activation_bytes, &cost.activation_bytes));
   PP_RETURN_IF_ERROR(CheckedBytes(layer, "output", memory.output_bytes, &cost.output_bytes));
-  PP_RETURN_IF_ERROR(CheckedBytes(layer, "core attention", memory.core_attention_bytes,
-                                  &cost.core_attention_bytes));
+  for (int i = 0; i < kRecomputeModuleCount; ++i) {
+    PP_RETURN_IF_ERROR(CheckedBytes(layer, "a recomputation module's activations",
+                                    memory.module_bytes[i], &cost.module_bytes[i]));
+  }
 
   LayerKernels k = ListKernels(layer, input, kernels, options);
   ParallelLayout layout;
@@ -100,11 +104,18 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   cost.forward_ms = parts.forward_ms;
   cost.backward_input_ms = parts.backward_input_ms;
   cost.backward_weight_ms = parts.backward_weight_ms;
-  for (const Kernel& kernel : k.forward) {
-    if (kernel.core_attention) {
-      cost.core_attention_ms +=
-          KernelTimeMs(kernel, device, kernels, Direction::kForward, timing.rates);
+  for (int i = 0; i < kRecomputeModuleCount; ++i) {
+    const RecomputeModules module = RecomputeModules().With(static_cast<RecomputeModule>(i));
+    std::vector<Kernel> again;
+    std::vector<Collective> comm;
+    for (const Kernel& kernel : k.forward) {
+      if (module.Covers(kernel.modules)) again.push_back(kernel);
     }
+    for (const Collective& c : k.forward_comm) {
+      if (module.Covers(c.modules)) comm.push_back(c);
+    }
+    cost.module_ms[i] =
+        PartMs(again, comm, device, kernels, Direction::kForward, timing.rates, layout);
   }
   cost.forward_flops = TotalFlops(k.forward);
   cost.backward_flops = TotalFlops(k.backward_input) + TotalFlops(k.backward_weight);
@@ -172,9 +183,8 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     }
     lp.activation_bytes = c.activation_bytes;
     lp.output_bytes = c.output_bytes;
-    if (c.core_attention_bytes > 0) {
-      lp.core_attention_ms = c.core_attention_ms;
-      lp.core_attention_bytes = c.core_attention_bytes;
+    for (int i = 0; i < kRecomputeModuleCount; ++i) {
+      if (c.module_bytes[i] > 0) lp.modules[i] = ModuleFigures{c.module_ms[i], c.module_bytes[i]};
     }
     p.layers.push_back(std::move(lp));
   }

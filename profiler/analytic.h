@@ -15,6 +15,7 @@
 // kMaxBytes (2^53) is an error naming the layer.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -54,7 +55,9 @@ struct LayerMemory {
   double expert_param_bytes = 0;  // of param_bytes, the routed experts'
   double activation_bytes = 0;
   double output_bytes = 0;
-  double core_attention_bytes = 0;  // of activation_bytes (LayerKindEntry::CoreAttentionBytes)
+  // Of activation_bytes, what each recomputation module drops (LayerKindEntry::ModuleBytes),
+  // by RecomputeModule.
+  std::array<double, kRecomputeModuleCount> module_bytes{};
 };
 // Parameters at DTypeBytes(dtype); what the layer keeps and passes on at
 // KernelTrafficBytes(dtype), the linear layers' inputs kept for their weight gradients at
@@ -80,10 +83,10 @@ struct LayerCost {
   uint64_t expert_param_bytes = 0;
   uint64_t activation_bytes = 0;
   uint64_t output_bytes = 0;
-  // The core attention's forward (its kernels marked core_attention) and what it keeps: what
-  // selective recomputation runs again and drops.
-  double core_attention_ms = 0;
-  uint64_t core_attention_bytes = 0;
+  // Each recomputation module's forward (its kernels and collectives, Kernel::modules) and
+  // what it keeps, by RecomputeModule: what selective recomputation of it runs again and drops.
+  std::array<double, kRecomputeModuleCount> module_ms{};
+  std::array<uint64_t, kRecomputeModuleCount> module_bytes{};
 };
 
 // How AnalyticLayerCost times the kernels: the rates, and the layout whose groups carry the

@@ -276,6 +276,90 @@ TEST(AnalyticTest, ASlidingWindowComputesItsBandOfTheScores) {
   EXPECT_NE(bad.message().find("window"), std::string::npos) << bad.message();
 }
 
+// The recomputation modules of a block against hand-worked counts, and against each other: a
+// dense block and a mixture-of-experts block with the same attention keep the same outside
+// their MLPs, so each less its MLP module (mlp, moe) is equal, in bytes and forward time,
+// with tensor parallelism (the MLP's gathers and reductions in its module) and without.
+TEST(AnalyticTest, RecomputationModulesDropWhatTheyKeepInside) {
+  const std::string head = R"({"format": "pp-partition.model/v1", "name": "modules",
+      "dtype": "bf16", "input": {"micro_batch_size": 2, "seq_len": 128},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 1000, "hidden": 64},
+                 {"name": "block", "op": "transformer_block", "hidden": 64, "heads": 4,
+                  "norm": "rmsnorm", "mlp": "swiglu", "causal": true, "rotary": true, "bias": false, )";
+  const Model dense = ModelOrFail(head + R"("ffn": 256}]})");
+  const Model moe = ModelOrFail(head + R"("experts": 8, "top_k": 2, "expert_ffn": 32,
+      "shared_experts": 1, "shared_ffn": 64}]})");
+  const Model mla = ModelOrFail(head + R"("ffn": 256, "kv_lora": 32, "q_lora": 48,
+      "rope_dim": 8, "head_dim": 24, "v_head_dim": 16}]})");
+  const Layer& d = *FindLayer(dense, "block");
+  const Layer& e = *FindLayer(moe, "block");
+  const Layer& a = *FindLayer(mla, "block");
+  const double n = 256, h = 64, bf = 2;  // rows, hidden, bytes per element
+  const auto bytes = [](const Model& m, const Layer& l, const KernelOptions& o, RecomputeModule x) {
+    return AnalyticLayerMemory(l, m.input, DType::kBf16, o).module_bytes[static_cast<size_t>(x)];
+  };
+  const KernelOptions one;
+  // The norms' outputs and fp32 rstd.
+  EXPECT_EQ(bytes(dense, d, one, RecomputeModule::kLayerNorm), 2 * n * (h * bf + 4));
+  // Swiglu: gate and up (2 x 256 wide), the product (fc2's input).
+  EXPECT_EQ(bytes(dense, d, one, RecomputeModule::kMlp), n * 256 * 3 * bf);
+  EXPECT_EQ(bytes(dense, d, one, RecomputeModule::kMoe), 0);
+  EXPECT_EQ(bytes(moe, e, one, RecomputeModule::kMlp), 0);
+  // Each token's 2 copies at one expert of 32: the activation's output.
+  EXPECT_EQ(bytes(moe, e, one, RecomputeModule::kMoeAct), 2 * n * 32 * bf);
+  EXPECT_EQ(bytes(moe, e, one, RecomputeModule::kSharedExperts), n * 64 * 3 * bf);
+  // Multi-latent attention: q and k of 4 heads x 24, v of 4 x 16.
+  EXPECT_EQ(bytes(mla, a, one, RecomputeModule::kMlaUpProj), n * (96 + 96 + 64) * bf);
+  EXPECT_EQ(bytes(dense, d, one, RecomputeModule::kMlaUpProj), 0);
+
+  KernelOptions tp2;
+  tp2.par.tp = 2;
+  for (const KernelOptions& o : {one, tp2}) {
+    const auto cost = [&](const Model& m, const Layer& l) {
+      Result<LayerCost> c = AnalyticLayerCost(l, m.input, DType::kBf16, H100(), o);
+      EXPECT_TRUE(c.ok()) << c.message();
+      return *c;
+    };
+    const LayerCost cd = cost(dense, d), ce = cost(moe, e), ca = cost(mla, a);
+    const auto at = [](RecomputeModule x) { return static_cast<size_t>(x); };
+    EXPECT_EQ(cd.activation_bytes - cd.module_bytes[at(RecomputeModule::kMlp)],
+              ce.activation_bytes - ce.module_bytes[at(RecomputeModule::kMoe)])
+        << "tp " << o.par.tp;
+    EXPECT_NEAR(cd.forward_ms - cd.module_ms[at(RecomputeModule::kMlp)],
+                ce.forward_ms - ce.module_ms[at(RecomputeModule::kMoe)], 1e-9)
+        << "tp " << o.par.tp;
+    // The modules inside moe are parts of it.
+    EXPECT_LT(ce.module_ms[at(RecomputeModule::kMoeAct)] +
+                  ce.module_ms[at(RecomputeModule::kSharedExperts)],
+              ce.module_ms[at(RecomputeModule::kMoe)]);
+    // Each module's forward: its kernels' times (and, under tp, the MLP's collectives).
+    const LayerKernels k = ListKernels(d, dense.input, DType::kBf16, o);
+    double norms = 0, mlp = 0;
+    for (const Kernel& kernel : k.forward) {
+      const std::string name(kernel.name);
+      const double ms =
+          KernelTimeMs(kernel, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved);
+      if (name == "norm1" || name == "norm2") norms += ms;
+      if (name == "gate_up" || name == "swiglu" || name == "fc2") mlp += ms;
+    }
+    EXPECT_NEAR(cd.module_ms[at(RecomputeModule::kLayerNorm)], norms, 1e-12);
+    if (o.par.tp == 1) {
+      EXPECT_NEAR(cd.module_ms[at(RecomputeModule::kMlp)], mlp, 1e-12);
+    } else {
+      EXPECT_GT(cd.module_ms[at(RecomputeModule::kMlp)], mlp);  // and fc1's gather, fc2's scatter
+    }
+    double up = 0;
+    for (const Kernel& kernel : ListKernels(a, mla.input, DType::kBf16, o).forward) {
+      const std::string name(kernel.name);
+      if (name == "q_up" || name == "kv_up" || name == "rotary" || name == "qk_assemble") {
+        up += KernelTimeMs(kernel, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved);
+      }
+    }
+    EXPECT_GT(up, 0);
+    EXPECT_NEAR(ca.module_ms[at(RecomputeModule::kMlaUpProj)], up, 1e-12);
+  }
+}
+
 TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {
   const Model m = ModelOrFail(R"({"format": "pp-partition.model/v1", "name": "one-block",
       "dtype": "bf16", "input": {"micro_batch_size": 8, "seq_len": 1024},
@@ -288,11 +372,12 @@ TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {
   const double b = 8, s = 1024, a = 12;
   KernelOptions unfused;
   unfused.flash_attention = false;
-  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, unfused).core_attention_bytes,
+  constexpr size_t kCore = static_cast<size_t>(RecomputeModule::kCoreAttn);
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, unfused).module_bytes[kCore],
             5 * a * s * s * b);
   KernelOptions fused;
   fused.flash_attention = true;
-  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, fused).core_attention_bytes,
+  EXPECT_EQ(AnalyticLayerMemory(*block, m.input, DType::kBf16, fused).module_bytes[kCore],
             4 * a * s * b);
   for (const KernelOptions& o : {unfused, fused}) {
     Result<LayerCost> cost = AnalyticLayerCost(*block, m.input, DType::kBf16, H100(), o);
@@ -306,8 +391,8 @@ TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {
       }
     }
     EXPECT_GT(ms, 0);
-    EXPECT_NEAR(cost->core_attention_ms, ms, 1e-12);
-    EXPECT_LT(cost->core_attention_ms, cost->forward_ms);
+    EXPECT_NEAR(cost->module_ms[kCore], ms, 1e-12);
+    EXPECT_LT(cost->module_ms[kCore], cost->forward_ms);
   }
 }
 

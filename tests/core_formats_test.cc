@@ -219,6 +219,59 @@ TEST(ProfileFormat, RoundTripsBitExactly) {
   EXPECT_EQ(DumpJson(ProfileToJson(*back)), DumpJson(doc));
 }
 
+// Recomputation modules: core_attn in its own two fields, the others under
+// "recompute_modules"; read back alike; bad names, figures and sums refused naming the field.
+TEST(ProfileFormat, RecomputationModulesRoundTripAndAreChecked) {
+  Profile p = SmallProfile();
+  p.layers[1].activation_bytes = 100;
+  p.layers[1].module(RecomputeModule::kCoreAttn) = ModuleFigures{0.25, 10};
+  p.layers[1].module(RecomputeModule::kMoe) = ModuleFigures{0.5, 60};
+  p.layers[1].module(RecomputeModule::kMoeAct) = ModuleFigures{0.125, 50};
+  const Json doc = ProfileToJson(p);
+  EXPECT_EQ(doc["layers"][1]["core_attention_bytes"], 10);
+  EXPECT_EQ(doc["layers"][1]["recompute_modules"]["moe_act"]["forward_ms"], 0.125);
+  EXPECT_FALSE(doc["layers"][1]["recompute_modules"].contains("core_attn"));
+  EXPECT_FALSE(doc["layers"][0].contains("recompute_modules"));
+  Result<Profile> back = ProfileFromJson(Json::parse(DumpJson(doc)));
+  ASSERT_TRUE(back.ok()) << back.message();
+  for (int m = 0; m < kRecomputeModuleCount; ++m) {
+    const auto module = static_cast<RecomputeModule>(m);
+    ASSERT_EQ(back->layers[1].module(module).has_value(), p.layers[1].module(module).has_value());
+    if (!p.layers[1].module(module)) continue;
+    EXPECT_EQ(back->layers[1].module(module)->forward_ms, p.layers[1].module(module)->forward_ms);
+    EXPECT_EQ(back->layers[1].module(module)->bytes, p.layers[1].module(module)->bytes);
+  }
+  // moe holds moe_act: 10 + 60 dropped, not 10 + 60 + 50.
+  const ModuleFigures all = back->layers[1].Selective(RecomputeModules(0x7f));
+  EXPECT_EQ(all.bytes, 70u);
+  EXPECT_EQ(all.forward_ms, 0.75);
+
+  const struct {
+    Json modules;
+    const char* expect;
+  } bad[] = {
+      {{{"attention", {{"forward_ms", 1}, {"bytes", 1}}}}, "unknown module"},
+      {{{"core_attn", {{"forward_ms", 1}, {"bytes", 1}}}}, "core_attention_ms"},
+      {{{"mlp", 3}}, "must be an object"},
+      {{{"mlp", {{"forward_ms", -1}, {"bytes", 1}}}}, "recompute_modules.mlp.forward_ms"},
+      {{{"mlp", {{"forward_ms", 1}, {"bytes", 101}}}}, "more than activation_bytes"},
+      {{{"mlp", {{"forward_ms", 1e10}, {"bytes", 1}}}}, "over 1e9 ms"},
+      // Together more than the layer keeps: mlp and layernorm, 40 + 50 + core's 10 + 1.
+      {{{"mlp", {{"forward_ms", 1}, {"bytes", 41}}},
+        {"layernorm", {{"forward_ms", 1}, {"bytes", 50}}}},
+       "drop more together"},
+      {Json::array({1}), "must be an object"},
+  };
+  for (const auto& c : bad) {
+    Json d = doc;
+    d["layers"][1]["recompute_modules"] = c.modules;
+    Result<Profile> r = ProfileFromJson(d);
+    ASSERT_FALSE(r.ok()) << c.modules.dump();
+    EXPECT_NE(r.message().find("layers[1].recompute_modules"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find(c.expect), std::string::npos) << r.message();
+  }
+}
+
 TEST(ProfileFormat, RejectsBadTimesAndBytes) {
   const Json good = ProfileToJson(SmallProfile());
   struct Case {

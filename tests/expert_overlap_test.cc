@@ -209,12 +209,48 @@ TEST(ExpertOverlapCli, WhatMegatronRefusesIsOneLineExitTwo) {
            "--dtype fp32 --overlap-expert-comm on",
            " --stages auto --gpus-total 16 --global-batch 256 --gpus-per-node 8 "
            "--recompute all --overlap-expert-comm on",
+           " --stages 1" + kLayout +
+               " --recompute all --recompute-unit selective --recompute-modules moe_act,moe "
+               "--overlap-expert-comm on",
        }) {
     const testing::CommandResult r = testing::RunTool("plan " + model + args);
     EXPECT_EQ(r.exit_code, 2) << args;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
     EXPECT_NE(r.err.find("--overlap-expert-comm"), std::string::npos) << r.err;
   }
+}
+
+// Megatron-LM overlaps the all-to-all beside selective recomputation of modules other than
+// moe: planned so, the device keeps less and each backward runs the module's forward again.
+TEST(ExpertOverlapCli, SelectiveRecomputationOutsideMoeKeepsTheOverlap) {
+  const std::string dir = testing::TempDir();
+  const std::string base = "plan " + Models() + "qwen3-30b-a3b.json --stages 1" + kLayout +
+                           " --overlap-expert-comm on --format json";
+  const testing::CommandResult plain = testing::RunTool(base + " -o " + dir + "/plain.json");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const testing::CommandResult act = testing::RunTool(
+      base + " --recompute all --recompute-unit selective --recompute-modules moe_act -o " + dir +
+      "/act.json");
+  ASSERT_EQ(act.exit_code, 0) << act.err;
+  const Json p = Json::parse(testing::ReadText(dir + "/plain.json"));
+  const Json a = Json::parse(testing::ReadText(dir + "/act.json"));
+  EXPECT_EQ(a["recompute_modules"], Json::array({"moe_act"}));
+  EXPECT_TRUE(a["parallelism"]["overlap_expert_comm"].get<bool>()) << a["parallelism"].dump();
+  EXPECT_LT(a["stages"][0]["peak_memory_bytes"].get<double>(),
+            p["stages"][0]["peak_memory_bytes"].get<double>());
+  EXPECT_GT(a["stages"][0]["backward_ms"].get<double>(),
+            p["stages"][0]["backward_ms"].get<double>());
+  // The search runs the overlap beside it too.
+  const testing::CommandResult searched = testing::RunTool(
+      "plan " + Models() +
+      "qwen3-30b-a3b.json --stages auto --gpus-total 16 --global-batch 256 --gpus-per-node 8 "
+      "--device h100 --dtype fp8 --recompute all --recompute-unit selective "
+      "--recompute-modules moe_act --overlap-expert-comm on -o " +
+      dir + "/search.json");
+  ASSERT_EQ(searched.exit_code, 0) << searched.err;
+  const Json s = Json::parse(testing::ReadText(dir + "/search.json"));
+  EXPECT_TRUE(s["parallelism"].value("overlap_expert_comm", false)) << s["parallelism"].dump();
+  EXPECT_EQ(s["recompute_modules"], Json::array({"moe_act"}));
 }
 
 // Planned with the overlap, the step is faster (the all-to-all crosses the network), the plan

@@ -140,8 +140,8 @@ TEST(Recompute, SelectiveIsAClosedForm) {
   const double core_ms[] = {0, 0.25, 0.5, 0.25};
   const uint64_t core_bytes[] = {0, 60, 30, 50};
   for (int i = 0; i < 4; ++i) {
-    r.profile.layers[i].core_attention_ms = core_ms[i];
-    r.profile.layers[i].core_attention_bytes = core_bytes[i];
+    r.profile.layers[i].module(RecomputeModule::kCoreAttn) =
+        ModuleFigures{core_ms[i], core_bytes[i]};
   }
   Result<Plan> plan = MakePlan(r);
   ASSERT_TRUE(plan.ok()) << plan.message();
@@ -155,6 +155,67 @@ TEST(Recompute, SelectiveIsAClosedForm) {
   ASSERT_TRUE(back.ok()) << back.message();
   EXPECT_EQ(back->recompute_unit, RecomputeUnit::kSelective);
   EXPECT_EQ(SimulatePlan(*back)->step_time_ms, plan->predicted.step_time_ms);
+}
+
+// Selective by module: each layer drops what its recomputed modules keep, each part once (moe
+// contains moe_act and shared_experts), and runs their forwards again; the plan records the
+// modules and re-simulates to the same step. A module no layer has is refused in one line.
+TEST(Recompute, SelectiveModulesAreAClosedForm) {
+  PlanRequest r = TwoStages();
+  r.recompute = "all";
+  r.recompute_unit = RecomputeUnit::kSelective;
+  // Per layer: core_attn, layernorm, moe, moe_act (ms, bytes); activation_bytes 100 each.
+  const ModuleFigures core[] = {{0, 0}, {0.25, 10}, {0.5, 5}, {0.25, 20}};
+  const ModuleFigures norm[] = {{0.125, 4}, {0.125, 4}, {0.125, 4}, {0.125, 4}};
+  const ModuleFigures moe[] = {{0, 0}, {0.5, 50}, {0.25, 40}, {0, 0}};
+  const ModuleFigures act[] = {{0, 0}, {0.125, 30}, {0.125, 20}, {0, 0}};
+  for (int i = 0; i < 4; ++i) {
+    LayerProfile& l = r.profile.layers[i];
+    l.module(RecomputeModule::kCoreAttn) = core[i];
+    l.module(RecomputeModule::kLayerNorm) = norm[i];
+    if (moe[i].bytes > 0) {
+      l.module(RecomputeModule::kMoe) = moe[i];
+      l.module(RecomputeModule::kMoeAct) = act[i];
+    }
+  }
+  struct Case {
+    std::vector<std::string> names;
+    // Per layer: bytes dropped and ms run again, worked by hand from the figures above.
+    uint64_t dropped[4];
+    double again[4];
+  };
+  const Case cases[] = {
+      {{"core_attn"}, {0, 10, 5, 20}, {0, 0.25, 0.5, 0.25}},
+      {{"layernorm", "moe_act"}, {4, 34, 24, 4}, {0.125, 0.25, 0.25, 0.125}},
+      // moe_act inside moe: counted once.
+      {{"moe", "moe_act", "layernorm"}, {4, 54, 44, 4}, {0.125, 0.625, 0.375, 0.125}},
+      {{"core_attn", "moe"}, {0, 60, 45, 20}, {0, 0.75, 0.75, 0.25}},
+  };
+  for (const Case& c : cases) {
+    std::string error;
+    const std::optional<RecomputeModules> set = ParseRecomputeModules(c.names, &error);
+    ASSERT_TRUE(set) << error;
+    r.recompute_modules = *set;
+    Result<Plan> plan = MakePlan(r);
+    ASSERT_TRUE(plan.ok()) << plan.message();
+    // Stage s holds layers 2s and 2s + 1 (params 10 each, Adam-free state 2x), 4 in flight.
+    for (int s = 0; s < 2; ++s) {
+      const uint64_t a = c.dropped[2 * s], b = c.dropped[2 * s + 1];
+      EXPECT_EQ(plan->stages[s].peak_memory_bytes, 2 * 20 + 4 * (200 - a - b) + std::max(a, b))
+          << c.names.front() << " stage " << s;
+      EXPECT_DOUBLE_EQ(plan->stages[s].backward_ms, 4 + c.again[2 * s] + c.again[2 * s + 1]);
+    }
+    const Json doc = BareJson(*plan);
+    EXPECT_EQ(doc["recompute_modules"].size(), c.names.size());
+    Result<Plan> back = PlanFromJson(doc);
+    ASSERT_TRUE(back.ok()) << back.message();
+    EXPECT_EQ(back->recompute_modules, *set);
+    EXPECT_EQ(SimulatePlan(*back)->step_time_ms, plan->predicted.step_time_ms);
+  }
+  r.recompute_modules = RecomputeModules().With(RecomputeModule::kMlaUpProj);
+  Result<Plan> refused = MakePlan(r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("mla_up_proj"), std::string::npos) << refused.message();
 }
 
 // By block: the first K transformer blocks of each recomputing stage keep their inputs and
@@ -265,9 +326,14 @@ std::vector<LayerProfile> RandomLayers(std::mt19937_64& rng) {
   return layers;
 }
 
+// The modules SetRandomUnit gives figures to.
+constexpr RecomputeModule kRandomModules[] = {
+    RecomputeModule::kCoreAttn, RecomputeModule::kLayerNorm, RecomputeModule::kMoe,
+    RecomputeModule::kMoeAct, RecomputeModule::kSharedExperts};
+
 // `unit` on `r`, with what it needs: for kBlock a random K and random transformer blocks, for
-// kSelective random core attention figures (at most each layer's forward and activations, and
-// some somewhere: the planner needs them).
+// kSelective random figures of five modules (each at most a fifth of the layer's activations,
+// some in layer 0: the planner needs them) and a random set of them to recompute.
 void SetRandomUnit(RecomputeUnit unit, std::mt19937_64& rng, PlanRequest* r) {
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   r->recompute_unit = unit;
@@ -277,11 +343,21 @@ void SetRandomUnit(RecomputeUnit unit, std::mt19937_64& rng, PlanRequest* r) {
   }
   if (unit == RecomputeUnit::kSelective) {
     for (LayerProfile& l : r->profile.layers) {
-      l.core_attention_ms = 0.25 * uniform(0, static_cast<int>(4 * l.forward_ms));
-      l.core_attention_bytes = uniform(0, static_cast<int>(l.activation_bytes));
+      for (RecomputeModule m : kRandomModules) {
+        l.module(m) = ModuleFigures{
+            0.25 * uniform(0, static_cast<int>(4 * l.forward_ms)),
+            static_cast<uint64_t>(uniform(0, static_cast<int>(l.activation_bytes / 5)))};
+      }
     }
-    r->profile.layers[0].activation_bytes += 1;
-    r->profile.layers[0].core_attention_bytes = *r->profile.layers[0].core_attention_bytes + 1;
+    r->profile.layers[0].activation_bytes += 5;
+    for (RecomputeModule m : kRandomModules) r->profile.layers[0].module(m)->bytes += 1;
+    RecomputeModules set;
+    while (set.empty()) {
+      for (RecomputeModule m : kRandomModules) {
+        if (uniform(0, 2) == 0) set = set.With(m);
+      }
+    }
+    r->recompute_modules = set;
   }
 }
 
@@ -308,15 +384,24 @@ double BruteForce(const PlanRequest& r) {
         uint64_t kept = first == 0 ? 128 : r.profile.layers[first - 1].output_bytes;
         uint64_t rebuilt = acts;
         double again_f = f;                               // the forward run again
-        if (r.recompute_unit == RecomputeUnit::kSelective) {  // less the core attention's
+        if (r.recompute_unit == RecomputeUnit::kSelective) {  // less the modules'
           kept = acts;
           rebuilt = 0;
           again_f = 0;
+          const RecomputeModules set = r.recompute_modules;
           for (int i = first; i <= last; ++i) {
             const LayerProfile& l = r.profile.layers[i];
-            kept -= *l.core_attention_bytes;
-            rebuilt = std::max<uint64_t>(rebuilt, *l.core_attention_bytes);
-            again_f += *l.core_attention_ms;
+            uint64_t dropped = 0;
+            for (RecomputeModule m : kRandomModules) {
+              // moe runs its activation and shared experts again itself.
+              const bool inside_moe =
+                  m == RecomputeModule::kMoeAct || m == RecomputeModule::kSharedExperts;
+              if (!set.Has(m) || (inside_moe && set.Has(RecomputeModule::kMoe))) continue;
+              dropped += l.module(m)->bytes;
+              again_f += l.module(m)->forward_ms;
+            }
+            kept -= dropped;
+            rebuilt = std::max<uint64_t>(rebuilt, dropped);
           }
         } else if (r.recompute_unit != RecomputeUnit::kStage) {  // each rebuilt layer's input
           rebuilt = 0;
@@ -531,6 +616,49 @@ TEST(Recompute, InterleavedRecomputingEveryChunkEqualsBruteForce) {
   EXPECT_EQ(std::count(refused.message().begin(), refused.message().end(), '\n'), 0);
 }
 
+// --recompute-modules: Megatron-LM's names with --recompute-unit selective, recorded in the
+// plan; misuse is one line, exit 2.
+TEST(Recompute, CliTakesMegatronModuleNames) {
+  const std::string dir = testing::TempDir();
+  const std::string base =
+      "plan models/gpt2-small.json --stages 2 --micro-batches 4 --recompute all ";
+  const testing::CommandResult ok = testing::RunTool(
+      base + "--recompute-unit selective --recompute-modules layernorm,mlp -o " + dir + "/m.json");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("modules (layernorm, mlp)"), std::string::npos) << ok.out;
+  const Json plan = Json::parse(testing::ReadText(dir + "/m.json"));
+  EXPECT_EQ(plan["recompute_modules"], Json::array({"layernorm", "mlp"}));
+  const testing::CommandResult core =
+      testing::RunTool(base + "--recompute-unit selective -o " + dir + "/c.json");
+  ASSERT_EQ(core.exit_code, 0) << core.err;
+  const Json by_core = Json::parse(testing::ReadText(dir + "/c.json"));
+  EXPECT_EQ(by_core["recompute_modules"], Json::array({"core_attn"}));
+  // Disjoint modules together keep less than either set alone.
+  const testing::CommandResult all = testing::RunTool(
+      base + "--recompute-unit selective --recompute-modules mlp,core_attn,layernorm -o " + dir +
+      "/a.json");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  const Json both = Json::parse(testing::ReadText(dir + "/a.json"));
+  EXPECT_EQ(both["recompute_modules"], Json::array({"core_attn", "layernorm", "mlp"}));
+  const auto peak = [](const Json& p) { return p["stages"][0]["peak_memory_bytes"].get<double>(); };
+  EXPECT_LT(peak(both), std::min(peak(plan), peak(by_core)));
+  EXPECT_GT(both["stages"][0]["backward_ms"].get<double>(),
+            std::max(plan["stages"][0]["backward_ms"].get<double>(),
+                     by_core["stages"][0]["backward_ms"].get<double>()));
+  for (const auto& [args, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"--recompute-modules mlp", "goes only with --recompute-unit selective"},
+           {"--recompute-unit selective --recompute-modules attn", "unknown module \"attn\""},
+           {"--recompute-unit selective --recompute-modules mlp,mlp", "named twice"},
+           {"--recompute-unit selective --recompute-modules mla_up_proj", "mla_up_proj"},
+           {"--recompute-unit selective --recompute-modules moe", "no layer"},
+       }) {
+    const testing::CommandResult r = testing::RunTool(base + args);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 TEST(Recompute, CliRecordsAndReportsRecomputingStages) {
   const testing::CommandResult r = testing::RunTool(
       "plan models/gpt2-xl.json --stages 4 --micro-batches 16 --memory-limit 20GiB "
@@ -569,7 +697,7 @@ TEST(Recompute, CliRecordsAndReportsRecomputingStages) {
       "--recompute-unit selective -o " +
       dir + "/selective.json");
   ASSERT_EQ(selective.exit_code, 0) << selective.err;
-  EXPECT_NE(selective.out.find("core attention"), std::string::npos) << selective.out;
+  EXPECT_NE(selective.out.find("modules (core_attn)"), std::string::npos) << selective.out;
   const testing::CommandResult run =
       testing::RunTool("run " + dir + "/selective.json --backend cpu --steps 1");
   EXPECT_EQ(run.exit_code, 2);

@@ -1,4 +1,5 @@
 // pp-partition plan MODEL.json|PROFILE.json --stages P --micro-batches M [...]
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -9,11 +10,11 @@
 #include "executor/schedule.h"
 #include "partitioner/compare.h"
 #include "partitioner/methods.h"
+#include "partitioner/plan_inputs.h"
 #include "partitioner/planner.h"
+#include "profiler/device_table.h"
 #include "tool/command.h"
 #include "tool/compare_report.h"
-#include "partitioner/plan_inputs.h"
-#include "profiler/device_table.h"
 #include "tool/plan_search.h"
 #include "tool/report.h"
 
@@ -46,6 +47,7 @@ struct PlanFlags {
   std::string recompute = "none";
   std::string recompute_unit = "stage";
   int recompute_blocks = 0;
+  std::vector<std::string> recompute_modules;
   std::string format = "text";
   std::string output;
   std::string device = "h100";
@@ -133,14 +135,23 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
 }
 
 // What Megatron-LM requires of its expert all-to-all overlap (megatron/core/transformer/
-// transformer_config.py): no recomputation, expert parallelism, virtual stages when
-// pipelined. Ok when the overlap is off. The search (`search`) checks only the recomputation
-// flag: it runs the overlap where each candidate's degrees and schedule allow.
+// transformer_config.py): no recomputation but selective of modules other than moe, expert
+// parallelism, virtual stages when pipelined. Ok when the overlap is off. The search
+// (`search`) checks only the recomputation flags: it runs the overlap where each candidate's
+// degrees and schedule allow.
 Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
   if (f.overlap_expert_comm != "on") return Status::Ok();
-  if (f.recompute != "none") {
+  if (f.recompute != "none" && f.recompute_unit != "selective") {
     return Status::Error("--overlap-expert-comm on does not go with --recompute " + f.recompute +
-                         " (Megatron-LM runs the overlap without recomputation)");
+                         " by " + f.recompute_unit +
+                         " (Megatron-LM runs the overlap without recomputation, or with "
+                         "--recompute-unit selective)");
+  }
+  if (f.recompute != "none" && std::find(f.recompute_modules.begin(), f.recompute_modules.end(),
+                                         "moe") != f.recompute_modules.end()) {
+    return Status::Error(
+        "--overlap-expert-comm on does not go with --recompute-modules moe (Megatron-LM "
+        "overlaps the experts' all-to-all only outside a recomputed MoE layer)");
   }
   if (search) return Status::Ok();
   if (f.ep < 2) {
@@ -337,6 +348,18 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
         "goes only with it");
   }
   request.recompute_blocks = f.recompute_blocks;
+  if (!f.recompute_modules.empty()) {
+    if (request.recompute_unit != RecomputeUnit::kSelective) {
+      return Status::Error(
+          "--recompute-modules goes only with --recompute-unit selective (the modules it "
+          "recomputes)");
+    }
+    std::string error;
+    const std::optional<RecomputeModules> modules =
+        ParseRecomputeModules(f.recompute_modules, &error);
+    if (!modules) return Status::Error("--recompute-modules: " + error);
+    request.recompute_modules = *modules;
+  }
   if (auto o = ParseOptimizer(f.optimizer)) {
     request.optimizer = *o;
   } else {
@@ -705,12 +728,18 @@ Handler SetupPlan(CLI::App& sub) {
              "each layer's forward just before its backward, as Megatron-LM's "
              "--recompute-num-layers 1) or block (so for the first --recompute-blocks "
              "transformer blocks of each stage only, as Megatron-LM's --recompute-method "
-             "block), or selective (only the core attention: its probabilities dropped and "
-             "its forward run again, as Megatron-LM's --recompute-granularity selective). "
+             "block), or selective (only some modules of each block, --recompute-modules: "
+             "what they keep inside dropped and their forward run again, as Megatron-LM's "
+             "--recompute-granularity selective). "
              "Left out with --stages auto over the layout, each candidate that "
              "recomputes does so by stage or by layer, whichever fits it better")
           ->check(CLI::IsMember({"stage", "layer", "block", "selective"}))
           ->capture_default_str();
+  sub.add_option("--recompute-modules", f->recompute_modules,
+                 "With --recompute-unit selective: the modules recomputed, by Megatron-LM's "
+                 "names, comma-separated: core_attn (the default), layernorm, mla_up_proj, mlp "
+                 "(a dense block's), moe, moe_act, shared_experts")
+      ->delimiter(',');
   sub.add_option("--recompute-blocks", f->recompute_blocks,
                  "With --recompute-unit block: the transformer blocks K each recomputing "
                  "stage recomputes, its first K")

@@ -181,8 +181,8 @@ std::string PlanText(const Plan& plan, const Plan* baseline, const std::string& 
             << " transformer blocks and run its forward again before its backward";
         break;
       case RecomputeUnit::kSelective:
-        out << "drop their core attention's probabilities and run its forward again before "
-               "each layer's backward";
+        out << "drop what their modules (" << plan.recompute_modules.Joined()
+            << ") keep inside and run those modules' forward again in each layer's backward";
         break;
     }
     out << "\n";

@@ -181,6 +181,13 @@ void AddDense(const Layer& l, const KernelShape& sh, const MlpSplit& m, double w
   }
 }
 
+// Marks the kernels and collectives appended to `k`'s forward since (kernels, comm) as parts
+// of the recomputation modules `bits`.
+void MarkForward(LayerKernels* k, size_t kernels, size_t comm, uint8_t bits) {
+  for (size_t i = kernels; i < k->forward.size(); ++i) k->forward[i].modules |= bits;
+  for (size_t i = comm; i < k->forward_comm.size(); ++i) k->forward_comm[i].modules |= bits;
+}
+
 void AddWeightGrads(const Piece& p, LayerKernels* k) {
   for (const Kernel& g : p.weight_grads) k->backward_weight.push_back(g);
 }
@@ -222,13 +229,39 @@ double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh) {
   return l.experts == 0 ? 0 : SplitOf(l, sh).copies * 4;  // int32 expert ids
 }
 
+double MlpModuleBytes(const Layer& l, const KernelShape& sh, RecomputeModule m) {
+  const MlpSplit s = SplitOf(l, sh);
+  const double before = Gated(l) ? 2 : 1;
+  const bool moe = l.experts > 0;
+  switch (m) {
+    case RecomputeModule::kMlp:
+      return moe ? 0 : s.r.rows * s.f * (before * sh.e + sh.e_inputs);
+    case RecomputeModule::kMoe: {
+      if (!moe) return 0;
+      const MlpKept kept = MlpActivationElements(l, sh);
+      return kept.elements * sh.e + kept.inputs * sh.e_inputs + MlpActivationExtraBytes(l, sh);
+    }
+    case RecomputeModule::kMoeAct:
+      return moe ? s.tokens * s.expert_f * sh.e_inputs : 0;
+    case RecomputeModule::kSharedExperts:
+      return moe ? s.r.rows * s.shared_f * (before * sh.e + sh.e_inputs) : 0;
+    case RecomputeModule::kCoreAttn:
+    case RecomputeModule::kLayerNorm:
+    case RecomputeModule::kMlaUpProj:
+      break;
+  }
+  return 0;
+}
+
 void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const MlpSplit m = SplitOf(l, sh);
   const double h = static_cast<double>(l.hidden);
   std::vector<Kernel>& fwd = k->forward;
+  const size_t first_kernel = fwd.size(), first_comm = k->forward_comm.size();
   if (l.experts == 0) {
     AddDense(l, sh, m, m.f, false, true, {"fc1_allgather", "fc2_reducescatter", "fc2_allreduce"},
              k);
+    MarkForward(k, first_kernel, first_comm, ModuleBit(RecomputeModule::kMlp));
     return;
   }
   const double own = m.routed * h * sh.e;     // the rows this rank routes
@@ -250,6 +283,7 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   const DensePieces e = Experts(l, sh, m);
   fwd.push_back(e.fc1.forward);
   fwd.push_back(e.act);
+  fwd.back().modules |= ModuleBit(RecomputeModule::kMoeAct);
   fwd.push_back(e.fc2.forward);
   if (m.r.etp > 1) {
     k->forward_comm.push_back(ExpertTensor("moe_etp_reducescatter", TokenExchange::kCombine,
@@ -263,10 +297,13 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   if (l.shared_experts > 0) {
     // A dense MLP over the tensor ranks: gathered from and scattered back to the
     // sequence-parallel share.
+    const size_t shared_kernel = fwd.size(), shared_comm = k->forward_comm.size();
     AddDense(l, sh, m, m.shared_f, true, true,
              {"shared_fc1_allgather", "shared_fc2_reducescatter", "shared_fc2_allreduce"}, k);
+    MarkForward(k, shared_kernel, shared_comm, ModuleBit(RecomputeModule::kSharedExperts));
     fwd.push_back(MemoryKernel("shared_add", 3 * own));
   }
+  MarkForward(k, first_kernel, first_comm, ModuleBit(RecomputeModule::kMoe));
 }
 
 void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {

@@ -33,9 +33,15 @@ struct MlpKept {
 };
 MlpKept MlpActivationElements(const Layer& l, const KernelShape& sh);
 double MlpActivationExtraBytes(const Layer& l, const KernelShape& sh);
+// Of what the MLP keeps, what recomputing module `m` drops: a dense MLP's insides (mlp), a
+// mixture of experts' (moe), its experts' activation outputs (moe_act) or its shared experts'
+// insides (shared_experts); 0 for the other modules and for a module the MLP does not have.
+double MlpModuleBytes(const Layer& l, const KernelShape& sh, RecomputeModule m);
 
 // Appends the MLP's kernels (and collectives) of each part to `k`, between norm2 and the
-// second residual add.
+// second residual add. The forward's are marked with the recomputation modules they belong
+// to (a dense MLP's mlp; a mixture of experts' moe, and its activation moe_act, its shared
+// experts shared_experts).
 void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k);
 void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k);
 void AddMlpWeightGrads(const Layer& l, const KernelShape& sh, LayerKernels* k);

@@ -128,7 +128,35 @@ class TransformerBlock final : public LayerKindEntry {
            MlpActivationExtraBytes(l, sh) + CoreAttentionBytes(l, sh);
   }
 
-  double CoreAttentionBytes(const Layer& l, const KernelShape& sh) const override {
+  // Of those, what each recomputation module drops (docs/cost-model.md, "Selective
+  // recomputation by module").
+  double ModuleBytes(const Layer& l, const KernelShape& sh, RecomputeModule m) const override {
+    const RankSplit r = RankSplitOf(sh);
+    switch (m) {
+      case RecomputeModule::kCoreAttn:
+        return CoreAttentionBytes(l, sh);
+      case RecomputeModule::kLayerNorm:
+        // The two norms' outputs (the products' inputs) and fp32 statistics.
+        return 2 * r.sp_rows *
+               (static_cast<double>(l.hidden) * sh.e_inputs +
+                (l.norm == NormKind::kLayerNorm ? 8.0 : 4.0));
+      case RecomputeModule::kMlaUpProj: {
+        // q, k (assembled and rotated) and v, the core attention's inputs.
+        if (l.kv_lora == 0) return 0;
+        const AttentionWidths w = RankAttention(l, r.tp);
+        return r.rows * static_cast<double>(w.q() + w.k() + w.v()) * sh.e;
+      }
+      case RecomputeModule::kMlp:
+      case RecomputeModule::kMoe:
+      case RecomputeModule::kMoeAct:
+      case RecomputeModule::kSharedExperts:
+        break;
+    }
+    return MlpModuleBytes(l, sh, m);
+  }
+
+ private:
+  double CoreAttentionBytes(const Layer& l, const KernelShape& sh) const {
     const RankSplit r = RankSplitOf(sh);
     const double heads = sh.b * static_cast<double>(RankAttention(l, r.tp).heads);
     if (sh.flash_attention) return heads * r.seq * 4;  // fp32 log-sum-exp per query row
@@ -138,6 +166,7 @@ class TransformerBlock final : public LayerKindEntry {
     return scores * sh.e + (l.dropout > 0 ? scores * (sh.e + 1) : 0);
   }
 
+ public:
   double OutputBytes(const Layer& l, const KernelShape& sh) const override {
     return RankSplitOf(sh).sp_rows * static_cast<double>(l.hidden) * sh.e;
   }
@@ -330,7 +359,13 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const KernelShape tp_rows = WithRows(sh, r.rows);
   const KernelShape sp_rows = WithRows(sh, r.sp_rows);
 
-  const Piece norm1 = NormPiece(sp_rows, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
+  // Marks a forward kernel as part of a recomputation module.
+  const auto in = [](RecomputeModule m, Kernel kernel) {
+    kernel.modules |= ModuleBit(m);
+    return kernel;
+  };
+  Piece norm1 = NormPiece(sp_rows, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
+  norm1.forward = in(RecomputeModule::kLayerNorm, norm1.forward);
   // The projections to q, k and v: one column-split product, or multi-latent attention's
   // down projections (whole on every rank), latent norms and up projections (split by heads).
   std::vector<Piece> to_qkv;
@@ -352,12 +387,15 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
       to_qkv.push_back(
           LinearPiece(tp_rows, h, qw, false, {"q_proj", "q_proj_dgrad", "q_proj_wgrad", ""}));
     }
+    // The up projection of q (or its one projection) runs again under mla_up_proj.
+    to_qkv.back().forward = in(RecomputeModule::kMlaUpProj, to_qkv.back().forward);
     to_qkv.push_back(LinearPiece(tp_rows, h, lkv + static_cast<double>(l.rope_dim), false,
                                  {"kv_down", "kv_down_dgrad", "kv_down_wgrad", ""}));
     to_qkv.push_back(NormPiece(tp_rows, NormKind::kRmsNorm, lkv,
                                {"kv_norm", "kv_norm_dgrad", "kv_norm_wgrad", ""}));
     to_qkv.push_back(LinearPiece(tp_rows, lkv, heads_r * (nope + dv), false,
                                  {"kv_up", "kv_up_dgrad", "kv_up_wgrad", ""}));
+    to_qkv.back().forward = in(RecomputeModule::kMlaUpProj, to_qkv.back().forward);
   }
   // Multi-latent attention's q and k heads put together from their parts: reads q, k_nope and
   // the shared k_rope, writes q and k (and the same back in the backward).
@@ -370,7 +408,8 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
       mla ? 2 * r.rows * (static_cast<double>(w.heads) * rope + rope) * sh.e : 2 * qk;
   const Piece proj =
       LinearPiece(tp_rows, ow, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
-  const Piece norm2 = NormPiece(sp_rows, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
+  Piece norm2 = NormPiece(sp_rows, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
+  norm2.forward = in(RecomputeModule::kLayerNorm, norm2.forward);
   const double head_rows = r.rows * static_cast<double>(w.heads + w.kv_heads);
   const double qk_gain = 2 * d * sh.e;
 
@@ -381,12 +420,13 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   for (const Piece& p : to_qkv) Add(fwd, p.forward);
   // Reads q, k and the gains; writes both and an fp32 rstd per head.
   if (l.qk_norm) Add(fwd, MemoryKernel("qk_norm", 2 * qk + qk_gain + head_rows * 4));
-  if (l.rotary) Add(fwd, MemoryKernel("rotary", rotated));  // reads q and k; writes both
-  if (mla) Add(fwd, MemoryKernel("qk_assemble", assemble));
-  const auto core = [](Kernel kernel) {
-    kernel.core_attention = true;
-    return kernel;
-  };
+  // Reads q and k; writes both (under mla_up_proj with multi-latent attention).
+  if (l.rotary) {
+    const Kernel rotary = MemoryKernel("rotary", rotated);
+    Add(fwd, mla ? in(RecomputeModule::kMlaUpProj, rotary) : rotary);
+  }
+  if (mla) Add(fwd, in(RecomputeModule::kMlaUpProj, MemoryKernel("qk_assemble", assemble)));
+  const auto core = [&in](Kernel kernel) { return in(RecomputeModule::kCoreAttn, kernel); };
   if (sh.flash_attention) {
     // Reads Q, K, V, writes O (and the row statistics).
     Add(fwd, core(FlashKernel("attention", d + dv, heads, sq, s, d, share,
@@ -438,7 +478,7 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
 
   // Weight gradients, in the order the backward produces them.
   AddMlpWeightGrads(l, sh, k);
-  for (const Piece* p : {&norm2, &proj}) {
+  for (const Piece* p : std::initializer_list<const Piece*>{&norm2, &proj}) {
     for (const Kernel& g : p->weight_grads) Add(k->backward_weight, g);
   }
   if (l.qk_norm) {

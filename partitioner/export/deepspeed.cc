@@ -155,9 +155,8 @@ class DeepSpeed final : public Exporter {
     const std::string line = "ACTIVATION_CHECKPOINT_INTERVAL = ";
     if (recomputing == 0) return line + "0  # activation_checkpoint_interval: no recomputation\n";
     if (plan.recompute_unit == RecomputeUnit::kSelective) {
-      return line +
-             "0  # the plan recomputes only the core attention, which no interval "
-             "expresses\n";
+      return line + "0  # the plan recomputes only some modules of each block (" +
+             plan.recompute_modules.Joined() + "), which no interval expresses\n";
     }
     if (plan.recompute_unit == RecomputeUnit::kBlock) {
       return line + "0  # the plan recomputes only the first " +

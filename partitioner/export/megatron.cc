@@ -196,10 +196,12 @@ class Megatron final : public Exporter {
     // By block: the first K transformer layers of each (virtual) stage, each on its own.
     const bool block = plan.recompute_unit == RecomputeUnit::kBlock;
     if (block) largest = plan.recompute_blocks;
-    // Selective: the core attention of every layer (Megatron-LM's default recompute_modules).
+    // Selective: the plan's modules of every layer (a list, space-separated).
+    std::string modules;
+    for (const std::string& m : plan.recompute_modules.Names()) modules += " " + m;
     const std::string flags =
         plan.recompute_unit == RecomputeUnit::kSelective
-            ? std::string("--recompute-granularity selective\n--recompute-modules core_attn\n")
+            ? "--recompute-granularity selective\n--recompute-modules" + modules + "\n"
             : std::string("--recompute-granularity full\n--recompute-method ") +
                   (block ? "block" : "uniform") + "\n--recompute-num-layers " +
                   std::to_string(largest) + "\n";

@@ -244,9 +244,10 @@ class TorchTitan final : public Exporter {
     }
     if (plan.recompute_unit == RecomputeUnit::kSelective) {
       return Status::Error(
-          "this plan cannot be expressed for torchtitan: it recomputes only "
-          "the core attention, and torchtitan's selective policy chooses "
-          "its own operations");
+          "this plan cannot be expressed for torchtitan: it recomputes only some modules of "
+          "each block (" +
+          plan.recompute_modules.Joined() +
+          "), and torchtitan's selective policy chooses its own operations");
     }
     if (plan.recompute_unit == RecomputeUnit::kBlock) {
       return Status::Error(
