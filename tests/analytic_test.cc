@@ -142,13 +142,41 @@ TEST(AnalyticTest, MultiLatentAttentionWorkIsItsProducts) {
   EXPECT_EQ(TotalFlops(kf.backward_input),
             2 * n * weights + 0.5 * 2 * b * a * s * s * (3 * d + 2 * dv));
 
-  KernelOptions tp2;
-  tp2.par.tp = 2;
-  const LayerKernels kt = ListKernels(*block, m.input, DType::kBf16, tp2);
-  const double rank_weights = h * lq + lq * a * d / 2 + h * (lkv + rope) +
-                              lkv * a * (d - rope + dv) / 2 + a * dv * h / 2 + 3 * h * f / 2;
-  EXPECT_EQ(TotalFlops(kt.backward_weight), 2 * n * rank_weights);
-  EXPECT_EQ(TotalFlops(kt.forward), 2 * n * rank_weights + attention / 2);
+  // Tensor parallelism: the down projections whole on every rank, on its own rows (with
+  // sequence parallelism its half of them), the rest split by heads or rows on all rows.
+  const double down = h * lq + h * (lkv + rope);
+  const double split =
+      lq * a * d / 2 + lkv * a * (d - rope + dv) / 2 + a * dv * h / 2 + 3 * h * f / 2;
+  for (const bool sp : {true, false}) {
+    SCOPED_TRACE(sp ? "sequence parallel" : "no sequence parallelism");
+    KernelOptions tp2;
+    tp2.par.tp = 2;
+    tp2.par.sequence_parallel = sp;
+    const LayerKernels kt = ListKernels(*block, m.input, DType::kBf16, tp2);
+    const double rank_flops = 2 * (sp ? n / 2 : n) * down + 2 * n * split;
+    EXPECT_EQ(TotalFlops(kt.backward_weight), rank_flops);
+    EXPECT_EQ(TotalFlops(kt.forward), rank_flops + attention / 2);
+    // Into the split projections: the latents (and with sequence parallelism the rotary key),
+    // not x; out of proj, x.
+    const auto attention_in = [](const Collective& c) {
+      const std::string name(c.name);
+      for (const char* p : {"qkv_", "q_latent_", "kv_latent_", "k_rope_"}) {
+        if (name.rfind(p, 0) == 0) return true;
+      }
+      return false;
+    };
+    double into = 0, out = 0, back = 0;
+    for (const Collective& c : kt.forward_comm) {
+      if (attention_in(c)) into += c.bytes;
+      if (std::string(c.name).rfind("proj_", 0) == 0) out += c.bytes;
+    }
+    for (const Collective& c : kt.backward_input_comm) {
+      if (attention_in(c)) back += c.bytes;
+    }
+    EXPECT_EQ(out, n * h * 2);
+    EXPECT_EQ(into, sp ? n * (lq + lkv + rope) * 2 : 0);
+    EXPECT_EQ(back, n * (lq + lkv + (sp ? rope : 0)) * 2);
+  }
 
   // Megatron-LM's count per token: 6 x (q term, kv term, the rotary key, proj), the latent
   // norms' one multiply each, and the scores and context at half the square.
@@ -356,8 +384,30 @@ TEST(AnalyticTest, RecomputationModulesDropWhatTheyKeepInside) {
       }
     }
     EXPECT_GT(up, 0);
-    EXPECT_NEAR(ca.module_ms[at(RecomputeModule::kMlaUpProj)], up, 1e-12);
+    if (o.par.tp == 1) {
+      EXPECT_NEAR(ca.module_ms[at(RecomputeModule::kMlaUpProj)], up, 1e-12);
+    } else {
+      EXPECT_GT(ca.module_ms[at(RecomputeModule::kMlaUpProj)], up);  // and the latents' gathers
+    }
   }
+  // Context parallelism: core_attn runs the ring exchange again, as exposed as in the forward
+  // (its only collective there), beside the core attention's kernels.
+  KernelOptions cp2;
+  cp2.par.cp = 2;
+  Result<LayerCost> ring = AnalyticLayerCost(d, dense.input, DType::kBf16, H100(), cp2);
+  ASSERT_TRUE(ring.ok()) << ring.message();
+  double kernels = 0, core = 0;
+  for (const Kernel& kernel : ListKernels(d, dense.input, DType::kBf16, cp2).forward) {
+    const double ms =
+        KernelTimeMs(kernel, H100(), DType::kBf16, Direction::kForward, Rates::kAchieved);
+    kernels += ms;
+    const std::string name(kernel.name);
+    if (name == "attention_scores" || name == "softmax" || name == "attention_context") core += ms;
+  }
+  const double exposed = ring->forward_ms - kernels;
+  EXPECT_GT(exposed, 0);
+  EXPECT_NEAR(ring->module_ms[static_cast<size_t>(RecomputeModule::kCoreAttn)], core + exposed,
+              1e-9);
 }
 
 TEST(AnalyticTest, CoreAttentionIsWhatSelectiveRecomputationDrops) {

@@ -18,8 +18,9 @@
 // last rope_dim of each q head and the one k_rope (shared by the heads) are rotated, and each
 // k head is [k_nope, k_rope]. q and k heads are head_dim wide, v heads v_head_dim; every head
 // has its own k and v (no grouping). Under tensor parallelism the down projections are
-// replicated on every rank, the up projections split by heads, proj by rows (Megatron-Core's
-// MLASelfAttention).
+// replicated on every rank and run on its own rows (with sequence parallelism its share), the
+// latents gathered to the up projections, split by heads, proj by rows (Megatron-Core's
+// MLASelfAttention with Transformer Engine's duplicated down projections).
 //
 // Under KernelShape::par every count is one rank's (docs/analytic.md, "Under parallelism"):
 // Megatron-style tensor parallelism (qkv and fc1 column-split, proj and fc2 row-split, heads
@@ -116,9 +117,11 @@ class TransformerBlock final : public LayerKindEntry {
     if (l.kv_lora > 0) {
       // The latents before and after their norms (q_up's and kv_up's inputs), the rotary key
       // before rotation, and the two norms' fp32 rstd.
+      // The latents on the rank's own rows (its sequence-parallel share: the up projections
+      // keep their inputs sharded, as the standard block's products do).
       const double lq = static_cast<double>(l.q_lora), lkv = static_cast<double>(l.kv_lora);
-      elements += r.rows * (2 * lq + 2 * lkv + static_cast<double>(l.rope_dim));
-      bytes += r.rows * (lq > 0 ? 8.0 : 4.0);
+      elements += r.sp_rows * (2 * lq + 2 * lkv) + r.rows * static_cast<double>(l.rope_dim);
+      bytes += r.sp_rows * (lq > 0 ? 8.0 : 4.0);
     }
     // One-byte masks of the two branch dropouts.
     if (l.dropout > 0) bytes += 2 * r.sp_rows * h;
@@ -378,8 +381,8 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     const double heads_r = static_cast<double>(w.heads);
     if (lq > 0) {
       to_qkv.push_back(
-          LinearPiece(tp_rows, h, lq, false, {"q_down", "q_down_dgrad", "q_down_wgrad", ""}));
-      to_qkv.push_back(NormPiece(tp_rows, NormKind::kRmsNorm, lq,
+          LinearPiece(sp_rows, h, lq, false, {"q_down", "q_down_dgrad", "q_down_wgrad", ""}));
+      to_qkv.push_back(NormPiece(sp_rows, NormKind::kRmsNorm, lq,
                                  {"q_norm", "q_norm_dgrad", "q_norm_wgrad", ""}));
       to_qkv.push_back(
           LinearPiece(tp_rows, lq, qw, false, {"q_up", "q_up_dgrad", "q_up_wgrad", ""}));
@@ -389,9 +392,9 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     }
     // The up projection of q (or its one projection) runs again under mla_up_proj.
     to_qkv.back().forward = in(RecomputeModule::kMlaUpProj, to_qkv.back().forward);
-    to_qkv.push_back(LinearPiece(tp_rows, h, lkv + static_cast<double>(l.rope_dim), false,
+    to_qkv.push_back(LinearPiece(sp_rows, h, lkv + static_cast<double>(l.rope_dim), false,
                                  {"kv_down", "kv_down_dgrad", "kv_down_wgrad", ""}));
-    to_qkv.push_back(NormPiece(tp_rows, NormKind::kRmsNorm, lkv,
+    to_qkv.push_back(NormPiece(sp_rows, NormKind::kRmsNorm, lkv,
                                {"kv_norm", "kv_norm_dgrad", "kv_norm_wgrad", ""}));
     to_qkv.push_back(LinearPiece(tp_rows, lkv, heads_r * (nope + dv), false,
                                  {"kv_up", "kv_up_dgrad", "kv_up_wgrad", ""}));
@@ -492,25 +495,61 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
 
   // Collectives (docs/analytic.md lists each with its bytes).
   const double act = r.rows * h * sh.e;  // one [N/cp x h] tensor: what the tensor ranks share
-  // The weight gradient of x's projections the input gradient's reduction may hide under.
-  const std::string_view first_wgrad = mla ? "kv_down_wgrad" : "qkv_wgrad";
   if (r.tp > 1) {
+    // What crosses the tensor ranks into the split projections: x for qkv (or multi-latent
+    // attention's q_proj), else the latents (and the rotary key with sequence parallelism),
+    // each with the weight gradient its input-gradient reduction may hide under (the latents'
+    // gathers are the up projections' own: mla_up_proj runs them again).
+    struct Into {
+      std::string_view gather, scatter, reduce;
+      double bytes;
+      std::string_view under;
+      uint8_t modules = 0;
+    };
+    std::vector<Into> into;
+    if (!mla || l.q_lora == 0) {
+      into.push_back({"qkv_allgather", "qkv_dgrad_reducescatter", "qkv_dgrad_allreduce", act,
+                      mla ? std::string_view("q_proj_wgrad") : std::string_view("qkv_wgrad")});
+    }
+    if (mla) {
+      const double e = r.rows * sh.e;
+      if (l.q_lora > 0) {
+        into.push_back({"q_latent_allgather", "q_latent_dgrad_reducescatter",
+                        "q_latent_dgrad_allreduce", e * static_cast<double>(l.q_lora), "q_up_wgrad",
+                        ModuleBit(RecomputeModule::kMlaUpProj)});
+      }
+      into.push_back({"kv_latent_allgather", "kv_latent_dgrad_reducescatter",
+                      "kv_latent_dgrad_allreduce", e * static_cast<double>(l.kv_lora),
+                      "kv_up_wgrad", ModuleBit(RecomputeModule::kMlaUpProj)});
+      // The rotary key comes from the replicated kv_down: gathered only from the shares.
+      if (r.sp) {
+        into.push_back({"k_rope_allgather", "k_rope_dgrad_reducescatter", "",
+                        e * static_cast<double>(l.rope_dim), ""});
+      }
+    }
+    std::vector<Collective> gathers;
     if (r.sp) {
-      k->forward_comm.insert(
-          k->forward_comm.begin(),
-          {{"qkv_allgather", CollectiveKind::kAllGather, CommGroup::kTensor, act, ""},
-           {"proj_reducescatter", CollectiveKind::kReduceScatter, CommGroup::kTensor, act, ""}});
+      for (const Into& i : into) {
+        gathers.push_back({i.gather, CollectiveKind::kAllGather, CommGroup::kTensor, i.bytes, "",
+                           TokenExchange::kNone, i.modules});
+      }
+      gathers.push_back(
+          {"proj_reducescatter", CollectiveKind::kReduceScatter, CommGroup::kTensor, act, ""});
       k->backward_input_comm.push_back({"proj_dgrad_allgather", CollectiveKind::kAllGather,
                                         CommGroup::kTensor, act, ""});
-      k->backward_input_comm.push_back({"qkv_dgrad_reducescatter", CollectiveKind::kReduceScatter,
-                                        CommGroup::kTensor, act, first_wgrad});
+      for (const Into& i : into) {
+        k->backward_input_comm.push_back(
+            {i.scatter, CollectiveKind::kReduceScatter, CommGroup::kTensor, i.bytes, i.under});
+      }
     } else {
-      k->forward_comm.insert(
-          k->forward_comm.begin(),
+      gathers.push_back(
           {"proj_allreduce", CollectiveKind::kAllReduce, CommGroup::kTensor, act, ""});
-      k->backward_input_comm.push_back({"qkv_dgrad_allreduce", CollectiveKind::kAllReduce,
-                                        CommGroup::kTensor, act, first_wgrad});
+      for (const Into& i : into) {
+        k->backward_input_comm.push_back(
+            {i.reduce, CollectiveKind::kAllReduce, CommGroup::kTensor, i.bytes, i.under});
+      }
     }
+    k->forward_comm.insert(k->forward_comm.begin(), gathers.begin(), gathers.end());
   }
   if (r.cp > 1) {
     // The ring: cp - 1 steps, each sending this rank's K and V on and receiving the previous
@@ -519,8 +558,10 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     const std::string_view fwd_kernel = sh.flash_attention ? "attention" : "attention_scores";
     const std::string_view bwd_kernel =
         sh.flash_attention ? "attention_dgrad" : "attention_scores_dgrad_q";
-    k->forward_comm.push_back(
-        {"attention_kv_ring", CollectiveKind::kSendRecv, CommGroup::kContext, ring, fwd_kernel});
+    // Part of the core attention: its recomputation exchanges K and V again.
+    k->forward_comm.push_back({"attention_kv_ring", CollectiveKind::kSendRecv, CommGroup::kContext,
+                               ring, fwd_kernel, TokenExchange::kNone,
+                               ModuleBit(RecomputeModule::kCoreAttn)});
     k->backward_input_comm.push_back({"attention_kv_ring_dgrad", CollectiveKind::kSendRecv,
                                       CommGroup::kContext, ring, bwd_kernel});
     k->backward_input_comm.push_back({"attention_dkv_ring", CollectiveKind::kSendRecv,
