@@ -392,6 +392,45 @@ TEST(PlanFormat, RoundTripsWithEmbeddedProfileAndModel) {
   EXPECT_FALSE(none->memory_limit_bytes.has_value());
 }
 
+// "recompute_modules": only beside recompute_unit "selective", Megatron-LM's names each once.
+TEST(PlanFormat, RecomputeModulesGoWithSelectiveRecomputation) {
+  Plan plan = SmallPlan();
+  plan.recompute_unit = RecomputeUnit::kSelective;
+  Json doc = PlanToJson(plan);
+  EXPECT_EQ(doc["recompute_modules"], Json::array({"core_attn"}));  // the default, written
+  doc["recompute_modules"] = Json::array({"shared_experts", "moe_act"});
+  Result<Plan> back = PlanFromJson(doc);
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(
+      back->recompute_modules,
+      RecomputeModules().With(RecomputeModule::kMoeAct).With(RecomputeModule::kSharedExperts));
+  doc.erase("recompute_modules");
+  back = PlanFromJson(doc);  // an older plan: the core attention
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->recompute_modules, RecomputeModules::Default());
+  const struct {
+    const char* unit;
+    Json modules;
+    const char* expect;
+  } bad[] = {
+      {"layer", Json::array({"mlp"}), "only with recompute_unit \"selective\""},
+      {"selective", Json::array({"mlp", "mlp"}), "named twice"},
+      {"selective", Json::array({"attention"}), "unknown module"},
+      {"selective", Json::array(), "names no module"},
+      {"selective", Json::array({3}), "array of module names"},
+      {"selective", "mlp", "must be an array"},
+  };
+  for (const auto& c : bad) {
+    Json d = PlanToJson(plan);
+    d["recompute_unit"] = c.unit;
+    d["recompute_modules"] = c.modules;
+    Result<Plan> r = PlanFromJson(d);
+    ASSERT_FALSE(r.ok()) << c.modules.dump();
+    EXPECT_NE(r.message().find("recompute_modules"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find(c.expect), std::string::npos) << r.message();
+  }
+}
+
 TEST(PlanFormat, RejectsInconsistentBoundaries) {
   Json doc = PlanToJson(SmallPlan());
   doc["boundaries"] = Json::array({3});
