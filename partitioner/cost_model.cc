@@ -85,14 +85,14 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state, RecomputeM
   expert_params_.assign(layers_ + 1, 0);
   activations_.assign(layers_ + 1, 0);
   outputs_.assign(layers_ + 1, 0);
-  std::vector<WideBytes> each(layers_), block_each, core_each(layers_), params_each(layers_);
-  core_ms_.assign(layers_ + 1, 0.0);
-  core_bytes_.assign(layers_ + 1, 0);
+  std::vector<WideBytes> each(layers_), block_each, selective_each(layers_), params_each(layers_);
+  selective_ms_.assign(layers_ + 1, 0.0);
+  selective_bytes_.assign(layers_ + 1, 0);
   blocks_before_.assign(layers_ + 1, 0);
   block_forward_.assign(1, 0.0);
   block_activations_.assign(1, 0);
   block_inputs_.assign(1, 0);
-  long double f = 0, b = 0, t = 0, core_f = 0, block_f = 0;
+  long double f = 0, b = 0, t = 0, selective_f = 0, block_f = 0;
   for (size_t i = 0; i < layers_; ++i) {
     const LayerProfile& l = profile.layers[i];
     f += l.forward_ms;
@@ -108,10 +108,10 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state, RecomputeM
     each[i] = l.activation_bytes;
     params_each[i] = l.param_bytes;
     const ModuleFigures again = l.Selective(modules_);
-    core_f += again.forward_ms;
-    core_ms_[i + 1] = static_cast<double>(core_f);
-    core_each[i] = again.bytes;
-    core_bytes_[i + 1] = core_bytes_[i] + core_each[i];
+    selective_f += again.forward_ms;
+    selective_ms_[i + 1] = static_cast<double>(selective_f);
+    selective_each[i] = again.bytes;
+    selective_bytes_[i + 1] = selective_bytes_[i] + selective_each[i];
     const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock;
     blocks_before_[i + 1] = blocks_before_[i] + (block ? 1 : 0);
     if (!block) continue;
@@ -126,7 +126,7 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state, RecomputeM
   tie_ = TieOf(profile);
   most_activation_ = RangeMax(std::move(each));
   block_most_activation_ = RangeMax(std::move(block_each));
-  most_core_bytes_ = RangeMax(std::move(core_each));
+  most_selective_bytes_ = RangeMax(std::move(selective_each));
   most_params_ = RangeMax(std::move(params_each));
 }
 

@@ -179,13 +179,12 @@ class CostModel {
   int BlockLayer(int k) const { return block_layer_[k]; }
   // What selective recomputation of the model's modules runs again and drops in [first, last]
   // (LayerProfile::Selective; 0 where a layer has none of them), and the most one layer drops.
-  RecomputeModules modules() const { return modules_; }
-  double SelectiveMs(int first, int last) const { return Diff(core_ms_, first, last); }
+  double SelectiveMs(int first, int last) const { return Diff(selective_ms_, first, last); }
   WideBytes SelectiveBytes(int first, int last) const {
-    return core_bytes_[last + 1] - core_bytes_[first];
+    return selective_bytes_[last + 1] - selective_bytes_[first];
   }
   WideBytes MaxSelectiveBytes(int first, int last) const {
-    return most_core_bytes_.Of(first, last);
+    return most_selective_bytes_.Of(first, last);
   }
   // ZeRO 3's gathered parameters and unsharded gradients at their peak over [first, last]
   // (StateBytes::gather_per_param_byte times its largest layer's param_bytes; 0 otherwise).
@@ -220,9 +219,9 @@ class CostModel {
   std::vector<double> block_forward_;
   std::vector<WideBytes> block_activations_, block_inputs_;
   RangeMax block_most_activation_;
-  std::vector<double> core_ms_;
-  std::vector<WideBytes> core_bytes_;
-  RangeMax most_core_bytes_;
+  std::vector<double> selective_ms_;
+  std::vector<WideBytes> selective_bytes_;
+  RangeMax most_selective_bytes_;
   RangeMax most_params_;
 };
 

@@ -131,8 +131,8 @@ class TransformerBlock final : public LayerKindEntry {
            MlpActivationExtraBytes(l, sh) + CoreAttentionBytes(l, sh);
   }
 
-  // Of those, what each recomputation module drops (docs/cost-model.md, "Selective
-  // recomputation by module").
+  // Of those, what each recomputation module drops (docs/cost-model.md, "Some modules of
+  // each block").
   double ModuleBytes(const Layer& l, const KernelShape& sh, RecomputeModule m) const override {
     const RankSplit r = RankSplitOf(sh);
     switch (m) {
@@ -509,7 +509,8 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     std::vector<Into> into;
     if (!mla || l.q_lora == 0) {
       into.push_back({"qkv_allgather", "qkv_dgrad_reducescatter", "qkv_dgrad_allreduce", act,
-                      mla ? std::string_view("q_proj_wgrad") : std::string_view("qkv_wgrad")});
+                      mla ? std::string_view("q_proj_wgrad") : std::string_view("qkv_wgrad"),
+                      mla ? ModuleBit(RecomputeModule::kMlaUpProj) : uint8_t{0}});
     }
     if (mla) {
       const double e = r.rows * sh.e;
