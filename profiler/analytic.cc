@@ -105,6 +105,7 @@ Result<LayerCost> AnalyticLayerCost(const Layer& layer, const ModelInput& input,
   cost.backward_input_ms = parts.backward_input_ms;
   cost.backward_weight_ms = parts.backward_weight_ms;
   for (int i = 0; i < kRecomputeModuleCount; ++i) {
+    if (cost.module_bytes[i] == 0) continue;  // a module the layer does not have
     const RecomputeModules module = RecomputeModules().With(static_cast<RecomputeModule>(i));
     std::vector<Kernel> again;
     std::vector<Collective> comm;
