@@ -3,7 +3,10 @@
 // (--recompute-modules; megatron/core/transformer/transformer_config.py):
 //   core_attn       the core attention: scores, softmax, dropout and context (or the fused
 //                   kernel); drops its probabilities (or row statistics);
-//   layernorm       the block's two norms; drops their outputs and statistics;
+//   layernorm       the block's norms that are modules of their own (Transformer Engine fuses
+//                   the others into the product after them): before multi-latent
+//                   attention and before a mixture of experts; drops their outputs and
+//                   statistics;
 //   mla_up_proj     multi-latent attention's up projections, rotary and head assembly; drops
 //                   q, k and v;
 //   mlp             a dense block's MLP; drops what it keeps inside (a mixture-of-experts

@@ -62,6 +62,17 @@ int64_t NormParams(const Layer& l) {
   return l.norm == NormKind::kLayerNorm ? 2 * l.hidden : l.hidden;
 }
 
+// Which of the block's norms are modules of their own, and so recomputable ("layernorm"), in
+// Megatron-Core's Transformer Engine layer specs (megatron/core/models/gpt/gpt_layer_specs.py):
+// a norm is fused into the product after it (TELayerNormColumnParallelLinear) except norm1
+// before multi-latent attention's separate down projections and norm2 before a mixture of
+// experts' router.
+bool SeparateNorm1(const Layer& l) { return l.kv_lora > 0; }
+bool SeparateNorm2(const Layer& l) { return l.experts > 0; }
+double SeparateNorms(const Layer& l) {
+  return (SeparateNorm1(l) ? 1.0 : 0.0) + (SeparateNorm2(l) ? 1.0 : 0.0);
+}
+
 class TransformerBlock final : public LayerKindEntry {
  public:
   std::string_view name() const override { return "transformer_block"; }
@@ -139,8 +150,9 @@ class TransformerBlock final : public LayerKindEntry {
       case RecomputeModule::kCoreAttn:
         return CoreAttentionBytes(l, sh);
       case RecomputeModule::kLayerNorm:
-        // The two norms' outputs (the products' inputs) and fp32 statistics.
-        return 2 * r.sp_rows *
+        // The outputs (the products' inputs) and fp32 statistics of the norms that are modules
+        // of their own (SeparateNorms).
+        return SeparateNorms(l) * r.sp_rows *
                (static_cast<double>(l.hidden) * sh.e_inputs +
                 (l.norm == NormKind::kLayerNorm ? 8.0 : 4.0));
       case RecomputeModule::kMlaUpProj: {
@@ -368,7 +380,7 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
     return kernel;
   };
   Piece norm1 = NormPiece(sp_rows, l.norm, h, {"norm1", "norm1_dgrad", "norm1_wgrad", ""});
-  norm1.forward = in(RecomputeModule::kLayerNorm, norm1.forward);
+  if (SeparateNorm1(l)) norm1.forward = in(RecomputeModule::kLayerNorm, norm1.forward);
   // The projections to q, k and v: one column-split product, or multi-latent attention's
   // down projections (whole on every rank), latent norms and up projections (split by heads).
   std::vector<Piece> to_qkv;
@@ -412,7 +424,7 @@ void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKe
   const Piece proj =
       LinearPiece(tp_rows, ow, h, l.bias, {"proj", "proj_dgrad", "proj_wgrad", "proj_bias_grad"});
   Piece norm2 = NormPiece(sp_rows, l.norm, h, {"norm2", "norm2_dgrad", "norm2_wgrad", ""});
-  norm2.forward = in(RecomputeModule::kLayerNorm, norm2.forward);
+  if (SeparateNorm2(l)) norm2.forward = in(RecomputeModule::kLayerNorm, norm2.forward);
   const double head_rows = r.rows * static_cast<double>(w.heads + w.kv_heads);
   const double qk_gain = 2 * d * sh.e;
 
