@@ -214,6 +214,10 @@ std::optional<Optimizer> ParseOptimizer(std::string_view name) {
   return ValueIn(kOptimizers, name);
 }
 std::string_view RecomputeUnitName(RecomputeUnit u) { return NameIn(kRecomputeUnits, u); }
+bool ExpertOverlapAllowsRecompute(RecomputeUnit unit, RecomputeModules modules) {
+  return unit == RecomputeUnit::kSelective && !modules.Has(RecomputeModule::kMoe);
+}
+
 std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name) {
   return ValueIn(kRecomputeUnits, name);
 }

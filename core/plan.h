@@ -37,6 +37,10 @@ std::optional<Optimizer> ParseOptimizer(std::string_view name);
 enum class RecomputeUnit { kStage, kLayer, kBlock, kSelective };
 std::string_view RecomputeUnitName(RecomputeUnit u);
 std::optional<RecomputeUnit> ParseRecomputeUnit(std::string_view name);
+// Whether Megatron-LM runs its experts' all-to-all overlap beside recomputation by `unit` of
+// `modules` (megatron/core/transformer/transformer_config.py): only selective recomputation
+// outside the MoE layer (no full recomputation, no "moe" module).
+bool ExpertOverlapAllowsRecompute(RecomputeUnit unit, RecomputeModules modules);
 
 struct StagePlan {
   int index = 0;

@@ -53,13 +53,19 @@ Status ReadModules(FieldReader& l, LayerProfile* lp) {
 
 }  // namespace
 
-ModuleFigures LayerProfile::Selective(RecomputeModules set) const {
+ModuleFigures LayerProfile::Dropped(RecomputeModules set) const {
+  const RecomputeModules outermost = set.Outermost();
   ModuleFigures out;
-  for (RecomputeModule m : set.Outermost().List()) {
-    if (!module(m)) continue;
-    out.forward_ms += module(m)->forward_ms;
-    out.bytes += module(m)->bytes;
+  for (int i = 0; i < kRecomputeModuleCount; ++i) {
+    if (!outermost.Has(static_cast<RecomputeModule>(i)) || !modules[i]) continue;
+    out.forward_ms += modules[i]->forward_ms;
+    out.bytes += modules[i]->bytes;  // each at most 2^53: no overflow
   }
+  return out;
+}
+
+ModuleFigures LayerProfile::Selective(RecomputeModules set) const {
+  ModuleFigures out = Dropped(set);
   out.bytes = std::min(out.bytes, activation_bytes);
   return out;
 }
@@ -214,17 +220,12 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
              "is more than activation_bytes (" + std::to_string(lp.activation_bytes) + ")");
     }
     if (l.ok()) {
-      // What the most modules drop together: every module but moe, or moe with those outside it.
-      uint64_t most = 0, with_moe = 0;  // each at most 2^53
-      for (int m = 0; m < kRecomputeModuleCount; ++m) {
-        const auto module = static_cast<RecomputeModule>(m);
-        const uint64_t bytes = lp.module(module) ? lp.module(module)->bytes : 0;
-        if (module != RecomputeModule::kMoe) most += bytes;
-        if (RecomputeModules().With(RecomputeModule::kMoe).With(module).Outermost().Has(module)) {
-          with_moe += bytes;
-        }
-      }
-      if (std::max(most, with_moe) > lp.activation_bytes) {
+      // What the most modules drop together: every module (moe holding its parts), or every
+      // one but moe.
+      const RecomputeModules all = RecomputeModules::All();
+      const uint64_t most =
+          std::max(lp.Dropped(all).bytes, lp.Dropped(all.Without(RecomputeModule::kMoe)).bytes);
+      if (most > lp.activation_bytes) {
         l.Fail("recompute_modules", "the modules drop more together than activation_bytes (" +
                                         std::to_string(lp.activation_bytes) + ")");
       }

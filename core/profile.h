@@ -72,9 +72,10 @@ struct LayerProfile {
   std::optional<ModuleFigures>& module(RecomputeModule m) {
     return modules[static_cast<size_t>(m)];
   }
-  // What selective recomputation of `set` runs again and drops in this layer: the figures of
-  // its outermost modules summed (RecomputeModules::Outermost), the bytes never more than
-  // activation_bytes.
+  // The figures of `set`'s outermost modules (RecomputeModules::Outermost) summed.
+  ModuleFigures Dropped(RecomputeModules set) const;
+  // What selective recomputation of `set` runs again and drops in this layer: Dropped, the
+  // bytes never more than activation_bytes (files are checked on reading).
   ModuleFigures Selective(RecomputeModules set) const;
   // Optional: an output layer whose weight is the embedding layer `tied_to`'s table, and of
   // param_bytes the bytes of it they share (the weight, not a bias). On one stage the two

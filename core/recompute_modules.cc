@@ -21,19 +21,11 @@ std::optional<RecomputeModule> ParseRecomputeModule(std::string_view name) {
   return std::nullopt;
 }
 
-std::string RecomputeModuleList() {
-  std::string out;
-  for (std::string_view n : kNames) {
-    if (!out.empty()) out += ", ";
-    out += n;
-  }
-  return out;
-}
+std::string RecomputeModuleList() { return RecomputeModules::All().Joined(); }
 
 RecomputeModules RecomputeModules::Outermost() const {
   if (!Has(RecomputeModule::kMoe)) return *this;
-  return RecomputeModules(static_cast<uint8_t>(
-      bits_ & ~(ModuleBit(RecomputeModule::kMoeAct) | ModuleBit(RecomputeModule::kSharedExperts))));
+  return Without(RecomputeModule::kMoeAct).Without(RecomputeModule::kSharedExperts);
 }
 
 std::vector<RecomputeModule> RecomputeModules::List() const {

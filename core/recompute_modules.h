@@ -56,11 +56,16 @@ class RecomputeModules {
   static constexpr RecomputeModules Default() {
     return RecomputeModules(ModuleBit(RecomputeModule::kCoreAttn));
   }
+  static constexpr RecomputeModules All() {
+    return RecomputeModules(static_cast<uint8_t>((1u << kRecomputeModuleCount) - 1));
+  }
   constexpr bool Has(RecomputeModule m) const { return (bits_ & ModuleBit(m)) != 0; }
   constexpr RecomputeModules With(RecomputeModule m) const {
     return RecomputeModules(static_cast<uint8_t>(bits_ | ModuleBit(m)));
   }
-  constexpr uint8_t bits() const { return bits_; }
+  constexpr RecomputeModules Without(RecomputeModule m) const {
+    return RecomputeModules(static_cast<uint8_t>(bits_ & ~ModuleBit(m)));
+  }
   constexpr bool empty() const { return bits_ == 0; }
   // The set without the modules another module of it contains (moe_act and shared_experts
   // under moe): what is dropped and run again, each part once.

@@ -333,10 +333,10 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                     layout.vp = vp;
                     layout.zero = zero;
                     const bool can_recompute = space.recompute_lever || space.recompute_all;
-                    const bool selective_outside_moe =
+                    // (A chosen unit is by stage or by layer.)
+                    const bool overlap_beside_recompute =
                         !space.choose_recompute_unit &&
-                        base.recompute_unit == RecomputeUnit::kSelective &&
-                        !base.recompute_modules.Has(RecomputeModule::kMoe);
+                        ExpertOverlapAllowsRecompute(base.recompute_unit, base.recompute_modules);
                     for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
                          ++again) {
                       ++result.enumerated;
@@ -348,7 +348,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       // recomputation outside the MoE layer), and in a pipeline only with
                       // virtual stages.
                       layout.overlap_expert_comm = overlap &&
-                                                   (again == 0 || selective_outside_moe) &&
+                                                   (again == 0 || overlap_beside_recompute) &&
                                                    (pp == 1 || vp > 1) && overlap_profile();
                       const ProfileStats& used =
                           layout.overlap_expert_comm ? *overlap_stats : *stats;

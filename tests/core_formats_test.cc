@@ -242,7 +242,7 @@ TEST(ProfileFormat, RecomputationModulesRoundTripAndAreChecked) {
     EXPECT_EQ(back->layers[1].module(module)->bytes, p.layers[1].module(module)->bytes);
   }
   // moe holds moe_act: 10 + 60 dropped, not 10 + 60 + 50.
-  const ModuleFigures all = back->layers[1].Selective(RecomputeModules(0x7f));
+  const ModuleFigures all = back->layers[1].Selective(RecomputeModules::All());
   EXPECT_EQ(all.bytes, 70u);
   EXPECT_EQ(all.forward_ms, 0.75);
 

@@ -1,5 +1,4 @@
 // pp-partition plan MODEL.json|PROFILE.json --stages P --micro-batches M [...]
-#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -141,17 +140,25 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
 // degrees and schedule allow.
 Status CheckExpertOverlap(const PlanFlags& f, bool search = false) {
   if (f.overlap_expert_comm != "on") return Status::Ok();
-  if (f.recompute != "none" && f.recompute_unit != "selective") {
-    return Status::Error("--overlap-expert-comm on does not go with --recompute " + f.recompute +
-                         " by " + f.recompute_unit +
-                         " (Megatron-LM runs the overlap without recomputation, or with "
-                         "--recompute-unit selective)");
-  }
-  if (f.recompute != "none" && std::find(f.recompute_modules.begin(), f.recompute_modules.end(),
-                                         "moe") != f.recompute_modules.end()) {
-    return Status::Error(
-        "--overlap-expert-comm on does not go with --recompute-modules moe (Megatron-LM "
-        "overlaps the experts' all-to-all only outside a recomputed MoE layer)");
+  if (f.recompute != "none") {
+    // CLI11 checked the unit; bad module names are refused where the request is made.
+    const RecomputeUnit unit = ParseRecomputeUnit(f.recompute_unit).value_or(RecomputeUnit::kStage);
+    std::string unused;
+    const RecomputeModules modules = f.recompute_modules.empty()
+                                         ? RecomputeModules::Default()
+                                         : ParseRecomputeModules(f.recompute_modules, &unused)
+                                               .value_or(RecomputeModules::Default());
+    if (!ExpertOverlapAllowsRecompute(unit, modules)) {
+      return Status::Error(
+          unit != RecomputeUnit::kSelective
+              ? "--overlap-expert-comm on does not go with --recompute " + f.recompute + " by " +
+                    f.recompute_unit +
+                    " (Megatron-LM runs the overlap without recomputation, or with "
+                    "--recompute-unit selective)"
+              : std::string("--overlap-expert-comm on does not go with --recompute-modules moe "
+                            "(Megatron-LM overlaps the experts' all-to-all only outside a "
+                            "recomputed MoE layer)"));
+    }
   }
   if (search) return Status::Ok();
   if (f.ep < 2) {
