@@ -20,7 +20,13 @@
 # scripts/performance/configs/deepseek/workload_base_configs.py of Megatron-Bridge v0.2.0,
 # folds the expert group over the tensor ranks, overlaps the all-to-all, dispatches with
 # DeepEP (not modelled) and recomputes its mla_up_proj and mlp modules, hence --recompute all
-# --recompute-unit selective --recompute-modules mla_up_proj,mlp). Dense rows compare model TFLOP/s per GPU,
+# --recompute-unit selective --recompute-modules mla_up_proj,mlp; its H100 config in
+# scripts/performance/configs/deepseek/deepseek_llm_pretrain.py of v0.2.0 trains with the
+# recipe's one multi-token prediction module, mtp_num_layers 1 in recipes/deepseek/
+# deepseek_v3.py, in models/deepseek-v3.json as "mtp", splits the layers as
+# "Et|(tt|)*30mL", the embedding and one block, thirty chunks of two blocks (the final norm
+# with the last), the module and the loss alone, hence --boundaries, and turns
+# overlap_grad_reduce off, hence --overlap-grad-reduce off). Dense rows compare model TFLOP/s per GPU,
 # MoE rows tokens per second per GPU (the two FLOP counts differ for them). Prints one line
 # per row, then the median and worst absolute error of each group. The step search's budget
 # warnings are left out (the plan is still the best split found). docs/published.md keeps
@@ -50,7 +56,7 @@ rows=(
   "Qwen3-30B-A3B pp 2 vp 24 ep 8 b 2, 25.11|5275|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 24 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 512 --micro-batch-size 2 --zero 1"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 26.04.01|1712|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 25.11|1575|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 2048 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
-  "DeepSeek-V3 tp 2 pp 8 vp 4 ep 64, 25.09|1297|tokens|models/deepseek-v3.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 64 --etp 1 --gpus-total 1024 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on --recompute all --recompute-unit selective --recompute-modules mla_up_proj,mlp"
+  "DeepSeek-V3 tp 2 pp 8 vp 4 ep 64, 25.09|1297|tokens|models/deepseek-v3.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 64 --etp 1 --gpus-total 1024 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on --recompute all --recompute-unit selective --recompute-modules mla_up_proj,mlp --overlap-grad-reduce off --boundaries 2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,42,44,46,48,50,52,54,56,58,60,63"
 )
 
 printf '%-48s %10s %10s %8s\n' row measured predicted error

@@ -146,7 +146,7 @@ struct Decoder {
   std::string_view shared_count_key = {};
   std::string_view qk_norm_key = {};     // the q/k norm when this key is true (glm4_moe)
   bool attention_bias_qkv_only = false;  // attention_bias on q, k, v, not the output (glm4_moe)
-  bool mtp_note = false;                 // num_nextn_predict_layers: not modelled (a note)
+  bool mtp = false;  // num_nextn_predict_layers multi-token prediction blocks after the norm
   std::string_view layer_freq_key = {};  // experts on every n-th layer after the dense ones
   bool mla = false;  // multi-latent attention: q_lora_rank, kv_lora_rank, qk_*_head_dim
   int64_t default_head_dim = 0;         // head_dim when the config has none (0: hidden/heads)
@@ -193,7 +193,7 @@ constexpr Decoder kDecoders[] = {
      .shared_count_key = "n_shared_experts",
      .qk_norm_key = "use_qk_norm",
      .attention_bias_qkv_only = true,
-     .mtp_note = true,
+     .mtp = true,
      .partial_rotary = true},
     // DeepSeek-V3 (and V2): multi-latent attention, dense layers, then routed and shared
     // experts.
@@ -202,7 +202,7 @@ constexpr Decoder kDecoders[] = {
      .expert_ffn_key = "moe_intermediate_size",
      .dense_first_key = "first_k_dense_replace",
      .shared_count_key = "n_shared_experts",
-     .mtp_note = true,
+     .mtp = true,
      .layer_freq_key = "moe_layer_freq",
      .mla = true},
     {.model_type = "gemma",
@@ -384,12 +384,14 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
                        "head (the rotary kernel's bytes, a small part of a block's)");
     }
   }
-  if (family.mtp_note) {
-    const std::optional<int64_t> mtp = OptNullableCount(r, "num_nextn_predict_layers");
-    if (mtp && *mtp > 0) {
-      notes->push_back("num_nextn_predict_layers " + std::to_string(*mtp) +
-                       ": the multi-token prediction layers are not modelled (the model ends "
-                       "at its num_hidden_layers blocks and one output layer)");
+  int64_t mtp_layers = 0;
+  if (family.mtp) {
+    mtp_layers = OptNullableCount(r, "num_nextn_predict_layers").value_or(0);
+    if (mtp_layers > 0 && tied) {
+      notes->push_back("num_nextn_predict_layers " + std::to_string(mtp_layers) +
+                       ": multi-token prediction beside a tied output layer is not available "
+                       "yet (two ties); the model ends at its num_hidden_layers blocks");
+      mtp_layers = 0;
     }
   }
   if (family.scaled_embedding) {
@@ -441,6 +443,17 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   }
   for (Json& run : BlockRuns(*expert_layers, dense, sparse)) b.layers.push_back(std::move(run));
   b.layers.push_back(Norm("norm", family.norm, hidden));
+  if (mtp_layers > 0) {
+    // The multi-token prediction modules, each around a block like the decoder's last
+    // (Hugging Face keeps them as layers num_hidden_layers and on).
+    Json mtp = expert_layers->back() ? sparse : dense;
+    mtp["name"] = "mtp";
+    mtp["mtp"] = true;
+    mtp["vocab"] = vocab;
+    mtp["tied_to"] = "embed";
+    if (mtp_layers > 1) mtp["repeat"] = mtp_layers;
+    b.layers.push_back(std::move(mtp));
+  }
   Json head = Linear("lm_head", hidden, vocab, false);
   if (tied) head["tied_to"] = "embed";
   b.layers.push_back(head);

@@ -26,14 +26,15 @@
 //          GLM-4.5: as llama with attention_bias on q, k and v only, a q/k norm when
 //          use_qk_norm, dense MLPs of intermediate_size on the first first_k_dense_replace
 //          layers and then n_routed_experts of moe_intermediate_size (num_experts_per_tok a
-//          token) with n_shared_experts of the same width; partial_rotary_factor and the
-//          multi-token prediction layers (num_nextn_predict_layers) are notes.
+//          token) with n_shared_experts of the same width; partial_rotary_factor is a note.
 //   deepseek_v3
 //          DeepSeek-V3: multi-latent attention (q_lora_rank, kv_lora_rank, qk_nope_head_dim +
 //          qk_rope_head_dim the q/k head, v_head_dim), dense MLPs of intermediate_size on the
 //          first first_k_dense_replace layers, then (every moe_layer_freq-th layer)
-//          n_routed_experts of moe_intermediate_size with n_shared_experts of that width;
-//          the multi-token prediction layers are a note.
+//          n_routed_experts of moe_intermediate_size with n_shared_experts of that width.
+//   glm4_moe and deepseek_v3: num_nextn_predict_layers multi-token prediction blocks ("mtp",
+//          around a block like the last decoder layer, looking the next tokens up in
+//          "embed") after the final norm; with a tied output layer they are left out (a note).
 //   Blocks: one repeated "block" when every layer is alike; with dense layers among the
 //   experts' each run of alike layers is its own repeated block, "dense_block" or
 //   "moe_block", a kind's later runs named by their first layer ("moe_block_5").

@@ -106,13 +106,25 @@ struct Layer {
   // transformer_block, causal only: each query attends to the `window` latest keys, its own
   // included (Mistral's sliding window); 0: the whole causal prefix.
   int64_t window = 0;
-  std::string tied_to;  // linear: the embedding whose weight it shares ("" when untied)
+  std::string tied_to;  // linear, mtp block: the embedding whose weight it shares ("" when untied)
+  // transformer_block: a multi-token prediction module (DeepSeek-V3; Megatron-Core's
+  // MultiTokenPredictionLayer) around the block: it embeds the tokens one further ahead with
+  // the embedding `tied_to` (its own copy of that table, `vocab` rows), normalises them and
+  // the incoming hidden state, projects the two side by side (2 hidden -> hidden), runs the
+  // block and normalises its output, which it appends to the streams it passes on.
+  bool mtp = false;
 
   // Filled by the loader for expanded layers:
   std::string group;       // the spec's name
   int64_t spec_index = 0;  // index of the spec in the file's "layers" array
   int64_t in_width = 0;    // width of the input rows (0: token ids)
   int64_t out_width = 0;   // width of the output rows (0: a scalar loss)
+  // Multi-token prediction: the depth of an mtp block (1 for the first), 0 for other layers;
+  // and how many streams of rows a layer computes on: 1, but 1 + the mtp blocks before it for
+  // the layers after them (the output layer and the loss run over the main stream and each
+  // prediction's, which the mtp blocks pass on side by side).
+  int64_t mtp_depth = 0;
+  int64_t streams = 1;
 
   // Every field that decides what the layer computes and at which widths: all of the above
   // but names, repeats, ties and the spec index. SameShape (core/model.h) compares these.
@@ -120,7 +132,7 @@ struct Layer {
     return std::tie(op, vocab, hidden, positions, token_types, in, out, heads, ffn, bias, kv_heads,
                     head_dim, qkv_bias, qk_norm, kv_lora, q_lora, rope_dim, v_head_dim, dropout,
                     experts, top_k, expert_ffn, shared_experts, shared_ffn, norm, mlp, causal,
-                    rotary, window, in_width, out_width);
+                    rotary, window, mtp, in_width, out_width, mtp_depth, streams);
   }
 };
 
@@ -132,5 +144,12 @@ struct ModelInput {
   // Rows each layer sees per micro-batch: micro_batch_size * seq_len, or micro_batch_size.
   int64_t rows() const { return micro_batch_size * (seq_len > 0 ? seq_len : 1); }
 };
+
+// The input whose rows one layer computes on: `input` with each micro-batch sample counted
+// once per stream (Layer::streams; the output layer and loss after multi-token prediction).
+inline ModelInput LayerInput(const Layer& l, ModelInput input) {
+  input.micro_batch_size *= l.streams;
+  return input;
+}
 
 }  // namespace pp

@@ -37,6 +37,7 @@ void ReadSpec(FieldReader& r, Layer* spec) {
 Status InferShapes(Model& m) {
   int64_t width = m.input.tokens() ? 0 : m.input.features;  // 0: token ids
   const size_t n = m.layers.size();
+  int64_t mtp_blocks = 0;
   for (size_t i = 0; i < n; ++i) {
     Layer& l = m.layers[i];
     const WidthContext c(Index("layers", static_cast<size_t>(l.spec_index)), width, m.input);
@@ -49,6 +50,18 @@ Status InferShapes(Model& m) {
     }
     if (kind.reads_token_ids() && width != 0) {
       return c.Fail("op", "an embedding must be the first layer of a token model (input.seq_len)");
+    }
+    // Multi-token prediction blocks come after the model's own layers but its output layer
+    // and loss, which then run over every stream (Layer::streams).
+    if (l.mtp) {
+      l.mtp_depth = ++mtp_blocks;
+    } else if (mtp_blocks > 0) {
+      if (l.op != LayerKind::kLinear && !kind.is_loss()) {
+        return c.Fail("op", "a " + std::string(kind.name()) +
+                                " after a multi-token prediction block (mtp): only more of "
+                                "them, the output layer (linear) and the loss follow them");
+      }
+      l.streams = 1 + mtp_blocks;
     }
     l.in_width = width;
     Result<int64_t> out = kind.OutWidth(l, c);
@@ -72,6 +85,21 @@ Status CheckTies(const Model& m) {
     const Layer& t = *it->second;
     if (t.op != LayerKind::kEmbedding) {
       return Status::Error(at + ": " + DescribeValue(Json(l.tied_to)) + " is not an embedding");
+    }
+    if (l.mtp) {
+      if (t.vocab != l.vocab || t.hidden != l.hidden) {
+        return Status::Error(at + ": the embedding's table (" + std::to_string(t.vocab) + " x " +
+                             std::to_string(t.hidden) + ") does not match this block (vocab " +
+                             std::to_string(l.vocab) + ", hidden " + std::to_string(l.hidden) +
+                             ")");
+      }
+      if (t.positions > 0 || t.token_types > 0) {
+        return Status::Error(at +
+                             ": multi-token prediction with an embedding's position or "
+                             "token-type table is not available yet (it looks up the "
+                             "token table only)");
+      }
+      continue;
     }
     if (t.vocab != l.out || t.hidden != l.in) {
       return Status::Error(at + ": the embedding's table (" + std::to_string(t.vocab) + " x " +

@@ -19,7 +19,8 @@ Result<std::vector<TiedWeight>> TiedWeights(const Model& model) {
   std::map<int, int> linear_of;  // embedding index -> the linear tied to it
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& l = model.layers[i];
-    if (l.tied_to.empty()) continue;
+    // A multi-token prediction block's table copy: its layer refuses to be built (layers/).
+    if (l.tied_to.empty() || l.mtp) continue;
     auto it = embeddings.find(l.tied_to);
     // ModelFromJson checks the name and the shapes; a model built otherwise may not.
     if (it == embeddings.end()) {

@@ -9,6 +9,7 @@ namespace {
 // What the reference layers do not implement yet (the analytic backend models it): "" when
 // the layer is available.
 std::string CpuMissing(const Layer& l, const ModelInput& input) {
+  if (l.mtp || l.streams > 1) return "multi-token prediction (mtp)";
   if (l.experts > 0) return "a mixture-of-experts MLP (experts > 0)";
   if (l.kv_lora > 0) return "multi-latent attention (kv_lora > 0)";
   // A window as long as the sequence is the whole causal prefix.

@@ -44,12 +44,16 @@ double ModelFlopsPerSample(const Model& model, int tp) {
         } else {
           per_token += 6 * (h * (q + 2 * kv) + q * h) + 6 * q * s;
         }
+        // A multi-token prediction module's norms (enorm, hnorm and its final norm, one
+        // multiply an element) and eh_proj (2 h -> h), as Megatron-LM counts them.
+        if (l.mtp) per_token += 6 * (3 * h + 2 * h * h);
         break;
       }
       case LayerKind::kLinear: {
         const bool logits = l.out == vocab || !l.tied_to.empty();
         const double out = static_cast<double>(logits ? PaddedVocab(l.out, tp) : l.out);
-        per_token += 6 * static_cast<double>(l.in) * out;
+        // Over every stream: after multi-token prediction the head runs once a prediction.
+        per_token += 6 * static_cast<double>(l.in) * out * static_cast<double>(l.streams);
         break;
       }
       default:

@@ -40,7 +40,7 @@ double KernelsMs(const std::vector<Kernel>& kernels, const DeviceSpec& device, D
 LayerMemory AnalyticLayerMemory(const Layer& layer, const ModelInput& input, DType dtype,
                                 const KernelOptions& options, std::optional<DType> products) {
   const LayerKindEntry& kind = KindEntry(layer.op);
-  KernelShape sh = KernelShapeOf(input, dtype, options);
+  KernelShape sh = KernelShapeOf(LayerInput(layer, input), dtype, options);
   const double e = sh.e;  // the parameters'
   sh.e = KernelTrafficBytes(dtype);
   sh.e_inputs = static_cast<double>(DTypeBytes(products.value_or(dtype)));

@@ -95,7 +95,7 @@ double KernelTrafficBytes(DType dtype) {
 LayerKernels ListKernels(const Layer& layer, const ModelInput& input, DType dtype,
                          const KernelOptions& options) {
   LayerKernels k;
-  KernelShape sh = KernelShapeOf(input, dtype, options);
+  KernelShape sh = KernelShapeOf(LayerInput(layer, input), dtype, options);
   sh.e = KernelTrafficBytes(dtype);
   KindEntry(layer.op).AddKernels(layer, sh, &k);
   if (dtype == DType::kFp8) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kind_entry.h"
 #include "core/model.h"
 #include "core/profile.h"
 #include "core/units.h"
@@ -219,6 +220,146 @@ void ExpectSameCosts(const std::string& base, const std::string& variant, MlpKin
             AnalyticLayerMemory(*g, mb.input, DType::kBf16).activation_bytes);
   EXPECT_EQ(AnalyticLayerMemory(*r, mv.input, DType::kBf16).param_bytes,
             AnalyticLayerMemory(*g, mb.input, DType::kBf16).param_bytes);
+}
+
+// A small decoder with (`mtp`) or without one multi-token prediction block after its norm.
+Model MtpModel(bool mtp) {
+  const std::string block = R"("op": "transformer_block", "hidden": 64, "heads": 4, "ffn": 96,
+      "norm": "rmsnorm", "mlp": "swiglu", "bias": false, "causal": true, "rotary": true)";
+  return ModelOrFail(
+      R"({"format": "pp-partition.model/v1", "name": "mtp", "dtype": "bf16",
+      "input": {"micro_batch_size": 2, "seq_len": 128},
+      "layers": [{"name": "embed", "op": "embedding", "vocab": 100, "hidden": 64},
+                 {"name": "block", )" +
+      block + R"(},
+                 {"name": "norm", "op": "rmsnorm", "hidden": 64},)" +
+      (mtp ? R"({"name": "mtp", "mtp": true, "vocab": 100, "tied_to": "embed", )" + block + "},"
+           : std::string()) +
+      R"({"name": "lm_head", "op": "linear", "in": 64, "out": 100, "bias": false},
+                 {"name": "loss", "op": "cross_entropy"}]})");
+}
+
+double CommBytes(const std::vector<Collective>& comm) {
+  double bytes = 0;
+  for (const Collective& c : comm) bytes += c.bytes;
+  return bytes;
+}
+
+// Multi-token prediction (Megatron-Core's MultiTokenPredictionLayer): the module is its block
+// plus the lookup of the next tokens in its own copy of the table, three norms and eh_proj
+// (2 h -> h); it passes on the main stream and its own, so the head and loss after it run
+// over twice the rows. Each part against a hand count, and the model FLOPs against
+// Megatron-LM's terms for it.
+TEST(AnalyticTest, MultiTokenPredictionIsItsBlockAndItsParts) {
+  const Model m = MtpModel(true), plain = MtpModel(false);
+  const Layer* block = FindLayer(m, "block");
+  const Layer* mtp = FindLayer(m, "mtp");
+  const Layer* head = FindLayer(m, "lm_head");
+  const Layer* plain_head = FindLayer(plain, "lm_head");
+  ASSERT_TRUE(block && mtp && head && plain_head);
+  EXPECT_EQ(mtp->mtp_depth, 1);
+  EXPECT_EQ(mtp->streams, 1);
+  EXPECT_EQ(head->streams, 2);
+  EXPECT_EQ(m.layers.back().streams, 2);
+  EXPECT_EQ(block->streams, 1);
+  const double b = 2, s = 128, h = 64, v = 100, n = b * s, e = 2;
+
+  // Parameters: the block's, the table copy (shared with embed, counted once), the norms.
+  EXPECT_EQ(LayerParamCount(*mtp), LayerParamCount(*block) + 100 * 64 + 3 * 64 + 2 * 64 * 64);
+  EXPECT_EQ(TiedParamCount(*mtp, {}), 100 * 64);
+  EXPECT_EQ(ModelParamCount(m),
+            ModelParamCount(plain) + LayerParamCount(*block) + 3 * 64 + 2 * 64 * 64);
+  ShardDegrees tp2;
+  tp2.tp = 2;
+  EXPECT_EQ(KindEntry(mtp->op).RankParamCount(*mtp, tp2),
+            KindEntry(block->op).RankParamCount(*block, tp2) + 50 * 64 + 3 * 64 + 2 * 64 * 32);
+
+  // Work: eh_proj's products beside the block's; the head twice the plain model's.
+  const LayerKernels kb = ListKernels(*block, m.input, DType::kBf16);
+  const LayerKernels km = ListKernels(*mtp, m.input, DType::kBf16);
+  const double eh = 2 * n * 2 * h * h;
+  EXPECT_EQ(TotalFlops(km.forward), TotalFlops(kb.forward) + eh);
+  EXPECT_EQ(TotalFlops(km.backward_input), TotalFlops(kb.backward_input) + eh);
+  EXPECT_EQ(TotalFlops(km.backward_weight), TotalFlops(kb.backward_weight) + eh);
+  const LayerKernels kh = ListKernels(*head, m.input, DType::kBf16);
+  const LayerKernels kp = ListKernels(*plain_head, plain.input, DType::kBf16);
+  EXPECT_EQ(TotalFlops(kh.forward), 2 * TotalFlops(kp.forward));
+  EXPECT_EQ(TotalFlops(kh.forward), 2 * (2 * n) * h * v);
+
+  // Memory: the ids, the three norms' inputs and rstd, eh_proj's 2 h input; it sends both
+  // streams; the head's logits and the loss's softmax twice over.
+  const LayerMemory mb = AnalyticLayerMemory(*block, m.input, DType::kBf16);
+  const LayerMemory mm = AnalyticLayerMemory(*mtp, m.input, DType::kBf16);
+  EXPECT_DOUBLE_EQ(mm.activation_bytes - mb.activation_bytes,
+                   n * 4 + 3 * (n * h * e + n * 4) + n * 2 * h * e);
+  EXPECT_DOUBLE_EQ(mb.output_bytes, n * h * e);
+  EXPECT_DOUBLE_EQ(mm.output_bytes, 2 * n * h * e);
+  EXPECT_DOUBLE_EQ(AnalyticLayerMemory(*head, m.input, DType::kBf16).output_bytes, 2 * n * v * e);
+  EXPECT_DOUBLE_EQ(
+      AnalyticLayerMemory(m.layers.back(), m.input, DType::kBf16).activation_bytes,
+      2 * AnalyticLayerMemory(plain.layers.back(), plain.input, DType::kBf16).activation_bytes);
+
+  // Tensor parallelism with sequence parallelism: the lookup's reduce-scatter, eh_proj's
+  // input gathered (2 h) and its output columns gathered (h); back, the step to the rank's
+  // share gathered and eh_proj's input gradient reduce-scattered. Without sequence
+  // parallelism: the lookup's all-reduce, the columns' gather; back, the input gradient's
+  // all-reduce.
+  for (const bool sp : {true, false}) {
+    SCOPED_TRACE(sp ? "sequence parallel" : "no sequence parallelism");
+    KernelOptions o;
+    o.par.tp = 2;
+    o.par.sequence_parallel = sp;
+    const LayerKernels tb = ListKernels(*block, m.input, DType::kBf16, o);
+    const LayerKernels tm = ListKernels(*mtp, m.input, DType::kBf16, o);
+    EXPECT_DOUBLE_EQ(CommBytes(tm.forward_comm) - CommBytes(tb.forward_comm),
+                     n * h * e + (sp ? n * 2 * h * e : 0) + n * h * e);
+    EXPECT_DOUBLE_EQ(CommBytes(tm.backward_input_comm) - CommBytes(tb.backward_input_comm),
+                     (sp ? n * h * e : 0) + n * 2 * h * e);
+    EXPECT_EQ(TotalFlops(tm.forward) - TotalFlops(tb.forward), 2 * n * 2 * h * (h / 2));
+  }
+
+  // Megatron-LM's count (num_floating_point_operations): the module as one more block, its
+  // norms (3 h) and eh_proj (2 h^2), and the logits once more.
+  const double per_block = 6 * h * 96 * 3 + 6 * (h * 3 * h + h * h) + 6 * h * s;
+  EXPECT_DOUBLE_EQ(ModelFlopsPerSample(m, 1) - ModelFlopsPerSample(plain, 1),
+                   s * (per_block + 6 * (3 * h + 2 * h * h) + 6 * h * PaddedVocab(100, 1)));
+}
+
+// A multi-token prediction block's rules, each one line naming the field.
+TEST(AnalyticTest, MultiTokenPredictionBlocksAreChecked) {
+  const std::string head = R"({"format": "pp-partition.model/v1", "name": "bad", "dtype": "bf16",
+      "input": {"micro_batch_size": 1, "seq_len": 16}, "layers": [)";
+  const std::string block = R"("op": "transformer_block", "hidden": 8, "heads": 2, "ffn": 16)";
+  const std::string embed = R"({"name": "embed", "op": "embedding", "vocab": 10, "hidden": 8})";
+  const std::string tail = R"({"name": "lm_head", "op": "linear", "in": 8, "out": 10},
+      {"name": "loss", "op": "cross_entropy"}]})";
+  const std::string mtp =
+      R"({"name": "mtp", "mtp": true, "vocab": 10, "tied_to": "embed", )" + block + "},";
+  struct Case {
+    std::string layers, expect;
+  } cases[] = {
+      {embed + R"(,{"name": "mtp", "mtp": true, "vocab": 10, )" + block + "}," + tail,
+       "layers[1].tied_to"},
+      {embed + R"(,{"name": "b", "vocab": 10, )" + block + "}," + tail,
+       "layers[1].vocab: is a field of multi-token prediction blocks"},
+      {embed + "," + mtp + R"({"name": "norm", "op": "rmsnorm", "hidden": 8},)" + tail,
+       "layers[2].op: a rmsnorm after a multi-token prediction block"},
+      {embed + "," + mtp + R"({"name": "b", )" + block + "}," + tail,
+       "layers[2].op: a transformer_block after a multi-token prediction block"},
+      {embed + R"(,{"name": "mtp", "mtp": true, "vocab": 12, "tied_to": "embed", )" + block + "}," +
+           tail,
+       "does not match this block (vocab 12"},
+      {R"({"name": "embed", "op": "embedding", "vocab": 10, "hidden": 8, "positions": 16},)" + mtp +
+           tail,
+       "position or token-type table is not available yet"},
+  };
+  for (const Case& c : cases) {
+    Result<Json> doc = ParseJsonText(head + c.layers);
+    ASSERT_TRUE(doc.ok()) << doc.message() << "\n" << head + c.layers;
+    Result<Model> m = ModelFromJson(*doc);
+    ASSERT_FALSE(m.ok()) << c.expect;
+    EXPECT_NE(m.message().find(c.expect), std::string::npos) << m.message();
+  }
 }
 
 TEST(AnalyticTest, SquaredReluAndGegluCostWhatGeluAndSwigluCost) {

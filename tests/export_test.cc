@@ -269,6 +269,71 @@ TEST(Megatron, RefusesWhatItCannotExpress) {
   EXPECT_EQ(MegatronBlocks(Export(plan, "megatron")), (std::vector<int>{3, 3, 3, 3}));
 }
 
+// DeepSeek-V3 with its multi-token prediction block (layer 63, after the final norm at 62):
+// m in Megatron-LM's layout, always given as a layout, with --mtp-num-layers; the final norm
+// stays with the last block; torchtitan has no such module.
+TEST(Megatron, MultiTokenPredictionIsAnMInTheLayout) {
+  const Plan plan = MakeTestPlan("deepseek-v3.json", 4, "", {20, 40, 63});
+  std::string text = Export(plan, "megatron");
+  EXPECT_NE(text.find("--pipeline-model-parallel-layout \"Et*19|t*20|t*22|mL\"\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("--num-layers 61\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("--mtp-num-layers 1\n"), std::string::npos) << text;
+  // Standalone: the block alone in one stage, the head and loss in the next.
+  text = Export(MakeTestPlan("deepseek-v3.json", 5, "", {20, 40, 63, 64}), "megatron");
+  EXPECT_NE(text.find("\"Et*19|t*20|t*22|m|L\""), std::string::npos) << text;
+  // Evenly split blocks still get the layout (the first/last flags cannot place m).
+  text = Export(MakeTestPlan("deepseek-v3.json", 2, "", {31}), "megatron");
+  EXPECT_NE(text.find("\"Et*30|t*31mL\""), std::string::npos) << text;
+
+  auto refused = [](const Plan& p, const std::string& target, const std::string& why) {
+    Result<std::string> r = FindExporter(target)->Export(p, {});
+    ASSERT_FALSE(r.ok()) << target << ": " << why << "\n" << *r;
+    EXPECT_NE(r.message().find("cannot be expressed"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find(why), std::string::npos) << r.message();
+  };
+  // The final norm away from the last block.
+  refused(MakeTestPlan("deepseek-v3.json", 4, "", {20, 40, 62}), "megatron",
+          "between moe_block.57 and norm");
+  // The head cut from the loss.
+  refused(MakeTestPlan("deepseek-v3.json", 4, "", {20, 40, 65}), "megatron",
+          "between lm_head and loss");
+  refused(plan, "torchtitan", "multi-token prediction");
+
+  // Interleaved, the module standalone in device 0's last chunk (chunk 2 of 4).
+  Result<Model> model = LoadModel(std::string(PP_SOURCE_DIR) + "/models/deepseek-v3.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
+  ASSERT_TRUE(profile.ok()) << profile.message();
+  PlanRequest request;
+  request.profile = *profile;
+  request.model = *model;
+  request.num_stages = 2;
+  request.num_micro_batches = 4;
+  request.schedule = "interleaved";
+  request.virtual_stages = 2;
+  request.method = "given";
+  request.boundaries = {20, 63, 64};
+  Result<Plan> chunked = MakePlan(request);
+  ASSERT_TRUE(chunked.ok()) << chunked.message();
+  EXPECT_NE(Export(*chunked, "megatron").find("\"Et*19|t*42|m|L\""), std::string::npos);
+
+  // Two prediction blocks, cut apart.
+  Result<Json> doc = ReadJsonFile(std::string(PP_SOURCE_DIR) + "/models/deepseek-v3.json");
+  ASSERT_TRUE(doc.ok()) << doc.message();
+  for (Json& l : (*doc)["layers"]) {
+    if (l["name"] == "mtp") l["repeat"] = 2;
+  }
+  const Result<Model> two = ModelFromJson(*doc);
+  refused(MakeTestPlan(two, 4, "", {20, 40, 64}), "megatron", "apart (stage 2 holds 1 of 2)");
+  EXPECT_NE(
+      Export(MakeTestPlan(two, 4, "", {20, 40, 63}), "megatron").find("\"Et*19|t*20|t*22|m*2L\""),
+      std::string::npos);
+  EXPECT_NE(Export(MakeTestPlan(two, 4, "", {20, 40, 63}), "megatron").find("--mtp-num-layers 2\n"),
+            std::string::npos);
+}
+
 TEST(DeepSpeed, NamesTheBuiltInMethodOnlyWhenItGivesTheSameSplit) {
   // DeepSpeed's uniform gives the first n mod p stages one more layer: 52 layers on 8
   // stages are 7,7,7,7,6,6,6,6, so parts 0,7,14,21,28,34,40,46,52.

@@ -373,8 +373,8 @@ TEST(HfImport, DenseLayersAmongTheExpertsBecomeRunsOfBlocks) {
 
 // GLM-4.5-Air (its config as published): 46 layers, the first dense of 10944, then 128
 // experts of 1408 a token's 8 and one shared expert of 1408; grouped-query attention with
-// biases on q, k and v only. The count is worked by hand and is the model card's "106B
-// total" (106.85B; its multi-token prediction layer is a note, not counted).
+// biases on q, k and v only. The count is worked by hand and, without its multi-token
+// prediction block, is the model card's "106B total" (106.85B).
 TEST(HfImport, Glm45AirCountsAsPublished) {
   Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["Glm4MoeForCausalLM"],
       "attention_bias": true, "attention_dropout": 0.0, "first_k_dense_replace": 1,
@@ -390,7 +390,7 @@ TEST(HfImport, Glm45AirCountsAsPublished) {
                                       {});
   ASSERT_TRUE(r.ok()) << r.message();
   const Model& m = r->model;
-  ASSERT_EQ(m.layers.size(), 46u + 4u);
+  ASSERT_EQ(m.layers.size(), 46u + 5u);
   const Layer& dense = m.layers[1];
   const Layer& moe = m.layers[2];
   EXPECT_EQ(dense.name, "dense_block.0");
@@ -412,18 +412,26 @@ TEST(HfImport, Glm45AirCountsAsPublished) {
   EXPECT_EQ(LayerParamCount(moe), attention + experts);
   const int64_t total =
       46 * attention + 3 * 4096 * int64_t{10944} + 45 * experts + 2 * 151552 * int64_t{4096} + 4096;
-  EXPECT_EQ(ModelParamCount(m), total);
   EXPECT_NEAR(static_cast<double>(total), 106e9, 1e9);
-  // Two notes: half of each head rotated, and the prediction layer.
-  ASSERT_EQ(r->notes.size(), 2u);
+  // num_nextn_predict_layers 1: one prediction block like the last (a MoE block) after the
+  // norm, with its three norms and eh_proj (2 x 4096 -> 4096); its table is embed's.
+  const Layer& mtp = m.layers[48];
+  EXPECT_EQ(mtp.name, "mtp");
+  EXPECT_TRUE(mtp.mtp);
+  EXPECT_EQ(mtp.tied_to, "embed");
+  EXPECT_EQ(mtp.experts, 128);
+  EXPECT_EQ(m.layers[49].streams, 2);
+  const int64_t module = attention + experts + 3 * 4096 + 2 * 4096 * int64_t{4096};
+  EXPECT_EQ(ModelParamCount(m), total + module);
+  // One note: half of each head rotated.
+  ASSERT_EQ(r->notes.size(), 1u);
   EXPECT_NE(r->notes[0].find("partial_rotary_factor"), std::string::npos) << r->notes[0];
-  EXPECT_NE(r->notes[1].find("num_nextn_predict_layers 1"), std::string::npos) << r->notes[1];
 }
 
 // DeepSeek-V3 (its config.json as published): multi-latent attention on 61 layers, the first
-// 3 dense of 18432, then 256 experts of 2048 a token's 8 and one shared expert. The count is
-// worked by hand and is the report's 671B (its multi-token prediction module, 14B more, is a
-// note, not counted).
+// 3 dense of 18432, then 256 experts of 2048 a token's 8 and one shared expert, and one
+// multi-token prediction module. The count is worked by hand and is the report's 671B
+// without that module.
 TEST(HfImport, DeepSeekV3CountsAsPublished) {
   Result<HfImport> r = ImportHfConfig(Json::parse(R"({"architectures": ["DeepseekV3ForCausalLM"],
       "attention_bias": false, "first_k_dense_replace": 3, "hidden_act": "silu",
@@ -441,7 +449,7 @@ TEST(HfImport, DeepSeekV3CountsAsPublished) {
   ASSERT_TRUE(r.ok()) << r.message();
   const Model& m = r->model;
   ExpectSameLayers(m, Shipped("deepseek-v3.json"));
-  ASSERT_EQ(m.layers.size(), 61u + 4u);
+  ASSERT_EQ(m.layers.size(), 61u + 5u);
   const Layer& dense = m.layers[1];
   const Layer& moe = m.layers[4];
   EXPECT_EQ(dense.name, "dense_block.0");
@@ -463,10 +471,15 @@ TEST(HfImport, DeepSeekV3CountsAsPublished) {
   EXPECT_EQ(LayerParamCount(moe), attention + experts);
   const int64_t total = 61 * attention + 3 * 3 * 7168 * int64_t{18432} + 58 * experts +
                         2 * 129280 * int64_t{7168} + 7168;
-  EXPECT_EQ(ModelParamCount(m), total);
   EXPECT_NEAR(static_cast<double>(total), 671e9, 1e9);
-  ASSERT_EQ(r->notes.size(), 1u);
-  EXPECT_NE(r->notes[0].find("num_nextn_predict_layers 1"), std::string::npos) << r->notes[0];
+  const Layer& mtp = m.layers[63];
+  EXPECT_TRUE(mtp.mtp);
+  EXPECT_EQ(mtp.mtp_depth, 1);
+  EXPECT_EQ(mtp.experts, 256);
+  EXPECT_EQ(mtp.vocab, 129280);
+  const int64_t module = attention + experts + 3 * 7168 + 2 * 7168 * int64_t{7168};
+  EXPECT_EQ(ModelParamCount(m), total + module);
+  EXPECT_TRUE(r->notes.empty()) << r->notes[0];
 }
 
 TEST(HfImport, ErrorsNameTheField) {

@@ -94,9 +94,6 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
       {"qwen3-30b-a3b", 30532122624, true},
       // Qwen/Qwen3-235B-A22B: "235B in total" (its model card and the Qwen3 report).
       {"qwen3-235b-a22b", 235000000000, false},
-      // deepseek-ai/DeepSeek-V3: "671B total parameters" in the DeepSeek-V3 Technical Report,
-      // its multi-token prediction module (14B more in the checkpoint) apart.
-      {"deepseek-v3", 671000000000, false},
   };
   for (const Published& p : kPublished) {
     const Model m = LoadOrFail(p.model);
@@ -108,6 +105,23 @@ TEST(ModelsTest, ParameterCountsMatchPublishedNumbers) {
     }
   }
   EXPECT_EQ(ModelParamCount(LoadOrFail("llama-7b")), int64_t{6738415616});
+}
+
+// deepseek-ai/DeepSeek-V3: "671B total parameters" in the DeepSeek-V3 Technical Report for
+// the main model, and its model card's 14B for the multi-token prediction module's weights as
+// the checkpoint stores them: its block, eh_proj and norms, with a copy of the embedding's
+// table and of the output head (the model counts both once, at the embedding and the head).
+TEST(ModelsTest, DeepSeekV3CountsAsPublished) {
+  const Model m = LoadOrFail("deepseek-v3");
+  int64_t main = 0, module = 0, head = 0;
+  for (const Layer& l : m.layers) {
+    (l.mtp ? module : main) += LayerParamCount(l);
+    if (l.name == "lm_head") head = LayerParamCount(l);
+  }
+  EXPECT_NEAR(static_cast<double>(main), 671e9, 0.5e9);
+  EXPECT_NEAR(static_cast<double>(module + head), 14e9, 0.6e9);
+  EXPECT_EQ(ModelParamCount(m), main + module - TiedParamCount(m.layers[m.layers.size() - 3], {}));
+  EXPECT_TRUE(m.layers[m.layers.size() - 3].mtp);
 }
 
 // The Nemotron-4 340B report gives the model's size as 9.4 billion embedding and 331.6 billion

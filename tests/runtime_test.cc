@@ -123,6 +123,27 @@ TEST(Runtime, AWeightSharedByThreeLayersIsNotAvailableYet) {
   EXPECT_NE(r.message().find("not available yet"), std::string::npos) << r.message();
 }
 
+// Multi-token prediction runs in the analytic model only: the reference layers refuse the
+// block and the head and loss that run over its streams, in one line, before anything runs.
+TEST(Runtime, MultiTokenPredictionIsNotAvailableYet) {
+  const Model model = testing::ParseModel(R"({"format": "pp-partition.model/v1", "name": "mtp",
+      "dtype": "fp32", "input": {"micro_batch_size": 2, "seq_len": 8},
+      "layers": [
+        {"name": "embed", "op": "embedding", "vocab": 13, "hidden": 16},
+        {"name": "norm", "op": "rmsnorm", "hidden": 16},
+        {"name": "mtp", "op": "transformer_block", "hidden": 16, "heads": 2, "ffn": 32,
+         "mtp": true, "vocab": 13, "tied_to": "embed"},
+        {"name": "head", "op": "linear", "in": 16, "out": 13, "bias": false},
+        {"name": "loss", "op": "cross_entropy"}]})");
+  Result<RunResult> r =
+      RunOnce(model, *BuildSchedule("1f1b", 2, 2), EvenChunks(5, 2), GradientOptions());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("multi-token prediction (mtp) is not available yet"),
+            std::string::npos)
+      << r.message();
+  EXPECT_EQ(r.message().find('\n'), std::string::npos) << r.message();
+}
+
 // Chunks that recompute (keep only their input, run the forward again inside the backward;
 // or keep each layer's input and run each layer's forward again before its backward) give
 // the same loss and gradients as the sequential loop, and hold less memory when several

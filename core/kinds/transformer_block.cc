@@ -5,7 +5,9 @@
 // "window" (causal only: each query attends to its `window` latest keys), for a
 // mixture-of-experts MLP "experts", "top_k", "expert_ffn", "shared_experts", "shared_ffn" in place
 // of "ffn", and for multi-latent attention "kv_lora", "q_lora" (default 0), "rope_dim",
-// "v_head_dim" (default head_dim)}.
+// "v_head_dim" (default head_dim), and for a multi-token prediction module "mtp": true with
+// "vocab" and "tied_to" (the embedding whose table it looks the next tokens up in;
+// core/kinds/block_mtp.h)}.
 //   h1 = x + Wo . attention(rotary(qk_norm(norm1(x) . Wqkv)));  y = h1 + mlp(norm2(h1))
 // q is heads x head_dim wide, k and v kv_heads x head_dim each (grouped-query attention: each
 // key/value head serves heads / kv_heads query heads). A mixture-of-experts MLP routes each
@@ -29,6 +31,7 @@
 // experts divided over ep ranks, all-to-all dispatch and combine).
 #include "core/kind_entry.h"
 #include "core/kinds/block_mlp.h"
+#include "core/kinds/block_mtp.h"
 #include "core/kinds/pieces.h"
 
 namespace pp {
@@ -98,7 +101,14 @@ class TransformerBlock final : public LayerKindEntry {
                                               : h * qkv + (l.qkv_bias ? qkv : 0);  // column-split
     const int64_t attention = projections + w.o() * h + (l.bias ? h : 0)           // row-split proj
                               + (l.qk_norm ? 2 * l.head_dim : 0);
-    return 2 * NormParams(l) + attention + MlpRankParams(l, par);
+    return 2 * NormParams(l) + attention + MlpRankParams(l, par) + MtpRankParams(l, par);
+  }
+  // A multi-token prediction block's copy of the embedding's table.
+  int64_t SharedParamCount(const Layer& l, const ShardDegrees& par) const override {
+    return MtpSharedParams(l, par);
+  }
+  int64_t IdRange(const Layer& l) const override {
+    return l.mtp ? l.vocab : LayerKindEntry::IdRange(l);
   }
   int64_t RankExpertParamCount(const Layer& l, const ShardDegrees& par) const override {
     return MlpRankExpertParams(l, par);
@@ -139,7 +149,7 @@ class TransformerBlock final : public LayerKindEntry {
     const MlpKept mlp = MlpActivationElements(l, sh);
     inputs += mlp.inputs;
     return (elements + mlp.elements) * sh.e + inputs * sh.e_inputs + bytes +
-           MlpActivationExtraBytes(l, sh) + CoreAttentionBytes(l, sh);
+           MlpActivationExtraBytes(l, sh) + CoreAttentionBytes(l, sh) + MtpActivationBytes(l, sh);
   }
 
   // Of those, what each recomputation module drops (docs/cost-model.md, "Some modules of
@@ -183,10 +193,19 @@ class TransformerBlock final : public LayerKindEntry {
 
  public:
   double OutputBytes(const Layer& l, const KernelShape& sh) const override {
-    return RankSplitOf(sh).sp_rows * static_cast<double>(l.hidden) * sh.e;
+    return static_cast<double>(MtpStreamsOut(l)) * RankSplitOf(sh).sp_rows *
+           static_cast<double>(l.hidden) * sh.e;
   }
 
-  void AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const override;
+  void AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const override {
+    if (!l.mtp) return AddBlockKernels(l, sh, k);
+    LayerKernels block;
+    AddBlockKernels(l, sh, &block);
+    AddMtpKernels(l, sh, block, k);
+  }
+
+ private:
+  void AddBlockKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const;
 };
 
 void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
@@ -232,6 +251,15 @@ void TransformerBlock::Read(FieldReader& r, Layer* spec) const {
   spec->causal = r.Bool("causal", false);
   spec->rotary = r.Bool("rotary", false);
   spec->window = r.OptInt("window", 1, kMaxDim).value_or(0);
+  spec->mtp = r.Bool("mtp", false);
+  if (spec->mtp) {
+    spec->vocab = r.Int("vocab", 1, kMaxDim);
+    spec->tied_to = r.String("tied_to");
+  } else {
+    for (const char* key : {"vocab", "tied_to"}) {
+      if (r.Has(key)) r.Fail(key, "is a field of multi-token prediction blocks; set mtp too");
+    }
+  }
   if (r.ok() && spec->window > 0 && !spec->causal) {
     r.Fail("window", "a sliding window needs a causal block (\"causal\": true)");
   }
@@ -317,6 +345,11 @@ void TransformerBlock::Write(const Layer& s, Json* out) const {
   l["causal"] = s.causal;
   l["rotary"] = s.rotary;
   if (s.window > 0) l["window"] = s.window;
+  if (s.mtp) {
+    l["mtp"] = true;
+    l["vocab"] = s.vocab;
+    l["tied_to"] = s.tied_to;
+  }
 }
 
 void Add(std::vector<Kernel>& list, Kernel k) { list.push_back(k); }
@@ -344,7 +377,8 @@ Kernel FlashKernel(std::string_view name, double dims, double heads, double sq, 
   return f;
 }
 
-void TransformerBlock::AddKernels(const Layer& l, const KernelShape& sh, LayerKernels* k) const {
+void TransformerBlock::AddBlockKernels(const Layer& l, const KernelShape& sh,
+                                       LayerKernels* k) const {
   const RankSplit r = RankSplitOf(sh);
   const AttentionWidths w = RankAttention(l, r.tp);
   const double h = static_cast<double>(l.hidden);

@@ -4,6 +4,10 @@
 // Layer kinds: the embedding is E and must be the first layer, alone of its kind; every
 // transformer block is t; everything after the last block (final norm, head, loss) is one L
 // that must stay in the last stage. Any other layer before the last block has no letter.
+// Multi-token prediction blocks (Layer::mtp) are m, with --mtp-num-layers: the final norm
+// goes with the last block (Megatron-LM keeps it there when there are any), the m's all in
+// one chunk, that chunk its pipeline rank's last (megatron/core/transformer/
+// pipeline_parallel_layer_layout.py), then L; such plans always get the layout string.
 // The layout lists chunks in order, "|" between them, "t*k" for k blocks (plain "t" for one),
 // so "Et*3|t*4|t*4|t*2L". The first/last flags are used when every stage but the first
 // and/or last holds the same number of blocks and the first and last hold at least one;
@@ -20,10 +24,12 @@ Status CannotExpress(const std::string& why) {
   return Status::Error("this plan cannot be expressed for Megatron-LM: " + why);
 }
 
-std::string Letters(bool embedding, int blocks, bool tail) {
+std::string Letters(bool embedding, int blocks, int mtp, bool tail) {
   std::string s = embedding ? "E" : "";
   if (blocks == 1) s += "t";
   if (blocks > 1) s += "t*" + std::to_string(blocks);
+  if (mtp == 1) s += "m";
+  if (mtp > 1) s += "m*" + std::to_string(mtp);
   if (tail) s += "L";
   return s;
 }
@@ -46,9 +52,18 @@ class Megatron final : public Exporter {
                              "file to record the kinds");
       }
     }
-    int last_block = -1;
+    // Multi-token prediction blocks, known from the plan's model (a profile does not say).
+    std::vector<bool> mtp(n, false);
+    if (plan.model_spec) {
+      for (int i = 0; i < n; ++i) mtp[i] = plan.model_spec->layers[i].mtp;
+    }
+    int last_block = -1, first_mtp = -1, last_mtp = -1;
     for (int i = 0; i < n; ++i) {
-      if (ops[i] == "transformer_block") last_block = i;
+      if (ops[i] == "transformer_block" && !mtp[i]) last_block = i;
+      if (mtp[i]) {
+        if (first_mtp < 0) first_mtp = i;
+        last_mtp = i;
+      }
     }
     if (last_block < 0) return CannotExpress("the model has no transformer blocks (t)");
     if (ops[0] != "embedding") {
@@ -71,20 +86,38 @@ class Megatron final : public Exporter {
     const std::vector<Chunk> chunks = ChunksOf(plan);
     std::vector<int> blocks;
     std::string layout;
-    for (const Chunk& c : chunks) {
-      if (c.first_layer > last_block + 1) {
-        return CannotExpress("the stage boundary between " + layers[c.first_layer - 1].name +
-                             " and " + layers[c.first_layer].name + " cuts the layers after "
-                             "the last transformer block, which Megatron-LM keeps together "
-                             "as L in the last stage");
+    const int mtp_count = first_mtp < 0 ? 0 : last_mtp - first_mtp + 1;
+    for (size_t ci = 0; ci < chunks.size(); ++ci) {
+      const Chunk& c = chunks[ci];
+      const int start = c.first_layer;
+      const bool allowed = mtp_count == 0
+                               ? start <= last_block + 1
+                               : start <= last_block || start == first_mtp || start == last_mtp + 1;
+      if (!allowed) {
+        return CannotExpress(
+            "the stage boundary between " + layers[start - 1].name + " and " + layers[start].name +
+            (mtp_count == 0
+                 ? " cuts the layers after the last transformer block, which Megatron-LM keeps "
+                   "together as L in the last stage"
+                 : " is not one Megatron-LM's layout can draw with multi-token prediction (the "
+                   "final norm with the last block, the m blocks together, then L)"));
       }
-      int t = 0;
-      for (int i = c.first_layer; i <= c.last_layer && i <= last_block; ++i) {
-        t += ops[i] == "transformer_block" ? 1 : 0;
+      int t = 0, m = 0;
+      for (int i = c.first_layer; i <= c.last_layer; ++i) {
+        if (i <= last_block) t += ops[i] == "transformer_block" ? 1 : 0;
+        m += mtp[i] ? 1 : 0;
+      }
+      // Megatron-LM: the m's in one chunk, the last of its pipeline rank's chunks. Only L can
+      // follow them, so that chunk is one of the last two, which are their ranks' last.
+      if (m > 0 && m != mtp_count) {
+        return CannotExpress("the multi-token prediction blocks are apart (stage " +
+                             std::to_string(ci) + " holds " + std::to_string(m) + " of " +
+                             std::to_string(mtp_count) +
+                             "); Megatron-LM places them all in one stage");
       }
       blocks.push_back(t);
       if (!layout.empty()) layout += "|";
-      layout += Letters(c.first_layer == 0, t, c.last_layer == n - 1);
+      layout += Letters(c.first_layer == 0, t, m, c.last_layer == n - 1);
     }
 
     int total = 0;
@@ -109,10 +142,11 @@ class Megatron final : public Exporter {
     }
     out += "--pipeline-model-parallel-size " + std::to_string(plan.num_stages) + "\n";
     out += "--num-layers " + std::to_string(total) + "\n";
+    if (mtp_count > 0) out += "--mtp-num-layers " + std::to_string(mtp_count) + "\n";
     if (plan.parallelism) out += LayoutFlags(plan, chunks.size());
     out += RecomputeFlags(plan, blocks);
     // Interleaved plans (more chunks than stages) need the layout's virtual stages.
-    out += chunks.size() == static_cast<size_t>(plan.num_stages)
+    out += chunks.size() == static_cast<size_t>(plan.num_stages) && mtp_count == 0
                ? ShapeFlags(blocks, layout)
                : "--pipeline-model-parallel-layout \"" + layout + "\"\n";
     return out;
