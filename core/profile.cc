@@ -172,6 +172,10 @@ Result<Profile> ProfileFromJson(const Json& doc, const std::string& base) {
     LayerProfile lp;
     lp.name = l.Name("name");
     lp.op = l.OptString("op").value_or("");
+    lp.mtp = l.Bool("mtp", false);
+    if (l.ok() && lp.mtp && lp.op != "transformer_block") {
+      l.Fail("mtp", "a multi-token prediction block has op \"transformer_block\"");
+    }
     lp.forward_ms = l.NonNegative("forward_ms");
     lp.backward_ms = l.NonNegative("backward_ms");
     lp.param_bytes = l.Bytes("param_bytes");
@@ -291,6 +295,7 @@ Json ProfileToJson(const Profile& p) {
     Json l;
     l["name"] = lp.name;
     if (!lp.op.empty()) l["op"] = lp.op;
+    if (lp.mtp) l["mtp"] = true;
     l["forward_ms"] = lp.forward_ms;
     l["backward_ms"] = lp.backward_ms;
     if (lp.backward_input_ms) l["backward_input_ms"] = *lp.backward_input_ms;

@@ -43,6 +43,10 @@ struct ModuleFigures {
 struct LayerProfile {
   std::string name;
   std::string op;  // optional in files ("" when absent)
+  // Optional ("mtp": true; op transformer_block): a multi-token prediction block
+  // (core/layer_kinds.h Layer::mtp), which Megatron-LM's even split and layout keep apart
+  // from the decoder's blocks.
+  bool mtp = false;
   double forward_ms = 0;
   double backward_ms = 0;
   uint64_t param_bytes = 0;

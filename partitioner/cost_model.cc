@@ -112,7 +112,9 @@ CostModel::CostModel(const Profile& profile, const StateBytes& state, RecomputeM
     selective_ms_[i + 1] = static_cast<double>(selective_f);
     selective_each[i] = again.bytes;
     selective_bytes_[i + 1] = selective_bytes_[i] + selective_each[i];
-    const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock;
+    // The decoder's blocks: a multi-token prediction block is not one of them (Megatron-LM
+    // splits and recomputes the decoder's, and keeps the module with the loss).
+    const bool block = ParseLayerKind(l.op) == LayerKind::kTransformerBlock && !l.mtp;
     blocks_before_[i + 1] = blocks_before_[i] + (block ? 1 : 0);
     if (!block) continue;
     block_layer_.push_back(static_cast<int>(i));

@@ -333,13 +333,22 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                     layout.vp = vp;
                     layout.zero = zero;
                     const bool can_recompute = space.recompute_lever || space.recompute_all;
-                    // (A chosen unit is by stage or by layer.)
-                    const bool overlap_beside_recompute =
-                        !space.choose_recompute_unit &&
-                        ExpertOverlapAllowsRecompute(base.recompute_unit, base.recompute_modules);
-                    for (int again = space.recompute_all ? 1 : 0; again <= (can_recompute ? 1 : 0);
-                         ++again) {
+                    // The options, lightest first: none, then (choosing the unit) selective
+                    // recomputation of the request's modules, then the whole forward by the
+                    // request's unit or, choosing, by stage or by layer. `again` indexes them.
+                    const int last_option = !can_recompute                ? 0
+                                            : space.choose_recompute_unit ? 2
+                                                                          : 1;
+                    const auto unit_of = [&](int again) {
+                      return space.choose_recompute_unit && again == 1 ? RecomputeUnit::kSelective
+                                                                       : base.recompute_unit;
+                    };
+                    for (int again = space.recompute_all ? 1 : 0; again <= last_option; ++again) {
                       ++result.enumerated;
+                      // (A chosen whole-forward unit is by stage or by layer.)
+                      const bool overlap_beside_recompute =
+                          !(space.choose_recompute_unit && again == 2) &&
+                          ExpertOverlapAllowsRecompute(unit_of(again), base.recompute_modules);
                       if (zero >= 2 && lower_fits) {
                         ++result.pruned_dominated;
                         continue;
@@ -360,9 +369,9 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                                               ? std::optional<double>(static_cast<double>(limit))
                                               : std::nullopt);
                       };
-                      RecomputeUnit unit = base.recompute_unit;
+                      RecomputeUnit unit = unit_of(again);
                       Estimate e = estimate(unit);
-                      if (again != 0 && space.choose_recompute_unit) {
+                      if (again == 2) {
                         const Estimate by_layer = estimate(RecomputeUnit::kLayer);
                         if (by_layer.memory < e.memory) {
                           e = by_layer;
@@ -388,12 +397,11 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
                       estimates.push_back(std::move(c));
                       if (tight) continue;  // the next option (recomputation, ZeRO) may fit
                       if (space.recompute_all) lower_fits = true;  // its only option fits
-                      if (again == 0) {
-                        lower_fits = true;
-                        result.pruned_dominated += can_recompute ? 1 : 0;
-                        result.enumerated += can_recompute ? 1 : 0;
-                        break;  // recomputation is never faster
-                      }
+                      if (again == 0) lower_fits = true;
+                      // Recomputing more is never faster.
+                      result.pruned_dominated += last_option - again;
+                      result.enumerated += last_option - again;
+                      break;
                     }
                   }
                 }
@@ -463,7 +471,7 @@ Result<LayoutSearchResult> SearchLayouts(const PlanRequest& base, const DeviceSp
     Result<Plan> plan = MakePlan(r);
     bool ok = fits(plan);
     if (!ok && c.recompute && space.choose_recompute_unit &&
-        c.recompute_unit != RecomputeUnit::kBlock) {
+        (c.recompute_unit == RecomputeUnit::kStage || c.recompute_unit == RecomputeUnit::kLayer)) {
       r.recompute_unit =
           c.recompute_unit == RecomputeUnit::kLayer ? RecomputeUnit::kStage : RecomputeUnit::kLayer;
       plan = MakePlan(r);

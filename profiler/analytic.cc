@@ -172,6 +172,7 @@ Result<Profile> AnalyticProfile(const Model& model, const DeviceSpec& device,
     LayerProfile lp;
     lp.name = layer.name;
     lp.op = std::string(LayerKindName(layer.op));
+    lp.mtp = layer.mtp;
     lp.forward_ms = c.forward_ms;
     lp.backward_ms = c.backward_ms();
     lp.backward_input_ms = c.backward_input_ms;

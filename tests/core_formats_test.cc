@@ -272,6 +272,27 @@ TEST(ProfileFormat, RecomputationModulesRoundTripAndAreChecked) {
   }
 }
 
+// A multi-token prediction block is marked "mtp" (a transformer_block), absent otherwise.
+TEST(ProfileFormat, MultiTokenPredictionBlocksAreMarked) {
+  Profile p = SmallProfile();
+  p.layers[1].op = "transformer_block";
+  p.layers[1].mtp = true;
+  const Json doc = ProfileToJson(p);
+  EXPECT_EQ(doc["layers"][1]["mtp"], true);
+  EXPECT_FALSE(doc["layers"][0].contains("mtp"));
+  Result<Profile> back = ProfileFromJson(Json::parse(DumpJson(doc)));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_TRUE(back->layers[1].mtp);
+  EXPECT_FALSE(back->layers[0].mtp);
+  Json bad = doc;
+  bad["layers"][0]["mtp"] = true;  // a linear
+  Result<Profile> r = ProfileFromJson(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("layers[0].mtp: a multi-token prediction block has op"),
+            std::string::npos)
+      << r.message();
+}
+
 TEST(ProfileFormat, RejectsBadTimesAndBytes) {
   const Json good = ProfileToJson(SmallProfile());
   struct Case {

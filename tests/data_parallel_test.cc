@@ -679,7 +679,7 @@ PlanRequest LayoutRequest(const PlanRequest& base, const DeviceSpec& device,
   AnalyticOptions options;
   options.micro_batch_size = b;
   options.layout = l;
-  options.flash_attention = true;
+  options.flash_attention = l.fused_attention;
   Result<Profile> profile = AnalyticProfile(*base.model, device, options);
   EXPECT_TRUE(profile.ok()) << profile.message();
   PlanRequest r = base;
@@ -816,9 +816,10 @@ TEST(LayoutSearch, BestWithRecomputationIsTheBruteForceOptimum) {
   EXPECT_NEAR(found->ranked.front().batch_ms, best, 1e-9 * best);
 }
 
-// Choosing the recomputation unit (no --recompute-unit): each recomputing candidate by stage or
-// by layer. Under a limit where whole-stage recomputation holds too much, the search's best
-// is the brute force's over both units, and no slower than by stage alone.
+// Choosing the recomputation unit (no --recompute-unit): each recomputing candidate
+// selectively (core_attn), or by stage or by layer. Under a limit where whole-stage
+// recomputation holds too much, the search's best is the brute force's over the three units,
+// and no slower than by stage alone.
 TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
   Result<Model> model = LoadModel(Models() + "gpt2-small.json");
   ASSERT_TRUE(model.ok()) << model.message();
@@ -849,11 +850,12 @@ TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
       PlanRequest r = LayoutRequest(base, device, l, b, static_cast<int>(32 / (dp * b)));
       r.recompute = "all";
       bool fit[2] = {false, false};
-      for (RecomputeUnit unit : {RecomputeUnit::kStage, RecomputeUnit::kLayer}) {
+      for (RecomputeUnit unit :
+           {RecomputeUnit::kStage, RecomputeUnit::kLayer, RecomputeUnit::kSelective}) {
         r.recompute_unit = unit;
         Result<Plan> plan = MakePlan(r);
         if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
-        fit[unit == RecomputeUnit::kLayer] = true;
+        if (unit != RecomputeUnit::kSelective) fit[unit == RecomputeUnit::kLayer] = true;
         best = std::min(best, *plan->predicted.batch_time_ms);
       }
       layer_only += fit[1] && !fit[0] ? 1 : 0;
@@ -865,6 +867,91 @@ TEST(LayoutSearch, ChoosingTheRecomputeUnitFindsTheBruteForceOptimum) {
   ASSERT_TRUE(by_stage.ok()) << by_stage.message();
   ASSERT_FALSE(by_stage->ranked.empty());
   EXPECT_LE(found->ranked.front().batch_ms, by_stage->ranked.front().batch_ms);
+}
+
+// Without a unit the search tries selective recomputation before the whole forward. With
+// unfused attention (the s x s probabilities kept) under a limit that one stage meets only
+// by recomputing, recomputing the core attention there beats every deeper pipeline and every
+// whole-forward recomputation: the search's best is the brute force's over no recomputation,
+// selective and the two whole-forward units, and it recomputes selectively.
+TEST(LayoutSearch, SelectiveRecomputationComesBeforeTheWholeForward) {
+  Result<Model> model = LoadModel(Models() + "gpt2-small.json");
+  ASSERT_TRUE(model.ok()) << model.message();
+  const DeviceSpec& device = *FindDevice("h100");
+  PlanRequest base;
+  LeverSpace space;
+  SmallSearch(*model, uint64_t{3584} << 20, &base, &space);
+  space.schedules = {"1f1b"};
+  space.micro_batch_sizes = {4};
+  space.software.fused_attention = false;
+  space.exact = 1000;
+  space.top = 1000;
+  space.choose_recompute_unit = true;
+  Result<LayoutSearchResult> found = SearchLayouts(base, device, space);
+  ASSERT_TRUE(found.ok()) << found.message();
+
+  double best = std::numeric_limits<double>::infinity(), best_whole = best;
+  int plain_fits = 0, selective_fits = 0;
+  for (int pp : {1, 2, 4, 8}) {
+    const int dp = 8 / pp;
+    if (32 % (dp * 4) != 0) continue;
+    ParallelLayout l;
+    l.pp = pp;
+    l.dp = dp;
+    l.fused_attention = false;
+    PlanRequest r = LayoutRequest(base, device, l, 4, static_cast<int>(32 / (dp * 4)));
+    for (const char* recompute : {"none", "auto"}) {
+      r.recompute = recompute;
+      for (RecomputeUnit unit :
+           {RecomputeUnit::kSelective, RecomputeUnit::kStage, RecomputeUnit::kLayer}) {
+        if (r.recompute == "none" && unit != RecomputeUnit::kSelective) continue;
+        r.recompute_unit = unit;
+        Result<Plan> plan = MakePlan(r);
+        if (!plan.ok() || !StagesOverLimit(*plan).empty()) continue;
+        const double ms = *plan->predicted.batch_time_ms;
+        best = std::min(best, ms);
+        if (r.recompute == "none")
+          ++plain_fits;
+        else if (unit == RecomputeUnit::kSelective)
+          ++selective_fits;
+        else
+          best_whole = std::min(best_whole, ms);
+      }
+    }
+  }
+  ASSERT_GT(plain_fits, 0);  // deeper pipelines fit without it, and are slower
+  ASSERT_GT(selective_fits, 0);
+  ASSERT_FALSE(found->ranked.empty());
+  const LayoutCandidate& top = found->ranked.front();
+  EXPECT_NEAR(top.batch_ms, best, 1e-9 * best);
+  EXPECT_TRUE(top.recompute);
+  EXPECT_EQ(top.recompute_unit, RecomputeUnit::kSelective);
+  EXPECT_LT(best, best_whole);
+  EXPECT_EQ(found->best.recompute_unit, RecomputeUnit::kSelective);
+}
+
+// The CLI: --recompute-modules without --recompute-unit is the search's selective option
+// (the plan it writes recomputes those modules); outside the search it needs the unit.
+TEST(LayoutCli, TheSearchTriesTheGivenModules) {
+  const std::string base = "plan " + Models() +
+                           "gpt2-small.json --gpus-total 8 --global-batch 32 --gpus-per-node 8 "
+                           "--tp 1 --cp 1 --zero 0 --micro-batch-size 4 --schedule 1f1b "
+                           "--attention unfused --memory-limit 3.5GiB --format json ";
+  const testing::CommandResult core =
+      testing::RunTool(base + "--stages auto --recompute-modules core_attn");
+  ASSERT_EQ(core.exit_code, 0) << core.err;
+  const Json plan = Json::parse(core.out);
+  EXPECT_EQ(plan["recompute_unit"], "selective");
+  EXPECT_EQ(plan["recompute_modules"], Json::array({"core_attn"}));
+  // The MLP's module drops too little here: the search recomputes the whole forward.
+  const testing::CommandResult mlp =
+      testing::RunTool(base + "--stages auto --recompute-modules mlp");
+  ASSERT_EQ(mlp.exit_code, 0) << mlp.err;
+  EXPECT_NE(Json::parse(mlp.out)["recompute_unit"], "selective");
+  const testing::CommandResult fixed =
+      testing::RunTool(base + "--stages 1 --micro-batches 1 --recompute-modules core_attn");
+  EXPECT_EQ(fixed.exit_code, 2);
+  EXPECT_NE(fixed.err.find("or with --stages auto"), std::string::npos) << fixed.err;
 }
 
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of

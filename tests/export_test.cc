@@ -286,6 +286,13 @@ TEST(Megatron, MultiTokenPredictionIsAnMInTheLayout) {
   // Evenly split blocks still get the layout (the first/last flags cannot place m).
   text = Export(MakeTestPlan("deepseek-v3.json", 2, "", {31}), "megatron");
   EXPECT_NE(text.find("\"Et*30|t*31mL\""), std::string::npos) << text;
+  // Megatron-LM's even split counts the decoder's 61 blocks, the module with the loss.
+  text = Export(MakeTestPlan("deepseek-v3.json", 2, "blocks"), "megatron");
+  EXPECT_NE(text.find("\"Et*31|t*30mL\""), std::string::npos) << text;
+  // A plan without its model: the profile says which block is the module.
+  Plan from_profile = plan;
+  from_profile.model_spec.reset();
+  EXPECT_NE(Export(from_profile, "megatron").find("\"Et*19|t*20|t*22|mL\""), std::string::npos);
 
   auto refused = [](const Plan& p, const std::string& target, const std::string& why) {
     Result<std::string> r = FindExporter(target)->Export(p, {});

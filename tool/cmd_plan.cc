@@ -356,10 +356,12 @@ Result<PlanRequest> RequestFromFlags(const PlanFlags& f, PlanInputs* inputs) {
   }
   request.recompute_blocks = f.recompute_blocks;
   if (!f.recompute_modules.empty()) {
-    if (request.recompute_unit != RecomputeUnit::kSelective) {
+    // The search without a unit tries selective recomputation of these modules itself.
+    const bool searched = f.stages_text == "auto" && f.recompute_unit_option->count() == 0;
+    if (request.recompute_unit != RecomputeUnit::kSelective && !searched) {
       return Status::Error(
           "--recompute-modules goes only with --recompute-unit selective (the modules it "
-          "recomputes)");
+          "recomputes), or with --stages auto, whose search then tries them");
     }
     std::string error;
     const std::optional<RecomputeModules> modules =
@@ -738,12 +740,15 @@ Handler SetupPlan(CLI::App& sub) {
              "block), or selective (only some modules of each block, --recompute-modules: "
              "what they keep inside dropped and their forward run again, as Megatron-LM's "
              "--recompute-granularity selective). "
-             "Left out with --stages auto over the layout, each candidate that "
-             "recomputes does so by stage or by layer, whichever fits it better")
+             "Left out with --stages auto over the layout, a candidate that does not fit "
+             "without recomputation tries selective recomputation (of --recompute-modules, "
+             "or core_attn), then the whole forward by stage or by layer, whichever fits it "
+             "better")
           ->check(CLI::IsMember({"stage", "layer", "block", "selective"}))
           ->capture_default_str();
   sub.add_option("--recompute-modules", f->recompute_modules,
-                 "With --recompute-unit selective: the modules recomputed, by Megatron-LM's "
+                 "With --recompute-unit selective (or --stages auto without a unit, whose "
+                 "search tries them): the modules recomputed, by Megatron-LM's "
                  "names, comma-separated: core_attn (the default), layernorm, mla_up_proj, mlp "
                  "(a dense block's), moe, moe_act, shared_experts")
       ->delimiter(',');

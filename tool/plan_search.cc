@@ -55,9 +55,10 @@ std::string LayoutRow(int rank, const LayoutCandidate& c, double best_ms) {
       << " zero=" << l.zero << " b=" << c.micro_batch_size << " m=" << c.micro_batches << " "
       << c.schedule << (l.vp > 1 ? " v=" + std::to_string(l.vp) : std::string())
       << (c.recompute ? " recompute" : "")
-      << (c.recompute && c.recompute_unit != RecomputeUnit::kStage
-              ? " by " + std::string(RecomputeUnitName(c.recompute_unit))
-              : "")
+      << (!c.recompute || c.recompute_unit == RecomputeUnit::kStage ? std::string()
+          : c.recompute_unit == RecomputeUnit::kSelective
+              ? std::string(" selective")
+              : " by " + std::string(RecomputeUnitName(c.recompute_unit)))
       << (ExpertOverlapApplies(l) ? " expert-overlap" : "") << "\t" << FormatMs(c.batch_ms)
       << " per batch (step " << FormatMs(c.step_ms) << " + data-parallel "
       << FormatMs(c.data_parallel_ms) << ")\t" << std::fixed << std::setprecision(1)

@@ -28,6 +28,16 @@ std::vector<std::string> LayerOps(const Plan& plan) {
   return ops;
 }
 
+std::vector<bool> LayerMtp(const Plan& plan) {
+  std::vector<bool> mtp;
+  if (plan.model_spec) {
+    for (const Layer& l : plan.model_spec->layers) mtp.push_back(l.mtp);
+    return mtp;
+  }
+  for (const LayerProfile& l : plan.profile.layers) mtp.push_back(l.mtp);
+  return mtp;
+}
+
 std::string ModuleName(const std::string& name, const ExportOptions& options) {
   const std::pair<std::string, std::string>* best = nullptr;
   for (const auto& prefix : options.module_prefixes) {

@@ -62,6 +62,8 @@ int RecomputingStages(const Plan& plan);
 // The layer's op name ("embedding", "transformer_block", ...): from model_spec when the plan
 // has one, else the profile's "op", else "" (unknown).
 std::vector<std::string> LayerOps(const Plan& plan);
+// Whether each layer is a multi-token prediction block, from the same place as LayerOps.
+std::vector<bool> LayerMtp(const Plan& plan);
 
 // The module name of layer `name` under `options.module_prefixes`.
 std::string ModuleName(const std::string& name, const ExportOptions& options);

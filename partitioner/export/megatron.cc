@@ -4,9 +4,9 @@
 // Layer kinds: the embedding is E and must be the first layer, alone of its kind; every
 // transformer block is t; everything after the last block (final norm, head, loss) is one L
 // that must stay in the last stage. Any other layer before the last block has no letter.
-// Multi-token prediction blocks (Layer::mtp) are m, with --mtp-num-layers: the final norm
-// goes with the last block (Megatron-LM keeps it there when there are any), the m's all in
-// one chunk, that chunk its pipeline rank's last (megatron/core/transformer/
+// Multi-token prediction blocks (Layer::mtp, LayerProfile::mtp) are m, with --mtp-num-layers: the
+// final norm goes with the last block (Megatron-LM keeps it there when there are any), the m's all
+// in one chunk, that chunk its pipeline rank's last (megatron/core/transformer/
 // pipeline_parallel_layer_layout.py), then L; such plans always get the layout string.
 // The layout lists chunks in order, "|" between them, "t*k" for k blocks (plain "t" for one),
 // so "Et*3|t*4|t*4|t*2L". The first/last flags are used when every stage but the first
@@ -52,11 +52,7 @@ class Megatron final : public Exporter {
                              "file to record the kinds");
       }
     }
-    // Multi-token prediction blocks, known from the plan's model (a profile does not say).
-    std::vector<bool> mtp(n, false);
-    if (plan.model_spec) {
-      for (int i = 0; i < n; ++i) mtp[i] = plan.model_spec->layers[i].mtp;
-    }
+    const std::vector<bool> mtp = LayerMtp(plan);
     int last_block = -1, first_mtp = -1, last_mtp = -1;
     for (int i = 0; i < n; ++i) {
       if (ops[i] == "transformer_block" && !mtp[i]) last_block = i;

@@ -159,13 +159,13 @@ class TorchTitan final : public Exporter {
   }
 
   Result<std::string> Export(const Plan& plan, const ExportOptions& options) const override {
-    if (plan.model_spec) {
-      for (const Layer& l : plan.model_spec->layers) {
-        if (!l.mtp) continue;
-        return Status::Error("this plan cannot be expressed for torchtitan: layer \"" + l.name +
-                             "\" is a multi-token prediction block, which torchtitan's models "
-                             "do not have");
-      }
+    const std::vector<bool> mtp = LayerMtp(plan);
+    for (size_t i = 0; i < mtp.size(); ++i) {
+      if (!mtp[i]) continue;
+      return Status::Error("this plan cannot be expressed for torchtitan: layer \"" +
+                           plan.profile.layers[i].name +
+                           "\" is a multi-token prediction block, which torchtitan's models "
+                           "do not have");
     }
     // torchtitan's expert mesh borrows from the data-sharding, context and tensor ranks alike
     // (parallel_dims.py: efsdp = dp_shard x cp x tp / ep, and ep must divide dp_shard x cp x
