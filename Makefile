@@ -71,7 +71,8 @@ sanitize: $(SAN_DIR)/CMakeCache.txt
 	$(SAN_ENV) ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
 
 # Seeds: models/, the HF configs of fuzz/seeds/, and a profile, plans (one with a layout and
-# every software setting off its default, one recomputing modules) and schedule CSVs that the regular build's tool
+# every software setting off its default, one recomputing modules, one of a model with
+# multi-token prediction) and schedule CSVs that the regular build's tool
 # writes. Corpora grow in $(FUZZ_WORK)/<harness>/; a crashing input is left in
 # $(FUZZ_WORK)/crashes/ and fails the target.
 fuzz: build $(SAN_DIR)/CMakeCache.txt
@@ -85,6 +86,9 @@ fuzz: build $(SAN_DIR)/CMakeCache.txt
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --micro-batches 4 \
 	  --recompute all --recompute-unit selective --recompute-modules core_attn,mlp \
 	  -o $(FUZZ_WORK)/seeds/plan-modules.json >/dev/null
+	$(BIN) import fuzz/seeds/hf_config/deepseek_v3.json -o $(FUZZ_WORK)/mtp-model.json >/dev/null
+	$(BIN) plan $(FUZZ_WORK)/mtp-model.json --device h100 --stages 2 --micro-batches 4 \
+	  -o $(FUZZ_WORK)/seeds/plan-mtp.json >/dev/null
 	$(BIN) plan models/gpt2-small.json --device h100 --stages 2 --tp 2 --gpus-total 8 \
 	  --global-batch 32 --micro-batch-size 2 --sequence-parallel off --attention unfused \
 	  --overlap-grad-reduce off --wgrad-accumulation separate --pipeline-scatter-gather on \
