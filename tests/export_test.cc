@@ -21,8 +21,9 @@
 namespace pp {
 namespace {
 
+// With `virtual_stages` > 1, the interleaved schedule with that many chunks per device.
 Plan MakeTestPlan(const Result<Model>& model, int stages, const std::string& method = "dp",
-                  std::vector<int> boundaries = {}) {
+                  std::vector<int> boundaries = {}, int virtual_stages = 1) {
   EXPECT_TRUE(model.ok()) << model.message();
   Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
   EXPECT_TRUE(profile.ok()) << profile.message();
@@ -33,15 +34,19 @@ Plan MakeTestPlan(const Result<Model>& model, int stages, const std::string& met
   request.num_micro_batches = 4 * stages;
   request.method = boundaries.empty() ? method : "given";
   request.boundaries = boundaries;
+  if (virtual_stages > 1) {
+    request.schedule = "interleaved";
+    request.virtual_stages = virtual_stages;
+  }
   Result<Plan> plan = MakePlan(request);
   EXPECT_TRUE(plan.ok()) << plan.message();
   return *plan;
 }
 
 Plan MakeTestPlan(const std::string& model_file, int stages, const std::string& method = "dp",
-                  std::vector<int> boundaries = {}) {
+                  std::vector<int> boundaries = {}, int virtual_stages = 1) {
   return MakeTestPlan(LoadModel(std::string(PP_SOURCE_DIR) + "/models/" + model_file), stages,
-                      method, std::move(boundaries));
+                      method, std::move(boundaries), virtual_stages);
 }
 
 std::string Export(const Plan& plan, const std::string& target, ExportOptions options = {}) {
@@ -309,22 +314,9 @@ TEST(Megatron, MultiTokenPredictionIsAnMInTheLayout) {
   refused(plan, "torchtitan", "multi-token prediction");
 
   // Interleaved, the module standalone in device 0's last chunk (chunk 2 of 4).
-  Result<Model> model = LoadModel(std::string(PP_SOURCE_DIR) + "/models/deepseek-v3.json");
-  ASSERT_TRUE(model.ok()) << model.message();
-  Result<Profile> profile = AnalyticProfile(*model, *FindDevice("h100"), {});
-  ASSERT_TRUE(profile.ok()) << profile.message();
-  PlanRequest request;
-  request.profile = *profile;
-  request.model = *model;
-  request.num_stages = 2;
-  request.num_micro_batches = 4;
-  request.schedule = "interleaved";
-  request.virtual_stages = 2;
-  request.method = "given";
-  request.boundaries = {20, 63, 64};
-  Result<Plan> chunked = MakePlan(request);
-  ASSERT_TRUE(chunked.ok()) << chunked.message();
-  EXPECT_NE(Export(*chunked, "megatron").find("\"Et*19|t*42|m|L\""), std::string::npos);
+  EXPECT_NE(Export(MakeTestPlan("deepseek-v3.json", 2, "", {20, 63, 64}, 2), "megatron")
+                .find("\"Et*19|t*42|m|L\""),
+            std::string::npos);
 
   // Two prediction blocks, cut apart.
   Result<Json> doc = ReadJsonFile(std::string(PP_SOURCE_DIR) + "/models/deepseek-v3.json");
