@@ -285,7 +285,7 @@ std::vector<Json> BlockRuns(const std::vector<bool>& expert, const Json& dense,
   return runs;
 }
 
-Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
+Result<Built> DecoderModel(const Decoder& family, FieldReader& r, const HfImportOptions& options,
                            std::vector<std::string>* notes) {
   Built b;
   const bool moe = !family.experts_key.empty();
@@ -387,6 +387,7 @@ Result<Built> DecoderModel(const Decoder& family, FieldReader& r,
   int64_t mtp_layers = 0;
   if (family.mtp) {
     mtp_layers = OptNullableCount(r, "num_nextn_predict_layers").value_or(0);
+    if (options.mtp_layers) mtp_layers = *options.mtp_layers;
     if (mtp_layers > 0 && tied) {
       notes->push_back("num_nextn_predict_layers " + std::to_string(mtp_layers) +
                        ": multi-token prediction beside a tied output layer is not available "
@@ -489,6 +490,15 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
   if (!r.ok()) return r.status();
   HfImport out;
   out.family = type;
+  if (options.mtp_layers.value_or(0) > 0) {
+    bool mtp = false;
+    for (const Decoder& d : kDecoders) mtp |= d.model_type == type && d.mtp;
+    if (!mtp) {
+      return Status::Error("--mtp-layers: " + Quote(type) +
+                           " configs have no multi-token prediction blocks (glm4_moe and "
+                           "deepseek_v3 do)");
+    }
+  }
   Result<Built> built = Status::Error("");
   if (type == "gpt2") {
     built = Gpt2(r, &out.notes);
@@ -503,7 +513,7 @@ Result<HfImport> ImportHfConfig(const Json& config, const HfImportOptions& optio
       return Status::Error("model_type: " + Quote(type) + " is not supported (known: " +
                            ImportableModelTypes() + ")");
     }
-    built = DecoderModel(*family, r, &out.notes);
+    built = DecoderModel(*family, r, options, &out.notes);
   }
   if (!built.ok()) return built.status();
 

@@ -71,6 +71,9 @@ struct HfImportOptions {
                                              // path component), else model_type
   std::optional<int64_t> seq_len;            // default: the config's context length
   std::optional<int64_t> micro_batch_size;   // default: 8 (gpt2, bert) or 1 (llama)
+  // Multi-token prediction blocks (glm4_moe, deepseek_v3): default the config's
+  // num_nextn_predict_layers; 0 leaves them out (a run that trains without them).
+  std::optional<int64_t> mtp_layers;
 };
 
 struct HfImport {

@@ -482,6 +482,46 @@ TEST(HfImport, DeepSeekV3CountsAsPublished) {
   EXPECT_TRUE(r->notes.empty()) << r->notes[0];
 }
 
+// --mtp-layers overrides the config's num_nextn_predict_layers: 0 leaves the module out
+// (the model is then the config's blocks alone), 2 chains two, the head and loss over three
+// streams; a family without multi-token prediction refuses it.
+TEST(HfImport, MtpLayersOverrideTheConfig) {
+  const std::string config = std::string(PP_SOURCE_DIR) + "/fuzz/seeds/hf_config/deepseek_v3.json";
+  HfImportOptions options;
+  Result<HfImport> one = ImportHfConfigFile(config, options);
+  ASSERT_TRUE(one.ok()) << one.message();
+  options.mtp_layers = 0;
+  Result<HfImport> none = ImportHfConfigFile(config, options);
+  ASSERT_TRUE(none.ok()) << none.message();
+  options.mtp_layers = 2;
+  Result<HfImport> two = ImportHfConfigFile(config, options);
+  ASSERT_TRUE(two.ok()) << two.message();
+  int64_t module = 0;
+  for (const Layer& l : one->model.layers) {
+    if (l.mtp) module = LayerParamCount(l) - TiedParamCount(l, {});
+  }
+  ASSERT_GT(module, 0);
+  EXPECT_EQ(none->model.layers.size() + 1, one->model.layers.size());
+  EXPECT_EQ(two->model.layers.size(), one->model.layers.size() + 1);
+  for (const Layer& l : none->model.layers) EXPECT_FALSE(l.mtp) << l.name;
+  EXPECT_EQ(ModelParamCount(one->model), ModelParamCount(none->model) + module);
+  EXPECT_EQ(ModelParamCount(two->model), ModelParamCount(none->model) + 2 * module);
+  EXPECT_EQ(two->model.layers.back().streams, 3);
+  EXPECT_EQ(two->model.layers[two->model.layers.size() - 3].mtp_depth, 2);
+
+  const Json llama = Json::parse(R"({"model_type": "llama", "hidden_size": 64,
+      "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "max_position_embeddings": 64, "vocab_size": 100})");
+  options.mtp_layers = 1;
+  Result<HfImport> refused = ImportHfConfig(llama, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("--mtp-layers: \"llama\" configs have no multi-token"),
+            std::string::npos)
+      << refused.message();
+  options.mtp_layers = 0;
+  EXPECT_TRUE(ImportHfConfig(llama, options).ok());
+}
+
 TEST(HfImport, ErrorsNameTheField) {
   struct Case {
     const char* config;

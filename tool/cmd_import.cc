@@ -1,4 +1,5 @@
 // pp-partition import CONFIG.json [-o MODEL.json] [--name N] [--seq-len S] [--micro-batch-size B]
+//                      [--mtp-layers K]
 #include <iostream>
 #include <memory>
 
@@ -14,6 +15,7 @@ struct ImportFlags {
   std::string name;
   int64_t seq_len = 0;
   int64_t micro_batch_size = 0;
+  int64_t mtp_layers = -1;  // -1: the config's
 };
 
 int RunImport(const ImportFlags& f) {
@@ -27,6 +29,7 @@ int RunImport(const ImportFlags& f) {
   }
   if (f.seq_len > 0) options.seq_len = f.seq_len;
   if (f.micro_batch_size > 0) options.micro_batch_size = f.micro_batch_size;
+  if (f.mtp_layers >= 0) options.mtp_layers = f.mtp_layers;
   Result<HfImport> imported = ImportHfConfigFile(f.config, options);
   if (!imported.ok()) return Fail(imported.status());
   for (const std::string& note : imported->notes) {
@@ -51,6 +54,10 @@ Handler SetupImport(CLI::App& sub) {
   sub.add_option("--micro-batch-size", f->micro_batch_size,
                  "Sequences per micro-batch (default: 8 for gpt2 and bert, 1 for the others)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  sub.add_option("--mtp-layers", f->mtp_layers,
+                 "Multi-token prediction blocks after the final norm (glm4_moe, deepseek_v3; "
+                 "default: the config's num_nextn_predict_layers; 0 leaves them out)")
+      ->check(CLI::Range(int64_t{0}, int64_t{16}));
   return [f] { return RunImport(*f); };
 }
 
