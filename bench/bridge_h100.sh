@@ -9,7 +9,9 @@
 # force a balanced, dropless token distribution; the Qwen3-235B recipes fold the expert group
 # over the tensor ranks, expert_tensor_parallel_size 1, hence --etp 1, and overlap the
 # experts' all-to-all across micro-batches, overlap_moe_expert_parallel_comm, hence
-# --overlap-expert-comm on; so does the Qwen3-30B pp 2 vp 12 layout of the 26.02 containers,
+# --overlap-expert-comm on; the Qwen3-30B ep 16 recipe of the 26.06 era dispatches with
+# HybridEP, moe_token_dispatcher_type flex in perf_recipes/qwen/h100/qwen3_moe.py, hence
+# --moe-dispatcher flex; so does the Qwen3-30B pp 2 vp 12 layout of the 26.02 containers,
 # moe_a2a_overlap in scripts/performance/configs/qwen3/workload_base_configs.py of 2025-11; the
 # Llama 3 8B recipe recomputes its first 5 transformer blocks, recompute_num_layers 5 with the
 # block method in scripts/performance/configs/llama3/workload_base_configs.py and
@@ -19,7 +21,7 @@
 # blockwise scaling, and its recipe, DEEPSEEK_V3_H100_BASE_CONFIG in
 # scripts/performance/configs/deepseek/workload_base_configs.py of Megatron-Bridge v0.2.0,
 # folds the expert group over the tensor ranks, overlaps the all-to-all, dispatches with
-# DeepEP (not modelled) and recomputes its mla_up_proj and mlp modules, hence --recompute all
+# DeepEP (--moe-dispatcher flex) and recomputes its mla_up_proj and mlp modules, hence --recompute all
 # --recompute-unit selective --recompute-modules mla_up_proj,mlp; its H100 config in
 # scripts/performance/configs/deepseek/deepseek_llm_pretrain.py of v0.2.0 trains with the
 # recipe's one multi-token prediction module, mtp_num_layers 1 in recipes/deepseek/
@@ -50,13 +52,13 @@ rows=(
   "Llama 3 70B SFT, 26.06|710|tflops|$tmp/llama3-70b-4k.json --stages 4 --tp 4 --gpus-total 32 --global-batch 32 --micro-batch-size 1 --virtual-stages 5 --schedule interleaved --zero 1"
   "Llama 3.1 405B, 25.11|737|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 512 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
   "Llama 3.1 405B, 26.04.01|827|tflops|models/llama3.1-405b.json --stages 8 --tp 8 --cp 2 --gpus-total 1024 --global-batch 1536 --micro-batch-size 1 --virtual-stages 8 --schedule interleaved --zero 1"
-  "Qwen3-30B-A3B ep 16, 26.06|8826|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
+  "Qwen3-30B-A3B ep 16, 26.06|8826|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1 --moe-dispatcher flex"
   "Qwen3-30B-A3B ep 16, 26.04.01|8960|tokens|models/qwen3-30b-a3b.json --stages 1 --tp 1 --cp 1 --ep 16 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1"
   "Qwen3-30B-A3B pp 2 vp 12 ep 8, 26.02.01|9058|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 12 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 1024 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
   "Qwen3-30B-A3B pp 2 vp 24 ep 8 b 2, 25.11|5275|tokens|models/qwen3-30b-a3b.json --stages 2 --virtual-stages 24 --schedule interleaved --tp 1 --cp 1 --ep 8 --gpus-total 16 --global-batch 512 --micro-batch-size 2 --zero 1"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 26.04.01|1712|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
   "Qwen3-235B-A22B tp 2 pp 8 vp 4 ep 32, 25.11|1575|tokens|models/qwen3-235b-a22b.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 32 --etp 1 --gpus-total 256 --global-batch 2048 --micro-batch-size 1 --zero 1 --overlap-expert-comm on"
-  "DeepSeek-V3 tp 2 pp 8 vp 4 ep 64, 25.09|1297|tokens|models/deepseek-v3.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 64 --etp 1 --gpus-total 1024 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on --recompute all --recompute-unit selective --recompute-modules mla_up_proj,mlp --overlap-grad-reduce off --boundaries 2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,42,44,46,48,50,52,54,56,58,60,63"
+  "DeepSeek-V3 tp 2 pp 8 vp 4 ep 64, 25.09|1297|tokens|models/deepseek-v3.json --stages 8 --virtual-stages 4 --schedule interleaved --tp 2 --ep 64 --etp 1 --gpus-total 1024 --global-batch 8192 --micro-batch-size 1 --zero 1 --overlap-expert-comm on --recompute all --recompute-unit selective --recompute-modules mla_up_proj,mlp --overlap-grad-reduce off --moe-dispatcher flex --boundaries 2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,42,44,46,48,50,52,54,56,58,60,63"
 )
 
 printf '%-48s %10s %10s %8s\n' row measured predicted error

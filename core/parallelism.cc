@@ -113,15 +113,33 @@ GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, Collecti
 
 double AllToAllAcrossNodesMs(double bytes, int n, int64_t members_per_node,
                              double node_bus_bytes_per_s, double node_latency_ms,
-                             double network_bus_bytes_per_s, double network_latency_ms) {
+                             double network_bus_bytes_per_s, double network_latency_ms,
+                             double network_share) {
   if (n <= 1) return 0;
   const double m = static_cast<double>(std::clamp<int64_t>(members_per_node, 1, n));
   const double r = n;
-  const double node = (m - 1) * node_latency_ms + 1000.0 * bytes * (m - 1) / r /
-                                                      node_bus_bytes_per_s;
-  const double network = (r - m) * network_latency_ms + 1000.0 * bytes * (r - m) / r /
-                                                            network_bus_bytes_per_s;
+  const bool forwarded = network_share < 1;
+  const double node = (m - 1) * node_latency_ms +
+                      1000.0 * bytes * ((forwarded ? r : m) - 1) / r / node_bus_bytes_per_s;
+  const double network = (r - m) * network_latency_ms +
+                         1000.0 * bytes * (r - m) / r * network_share / network_bus_bytes_per_s;
   return std::max(node, network);
+}
+
+double ExpertExchangeNetworkShare(double experts, double top_k, int n, int64_t members_per_node) {
+  const double m = static_cast<double>(std::clamp<int64_t>(members_per_node, 1, n));
+  const double r = n;
+  if (n <= 1 || m >= r || experts <= 0 || top_k <= 0 || top_k > experts) return 1;
+  // P(a given other node gets none of the k experts): choosing k of E without one node's
+  // E m / n.
+  const double per_node = experts * m / r;
+  double none = 1;
+  for (int i = 0; i < static_cast<int>(top_k); ++i) {
+    none *= std::max(0.0, experts - per_node - i) / (experts - i);
+  }
+  const double nodes = (r / m - 1) * (1 - none);
+  const double copies = top_k * (r - m) / r;
+  return std::min(1.0, nodes / copies);
 }
 
 }  // namespace pp

@@ -66,6 +66,12 @@ struct ParallelLayout {
   // megatron/core/pipeline_parallel/combined_1f1b.py). It schedules one more forward before
   // the first backward. Applies only with ep > 1 (ExpertOverlapApplies).
   bool overlap_expert_comm = false;
+  // The experts' token exchange by Megatron-LM's flex dispatcher (--moe-token-dispatcher-type
+  // flex with DeepEP or HybridEP): a token crosses the network once to each other node that
+  // hosts any of its experts and is fanned out over the node's bus there, instead of once per
+  // expert copy as NCCL's all-to-all sends it (ExpertExchangeNetworkShare). Off: the
+  // all-to-all dispatcher.
+  bool flex_dispatcher = false;
   // Each stage boundary's activation sent as tp pieces, one by each tensor rank over its own
   // link, and all-gathered by the receiving tensor group (Megatron-LM's scatter/gather of
   // pipeline tensors, Narayanan et al., SC21 section 4.1: its default from 2021-02-16, commit
@@ -180,11 +186,22 @@ struct Collective {
   // selective recomputation of them runs again (a recomputed MLP's gathers, the experts'
   // all-to-all).
   uint8_t modules = 0;
+  // A token exchange's routing (kAllToAll over the expert group): the routed experts and the
+  // copies each token makes (top_k); 0 for other collectives.
+  double experts = 0;
+  double top_k = 0;
 };
 
 // The NCCL bus-bandwidth factor: over n ranks a collective of `bytes` moves
 // bytes x BusFactor / bus bandwidth per rank. all-reduce 2(n-1)/n; all-gather,
 // reduce-scatter and all-to-all (n-1)/n; send/receive 1. 0 when n <= 1 (nothing moves).
+// Of an expert all-to-all's bytes bound for other nodes (k (n - m) / n copies of each token,
+// n ranks, m of them on each node, `experts` spread evenly), the share the flex dispatcher
+// sends over the network: the other nodes a token's k experts reach, on average
+// (n/m - 1) (1 - C(E - E m/n, k) / C(E, k)) under uniform routing, over its copies bound for
+// them. 1 when nothing crosses nodes or the routing is unknown.
+double ExpertExchangeNetworkShare(double experts, double top_k, int n, int64_t members_per_node);
+
 double BusFactor(CollectiveKind kind, int n);
 
 // Milliseconds of one collective over n ranks on a link of `bus_bytes_per_s` (the bus
@@ -225,8 +242,12 @@ GroupLink CollectiveLink(const ParallelLayout& layout, CommGroup group, Collecti
 // lasts the longer of the two parts, (m - 1) node steps + bytes (m - 1) / n over the node's
 // bus and (n - m) network steps + bytes (n - m) / n over the network's per-GPU figure. With
 // m = n (one node) it is CollectiveMs's all-to-all on the node's bus. 0 when n <= 1.
+// `network_share` < 1 (the flex dispatcher, ExpertExchangeNetworkShare) sends that share of
+// the network part, and the node's bus then also carries the copies that came over the
+// network to their ranks: bytes (n - 1) / n on it.
 double AllToAllAcrossNodesMs(double bytes, int n, int64_t members_per_node,
                              double node_bus_bytes_per_s, double node_latency_ms,
-                             double network_bus_bytes_per_s, double network_latency_ms);
+                             double network_bus_bytes_per_s, double network_latency_ms,
+                             double network_share = 1);
 
 }  // namespace pp

@@ -142,6 +142,7 @@ Result<ParallelLayout> LayoutFromJson(const Json& object, int num_stages, int vi
   if (r.Has("overlap_expert_comm")) {
     l.overlap_expert_comm = r.Bool("overlap_expert_comm", false);
   }
+  if (r.Has("flex_dispatcher")) l.flex_dispatcher = r.Bool("flex_dispatcher", false);
   if (r.Has("gpus_per_node")) {
     l.gpus_per_node = static_cast<int>(r.Int("gpus_per_node", 1, kMaxDegree));
   }
@@ -175,6 +176,7 @@ Json LayoutToJson(const ParallelLayout& l) {
   if (!l.overlap_grad_reduce) out["overlap_grad_reduce"] = false;
   if (!l.fused_wgrad_accumulation) out["fused_wgrad_accumulation"] = false;
   if (l.overlap_expert_comm) out["overlap_expert_comm"] = true;
+  if (l.flex_dispatcher) out["flex_dispatcher"] = true;
   if (l.pipeline_scatter_gather) out["pipeline_scatter_gather"] = true;
   if (l.overlap_tp_dgrad) out["overlap_tp_dgrad"] = true;
   if (!l.fused_cross_entropy) out["fused_cross_entropy"] = false;

@@ -81,33 +81,39 @@ Result<RunResult> RunPipeline(const Schedule& schedule, int64_t micro_batch_size
       total_steps, std::vector<std::vector<OpTiming>>(p));
   std::barrier sync(p);
 
-  auto device_main = [&](int d) {
+  // One step of device d; false once the run has failed (this device's error or another's).
+  auto device_step = [&](int d, int step) {
     ChunkRunner& runner = *runners[d];
     const std::string where = "device " + std::to_string(d);
+    Status s = runner.BeginStep(step);
+    if (!s.ok()) {
+      fail(s.Prefixed(where + ", start of step " + std::to_string(step)));
+      return false;
+    }
+    for (int i = 0; i < runner.num_ops(); ++i) {
+      if (failed) return false;
+      s = runner.Run(i);
+      if (!s.ok()) {
+        const PipelineOp& op = runner.op(i);
+        const int chunk = runner.chunk_of(i);
+        fail(s.Prefixed(where + ", op " + OpText(op, chunk) + " (chunk " + std::to_string(chunk) +
+                        ", micro-batch " + std::to_string(op.micro_batch) + ")"));
+        return false;
+      }
+    }
+    if (failed) return false;
+    s = runner.EndStep(&timings[step][d], &losses[step][d]);
+    if (!s.ok()) fail(s.Prefixed(where + ", end of step"));
+    return s.ok();
+  };
+  auto device_main = [&](int d) {
     for (int step = 0; step < total_steps; ++step) {
       sync.arrive_and_wait();  // every device starts the step together
-      if (failed) continue;
-      Status s = runner.BeginStep(step);
-      if (!s.ok()) {
-        fail(s.Prefixed(where + ", start of step " + std::to_string(step)));
-        continue;
-      }
-      for (int i = 0; i < runner.num_ops(); ++i) {
-        if (failed) break;
-        s = runner.Run(i);
-        if (!s.ok()) {
-          const PipelineOp& op = runner.op(i);
-          const int chunk = runner.chunk_of(i);
-          fail(s.Prefixed(where + ", op " + OpText(op, chunk) + " (chunk " +
-                          std::to_string(chunk) + ", micro-batch " +
-                          std::to_string(op.micro_batch) + ")"));
-          break;
-        }
-      }
-      if (failed) continue;
-      s = runner.EndStep(&timings[step][d], &losses[step][d]);
-      if (!s.ok()) fail(s.Prefixed(where + ", end of step"));
+      if (failed || !device_step(d, step)) break;
     }
+    // Leaves the barrier: a device still in a step starts no later one waiting for this one,
+    // and once the run has failed no device passes the remaining steps' barriers one by one.
+    sync.arrive_and_drop();
   };
 
   // The watchdog: at the deadline it fails the run, which aborts every wait; each device

@@ -115,9 +115,14 @@ double CollectiveTimeMs(const Collective& collective, const DeviceSpec& device,
   const int n = GroupSize(layout, collective.group);
   if (n <= 1) return 0;
   if (collective.kind == CollectiveKind::kAllToAll && !GroupInsideNode(layout, collective.group)) {
-    return AllToAllAcrossNodesMs(collective.bytes, n, GroupMembersPerNode(layout, collective.group),
-                                 device.node_bus_bytes_per_s, device.node_latency_ms,
-                                 device.network_bus_bytes_per_s, device.network_latency_ms);
+    const int64_t m = GroupMembersPerNode(layout, collective.group);
+    const double share =
+        layout.flex_dispatcher && collective.exchange != TokenExchange::kNone
+            ? ExpertExchangeNetworkShare(collective.experts, collective.top_k, n, m)
+            : 1.0;
+    return AllToAllAcrossNodesMs(collective.bytes, n, m, device.node_bus_bytes_per_s,
+                                 device.node_latency_ms, device.network_bus_bytes_per_s,
+                                 device.network_latency_ms, share);
   }
   const GroupLink link = CollectiveLink(layout, collective.group, collective.kind,
                                         device.node_bus_bytes_per_s, device.node_latency_ms,

@@ -954,6 +954,40 @@ TEST(LayoutCli, TheSearchTriesTheGivenModules) {
   EXPECT_NE(fixed.err.find("or with --stages auto"), std::string::npos) << fixed.err;
 }
 
+// --moe-dispatcher flex: the plan records it, is faster where the expert group crosses nodes
+// (Qwen3-30B-A3B at ep 16 over two nodes), the same inside one node (ep 8), and the exports
+// name Megatron-LM's flex dispatcher with DeepEP and torchtitan's DeepEP backend.
+TEST(LayoutCli, TheFlexDispatcherSendsATokenOncePerNode) {
+  const std::string dir = testing::TempDir();
+  const auto plan = [&](int ep, const std::string& dispatcher, const std::string& out) {
+    const testing::CommandResult r = testing::RunTool(
+        "plan " + Models() + "qwen3-30b-a3b.json --stages 1 --tp 1 --ep " + std::to_string(ep) +
+        " --gpus-total 16 --global-batch 64 --micro-batch-size 1 --zero 1 --device h100 "
+        "--moe-dispatcher " +
+        dispatcher + " -o " + dir + "/" + out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(testing::ReadText(dir + "/" + out));
+  };
+  const auto batch = [](const Json& p) { return p["predicted"]["batch_time_ms"].get<double>(); };
+  const Json a2a = plan(16, "alltoall", "a.json"), flex = plan(16, "flex", "f.json");
+  EXPECT_FALSE(a2a["parallelism"].contains("flex_dispatcher"));
+  EXPECT_EQ(flex["parallelism"]["flex_dispatcher"], true);
+  EXPECT_LT(batch(flex), batch(a2a));
+  EXPECT_DOUBLE_EQ(batch(plan(8, "flex", "f8.json")), batch(plan(8, "alltoall", "a8.json")));
+  const testing::CommandResult megatron =
+      testing::RunTool("export " + dir + "/f.json --to megatron");
+  ASSERT_EQ(megatron.exit_code, 0) << megatron.err;
+  EXPECT_NE(megatron.out.find("--moe-token-dispatcher-type flex\n--moe-flex-dispatcher-backend "
+                              "deepep\n"),
+            std::string::npos)
+      << megatron.out;
+  const testing::CommandResult titan =
+      testing::RunTool("export " + dir + "/f.json --to torchtitan");
+  EXPECT_NE(titan.out.find("expert_parallel_comm_backend = \"deepep\""), std::string::npos)
+      << titan.out << titan.err;
+  std::filesystem::remove_all(dir);
+}
+
 // --overlap-grad-reduce off: the sync after the pipeline drains is exposed whole, 30 ms of
 // the case above, however long the backward.
 TEST(Exposure, WithoutOverlapTheWholeSyncIsExposed) {

@@ -164,6 +164,59 @@ TEST(EfficiencyTest, AnAllToAllAcrossNodesEndsWithItsSlowestRanksLongerLink) {
   }
 }
 
+// The flex dispatcher's network share against a brute force: every way to route one token
+// to k of E experts (spread evenly over n ranks, m a node), the other nodes it reaches,
+// averaged, over the copies NCCL's all-to-all would send to them.
+TEST(EfficiencyTest, TheFlexDispatchersShareIsTheOtherNodesATokenReaches) {
+  struct Case {
+    int experts, k, n, m;
+  } cases[] = {{8, 2, 16, 8}, {8, 3, 8, 2}, {12, 4, 6, 2}, {16, 1, 8, 4}, {10, 5, 10, 5}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << c.experts << " experts, top " << c.k << ", " << c.n
+                                      << " ranks, " << c.m << " a node");
+    const int nodes = c.n / c.m, per_node = c.experts / nodes;
+    double reached = 0, remote = 0, ways = 0;
+    // Subsets of the experts with k members (bit masks); expert e sits on node e / per_node.
+    for (int mask = 0; mask < (1 << c.experts); ++mask) {
+      if (__builtin_popcount(mask) != c.k) continue;
+      ways += 1;
+      remote += __builtin_popcount(mask & ~((1 << per_node) - 1));  // copies off node 0
+      for (int node = 1; node < nodes; ++node) {                    // the sender is on node 0
+        const int on_node = ((1 << per_node) - 1) << (node * per_node);
+        reached += (mask & on_node) != 0 ? 1 : 0;
+      }
+    }
+    EXPECT_NEAR(ExpertExchangeNetworkShare(c.experts, c.k, c.n, c.m), reached / remote, 1e-12);
+  }
+  // One copy a token, one node, or unknown routing: nothing to save.
+  EXPECT_DOUBLE_EQ(ExpertExchangeNetworkShare(16, 1, 8, 4), 1.0);
+  EXPECT_DOUBLE_EQ(ExpertExchangeNetworkShare(16, 4, 8, 8), 1.0);
+  EXPECT_DOUBLE_EQ(ExpertExchangeNetworkShare(0, 0, 8, 4), 1.0);
+  // Qwen3-30B-A3B at ep 16 over two nodes: about one copy crosses instead of four.
+  EXPECT_NEAR(ExpertExchangeNetworkShare(128, 8, 16, 8) * 4, 1.0, 0.01);
+
+  // The exchange with it: the network part at that share, the node's bus carrying every copy.
+  const DeviceSpec& d = H100();
+  ParallelLayout layout;
+  layout.ep = 16;
+  layout.dp = 16;
+  Collective a2a{"moe_dispatch_alltoall", CollectiveKind::kAllToAll, CommGroup::kExpert, 96e6, "",
+                 TokenExchange::kDispatch};
+  a2a.experts = 128;
+  a2a.top_k = 8;
+  const double plain = CollectiveTimeMs(a2a, d, layout);
+  layout.flex_dispatcher = true;
+  const double share = ExpertExchangeNetworkShare(128, 8, 16, 8);
+  const double node = 7 * d.node_latency_ms + 1000 * 96e6 * 15 / 16 / d.node_bus_bytes_per_s;
+  const double net =
+      8 * d.network_latency_ms + 1000 * 96e6 * 8 / 16 * share / d.network_bus_bytes_per_s;
+  EXPECT_NEAR(CollectiveTimeMs(a2a, d, layout), std::max(node, net), 1e-12 * plain);
+  EXPECT_LT(CollectiveTimeMs(a2a, d, layout), plain);
+  // Not a token exchange: as before.
+  a2a.exchange = TokenExchange::kNone;
+  EXPECT_DOUBLE_EQ(CollectiveTimeMs(a2a, d, layout), plain);
+}
+
 TEST(EfficiencyTest, ACollectiveHiddenBehindAKernelIsExposedOnlyBeyondIt) {
   ParallelLayout layout;
   layout.cp = 2;  // tp 1 x cp 2: inside one node

@@ -48,7 +48,10 @@ TEST(RunLimits, TimeLimitStopsEveryDeviceWithANamedError) {
   EXPECT_EQ(run.message(), TimeLimitMessage(0.2));
   EXPECT_NE(run.message().find("time limit of 0.2 s"), std::string::npos) << run.message();
   EXPECT_NE(run.message().find("--time-limit"), std::string::npos) << run.message();
-  EXPECT_LT(took, 5.0);
+  // Stopped within a few steps of the limit (the devices check it between ops), not after
+  // the 100,000 asked for; a few probe steps of slack for a loaded machine, where one step of
+  // the sanitizer build can take seconds.
+  EXPECT_LT(took, 5.0 + 4 * per_step_s);
 }
 
 TEST(RunLimits, CliTimeLimitEndsALongRunQuickly) {

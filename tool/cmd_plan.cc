@@ -66,7 +66,7 @@ struct PlanFlags {
               overlap_tp_dgrad = "off", cross_entropy = "fused", fp32_grad_copy = "off",
               ddp_bucket_copy = "off";
   std::string attention = "fused", sequence_parallel = "on", overlap_grad_reduce = "on",
-              overlap_expert_comm = "off";
+              overlap_expert_comm = "off", moe_dispatcher = "alltoall";
   std::vector<CLI::Option*> layout_options;
   CLI::Option* gpus_per_node_option = nullptr;
   // Whether any layout flag was given (then the plan has a layout).
@@ -131,6 +131,7 @@ void ApplySoftware(const PlanFlags& f, ParallelLayout* layout) {
   layout->fp32_grad_copy = f.fp32_grad_copy == "on";
   layout->ddp_bucket_copy = f.ddp_bucket_copy == "on";
   layout->overlap_expert_comm = f.overlap_expert_comm == "on";
+  layout->flex_dispatcher = f.moe_dispatcher == "flex";
 }
 
 // What Megatron-LM requires of its expert all-to-all overlap (megatron/core/transformer/
@@ -656,6 +657,12 @@ Handler SetupPlan(CLI::App& sub) {
                      "recomputation, and virtual stages when pipelined): on, or off (the "
                      "default)")
           ->check(CLI::IsMember({"on", "off"})),
+      sub.add_option("--moe-dispatcher", f->moe_dispatcher,
+                     "The experts' token exchange: alltoall (the default; NCCL's all-to-all, "
+                     "a message per expert copy) or flex (Megatron-LM's flex dispatcher with "
+                     "DeepEP or HybridEP: a token once to each other node that hosts its "
+                     "experts, fanned out over the node's bus there)")
+          ->check(CLI::IsMember({"alltoall", "flex"})),
       sub.add_option("--wgrad-accumulation", f->wgrad_accumulation,
                      "Each micro-batch's weight gradients added to the accumulated ones inside "
                      "the weight-gradient product: fused (the default; Megatron-LM's "

@@ -143,8 +143,8 @@ std::string LayoutLine(const ParallelLayout& l) {
          (GradientCopiesApply(l) && l.ddp_bucket_copy ? ", DDP's bucket copy of the gradients"
                                                       : "") +
          (ExpertOverlapApplies(l) ? ", experts' all-to-all under the other micro-batch" : "") +
-         "; " + std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) +
-         " per node";
+         (l.ep > 1 && l.flex_dispatcher ? ", flex dispatcher (a token once per node)" : "") + "; " +
+         std::to_string(l.gpus()) + " GPUs, " + std::to_string(l.gpus_per_node) + " per node";
 }
 
 }  // namespace

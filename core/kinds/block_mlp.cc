@@ -150,8 +150,12 @@ Collective Tensor(std::string_view name, CollectiveKind kind, double bytes,
                   std::string_view hidden_behind = "") {
   return {name, kind, CommGroup::kTensor, bytes, hidden_behind};
 }
-Collective Expert(std::string_view name, TokenExchange step, double bytes) {
-  return {name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, "", step};
+// An all-to-all of the token exchange, with the routing it carries (Collective::experts).
+Collective Expert(std::string_view name, TokenExchange step, double bytes, const Layer& l) {
+  Collective c{name, CollectiveKind::kAllToAll, CommGroup::kExpert, bytes, "", step};
+  c.experts = static_cast<double>(l.experts);
+  c.top_k = static_cast<double>(l.top_k);
+  return c;
 }
 Collective ExpertTensor(std::string_view name, TokenExchange step, CollectiveKind kind,
                         double bytes) {
@@ -274,7 +278,7 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   // Reads the tokens and ids; writes top_k copies of each, grouped by expert.
   fwd.push_back(MemoryKernel("permute", own + m.copies * 4 + copies));
   if (m.r.ep > 1) {
-    k->forward_comm.push_back(Expert("moe_dispatch_alltoall", TokenExchange::kDispatch, copies));
+    k->forward_comm.push_back(Expert("moe_dispatch_alltoall", TokenExchange::kDispatch, copies, l));
   }
   if (m.r.etp > 1) {
     k->forward_comm.push_back(ExpertTensor("moe_etp_allgather", TokenExchange::kDispatch,
@@ -290,7 +294,7 @@ void AddMlpForward(const Layer& l, const KernelShape& sh, LayerKernels* k) {
                                            CollectiveKind::kReduceScatter, gathered));
   }
   if (m.r.ep > 1) {
-    k->forward_comm.push_back(Expert("moe_combine_alltoall", TokenExchange::kCombine, copies));
+    k->forward_comm.push_back(Expert("moe_combine_alltoall", TokenExchange::kCombine, copies, l));
   }
   // Reads the copies' outputs and the weights; writes their weighted sum per token.
   fwd.push_back(MemoryKernel("unpermute", copies + m.copies * sh.e + own));
@@ -329,7 +333,7 @@ void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   bwd.push_back(MemoryKernel("unpermute_dgrad", own + 2 * copies + 2 * m.copies * sh.e));
   if (m.r.ep > 1) {
     k->backward_input_comm.push_back(
-        Expert("moe_combine_dgrad_alltoall", TokenExchange::kCombine, copies));
+        Expert("moe_combine_dgrad_alltoall", TokenExchange::kCombine, copies, l));
   }
   if (m.r.etp > 1) {
     k->backward_input_comm.push_back(ExpertTensor(
@@ -346,7 +350,7 @@ void AddMlpInputGrad(const Layer& l, const KernelShape& sh, LayerKernels* k) {
   }
   if (m.r.ep > 1) {
     k->backward_input_comm.push_back(
-        Expert("moe_dispatch_dgrad_alltoall", TokenExchange::kDispatch, copies));
+        Expert("moe_dispatch_dgrad_alltoall", TokenExchange::kDispatch, copies, l));
   }
   // Reads the copies' gradients and the ids; writes the tokens' gradient.
   bwd.push_back(MemoryKernel("permute_dgrad", copies + m.copies * 4 + own));

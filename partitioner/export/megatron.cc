@@ -160,9 +160,15 @@ class Megatron final : public Exporter {
     if (l.tp > 1 && l.sequence_parallel) out += "--sequence-parallel\n";
     out += "--context-parallel-size " + std::to_string(l.cp) + "\n";
     out += "--expert-model-parallel-size " + std::to_string(l.ep) + "\n";
-    // The token exchange the step model costs is Megatron-LM's all-to-all dispatcher
-    // (core/kinds/block_mlp.h); its default is the all-gather one.
-    if (l.ep > 1) out += "--moe-token-dispatcher-type alltoall\n";
+    // The token exchange the step model costs: Megatron-LM's all-to-all dispatcher
+    // (core/kinds/block_mlp.h), or its flex one with DeepEP (the backend that sends a token
+    // once per node, as the plan costs it; HybridEP does the same); its default is the
+    // all-gather one.
+    if (l.ep > 1) {
+      out += l.flex_dispatcher
+                 ? "--moe-token-dispatcher-type flex\n--moe-flex-dispatcher-backend deepep\n"
+                 : "--moe-token-dispatcher-type alltoall\n";
+    }
     // The experts' own tensor degree when it is not tp (Megatron-LM's default is tp).
     if (l.etp != 0) out += "--expert-tensor-parallel-size " + std::to_string(l.etp) + "\n";
     out += "--micro-batch-size " + std::to_string(plan.micro_batch_size) + "\n";

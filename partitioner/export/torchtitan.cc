@@ -147,6 +147,9 @@ std::string ParallelismSettings(const Plan& plan) {
   out += "context_parallel_degree = " + std::to_string(l.cp) + "\n";
   out += "pipeline_parallel_degree = " + std::to_string(l.pp) + "\n";
   out += "expert_parallel_degree = " + std::to_string(l.ep) + "\n";
+  // The flex dispatcher's token exchange: torchtitan's DeepEP backend
+  // (torchtitan/distributed/deepep).
+  if (l.ep > 1 && l.flex_dispatcher) out += "expert_parallel_comm_backend = \"deepep\"\n";
   if (l.pp > 1) out += "num_pp_microbatches = " + std::to_string(plan.num_micro_batches) + "\n";
   return out;
 }
