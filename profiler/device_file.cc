@@ -26,8 +26,8 @@ constexpr std::string_view kTopFields[] = {
     "efficiency",
 };
 constexpr std::string_view kEfficiencyFields[] = {
-    "gemm",      "attention_forward", "attention_backward", "memory",
-    "launch_ms", "sm_count",          "gemm_points",        "source",
+    "gemm",     "attention_forward", "attention_backward", "memory",       "launch_ms",
+    "sm_count", "gemm_points",       "gemm_fixed_ms",      "gemm_depth_k", "source",
 };
 constexpr std::string_view kDTypeFields[] = {"bf16", "fp32", "fp8"};
 constexpr std::string_view kAttentionDTypeFields[] = {"bf16", "fp8"};
@@ -69,6 +69,16 @@ Status ReadPerDType(const Json& object, const std::string& path, double* bf16, d
   return r.status();
 }
 
+// {"bf16": k0, "fp32": k0, "fp8": k0}, each >= 0 and optional (0).
+Status ReadDepths(const Json& object, const std::string& path, DeviceEfficiency* e) {
+  FieldReader r(object, path);
+  RejectUnknown(object, kDTypeFields, &r);
+  e->gemm_depth_k_bf16 = r.OptNonNegative("bf16").value_or(0);
+  e->gemm_depth_k_fp32 = r.OptNonNegative("fp32").value_or(0);
+  e->gemm_depth_k_fp8 = r.OptNonNegative("fp8").value_or(0);
+  return r.status();
+}
+
 Status ReadPoint(const Json& object, const std::string& path, GemmPoint* p) {
   FieldReader r(object, path);
   RejectUnknown(object, kPointFields, &r);
@@ -98,6 +108,8 @@ Status ReadEfficiency(const Json& object, LoadedDevice* d) {
   e.memory = Fraction(&r, "memory");
   e.launch_ms = r.NonNegative("launch_ms");
   e.sm_count = static_cast<int>(r.Int("sm_count", 0, 100000));
+  e.gemm_fixed_ms = r.OptNonNegative("gemm_fixed_ms").value_or(0);
+  const Json* depths = r.Has("gemm_depth_k") ? r.Object("gemm_depth_k") : nullptr;
   d->efficiency_source = r.OptString("source").value_or("");
   const Json* points = r.Has("gemm_points") ? r.Array("gemm_points") : nullptr;
   if (!r.ok()) return r.status();
@@ -107,6 +119,7 @@ Status ReadEfficiency(const Json& object, LoadedDevice* d) {
                                   &e.attention_forward_bf16, nullptr, &e.attention_forward_fp8));
   PP_RETURN_IF_ERROR(ReadPerDType(*backward, "efficiency.attention_backward",
                                   &e.attention_backward_bf16, nullptr, &e.attention_backward_fp8));
+  if (depths != nullptr) PP_RETURN_IF_ERROR(ReadDepths(*depths, "efficiency.gemm_depth_k", &e));
   if (points != nullptr) {
     if (points->size() > kMaxGemmPoints) {
       return Status::Error("efficiency.gemm_points: more than " + std::to_string(kMaxGemmPoints) +
@@ -199,6 +212,8 @@ Json DeviceToJson(const DeviceSpec& s) {
   eff["memory"] = e.memory;
   eff["launch_ms"] = e.launch_ms;
   eff["sm_count"] = e.sm_count;
+  eff["gemm_fixed_ms"] = e.gemm_fixed_ms;
+  eff["gemm_depth_k"] = PerDType(e.gemm_depth_k_bf16, &e.gemm_depth_k_fp32, e.gemm_depth_k_fp8);
   Json points = Json::array();
   for (const GemmPoint& p : e.gemm_points) {
     Json j = Json::object();

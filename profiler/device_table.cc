@@ -33,15 +33,26 @@ namespace {
 //   1727 GB/s of its 1935 GB/s, 89 %; no H100 measurement was found, so H100 and H200 use
 //   the same fraction until calibrated.
 // [LAUNCH] ahrefs/ocannl issue 488: asynchronous enqueue of one kernel 2.6-2.8 us (CUDA 13).
+// [XLA-SWEEP] OpenXLA's GEMM cost model table, xla/service/gpu/model/matmul_interpolator_data.h
+//   (2025-26), its "sm_90" entries: measured bf16 x bf16 -> bf16 products on an H100 over
+//   batch {1, 2, 4} x m, n, k in {256 ... 4096}. Its fp8 entries reach up to 2,593 TFLOPS,
+//   past the 1,979 dense peak, so they are not used.
 // Fused attention's forward on Hopper: [FA3-128].
 constexpr double kHopperAttentionForward = 590.2 / 989.4;
+// A Hopper product's fixed time and depth, fitted to [XLA-SWEEP]'s 155 bf16 products of 4M
+// outputs or more (docs/cost-model.md "Efficiency"): 5 us in all per product, of which
+// launch_ms is 2.7, and k0 = 100. An fp8 tile's main loop covers twice the depth in the same
+// time and its prologue and epilogue take as long, so its k0 is 200.
+constexpr double kHopperGemmFixedMs = 0.0023;
+constexpr double kHopperGemmDepthK = 100;
 constexpr char kHopperEfficiency[] =
     "gemm bf16 0.803 = 794.5/989 TFLOPS, fp8 0.709 = 1402.6/1979 (H100 SXM) and 0.734 = "
     "1453.4/1979 (H200 SXM) [MAMF]; attention forward bf16 0.597 = 590.2/989.4 (head "
     "dimension 128, sequence 4096) [FA3-128], fp8 0.606 = "
     "1200/1979 [FA3], backward = forward x 0.50/0.73 (the backward-to-forward ratio of "
     "[FA2], FA3 gives no backward figure); memory 0.89 [BW]; launch 0.0027 ms [LAUNCH]; "
-    "132 SMs (H100 architecture whitepaper, SXM5)";
+    "a product's fixed time 0.0023 ms and depth k0 100 (bf16; 200 fp8), fitted to OpenXLA's "
+    "measured H100 products [XLA-SWEEP]; 132 SMs (H100 architecture whitepaper, SXM5)";
 constexpr char kAmpereEfficiency[] =
     "gemm bf16 0.869 = 271.2/312 TFLOPS [MAMF]; no fp8; attention forward 0.73, backward "
     "0.50 (the two ends of [FA2]'s 50-73 %); memory 0.89 [BW]; launch 0.0027 ms [LAUNCH]; "
@@ -78,6 +89,10 @@ constexpr DeviceSpec kDevices[] = {
                        .attention_backward_fp8 = 1200.0 / 1979.0 * 0.50 / 0.73,
                        .memory = 0.89,
                        .launch_ms = 0.0027,
+                       .gemm_fixed_ms = kHopperGemmFixedMs,
+                       .gemm_depth_k_bf16 = kHopperGemmDepthK,
+                       .gemm_depth_k_fp32 = 0,
+                       .gemm_depth_k_fp8 = 2 * kHopperGemmDepthK,
                        .sm_count = 132,
                        .gemm_points = {},
                        .source = kHopperEfficiency},
@@ -110,6 +125,10 @@ constexpr DeviceSpec kDevices[] = {
                        .attention_backward_fp8 = 1200.0 / 1979.0 * 0.50 / 0.73,
                        .memory = 0.89,
                        .launch_ms = 0.0027,
+                       .gemm_fixed_ms = kHopperGemmFixedMs,
+                       .gemm_depth_k_bf16 = kHopperGemmDepthK,
+                       .gemm_depth_k_fp32 = 0,
+                       .gemm_depth_k_fp8 = 2 * kHopperGemmDepthK,
                        .sm_count = 132,
                        .gemm_points = {},
                        .source = kHopperEfficiency},

@@ -44,6 +44,15 @@ struct DeviceEfficiency {
   double memory = 1;
   // Added to every kernel's time: the launch and scheduling gap between two kernels.
   double launch_ms = 0;
+  // What a matrix product pays beyond its rate (0: nothing), unless a measured point gives
+  // its rate (which holds both): a fixed time per product beside launch_ms (its first wave's
+  // ramp-up and its last wave's drain), and a depth per dtype, the inner dimension k0 whose
+  // main-loop time each output tile spends on its prologue and epilogue, so that a product of
+  // inner dimension k runs at k / (k + k0) of the large products' rate.
+  double gemm_fixed_ms = 0;
+  double gemm_depth_k_bf16 = 0;
+  double gemm_depth_k_fp32 = 0;
+  double gemm_depth_k_fp8 = 0;
   // Streaming multiprocessors, for the wave quantization of matrix products (0: none).
   int sm_count = 0;
   // Measured matrix products (a calibrated device file): when any has a kernel's dtype, the

@@ -20,6 +20,18 @@ double GemmFraction(const DeviceEfficiency& e, DType dtype) {
   return 1;
 }
 
+double GemmDepthK(const DeviceEfficiency& e, DType dtype) {
+  switch (dtype) {
+    case DType::kBf16:
+      return e.gemm_depth_k_bf16;
+    case DType::kFp32:
+      return e.gemm_depth_k_fp32;
+    case DType::kFp8:
+      return e.gemm_depth_k_fp8;
+  }
+  return 0;
+}
+
 // The fraction of its dtype's peak fused attention reaches. Attention computes in bf16 (or
 // fp32) for every model, fp8 ones too (ComputeDType), so the device's fp8 attention fractions
 // are not read.
@@ -91,7 +103,15 @@ double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype
   }
   const DType d = ComputeDType(kernel, dtype);
   if (const GemmPoint* p = NearestPoint(kernel, e.gemm_points, d)) return p->flops_per_s;
-  return PeakFlops(device, d) * GemmFraction(e, d) * WaveEfficiency(kernel, e.sm_count);
+  const double k0 = GemmDepthK(e, d);
+  const double depth = kernel.k > 0 && k0 > 0 ? kernel.k / (kernel.k + k0) : 1;
+  return PeakFlops(device, d) * GemmFraction(e, d) * WaveEfficiency(kernel, e.sm_count) * depth;
+}
+
+double ProductFixedMs(const Kernel& kernel, const DeviceSpec& device, DType dtype) {
+  const DeviceEfficiency& e = device.efficiency;
+  if (kernel.cls != KernelClass::kGemm || kernel.flops <= 0 || e.gemm_fixed_ms <= 0) return 0;
+  return NearestPoint(kernel, e.gemm_points, ComputeDType(kernel, dtype)) ? 0 : e.gemm_fixed_ms;
 }
 
 double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
@@ -106,7 +126,8 @@ double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,
   // A kernel with no counted flops streams its bytes; one with flops but no class of its own is
   // timed as a product (its shape unknown: no waves), so that no counted work is dropped.
   if (kernel.flops <= 0) return memory + e.launch_ms;
-  const double compute = 1000.0 * kernel.flops / AchievedFlops(kernel, device, dtype, direction);
+  const double compute = 1000.0 * kernel.flops / AchievedFlops(kernel, device, dtype, direction) +
+                         ProductFixedMs(kernel, device, dtype);
   return std::max(compute, memory) + e.launch_ms;
 }
 

@@ -1,7 +1,8 @@
 // The time of kernels and collectives as a device achieves them (docs/cost-model.md
 // "Efficiency" gives every formula and the source of every number):
 //
-//   matrix product  max(flops / (peak x gemm_eff x waves), bytes / (bw x mem_eff)) + launch
+//   matrix product  max(flops / (peak x gemm_eff x waves x depth) + fixed,
+//                       bytes / (bw x mem_eff)) + launch,  depth = k / (k + k0)
 //   attention       max(flops / (peak x attn_eff[direction]), bytes / (bw x mem_eff)) + launch
 //   memory-bound    bytes / (bw x mem_eff) + launch
 //   collective      CollectiveMs on the group's link (node bus inside a node, else network;
@@ -9,8 +10,9 @@
 //
 // where waves is the wave quantization of the product's output tiles over the SMs and, for a
 // calibrated device (DeviceEfficiency::gemm_points), the nearest measured product's rate
-// replaces peak x gemm_eff x waves. Rates::kPeak is the roofline of the datasheet peaks alone:
-// max(flops / peak, bytes / bw), no overhead, as the analytic profile was before efficiency.
+// replaces peak x gemm_eff x waves x depth and the fixed time. Rates::kPeak is the roofline of the
+// datasheet peaks alone: max(flops / peak, bytes / bw), no overhead, as the analytic profile was
+// before efficiency.
 //
 // A layer part (its forward, its input gradient, its weight gradient) lasts the sum of its
 // kernels plus the exposed part of each of its collectives: all of it, or, when the
@@ -50,9 +52,15 @@ double WaveEfficiency(const Kernel& kernel, int sm_count);
 DType ComputeDType(const Kernel& kernel, DType dtype);
 
 // The rate (FLOP/s) a matrix product or attention kernel of `dtype` achieves (before the
-// memory bound and the launch overhead), at its ComputeDType. Not for memory-bound kernels.
+// memory bound, the product's fixed time and the launch overhead), at its ComputeDType: a
+// measured point's, or for a product peak x gemm_eff x waves x k / (k + k0) with k0 the
+// device's gemm depth of that dtype. Not for memory-bound kernels.
 double AchievedFlops(const Kernel& kernel, const DeviceSpec& device, DType dtype,
                      Direction direction);
+
+// The fixed time (ms) a matrix product (KernelClass::kGemm) pays beside its work and the
+// launch: the device's gemm_fixed_ms, or 0 when a measured point gives its rate.
+double ProductFixedMs(const Kernel& kernel, const DeviceSpec& device, DType dtype);
 
 // One kernel's time in ms under `rates`.
 double KernelTimeMs(const Kernel& kernel, const DeviceSpec& device, DType dtype,

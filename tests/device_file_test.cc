@@ -46,6 +46,10 @@ void ExpectSameSpec(const DeviceSpec& a, const DeviceSpec& b) {
   EXPECT_EQ(x.memory, y.memory);
   EXPECT_EQ(x.launch_ms, y.launch_ms);
   EXPECT_EQ(x.sm_count, y.sm_count);
+  EXPECT_EQ(x.gemm_fixed_ms, y.gemm_fixed_ms);
+  EXPECT_EQ(x.gemm_depth_k_bf16, y.gemm_depth_k_bf16);
+  EXPECT_EQ(x.gemm_depth_k_fp32, y.gemm_depth_k_fp32);
+  EXPECT_EQ(x.gemm_depth_k_fp8, y.gemm_depth_k_fp8);
   EXPECT_EQ(x.source, y.source);
   ASSERT_EQ(x.gemm_points.size(), y.gemm_points.size());
 }
@@ -81,9 +85,11 @@ TEST(DeviceFileTest, MeasuredPointsGiveTheRateOfTheNearestShape) {
   const Kernel small = GemmKernel("g", 1536, 1536, 1536, 2);
   EXPECT_DOUBLE_EQ(KernelTimeMs(small, s, DType::kBf16, Direction::kForward, Rates::kAchieved),
                    1000 * 2.0 * 1536 * 1536 * 1536 / 4e14 + 0.0027);
-  // fp8 has no points: the table's fraction and waves.
+  // fp8 has no points: the table's fraction, waves and depth (k0 = 200), and its fixed time.
   EXPECT_DOUBLE_EQ(AchievedFlops(k, s, DType::kFp8, Direction::kForward),
-                   1979e12 * 0.709 * WaveEfficiency(k, 132));
+                   1979e12 * 0.709 * WaveEfficiency(k, 132) * (6144.0 / (6144 + 200)));
+  EXPECT_EQ(ProductFixedMs(k, s, DType::kFp8), 0.0023);
+  EXPECT_EQ(ProductFixedMs(k, s, DType::kBf16), 0);  // the measured point holds it
   // And the points survive the round trip.
   Result<std::shared_ptr<const LoadedDevice>> again = DeviceFromJson(DeviceToJson(s));
   ASSERT_TRUE(again.ok());
@@ -118,6 +124,12 @@ TEST(DeviceFileTest, EachBadFieldIsNamed) {
        "efficiency.attention_forward.fp32"},
       {"memory", [](Json& d) { d["efficiency"]["memory"] = 0; }, "efficiency.memory"},
       {"sm_count", [](Json& d) { d["efficiency"]["sm_count"] = 1.5; }, "efficiency.sm_count"},
+      {"fixed", [](Json& d) { d["efficiency"]["gemm_fixed_ms"] = -0.001; },
+       "efficiency.gemm_fixed_ms"},
+      {"depth", [](Json& d) { d["efficiency"]["gemm_depth_k"]["fp8"] = -1; },
+       "efficiency.gemm_depth_k.fp8"},
+      {"depth dtype", [](Json& d) { d["efficiency"]["gemm_depth_k"]["int8"] = 1; },
+       "efficiency.gemm_depth_k.int8"},
       {"point dtype",
        [](Json& d) {
          d["efficiency"]["gemm_points"] =
@@ -141,6 +153,14 @@ TEST(DeviceFileTest, EachBadFieldIsNamed) {
     EXPECT_EQ(error.rfind(c.expect, 0), 0u) << c.what << ": " << error;
     EXPECT_EQ(error.find('\n'), std::string::npos) << c.what << ": " << error;
   }
+  // A file written before the products' fixed time and depth existed loads without them.
+  Json older = H100Doc();
+  older["efficiency"].erase("gemm_fixed_ms");
+  older["efficiency"].erase("gemm_depth_k");
+  Result<std::shared_ptr<const LoadedDevice>> old_file = DeviceFromJson(older);
+  ASSERT_TRUE(old_file.ok()) << old_file.message();
+  EXPECT_EQ((*old_file)->spec.efficiency.gemm_fixed_ms, 0);
+  EXPECT_EQ((*old_file)->spec.efficiency.gemm_depth_k_bf16, 0);
   // fp8 may be left out: no fp8.
   Json no_fp8 = H100Doc();
   no_fp8.erase("fp8_flops_per_s");
