@@ -4,10 +4,11 @@
 # Runs prebuilt binaries from .carry/ (bash bench/pack_gpu.sh makes it; the GPU machine has no
 # compilers or headers), writes full results as JSON under OUTDIR and prints a summary table
 # last. Parts: profiler (issue 3), executor (issue 4), export (issue 5), nccl (the cuda
-# backend across ranks).
+# backend across ranks), sweep (matrix products and eager kernels' host cost through PyTorch:
+# bench/gemm_sweep.py; needs no pack).
 set -uo pipefail
 
-usage() { echo "usage: bash bench/gpu_check.sh profiler|executor|export|nccl OUTDIR" >&2; exit 2; }
+usage() { echo "usage: bash bench/gpu_check.sh profiler|executor|export|nccl|sweep OUTDIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 part=$1
 out=$2
@@ -204,10 +205,14 @@ part_executor() {
   local model="$root/models/gpt2-medium.json"
   run 120 profile-medium-0x4 "$bin/pp-partition" profile "$model" --backend cuda --gpus 0x4 \
     -o "$out/gpt2-medium.0x4.profile.json"
+  # The profile gives each share a quarter of the GPU's memory: gpipe, which holds every
+  # micro-batch, plans 8 of them, 1f1b 16.
   for method in dp uniform; do
     for sched in gpipe 1f1b; do
+      local m=16
+      [[ $sched == gpipe ]] && m=8
       run 30 "plan-$method-$sched" "$bin/pp-partition" plan "$model" --profile "$out/gpt2-medium.0x4.profile.json" \
-        --stages 4 --micro-batches 16 --schedule "$sched" --method "$method" -o "$out/plan-$method-$sched.json"
+        --stages 4 --micro-batches $m --schedule "$sched" --method "$method" -o "$out/plan-$method-$sched.json"
     done
   done
   # Back to back, dp then uniform, for each schedule.
@@ -222,11 +227,10 @@ part_executor() {
   step "gpt2-small: the loss falls over 50 steps (4 virtual stages, 1f1b, m = 4)"
   run 30 plan-small "$bin/pp-partition" plan "$root/models/gpt2-small.json" --stages 4 --micro-batches 4 \
     --schedule 1f1b -o "$out/plan-small.json"
+  # The text report carries "loss A (step 1) -> B (step N)"; -o writes the JSON beside it.
   run 120 run-small "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 \
-    --warmup 0 --lr 3e-4 --format json -o "$out/ran-small.json" > "$out/run-small.txt"
-  # The text report carries "loss A (step 1) -> B (step N)".
-  "$bin/pp-partition" run "$out/plan-small.json" --backend cuda --gpus 0x4 --steps 50 --warmup 0 \
-    --lr 3e-4 2>&1 | tee "$out/run-small-report.txt" | tail -3
+    --warmup 0 --lr 3e-4 -o "$out/ran-small.json" > "$out/run-small-report.txt" 2>&1
+  tail -3 "$out/run-small-report.txt"
 
   step "summary (failures: $failures; full results in $out)"
   python3 - "$out" "$failures" <<'PY'
@@ -351,10 +355,22 @@ part_nccl() {
   [[ $failures -eq 0 ]]
 }
 
+# Matrix products over a grid of shapes and the MoE models' expert shapes, bf16 and fp8, and the
+# host's cost per eager kernel (bench/gemm_sweep.py), for the efficiency model's checks.
+part_sweep() {
+  step "environment"
+  run 30 nvidia-smi nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv
+  step "matrix products and host costs"
+  PYTHONUNBUFFERED=1 run 240 gemm_sweep python3 "$root/bench/gemm_sweep.py" -o "$out/gemm_sweep.json"
+  echo; echo "sweep part: $failures failure(s)"
+  [[ $failures -eq 0 ]]
+}
+
 case "$part" in
   profiler) part_profiler ;;
   executor) part_executor ;;
   export) part_export ;;
   nccl) part_nccl ;;
+  sweep) part_sweep ;;
   *) usage ;;
 esac

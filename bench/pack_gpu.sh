@@ -3,14 +3,21 @@
 # shared libraries they need (OpenBLAS, gfortran, gomp, ...), into .carry/ for the GPU machine
 # (which has the CUDA 13 libraries but no compilers or headers). Keep .carry/ under 64 MiB.
 #   bash bench/pack_gpu.sh          (PACK_CMAKE_ARGS="-D..." adds configure options)
+#   PACK_BUILD_DIR=build bash bench/pack_gpu.sh   (packs from an existing build folder whose
+#                                   CUDA architectures include 90, such as the default build's)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-gpu"
+build="${PACK_BUILD_DIR:-$root/build-gpu}"
+[[ "$build" = /* ]] || build="$root/$build"
 carry="$root/.carry"
 jobs=${JOBS:-2}
 
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DPP_BUILD_BENCH=ON -DPP_BUILD_TESTS=ON ${PACK_CMAKE_ARGS:-} >/dev/null
+if [[ -z "${PACK_BUILD_DIR:-}" ]]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DPP_BUILD_BENCH=ON -DPP_BUILD_TESTS=ON ${PACK_CMAKE_ARGS:-} >/dev/null
+elif ! grep -rqs -- 'arch=compute_90' "$build"/layers/CMakeFiles/*/flags.make; then
+  echo "pack_gpu.sh: $build is not configured for sm_90" >&2; exit 1
+fi
 cmake --build "$build" -j"$jobs" --target pp-partition pp_cuda_plugin cuda_layers_test cuda_step_bench \
   cuda_runtime_test runtime_overhead_bench
 # PACK_NCCL=1: also the distributed run's modules and test (gpu_check.sh nccl).

@@ -12,8 +12,10 @@
 namespace pp {
 namespace {
 
-// The driver API version whose signatures the pointers below assume (green contexts: 12.4).
-constexpr unsigned kDriverApiVersion = 12040;
+// The driver API version whose signatures the pointers below assume: green contexts came with
+// 12.4, their streams (cuGreenCtxStreamCreate) with 12.5. Asked for by version 12.4, a driver
+// of CUDA 13 has no cuGreenCtxStreamCreate.
+constexpr unsigned kDriverApiVersion = 12050;
 
 struct Driver {
   CUresult (*get_error_string)(CUresult, const char**) = nullptr;
@@ -44,7 +46,7 @@ Status Lookup(const char* name, Fn* fn) {
   }
   if (found != cudaDriverEntryPointSuccess || p == nullptr) {
     return Status::Error(std::string("the driver has no ") + name +
-                         " (green contexts need driver API 12.4 or newer)");
+                         " (green contexts and their streams need driver API 12.5 or newer)");
   }
   *fn = reinterpret_cast<Fn>(p);
   return Status::Ok();

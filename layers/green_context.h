@@ -1,7 +1,7 @@
 // GPU selection for `profile` and `run` (--gpus), and virtual devices: disjoint shares of one
 // GPU's SMs made with CUDA green contexts. The driver API is reached only through
 // cudaGetDriverEntryPointByVersion, so nothing here links libcuda; where the driver lacks
-// green contexts (before 12.4, or a GPU that refuses the split) Create returns an error saying
+// green contexts (before 12.5, or a GPU that refuses the split) Create returns an error saying
 // why, and callers fall back to plain streams with a warning.
 //
 // Threads: a green context can be current to one thread at a time. Setup code brackets its

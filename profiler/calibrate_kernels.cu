@@ -1,4 +1,4 @@
-// The two kernels calibration times (calibrate_kernels.h).
+// The kernels of calibration (calibrate_kernels.h).
 #include "profiler/calibrate_kernels.h"
 
 namespace pp {
@@ -13,6 +13,19 @@ __global__ void CopyKernel(const float4* __restrict__ src, float4* __restrict__ 
 
 __global__ void EmptyKernel() {}
 
+// splitmix64 of the byte index: independent bytes of one seed.
+__global__ void FillRandomKernel(unsigned char* dst, size_t bytes, unsigned long long seed) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < bytes;
+       i += stride) {
+    unsigned long long z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    dst[i] = static_cast<unsigned char>((z & 0x8f) | 0x30);
+  }
+}
+
 }  // namespace
 
 cudaError_t LaunchCopy(const float4* src, float4* dst, size_t n, int sm_count,
@@ -25,6 +38,12 @@ cudaError_t LaunchCopy(const float4* src, float4* dst, size_t n, int sm_count,
 
 cudaError_t LaunchEmpty(cudaStream_t stream) {
   EmptyKernel<<<1, 32, 0, stream>>>();
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchFillRandom(unsigned char* dst, size_t bytes, unsigned long long seed,
+                             cudaStream_t stream) {
+  FillRandomKernel<<<1024, 256, 0, stream>>>(dst, bytes, seed);
   return cudaGetLastError();
 }
 

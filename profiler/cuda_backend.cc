@@ -298,7 +298,10 @@ class Cuda final : public ProfilerBackend {
     Profile p;
     p.model = model.name;
     p.backend = "cuda";
-    p.device = {prop.name, static_cast<uint64_t>(prop.totalGlobalMem)};
+    // --gpus DxK: the K virtual devices share the GPU's memory, a K-th each.
+    const uint64_t memory = static_cast<uint64_t>(prop.totalGlobalMem) /
+                            static_cast<uint64_t>(gpus->virtual_devices() ? gpus->shares : 1);
+    p.device = {prop.name, memory};
     p.micro_batch_size = input.micro_batch_size;
     p.dtype = dtype;
     p.measured_at = NowUtc();

@@ -45,11 +45,13 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  // Allocates `bytes` filled with the byte 0x3c (bf16 and fp32 values near 0.0115: non-zero,
-  // so the tensor cores do real work).
+  // Allocates `bytes` of pseudo-random bytes (LaunchFillRandom: finite in bf16, fp32 and
+  // fp8, random sign and mantissa), so that products switch as many bits as on real data.
   Status Allocate(size_t bytes) {
     PP_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
-    PP_CUDA_CHECK(cudaMemset(ptr_, 0x3c, bytes));
+    static unsigned long long seed = 1;
+    PP_CUDA_CHECK(LaunchFillRandom(static_cast<unsigned char*>(ptr_), bytes, seed++, nullptr));
+    PP_CUDA_CHECK(cudaDeviceSynchronize());
     return Status::Ok();
   }
   void* get() const { return ptr_; }

@@ -8,28 +8,25 @@
 namespace pp {
 namespace {
 
-double GemmFraction(const DeviceEfficiency& e, DType dtype) {
+// The figure of `dtype` among a device's three.
+double ByDType(DType dtype, double bf16, double fp32, double fp8) {
   switch (dtype) {
     case DType::kBf16:
-      return e.gemm_bf16;
+      return bf16;
     case DType::kFp32:
-      return e.gemm_fp32;
+      return fp32;
     case DType::kFp8:
-      return e.gemm_fp8;
+      return fp8;
   }
-  return 1;
+  return bf16;
+}
+
+double GemmFraction(const DeviceEfficiency& e, DType dtype) {
+  return ByDType(dtype, e.gemm_bf16, e.gemm_fp32, e.gemm_fp8);
 }
 
 double GemmDepthK(const DeviceEfficiency& e, DType dtype) {
-  switch (dtype) {
-    case DType::kBf16:
-      return e.gemm_depth_k_bf16;
-    case DType::kFp32:
-      return e.gemm_depth_k_fp32;
-    case DType::kFp8:
-      return e.gemm_depth_k_fp8;
-  }
-  return 0;
+  return ByDType(dtype, e.gemm_depth_k_bf16, e.gemm_depth_k_fp32, e.gemm_depth_k_fp8);
 }
 
 // The fraction of its dtype's peak fused attention reaches. Attention computes in bf16 (or

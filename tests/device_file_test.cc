@@ -99,6 +99,24 @@ TEST(DeviceFileTest, MeasuredPointsGiveTheRateOfTheNearestShape) {
   EXPECT_EQ(DumpJson(DeviceToJson((*again)->spec)), DumpJson(DeviceToJson(s)));
 }
 
+// The file `profile --backend cuda --calibrate` wrote on an H200 (bench/data/h200-calibrated.json,
+// 2026-12-04) loads, and each product it measured is timed at its own measured rate.
+TEST(DeviceFileTest, ACalibrationMadeOnAnH200Loads) {
+  Result<std::shared_ptr<const LoadedDevice>> d =
+      LoadDeviceFile(std::string(PP_SOURCE_DIR) + "/bench/data/h200-calibrated.json");
+  ASSERT_TRUE(d.ok()) << d.message();
+  const DeviceSpec& s = (*d)->spec;
+  EXPECT_EQ(s.name, "NVIDIA H200");
+  EXPECT_EQ(s.efficiency.sm_count, 132);
+  ASSERT_GE(s.efficiency.gemm_points.size(), 48u);
+  for (const GemmPoint& p : s.efficiency.gemm_points) {
+    const Kernel k = GemmKernel("g", p.m, p.k, p.n, 2);
+    EXPECT_DOUBLE_EQ(KernelTimeMs(k, s, p.dtype, Direction::kForward, Rates::kAchieved),
+                     1000 * 2 * p.m * p.n * p.k / p.flops_per_s + s.efficiency.launch_ms)
+        << p.m << " x " << p.n << " x " << p.k;
+  }
+}
+
 // The error of loading `doc`, or "" when it loads.
 std::string ErrorOf(const Json& doc) {
   Result<std::shared_ptr<const LoadedDevice>> d = DeviceFromJson(doc);
