@@ -187,9 +187,15 @@ Status CudaDevice<T>::SetupCurrent(const DeviceChunks& layout) {
   PP_RETURN_IF_ERROR(Carve(split_, &bytes));
 
   const size_t m = static_cast<size_t>(micro_batches_);
-  PP_CUDA_CHECK(cudaMallocHost(&host_ids_, sizeof(int32_t) * 2 * m * rows_));
-  PP_CUDA_CHECK(cudaMallocHost(&host_values_,
-                               sizeof(T) * m * rows_ * (feature_width_ + target_width_)));
+  // Pinned staging for the batch data this device reads: token ids and labels, or features and
+  // targets. A token model's last layer is its loss, whose in_width (the vocabulary) would
+  // make an unused feature buffer of m x rows x vocab (13 GB pinned per device for GPT-2
+  // medium at m 16 of 8).
+  if (needs_tokens_) PP_CUDA_CHECK(cudaMallocHost(&host_ids_, sizeof(int32_t) * 2 * m * rows_));
+  if (needs_features_ || needs_targets_) {
+    PP_CUDA_CHECK(
+        cudaMallocHost(&host_values_, sizeof(T) * m * rows_ * (feature_width_ + target_width_)));
+  }
   PP_CUDA_CHECK(cudaMallocHost(&host_loss_, sizeof(T) * m * loss_stride_));
 
   // Initial values: the cpu backend's (InitialValues), master copy in fp32.
