@@ -1,4 +1,4 @@
-// Small kernels shared by the CUDA layers: fill, bias add, column sums (cuda_kernels.h).
+// Small kernels shared by the CUDA layers: fills, bias add, column sums (cuda_kernels.h).
 #include "layers/cuda_check.h"
 #include "layers/cuda_device.h"
 #include "layers/cuda_kernels.h"
@@ -17,6 +17,26 @@ __global__ void FillKernel(T* x, int64_t count, float value) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     x[i] = v;
+  }
+}
+
+// splitmix64 of (seed, i): 64 independent bits per element.
+__device__ uint64_t Mix(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Box-Muller on two 32-bit uniforms in (0, 1].
+template <typename T>
+__global__ void FillNormalKernel(T* x, int64_t count, uint64_t seed) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t z = Mix(seed, static_cast<uint64_t>(i));
+    const float u1 = (static_cast<float>(z >> 40) + 1.0f) * (1.0f / 16777216.0f);
+    const float u2 = static_cast<float>((z >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+    x[i] = FromFloat<T>(sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
   }
 }
 
@@ -55,6 +75,15 @@ Status Fill(CudaContext& ctx, T* x, int64_t count, float value) {
 }
 
 template <typename T>
+Status FillNormal(CudaContext& ctx, T* x, int64_t count, uint64_t seed) {
+  if (count <= 0) return Status::Ok();
+  NvtxRange range("FillNormal");
+  FillNormalKernel<T><<<Blocks(count), kThreads, 0, ctx.stream()>>>(x, count, seed);
+  PP_CUDA_CHECK_LAUNCH("FillNormalKernel");
+  return Status::Ok();
+}
+
+template <typename T>
 Status AddBias(CudaContext& ctx, T* d, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
   NvtxRange range("AddBias");
   AddBiasKernel<T><<<Blocks(rows * cols), kThreads, 0, ctx.stream()>>>(d, bias, rows, cols, ld);
@@ -74,6 +103,7 @@ Status ColumnSumAccumulate(CudaContext& ctx, const T* dy, int64_t rows, int64_t 
 
 #define PP_INSTANTIATE(T)                                                                 \
   template Status Fill<T>(CudaContext&, T*, int64_t, float);                              \
+  template Status FillNormal<T>(CudaContext&, T*, int64_t, uint64_t);                     \
   template Status AddBias<T>(CudaContext&, T*, const T*, int64_t, int64_t, int64_t);      \
   template Status ColumnSumAccumulate<T>(CudaContext&, const T*, int64_t, int64_t, T*, float*);
 PP_INSTANTIATE(float)

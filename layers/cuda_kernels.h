@@ -37,6 +37,10 @@ constexpr int64_t AlignCount(int64_t count) {
 // x[i] = value for count elements.
 template <typename T>
 Status Fill(CudaContext& ctx, T* x, int64_t count, float value);
+// x[i] = a standard normal value of (seed, i) (Box-Muller on a hash of the two), for inputs
+// that must be random but not reproduce the reference's host generator.
+template <typename T>
+Status FillNormal(CudaContext& ctx, T* x, int64_t count, uint64_t seed);
 // d[r, j] += bias[j] for r < rows, j < cols; row stride ld.
 template <typename T>
 Status AddBias(CudaContext& ctx, T* d, const T* bias, int64_t rows, int64_t cols, int64_t ld);
