@@ -2,7 +2,9 @@
 // scores = q k^T / sqrt(d) as one fp32 GEMM batched over heads, a causal-masked softmax kernel
 // that writes the kept probabilities, then P v. The backward mirrors it: dv = P^T dout,
 // dP = dout v^T, dS = P * (dP - rowsum(dP * P)), dq = dS k / sqrt(d), dk = dS^T q / sqrt(d).
-// Rotary angles are computed in double, as in the reference.
+// Under grouped-query attention the products that read k or v run once per key/value head,
+// batched over its query heads with the shared head at stride 0; dk and dv come out per query
+// head and MergeQkv sums each group. Rotary angles are computed in double, as in the reference.
 #include <cmath>
 
 #include "layers/cuda_check.h"
@@ -20,46 +22,69 @@ using cuda::ToFloat;
 
 constexpr int kSoftmaxThreads = 256;
 
-// Element `col` (< h) of a row at position `pos`, turned by its rotary angle; `sign` -1 turns
-// back. src points at the row's h values of one of q or k.
-template <typename T>
-__device__ float Rotated(const T* src, int64_t col, int64_t d, double pos, double sign) {
+// Element `col` of one of q or k in a row at position `pos`, turned by its rotary angle; `sign`
+// -1 turns back. load(j) reads element j of that row's q or k (columns of whole heads).
+template <typename Load>
+__device__ float Rotated(Load load, int64_t col, int64_t d, double pos, double sign) {
   const int64_t half = d / 2, j = col % d, head = col - j;
-  if (j >= 2 * half) return ToFloat(src[col]);  // the unpaired last element of an odd d
+  if (j >= 2 * half) return load(col);  // the unpaired last element of an odd d
   const int64_t i = j < half ? j : j - half;
   const double theta = pos * pow(10000.0, -2.0 * static_cast<double>(i) / static_cast<double>(d));
   double s, c;
   sincos(theta, &s, &c);
   s *= sign;
-  const double x0 = ToFloat(src[head + i]), x1 = ToFloat(src[head + i + half]);
+  const double x0 = load(head + i), x1 = load(head + i + half);
   return static_cast<float>(j < half ? x0 * c - x1 * s : x1 * c + x0 * s);
 }
 
 template <typename T>
 __global__ void SplitQkvKernel(CudaAttentionShape s, bool rotary, const T* qkv, T* q, T* k, T* v) {
-  const int64_t h = s.heads * s.head_dim, count = s.batch * s.seq * 3 * h;
+  // The shape's methods are host code: the same figures, spelled out.
+  const int64_t kv = s.kv_heads > 0 ? s.kv_heads : s.heads;
+  const int64_t h = s.heads * s.head_dim, hk = kv * s.head_dim, w = h + 2 * hk;
+  const int64_t count = s.batch * s.seq * w;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / (3 * h), part = (i % (3 * h)) / h, col = i % h;
-    const T* src = qkv + r * 3 * h + part * h;
-    T* dst = part == 0 ? q : part == 1 ? k : v;
-    const bool turn = rotary && part < 2;
-    dst[r * h + col] = turn ? FromFloat<T>(Rotated(src, col, s.head_dim, static_cast<double>(r % s.seq), 1.0))
-                            : src[col];
+    const int64_t r = i / w, c = i % w;
+    const int part = c < h ? 0 : c < h + hk ? 1 : 2;
+    const int64_t start = part == 0 ? 0 : part == 1 ? h : h + hk, col = c - start;
+    const T* src = qkv + r * w + start;
+    T* dst = part == 0 ? q + r * h : (part == 1 ? k : v) + r * hk;
+    const auto load = [src](int64_t j) { return ToFloat(src[j]); };
+    dst[col] = rotary && part < 2
+                   ? FromFloat<T>(Rotated(load, col, s.head_dim, static_cast<double>(r % s.seq), 1.0))
+                   : src[col];
   }
 }
 
+// dqkv's row r: rot^-1(dq) | rot^-1(dk summed over each group) | dv summed over each group.
 template <typename T>
 __global__ void MergeQkvKernel(CudaAttentionShape s, bool rotary, const T* dq, const T* dk,
                                const T* dv, T* dqkv) {
-  const int64_t h = s.heads * s.head_dim, count = s.batch * s.seq * 3 * h;
+  const int64_t kv = s.kv_heads > 0 ? s.kv_heads : s.heads;
+  const int64_t h = s.heads * s.head_dim, hk = kv * s.head_dim, w = h + 2 * hk;
+  const int64_t count = s.batch * s.seq * w, d = s.head_dim, group = s.heads / kv;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / (3 * h), part = (i % (3 * h)) / h, col = i % h;
-    const T* src = (part == 0 ? dq : part == 1 ? dk : dv) + r * h;
-    const bool turn = rotary && part < 2;
-    dqkv[i] = turn ? FromFloat<T>(Rotated(src, col, s.head_dim, static_cast<double>(r % s.seq), -1.0))
-                   : src[col];
+    const int64_t r = i / w, c = i % w;
+    const double pos = static_cast<double>(r % s.seq);
+    if (c < h) {
+      const T* src = dq + r * h;
+      const auto load = [src](int64_t j) { return ToFloat(src[j]); };
+      dqkv[i] = rotary ? FromFloat<T>(Rotated(load, c, d, pos, -1.0)) : src[c];
+      continue;
+    }
+    const bool is_k = c < h + hk;
+    const int64_t col = c - (is_k ? h : h + hk);
+    // Column j of a key/value head: the sum of that column over its query heads' gradients.
+    const T* src = (is_k ? dk : dv) + r * h;
+    const auto load = [src, d, group](int64_t j) {
+      const int64_t base = (j / d) * group * d + j % d;
+      float sum = 0.0f;
+      for (int64_t t = 0; t < group; ++t) sum += ToFloat(src[base + t * d]);
+      return sum;
+    };
+    dqkv[i] = FromFloat<T>(is_k && rotary ? Rotated(load, col, d, pos, -1.0) : load(col));
   }
 }
 
@@ -106,8 +131,8 @@ struct Operand {
 };
 
 template <typename T>
-Status HeadsGemm(CudaContext& ctx, const CudaAttentionShape& s, bool ta, bool tb, int64_t m,
-                 int64_t n, int64_t k, float alpha, Operand a, Operand b, void* d, int64_t ldd,
+Status HeadsGemm(CudaContext& ctx, int64_t heads, bool ta, bool tb, int64_t m, int64_t n,
+                 int64_t k, float alpha, Operand a, Operand b, void* d, int64_t ldd,
                  int64_t stride_d, bool float_out) {
   GemmArgs g;
   g.trans_a = ta;
@@ -125,10 +150,21 @@ Status HeadsGemm(CudaContext& ctx, const CudaAttentionShape& s, bool ta, bool tb
   g.d = d;
   g.ldd = ldd;
   g.stride_d = stride_d;
-  g.batch = static_cast<int>(s.heads);
+  g.batch = static_cast<int>(heads);
   g.in = CudaType<T>();
   g.out = float_out ? CUDA_R_32F : CudaType<T>();
   return Gemm(ctx, g);
+}
+
+// The products of one batch entry that read k or v: per key/value head c (one call for all
+// heads without grouping), batched over its `per` query heads. Their query-side operands start
+// at head c * per; the key/value operand at head c, at stride 0 when shared.
+struct KvCalls {
+  int64_t calls, per, kv_stride;
+};
+KvCalls KvCallsOf(const CudaAttentionShape& s) {
+  if (s.group() == 1) return {1, s.heads, s.head_dim};
+  return {s.kv(), s.group(), 0};
 }
 
 }  // namespace
@@ -137,7 +173,8 @@ template <typename T>
 Status SplitQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* qkv, T* q,
                 T* k, T* v) {
   NvtxRange range("Attention.SplitQkv");
-  SplitQkvKernel<T><<<Blocks(s.rows() * 3 * s.hidden()), kThreads, 0, ctx.stream()>>>(
+  SplitQkvKernel<T><<<Blocks(s.rows() * (s.hidden() + 2 * s.kv_hidden())), kThreads, 0,
+                      ctx.stream()>>>(
       s, rotary, qkv, q, k, v);
   PP_CUDA_CHECK_LAUNCH("SplitQkvKernel");
   return Status::Ok();
@@ -147,28 +184,41 @@ template <typename T>
 Status MergeQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* dq,
                 const T* dk, const T* dv, T* dqkv) {
   NvtxRange range("Attention.MergeQkv");
-  MergeQkvKernel<T><<<Blocks(s.rows() * 3 * s.hidden()), kThreads, 0, ctx.stream()>>>(
+  MergeQkvKernel<T><<<Blocks(s.rows() * (s.hidden() + 2 * s.kv_hidden())), kThreads, 0,
+                      ctx.stream()>>>(
       s, rotary, dq, dk, dv, dqkv);
   PP_CUDA_CHECK_LAUNCH("MergeQkvKernel");
   return Status::Ok();
 }
 
+
 template <typename T>
 Status AttentionForward(CudaContext& ctx, const CudaAttentionShape& s, const T* q, const T* k,
                         const T* v, T* probs, T* out, float* scores) {
   NvtxRange range("Attention.Forward");
-  const int64_t seq = s.seq, d = s.head_dim, h = s.hidden(), ss = seq * seq;
+  const int64_t seq = s.seq, d = s.head_dim, h = s.hidden(), hk = s.kv_hidden(), ss = seq * seq;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const KvCalls kv = KvCallsOf(s);
   for (int64_t b = 0; b < s.batch; ++b) {
-    const int64_t at = b * seq * h;
+    const int64_t at = b * seq * h, at_kv = b * seq * hk;
     T* p = probs + b * s.heads * ss;
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, false, true, seq, seq, d, scale, {q + at, h, d},
-                                    {k + at, h, d}, scores, seq, ss, true));
+    for (int64_t c = 0; c < kv.calls; ++c) {
+      const int64_t first = c * kv.per;  // its first query head
+      PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, kv.per, false, true, seq, seq, d, scale,
+                                      {q + at + first * d, h, d},
+                                      {k + at_kv + c * d, hk, kv.kv_stride}, scores + first * ss,
+                                      seq, ss, true));
+    }
     SoftmaxKernel<T><<<static_cast<unsigned>(s.heads * seq), kSoftmaxThreads, 0, ctx.stream()>>>(
         scores, seq, s.causal, p);
     PP_CUDA_CHECK_LAUNCH("SoftmaxKernel");
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, false, false, seq, d, seq, 1.0f, {p, seq, ss},
-                                    {v + at, h, d}, out + at, h, d, false));
+    for (int64_t c = 0; c < kv.calls; ++c) {
+      const int64_t first = c * kv.per;
+      PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, kv.per, false, false, seq, d, seq, 1.0f,
+                                      {p + first * ss, seq, ss},
+                                      {v + at_kv + c * d, hk, kv.kv_stride}, out + at + first * d,
+                                      h, d, false));
+    }
   }
   return Status::Ok();
 }
@@ -178,23 +228,34 @@ Status AttentionBackward(CudaContext& ctx, const CudaAttentionShape& s, const T*
                          const T* v, const T* probs, const T* dout, T* dq, T* dk, T* dv,
                          float* dp, T* ds) {
   NvtxRange range("Attention.Backward");
-  const int64_t seq = s.seq, d = s.head_dim, h = s.hidden(), ss = seq * seq;
+  const int64_t seq = s.seq, d = s.head_dim, h = s.hidden(), hk = s.kv_hidden(), ss = seq * seq;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const KvCalls kv = KvCallsOf(s);
   for (int64_t b = 0; b < s.batch; ++b) {
-    const int64_t at = b * seq * h;
+    const int64_t at = b * seq * h, at_kv = b * seq * hk;
     const T* p = probs + b * s.heads * ss;
-    // dV = P^T dO; dP = dO V^T.
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, true, false, seq, d, seq, 1.0f, {p, seq, ss},
+    // dV = P^T dO, per query head; dP = dO V^T.
+    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s.heads, true, false, seq, d, seq, 1.0f, {p, seq, ss},
                                     {dout + at, h, d}, dv + at, h, d, false));
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, false, true, seq, seq, d, 1.0f, {dout + at, h, d},
-                                    {v + at, h, d}, dp, seq, ss, true));
+    for (int64_t c = 0; c < kv.calls; ++c) {
+      const int64_t first = c * kv.per;
+      PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, kv.per, false, true, seq, seq, d, 1.0f,
+                                      {dout + at + first * d, h, d},
+                                      {v + at_kv + c * d, hk, kv.kv_stride}, dp + first * ss, seq,
+                                      ss, true));
+    }
     SoftmaxBackwardKernel<T><<<static_cast<unsigned>(s.heads * seq), kSoftmaxThreads, 0,
                                ctx.stream()>>>(p, dp, seq, ds);
     PP_CUDA_CHECK_LAUNCH("SoftmaxBackwardKernel");
-    // dQ = dS K / sqrt(d); dK = dS^T Q / sqrt(d).
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, false, false, seq, d, seq, scale, {ds, seq, ss},
-                                    {k + at, h, d}, dq + at, h, d, false));
-    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s, true, false, seq, d, seq, scale, {ds, seq, ss},
+    // dQ = dS K / sqrt(d); dK = dS^T Q / sqrt(d), per query head.
+    for (int64_t c = 0; c < kv.calls; ++c) {
+      const int64_t first = c * kv.per;
+      PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, kv.per, false, false, seq, d, seq, scale,
+                                      {ds + first * ss, seq, ss},
+                                      {k + at_kv + c * d, hk, kv.kv_stride}, dq + at + first * d,
+                                      h, d, false));
+    }
+    PP_RETURN_IF_ERROR(HeadsGemm<T>(ctx, s.heads, true, false, seq, d, seq, scale, {ds, seq, ss},
                                     {q + at, h, d}, dk + at, h, d, false));
   }
   return Status::Ok();

@@ -100,24 +100,32 @@ template <typename T>
 Status GatedBackward(CudaContext& ctx, Activation act, const T* gate, const T* up, const T* dout,
                      int64_t count, T* dgate, T* dup);
 
-// --- attention_cuda.cu --- Multi-head attention as in attention.h: q, k, v, out are rows x h,
-// rows = batch * seq (batch-major), head a in columns [a*d, (a+1)*d); probs holds
-// batch x heads x seq x seq values. Products are strided-batched over heads, one call per
-// batch entry.
+// --- attention_cuda.cu --- Multi-head attention as in attention.h: q and out are rows x h,
+// k and v rows x hk (hk = kv_heads x d; grouped-query attention when kv_heads < heads: query
+// head a reads key/value head a / (heads / kv_heads)), rows = batch * seq (batch-major), head
+// a in columns [a*d, (a+1)*d); probs holds batch x heads x seq x seq values. Products are
+// strided-batched over heads, one call per batch entry (per key/value head under grouped-query
+// attention, the shared head at stride 0).
 struct CudaAttentionShape {
   int64_t batch = 0, seq = 0, heads = 0, head_dim = 0;
   bool causal = false;
+  int64_t kv_heads = 0;  // 0: heads
   int64_t hidden() const { return heads * head_dim; }
+  int64_t kv() const { return kv_heads > 0 ? kv_heads : heads; }
+  int64_t kv_hidden() const { return kv() * head_dim; }
+  int64_t group() const { return heads / kv(); }
   int64_t rows() const { return batch * seq; }
   // fp32 scratch of one batch entry's scores (heads x seq x seq).
   int64_t scores() const { return heads * seq * seq; }
 };
-// Splits qkv (rows x 3h) into q, k, v (rows x h each), turning q and k by the rotary angles
-// (pairs (i, i + d/2), theta = pos / 10000^(2i/d), pos = row mod seq) when `rotary`.
+// Splits qkv (rows x (h + 2 hk)) into q (rows x h), k and v (rows x hk each), turning q and k
+// by the rotary angles (pairs (i, i + d/2), theta = pos / 10000^(2i/d), pos = row mod seq)
+// when `rotary`.
 template <typename T>
 Status SplitQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* qkv, T* q,
                 T* k, T* v);
-// The reverse for gradients: dqkv = [rot^-1(dq) | rot^-1(dk) | dv].
+// The reverse for gradients: dqkv = [rot^-1(dq) | rot^-1(dk) | dv], where dk and dv are rows x h,
+// one gradient per query head, summed here over the query heads of each key/value head.
 template <typename T>
 Status MergeQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* dq,
                 const T* dk, const T* dv, T* dqkv);
@@ -125,7 +133,8 @@ Status MergeQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, cons
 template <typename T>
 Status AttentionForward(CudaContext& ctx, const CudaAttentionShape& s, const T* q, const T* k,
                         const T* v, T* probs, T* out, float* scores);
-// dq, dk, dv (overwritten) from dout. dp: s.scores() floats; ds: s.scores() values of T.
+// dq, dk, dv (overwritten, rows x h each: dk and dv per query head, which MergeQkv sums over
+// each key/value head's queries) from dout. dp: s.scores() floats; ds: s.scores() values of T.
 template <typename T>
 Status AttentionBackward(CudaContext& ctx, const CudaAttentionShape& s, const T* q, const T* k,
                          const T* v, const T* probs, const T* dout, T* dq, T* dk, T* dv,

@@ -40,7 +40,6 @@ std::unique_ptr<CudaLayer<T>> MakeKind(const Layer& l, const ModelInput& in) {
 std::string CudaMissing(const Layer& l) {
   if (l.mtp || l.streams > 1) return "multi-token prediction (mtp)";
   if (l.op != LayerKind::kTransformerBlock) return "";
-  if (l.kv_heads != l.heads) return "grouped-query attention (kv_heads < heads)";
   if (l.head_dim * l.heads != l.hidden) return "a head_dim other than hidden / heads";
   if (l.qkv_bias != l.bias) return "a qkv_bias that differs from bias";
   return "";

@@ -4,8 +4,10 @@
 //   y  = h1 + mlp(norm2(h1)),  mlp = W2 · act(W1 ·) (act: gelu or relu2, max(·, 0)²)  or
 //   Wd · (act(Wg ·) * (Wu ·)) (act: silu for swiglu, gelu for geglu)
 // The residual adds ride in the output projections' GEMMs (C = the residual, beta 1) and in
-// the norms' input-gradient kernels. workspace (T elements, regions 256-byte aligned): the
-// qkv product / its gradient (3 n h), the MLP's middle gradient (n f), one n x h temporary,
+// the norms' input-gradient kernels. Grouped-query attention (kv_heads < heads) gives k and v
+// hk = kv_heads x head_dim columns each. workspace (T elements, regions 256-byte aligned): the
+// qkv product (n (h + 2 hk)) / its gradient per query head (3 n h), the MLP's middle gradient
+// (n f), one n x h temporary,
 // fp32 attention scores (heads s s), dS (heads s s) and fp32 column-sum partials.
 #include <algorithm>
 
@@ -20,6 +22,7 @@ namespace {
 // The layer's shapes, read from the model's Layer by the factory below.
 struct CudaBlockSpec {
   int64_t batch = 0, seq = 0, hidden = 0, heads = 0, ffn = 0;
+  int64_t kv_heads = 0;  // key/value heads (grouped-query attention below heads)
   bool rms = false, gated = false, bias = true, causal = false, rotary = false;
   Activation act = Activation::kGelu;  // the MLP's (a gated one's: of the gate)
 };
@@ -52,6 +55,7 @@ class BlockCuda final : public CudaLayer<T> {
     att_.heads = s.heads;
     att_.head_dim = s.hidden / s.heads;
     att_.causal = s.causal;
+    att_.kv_heads = s.kv_heads;
     Layout();
   }
 
@@ -70,7 +74,7 @@ class BlockCuda final : public CudaLayer<T> {
     PP_RETURN_IF_ERROR(NormForward<T>(ctx, rms_, x, P + l_.p.g1, At(P, l_.p.b1), n, h, S + l_.s.ln1,
                                       At(S, l_.s.mean1), S + l_.s.rstd1));
     PP_RETURN_IF_ERROR(LinearForward<T>(ctx, S + l_.s.ln1, P + l_.p.wqkv, At(P, l_.p.bqkv), nullptr, n,
-                                        h, 3 * h, qkv));
+                                        h, QkvWidth(), qkv));
     PP_RETURN_IF_ERROR(SplitQkv<T>(ctx, att_, rotary_, qkv, S + l_.s.q, S + l_.s.k, S + l_.s.v));
     PP_RETURN_IF_ERROR(AttentionForward<T>(ctx, att_, S + l_.s.q, S + l_.s.k, S + l_.s.v,
                                            S + l_.s.probs, S + l_.s.attn, Scores(W)));
@@ -99,7 +103,7 @@ class BlockCuda final : public CudaLayer<T> {
     const int64_t n = this->rows(), h = h_, f = f_;
     T* dmid = W + w_.f;    // n x f
     T* dt = W + w_.h;      // n x h
-    T* dqkv = W + w_.qkv;  // dq, dk, dv: n x h each
+    T* dqkv = W + w_.qkv;  // dq, dk, dv: n x h each (dk, dv per query head)
     PP_CUDA_CHECK(cudaMemcpyAsync(D + l_.d.dy, dy, sizeof(T) * n * h, cudaMemcpyDeviceToDevice,
                                   ctx.stream()));
     // MLP.
@@ -126,7 +130,7 @@ class BlockCuda final : public CudaLayer<T> {
                                             S + l_.s.probs, dt, dq, dk, dv, Scores(W), W + w_.ds));
     PP_RETURN_IF_ERROR(MergeQkv<T>(ctx, att_, rotary_, dq, dk, dv, D + l_.d.qkv));
     PP_RETURN_IF_ERROR(
-        LinearBackwardInput<T>(ctx, D + l_.d.qkv, P + l_.p.wqkv, n, h, 3 * h, D + l_.d.ln1));
+        LinearBackwardInput<T>(ctx, D + l_.d.qkv, P + l_.p.wqkv, n, h, QkvWidth(), D + l_.d.ln1));
     // dx = d h1 + norm1's input gradient.
     return NormBackwardInput<T>(ctx, rms_, S + l_.s.x, P + l_.p.g1, At(S, l_.s.mean1), S + l_.s.rstd1,
                                 D + l_.d.ln1, D + l_.d.h1, n, h, dx);
@@ -139,7 +143,7 @@ class BlockCuda final : public CudaLayer<T> {
     float* partial = reinterpret_cast<float*>(W + w_.partial);
     PP_RETURN_IF_ERROR(NormBackwardWeight<T>(ctx, rms_, S + l_.s.x, At(S, l_.s.mean1), S + l_.s.rstd1,
                                              D + l_.d.ln1, n, h, G + l_.p.g1, At(G, l_.p.b1), partial));
-    PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln1, D + l_.d.qkv, n, h, 3 * h,
+    PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln1, D + l_.d.qkv, n, h, QkvWidth(),
                                                G + l_.p.wqkv, At(G, l_.p.bqkv), partial));
     PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.attn, D + l_.d.h1, n, h, h, G + l_.p.wo,
                                                At(G, l_.p.bo), partial));
@@ -172,10 +176,10 @@ class BlockCuda final : public CudaLayer<T> {
       at += count;
       return o;
     };
-    // Params, kept activations and pending gradients: the layout both implementations share.
-    // Plain multi-head attention only (MakeCudaLayer refuses the other blocks).
+    // Params, kept activations and pending gradients: the layout both implementations share
+    // (head_dim = hidden / heads and qkv_bias = bias: MakeCudaLayer refuses the other blocks).
     l_ = LayOutBlock({n, h, f, att_.batch, att_.heads, att_.seq, rms_, bias_, gated_,
-                      att_.heads, h / att_.heads, bias_});
+                      att_.kv(), h / att_.heads, bias_});
     auto aligned = [&](int64_t count) { return take(AlignCount<T>(count)); };
     w_.qkv = aligned(3 * n * h);
     w_.f = aligned(n * f);
@@ -190,6 +194,8 @@ class BlockCuda final : public CudaLayer<T> {
     return offset == kNone ? nullptr : const_cast<T*>(base) + offset;
   }
   float* Scores(T* work) const { return reinterpret_cast<float*>(work + w_.scores); }
+  // Columns of the qkv product: q, then k and v of the key/value heads.
+  int64_t QkvWidth() const { return h_ + 2 * att_.kv_hidden(); }
 
   int64_t h_, f_;
   bool rms_, gated_, bias_, rotary_;
@@ -203,7 +209,8 @@ class BlockCuda final : public CudaLayer<T> {
 template <typename T>
 std::unique_ptr<CudaLayer<T>> MakeCudaTransformerBlock(const Layer& l, const ModelInput& in) {
   return std::make_unique<BlockCuda<T>>(CudaBlockSpec{
-      in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.norm == NormKind::kRmsNorm,
+      in.micro_batch_size, in.seq_len, l.hidden, l.heads, l.ffn, l.kv_heads,
+      l.norm == NormKind::kRmsNorm,
       GatedMlp(l.mlp), l.bias, l.causal, l.rotary, MlpActivation(l.mlp)});
 }
 template std::unique_ptr<CudaLayer<float>> MakeCudaTransformerBlock<float>(const Layer&,
