@@ -70,6 +70,16 @@ JSON
     -o "$out/gpt2-xl.profile.2.json"
   run 60 profile-llama-block "$bin/pp-partition" profile "$out/llama-7b-block.json" --backend cuda \
     -o "$out/llama-7b-block.profile.json"
+  # Grouped-query attention (8 key/value heads for 32): one block of models/llama3-8b.json.
+  cat > "$out/llama3-8b-block.json" <<'JSON'
+{"format": "pp-partition.model/v1", "name": "llama3-8b-block", "source": "one block of models/llama3-8b.json",
+ "dtype": "bf16", "input": {"micro_batch_size": 1, "seq_len": 4096},
+ "layers": [{"name": "embed", "op": "embedding", "vocab": 128256, "hidden": 4096},
+  {"name": "block", "op": "transformer_block", "hidden": 4096, "heads": 32, "kv_heads": 8,
+   "ffn": 14336, "norm": "rmsnorm", "mlp": "swiglu", "bias": false, "causal": true, "rotary": true}]}
+JSON
+  run 60 profile-llama3-block "$bin/pp-partition" profile "$out/llama3-8b-block.json" --backend cuda \
+    -o "$out/llama3-8b-block.profile.json"
   run 30 profile-fp32-small "$bin/pp-partition" profile "$root/models/mlp-2gpu.json" --backend cuda \
     --dtype fp32 -o "$out/mlp-2gpu.fp32.profile.json"
 
