@@ -96,6 +96,18 @@ def product_ms(m, n, k, dtype):
     return ms
 
 
+def median_wall_us(run, calls, repeats=7):
+    """The median over `repeats` of run()'s wall time per call, in microseconds, after one
+    untimed run; run() makes `calls` calls and synchronises."""
+    run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(times)
+
+
 def host_costs():
     dev = "cuda"
     out = {}
@@ -109,13 +121,7 @@ def host_costs():
             torch.add(x, y, out=z)
         torch.cuda.synchronize()
 
-    adds()
-    times = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        adds()
-        times.append((time.perf_counter() - t0) / n * 1e6)
-    out["eager_add_us_per_kernel"] = statistics.median(times)
+    out["eager_add_us_per_kernel"] = median_wall_us(adds, n)
 
     lin = torch.nn.Linear(64, 64, device=dev, dtype=torch.bfloat16)
     inp = torch.randn(8, 64, device=dev, dtype=torch.bfloat16, requires_grad=True)
@@ -133,12 +139,7 @@ def host_costs():
             lin(inp).sum().backward()
         torch.cuda.synchronize()
     kernels = sum(e.count for e in prof.key_averages() if e.device_type.name == "CUDA")
-    times = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        linear_steps()
-        times.append((time.perf_counter() - t0) / iters * 1e6)
-    out["tiny_linear_fwd_bwd_us"] = statistics.median(times)
+    out["tiny_linear_fwd_bwd_us"] = median_wall_us(linear_steps, iters)
     out["tiny_linear_fwd_bwd_kernels"] = kernels / 10
     out["tiny_linear_us_per_kernel"] = out["tiny_linear_fwd_bwd_us"] / max(kernels / 10, 1)
     return out
