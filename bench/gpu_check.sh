@@ -23,9 +23,11 @@ failures=0
 step() { echo; echo "== $(date +%T) $*"; }
 # run SECONDS NAME CMD...: runs with a time limit, records a failure without stopping.
 run() {
-  local limit=$1 name=$2; shift 2
-  if ! timeout "$limit" "$@"; then
-    echo "!! $name failed (exit $?)"
+  local limit=$1 name=$2 rc; shift 2
+  timeout "$limit" "$@"
+  rc=$?
+  if (( rc != 0 )); then
+    echo "!! $name failed (exit $rc)"
     failures=$((failures + 1))
   fi
 }
