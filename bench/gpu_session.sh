@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: parts of bench/gpu_check.sh in turn, each under its own time
 # limit, their results packed into OUT/results.tgz (the call brings back a few files, not a
-# tree) and the end of each part's log printed, shortest first.
+# tree) and the end of each part's log printed.
 #   bash bench/gpu_session.sh OUT [PART...]     (default: profiler executor sweep)
 # Pack first, here: PACK_BUILD_DIR=build bash bench/pack_gpu.sh; carry .carry with the call.
 # The limits add up to under 10 minutes; a part that reaches its limit is stopped and the next

@@ -39,10 +39,7 @@ __device__ float Rotated(Load load, int64_t col, int64_t d, double pos, double s
 
 template <typename T>
 __global__ void SplitQkvKernel(CudaAttentionShape s, bool rotary, const T* qkv, T* q, T* k, T* v) {
-  // The shape's methods are host code: the same figures, spelled out.
-  const int64_t kv = s.kv_heads > 0 ? s.kv_heads : s.heads;
-  const int64_t h = s.heads * s.head_dim, hk = kv * s.head_dim, w = h + 2 * hk;
-  const int64_t count = s.batch * s.seq * w;
+  const int64_t h = s.hidden(), hk = s.kv_hidden(), w = s.qkv_width(), count = s.rows() * w;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / w, c = i % w;
@@ -61,9 +58,8 @@ __global__ void SplitQkvKernel(CudaAttentionShape s, bool rotary, const T* qkv, 
 template <typename T>
 __global__ void MergeQkvKernel(CudaAttentionShape s, bool rotary, const T* dq, const T* dk,
                                const T* dv, T* dqkv) {
-  const int64_t kv = s.kv_heads > 0 ? s.kv_heads : s.heads;
-  const int64_t h = s.heads * s.head_dim, hk = kv * s.head_dim, w = h + 2 * hk;
-  const int64_t count = s.batch * s.seq * w, d = s.head_dim, group = s.heads / kv;
+  const int64_t h = s.hidden(), hk = s.kv_hidden(), w = s.qkv_width(), count = s.rows() * w;
+  const int64_t d = s.head_dim, group = s.group();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / w, c = i % w;
@@ -173,7 +169,7 @@ template <typename T>
 Status SplitQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* qkv, T* q,
                 T* k, T* v) {
   NvtxRange range("Attention.SplitQkv");
-  SplitQkvKernel<T><<<Blocks(s.rows() * (s.hidden() + 2 * s.kv_hidden())), kThreads, 0,
+  SplitQkvKernel<T><<<Blocks(s.rows() * s.qkv_width()), kThreads, 0,
                       ctx.stream()>>>(
       s, rotary, qkv, q, k, v);
   PP_CUDA_CHECK_LAUNCH("SplitQkvKernel");
@@ -184,13 +180,12 @@ template <typename T>
 Status MergeQkv(CudaContext& ctx, const CudaAttentionShape& s, bool rotary, const T* dq,
                 const T* dk, const T* dv, T* dqkv) {
   NvtxRange range("Attention.MergeQkv");
-  MergeQkvKernel<T><<<Blocks(s.rows() * (s.hidden() + 2 * s.kv_hidden())), kThreads, 0,
+  MergeQkvKernel<T><<<Blocks(s.rows() * s.qkv_width()), kThreads, 0,
                       ctx.stream()>>>(
       s, rotary, dq, dk, dv, dqkv);
   PP_CUDA_CHECK_LAUNCH("MergeQkvKernel");
   return Status::Ok();
 }
-
 
 template <typename T>
 Status AttentionForward(CudaContext& ctx, const CudaAttentionShape& s, const T* q, const T* k,

@@ -20,20 +20,12 @@ __global__ void FillKernel(T* x, int64_t count, float value) {
   }
 }
 
-// splitmix64 of (seed, i): 64 independent bits per element.
-__device__ uint64_t Mix(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // Box-Muller on two 32-bit uniforms in (0, 1].
 template <typename T>
 __global__ void FillNormalKernel(T* x, int64_t count, uint64_t seed) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t z = Mix(seed, static_cast<uint64_t>(i));
+    const uint64_t z = cuda::SplitMix64(seed, static_cast<uint64_t>(i));
     const float u1 = (static_cast<float>(z >> 40) + 1.0f) * (1.0f / 16777216.0f);
     const float u2 = static_cast<float>((z >> 16) & 0xffffff) * (1.0f / 16777216.0f);
     x[i] = FromFloat<T>(sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));

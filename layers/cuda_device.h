@@ -21,6 +21,15 @@ __device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
   return __float2bfloat16(x);
 }
 
+// splitmix64 of (seed, i): 64 pseudo-random bits per index, independent across indices (the
+// random fills of the profiler's inputs and of calibration's operands).
+__device__ __forceinline__ uint64_t SplitMix64(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 constexpr int kThreads = 256;
 
 // Blocks for a grid-stride loop over `count` elements.

@@ -106,18 +106,25 @@ Status GatedBackward(CudaContext& ctx, Activation act, const T* gate, const T* u
 // a in columns [a*d, (a+1)*d); probs holds batch x heads x seq x seq values. Products are
 // strided-batched over heads, one call per batch entry (per key/value head under grouped-query
 // attention, the shared head at stride 0).
+#ifdef __CUDACC__
+#define PP_HOST_DEVICE __host__ __device__
+#else
+#define PP_HOST_DEVICE
+#endif
 struct CudaAttentionShape {
   int64_t batch = 0, seq = 0, heads = 0, head_dim = 0;
   bool causal = false;
   int64_t kv_heads = 0;  // 0: heads
-  int64_t hidden() const { return heads * head_dim; }
-  int64_t kv() const { return kv_heads > 0 ? kv_heads : heads; }
-  int64_t kv_hidden() const { return kv() * head_dim; }
-  int64_t group() const { return heads / kv(); }
-  int64_t rows() const { return batch * seq; }
+  PP_HOST_DEVICE int64_t hidden() const { return heads * head_dim; }
+  PP_HOST_DEVICE int64_t kv() const { return kv_heads > 0 ? kv_heads : heads; }
+  PP_HOST_DEVICE int64_t kv_hidden() const { return kv() * head_dim; }
+  PP_HOST_DEVICE int64_t qkv_width() const { return hidden() + 2 * kv_hidden(); }  // h + 2 hk
+  PP_HOST_DEVICE int64_t group() const { return heads / kv(); }
+  PP_HOST_DEVICE int64_t rows() const { return batch * seq; }
   // fp32 scratch of one batch entry's scores (heads x seq x seq).
-  int64_t scores() const { return heads * seq * seq; }
+  PP_HOST_DEVICE int64_t scores() const { return heads * seq * seq; }
 };
+#undef PP_HOST_DEVICE
 // Splits qkv (rows x (h + 2 hk)) into q (rows x h), k and v (rows x hk each), turning q and k
 // by the rotary angles (pairs (i, i + d/2), theta = pos / 10000^(2i/d), pos = row mod seq)
 // when `rotary`.

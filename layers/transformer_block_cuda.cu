@@ -74,7 +74,7 @@ class BlockCuda final : public CudaLayer<T> {
     PP_RETURN_IF_ERROR(NormForward<T>(ctx, rms_, x, P + l_.p.g1, At(P, l_.p.b1), n, h, S + l_.s.ln1,
                                       At(S, l_.s.mean1), S + l_.s.rstd1));
     PP_RETURN_IF_ERROR(LinearForward<T>(ctx, S + l_.s.ln1, P + l_.p.wqkv, At(P, l_.p.bqkv), nullptr, n,
-                                        h, QkvWidth(), qkv));
+                                        h, att_.qkv_width(), qkv));
     PP_RETURN_IF_ERROR(SplitQkv<T>(ctx, att_, rotary_, qkv, S + l_.s.q, S + l_.s.k, S + l_.s.v));
     PP_RETURN_IF_ERROR(AttentionForward<T>(ctx, att_, S + l_.s.q, S + l_.s.k, S + l_.s.v,
                                            S + l_.s.probs, S + l_.s.attn, Scores(W)));
@@ -130,7 +130,7 @@ class BlockCuda final : public CudaLayer<T> {
                                             S + l_.s.probs, dt, dq, dk, dv, Scores(W), W + w_.ds));
     PP_RETURN_IF_ERROR(MergeQkv<T>(ctx, att_, rotary_, dq, dk, dv, D + l_.d.qkv));
     PP_RETURN_IF_ERROR(
-        LinearBackwardInput<T>(ctx, D + l_.d.qkv, P + l_.p.wqkv, n, h, QkvWidth(), D + l_.d.ln1));
+        LinearBackwardInput<T>(ctx, D + l_.d.qkv, P + l_.p.wqkv, n, h, att_.qkv_width(), D + l_.d.ln1));
     // dx = d h1 + norm1's input gradient.
     return NormBackwardInput<T>(ctx, rms_, S + l_.s.x, P + l_.p.g1, At(S, l_.s.mean1), S + l_.s.rstd1,
                                 D + l_.d.ln1, D + l_.d.h1, n, h, dx);
@@ -143,7 +143,7 @@ class BlockCuda final : public CudaLayer<T> {
     float* partial = reinterpret_cast<float*>(W + w_.partial);
     PP_RETURN_IF_ERROR(NormBackwardWeight<T>(ctx, rms_, S + l_.s.x, At(S, l_.s.mean1), S + l_.s.rstd1,
                                              D + l_.d.ln1, n, h, G + l_.p.g1, At(G, l_.p.b1), partial));
-    PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln1, D + l_.d.qkv, n, h, QkvWidth(),
+    PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.ln1, D + l_.d.qkv, n, h, att_.qkv_width(),
                                                G + l_.p.wqkv, At(G, l_.p.bqkv), partial));
     PP_RETURN_IF_ERROR(LinearBackwardWeight<T>(ctx, S + l_.s.attn, D + l_.d.h1, n, h, h, G + l_.p.wo,
                                                At(G, l_.p.bo), partial));
@@ -194,8 +194,6 @@ class BlockCuda final : public CudaLayer<T> {
     return offset == kNone ? nullptr : const_cast<T*>(base) + offset;
   }
   float* Scores(T* work) const { return reinterpret_cast<float*>(work + w_.scores); }
-  // Columns of the qkv product: q, then k and v of the key/value heads.
-  int64_t QkvWidth() const { return h_ + 2 * att_.kv_hidden(); }
 
   int64_t h_, f_;
   bool rms_, gated_, bias_, rotary_;

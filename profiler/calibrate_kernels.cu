@@ -1,6 +1,8 @@
 // The kernels of calibration (calibrate_kernels.h).
 #include "profiler/calibrate_kernels.h"
 
+#include "layers/cuda_device.h"
+
 namespace pp {
 namespace {
 
@@ -13,16 +15,12 @@ __global__ void CopyKernel(const float4* __restrict__ src, float4* __restrict__ 
 
 __global__ void EmptyKernel() {}
 
-// splitmix64 of the byte index: independent bytes of one seed.
+// One hash of (seed, byte index) per byte: its sign bit and low nibble, the rest 0x30.
 __global__ void FillRandomKernel(unsigned char* dst, size_t bytes, unsigned long long seed) {
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < bytes;
        i += stride) {
-    unsigned long long z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    dst[i] = static_cast<unsigned char>((z & 0x8f) | 0x30);
+    dst[i] = static_cast<unsigned char>((cuda::SplitMix64(seed, i) & 0x8f) | 0x30);
   }
 }
 
